@@ -1,0 +1,269 @@
+/*
+ * vecdex.h — the one public C header of vecdex, a similarity-search library
+ * compatible with FAISS's index files and Python API.
+ *
+ * Conventions (see STYLE.md):
+ *  - every fallible call returns a vdx_status; VDX_OK is 0 and the codes are
+ *    pinned forever.  The message of the last error of the calling thread is
+ *    returned by vdx_last_error().
+ *  - inputs are borrowed; outputs go to caller-owned buffers unless a function
+ *    says otherwise (and then it names the function that frees them).
+ *  - destructors accept NULL.
+ *  - an index may be searched from many threads at once; mutating calls
+ *    (train, add, remove, reset) need exclusive access.
+ */
+#ifndef VECDEX_H
+#define VECDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define VDX_API __declspec(dllexport)
+#elif defined(__GNUC__)
+#define VDX_API __attribute__((visibility("default")))
+#else
+#define VDX_API
+#endif
+
+#define VDX_VERSION_MAJOR 0
+#define VDX_VERSION_MINOR 1
+#define VDX_VERSION_PATCH 0
+#define VDX_VERSION_STRING "0.1.0"
+
+/* ------------------------------------------------------------------------- */
+/* Status codes — pinned forever: never renumber, only append.               */
+/* ------------------------------------------------------------------------- */
+typedef enum vdx_status {
+    VDX_OK = 0,
+    VDX_ERR_INVALID_ARGUMENT = 1, /* bad shape, NULL pointer, k <= 0, NaN ... */
+    VDX_ERR_OUT_OF_MEMORY = 2,    /* an allocation failed or would overflow   */
+    VDX_ERR_NOT_TRAINED = 3,      /* add/search before train                  */
+    VDX_ERR_IO = 4,               /* open/read/write/rename failed            */
+    VDX_ERR_FORMAT = 5,           /* a file or buffer is corrupt or truncated */
+    VDX_ERR_UNSUPPORTED = 6,      /* the index kind cannot do this            */
+    VDX_ERR_NOT_FOUND = 7,        /* an id or key does not exist              */
+    VDX_ERR_INTERNAL = 8          /* a bug: please report                     */
+} vdx_status;
+
+/** @return the pinned name of a status ("VDX_ERR_FORMAT"); never NULL. */
+VDX_API const char *vdx_status_name(vdx_status s);
+
+/** @return the message of the last error raised in the calling thread
+ *  ("" when none).  Valid until the next vecdex call of that thread. */
+VDX_API const char *vdx_last_error(void);
+
+/* ------------------------------------------------------------------------- */
+/* Basic types                                                               */
+/* ------------------------------------------------------------------------- */
+typedef int64_t vdx_idx_t;
+
+/* Numbered as FAISS numbers them, since the value is stored in index files. */
+typedef enum vdx_metric {
+    VDX_METRIC_INNER_PRODUCT = 0,
+    VDX_METRIC_L2 = 1
+} vdx_metric;
+
+typedef struct vdx_index vdx_index;       /* opaque */
+typedef struct vdx_selector vdx_selector; /* opaque */
+
+/* ------------------------------------------------------------------------- */
+/* Library information                                                       */
+/* ------------------------------------------------------------------------- */
+/** @return "MAJOR.MINOR.PATCH". */
+VDX_API const char *vdx_version(void);
+
+/** @return a static, human-readable line: SIMD level in use, BLAS, OpenMP
+ *  and CUDA availability, thread count. */
+VDX_API const char *vdx_build_info(void);
+
+/** @return the SIMD level the kernels use: "scalar", "avx2" or "avx512".
+ *  The environment variable VECDEX_SIMD=scalar|avx2|avx512 forces a level
+ *  (never above what the CPU and OS support); it is read once. */
+VDX_API const char *vdx_simd_level(void);
+
+/** Sets the number of threads vecdex uses (OpenMP); n <= 0 restores the
+ *  default. */
+VDX_API void vdx_set_num_threads(int n);
+/** @return the number of threads the next parallel call may use. */
+VDX_API int vdx_get_num_threads(void);
+
+/* ------------------------------------------------------------------------- */
+/* Vector utilities                                                          */
+/* ------------------------------------------------------------------------- */
+/** Normalises each of the n rows of x (n x d, row-major) to unit L2 norm,
+ *  in place.  Zero rows are left unchanged. */
+VDX_API vdx_status vdx_normalize_L2(int64_t n, int64_t d, float *x);
+
+/* ------------------------------------------------------------------------- */
+/* ID selectors: which ids a search, range search or remove_ids considers.   */
+/* Selectors are immutable after creation and safe to share between threads. */
+/* Composite selectors (not/and/or) borrow their children: keep them alive   */
+/* as long as the composite is used.                                         */
+/* ------------------------------------------------------------------------- */
+/** Ids in [imin, imax). */
+VDX_API vdx_status vdx_selector_range(vdx_idx_t imin, vdx_idx_t imax,
+                                      vdx_selector **out);
+/** A set of n ids, copied into a hash set (O(1) membership). */
+VDX_API vdx_status vdx_selector_batch(int64_t n, const vdx_idx_t *ids,
+                                      vdx_selector **out);
+/** A list of n ids, copied; membership is a binary search of a sorted copy. */
+VDX_API vdx_status vdx_selector_array(int64_t n, const vdx_idx_t *ids,
+                                      vdx_selector **out);
+/** Id i is in the set when bit (i & 7) of bitmap[i >> 3] is 1; ids at or past
+ *  8 * nbytes are not.  The bitmap is copied. */
+VDX_API vdx_status vdx_selector_bitmap(int64_t nbytes, const uint8_t *bitmap,
+                                       vdx_selector **out);
+VDX_API vdx_status vdx_selector_not(const vdx_selector *a, vdx_selector **out);
+VDX_API vdx_status vdx_selector_and(const vdx_selector *a,
+                                    const vdx_selector *b, vdx_selector **out);
+VDX_API vdx_status vdx_selector_or(const vdx_selector *a,
+                                   const vdx_selector *b, vdx_selector **out);
+/** @return 1 when id is in the selection, 0 otherwise (0 for a NULL sel). */
+VDX_API int vdx_selector_is_member(const vdx_selector *sel, vdx_idx_t id);
+VDX_API void vdx_selector_free(vdx_selector *sel);
+
+/* ------------------------------------------------------------------------- */
+/* Search parameters: travel with each call, never stored in the index.      */
+/* A zero field means "the index's own setting".  Fields a kind does not use */
+/* are ignored by it.  Always initialise with vdx_search_params_init().      */
+/* ------------------------------------------------------------------------- */
+typedef struct vdx_search_params {
+    const vdx_selector *sel; /* only ids in this selection; NULL = all      */
+    int64_t nprobe;          /* IVF: lists probed                           */
+    int64_t max_codes;       /* IVF: stop after this many codes (0 = none)  */
+    int efSearch;            /* HNSW: search-time beam width                */
+    float k_factor;          /* refine: base index fetches k * k_factor     */
+    const struct vdx_search_params *base_params; /* refine / pretransform  */
+    int64_t reserved[8];     /* zero; room to grow without breaking ABI     */
+} vdx_search_params;
+
+VDX_API void vdx_search_params_init(vdx_search_params *p);
+
+/* ------------------------------------------------------------------------- */
+/* Range-search results (allocated by the library).                          */
+/* Results of query i are labels[lims[i] .. lims[i+1]) with their distances. */
+/* ------------------------------------------------------------------------- */
+typedef struct vdx_range_result {
+    int64_t nq;
+    int64_t *lims;     /* nq + 1 entries */
+    float *distances;  /* lims[nq] entries */
+    vdx_idx_t *labels; /* lims[nq] entries */
+} vdx_range_result;
+
+VDX_API void vdx_range_result_free(vdx_range_result *r);
+
+/* ------------------------------------------------------------------------- */
+/* Index construction                                                        */
+/* ------------------------------------------------------------------------- */
+/** Exact (brute-force) index over float32 vectors of dimension d.
+ *  FAISS: IndexFlat, IndexFlatL2, IndexFlatIP. */
+VDX_API vdx_status vdx_index_flat_new(int64_t d, vdx_metric metric,
+                                      vdx_index **out);
+
+/** Wraps `sub` so that add_with_ids stores the caller's 64-bit ids.
+ *  The new index takes ownership of `sub` (freed with it) on success only.
+ *  `sub` must be empty.  FAISS: IndexIDMap. */
+VDX_API vdx_status vdx_index_idmap_new(vdx_index *sub, vdx_index **out);
+
+/** As vdx_index_idmap_new, plus a reverse map so that reconstruct takes the
+ *  caller's id.  FAISS: IndexIDMap2. */
+VDX_API vdx_status vdx_index_idmap2_new(vdx_index *sub, vdx_index **out);
+
+/** Frees an index and everything it owns.  NULL is accepted. */
+VDX_API void vdx_index_free(vdx_index *index);
+
+/* ------------------------------------------------------------------------- */
+/* Index operations.  n is the number of row-major vectors in x (n x d).     */
+/* Vectors with NaN or Inf are rejected with VDX_ERR_INVALID_ARGUMENT and    */
+/* nothing is added.                                                         */
+/* ------------------------------------------------------------------------- */
+VDX_API vdx_status vdx_index_train(vdx_index *index, int64_t n,
+                                   const float *x);
+/** Adds n vectors; their ids are ntotal .. ntotal + n - 1. */
+VDX_API vdx_status vdx_index_add(vdx_index *index, int64_t n, const float *x);
+/** Adds n vectors with the caller's ids (IDMap, IVF); other kinds return
+ *  VDX_ERR_UNSUPPORTED. */
+VDX_API vdx_status vdx_index_add_with_ids(vdx_index *index, int64_t n,
+                                          const float *x,
+                                          const vdx_idx_t *ids);
+
+/** k nearest neighbours of each of the n queries.
+ *  distances and labels are caller-owned arrays of n * k entries, sorted per
+ *  query (ascending for L2, descending for inner product; ties by lower id).
+ *  When fewer than k results exist, the remaining slots hold label -1 and
+ *  distance +inf (L2) or -inf (inner product).
+ *  @param params may be NULL.
+ *  Thread safety: concurrent searches on one index are safe. */
+VDX_API vdx_status vdx_index_search(const vdx_index *index, int64_t n,
+                                    const float *x, int64_t k,
+                                    const vdx_search_params *params,
+                                    float *distances, vdx_idx_t *labels);
+
+/** All database vectors within `radius` of each query: L2 (squared)
+ *  distance < radius, or inner product > radius.
+ *  On success *out is a new result that the caller frees with
+ *  vdx_range_result_free. */
+VDX_API vdx_status vdx_index_range_search(const vdx_index *index, int64_t n,
+                                          const float *x, float radius,
+                                          const vdx_search_params *params,
+                                          vdx_range_result **out);
+
+/** Removes all vectors. */
+VDX_API vdx_status vdx_index_reset(vdx_index *index);
+
+/** Writes the vector stored under `key` into out (d floats).  For IDMap2 the
+ *  key is the caller's id; otherwise it is the sequential position. */
+VDX_API vdx_status vdx_index_reconstruct(const vdx_index *index,
+                                         vdx_idx_t key, float *out);
+/** Writes vectors i0 .. i0 + ni - 1 (positions) into out (ni x d). */
+VDX_API vdx_status vdx_index_reconstruct_n(const vdx_index *index,
+                                           vdx_idx_t i0, int64_t ni,
+                                           float *out);
+
+/** Removes the vectors whose ids are in sel.  Flat indexes compact their
+ *  storage, so the sequential ids of later vectors shift down, as in FAISS.
+ *  @param nremoved may be NULL; receives the count removed. */
+VDX_API vdx_status vdx_index_remove_ids(vdx_index *index,
+                                        const vdx_selector *sel,
+                                        int64_t *nremoved);
+
+/* Getters (a NULL index gives 0). */
+VDX_API int64_t vdx_index_d(const vdx_index *index);
+VDX_API int64_t vdx_index_ntotal(const vdx_index *index);
+VDX_API int vdx_index_is_trained(const vdx_index *index);
+VDX_API vdx_metric vdx_index_metric(const vdx_index *index);
+/** @return a static type name, FAISS's class name ("IndexFlat", ...). */
+VDX_API const char *vdx_index_type_name(const vdx_index *index);
+/** @return the wrapped index of an IDMap / IDMap2 (borrowed), else NULL. */
+VDX_API vdx_index *vdx_index_sub_index(const vdx_index *index);
+/** Copies the id map of an IDMap / IDMap2 (ntotal entries) into out. */
+VDX_API vdx_status vdx_index_get_id_map(const vdx_index *index,
+                                        vdx_idx_t *out);
+/** For a flat index: a borrowed pointer to the stored vectors (ntotal x d),
+ *  valid until the next mutating call; else NULL. */
+VDX_API const float *vdx_index_flat_data(const vdx_index *index);
+
+/* ------------------------------------------------------------------------- */
+/* Persistence in FAISS's binary format                                      */
+/* ------------------------------------------------------------------------- */
+/** Writes the index to `path` (through a temporary file and a rename). */
+VDX_API vdx_status vdx_write_index(const vdx_index *index, const char *path);
+/** Reads an index written by vecdex or FAISS.  io_flags: 0 (reserved). */
+VDX_API vdx_status vdx_read_index(const char *path, int io_flags,
+                                  vdx_index **out);
+/** Serialises to a new buffer (*buf, *size); free it with vdx_free_buffer. */
+VDX_API vdx_status vdx_serialize_index(const vdx_index *index, uint8_t **buf,
+                                       size_t *size);
+VDX_API vdx_status vdx_deserialize_index(const uint8_t *buf, size_t size,
+                                         vdx_index **out);
+VDX_API void vdx_free_buffer(void *buf);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* VECDEX_H */

@@ -1,0 +1,426 @@
+/*
+ * flat.c — IndexFlat: exact search over float32 vectors (L2 and inner
+ * product).
+ *
+ * Two search paths:
+ *  - many queries: the database is cut into blocks and the queries into
+ *    tiles; each thread owns a tile of queries and, per database block,
+ *    computes the inner products with one sgemm into a small, cache-resident
+ *    buffer, turns them into distances (|y|^2 - 2<x,y>; |x|^2 is added at the
+ *    end since it does not change the order) and offers them to the per-query
+ *    heaps through a SIMD threshold filter.  No nq x nb matrix is ever held,
+ *    and the tile is consumed while it is still in cache.
+ *  - few queries: SIMD distance scans, threaded over the database with one
+ *    heap per thread, merged at the end.
+ * Results: per query sorted best first, ties to the lower id, empty slots
+ * -1 / +inf (L2) or -1 / -inf (IP), as FAISS.
+ */
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "index_internal.h"
+#include "common/topk.h"
+#include "simd/kernels.h"
+
+/* Fortran BLAS: portable across OpenBLAS, MKL, reference BLAS. */
+extern void sgemm_(const char *transa, const char *transb, const int *m,
+                   const int *n, const int *k, const float *alpha,
+                   const float *a, const int *lda, const float *b,
+                   const int *ldb, const float *beta, float *c,
+                   const int *ldc);
+
+/* Below this many queries the scan path wins (the database is streamed once
+ * per query either way, sgemm only pays off when it is reused). */
+#define FLAT_BLAS_MIN_QUERIES 16
+/* Tile sizes of the sgemm path: a QB x DB float tile (QB*DB*4 bytes) stays
+ * in L2. */
+#define FLAT_QB 128
+#define FLAT_DB 512
+/* Database chunk of the scan path. */
+#define FLAT_SCAN_CHUNK 1024
+
+static const vdx_index_ops flat_ops_l2, flat_ops_ip;
+
+int vdx_is_flat(const vdx_index *ix) {
+    return ix && (ix->ops == &flat_ops_l2 || ix->ops == &flat_ops_ip);
+}
+
+vdx_status vdx_flat_reserve(vdx_flat *f, int64_t n) {
+    if (n <= f->cap) return VDX_OK;
+    int64_t nc = f->cap ? f->cap : 256;
+    while (nc < n) nc = nc + nc / 2 + 1;
+    size_t d = (size_t)f->base.d;
+    float *nx = vdx_aligned_alloc((size_t)nc, d * sizeof(float));
+    if (!nx) return VDX_ERR_OUT_OF_MEMORY;
+    float *nn = vdx_aligned_alloc((size_t)nc, sizeof(float));
+    if (!nn) {
+        vdx_aligned_free(nx);
+        return VDX_ERR_OUT_OF_MEMORY;
+    }
+    if (f->base.ntotal) {
+        memcpy(nx, f->xb, (size_t)f->base.ntotal * d * sizeof(float));
+        memcpy(nn, f->norms, (size_t)f->base.ntotal * sizeof(float));
+    }
+    vdx_aligned_free(f->xb);
+    vdx_aligned_free(f->norms);
+    f->xb = nx;
+    f->norms = nn;
+    f->cap = nc;
+    return VDX_OK;
+}
+
+static vdx_status flat_add(vdx_index *ix, int64_t n, const float *x,
+                           const vdx_idx_t *ids) {
+    (void)ids; /* rejected by index.c for flat */
+    vdx_flat *f = (vdx_flat *)ix;
+    vdx_status st = vdx_flat_reserve(f, ix->ntotal + n);
+    if (st) return st;
+    size_t d = (size_t)ix->d;
+    memcpy(f->xb + (size_t)ix->ntotal * d, x, (size_t)n * d * sizeof(float));
+    vdx_kernels_get()->norms_sqr_ny(f->norms + ix->ntotal, x, d, (size_t)n);
+    ix->ntotal += n;
+    return VDX_OK;
+}
+
+static vdx_status flat_reset(vdx_index *ix) {
+    vdx_flat *f = (vdx_flat *)ix;
+    vdx_aligned_free(f->xb);
+    vdx_aligned_free(f->norms);
+    f->xb = f->norms = NULL;
+    f->cap = 0;
+    ix->ntotal = 0;
+    return VDX_OK;
+}
+
+/* ---- search: result finishing ------------------------------------------ */
+
+/* Heaps hold keys (L2: |y|^2 - 2<x,y> or the exact distance; IP: -score).
+ * Sort them and turn keys into the distances FAISS reports. */
+static void finish_heap(const vdx_index *ix, int64_t k, float *D,
+                        vdx_idx_t *I, float add) {
+    vdx_heap_sort(k, D, I);
+    if (ix->metric == VDX_METRIC_INNER_PRODUCT) {
+        for (int64_t j = 0; j < k; j++) D[j] = -D[j];
+    } else if (add != 0) {
+        for (int64_t j = 0; j < k; j++) {
+            float v = D[j] + add;
+            D[j] = v < 0 ? 0 : v; /* rounding can dip below zero */
+        }
+    }
+}
+
+/* ---- search: sgemm path ------------------------------------------------ */
+
+static vdx_status search_blas(const vdx_flat *f, int64_t n, const float *x,
+                              int64_t k, const vdx_selector *sel, float *D,
+                              vdx_idx_t *I) {
+    const vdx_index *ix = &f->base;
+    const vdx_kernels *K = vdx_kernels_get();
+    const int64_t nb = ix->ntotal;
+    const int d = (int)ix->d;
+    const int is_l2 = ix->metric == VDX_METRIC_L2;
+    const int64_t ntiles = (n + FLAT_QB - 1) / FLAT_QB;
+    int nthreads = omp_get_max_threads();
+    if (nthreads > ntiles) nthreads = (int)ntiles;
+
+    /* per-thread: a tile buffer and a candidate list */
+    size_t per = (size_t)FLAT_QB * FLAT_DB + FLAT_DB;
+    float *work = vdx_aligned_alloc((size_t)nthreads, per * sizeof(float));
+    if (!work) return VDX_ERR_OUT_OF_MEMORY;
+
+#pragma omp parallel num_threads(nthreads)
+    {
+        float *tile = work + (size_t)omp_get_thread_num() * per;
+        uint32_t *cand = (uint32_t *)(tile + (size_t)FLAT_QB * FLAT_DB);
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t t = 0; t < ntiles; t++) {
+            int64_t q0 = t * FLAT_QB, qn = VDX_MIN(FLAT_QB, n - q0);
+            for (int64_t q = q0; q < q0 + qn; q++)
+                vdx_heap_init(k, D + q * k, I + q * k);
+            for (int64_t b0 = 0; b0 < nb; b0 += FLAT_DB) {
+                int bn = (int)VDX_MIN(FLAT_DB, nb - b0), qni = (int)qn;
+                /* tile[i*bn + j] = alpha * <x_i, y_j> (column-major C^T) */
+                float alpha = is_l2 ? -2.0f : -1.0f, beta = 0;
+                sgemm_("T", "N", &bn, &qni, &d, &alpha,
+                       f->xb + (size_t)b0 * d, &d, x + (size_t)q0 * d, &d,
+                       &beta, tile, &bn);
+                for (int64_t i = 0; i < qn; i++) {
+                    float *row = tile + (size_t)i * bn;
+                    float *hk = D + (q0 + i) * k;
+                    vdx_idx_t *hi = I + (q0 + i) * k;
+                    size_t nc = is_l2 ? K->add_filter_less(row, f->norms + b0,
+                                                           (size_t)bn, hk[0],
+                                                           cand)
+                                      : K->filter_less(row, (size_t)bn, hk[0],
+                                                       cand);
+                    for (size_t c = 0; c < nc; c++) {
+                        vdx_idx_t id = b0 + cand[c];
+                        if (sel && !vdx_sel_member(sel, id)) continue;
+                        vdx_heap_push(k, hk, hi, row[cand[c]], id);
+                    }
+                }
+            }
+            for (int64_t q = q0; q < q0 + qn; q++) {
+                float xn = is_l2 ? K->norm_sqr(x + q * d, (size_t)d) : 0;
+                finish_heap(ix, k, D + q * k, I + q * k, is_l2 ? xn : 0);
+                /* keys were partial: empty slots stay +inf */
+            }
+        }
+    }
+    vdx_aligned_free(work);
+    return VDX_OK;
+}
+
+/* ---- search: scan path ------------------------------------------------- */
+
+/* Scans database rows [b0, b1) for query xq into the heap (hk, hi). dist is
+ * a FLAT_SCAN_CHUNK scratch, cand likewise. */
+static void scan_range(const vdx_flat *f, const float *xq, int64_t b0,
+                       int64_t b1, int64_t k, const vdx_selector *sel,
+                       float *hk, vdx_idx_t *hi, float *dist,
+                       uint32_t *cand) {
+    const vdx_kernels *K = vdx_kernels_get();
+    const size_t d = (size_t)f->base.d;
+    const int is_l2 = f->base.metric == VDX_METRIC_L2;
+    for (int64_t c0 = b0; c0 < b1; c0 += FLAT_SCAN_CHUNK) {
+        size_t cn = (size_t)VDX_MIN(FLAT_SCAN_CHUNK, b1 - c0);
+        const float *y = f->xb + (size_t)c0 * d;
+        if (sel) {
+            /* compute only the admitted rows */
+            for (size_t j = 0; j < cn; j++) {
+                vdx_idx_t id = c0 + (vdx_idx_t)j;
+                if (!vdx_sel_member(sel, id)) continue;
+                float v = is_l2 ? K->l2sqr(xq, y + j * d, d)
+                                : -K->inner_product(xq, y + j * d, d);
+                vdx_heap_push(k, hk, hi, v, id);
+            }
+            continue;
+        }
+        if (is_l2) {
+            K->l2sqr_ny(dist, xq, y, d, cn);
+        } else {
+            K->inner_product_ny(dist, xq, y, d, cn);
+            for (size_t j = 0; j < cn; j++) dist[j] = -dist[j];
+        }
+        size_t nc = K->filter_less(dist, cn, hk[0], cand);
+        for (size_t c = 0; c < nc; c++)
+            vdx_heap_push(k, hk, hi, dist[cand[c]], c0 + cand[c]);
+    }
+}
+
+static vdx_status search_scan(const vdx_flat *f, int64_t n, const float *x,
+                              int64_t k, const vdx_selector *sel, float *D,
+                              vdx_idx_t *I) {
+    const vdx_index *ix = &f->base;
+    const int64_t nb = ix->ntotal;
+    const int64_t d = ix->d;
+    int nthreads = omp_get_max_threads();
+    /* split the database when there are fewer queries than threads */
+    int split = n < 2 * nthreads && nb >= 4 * FLAT_SCAN_CHUNK && nthreads > 1;
+    if (!split) {
+        float *scratch = vdx_aligned_alloc((size_t)nthreads,
+                                           2 * FLAT_SCAN_CHUNK * sizeof(float));
+        if (!scratch) return VDX_ERR_OUT_OF_MEMORY;
+#pragma omp parallel for schedule(dynamic, 1) if (n > 1)
+        for (int64_t q = 0; q < n; q++) {
+            float *dist = scratch + (size_t)omp_get_thread_num() * 2 *
+                                        FLAT_SCAN_CHUNK;
+            vdx_heap_init(k, D + q * k, I + q * k);
+            scan_range(f, x + q * d, 0, nb, k, sel, D + q * k, I + q * k,
+                       dist, (uint32_t *)(dist + FLAT_SCAN_CHUNK));
+            finish_heap(ix, k, D + q * k, I + q * k, 0);
+        }
+        vdx_aligned_free(scratch);
+        return VDX_OK;
+    }
+    /* per-thread heaps for all queries, merged afterwards */
+    size_t heap_sz;
+    if (!vdx_mul_ok((size_t)n, (size_t)k, &heap_sz))
+        return vdx_raise(VDX_ERR_OUT_OF_MEMORY, "n * k overflows");
+    float *tk = vdx_malloc_array((size_t)nthreads * heap_sz, sizeof(float));
+    vdx_idx_t *ti = vdx_malloc_array((size_t)nthreads * heap_sz,
+                                     sizeof(vdx_idx_t));
+    float *scratch = vdx_aligned_alloc((size_t)nthreads,
+                                       2 * FLAT_SCAN_CHUNK * sizeof(float));
+    if (!tk || !ti || !scratch) {
+        vdx_free(tk);
+        vdx_free(ti);
+        vdx_aligned_free(scratch);
+        return VDX_ERR_OUT_OF_MEMORY;
+    }
+#pragma omp parallel num_threads(nthreads)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        int64_t per = (nb + nt - 1) / nt;
+        int64_t b0 = VDX_MIN(nb, (int64_t)t * per), b1 = VDX_MIN(nb, b0 + per);
+        float *dist = scratch + (size_t)t * 2 * FLAT_SCAN_CHUNK;
+        for (int64_t q = 0; q < n; q++) {
+            float *hk = tk + (size_t)t * heap_sz + q * k;
+            vdx_idx_t *hi = ti + (size_t)t * heap_sz + q * k;
+            vdx_heap_init(k, hk, hi);
+            scan_range(f, x + q * d, b0, b1, k, sel, hk, hi, dist,
+                       (uint32_t *)(dist + FLAT_SCAN_CHUNK));
+        }
+#pragma omp barrier
+#pragma omp for schedule(static)
+        for (int64_t q = 0; q < n; q++) {
+            float *hk = D + q * k;
+            vdx_idx_t *hi = I + q * k;
+            memcpy(hk, tk + q * k, (size_t)k * sizeof(float));
+            memcpy(hi, ti + q * k, (size_t)k * sizeof(vdx_idx_t));
+            for (int u = 1; u < nt; u++)
+                vdx_heap_merge(k, hk, hi, tk + (size_t)u * heap_sz + q * k,
+                               ti + (size_t)u * heap_sz + q * k);
+            finish_heap(ix, k, hk, hi, 0);
+        }
+    }
+    vdx_free(tk);
+    vdx_free(ti);
+    vdx_aligned_free(scratch);
+    return VDX_OK;
+}
+
+static vdx_status flat_search(const vdx_index *ix, int64_t n, const float *x,
+                              int64_t k, const vdx_search_params *p, float *D,
+                              vdx_idx_t *I) {
+    const vdx_flat *f = (const vdx_flat *)ix;
+    const vdx_selector *sel = p ? p->sel : NULL;
+    if (n >= FLAT_BLAS_MIN_QUERIES && ix->ntotal > 0)
+        return search_blas(f, n, x, k, sel, D, I);
+    return search_scan(f, n, x, k, sel, D, I);
+}
+
+/* ---- range search ------------------------------------------------------ */
+
+static vdx_status flat_range_search(const vdx_index *ix, int64_t n,
+                                    const float *x, float radius,
+                                    const vdx_search_params *p,
+                                    vdx_range_builder *rb) {
+    const vdx_flat *f = (const vdx_flat *)ix;
+    const vdx_selector *sel = p ? p->sel : NULL;
+    const vdx_kernels *K = vdx_kernels_get();
+    const int64_t nb = ix->ntotal, d = ix->d;
+    const int is_l2 = ix->metric == VDX_METRIC_L2;
+    vdx_status st = VDX_OK;
+    /* one query per iteration; each query's list is only touched by the
+     * thread that owns it */
+#pragma omp parallel if (n > 1)
+    {
+        float *dist = vdx_aligned_alloc(FLAT_SCAN_CHUNK, sizeof(float));
+        if (!dist) {
+#pragma omp atomic write
+            st = VDX_ERR_OUT_OF_MEMORY;
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t q = 0; q < n; q++) {
+            if (!dist || st) continue;
+            const float *xq = x + q * d;
+            for (int64_t c0 = 0; c0 < nb; c0 += FLAT_SCAN_CHUNK) {
+                size_t cn = (size_t)VDX_MIN(FLAT_SCAN_CHUNK, nb - c0);
+                const float *y = f->xb + (size_t)c0 * (size_t)d;
+                if (is_l2) K->l2sqr_ny(dist, xq, y, (size_t)d, cn);
+                else K->inner_product_ny(dist, xq, y, (size_t)d, cn);
+                for (size_t j = 0; j < cn; j++) {
+                    int hit = is_l2 ? dist[j] < radius : dist[j] > radius;
+                    if (!hit) continue;
+                    if (sel && !vdx_sel_member(sel, c0 + (vdx_idx_t)j))
+                        continue;
+                    if (vdx_range_builder_add(rb, q, dist[j],
+                                              c0 + (vdx_idx_t)j)) {
+#pragma omp atomic write
+                        st = VDX_ERR_OUT_OF_MEMORY;
+                        break;
+                    }
+                }
+            }
+        }
+        vdx_aligned_free(dist);
+    }
+    return st;
+}
+
+/* ---- reconstruct, remove ----------------------------------------------- */
+
+static vdx_status flat_reconstruct(const vdx_index *ix, vdx_idx_t key,
+                                   float *out) {
+    const vdx_flat *f = (const vdx_flat *)ix;
+    if (key < 0 || key >= ix->ntotal)
+        return vdx_raise(VDX_ERR_NOT_FOUND,
+                         "reconstruct: key %lld is outside [0, ntotal=%lld)",
+                         (long long)key, (long long)ix->ntotal);
+    memcpy(out, f->xb + (size_t)key * (size_t)ix->d,
+           (size_t)ix->d * sizeof(float));
+    return VDX_OK;
+}
+
+static vdx_status flat_reconstruct_n(const vdx_index *ix, vdx_idx_t i0,
+                                     int64_t ni, float *out) {
+    const vdx_flat *f = (const vdx_flat *)ix;
+    memcpy(out, f->xb + (size_t)i0 * (size_t)ix->d,
+           (size_t)ni * (size_t)ix->d * sizeof(float));
+    return VDX_OK;
+}
+
+/* Compacts the kept vectors to the front, preserving their order (FAISS's
+ * semantics: later sequential ids shift down). */
+static vdx_status flat_remove_ids(vdx_index *ix, const vdx_selector *sel,
+                                  int64_t *nremoved) {
+    vdx_flat *f = (vdx_flat *)ix;
+    size_t d = (size_t)ix->d;
+    int64_t j = 0;
+    for (int64_t i = 0; i < ix->ntotal; i++) {
+        if (vdx_sel_member(sel, i)) continue;
+        if (i != j) {
+            memcpy(f->xb + (size_t)j * d, f->xb + (size_t)i * d,
+                   d * sizeof(float));
+            f->norms[j] = f->norms[i];
+        }
+        j++;
+    }
+    *nremoved = ix->ntotal - j;
+    ix->ntotal = j;
+    return VDX_OK;
+}
+
+static void flat_destroy(vdx_index *ix) {
+    vdx_flat *f = (vdx_flat *)ix;
+    vdx_aligned_free(f->xb);
+    vdx_aligned_free(f->norms);
+    vdx_free(f);
+}
+
+#define FLAT_OPS(name)                                                       \
+    {name,           NULL,           flat_add,         flat_search,          \
+     flat_range_search, flat_reset,  flat_reconstruct, flat_reconstruct_n,   \
+     flat_remove_ids, flat_destroy}
+
+static const vdx_index_ops flat_ops_l2 = FLAT_OPS("IndexFlatL2");
+static const vdx_index_ops flat_ops_ip = FLAT_OPS("IndexFlatIP");
+
+vdx_status vdx_index_flat_new(int64_t d, vdx_metric metric, vdx_index **out) {
+    vdx_clear_error();
+    if (!out) return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "out is NULL");
+    *out = NULL;
+    if (d <= 0 || d > VDX_MAX_DIM)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "dimension d=%lld must be in 1..%lld", (long long)d,
+                         (long long)VDX_MAX_DIM);
+    if (metric != VDX_METRIC_L2 && metric != VDX_METRIC_INNER_PRODUCT)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "metric %d is not supported (0 = inner product, "
+                         "1 = L2)",
+                         (int)metric);
+    vdx_flat *f = vdx_calloc(1, sizeof *f);
+    if (!f) return VDX_ERR_OUT_OF_MEMORY;
+    f->base.ops = metric == VDX_METRIC_L2 ? &flat_ops_l2 : &flat_ops_ip;
+    f->base.d = d;
+    f->base.is_trained = 1;
+    f->base.metric = metric;
+    *out = &f->base;
+    return VDX_OK;
+}
+
+const float *vdx_index_flat_data(const vdx_index *ix) {
+    return vdx_is_flat(ix) ? ((const vdx_flat *)ix)->xb : NULL;
+}

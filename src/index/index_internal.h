@@ -1,0 +1,88 @@
+/*
+ * index_internal.h — the index vtable.  Every index kind (flat, IDMap, and
+ * later IVF, PQ, HNSW, GPU) embeds `struct vdx_index` as its first member and
+ * fills a `vdx_index_ops`.  The public entry points in index.c do every
+ * common argument check (NULLs, shapes, k, NaN/Inf, trained state) before
+ * calling an op, so ops may assume valid arguments.
+ */
+#ifndef VDX_INDEX_INTERNAL_H
+#define VDX_INDEX_INTERNAL_H
+
+#include "../common/common.h"
+#include "../common/selector.h"
+
+/* Growable per-query range-search results, filled by range_search ops. */
+typedef struct vdx_range_builder {
+    int64_t nq;
+    int64_t *counts;     /* per query */
+    float **dist;        /* per query arrays */
+    vdx_idx_t **lab;
+    int64_t *cap;
+} vdx_range_builder;
+
+/* Appends a hit for query q (not thread-safe across the same q). */
+VDX_INTERNAL vdx_status vdx_range_builder_add(vdx_range_builder *rb, int64_t q,
+                                              float dist, vdx_idx_t label);
+
+typedef struct vdx_index_ops {
+    const char *type_name; /* FAISS class name */
+    vdx_status (*train)(vdx_index *ix, int64_t n, const float *x);
+    /* ids may be NULL (sequential) */
+    vdx_status (*add)(vdx_index *ix, int64_t n, const float *x,
+                      const vdx_idx_t *ids);
+    vdx_status (*search)(const vdx_index *ix, int64_t n, const float *x,
+                         int64_t k, const vdx_search_params *p, float *D,
+                         vdx_idx_t *I);
+    vdx_status (*range_search)(const vdx_index *ix, int64_t n, const float *x,
+                               float radius, const vdx_search_params *p,
+                               vdx_range_builder *rb);
+    vdx_status (*reset)(vdx_index *ix);
+    vdx_status (*reconstruct)(const vdx_index *ix, vdx_idx_t key, float *out);
+    vdx_status (*reconstruct_n)(const vdx_index *ix, vdx_idx_t i0, int64_t ni,
+                                float *out);
+    vdx_status (*remove_ids)(vdx_index *ix, const vdx_selector *sel,
+                             int64_t *nremoved);
+    void (*destroy)(vdx_index *ix); /* frees everything, including ix */
+} vdx_index_ops;
+
+struct vdx_index {
+    const vdx_index_ops *ops;
+    int64_t d;
+    int64_t ntotal;
+    int is_trained;
+    vdx_metric metric;
+    float metric_arg; /* stored in files; unused by L2 / IP */
+};
+
+/* ---- IndexFlat ---------------------------------------------------------- */
+typedef struct vdx_flat {
+    vdx_index base;
+    float *xb;       /* ntotal x d, 64-byte aligned */
+    float *norms;    /* ntotal squared norms (L2 only), cached for sgemm */
+    int64_t cap;     /* capacity in vectors */
+} vdx_flat;
+
+VDX_INTERNAL int vdx_is_flat(const vdx_index *ix);
+/* Makes room for n vectors in total (keeps contents). */
+VDX_INTERNAL vdx_status vdx_flat_reserve(vdx_flat *f, int64_t n);
+
+/* ---- IndexIDMap / IndexIDMap2 ------------------------------------------- */
+typedef struct vdx_idmap {
+    vdx_index base;
+    vdx_index *sub;
+    vdx_idx_t *id_map; /* ntotal entries */
+    int64_t cap;
+    int is_map2;
+    /* IDMap2 reverse map: open addressing, keys = user ids, vals = positions */
+    vdx_idx_t *rev_keys;
+    int64_t *rev_vals;
+    int64_t rev_cap; /* power of two, 0 when no map */
+} vdx_idmap;
+
+VDX_INTERNAL int vdx_is_idmap(const vdx_index *ix);
+/* Rebuilds the IDMap2 reverse map from id_map (after load or removal). */
+VDX_INTERNAL vdx_status vdx_idmap2_rebuild(vdx_idmap *m);
+/* Appends n entries to id_map (used by add and by the file reader). */
+VDX_INTERNAL vdx_status vdx_idmap_reserve(vdx_idmap *m, int64_t n);
+
+#endif

@@ -1,0 +1,135 @@
+/*
+ * avx2.c — AVX2 + FMA kernels (compiled with -mavx2 -mfma).  Two 8-lane
+ * accumulators hide the FMA latency; tails use masked loads so any d works
+ * without reading past the vector.
+ */
+#include <immintrin.h>
+#include <stdint.h>
+
+#include "kernels.h"
+
+static inline __m256i tail_mask(size_t r) {
+    static const int32_t m[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
+                                  0,  0,  0,  0,  0,  0,  0,  0};
+    return _mm256_loadu_si256((const __m256i *)(m + 8 - r));
+}
+
+static inline float hsum(__m256 v) {
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_add_ps(lo, hi);
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+    return _mm_cvtss_f32(lo);
+}
+
+static inline float l2sqr(const float *a, const float *b, size_t d) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= d; i += 16) {
+        __m256 t0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
+        __m256 t1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8),
+                                  _mm256_loadu_ps(b + i + 8));
+        s0 = _mm256_fmadd_ps(t0, t0, s0);
+        s1 = _mm256_fmadd_ps(t1, t1, s1);
+    }
+    if (i + 8 <= d) {
+        __m256 t0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
+        s0 = _mm256_fmadd_ps(t0, t0, s0);
+        i += 8;
+    }
+    if (i < d) {
+        __m256i m = tail_mask(d - i);
+        __m256 t0 = _mm256_sub_ps(_mm256_maskload_ps(a + i, m),
+                                  _mm256_maskload_ps(b + i, m));
+        s1 = _mm256_fmadd_ps(t0, t0, s1);
+    }
+    return hsum(_mm256_add_ps(s0, s1));
+}
+
+static inline float inner_product(const float *a, const float *b, size_t d) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= d; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8),
+                             _mm256_loadu_ps(b + i + 8), s1);
+    }
+    if (i + 8 <= d) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        i += 8;
+    }
+    if (i < d) {
+        __m256i m = tail_mask(d - i);
+        s1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m),
+                             _mm256_maskload_ps(b + i, m), s1);
+    }
+    return hsum(_mm256_add_ps(s0, s1));
+}
+
+static float l2sqr_f(const float *a, const float *b, size_t d) {
+    return l2sqr(a, b, d);
+}
+static float inner_product_f(const float *a, const float *b, size_t d) {
+    return inner_product(a, b, d);
+}
+static float norm_sqr(const float *a, size_t d) {
+    return inner_product(a, a, d);
+}
+
+static void l2sqr_ny(float *out, const float *x, const float *y, size_t d,
+                     size_t ny) {
+    for (size_t j = 0; j < ny; j++) out[j] = l2sqr(x, y + j * d, d);
+}
+
+static void inner_product_ny(float *out, const float *x, const float *y,
+                             size_t d, size_t ny) {
+    for (size_t j = 0; j < ny; j++) out[j] = inner_product(x, y + j * d, d);
+}
+
+static void norms_sqr_ny(float *out, const float *x, size_t d, size_t n) {
+    for (size_t j = 0; j < n; j++) out[j] = inner_product(x + j * d, x + j * d, d);
+}
+
+/* Most entries fail the threshold test, so one compare + movemask per 8
+ * lanes and a rarely taken branch is the whole cost. */
+static size_t filter_less(const float *v, size_t n, float thr,
+                          uint32_t *cand) {
+    __m256 t = _mm256_set1_ps(thr);
+    size_t c = 0, j = 0;
+    for (; j + 8 <= n; j += 8) {
+        unsigned m = (unsigned)_mm256_movemask_ps(
+            _mm256_cmp_ps(_mm256_loadu_ps(v + j), t, _CMP_LT_OQ));
+        while (m) {
+            cand[c++] = (uint32_t)(j + (unsigned)__builtin_ctz(m));
+            m &= m - 1;
+        }
+    }
+    for (; j < n; j++)
+        if (v[j] < thr) cand[c++] = (uint32_t)j;
+    return c;
+}
+
+static size_t add_filter_less(float *v, const float *add, size_t n, float thr,
+                              uint32_t *cand) {
+    __m256 t = _mm256_set1_ps(thr);
+    size_t c = 0, j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 x = _mm256_add_ps(_mm256_loadu_ps(v + j), _mm256_loadu_ps(add + j));
+        _mm256_storeu_ps(v + j, x);
+        unsigned m = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(x, t, _CMP_LT_OQ));
+        while (m) {
+            cand[c++] = (uint32_t)(j + (unsigned)__builtin_ctz(m));
+            m &= m - 1;
+        }
+    }
+    for (; j < n; j++) {
+        v[j] += add[j];
+        if (v[j] < thr) cand[c++] = (uint32_t)j;
+    }
+    return c;
+}
+
+const vdx_kernels vdx_kernels_avx2 = {
+    "avx2",   l2sqr_f,          inner_product_f, norm_sqr,
+    l2sqr_ny, inner_product_ny, norms_sqr_ny,    filter_less,
+    add_filter_less};

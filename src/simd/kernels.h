@@ -1,0 +1,46 @@
+/*
+ * kernels.h — the distance kernels of vecdex and their runtime dispatch.
+ *
+ * scalar.c is the reference and always built; avx2.c and avx512.c are the
+ * same functions compiled for those ISAs.  dispatch.c picks one table once
+ * (cpuid + OS support via xgetbv); VECDEX_SIMD=scalar|avx2|avx512 forces a
+ * level no higher than the machine supports.  Every kernel takes any d.
+ */
+#ifndef VDX_KERNELS_H
+#define VDX_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/common.h"
+
+typedef struct vdx_kernels {
+    const char *name; /* "scalar", "avx2", "avx512" */
+    float (*l2sqr)(const float *a, const float *b, size_t d);
+    float (*inner_product)(const float *a, const float *b, size_t d);
+    float (*norm_sqr)(const float *a, size_t d);
+    /* out[j] = dist(x, y + j*d) for j < ny */
+    void (*l2sqr_ny)(float *out, const float *x, const float *y, size_t d,
+                     size_t ny);
+    void (*inner_product_ny)(float *out, const float *x, const float *y,
+                             size_t d, size_t ny);
+    /* out[j] = |x_j|^2 for j < n */
+    void (*norms_sqr_ny)(float *out, const float *x, size_t d, size_t n);
+    /* Top-k pre-filter: writes the indices j < n with v[j] < thr to cand
+     * (in increasing order) and returns their count. */
+    size_t (*filter_less)(const float *v, size_t n, float thr, uint32_t *cand);
+    /* v[j] += add[j] for j < n, then as filter_less. */
+    size_t (*add_filter_less)(float *v, const float *add, size_t n, float thr,
+                              uint32_t *cand);
+} vdx_kernels;
+
+/* The table in use (chosen on first call, then cached). */
+VDX_INTERNAL const vdx_kernels *vdx_kernels_get(void);
+/* The table of a given level, or NULL when the CPU/OS lacks it (tests). */
+VDX_INTERNAL const vdx_kernels *vdx_kernels_level(const char *name);
+
+VDX_INTERNAL extern const vdx_kernels vdx_kernels_scalar;
+VDX_INTERNAL extern const vdx_kernels vdx_kernels_avx2;
+VDX_INTERNAL extern const vdx_kernels vdx_kernels_avx512;
+
+#endif

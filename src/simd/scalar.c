@@ -1,0 +1,57 @@
+/*
+ * scalar.c — reference kernels: plain loops, summed in order.  The SIMD
+ * variants are tested against these.
+ */
+#include "kernels.h"
+
+static float l2sqr(const float *a, const float *b, size_t d) {
+    float s = 0;
+    for (size_t i = 0; i < d; i++) {
+        float t = a[i] - b[i];
+        s += t * t;
+    }
+    return s;
+}
+
+static float inner_product(const float *a, const float *b, size_t d) {
+    float s = 0;
+    for (size_t i = 0; i < d; i++) s += a[i] * b[i];
+    return s;
+}
+
+static float norm_sqr(const float *a, size_t d) {
+    return inner_product(a, a, d);
+}
+
+static void l2sqr_ny(float *out, const float *x, const float *y, size_t d,
+                     size_t ny) {
+    for (size_t j = 0; j < ny; j++) out[j] = l2sqr(x, y + j * d, d);
+}
+
+static void inner_product_ny(float *out, const float *x, const float *y,
+                             size_t d, size_t ny) {
+    for (size_t j = 0; j < ny; j++) out[j] = inner_product(x, y + j * d, d);
+}
+
+static void norms_sqr_ny(float *out, const float *x, size_t d, size_t n) {
+    for (size_t j = 0; j < n; j++) out[j] = norm_sqr(x + j * d, d);
+}
+
+static size_t filter_less(const float *v, size_t n, float thr,
+                          uint32_t *cand) {
+    size_t c = 0;
+    for (size_t j = 0; j < n; j++)
+        if (v[j] < thr) cand[c++] = (uint32_t)j;
+    return c;
+}
+
+static size_t add_filter_less(float *v, const float *add, size_t n, float thr,
+                              uint32_t *cand) {
+    for (size_t j = 0; j < n; j++) v[j] += add[j];
+    return filter_less(v, n, thr, cand);
+}
+
+const vdx_kernels vdx_kernels_scalar = {
+    "scalar",     l2sqr,        inner_product, norm_sqr,
+    l2sqr_ny,     inner_product_ny, norms_sqr_ny, filter_less,
+    add_filter_less};

@@ -1,0 +1,89 @@
+/* test_kernels.c — every SIMD level against the scalar reference, d=1..300,
+ * plus the dispatch and the VECDEX_SIMD override. */
+#include "test.h"
+#include "simd/kernels.h"
+
+/* error relative to the magnitude of the terms (d <= 300, |terms| <= 1):
+ * float summation order differs between levels */
+static double rel_err(double a, double b) {
+    return fabs(a - b) / (fabs(b) > 1.0 ? fabs(b) : 1.0);
+}
+
+static void check_level(const vdx_kernels *K) {
+    const vdx_kernels *R = &vdx_kernels_scalar;
+    enum { NY = 7 };
+    float *a = malloc(301 * sizeof(float)), *y = malloc(301 * NY * sizeof(float));
+    float out[NY], ref[NY];
+    test_rand_fill(a, 301, 1);
+    test_rand_fill(y, 301 * NY, 2);
+    for (size_t i = 0; i < 301; i++) a[i] -= 0.5f;
+    int bad = 0;
+    for (size_t d = 1; d <= 300; d++) {
+        /* unaligned start to exercise loads */
+        const float *x = a + (d & 1), *b = y + 1;
+        if (rel_err(K->l2sqr(x, b, d), R->l2sqr(x, b, d)) > 1e-4) bad++;
+        if (rel_err(K->inner_product(x, b, d), R->inner_product(x, b, d)) > 1e-4) bad++;
+        if (rel_err(K->norm_sqr(x, d), R->norm_sqr(x, d)) > 1e-4) bad++;
+        size_t ny = (300 * NY) / d < NY ? (300 * NY) / d : NY;
+        K->l2sqr_ny(out, x, y, d, ny);
+        R->l2sqr_ny(ref, x, y, d, ny);
+        for (size_t j = 0; j < ny; j++) bad += rel_err(out[j], ref[j]) > 1e-4;
+        K->inner_product_ny(out, x, y, d, ny);
+        R->inner_product_ny(ref, x, y, d, ny);
+        for (size_t j = 0; j < ny; j++) bad += rel_err(out[j], ref[j]) > 1e-4;
+        K->norms_sqr_ny(out, y, d, ny);
+        R->norms_sqr_ny(ref, y, d, ny);
+        for (size_t j = 0; j < ny; j++) bad += rel_err(out[j], ref[j]) > 1e-4;
+    }
+    CHECK(bad == 0);
+    /* filters: every length 0..300, against the reference */
+    float v[300], w[300], add[300];
+    uint32_t c1[300], c2[300];
+    test_rand_fill(v, 300, 3);
+    test_rand_fill(add, 300, 4);
+    for (size_t n = 0; n <= 300; n++) {
+        size_t n1 = K->filter_less(v, n, 0.3f, c1), n2 = R->filter_less(v, n, 0.3f, c2);
+        CHECK(n1 == n2 && !memcmp(c1, c2, n1 * sizeof(uint32_t)));
+        memcpy(w, v, sizeof v);
+        n1 = K->add_filter_less(w, add, n, 0.9f, c1);
+        float w2[300];
+        memcpy(w2, v, sizeof v);
+        n2 = R->add_filter_less(w2, add, n, 0.9f, c2);
+        CHECK(n1 == n2 && !memcmp(c1, c2, n1 * sizeof(uint32_t)));
+        CHECK(!memcmp(w, w2, n * sizeof(float)));
+    }
+    free(a);
+    free(y);
+}
+
+static void test_levels(void) {
+    const char *names[] = {"scalar", "avx2", "avx512"};
+    int tested = 0;
+    for (int i = 0; i < 3; i++) {
+        const vdx_kernels *K = vdx_kernels_level(names[i]);
+        if (!K) {
+            printf("     (%s not supported here: skipped)\n", names[i]);
+            continue;
+        }
+        CHECK(!strcmp(K->name, names[i]));
+        check_level(K);
+        tested++;
+    }
+    CHECK(tested >= 1);
+    CHECK(vdx_kernels_level("nonsense") == NULL);
+}
+
+static void test_dispatch(void) {
+    const char *forced = getenv("VECDEX_SIMD");
+    const char *lvl = vdx_simd_level();
+    CHECK(!strcmp(lvl, "scalar") || !strcmp(lvl, "avx2") || !strcmp(lvl, "avx512"));
+    if (forced && !strcmp(forced, "scalar")) CHECK(!strcmp(lvl, "scalar"));
+    CHECK(strstr(vdx_build_info(), lvl) != NULL);
+    CHECK(!strcmp(vdx_version(), VDX_VERSION_STRING));
+}
+
+int main(void) {
+    RUN(test_levels);
+    RUN(test_dispatch);
+    return TEST_SUMMARY();
+}
