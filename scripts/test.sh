@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs every test: the C unit tests (-Werror), the C tests again under
+# AddressSanitizer + UBSan, the file-reader fuzz target for a bounded time,
+# then the Python module's tests (compared with numpy and faiss).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+JOBS=$(nproc)
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+PY=${PYTHON:-python3}
+
+echo "== C unit tests (Release, -Werror)"
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DVDX_WERROR=ON >/dev/null
+cmake --build build/release -j"$JOBS" >/dev/null
+ctest --test-dir build/release --output-on-failure -j"$JOBS"
+
+echo "== C unit tests, scalar kernels forced"
+VECDEX_SIMD=scalar ctest --test-dir build/release --output-on-failure -j"$JOBS"
+
+echo "== C unit tests under AddressSanitizer + UBSan"
+cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DVDX_WERROR=ON -DVDX_SANITIZE=ON \
+      -DVDX_BUILD_CLI=OFF >/dev/null
+cmake --build build/asan -j"$JOBS" >/dev/null
+# OpenBLAS' threads and libomp confuse LeakSanitizer's stack scanning; leaks
+# are still reported for the library's own allocations.
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  OPENBLAS_NUM_THREADS=1 ctest --test-dir build/asan --output-on-failure -j"$JOBS"
+
+echo "== fuzz: file reader (${FUZZ_SECONDS}s)"
+CC=clang cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVDX_BUILD_FUZZ=ON \
+      -DVDX_BUILD_TESTS=OFF -DVDX_BUILD_CLI=OFF >/dev/null
+cmake --build build/fuzz -j"$JOBS" --target fuzz_read_index >/dev/null
+mkdir -p build/fuzz/corpus
+cp tests/fuzz/corpus/* build/fuzz/corpus/ 2>/dev/null || true
+OPENBLAS_NUM_THREADS=1 ./build/fuzz/fuzz_read_index -max_total_time="$FUZZ_SECONDS" \
+  -rss_limit_mb=2048 -malloc_limit_mb=1024 -print_final_stats=1 build/fuzz/corpus 2>&1 | tail -n 12
+
+echo "== Python module"
+$PY -m pip install -q --root-user-action=ignore --no-build-isolation . 
+# run from outside the source tree so that the installed module is imported
+(cd tests/python && $PY -m pytest -q -p no:cacheprovider .)
