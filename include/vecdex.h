@@ -174,6 +174,40 @@ VDX_API vdx_status vdx_index_idmap_new(vdx_index *sub, vdx_index **out);
  *  caller's id.  FAISS: IndexIDMap2. */
 VDX_API vdx_status vdx_index_idmap2_new(vdx_index *sub, vdx_index **out);
 
+/** Inverted-file index with uncompressed vectors (FAISS: IndexIVFFlat).
+ *  `quantizer` (d-dimensional, any vecdex index) assigns vectors to the
+ *  nlist lists; the new index takes ownership of it on success only.  When
+ *  the quantizer already holds nlist trained centroids, train() keeps them;
+ *  otherwise train() runs k-means (FAISS's defaults: 10 iterations, seed
+ *  1234, at most 256 points per centroid) and fills it. */
+VDX_API vdx_status vdx_index_ivf_flat_new(vdx_index *quantizer, int64_t d,
+                                          int64_t nlist, vdx_metric metric,
+                                          vdx_index **out);
+
+/* IVF accessors (VDX_ERR_INVALID_ARGUMENT / 0 / NULL for other kinds). */
+VDX_API int vdx_index_is_ivf(const vdx_index *index);
+VDX_API int64_t vdx_index_ivf_nlist(const vdx_index *index);
+VDX_API int64_t vdx_index_ivf_nprobe(const vdx_index *index);
+/** Default nprobe of searches without params.nprobe; clamped to 1..nlist. */
+VDX_API vdx_status vdx_index_ivf_set_nprobe(vdx_index *index, int64_t nprobe);
+VDX_API int64_t vdx_index_ivf_max_codes(const vdx_index *index);
+VDX_API vdx_status vdx_index_ivf_set_max_codes(vdx_index *index,
+                                               int64_t max_codes);
+/** The coarse quantizer (borrowed). */
+VDX_API vdx_index *vdx_index_ivf_quantizer(const vdx_index *index);
+/** Number of vectors in list `list_no`, or -1 when out of range. */
+VDX_API int64_t vdx_index_ivf_list_size(const vdx_index *index,
+                                        int64_t list_no);
+/** Copies the ids of list `list_no` (list_size entries) into out. */
+VDX_API vdx_status vdx_index_ivf_list_ids(const vdx_index *index,
+                                          int64_t list_no, vdx_idx_t *out);
+/** Builds (on=1) or drops (on=0) the id -> (list, offset) map that
+ *  reconstruct needs.  Ids must be sequential (vectors added with add()). */
+VDX_API vdx_status vdx_index_ivf_make_direct_map(vdx_index *index, int on);
+/** Assigns n vectors to their nearest list: lists[i] in 0..nlist-1. */
+VDX_API vdx_status vdx_index_ivf_assign(const vdx_index *index, int64_t n,
+                                        const float *x, int64_t *lists);
+
 /** Frees an index and everything it owns.  NULL is accepted. */
 VDX_API void vdx_index_free(vdx_index *index);
 
@@ -247,6 +281,40 @@ VDX_API vdx_status vdx_index_get_id_map(const vdx_index *index,
 /** For a flat index: a borrowed pointer to the stored vectors (ntotal x d),
  *  valid until the next mutating call; else NULL. */
 VDX_API const float *vdx_index_flat_data(const vdx_index *index);
+
+/* ------------------------------------------------------------------------- */
+/* k-means (Lloyd), as FAISS's Clustering / Kmeans                            */
+/* ------------------------------------------------------------------------- */
+typedef struct vdx_kmeans_params {
+    int niter;                       /* iterations per run (default 25)      */
+    int nredo;                       /* runs; the best objective wins (1)    */
+    int64_t seed;                    /* random seed (1234)                    */
+    int spherical;                   /* normalise centroids (inner product)  */
+    int64_t max_points_per_centroid; /* sub-sample above k * this (256)      */
+    int64_t min_points_per_centroid; /* warn below k * this (39)             */
+    int64_t reserved[6];
+} vdx_kmeans_params;
+
+/* Bits of the `warnings` output of vdx_kmeans_train. */
+#define VDX_KMEANS_WARN_FEW_POINTS 1 /* n < k * min_points_per_centroid */
+#define VDX_KMEANS_WARN_SUBSAMPLED 2 /* n > k * max_points_per_centroid */
+
+VDX_API void vdx_kmeans_params_init(vdx_kmeans_params *p);
+
+/** Clusters the n x d points x into k centroids.
+ *  @param p NULL for the defaults.
+ *  @param centroids caller-owned, k x d floats (output).
+ *  @param obj NULL or niter * nredo floats: the objective (sum of squared
+ *         distances, or of similarities when spherical) after each
+ *         iteration of each run.
+ *  @param warnings NULL or receives VDX_KMEANS_WARN_* bits.
+ *  @return VDX_ERR_INVALID_ARGUMENT when n < k.  Deterministic for a given
+ *  seed whatever the thread count. */
+VDX_API vdx_status vdx_kmeans_train(int64_t d, int64_t k, int64_t n,
+                                    const float *x,
+                                    const vdx_kmeans_params *p,
+                                    float *centroids, float *obj,
+                                    int *warnings);
 
 /* ------------------------------------------------------------------------- */
 /* Persistence in FAISS's binary format                                      */

@@ -85,4 +85,47 @@ VDX_INTERNAL vdx_status vdx_idmap2_rebuild(vdx_idmap *m);
 /* Appends n entries to id_map (used by add and by the file reader). */
 VDX_INTERNAL vdx_status vdx_idmap_reserve(vdx_idmap *m, int64_t n);
 
+/* ---- IVF ------------------------------------------------------------------ */
+#include "invlists.h"
+
+typedef struct vdx_ivf vdx_ivf;
+
+/* What distinguishes IVF kinds: how vectors become codes and how a query is
+ * scored against the codes of one list.  scan writes keys (L2: distance,
+ * IP: -score) so the generic search keeps one heap order. */
+typedef struct vdx_ivf_codec {
+    vdx_status (*encode)(const vdx_ivf *ivf, int64_t n, const float *x,
+                         const int64_t *lists, uint8_t *codes);
+    void (*decode)(const vdx_ivf *ivf, int64_t list, const uint8_t *code,
+                   float *out);
+    void (*scan)(const vdx_ivf *ivf, const float *xq, int64_t list,
+                 const uint8_t *codes, size_t n, float *keys);
+} vdx_ivf_codec;
+
+struct vdx_ivf {
+    vdx_index base;
+    vdx_index *quantizer; /* owned */
+    int64_t nlist;
+    int64_t nprobe;    /* default when params.nprobe is 0 */
+    int64_t max_codes; /* default when params.max_codes is 0; 0 = no limit */
+    size_t code_size;
+    vdx_invlists *il;
+    const vdx_ivf_codec *codec;
+    int64_t *dm;      /* direct map: id -> list << 32 | offset, or NULL */
+    int64_t dm_cap;
+    vdx_kmeans_params cp; /* training of the coarse quantizer */
+};
+
+/* Builds the common part of an IVF index (kinds call this, then set codec
+ * and ops).  Takes ownership of quantizer on success. */
+VDX_INTERNAL vdx_status vdx_ivf_init(vdx_ivf *ivf, const vdx_index_ops *ops,
+                                     vdx_index *quantizer, int64_t d,
+                                     int64_t nlist, vdx_metric metric,
+                                     size_t code_size);
+VDX_INTERNAL vdx_status vdx_ivf_flat_alloc(vdx_index *quantizer, int64_t d,
+                                           int64_t nlist, vdx_metric metric,
+                                           vdx_ivf **out);
+/* Rebuilds the direct map from the lists (after load). */
+VDX_INTERNAL vdx_status vdx_ivf_rebuild_direct_map(vdx_ivf *ivf);
+
 #endif

@@ -1,0 +1,237 @@
+/*
+ * kmeans.c — Lloyd's k-means, as FAISS's Clustering does it.
+ *
+ * Each run: pick k distinct training points as the first centroids; then
+ * `niter` times assign every point to its nearest centroid (an exact flat
+ * search with k = 1, i.e. sgemm with a fused arg-min) and move each centroid
+ * to the mean of its points.  A cluster left empty is re-seeded by splitting
+ * a large one (chosen with probability proportional to its size) into two
+ * slightly perturbed copies.  Spherical mode normalises the centroids, for
+ * inner-product data.  Above k * max_points_per_centroid points, a random
+ * subset of that size is used.  Everything random flows from `seed`, and
+ * the per-centroid sums run in point order, so the result does not depend on
+ * the thread count.
+ */
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "common/common.h"
+#include "common/rng.h"
+#include "simd/kernels.h"
+#include "kmeans.h"
+
+void vdx_kmeans_params_init(vdx_kmeans_params *p) {
+    if (!p) return;
+    memset(p, 0, sizeof *p);
+    p->niter = 25;
+    p->nredo = 1;
+    p->seed = 1234;
+    p->max_points_per_centroid = 256;
+    p->min_points_per_centroid = 39;
+}
+
+/* the first m entries of a seeded random permutation of 0..n-1 */
+static vdx_status sample(int64_t n, int64_t m, uint64_t seed, int64_t **out) {
+    int64_t *perm = vdx_malloc_array((size_t)n, sizeof(int64_t));
+    if (!perm) return VDX_ERR_OUT_OF_MEMORY;
+    for (int64_t i = 0; i < n; i++) perm[i] = i;
+    vdx_rng r;
+    vdx_rng_seed(&r, seed);
+    for (int64_t i = 0; i < m; i++) {
+        int64_t j = i + (int64_t)vdx_rng_below(&r, (uint64_t)(n - i));
+        int64_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    *out = perm;
+    return VDX_OK;
+}
+
+static void normalize_rows(float *x, int64_t n, int64_t d) {
+    const vdx_kernels *K = vdx_kernels_get();
+    for (int64_t i = 0; i < n; i++) {
+        float nr = K->norm_sqr(x + i * d, (size_t)d);
+        if (nr > 0) {
+            float inv = 1.0f / sqrtf(nr);
+            for (int64_t j = 0; j < d; j++) x[i * d + j] *= inv;
+        }
+    }
+}
+
+/* Re-seeds empty clusters by splitting populated ones.  Returns how many
+ * were split. */
+static int64_t split_empty(float *cent, int64_t *count, int64_t k, int64_t d,
+                           int64_t n, vdx_rng *r) {
+    const float eps = 1.0f / 1024;
+    int64_t nsplit = 0;
+    for (int64_t ci = 0; ci < k; ci++) {
+        if (count[ci] != 0) continue;
+        int64_t cj = 0;
+        for (;;) { /* size-proportional choice of the cluster to split */
+            float pr = n > k ? (float)(count[cj] - 1) / (float)(n - k)
+                             : (float)(count[cj] > 1);
+            if (vdx_rng_float(r) < pr) break;
+            cj = (cj + 1) % k;
+        }
+        memcpy(cent + ci * d, cent + cj * d, (size_t)d * sizeof(float));
+        for (int64_t j = 0; j < d; j++) {
+            float s = (j % 2 == 0) ? 1 + eps : 1 - eps;
+            cent[ci * d + j] *= s;
+            cent[cj * d + j] *= 2 - s;
+        }
+        count[ci] = count[cj] / 2;
+        count[cj] -= count[ci];
+        nsplit++;
+    }
+    return nsplit;
+}
+
+/* One Lloyd run; returns the final objective in *final. */
+static vdx_status run_once(int64_t d, int64_t k, int64_t n, const float *x,
+                           const vdx_kmeans_params *p, vdx_metric metric,
+                           uint64_t seed,
+                           float *cent, float *obj, double *final) {
+    vdx_status st;
+    int64_t *perm = NULL;
+    if ((st = sample(n, k, seed, &perm))) return st;
+    for (int64_t c = 0; c < k; c++)
+        memcpy(cent + c * d, x + perm[c] * d, (size_t)d * sizeof(float));
+    vdx_free(perm);
+    if (p->spherical) normalize_rows(cent, k, d);
+
+    float *dist = vdx_malloc_array((size_t)n, sizeof(float));
+    int64_t *assign = vdx_malloc_array((size_t)n, sizeof(int64_t));
+    int64_t *count = vdx_malloc_array((size_t)k, sizeof(int64_t));
+    vdx_index *q = NULL;
+    vdx_rng r;
+    vdx_rng_seed(&r, seed ^ 0x5eed5eedULL);
+    if (!dist || !assign || !count) {
+        st = VDX_ERR_OUT_OF_MEMORY;
+        goto done;
+    }
+    if ((st = vdx_index_flat_new(d, metric, &q))) goto done;
+    for (int it = 0; it < p->niter; it++) {
+        if ((st = vdx_index_reset(q)) || (st = vdx_index_add(q, k, cent)))
+            goto done;
+        if ((st = vdx_index_search(q, n, x, 1, NULL, dist, assign))) goto done;
+        double o = 0;
+        for (int64_t i = 0; i < n; i++) o += dist[i];
+        if (obj) obj[it] = (float)o;
+        *final = o;
+        /* new centroids: each thread owns a slice of centroids and sums
+         * their points in point order (deterministic for any thread count) */
+        memset(count, 0, (size_t)k * sizeof(int64_t));
+        for (int64_t i = 0; i < n; i++) count[assign[i]]++;
+#pragma omp parallel
+        {
+            int t = omp_get_thread_num(), nt = omp_get_num_threads();
+            int64_t c0 = k * t / nt, c1 = k * (t + 1) / nt;
+            for (int64_t c = c0; c < c1; c++)
+                if (count[c]) memset(cent + c * d, 0, (size_t)d * sizeof(float));
+            for (int64_t i = 0; i < n; i++) {
+                int64_t c = assign[i];
+                if (c < c0 || c >= c1) continue;
+                float *ce = cent + c * d;
+                const float *xi = x + i * d;
+                for (int64_t j = 0; j < d; j++) ce[j] += xi[j];
+            }
+            for (int64_t c = c0; c < c1; c++) {
+                if (!count[c]) continue;
+                float inv = 1.0f / (float)count[c];
+                for (int64_t j = 0; j < d; j++) cent[c * d + j] *= inv;
+            }
+        }
+        split_empty(cent, count, k, d, n, &r);
+        if (p->spherical) normalize_rows(cent, k, d);
+    }
+done:
+    vdx_index_free(q);
+    vdx_free(dist);
+    vdx_free(assign);
+    vdx_free(count);
+    return st;
+}
+
+vdx_status vdx_kmeans_train(int64_t d, int64_t k, int64_t n, const float *x,
+                            const vdx_kmeans_params *params, float *centroids,
+                            float *obj, int *warnings) {
+    vdx_clear_error();
+    int sph = params ? params->spherical : 0;
+    return vdx_kmeans_train_metric(
+        d, k, n, x, params,
+        sph ? VDX_METRIC_INNER_PRODUCT : VDX_METRIC_L2, centroids, obj,
+        warnings);
+}
+
+vdx_status vdx_kmeans_train_metric(int64_t d, int64_t k, int64_t n,
+                                   const float *x,
+                                   const vdx_kmeans_params *params,
+                                   vdx_metric metric, float *centroids,
+                                   float *obj, int *warnings) {
+    vdx_kmeans_params p;
+    if (params) p = *params;
+    else vdx_kmeans_params_init(&p);
+    if (warnings) *warnings = 0;
+    if (d <= 0 || d > VDX_MAX_DIM || k <= 0 || n < 0)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "kmeans: bad sizes d=%lld k=%lld n=%lld",
+                         (long long)d, (long long)k, (long long)n);
+    if (!x || !centroids)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "kmeans: NULL data");
+    if (p.niter <= 0 || p.nredo <= 0)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "kmeans: niter=%d and nredo=%d must be positive",
+                         p.niter, p.nredo);
+    if (n < k)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "kmeans: %lld training points cannot make %lld "
+                         "clusters (need n >= k)",
+                         (long long)n, (long long)k);
+    vdx_status st = vdx_check_finite(x, n, d, "training vectors");
+    if (st) return st;
+    const float *xt = x;
+    float *sub = NULL;
+    if (p.max_points_per_centroid > 0 && n > k * p.max_points_per_centroid) {
+        int64_t m = k * p.max_points_per_centroid, *perm = NULL;
+        if ((st = sample(n, m, (uint64_t)p.seed, &perm))) return st;
+        sub = vdx_malloc_array((size_t)m, (size_t)d * sizeof(float));
+        if (!sub) {
+            vdx_free(perm);
+            return VDX_ERR_OUT_OF_MEMORY;
+        }
+        for (int64_t i = 0; i < m; i++)
+            memcpy(sub + i * d, x + perm[i] * d, (size_t)d * sizeof(float));
+        vdx_free(perm);
+        xt = sub;
+        n = m;
+        if (warnings) *warnings |= VDX_KMEANS_WARN_SUBSAMPLED;
+    } else if (n < k * p.min_points_per_centroid && warnings) {
+        *warnings |= VDX_KMEANS_WARN_FEW_POINTS;
+    }
+    float *best = p.nredo > 1 ? vdx_malloc_array((size_t)k, (size_t)d * sizeof(float)) : NULL;
+    if (p.nredo > 1 && !best) {
+        vdx_free(sub);
+        return VDX_ERR_OUT_OF_MEMORY;
+    }
+    double best_obj = 0;
+    for (int r = 0; r < p.nredo && !st; r++) {
+        double fin = 0;
+        st = run_once(d, k, n, xt, &p, metric,
+                      (uint64_t)p.seed + 15486557ULL * (uint64_t)r, centroids,
+                      obj ? obj + (int64_t)r * p.niter : NULL, &fin);
+        if (st) break;
+        /* L2: lower is better; similarities: higher */
+        int better = r == 0 || (metric == VDX_METRIC_INNER_PRODUCT
+                                    ? fin > best_obj
+                                    : fin < best_obj);
+        if (better) {
+            best_obj = fin;
+            if (best) memcpy(best, centroids, (size_t)k * (size_t)d * sizeof(float));
+        }
+    }
+    if (!st && best) memcpy(centroids, best, (size_t)k * (size_t)d * sizeof(float));
+    vdx_free(best);
+    vdx_free(sub);
+    return st;
+}

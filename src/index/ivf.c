@@ -1,0 +1,623 @@
+/*
+ * ivf.c — the inverted-file (IVF) framework shared by IVF-Flat and the
+ * compressed IVF kinds (Jégou et al., "Product quantization for nearest
+ * neighbor search", TPAMI 2011, §IV; FAISS's IndexIVF).
+ *
+ * A coarse quantizer (any index holding nlist centroids) assigns each vector
+ * to its nearest centroid's list.  Search asks the quantizer for the nprobe
+ * nearest lists of each query and scores only their codes, through the
+ * kind's codec, in chunks: codec->scan writes keys into a small buffer and a
+ * SIMD threshold filter offers the few that can enter the top k to the heap.
+ * Selectors are tested on the stored ids before any distance is computed.
+ * Parallel over queries; over the probed lists (per-thread heaps, merged)
+ * when there are fewer queries than threads.
+ */
+#include <omp.h>
+#include <string.h>
+
+#include "index_internal.h"
+#include "cluster/kmeans.h"
+#include "common/topk.h"
+#include "simd/kernels.h"
+
+#define IVF_CHUNK 256
+
+static vdx_ivf *as_ivf(const vdx_index *ix) {
+    return vdx_index_is_ivf(ix) ? (vdx_ivf *)ix : NULL;
+}
+
+/* ---- training ------------------------------------------------------------ */
+
+static vdx_status ivf_train(vdx_index *ix, int64_t n, const float *x) {
+    vdx_ivf *ivf = (vdx_ivf *)ix;
+    vdx_index *q = ivf->quantizer;
+    if (q->is_trained && q->ntotal == ivf->nlist) {
+        ix->is_trained = 1; /* the caller supplied the centroids */
+        return VDX_OK;
+    }
+    if (n < ivf->nlist)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "IVF train: %lld training points cannot make "
+                         "nlist=%lld lists (need n >= nlist)",
+                         (long long)n, (long long)ivf->nlist);
+    float *cent = vdx_malloc_array((size_t)ivf->nlist,
+                                   (size_t)ix->d * sizeof(float));
+    if (!cent) return VDX_ERR_OUT_OF_MEMORY;
+    vdx_status st = vdx_kmeans_train_metric(ix->d, ivf->nlist, n, x, &ivf->cp,
+                                            ix->metric, cent, NULL, NULL);
+    if (!st && !(st = vdx_index_reset(q)) && !(st = vdx_index_train(q, ivf->nlist, cent)))
+        st = vdx_index_add(q, ivf->nlist, cent);
+    vdx_free(cent);
+    if (!st) ix->is_trained = 1;
+    return st;
+}
+
+/* ---- add ------------------------------------------------------------------ */
+
+static vdx_status assign_lists(const vdx_ivf *ivf, int64_t n, const float *x,
+                               int64_t *lists) {
+    float *dis = vdx_malloc_array((size_t)(n ? n : 1), sizeof(float));
+    if (!dis) return VDX_ERR_OUT_OF_MEMORY;
+    vdx_status st = ivf->quantizer->ops->search(ivf->quantizer, n, x, 1, NULL,
+                                                dis, lists);
+    vdx_free(dis);
+    return st;
+}
+
+vdx_status vdx_index_ivf_assign(const vdx_index *ix, int64_t n, const float *x,
+                                int64_t *lists) {
+    vdx_clear_error();
+    const vdx_ivf *ivf = as_ivf(ix);
+    if (!ivf) return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "not an IVF index");
+    if (n < 0 || (n > 0 && (!x || !lists)))
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "assign: bad arguments");
+    if (!ix->is_trained)
+        return vdx_raise(VDX_ERR_NOT_TRAINED, "assign: the index is not trained");
+    if (n == 0) return VDX_OK;
+    return assign_lists(ivf, n, x, lists);
+}
+
+static vdx_status ivf_add(vdx_index *ix, int64_t n, const float *x,
+                          const vdx_idx_t *ids) {
+    vdx_ivf *ivf = (vdx_ivf *)ix;
+    if (ivf->dm && ids)
+        return vdx_raise(VDX_ERR_UNSUPPORTED,
+                         "add_with_ids is not possible while the direct map "
+                         "is on (it needs sequential ids)");
+    if (!ivf->il->ops->add_entries)
+        return vdx_raise(VDX_ERR_UNSUPPORTED, "the inverted lists are read-only");
+    vdx_status st = VDX_OK;
+    int64_t *lists = vdx_malloc_array((size_t)n, sizeof(int64_t));
+    uint8_t *codes = vdx_malloc_array((size_t)n, ivf->code_size);
+    if (!lists || !codes) {
+        st = VDX_ERR_OUT_OF_MEMORY;
+        goto done;
+    }
+    if ((st = assign_lists(ivf, n, x, lists))) goto done;
+    if ((st = ivf->codec->encode(ivf, n, x, lists, codes))) goto done;
+    if (ivf->dm) {
+        int64_t need = ix->ntotal + n;
+        if (need > ivf->dm_cap) {
+            int64_t nc = VDX_MAX(need, ivf->dm_cap * 2);
+            int64_t *p = vdx_realloc_array(ivf->dm, (size_t)nc, sizeof(int64_t));
+            if (!p) {
+                st = VDX_ERR_OUT_OF_MEMORY;
+                goto done;
+            }
+            ivf->dm = p;
+            ivf->dm_cap = nc;
+        }
+    }
+    /* each thread appends to the lists it owns, in vector order, so the
+     * layout does not depend on the thread count */
+#pragma omp parallel
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        for (int64_t i = 0; i < n; i++) {
+            int64_t l = lists[i];
+            if (l < 0 || l % nt != t) continue;
+            vdx_idx_t id = ids ? ids[i] : ix->ntotal + i;
+            int64_t off = ivf->il->ops->list_size(ivf->il, l);
+            vdx_status s2 = ivf->il->ops->add_entries(
+                ivf->il, l, 1, &id, codes + (size_t)i * ivf->code_size);
+            if (s2) {
+#pragma omp atomic write
+                st = s2;
+                break;
+            }
+            if (ivf->dm) ivf->dm[ix->ntotal + i] = (l << 32) | off;
+        }
+    }
+    if (!st) ix->ntotal += n;
+done:
+    vdx_free(lists);
+    vdx_free(codes);
+    return st;
+}
+
+/* ---- search --------------------------------------------------------------- */
+
+typedef struct {
+    int64_t nprobe, max_codes;
+    const vdx_selector *sel;
+} ivf_knobs;
+
+static ivf_knobs knobs_of(const vdx_ivf *ivf, const vdx_search_params *p) {
+    ivf_knobs k;
+    k.nprobe = p && p->nprobe > 0 ? p->nprobe : ivf->nprobe;
+    if (k.nprobe > ivf->nlist) k.nprobe = ivf->nlist;
+    if (k.nprobe < 1) k.nprobe = 1;
+    k.max_codes = p && p->max_codes > 0 ? p->max_codes : ivf->max_codes;
+    k.sel = p ? p->sel : NULL;
+    return k;
+}
+
+/* Scores list `l` for query xq into the heap; returns the codes scanned. */
+static int64_t scan_list(const vdx_ivf *ivf, const float *xq, int64_t l,
+                         int64_t k, const vdx_selector *sel, float *hk,
+                         vdx_idx_t *hi, float *keys, uint32_t *cand) {
+    const vdx_invlists *il = ivf->il;
+    int64_t ls = il->ops->list_size(il, l);
+    if (ls == 0) return 0;
+    const uint8_t *codes = il->ops->get_codes(il, l);
+    const vdx_idx_t *ids = il->ops->get_ids(il, l);
+    const vdx_kernels *K = vdx_kernels_get();
+    for (int64_t c0 = 0; c0 < ls; c0 += IVF_CHUNK) {
+        size_t cn = (size_t)VDX_MIN(IVF_CHUNK, ls - c0);
+        if (sel) {
+            /* score only admitted entries, one at a time */
+            for (size_t j = 0; j < cn; j++) {
+                vdx_idx_t id = ids[c0 + (int64_t)j];
+                if (!vdx_sel_member(sel, id)) continue;
+                float key;
+                ivf->codec->scan(ivf, xq, l,
+                                 codes + (size_t)(c0 + (int64_t)j) * ivf->code_size,
+                                 1, &key);
+                vdx_heap_push(k, hk, hi, key, id);
+            }
+            continue;
+        }
+        ivf->codec->scan(ivf, xq, l, codes + (size_t)c0 * ivf->code_size, cn,
+                         keys);
+        size_t nc = K->filter_less(keys, cn, hk[0], cand);
+        for (size_t c = 0; c < nc; c++)
+            vdx_heap_push(k, hk, hi, keys[cand[c]], ids[c0 + cand[c]]);
+    }
+    return ls;
+}
+
+static void finish(const vdx_index *ix, int64_t k, float *D, vdx_idx_t *I) {
+    vdx_heap_sort(k, D, I);
+    if (ix->metric == VDX_METRIC_INNER_PRODUCT)
+        for (int64_t j = 0; j < k; j++) D[j] = -D[j];
+}
+
+static vdx_status ivf_search(const vdx_index *ix, int64_t n, const float *x,
+                             int64_t k, const vdx_search_params *p, float *D,
+                             vdx_idx_t *I) {
+    const vdx_ivf *ivf = (const vdx_ivf *)ix;
+    ivf_knobs kn = knobs_of(ivf, p);
+    const int64_t np = kn.nprobe, d = ix->d;
+    vdx_status st = VDX_OK;
+    float *cd = vdx_malloc_array((size_t)n * (size_t)np, sizeof(float));
+    int64_t *cl = vdx_malloc_array((size_t)n * (size_t)np, sizeof(int64_t));
+    int nthreads = omp_get_max_threads();
+    float *scratch = vdx_aligned_alloc((size_t)nthreads, 2 * IVF_CHUNK * sizeof(float));
+    if (!cd || !cl || !scratch) {
+        st = VDX_ERR_OUT_OF_MEMORY;
+        goto done;
+    }
+    if ((st = ivf->quantizer->ops->search(ivf->quantizer, n, x, np, NULL, cd, cl)))
+        goto done;
+    if (n >= nthreads || nthreads == 1) {
+#pragma omp parallel for schedule(dynamic, 1) if (n > 1)
+        for (int64_t q = 0; q < n; q++) {
+            float *keys = scratch + (size_t)omp_get_thread_num() * 2 * IVF_CHUNK;
+            uint32_t *cand = (uint32_t *)(keys + IVF_CHUNK);
+            float *hk = D + q * k;
+            vdx_idx_t *hi = I + q * k;
+            vdx_heap_init(k, hk, hi);
+            int64_t nscan = 0;
+            for (int64_t j = 0; j < np; j++) {
+                int64_t l = cl[q * np + j];
+                if (l < 0) continue;
+                if (kn.max_codes && nscan >= kn.max_codes) break;
+                nscan += scan_list(ivf, x + q * d, l, k, kn.sel, hk, hi, keys, cand);
+            }
+            finish(ix, k, hk, hi);
+        }
+        goto done;
+    }
+    /* few queries: split each query's probes over threads */
+    {
+        size_t hs = (size_t)k;
+        float *tk = vdx_malloc_array((size_t)nthreads * hs, sizeof(float));
+        vdx_idx_t *ti = vdx_malloc_array((size_t)nthreads * hs, sizeof(vdx_idx_t));
+        if (!tk || !ti) {
+            vdx_free(tk);
+            vdx_free(ti);
+            st = VDX_ERR_OUT_OF_MEMORY;
+            goto done;
+        }
+        for (int64_t q = 0; q < n; q++) {
+            int64_t budget = kn.max_codes; /* limits apply in probe order */
+            int64_t np_eff = np;
+            if (budget) {
+                int64_t s = 0;
+                for (np_eff = 0; np_eff < np && s < budget; np_eff++) {
+                    int64_t l = cl[q * np + np_eff];
+                    if (l >= 0) s += ivf->il->ops->list_size(ivf->il, l);
+                }
+            }
+#pragma omp parallel num_threads(nthreads)
+            {
+                int t = omp_get_thread_num();
+                float *keys = scratch + (size_t)t * 2 * IVF_CHUNK;
+                uint32_t *cand = (uint32_t *)(keys + IVF_CHUNK);
+                float *hk = tk + (size_t)t * hs;
+                vdx_idx_t *hi = ti + (size_t)t * hs;
+                vdx_heap_init(k, hk, hi);
+#pragma omp for schedule(dynamic, 1)
+                for (int64_t j = 0; j < np_eff; j++) {
+                    int64_t l = cl[q * np + j];
+                    if (l >= 0)
+                        scan_list(ivf, x + q * d, l, k, kn.sel, hk, hi, keys, cand);
+                }
+            }
+            float *hk = D + q * k;
+            vdx_idx_t *hi = I + q * k;
+            memcpy(hk, tk, hs * sizeof(float));
+            memcpy(hi, ti, hs * sizeof(vdx_idx_t));
+            for (int t = 1; t < nthreads; t++)
+                vdx_heap_merge(k, hk, hi, tk + (size_t)t * hs, ti + (size_t)t * hs);
+            finish(ix, k, hk, hi);
+        }
+        vdx_free(tk);
+        vdx_free(ti);
+    }
+done:
+    vdx_free(cd);
+    vdx_free(cl);
+    vdx_aligned_free(scratch);
+    return st;
+}
+
+static vdx_status ivf_range_search(const vdx_index *ix, int64_t n,
+                                   const float *x, float radius,
+                                   const vdx_search_params *p,
+                                   vdx_range_builder *rb) {
+    const vdx_ivf *ivf = (const vdx_ivf *)ix;
+    ivf_knobs kn = knobs_of(ivf, p);
+    const int64_t np = kn.nprobe, d = ix->d;
+    const int ip = ix->metric == VDX_METRIC_INNER_PRODUCT;
+    vdx_status st = VDX_OK;
+    float *cd = vdx_malloc_array((size_t)n * (size_t)np, sizeof(float));
+    int64_t *cl = vdx_malloc_array((size_t)n * (size_t)np, sizeof(int64_t));
+    if (!cd || !cl) {
+        st = VDX_ERR_OUT_OF_MEMORY;
+        goto done;
+    }
+    if ((st = ivf->quantizer->ops->search(ivf->quantizer, n, x, np, NULL, cd, cl)))
+        goto done;
+#pragma omp parallel if (n > 1)
+    {
+        float keys[IVF_CHUNK];
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t q = 0; q < n; q++) {
+            int64_t nscan = 0;
+            for (int64_t j = 0; j < np && !st; j++) {
+                int64_t l = cl[q * np + j];
+                if (l < 0) continue;
+                if (kn.max_codes && nscan >= kn.max_codes) break;
+                int64_t ls = ivf->il->ops->list_size(ivf->il, l);
+                const uint8_t *codes = ivf->il->ops->get_codes(ivf->il, l);
+                const vdx_idx_t *ids = ivf->il->ops->get_ids(ivf->il, l);
+                nscan += ls;
+                for (int64_t c0 = 0; c0 < ls; c0 += IVF_CHUNK) {
+                    size_t cn = (size_t)VDX_MIN(IVF_CHUNK, ls - c0);
+                    ivf->codec->scan(ivf, x + q * d, l,
+                                     codes + (size_t)c0 * ivf->code_size, cn, keys);
+                    for (size_t u = 0; u < cn; u++) {
+                        float v = ip ? -keys[u] : keys[u];
+                        if (ip ? !(v > radius) : !(v < radius)) continue;
+                        vdx_idx_t id = ids[c0 + (int64_t)u];
+                        if (kn.sel && !vdx_sel_member(kn.sel, id)) continue;
+                        if (vdx_range_builder_add(rb, q, v, id)) {
+#pragma omp atomic write
+                            st = VDX_ERR_OUT_OF_MEMORY;
+                        }
+                    }
+                }
+            }
+        }
+    }
+done:
+    vdx_free(cd);
+    vdx_free(cl);
+    return st;
+}
+
+/* ---- maintenance ---------------------------------------------------------- */
+
+static vdx_status ivf_reset(vdx_index *ix) {
+    vdx_ivf *ivf = (vdx_ivf *)ix;
+    for (int64_t l = 0; l < ivf->nlist; l++) {
+        vdx_status st = ivf->il->ops->resize(ivf->il, l, 0);
+        if (st) return st;
+    }
+    ix->ntotal = 0;
+    return VDX_OK;
+}
+
+static vdx_status ivf_remove_ids(vdx_index *ix, const vdx_selector *sel,
+                                 int64_t *nremoved) {
+    vdx_ivf *ivf = (vdx_ivf *)ix;
+    if (ivf->dm)
+        return vdx_raise(VDX_ERR_UNSUPPORTED,
+                         "remove_ids is not possible while the direct map is "
+                         "on: call make_direct_map(False) first");
+    if (!ivf->il->ops->codes_rw)
+        return vdx_raise(VDX_ERR_UNSUPPORTED, "the inverted lists are read-only");
+    int64_t removed = 0;
+    size_t cs = ivf->code_size;
+#pragma omp parallel for reduction(+ : removed) schedule(dynamic, 16)
+    for (int64_t l = 0; l < ivf->nlist; l++) {
+        int64_t ls = ivf->il->ops->list_size(ivf->il, l), j = 0;
+        if (!ls) continue;
+        uint8_t *codes = ivf->il->ops->codes_rw(ivf->il, l);
+        vdx_idx_t *ids = ivf->il->ops->ids_rw(ivf->il, l);
+        for (int64_t i = 0; i < ls; i++) {
+            if (vdx_sel_member(sel, ids[i])) continue;
+            if (i != j) {
+                ids[j] = ids[i];
+                memcpy(codes + (size_t)j * cs, codes + (size_t)i * cs, cs);
+            }
+            j++;
+        }
+        removed += ls - j;
+        ivf->il->ops->resize(ivf->il, l, j); /* shrinking cannot fail */
+    }
+    ix->ntotal -= removed;
+    *nremoved = removed;
+    return VDX_OK;
+}
+
+static vdx_status ivf_reconstruct(const vdx_index *ix, vdx_idx_t key,
+                                  float *out) {
+    const vdx_ivf *ivf = (const vdx_ivf *)ix;
+    if (!ivf->dm)
+        return vdx_raise(VDX_ERR_UNSUPPORTED,
+                         "reconstruct needs the direct map: call "
+                         "make_direct_map() first");
+    if (key < 0 || key >= ix->ntotal)
+        return vdx_raise(VDX_ERR_NOT_FOUND,
+                         "reconstruct: key %lld is outside [0, ntotal=%lld)",
+                         (long long)key, (long long)ix->ntotal);
+    int64_t lo = ivf->dm[key], l = lo >> 32, off = lo & 0xffffffffLL;
+    ivf->codec->decode(ivf, l,
+                       ivf->il->ops->get_codes(ivf->il, l) + (size_t)off * ivf->code_size,
+                       out);
+    return VDX_OK;
+}
+
+/* reconstruct_n works without the direct map: ids in [i0, i0+ni) are found
+ * by scanning the lists. */
+static vdx_status ivf_reconstruct_n(const vdx_index *ix, vdx_idx_t i0,
+                                    int64_t ni, float *out) {
+    const vdx_ivf *ivf = (const vdx_ivf *)ix;
+    for (int64_t l = 0; l < ivf->nlist; l++) {
+        int64_t ls = ivf->il->ops->list_size(ivf->il, l);
+        const vdx_idx_t *ids = ivf->il->ops->get_ids(ivf->il, l);
+        const uint8_t *codes = ivf->il->ops->get_codes(ivf->il, l);
+        for (int64_t o = 0; o < ls; o++)
+            if (ids[o] >= i0 && ids[o] < i0 + ni)
+                ivf->codec->decode(ivf, l, codes + (size_t)o * ivf->code_size,
+                                   out + (ids[o] - i0) * ix->d);
+    }
+    return VDX_OK;
+}
+
+vdx_status vdx_ivf_rebuild_direct_map(vdx_ivf *ivf) {
+    int64_t nt = ivf->base.ntotal;
+    int64_t *dm = vdx_malloc_array((size_t)(nt ? nt : 1), sizeof(int64_t));
+    if (!dm) return VDX_ERR_OUT_OF_MEMORY;
+    for (int64_t i = 0; i < nt; i++) dm[i] = -1;
+    for (int64_t l = 0; l < ivf->nlist; l++) {
+        int64_t ls = ivf->il->ops->list_size(ivf->il, l);
+        const vdx_idx_t *ids = ivf->il->ops->get_ids(ivf->il, l);
+        for (int64_t o = 0; o < ls; o++) {
+            if (ids[o] < 0 || ids[o] >= nt || dm[ids[o]] != -1) {
+                vdx_free(dm);
+                return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                                 "direct map: ids must be 0..ntotal-1, each "
+                                 "once (found id %lld in list %lld)",
+                                 (long long)ids[o], (long long)l);
+            }
+            dm[ids[o]] = (l << 32) | o;
+        }
+    }
+    vdx_free(ivf->dm);
+    ivf->dm = dm;
+    ivf->dm_cap = nt ? nt : 1;
+    return VDX_OK;
+}
+
+vdx_status vdx_index_ivf_make_direct_map(vdx_index *ix, int on) {
+    vdx_clear_error();
+    vdx_ivf *ivf = as_ivf(ix);
+    if (!ivf) return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "not an IVF index");
+    if (!on) {
+        vdx_free(ivf->dm);
+        ivf->dm = NULL;
+        ivf->dm_cap = 0;
+        return VDX_OK;
+    }
+    return vdx_ivf_rebuild_direct_map(ivf);
+}
+
+static void ivf_destroy(vdx_index *ix) {
+    vdx_ivf *ivf = (vdx_ivf *)ix;
+    vdx_index_free(ivf->quantizer);
+    vdx_invlists_free(ivf->il);
+    vdx_free(ivf->dm);
+    vdx_free(ivf);
+}
+
+/* ---- construction & accessors ------------------------------------------- */
+
+vdx_status vdx_ivf_init(vdx_ivf *ivf, const vdx_index_ops *ops,
+                        vdx_index *quantizer, int64_t d, int64_t nlist,
+                        vdx_metric metric, size_t code_size) {
+    if (!quantizer)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "quantizer is NULL");
+    if (d <= 0 || d > VDX_MAX_DIM)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "dimension d=%lld must be in 1..%lld", (long long)d,
+                         (long long)VDX_MAX_DIM);
+    if (quantizer->d != d)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "the quantizer has d=%lld, the IVF index d=%lld",
+                         (long long)quantizer->d, (long long)d);
+    if (nlist <= 0 || nlist > ((int64_t)1 << 31))
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "nlist=%lld must be in 1..2^31", (long long)nlist);
+    if (metric != VDX_METRIC_L2 && metric != VDX_METRIC_INNER_PRODUCT)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "metric %d is not supported",
+                         (int)metric);
+    vdx_status st = vdx_invlists_array_new(nlist, code_size, &ivf->il);
+    if (st) return st;
+    ivf->base.ops = ops;
+    ivf->base.d = d;
+    ivf->base.metric = metric;
+    ivf->base.is_trained = quantizer->is_trained && quantizer->ntotal == nlist;
+    ivf->quantizer = quantizer;
+    ivf->nlist = nlist;
+    ivf->nprobe = 1;
+    ivf->code_size = code_size;
+    vdx_kmeans_params_init(&ivf->cp);
+    ivf->cp.niter = 10; /* FAISS's IVF training default */
+    return VDX_OK;
+}
+
+/* ---- IVF-Flat: the codes are the float vectors themselves ---------------- */
+
+static vdx_status flat_encode(const vdx_ivf *ivf, int64_t n, const float *x,
+                              const int64_t *lists, uint8_t *codes) {
+    (void)lists;
+    memcpy(codes, x, (size_t)n * ivf->code_size);
+    return VDX_OK;
+}
+
+static void flat_decode(const vdx_ivf *ivf, int64_t list, const uint8_t *code,
+                        float *out) {
+    (void)list;
+    memcpy(out, code, ivf->code_size);
+}
+
+static void flat_scan(const vdx_ivf *ivf, const float *xq, int64_t list,
+                      const uint8_t *codes, size_t n, float *keys) {
+    (void)list;
+    const vdx_kernels *K = vdx_kernels_get();
+    const float *y = (const float *)(const void *)codes;
+    size_t d = (size_t)ivf->base.d;
+    if (ivf->base.metric == VDX_METRIC_L2) {
+        K->l2sqr_ny(keys, xq, y, d, n);
+    } else {
+        K->inner_product_ny(keys, xq, y, d, n);
+        for (size_t j = 0; j < n; j++) keys[j] = -keys[j];
+    }
+}
+
+static const vdx_ivf_codec flat_codec = {flat_encode, flat_decode, flat_scan};
+
+static const vdx_index_ops ivf_flat_ops = {
+    "IndexIVFFlat",   ivf_train,       ivf_add,          ivf_search,
+    ivf_range_search, ivf_reset,       ivf_reconstruct,  ivf_reconstruct_n,
+    ivf_remove_ids,   ivf_destroy};
+
+int vdx_index_is_ivf(const vdx_index *ix) {
+    return ix && ix->ops == &ivf_flat_ops;
+}
+
+vdx_status vdx_ivf_flat_alloc(vdx_index *quantizer, int64_t d, int64_t nlist,
+                              vdx_metric metric, vdx_ivf **out) {
+    *out = NULL;
+    vdx_ivf *ivf = vdx_calloc(1, sizeof *ivf);
+    if (!ivf) return VDX_ERR_OUT_OF_MEMORY;
+    size_t cs;
+    if (!vdx_mul_ok((size_t)(d > 0 ? d : 1), sizeof(float), &cs)) cs = 0;
+    vdx_status st = vdx_ivf_init(ivf, &ivf_flat_ops, quantizer, d, nlist,
+                                 metric, cs);
+    if (st) {
+        vdx_free(ivf);
+        return st;
+    }
+    ivf->codec = &flat_codec;
+    *out = ivf;
+    return VDX_OK;
+}
+
+vdx_status vdx_index_ivf_flat_new(vdx_index *quantizer, int64_t d,
+                                  int64_t nlist, vdx_metric metric,
+                                  vdx_index **out) {
+    vdx_clear_error();
+    if (!out) return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "out is NULL");
+    vdx_ivf *ivf = NULL;
+    vdx_status st = vdx_ivf_flat_alloc(quantizer, d, nlist, metric, &ivf);
+    *out = ivf ? &ivf->base : NULL;
+    return st;
+}
+
+int64_t vdx_index_ivf_nlist(const vdx_index *ix) {
+    const vdx_ivf *ivf = as_ivf(ix);
+    return ivf ? ivf->nlist : 0;
+}
+int64_t vdx_index_ivf_nprobe(const vdx_index *ix) {
+    const vdx_ivf *ivf = as_ivf(ix);
+    return ivf ? ivf->nprobe : 0;
+}
+vdx_status vdx_index_ivf_set_nprobe(vdx_index *ix, int64_t nprobe) {
+    vdx_clear_error();
+    vdx_ivf *ivf = as_ivf(ix);
+    if (!ivf) return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "not an IVF index");
+    if (nprobe < 1)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "nprobe=%lld must be >= 1",
+                         (long long)nprobe);
+    ivf->nprobe = nprobe > ivf->nlist ? ivf->nlist : nprobe;
+    return VDX_OK;
+}
+int64_t vdx_index_ivf_max_codes(const vdx_index *ix) {
+    const vdx_ivf *ivf = as_ivf(ix);
+    return ivf ? ivf->max_codes : 0;
+}
+vdx_status vdx_index_ivf_set_max_codes(vdx_index *ix, int64_t max_codes) {
+    vdx_clear_error();
+    vdx_ivf *ivf = as_ivf(ix);
+    if (!ivf) return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "not an IVF index");
+    if (max_codes < 0)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "max_codes=%lld must be >= 0",
+                         (long long)max_codes);
+    ivf->max_codes = max_codes;
+    return VDX_OK;
+}
+vdx_index *vdx_index_ivf_quantizer(const vdx_index *ix) {
+    const vdx_ivf *ivf = as_ivf(ix);
+    return ivf ? ivf->quantizer : NULL;
+}
+int64_t vdx_index_ivf_list_size(const vdx_index *ix, int64_t l) {
+    const vdx_ivf *ivf = as_ivf(ix);
+    if (!ivf || l < 0 || l >= ivf->nlist) return -1;
+    return ivf->il->ops->list_size(ivf->il, l);
+}
+vdx_status vdx_index_ivf_list_ids(const vdx_index *ix, int64_t l,
+                                  vdx_idx_t *out) {
+    vdx_clear_error();
+    const vdx_ivf *ivf = as_ivf(ix);
+    if (!ivf || l < 0 || l >= ivf->nlist)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "list %lld is not a list of this index", (long long)l);
+    int64_t ls = ivf->il->ops->list_size(ivf->il, l);
+    if (ls && !out) return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "out is NULL");
+    if (ls) memcpy(out, ivf->il->ops->get_ids(ivf->il, l), (size_t)ls * sizeof(vdx_idx_t));
+    return VDX_OK;
+}

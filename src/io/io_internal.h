@@ -1,0 +1,171 @@
+/*
+ * io_internal.h — private plumbing of the FAISS-compatible reader and
+ * writer: a byte source (memory buffer or FILE*) that knows how many bytes
+ * remain, a byte sink (growable buffer or FILE*), primitive little-endian
+ * read/write helpers, the common FAISS index header, and the tables that
+ * map a fourcc to a read function and an index kind to a write function.
+ *
+ * Adding a new index kind (IVF, PQ, HNSW ...) means writing one
+ * `<kind>_io.c` with a read and a write function built on these helpers and
+ * adding one line per fourcc / kind to the tables in registry.c.
+ *
+ * The format is FAISS's own: every index starts with a 4-byte fourcc and,
+ * for the kinds handled so far, the header
+ *     int32 d, int64 ntotal, int64 dummy, int64 dummy, uint8 is_trained,
+ *     int32 metric_type, [float32 metric_arg when metric_type > 1]
+ * (the dummies are 1 << 20, written for compatibility, ignored on read);
+ * vectors are a uint64 element count followed by the elements.  Integers
+ * are stored in the host's byte order, which for FAISS in practice means
+ * little-endian; vecdex supports little-endian hosts only.
+ *
+ * Contract of every read function: it checks each count against the bytes
+ * that remain and against sane limits before allocating, raises
+ * VDX_ERR_FORMAT (corrupt, truncated), VDX_ERR_UNSUPPORTED (valid but not
+ * handled) or VDX_ERR_IO (the OS failed) with a message that names the
+ * problem and its offset, and frees everything it built on error.
+ */
+#ifndef VDX_IO_INTERNAL_H
+#define VDX_IO_INTERNAL_H
+
+#include <stdio.h>
+
+#include "../common/common.h"
+#include "../index/index_internal.h"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "vecdex reads and writes FAISS files on little-endian hosts only"
+#endif
+
+/* Deepest nesting of wrapper indexes (IDMap of IDMap of ...) accepted. */
+#define VDX_IO_MAX_DEPTH 16
+
+/* FAISS writes these two header fields (formerly max_codes) as 1 << 20. */
+#define VDX_IO_HEADER_DUMMY ((int64_t)1 << 20)
+
+/* ---- byte source ------------------------------------------------------- */
+typedef struct vdx_reader {
+    const uint8_t *mem; /* memory source, or NULL when reading fp */
+    FILE *fp;           /* file source */
+    const char *kind;   /* "file" or "buffer", for messages */
+    uint64_t size;      /* total bytes of the source */
+    uint64_t pos;       /* bytes consumed so far (the current offset) */
+    int depth;          /* nesting depth of the index being read */
+    int io_flags;
+} vdx_reader;
+
+static inline uint64_t vdx_rd_remaining(const vdx_reader *r) {
+    return r->size - r->pos;
+}
+
+/* Checks that n more bytes exist, without consuming them; `what` names the
+ * field for the message ("truncated file: need 48 bytes of vectors at
+ * offset 45, 5 remain"). */
+VDX_INTERNAL vdx_status vdx_rd_need(const vdx_reader *r, uint64_t n,
+                                    const char *what);
+/* Reads exactly n bytes into dst (checked first with vdx_rd_need). */
+VDX_INTERNAL vdx_status vdx_rd_bytes(vdx_reader *r, void *dst, uint64_t n,
+                                     const char *what);
+VDX_INTERNAL vdx_status vdx_rd_u8(vdx_reader *r, uint8_t *v, const char *what);
+VDX_INTERNAL vdx_status vdx_rd_i32(vdx_reader *r, int32_t *v,
+                                   const char *what);
+VDX_INTERNAL vdx_status vdx_rd_i64(vdx_reader *r, int64_t *v,
+                                   const char *what);
+VDX_INTERNAL vdx_status vdx_rd_u64(vdx_reader *r, uint64_t *v,
+                                   const char *what);
+VDX_INTERNAL vdx_status vdx_rd_f32(vdx_reader *r, float *v, const char *what);
+
+/* Reads the uint64 element count that opens a FAISS vector and checks that
+ * it equals `expected` and that count * elem_size bytes remain.  The caller
+ * then reads the elements (nothing is allocated here). */
+VDX_INTERNAL vdx_status vdx_rd_vector_count(vdx_reader *r, uint64_t elem_size,
+                                            uint64_t expected,
+                                            const char *what);
+
+/* ---- the common index header ------------------------------------------- */
+typedef struct vdx_io_header {
+    char fourcc[5];   /* NUL-terminated copy, for messages */
+    uint64_t offset;  /* where the index (its fourcc) starts */
+    int64_t d;
+    int64_t ntotal;
+    int is_trained;
+    int32_t metric_type; /* FAISS's number */
+    float metric_arg;
+} vdx_io_header;
+
+/* Reads the header that follows the fourcc (already in h->fourcc and
+ * h->offset) and checks it: 1 <= d <= VDX_MAX_DIM, ntotal >= 0, is_trained
+ * 0 or 1, metric_type a metric FAISS knows.  Unsupported-but-known metrics
+ * pass here; vdx_io_metric rejects them. */
+VDX_INTERNAL vdx_status vdx_rd_header(vdx_reader *r, vdx_io_header *h);
+/* Maps the header's metric to a vecdex metric, or raises
+ * VDX_ERR_UNSUPPORTED naming it (L1, Linf, ...). */
+VDX_INTERNAL vdx_status vdx_io_metric(const vdx_io_header *h,
+                                      vdx_metric *out);
+/* The FAISS name of a metric number ("L1"), or NULL when unknown. */
+VDX_INTERNAL const char *vdx_io_metric_name(int32_t metric_type);
+
+/* Reads one index (fourcc, then the kind's body) at the current position,
+ * recursing through the fourcc table; enforces VDX_IO_MAX_DEPTH.  On
+ * success *out is a new index; on error *out is NULL. */
+VDX_INTERNAL vdx_status vdx_read_index_rec(vdx_reader *r, vdx_index **out);
+
+/* ---- byte sink --------------------------------------------------------- */
+typedef struct vdx_writer {
+    FILE *fp;         /* file sink, or NULL for memory */
+    const char *path; /* the file being written, for messages */
+    uint8_t *buf;     /* memory sink (vdx_malloc family) */
+    size_t len, cap;
+    int depth;
+} vdx_writer;
+
+VDX_INTERNAL vdx_status vdx_wr_bytes(vdx_writer *w, const void *src,
+                                     size_t n);
+VDX_INTERNAL vdx_status vdx_wr_u8(vdx_writer *w, uint8_t v);
+VDX_INTERNAL vdx_status vdx_wr_i32(vdx_writer *w, int32_t v);
+VDX_INTERNAL vdx_status vdx_wr_i64(vdx_writer *w, int64_t v);
+VDX_INTERNAL vdx_status vdx_wr_u64(vdx_writer *w, uint64_t v);
+VDX_INTERNAL vdx_status vdx_wr_f32(vdx_writer *w, float v);
+
+/* Writes fourcc (4 characters) and the common header of ix. */
+VDX_INTERNAL vdx_status vdx_wr_header(vdx_writer *w, const char *fourcc,
+                                      const vdx_index *ix);
+
+/* Writes one index, dispatching on its kind through the writer table;
+ * VDX_ERR_UNSUPPORTED for a kind with no writer. */
+VDX_INTERNAL vdx_status vdx_write_index_rec(vdx_writer *w,
+                                            const vdx_index *ix);
+
+/* ---- dispatch tables (registry.c) -------------------------------------- */
+/* A read function is called with the fourcc consumed (r->pos is just past
+ * it, h->fourcc / h->offset filled in); it reads the header and body. */
+typedef vdx_status (*vdx_io_read_fn)(vdx_reader *r, vdx_io_header *h,
+                                     vdx_index **out);
+typedef vdx_status (*vdx_io_write_fn)(vdx_writer *w, const vdx_index *ix);
+
+typedef struct vdx_io_reader_entry {
+    char fourcc[5];
+    vdx_io_read_fn read;
+} vdx_io_reader_entry;
+
+typedef struct vdx_io_writer_entry {
+    int (*matches)(const vdx_index *ix); /* vdx_is_flat, ... */
+    vdx_io_write_fn write;
+} vdx_io_writer_entry;
+
+VDX_INTERNAL extern const vdx_io_reader_entry vdx_io_readers[];
+VDX_INTERNAL extern const size_t vdx_io_nreaders;
+VDX_INTERNAL extern const vdx_io_writer_entry vdx_io_writers[];
+VDX_INTERNAL extern const size_t vdx_io_nwriters;
+
+/* ---- per-kind readers and writers -------------------------------------- */
+/* flat_io.c: IxF2 (L2), IxFI (inner product), IxFl (any metric) */
+VDX_INTERNAL vdx_status vdx_io_read_flat(vdx_reader *r, vdx_io_header *h,
+                                         vdx_index **out);
+VDX_INTERNAL vdx_status vdx_io_write_flat(vdx_writer *w, const vdx_index *ix);
+/* idmap_io.c: IxMp (IndexIDMap), IxM2 (IndexIDMap2) */
+VDX_INTERNAL vdx_status vdx_io_read_idmap(vdx_reader *r, vdx_io_header *h,
+                                          vdx_index **out);
+VDX_INTERNAL vdx_status vdx_io_write_idmap(vdx_writer *w,
+                                           const vdx_index *ix);
+
+#endif

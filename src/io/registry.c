@@ -1,0 +1,25 @@
+/*
+ * registry.c — the dispatch tables of the FAISS-format reader and writer.
+ * A new index kind plugs in by adding its fourccs to vdx_io_readers and its
+ * kind test to vdx_io_writers (declarations in io_internal.h).  The writer
+ * table is scanned in order: list wrappers before the kinds they could be
+ * mistaken for, should a test ever match more than one kind.
+ */
+#include "io_internal.h"
+
+const vdx_io_reader_entry vdx_io_readers[] = {
+    {"IxF2", vdx_io_read_flat},  /* IndexFlatL2 */
+    {"IxFI", vdx_io_read_flat},  /* IndexFlatIP */
+    {"IxFl", vdx_io_read_flat},  /* IndexFlat (metric in the header) */
+    {"IxMp", vdx_io_read_idmap}, /* IndexIDMap */
+    {"IxM2", vdx_io_read_idmap}, /* IndexIDMap2 */
+};
+const size_t vdx_io_nreaders =
+    sizeof vdx_io_readers / sizeof vdx_io_readers[0];
+
+const vdx_io_writer_entry vdx_io_writers[] = {
+    {vdx_is_idmap, vdx_io_write_idmap},
+    {vdx_is_flat, vdx_io_write_flat},
+};
+const size_t vdx_io_nwriters =
+    sizeof vdx_io_writers / sizeof vdx_io_writers[0];
