@@ -50,8 +50,8 @@ int vdx_is_flat(const vdx_index *ix) {
 
 vdx_status vdx_flat_reserve(vdx_flat *f, int64_t n) {
     if (n <= f->cap) return VDX_OK;
-    int64_t nc = f->cap ? f->cap : 256;
-    while (nc < n) nc = nc + nc / 2 + 1;
+    /* geometric growth for repeated adds, exact for one large add (loads) */
+    int64_t nc = VDX_MAX(n, f->cap + f->cap / 2);
     size_t d = (size_t)f->base.d;
     float *nx = vdx_aligned_alloc((size_t)nc, d * sizeof(float));
     if (!nx) return VDX_ERR_OUT_OF_MEMORY;

@@ -35,8 +35,7 @@ vdx_status vdx_index_get_id_map(const vdx_index *ix, vdx_idx_t *out) {
 
 vdx_status vdx_idmap_reserve(vdx_idmap *m, int64_t n) {
     if (n <= m->cap) return VDX_OK;
-    int64_t nc = m->cap ? m->cap : 256;
-    while (nc < n) nc = nc + nc / 2 + 1;
+    int64_t nc = VDX_MAX(n, m->cap + m->cap / 2);
     vdx_idx_t *p = vdx_realloc_array(m->id_map, (size_t)nc, sizeof(vdx_idx_t));
     if (!p) return VDX_ERR_OUT_OF_MEMORY;
     m->id_map = p;
