@@ -21,22 +21,18 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
 
-def make_data(path, d=64, nb=100000, nq=10000):
-    np.random.seed(1234)
-    xb = np.random.random((nb, d)).astype("float32")
-    xq = np.random.random((nq, d)).astype("float32")
-    xb[:, 0] += np.arange(nb) / 1000.0
-    xq[:, 0] += np.arange(nq) / 1000.0
+
+def make_data(path):
+    _, xb, xq = common.tutorial()
     np.savez(path, xb=xb, xq=xq)
 
 
 def worker(lib, data_path, quick):
     """Runs every case with one library; prints a JSON list of results."""
-    if lib == "vecdex":
-        import vecdex as L
-    else:
-        import faiss as L
+    L = common.import_lib(lib)
     z = np.load(data_path)
     xb, xq = z["xb"], z["xq"]
     d = xb.shape[1]

@@ -1,0 +1,103 @@
+"""common.py — shared plumbing of the benchmarks.
+
+Every benchmark runs each library in its own process on the same data: the
+parent writes the data once (.npy files in a temporary folder), starts one
+worker process per library, collects the JSON each prints on its last line,
+and prints a side-by-side table.  Worker functions receive the library
+module (vecdex or faiss), so one code path measures both.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+
+def synthetic(d, nt, nb, nq, seed=1338):
+    """Data made as faiss.contrib.datasets.SyntheticDataset makes it: a
+    10-dimensional Gaussian cloud mapped through a random linear map and a
+    sine, so that it is not uniform and not trivially easy to index."""
+    d1 = 10
+    n = nb + nt + nq
+    rs = np.random.RandomState(seed)
+    x = rs.normal(size=(n, d1))
+    x = np.dot(x, rs.rand(d1, d))
+    x = x * (rs.rand(d) * 4 + 0.1)
+    x = np.sin(x).astype("float32")
+    return x[:nt], x[nt:nt + nb], x[nt + nb:]
+
+
+def tutorial(d=64, nb=100000, nq=10000, nt=None):
+    """The FAISS tutorial's data: uniform, column 0 shifted by i/1000."""
+    np.random.seed(1234)
+    xb = np.random.random((nb, d)).astype("float32")
+    xq = np.random.random((nq, d)).astype("float32")
+    xb[:, 0] += np.arange(nb) / 1000.0
+    xq[:, 0] += np.arange(nq) / 1000.0
+    return (xb if nt is None else xb[:nt]), xb, xq
+
+
+def save(folder, **arrays):
+    for k, v in arrays.items():
+        np.save(os.path.join(folder, k + ".npy"), v)
+
+
+def load(folder, name):
+    return np.load(os.path.join(folder, name + ".npy"), mmap_mode="r")
+
+
+def import_lib(name):
+    if name == "vecdex":
+        import vecdex as L
+    elif name == "faiss":
+        import faiss as L
+    else:
+        raise SystemExit(f"unknown library {name}")
+    return L
+
+
+def run_worker(script, lib, folder, extra=()):
+    """Runs `script --worker lib --data folder` and returns its JSON."""
+    cmd = [sys.executable, script, "--worker", lib, "--data", folder, *extra]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"{lib} worker failed ({p.returncode}):\n{p.stderr[-4000:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def timed(fn, *a, repeat=1):
+    best, out = 1e30, None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn(*a)
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def recall_at(I, gt, k):
+    """k-recall@k: share of the true k nearest found in the top k."""
+    I = np.asarray(I)[:, :k]
+    gt = np.asarray(gt)[:, :k]
+    hits = sum(len(np.intersect1d(a, b)) for a, b in zip(I, gt))
+    return hits / float(gt.size)
+
+
+def exact_knn(xb, xq, k, ip=False, bs=1024):
+    """Ground truth by blocked numpy brute force (independent of both
+    libraries)."""
+    xb = np.asarray(xb, dtype="float32")
+    nb2 = (xb.astype("float64") ** 2).sum(1) if not ip else None
+    out = np.empty((len(xq), k), dtype="int64")
+    for i0 in range(0, len(xq), bs):
+        q = np.asarray(xq[i0:i0 + bs], dtype="float32")
+        s = q @ xb.T
+        if ip:
+            key = -s
+        else:
+            key = nb2[None, :] - 2 * s
+        part = np.argpartition(key, k - 1, axis=1)[:, :k]
+        order = np.take_along_axis(key, part, 1).argsort(1, kind="stable")
+        out[i0:i0 + bs] = np.take_along_axis(part, order, 1)
+    return out
