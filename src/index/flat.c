@@ -20,15 +20,9 @@
 #include <string.h>
 
 #include "index_internal.h"
+#include "common/blas.h"
 #include "common/topk.h"
 #include "simd/kernels.h"
-
-/* Fortran BLAS: portable across OpenBLAS, MKL, reference BLAS. */
-extern void sgemm_(const char *transa, const char *transb, const int *m,
-                   const int *n, const int *k, const float *alpha,
-                   const float *a, const int *lda, const float *b,
-                   const int *ldb, const float *beta, float *c,
-                   const int *ldc);
 
 /* Below this many queries the scan path wins (the database is streamed once
  * per query either way, sgemm only pays off when it is reused). */
@@ -143,10 +137,8 @@ static vdx_status search_blas(const vdx_flat *f, int64_t n, const float *x,
             for (int64_t b0 = 0; b0 < nb; b0 += FLAT_DB) {
                 int bn = (int)VDX_MIN(FLAT_DB, nb - b0), qni = (int)qn;
                 /* tile[i*bn + j] = alpha * <x_i, y_j> (column-major C^T) */
-                float alpha = is_l2 ? -2.0f : -1.0f, beta = 0;
-                sgemm_("T", "N", &bn, &qni, &d, &alpha,
-                       f->xb + (size_t)b0 * d, &d, x + (size_t)q0 * d, &d,
-                       &beta, tile, &bn);
+                vdx_gemm_xyt(qni, bn, d, is_l2 ? -2.0f : -1.0f,
+                             x + (size_t)q0 * d, f->xb + (size_t)b0 * d, tile);
                 for (int64_t i = 0; i < qn; i++) {
                     float *row = tile + (size_t)i * bn;
                     float *hk = D + (q0 + i) * k;

@@ -11,12 +11,20 @@
  * Selectors are tested on the stored ids before any distance is computed.
  * Parallel over queries; over the probed lists (per-thread heaps, merged)
  * when there are fewer queries than threads.
+ *
+ * IVF-Flat with many queries per list takes a list-major path instead: the
+ * probes are inverted into "which queries visit list l", and each list is
+ * read once and scored against all its visitors with one sgemm per tile
+ * (|y|^2 - 2<q,y>, |q|^2 added at the end), so a list costs one pass over
+ * memory instead of one per query.  Threads take lists and keep their own
+ * heaps per query, merged at the end.
  */
 #include <omp.h>
 #include <string.h>
 
 #include "index_internal.h"
 #include "cluster/kmeans.h"
+#include "common/blas.h"
 #include "common/topk.h"
 #include "simd/kernels.h"
 
@@ -192,6 +200,135 @@ static void finish(const vdx_index *ix, int64_t k, float *D, vdx_idx_t *I) {
         for (int64_t j = 0; j < k; j++) D[j] = -D[j];
 }
 
+/* ---- list-major search (IVF-Flat, many queries per list) ---------------- */
+
+#define LM_QB 128 /* queries per sgemm tile */
+#define LM_DB 512 /* list entries per sgemm tile */
+#define LM_RUN 64 /* entries filtered per threshold refresh */
+
+static int codec_is_flat(const vdx_ivf *ivf);
+
+static vdx_status search_list_major(const vdx_ivf *ivf, int64_t n,
+                                    const float *x, int64_t k,
+                                    const vdx_selector *sel, int64_t np,
+                                    const int64_t *cl, float *D,
+                                    vdx_idx_t *I) {
+    const vdx_index *ix = &ivf->base;
+    const vdx_kernels *K = vdx_kernels_get();
+    const int d = (int)ix->d, is_l2 = ix->metric == VDX_METRIC_L2;
+    const int64_t nlist = ivf->nlist;
+    const int nthreads = omp_get_max_threads();
+    vdx_status st = VDX_OK;
+    /* CSR of visitors per list */
+    int64_t *start = vdx_calloc((size_t)nlist + 1, sizeof(int64_t));
+    int64_t *visit = vdx_malloc_array((size_t)n * (size_t)np, sizeof(int64_t));
+    size_t hs = (size_t)n * (size_t)k;
+    float *tk = vdx_malloc_array((size_t)nthreads * hs, sizeof(float));
+    vdx_idx_t *ti = vdx_malloc_array((size_t)nthreads * hs, sizeof(vdx_idx_t));
+    int64_t maxls = 0;
+    for (int64_t l = 0; l < nlist; l++)
+        maxls = VDX_MAX(maxls, ivf->il->ops->list_size(ivf->il, l));
+    size_t per = (size_t)LM_QB * LM_DB + (size_t)LM_QB * (size_t)d +
+                 (size_t)maxls + LM_RUN;
+    float *work = vdx_aligned_alloc((size_t)nthreads, per * sizeof(float));
+    if (!start || !visit || !tk || !ti || !work) {
+        st = VDX_ERR_OUT_OF_MEMORY;
+        goto done;
+    }
+    for (int64_t i = 0; i < n * np; i++)
+        if (cl[i] >= 0) start[cl[i] + 1]++;
+    for (int64_t l = 0; l < nlist; l++) start[l + 1] += start[l];
+    {
+        int64_t *fill = vdx_malloc_array((size_t)nlist, sizeof(int64_t));
+        if (!fill) {
+            st = VDX_ERR_OUT_OF_MEMORY;
+            goto done;
+        }
+        memcpy(fill, start, (size_t)nlist * sizeof(int64_t));
+        for (int64_t i = 0; i < n * np; i++) /* visitors in query order */
+            if (cl[i] >= 0) visit[fill[cl[i]]++] = i / np;
+        vdx_free(fill);
+    }
+#pragma omp parallel num_threads(nthreads)
+    {
+        int t = omp_get_thread_num();
+        float *hk0 = tk + (size_t)t * hs;
+        vdx_idx_t *hi0 = ti + (size_t)t * hs;
+        float *tile = work + (size_t)t * per;
+        float *qbuf = tile + (size_t)LM_QB * LM_DB;
+        float *ynorm = qbuf + (size_t)LM_QB * (size_t)d;
+        uint32_t *cand = (uint32_t *)(ynorm + maxls);
+        for (size_t i = 0; i < hs; i++) {
+            hk0[i] = INFINITY;
+            hi0[i] = -1;
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t l = 0; l < nlist; l++) {
+            int64_t nv = start[l + 1] - start[l];
+            int64_t ls = ivf->il->ops->list_size(ivf->il, l);
+            if (!nv || !ls) continue;
+            const float *y = (const float *)(const void *)ivf->il->ops->get_codes(ivf->il, l);
+            const vdx_idx_t *ids = ivf->il->ops->get_ids(ivf->il, l);
+            if (is_l2) K->norms_sqr_ny(ynorm, y, (size_t)d, (size_t)ls);
+            for (int64_t v0 = 0; v0 < nv; v0 += LM_QB) {
+                int qn = (int)VDX_MIN(LM_QB, nv - v0);
+                const int64_t *vq = visit + start[l] + v0;
+                for (int i = 0; i < qn; i++)
+                    memcpy(qbuf + (size_t)i * d, x + vq[i] * d, (size_t)d * sizeof(float));
+                for (int64_t b0 = 0; b0 < ls; b0 += LM_DB) {
+                    int bn = (int)VDX_MIN(LM_DB, ls - b0);
+                    vdx_gemm_xyt(qn, bn, d, is_l2 ? -2.0f : -1.0f, qbuf,
+                                 y + (size_t)b0 * d, tile);
+                    for (int i = 0; i < qn; i++) {
+                        float *row = tile + (size_t)i * bn;
+                        float *hk = hk0 + vq[i] * k;
+                        vdx_idx_t *hi = hi0 + vq[i] * k;
+                        for (int c0 = 0; c0 < bn; c0 += LM_RUN) {
+                            size_t cn = (size_t)VDX_MIN(LM_RUN, bn - c0);
+                            size_t nc = is_l2 ? K->add_filter_less(row + c0, ynorm + b0 + c0,
+                                                                   cn, hk[0], cand)
+                                              : K->filter_less(row + c0, cn, hk[0], cand);
+                            for (size_t c = 0; c < nc; c++) {
+                                vdx_idx_t id = ids[b0 + c0 + cand[c]];
+                                if (sel && !vdx_sel_member(sel, id)) continue;
+                                vdx_heap_push(k, hk, hi, row[c0 + cand[c]], id);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        /* implicit barrier, then merge the per-thread heaps per query */
+#pragma omp for schedule(static)
+        for (int64_t q = 0; q < n; q++) {
+            float *hk = D + q * k;
+            vdx_idx_t *hi = I + q * k;
+            memcpy(hk, tk + q * k, (size_t)k * sizeof(float));
+            memcpy(hi, ti + q * k, (size_t)k * sizeof(vdx_idx_t));
+            for (int u = 1; u < nthreads; u++)
+                vdx_heap_merge(k, hk, hi, tk + (size_t)u * hs + q * k,
+                               ti + (size_t)u * hs + q * k);
+            vdx_heap_sort(k, hk, hi);
+            if (is_l2) {
+                float qn2 = K->norm_sqr(x + q * d, (size_t)d);
+                for (int64_t j = 0; j < k; j++) {
+                    float v = hk[j] + qn2;
+                    hk[j] = v < 0 ? 0 : v;
+                }
+            } else {
+                for (int64_t j = 0; j < k; j++) hk[j] = -hk[j];
+            }
+        }
+    }
+done:
+    vdx_free(start);
+    vdx_free(visit);
+    vdx_free(tk);
+    vdx_free(ti);
+    vdx_aligned_free(work);
+    return st;
+}
+
 static vdx_status ivf_search(const vdx_index *ix, int64_t n, const float *x,
                              int64_t k, const vdx_search_params *p, float *D,
                              vdx_idx_t *I) {
@@ -209,6 +346,12 @@ static vdx_status ivf_search(const vdx_index *ix, int64_t n, const float *x,
     }
     if ((st = ivf->quantizer->ops->search(ivf->quantizer, n, x, np, NULL, cd, cl)))
         goto done;
+    /* enough visitors per list for sgemm to pay: the list-major path */
+    if (codec_is_flat(ivf) && !kn.max_codes && n * np >= 16 * ivf->nlist &&
+        n >= 64) {
+        st = search_list_major(ivf, n, x, k, kn.sel, np, cl, D, I);
+        goto done;
+    }
     if (n >= nthreads || nthreads == 1) {
 #pragma omp parallel for schedule(dynamic, 1) if (n > 1)
         for (int64_t q = 0; q < n; q++) {
@@ -529,6 +672,8 @@ static void flat_scan(const vdx_ivf *ivf, const float *xq, int64_t list,
 }
 
 static const vdx_ivf_codec flat_codec = {flat_encode, flat_decode, flat_scan};
+
+static int codec_is_flat(const vdx_ivf *ivf) { return ivf->codec == &flat_codec; }
 
 static const vdx_index_ops ivf_flat_ops = {
     "IndexIVFFlat",   ivf_train,       ivf_add,          ivf_search,

@@ -4,9 +4,9 @@
  * bad inputs. */
 #include "test.h"
 
-enum { D = 16, NB = 6000, NQ = 50, NLIST = 32 };
+enum { D = 16, NB = 6000, NQ = 50, NQL = 200, NLIST = 32 };
 
-static float xb[NB * D], xq[NQ * D];
+static float xb[NB * D], xq[NQL * D]; /* NQL queries take the list-major path */
 
 static vdx_index *make_ivf(vdx_metric m, int64_t nlist) {
     vdx_index *q = NULL, *ix = NULL;
@@ -34,19 +34,22 @@ static void test_exhaustive_equals_exact(void) {
         int64_t k = 10, total = 0;
         for (int64_t l = 0; l < NLIST; l++) total += vdx_index_ivf_list_size(ix, l);
         CHECK(total == NB && vdx_index_ntotal(ix) == NB);
-        float D1[NQ * 10], D2[NQ * 10];
-        int64_t I1[NQ * 10], I2[NQ * 10];
+        static float D1[NQL * 10], D2[NQL * 10];
+        static int64_t I1[NQL * 10], I2[NQL * 10];
         vdx_search_params p;
         vdx_search_params_init(&p);
         p.nprobe = NLIST;
-        CHECK_OK(vdx_index_search(ix, NQ, xq, k, &p, D1, I1));
-        CHECK_OK(vdx_index_search(flat, NQ, xq, k, NULL, D2, I2));
         int bad = 0;
-        for (int i = 0; i < NQ * 10; i++)
+        CHECK_OK(vdx_index_search(flat, NQL, xq, k, NULL, D2, I2));
+        for (int nq = NQ; nq <= NQL; nq += NQL - NQ) {
+        CHECK_OK(vdx_index_search(ix, nq, xq, k, &p, D1, I1));
+        for (int i = 0; i < nq * 10; i++)
             if (I1[i] != I2[i] &&
                 fabs(exact_key(xq + (i / 10) * D, xb + I1[i] * D, ip) -
                      exact_key(xq + (i / 10) * D, xb + I2[i] * D, ip)) > 1e-4)
                 bad++;
+        for (int i = 0; i < nq * 10; i++) bad += fabs(D1[i] - D2[i]) > 1e-4 * (1 + fabs(D2[i]));
+        }
         CHECK(bad == 0);
         /* single query path (probes split over threads) gives the same */
         CHECK_OK(vdx_index_search(ix, 1, xq, k, &p, D1, I1));
@@ -75,9 +78,9 @@ static void test_filter_and_remove(void) {
     vdx_search_params_init(&p);
     p.sel = s;
     p.nprobe = NLIST;
-    float Dd[NQ * 10];
-    int64_t I[NQ * 10];
-    for (int nq = 1; nq <= NQ; nq += NQ - 1) {
+    static float Dd[NQL * 10];
+    static int64_t I[NQL * 10];
+    for (int nq = 1; nq <= NQL; nq += NQL - 1) {
         CHECK_OK(vdx_index_search(ix, nq, xq, 10, &p, Dd, I));
         int bad = 0;
         for (int i = 0; i < nq * 10; i++) bad += I[i] < 0 || I[i] % 100 != 7;
@@ -189,7 +192,7 @@ static void test_bad_inputs(void) {
 
 int main(void) {
     test_rand_fill(xb, NB * D, 101);
-    test_rand_fill(xq, NQ * D, 102);
+    test_rand_fill(xq, NQL * D, 102);
     RUN(test_exhaustive_equals_exact);
     RUN(test_filter_and_remove);
     RUN(test_reconstruct_range);
