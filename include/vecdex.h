@@ -86,10 +86,13 @@ VDX_API const char *vdx_build_info(void);
  *  (never above what the CPU and OS support); it is read once. */
 VDX_API const char *vdx_simd_level(void);
 
-/** Sets the number of threads vecdex uses (OpenMP); n <= 0 restores the
- *  default. */
+/** Sets the number of threads vecdex calls use, library-wide (from any
+ *  thread); n <= 0 restores the default (OpenMP's, which honours
+ *  OMP_NUM_THREADS).  Calls running at the same time share the threads:
+ *  each takes setting / (calls in flight), at least one, so concurrent
+ *  searches never oversubscribe the cores. */
 VDX_API void vdx_set_num_threads(int n);
-/** @return the number of threads the next parallel call may use. */
+/** @return the library-wide thread setting. */
 VDX_API int vdx_get_num_threads(void);
 
 /* ------------------------------------------------------------------------- */
@@ -213,8 +216,8 @@ VDX_API void vdx_index_free(vdx_index *index);
 
 /* ------------------------------------------------------------------------- */
 /* Index operations.  n is the number of row-major vectors in x (n x d).     */
-/* Vectors with NaN or Inf are rejected with VDX_ERR_INVALID_ARGUMENT and    */
-/* nothing is added.                                                         */
+/* Vectors (trained, added or queried) with NaN or Inf are rejected with     */
+/* VDX_ERR_INVALID_ARGUMENT, and nothing changes.                            */
 /* ------------------------------------------------------------------------- */
 VDX_API vdx_status vdx_index_train(vdx_index *index, int64_t n,
                                    const float *x);
@@ -230,7 +233,7 @@ VDX_API vdx_status vdx_index_add_with_ids(vdx_index *index, int64_t n,
  *  distances and labels are caller-owned arrays of n * k entries, sorted per
  *  query (ascending for L2, descending for inner product; ties by lower id).
  *  When fewer than k results exist, the remaining slots hold label -1 and
- *  distance +inf (L2) or -inf (inner product).
+ *  distance +FLT_MAX (L2) or -FLT_MAX (inner product), as FAISS returns.
  *  @param params may be NULL.
  *  Thread safety: concurrent searches on one index are safe. */
 VDX_API vdx_status vdx_index_search(const vdx_index *index, int64_t n,
@@ -250,8 +253,10 @@ VDX_API vdx_status vdx_index_range_search(const vdx_index *index, int64_t n,
 /** Removes all vectors. */
 VDX_API vdx_status vdx_index_reset(vdx_index *index);
 
-/** Writes the vector stored under `key` into out (d floats).  For IDMap2 the
- *  key is the caller's id; otherwise it is the sequential position. */
+/** Writes the vector stored under `key` into out (d floats).  Flat: the
+ *  sequential position; IDMap2: the caller's id; IVF: the id, once the
+ *  direct map is on.  IDMap cannot (VDX_ERR_UNSUPPORTED, as FAISS); a
+ *  missing key is VDX_ERR_NOT_FOUND. */
 VDX_API vdx_status vdx_index_reconstruct(const vdx_index *index,
                                          vdx_idx_t key, float *out);
 /** Writes vectors i0 .. i0 + ni - 1 (positions) into out (ni x d). */

@@ -18,6 +18,7 @@
 
 #include "common/common.h"
 #include "common/rng.h"
+#include "common/threads.h"
 #include "simd/kernels.h"
 #include "kmeans.h"
 
@@ -123,7 +124,7 @@ static vdx_status run_once(int64_t d, int64_t k, int64_t n, const float *x,
          * their points in point order (deterministic for any thread count) */
         memset(count, 0, (size_t)k * sizeof(int64_t));
         for (int64_t i = 0; i < n; i++) count[assign[i]]++;
-#pragma omp parallel
+#pragma omp parallel num_threads(vdx_nthreads())
         {
             int t = omp_get_thread_num(), nt = omp_get_num_threads();
             int64_t c0 = k * t / nt, c1 = k * (t + 1) / nt;
@@ -158,10 +159,13 @@ vdx_status vdx_kmeans_train(int64_t d, int64_t k, int64_t n, const float *x,
                             float *obj, int *warnings) {
     vdx_clear_error();
     int sph = params ? params->spherical : 0;
-    return vdx_kmeans_train_metric(
+    vdx_team_begin();
+    vdx_status st = vdx_kmeans_train_metric(
         d, k, n, x, params,
         sph ? VDX_METRIC_INNER_PRODUCT : VDX_METRIC_L2, centroids, obj,
         warnings);
+    vdx_team_end();
+    return st;
 }
 
 vdx_status vdx_kmeans_train_metric(int64_t d, int64_t k, int64_t n,

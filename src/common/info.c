@@ -7,24 +7,12 @@
 #include <stdio.h>
 
 #include "common.h"
+#include "common/threads.h"
 #include "simd/kernels.h"
 
 const char *vdx_version(void) { return VDX_VERSION_STRING; }
 
 const char *vdx_simd_level(void) { return vdx_kernels_get()->name; }
-
-static int vdx_default_threads = 0;
-
-void vdx_set_num_threads(int n) {
-    if (n <= 0) {
-        if (vdx_default_threads > 0) omp_set_num_threads(vdx_default_threads);
-        return;
-    }
-    if (vdx_default_threads == 0) vdx_default_threads = omp_get_max_threads();
-    omp_set_num_threads(n);
-}
-
-int vdx_get_num_threads(void) { return omp_get_max_threads(); }
 
 const char *vdx_build_info(void) {
     static _Thread_local char buf[256];
@@ -32,7 +20,7 @@ const char *vdx_build_info(void) {
              "vecdex %s; simd=%s; blas=OpenBLAS; openmp=%d (threads=%d); "
              "cuda=%s",
              VDX_VERSION_STRING, vdx_simd_level(), (int)_OPENMP,
-             omp_get_max_threads(),
+             vdx_get_num_threads(),
 #ifdef VDX_HAVE_CUDA
              "yes"
 #else
@@ -49,7 +37,8 @@ vdx_status vdx_normalize_L2(int64_t n, int64_t d, float *x) {
                          "normalize_L2: bad shape n=%lld d=%lld or NULL x",
                          (long long)n, (long long)d);
     const vdx_kernels *K = vdx_kernels_get();
-#pragma omp parallel for if (n * d > 65536) schedule(static)
+    vdx_team_begin();
+#pragma omp parallel for if (n * d > 65536) schedule(static) num_threads(vdx_nthreads())
     for (int64_t i = 0; i < n; i++) {
         float *row = x + i * d;
         float nr = K->norm_sqr(row, (size_t)d);
@@ -58,5 +47,6 @@ vdx_status vdx_normalize_L2(int64_t n, int64_t d, float *x) {
             for (int64_t j = 0; j < d; j++) row[j] *= inv;
         }
     }
+    vdx_team_end();
     return VDX_OK;
 }

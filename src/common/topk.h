@@ -51,6 +51,14 @@ static inline void vdx_heap_push(int64_t k, float *key, vdx_idx_t *id,
 /* Turns a heap into an array sorted best first (in place). */
 VDX_INTERNAL void vdx_heap_sort(int64_t k, float *key, vdx_idx_t *id);
 
+/* Finishes a heap into search results: sorts it best first, turns keys
+ * into the distances FAISS reports (L2: key + add, clamped at 0 since the
+ * sgemm form can round below it; IP: -key), orders entries whose final
+ * distances are equal by id, and marks empty slots with label -1 and
+ * distance +FLT_MAX (L2) or -FLT_MAX (IP), as FAISS does. */
+VDX_INTERNAL void vdx_topk_finish(int64_t k, float *D, vdx_idx_t *I, int is_ip,
+                                  float add);
+
 /* Merges heap b into heap a (both of size k). */
 VDX_INTERNAL void vdx_heap_merge(int64_t k, float *akey, vdx_idx_t *aid,
                                  const float *bkey, const vdx_idx_t *bid);

@@ -22,6 +22,7 @@
 #include "index_internal.h"
 #include "common/blas.h"
 #include "common/topk.h"
+#include "common/threads.h"
 #include "simd/kernels.h"
 
 /* Below this many queries the scan path wins (the database is streamed once
@@ -91,19 +92,9 @@ static vdx_status flat_reset(vdx_index *ix) {
 
 /* ---- search: result finishing ------------------------------------------ */
 
-/* Heaps hold keys (L2: |y|^2 - 2<x,y> or the exact distance; IP: -score).
- * Sort them and turn keys into the distances FAISS reports. */
 static void finish_heap(const vdx_index *ix, int64_t k, float *D,
                         vdx_idx_t *I, float add) {
-    vdx_heap_sort(k, D, I);
-    if (ix->metric == VDX_METRIC_INNER_PRODUCT) {
-        for (int64_t j = 0; j < k; j++) D[j] = -D[j];
-    } else if (add != 0) {
-        for (int64_t j = 0; j < k; j++) {
-            float v = D[j] + add;
-            D[j] = v < 0 ? 0 : v; /* rounding can dip below zero */
-        }
-    }
+    vdx_topk_finish(k, D, I, ix->metric == VDX_METRIC_INNER_PRODUCT, add);
 }
 
 /* ---- search: sgemm path ------------------------------------------------ */
@@ -117,7 +108,7 @@ static vdx_status search_blas(const vdx_flat *f, int64_t n, const float *x,
     const int d = (int)ix->d;
     const int is_l2 = ix->metric == VDX_METRIC_L2;
     const int64_t ntiles = (n + FLAT_QB - 1) / FLAT_QB;
-    int nthreads = omp_get_max_threads();
+    int nthreads = vdx_nthreads();
     if (nthreads > ntiles) nthreads = (int)ntiles;
 
     /* per-thread: a tile buffer and a candidate list */
@@ -164,7 +155,6 @@ static vdx_status search_blas(const vdx_flat *f, int64_t n, const float *x,
             for (int64_t q = q0; q < q0 + qn; q++) {
                 float xn = is_l2 ? K->norm_sqr(x + q * d, (size_t)d) : 0;
                 finish_heap(ix, k, D + q * k, I + q * k, is_l2 ? xn : 0);
-                /* keys were partial: empty slots stay +inf */
             }
         }
     }
@@ -215,14 +205,14 @@ static vdx_status search_scan(const vdx_flat *f, int64_t n, const float *x,
     const vdx_index *ix = &f->base;
     const int64_t nb = ix->ntotal;
     const int64_t d = ix->d;
-    int nthreads = omp_get_max_threads();
+    int nthreads = vdx_nthreads();
     /* split the database when there are fewer queries than threads */
     int split = n < 2 * nthreads && nb >= 4 * FLAT_SCAN_CHUNK && nthreads > 1;
     if (!split) {
         float *scratch = vdx_aligned_alloc((size_t)nthreads,
                                            2 * FLAT_SCAN_CHUNK * sizeof(float));
         if (!scratch) return VDX_ERR_OUT_OF_MEMORY;
-#pragma omp parallel for schedule(dynamic, 1) if (n > 1)
+#pragma omp parallel for schedule(dynamic, 1) if (n > 1) num_threads(vdx_nthreads())
         for (int64_t q = 0; q < n; q++) {
             float *dist = scratch + (size_t)omp_get_thread_num() * 2 *
                                         FLAT_SCAN_CHUNK;
@@ -305,7 +295,7 @@ static vdx_status flat_range_search(const vdx_index *ix, int64_t n,
     vdx_status st = VDX_OK;
     /* one query per iteration; each query's list is only touched by the
      * thread that owns it */
-#pragma omp parallel if (n > 1)
+#pragma omp parallel if (n > 1) num_threads(vdx_nthreads())
     {
         float *dist = vdx_aligned_alloc(FLAT_SCAN_CHUNK, sizeof(float));
         if (!dist) {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "index_internal.h"
+#include "common/threads.h"
 
 #define CHECK_INDEX(ix)                                                      \
     do {                                                                     \
@@ -35,7 +36,10 @@ vdx_status vdx_index_train(vdx_index *ix, int64_t n, const float *x) {
     if (st) return st;
     if ((st = vdx_check_finite(x, n, ix->d, "training vectors"))) return st;
     if (!ix->ops->train) return VDX_OK; /* nothing to learn (flat) */
-    return ix->ops->train(ix, n, x);
+    vdx_team_begin();
+    st = ix->ops->train(ix, n, x);
+    vdx_team_end();
+    return st;
 }
 
 static vdx_status add_common(vdx_index *ix, int64_t n, const float *x,
@@ -48,7 +52,10 @@ static vdx_status add_common(vdx_index *ix, int64_t n, const float *x,
                          ix->ops->type_name);
     if ((st = vdx_check_finite(x, n, ix->d, "added vectors"))) return st;
     if (n == 0) return VDX_OK;
-    return ix->ops->add(ix, n, x, ids);
+    vdx_team_begin();
+    st = ix->ops->add(ix, n, x, ids);
+    vdx_team_end();
+    return st;
 }
 
 vdx_status vdx_index_add(vdx_index *ix, int64_t n, const float *x) {
@@ -98,7 +105,10 @@ vdx_status vdx_index_search(const vdx_index *ix, int64_t n, const float *x,
                          "search: n * k = %lld * %lld is too large",
                          (long long)n, (long long)k);
     if (n == 0) return VDX_OK;
-    return ix->ops->search(ix, n, x, k, params, D, I);
+    vdx_team_begin();
+    st = ix->ops->search(ix, n, x, k, params, D, I);
+    vdx_team_end();
+    return st;
 }
 
 /* ---- range search ------------------------------------------------------ */
@@ -168,8 +178,12 @@ vdx_status vdx_index_range_search(const vdx_index *ix, int64_t n,
         st = VDX_ERR_OUT_OF_MEMORY;
         goto done;
     }
-    if (n > 0 && (st = ix->ops->range_search(ix, n, x, radius, params, &rb)))
-        goto done;
+    if (n > 0) {
+        vdx_team_begin();
+        st = ix->ops->range_search(ix, n, x, radius, params, &rb);
+        vdx_team_end();
+        if (st) goto done;
+    }
     r->nq = n;
     r->lims = vdx_malloc_array((size_t)n + 1, sizeof(int64_t));
     if (!r->lims) {
@@ -252,7 +266,9 @@ vdx_status vdx_index_remove_ids(vdx_index *ix, const vdx_selector *sel,
                          "remove_ids is not supported by %s",
                          ix->ops->type_name);
     int64_t nr = 0;
+    vdx_team_begin();
     vdx_status st = ix->ops->remove_ids(ix, sel, &nr);
+    vdx_team_end();
     if (nremoved) *nremoved = nr;
     return st;
 }

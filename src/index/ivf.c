@@ -26,6 +26,7 @@
 #include "cluster/kmeans.h"
 #include "common/blas.h"
 #include "common/topk.h"
+#include "common/threads.h"
 #include "simd/kernels.h"
 
 #define IVF_CHUNK 256
@@ -118,7 +119,7 @@ static vdx_status ivf_add(vdx_index *ix, int64_t n, const float *x,
     }
     /* each thread appends to the lists it owns, in vector order, so the
      * layout does not depend on the thread count */
-#pragma omp parallel
+#pragma omp parallel num_threads(vdx_nthreads())
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
         for (int64_t i = 0; i < n; i++) {
@@ -195,9 +196,7 @@ static int64_t scan_list(const vdx_ivf *ivf, const float *xq, int64_t l,
 }
 
 static void finish(const vdx_index *ix, int64_t k, float *D, vdx_idx_t *I) {
-    vdx_heap_sort(k, D, I);
-    if (ix->metric == VDX_METRIC_INNER_PRODUCT)
-        for (int64_t j = 0; j < k; j++) D[j] = -D[j];
+    vdx_topk_finish(k, D, I, ix->metric == VDX_METRIC_INNER_PRODUCT, 0);
 }
 
 /* ---- list-major search (IVF-Flat, many queries per list) ---------------- */
@@ -217,7 +216,7 @@ static vdx_status search_list_major(const vdx_ivf *ivf, int64_t n,
     const vdx_kernels *K = vdx_kernels_get();
     const int d = (int)ix->d, is_l2 = ix->metric == VDX_METRIC_L2;
     const int64_t nlist = ivf->nlist;
-    const int nthreads = omp_get_max_threads();
+    const int nthreads = vdx_nthreads();
     vdx_status st = VDX_OK;
     /* CSR of visitors per list */
     int64_t *start = vdx_calloc((size_t)nlist + 1, sizeof(int64_t));
@@ -308,16 +307,8 @@ static vdx_status search_list_major(const vdx_ivf *ivf, int64_t n,
             for (int u = 1; u < nthreads; u++)
                 vdx_heap_merge(k, hk, hi, tk + (size_t)u * hs + q * k,
                                ti + (size_t)u * hs + q * k);
-            vdx_heap_sort(k, hk, hi);
-            if (is_l2) {
-                float qn2 = K->norm_sqr(x + q * d, (size_t)d);
-                for (int64_t j = 0; j < k; j++) {
-                    float v = hk[j] + qn2;
-                    hk[j] = v < 0 ? 0 : v;
-                }
-            } else {
-                for (int64_t j = 0; j < k; j++) hk[j] = -hk[j];
-            }
+            vdx_topk_finish(k, hk, hi, !is_l2,
+                            is_l2 ? K->norm_sqr(x + q * d, (size_t)d) : 0);
         }
     }
 done:
@@ -338,7 +329,7 @@ static vdx_status ivf_search(const vdx_index *ix, int64_t n, const float *x,
     vdx_status st = VDX_OK;
     float *cd = vdx_malloc_array((size_t)n * (size_t)np, sizeof(float));
     int64_t *cl = vdx_malloc_array((size_t)n * (size_t)np, sizeof(int64_t));
-    int nthreads = omp_get_max_threads();
+    int nthreads = vdx_nthreads();
     float *scratch = vdx_aligned_alloc((size_t)nthreads, 2 * IVF_CHUNK * sizeof(float));
     if (!cd || !cl || !scratch) {
         st = VDX_ERR_OUT_OF_MEMORY;
@@ -353,7 +344,7 @@ static vdx_status ivf_search(const vdx_index *ix, int64_t n, const float *x,
         goto done;
     }
     if (n >= nthreads || nthreads == 1) {
-#pragma omp parallel for schedule(dynamic, 1) if (n > 1)
+#pragma omp parallel for schedule(dynamic, 1) if (n > 1) num_threads(vdx_nthreads())
         for (int64_t q = 0; q < n; q++) {
             float *keys = scratch + (size_t)omp_get_thread_num() * 2 * IVF_CHUNK;
             uint32_t *cand = (uint32_t *)(keys + IVF_CHUNK);
@@ -442,7 +433,7 @@ static vdx_status ivf_range_search(const vdx_index *ix, int64_t n,
     }
     if ((st = ivf->quantizer->ops->search(ivf->quantizer, n, x, np, NULL, cd, cl)))
         goto done;
-#pragma omp parallel if (n > 1)
+#pragma omp parallel if (n > 1) num_threads(vdx_nthreads())
     {
         float keys[IVF_CHUNK];
 #pragma omp for schedule(dynamic, 1)
@@ -503,7 +494,7 @@ static vdx_status ivf_remove_ids(vdx_index *ix, const vdx_selector *sel,
         return vdx_raise(VDX_ERR_UNSUPPORTED, "the inverted lists are read-only");
     int64_t removed = 0;
     size_t cs = ivf->code_size;
-#pragma omp parallel for reduction(+ : removed) schedule(dynamic, 16)
+#pragma omp parallel for reduction(+ : removed) schedule(dynamic, 16) num_threads(vdx_nthreads())
     for (int64_t l = 0; l < ivf->nlist; l++) {
         int64_t ls = ivf->il->ops->list_size(ivf->il, l), j = 0;
         if (!ls) continue;

@@ -6,6 +6,7 @@
 #ifndef VDX_TEST_H
 #define VDX_TEST_H
 
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>

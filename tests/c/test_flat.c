@@ -52,7 +52,7 @@ static int same_results(int64_t k, const float *D, const int64_t *I,
                         const float *xq, int64_t d, int ip) {
     for (int64_t i = 0; i < k; i++) {
         if (RI[i] < 0) {
-            if (I[i] != -1 || !isinf(D[i])) return 0;
+            if (I[i] != -1 || fabsf(D[i]) != FLT_MAX || (D[i] > 0) != (RD[i] > 0)) return 0;
             continue;
         }
         double tol = 1e-4 * (fabs(RD[i]) + 1);

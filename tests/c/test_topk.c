@@ -43,8 +43,28 @@ static void test_merge_and_empty(void) {
     CHECK(ia[0] == 1 && ia[1] == -1 && isinf(a[3]));
 }
 
+static void test_finish(void) {
+    /* keys that become equal distances after conversion are ordered by id;
+     * empty slots get -1 and FLT_MAX (L2) / -FLT_MAX (IP) */
+    float k1[5];
+    vdx_idx_t i1[5];
+    vdx_heap_init(5, k1, i1);
+    vdx_heap_push(5, k1, i1, -1e-7f, 9); /* rounds below zero: clamps to 0 */
+    vdx_heap_push(5, k1, i1, -2e-7f, 12);
+    vdx_heap_push(5, k1, i1, 0.0f, 3);
+    vdx_heap_push(5, k1, i1, 0.5f, 1);
+    vdx_topk_finish(5, k1, i1, 0, 0.0f);
+    CHECK(i1[0] == 3 && i1[1] == 9 && i1[2] == 12 && i1[3] == 1 && i1[4] == -1);
+    CHECK(k1[0] == 0 && k1[2] == 0 && k1[3] == 0.5f && k1[4] == FLT_MAX);
+    vdx_heap_init(5, k1, i1);
+    vdx_heap_push(5, k1, i1, -2.0f, 4); /* IP score 2 */
+    vdx_topk_finish(5, k1, i1, 1, 0.0f);
+    CHECK(i1[0] == 4 && k1[0] == 2.0f && i1[1] == -1 && k1[1] == -FLT_MAX);
+}
+
 int main(void) {
     RUN(test_heap_vs_sort);
     RUN(test_merge_and_empty);
+    RUN(test_finish);
     return TEST_SUMMARY();
 }

@@ -1,0 +1,52 @@
+/*
+ * threads.c — how many threads a vecdex call uses.
+ *
+ * The count is a library-wide setting (vdx_set_num_threads), not OpenMP's
+ * per-thread ICV, so that setting it from one thread applies to calls from
+ * every thread.  Calls in flight are counted, and each public call takes an
+ * equal share of the setting (at least one thread): two application threads
+ * searching at once get half the threads each instead of oversubscribing
+ * the cores, where spinning OpenMP teams slow everyone down.  Every parallel
+ * region asks vdx_nthreads() for its team size.
+ */
+#include <omp.h>
+
+#include "threads.h"
+
+static int g_setting;          /* 0 = not set: OpenMP's default */
+static int g_default;          /* captured once */
+static int g_active;           /* public calls in flight */
+static _Thread_local int tl_team, tl_depth;
+
+static int setting(void) {
+    int s = __atomic_load_n(&g_setting, __ATOMIC_RELAXED);
+    if (s > 0) return s;
+    int d = __atomic_load_n(&g_default, __ATOMIC_RELAXED);
+    if (d <= 0) {
+        d = omp_get_max_threads(); /* honours OMP_NUM_THREADS */
+        if (d < 1) d = 1;
+        __atomic_store_n(&g_default, d, __ATOMIC_RELAXED);
+    }
+    return d;
+}
+
+void vdx_set_num_threads(int n) {
+    __atomic_store_n(&g_setting, n > 0 ? n : 0, __ATOMIC_RELAXED);
+}
+
+int vdx_get_num_threads(void) { return setting(); }
+
+int vdx_nthreads(void) { return tl_team > 0 ? tl_team : setting(); }
+
+void vdx_team_begin(void) {
+    if (tl_depth++ > 0) return; /* nested public call: keep the share */
+    int active = __atomic_add_fetch(&g_active, 1, __ATOMIC_RELAXED);
+    int team = setting() / (active > 0 ? active : 1);
+    tl_team = team > 0 ? team : 1;
+}
+
+void vdx_team_end(void) {
+    if (--tl_depth > 0) return;
+    __atomic_sub_fetch(&g_active, 1, __ATOMIC_RELAXED);
+    tl_team = 0;
+}
