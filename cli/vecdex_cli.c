@@ -107,8 +107,9 @@ static int demo(int argc, char **argv) {
     printf("%-22s %10s %12s %10s %10s %12s\n", "index", "build (s)",
            "QPS", "R@1", "R@10", "bytes/vec");
 
-    const char *names[] = {"Flat (L2)", "IDMap2,Flat (L2)"};
-    for (int which = 0; which < 2; which++) {
+    const char *names[] = {"Flat", "IDMap2,Flat", "IVF100,Flat nprobe=1",
+                           "IVF100,Flat nprobe=10"};
+    for (int which = 0; which < 4; which++) {
         vdx_index *ix = NULL;
         vdx_status st = vdx_index_flat_new(d, VDX_METRIC_L2, &ix);
         if (st) return fail("create", st);
@@ -121,13 +122,23 @@ static int demo(int argc, char **argv) {
             for (int64_t i = 0; i < nb; i++) ids[i] = i; /* keep GT ids */
             st = vdx_index_add_with_ids(ix, nb, xb, ids);
             free(ids);
+        } else if (which >= 2) {
+            vdx_index *ivf = NULL;
+            if ((st = vdx_index_ivf_flat_new(ix, d, 100, VDX_METRIC_L2, &ivf)))
+                return fail("ivf", st);
+            ix = ivf;
+            if ((st = vdx_index_train(ix, nb, xb))) return fail("train", st);
+            st = vdx_index_add(ix, nb, xb);
         } else {
             st = vdx_index_add(ix, nb, xb);
         }
         if (st) return fail("add", st);
         double build = now() - t;
+        vdx_search_params sp;
+        vdx_search_params_init(&sp);
+        sp.nprobe = which == 3 ? 10 : 1;
         t = now();
-        if ((st = vdx_index_search(ix, nq, xq, k, NULL, D, I)))
+        if ((st = vdx_index_search(ix, nq, xq, k, &sp, D, I)))
             return fail("search", st);
         double qps = (double)nq / (now() - t);
         int64_t r1 = 0, r10 = 0;
@@ -137,7 +148,8 @@ static int demo(int argc, char **argv) {
                 for (int64_t u = 0; u < k; u++)
                     r10 += I[q * k + j] == gt[q * k + u];
         }
-        double bytes = (double)d * 4 + (which == 1 ? 8 : 0);
+        /* vector + stored id (IDMap2, IVF lists) */
+        double bytes = (double)d * 4 + (which >= 1 ? 8 : 0);
         printf("%-22s %10.2f %12.0f %10.3f %10.3f %12.0f\n", names[which],
                build, qps, (double)r1 / (double)ngt,
                (double)r10 / (double)(ngt * k), bytes);
