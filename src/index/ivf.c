@@ -63,13 +63,31 @@ static vdx_status ivf_train(vdx_index *ix, int64_t n, const float *x) {
 
 /* ---- add ------------------------------------------------------------------ */
 
+/* Asks the quantizer for the m nearest lists of n vectors.  Labels outside
+ * 0..nlist-1 (a quantizer that is not a plain centroid table may return any
+ * id) become -1, so that no list number is ever trusted unchecked. */
+static vdx_status coarse(const vdx_ivf *ivf, int64_t n, const float *x,
+                         int64_t m, float *dis, int64_t *lists) {
+    vdx_status st = ivf->quantizer->ops->search(ivf->quantizer, n, x, m, NULL,
+                                                dis, lists);
+    if (st) return st;
+    for (int64_t i = 0; i < n * m; i++)
+        if (lists[i] >= ivf->nlist) lists[i] = -1;
+    return VDX_OK;
+}
+
 static vdx_status assign_lists(const vdx_ivf *ivf, int64_t n, const float *x,
                                int64_t *lists) {
     float *dis = vdx_malloc_array((size_t)(n ? n : 1), sizeof(float));
     if (!dis) return VDX_ERR_OUT_OF_MEMORY;
-    vdx_status st = ivf->quantizer->ops->search(ivf->quantizer, n, x, 1, NULL,
-                                                dis, lists);
+    vdx_status st = coarse(ivf, n, x, 1, dis, lists);
     vdx_free(dis);
+    for (int64_t i = 0; i < n && !st; i++)
+        if (lists[i] < 0)
+            st = vdx_raise(VDX_ERR_INTERNAL,
+                           "the quantizer assigned vector %lld to no list "
+                           "(does it hold nlist=%lld centroids?)",
+                           (long long)i, (long long)ivf->nlist);
     return st;
 }
 
@@ -335,7 +353,7 @@ static vdx_status ivf_search(const vdx_index *ix, int64_t n, const float *x,
         st = VDX_ERR_OUT_OF_MEMORY;
         goto done;
     }
-    if ((st = ivf->quantizer->ops->search(ivf->quantizer, n, x, np, NULL, cd, cl)))
+    if ((st = coarse(ivf, n, x, np, cd, cl)))
         goto done;
     /* enough visitors per list for sgemm to pay: the list-major path */
     if (codec_is_flat(ivf) && !kn.max_codes && n * np >= 16 * ivf->nlist &&
@@ -431,7 +449,7 @@ static vdx_status ivf_range_search(const vdx_index *ix, int64_t n,
         st = VDX_ERR_OUT_OF_MEMORY;
         goto done;
     }
-    if ((st = ivf->quantizer->ops->search(ivf->quantizer, n, x, np, NULL, cd, cl)))
+    if ((st = coarse(ivf, n, x, np, cd, cl)))
         goto done;
 #pragma omp parallel if (n > 1) num_threads(vdx_nthreads())
     {

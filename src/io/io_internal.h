@@ -167,5 +167,11 @@ VDX_INTERNAL vdx_status vdx_io_read_idmap(vdx_reader *r, vdx_io_header *h,
                                           vdx_index **out);
 VDX_INTERNAL vdx_status vdx_io_write_idmap(vdx_writer *w,
                                            const vdx_index *ix);
+/* ivf_io.c: IwFl (IndexIVFFlat with ArrayInvertedLists) */
+VDX_INTERNAL int vdx_io_is_ivf_flat(const vdx_index *ix);
+VDX_INTERNAL vdx_status vdx_io_read_ivf_flat(vdx_reader *r, vdx_io_header *h,
+                                             vdx_index **out);
+VDX_INTERNAL vdx_status vdx_io_write_ivf_flat(vdx_writer *w,
+                                              const vdx_index *ix);
 
 #endif

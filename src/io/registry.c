@@ -8,11 +8,12 @@
 #include "io_internal.h"
 
 const vdx_io_reader_entry vdx_io_readers[] = {
-    {"IxF2", vdx_io_read_flat},  /* IndexFlatL2 */
-    {"IxFI", vdx_io_read_flat},  /* IndexFlatIP */
-    {"IxFl", vdx_io_read_flat},  /* IndexFlat (metric in the header) */
-    {"IxMp", vdx_io_read_idmap}, /* IndexIDMap */
-    {"IxM2", vdx_io_read_idmap}, /* IndexIDMap2 */
+    {"IxF2", vdx_io_read_flat},     /* IndexFlatL2 */
+    {"IxFI", vdx_io_read_flat},     /* IndexFlatIP */
+    {"IxFl", vdx_io_read_flat},     /* IndexFlat (metric in the header) */
+    {"IxMp", vdx_io_read_idmap},    /* IndexIDMap */
+    {"IxM2", vdx_io_read_idmap},    /* IndexIDMap2 */
+    {"IwFl", vdx_io_read_ivf_flat}, /* IndexIVFFlat */
 };
 const size_t vdx_io_nreaders =
     sizeof vdx_io_readers / sizeof vdx_io_readers[0];
@@ -20,6 +21,7 @@ const size_t vdx_io_nreaders =
 const vdx_io_writer_entry vdx_io_writers[] = {
     {vdx_is_idmap, vdx_io_write_idmap},
     {vdx_is_flat, vdx_io_write_flat},
+    {vdx_io_is_ivf_flat, vdx_io_write_ivf_flat},
 };
 const size_t vdx_io_nwriters =
     sizeof vdx_io_writers / sizeof vdx_io_writers[0];

@@ -41,6 +41,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (int64_t j = 0; j < d; j++) q[j] = (float)(j % 7) * 0.5f;
     s = vdx_index_search(ix, 1, q, 3, NULL, dist, lab);
     if (s != VDX_OK && s != VDX_ERR_NOT_TRAINED) die("search failed");
+    if (vdx_index_is_ivf(ix)) {
+        /* every list, not just the default nprobe ones */
+        vdx_search_params p;
+        vdx_search_params_init(&p);
+        p.nprobe = vdx_index_ivf_nlist(ix);
+        s = vdx_index_search(ix, 1, q, 3, &p, dist, lab);
+        if (s != VDX_OK && s != VDX_ERR_NOT_TRAINED) die("IVF search failed");
+        /* the direct map, when there is one, must point into the lists */
+        int64_t nt = vdx_index_ntotal(ix);
+        for (int64_t i = 0; i < nt && i < 64; i++) {
+            s = vdx_index_reconstruct(ix, i, q);
+            if (s == VDX_ERR_UNSUPPORTED) break; /* no direct map */
+            if (s != VDX_OK) die("reconstruct failed");
+        }
+    }
     free(q);
 
     uint8_t *b1 = NULL, *b2 = NULL;

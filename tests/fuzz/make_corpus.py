@@ -3,14 +3,17 @@
 
     make_corpus.py OUTDIR             golden files + more valid files written by
                                       faiss + corrupted and hostile variants
-    make_corpus.py --golden OUTDIR    only the four golden files that are
+    make_corpus.py --golden OUTDIR    only the golden files that are
                                       committed under tests/fuzz/corpus/ and
                                       checked value by value in tests/c/test_io.c
+                                      (flat, IDMap) and tests/c/test_io_ivf.c
+                                      (IndexIVFFlat)
     make_corpus.py --check FILE...    load files (e.g. written by vecdex) with
                                       faiss and print what faiss sees
 
 Everything is deterministic: vectors are small arange()s (exact in float32),
-ids are fixed lists.  Keep GOLDEN in sync with tests/c/test_io.c.
+ids are fixed lists.  Keep GOLDEN in sync with tests/c/test_io.c and
+IVF_GOLDEN with tests/c/test_io_ivf.c.
 """
 import os
 import struct
@@ -33,6 +36,51 @@ GOLDEN = {
     "idmap_ip_d4_n3.index": ("IxMp", vecs(0.5, -3.0), [1000, 7, 123456789012]),
     "idmap2_l2_d4_n3.index": ("IxM2", vecs(1.0, 100.0), [5, 3, 9]),
 }
+
+
+# IndexIVFFlat goldens: d=4, nlist=4, 10 vectors of small integers (exact),
+# centroids placed so that no vector is near a tie between two lists.
+def ivf_vecs(mul):
+    i = np.arange(10)[:, None]
+    j = np.arange(D)[None, :]
+    return (((i * mul + j * 3) % 11) - 5).astype("float32")
+
+
+def ivf_centroids(far):
+    l = np.arange(4)[:, None]
+    j = np.arange(D)[None, :]
+    c = ((((l * 5 + j * 2) % 7) - 3) * 1.5).astype("float32")
+    if far:  # lists 2 and 3 stay empty: FAISS writes a "sprs" size table
+        c[2:] += 100
+    return c
+
+
+# name -> (metric, vecs mul, far centroids, ids or None, direct map, nprobe)
+IVF_GOLDEN = {
+    "ivfflat_l2_d4_n10.index": (faiss.METRIC_L2, 7, False, None, False, 1),
+    "ivfflat_l2_dm_d4_n10.index": (faiss.METRIC_L2, 5, True, None, True, 4),
+    "ivfflat_ip_d4_n10.index": (faiss.METRIC_INNER_PRODUCT, 3, False,
+                                [5, 3, 9, 1000, 7, 123456789012, 42, 0, 11,
+                                 64], False, 2),
+}
+
+
+def build_ivf(metric, mul, far, ids, dm, nprobe, empty=False):
+    q = faiss.IndexFlat(D, metric)  # the python wrapper keeps it alive
+    q.add(ivf_centroids(far))
+    ivf = faiss.IndexIVFFlat(q, D, 4, metric)
+    assert ivf.is_trained  # the quantizer holds the nlist centroids
+    x = ivf_vecs(mul)
+    if empty:
+        pass
+    elif ids is None:
+        ivf.add(x)
+    else:
+        ivf.add_with_ids(x, np.array(ids, dtype="int64"))
+    if dm:
+        ivf.make_direct_map()
+    ivf.nprobe = nprobe
+    return ivf
 
 
 def build(kind, x, ids):
@@ -67,6 +115,11 @@ def golden(outdir):
     for name, (kind, x, ids) in GOLDEN.items():
         data = ser(build(kind, x, ids))
         assert data[:4] == kind.encode(), (name, data[:4])
+        write(outdir, name, data)
+        out[name] = data
+    for name, args in IVF_GOLDEN.items():
+        data = ser(build_ivf(*args))
+        assert data[:4] == b"IwFl", (name, data[:4])
         write(outdir, name, data)
         out[name] = data
     return out
@@ -106,12 +159,36 @@ def full(outdir):
     ix.metric_arg = 3.0
     ix.add(vecs(1.0, 0.0))
     write(outdir, "unsupported_flat_lp.index", ser(ix))
-    # a kind vecdex does not read (yet)
+    # IndexIVFFlat beyond the goldens (tests/c/test_io_ivf.c covers these
+    # shapes too): nlist 1, empty, untrained, no lists, inside an IDMap
     q = faiss.IndexFlatL2(D)
     ivf = faiss.IndexIVFFlat(q, D, 1)
     ivf.train(vecs(1.0, 0.0))
     ivf.add(vecs(1.0, 0.0))
-    write(outdir, "unsupported_ivfflat.index", ser(ivf))
+    write(outdir, "valid_ivfflat_nlist1.index", ser(ivf))
+    write(outdir, "valid_ivfflat_empty.index",
+          ser(build_ivf(faiss.METRIC_L2, 7, False, None, True, 2, empty=True)))
+    write(outdir, "valid_ivfflat_untrained.index",
+          ser(faiss.IndexIVFFlat(faiss.IndexFlatIP(D), D, 3,
+                                 faiss.METRIC_INNER_PRODUCT)))
+    ivf = build_ivf(faiss.METRIC_L2, 7, False, None, False, 1, empty=True)
+    ivf.replace_invlists(None, False)
+    write(outdir, "valid_ivfflat_il00.index", ser(ivf))
+    ivf = faiss.IndexIDMap(build_ivf(faiss.METRIC_L2, 5, True, None, False, 1, empty=True))
+    ivf.add_with_ids(ivf_vecs(5), np.arange(10, dtype="int64") * 1000 + 1)
+    write(outdir, "valid_idmap_ivfflat.index", ser(ivf))
+    # valid FAISS that vecdex does not handle
+    ivf = build_ivf(faiss.METRIC_L2, 7, False, None, False, 1)
+    ivf.replace_invlists(None, False)  # ntotal stays 10
+    write(outdir, "unsupported_ivfflat_il00_ntotal.index", ser(ivf))
+    ivf = build_ivf(faiss.METRIC_L2, 5, False, None, False, 1)
+    ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+    write(outdir, "unsupported_ivfflat_hashtable.index", ser(ivf))
+    qh = faiss.IndexHNSWFlat(D, 8)
+    qh.add(ivf_centroids(False))
+    ivf = faiss.IndexIVFFlat(qh, D, 4)
+    ivf.add(ivf_vecs(7))
+    write(outdir, "unsupported_ivfflat_hnsw_quantizer.index", ser(ivf))
 
     # truncations
     for n in (0, 1, 3, 4, 12, 36, 37, 41, 44, 45, 60, len(l2) - 1):
@@ -142,6 +219,59 @@ def full(outdir):
     write(outdir, "bad_idmap_count.index", patched(m1, len(m1) - 32, "<Q", 4))
     write(outdir, "bad_idmap2_count.index",
           patched(m2, len(m2) - 32, "<Q", 1 << 61))
+    # IndexIVFFlat: header 0..37, nlist 37, nprobe 45, quantizer at 53
+    # (109 bytes for d=4, nlist=4), direct map at 162, then "ilar" with
+    # nlist +4, code_size +12, size table type +20, its count +24, table +32
+    full_l = g["ivfflat_l2_d4_n10.index"]    # "full" table, no direct map
+    sprs_dm = g["ivfflat_l2_dm_d4_n10.index"]  # "sprs" table + direct map
+    il_f, il_s = full_l.find(b"ilar"), sprs_dm.find(b"ilar")
+    assert (il_f, il_s) == (171, 251)
+    for n in (37, 45, 53, 100, 162, 163, 171, il_f + 20, il_f + 40,
+              il_f + 64, len(full_l) - 8, len(full_l) - 1):
+        write(outdir, "trunc_ivf_%d.index" % n, full_l[:n])
+    for n in (200, il_s, il_s + 30, len(sprs_dm) - 100):
+        write(outdir, "trunc_ivf_dm_%d.index" % n, sprs_dm[:n])
+    write(outdir, "bad_ivf_nlist0.index", patched(full_l, 37, "<Q", 0))
+    write(outdir, "bad_ivf_nlist_huge.index", patched(full_l, 37, "<Q", 1 << 40))
+    write(outdir, "bad_ivf_nlist5.index", patched(full_l, 37, "<Q", 5))
+    write(outdir, "valid_ivf_nprobe0.index", patched(full_l, 45, "<Q", 0))
+    write(outdir, "valid_ivf_nprobe_huge.index",
+          patched(full_l, 45, "<Q", (1 << 64) - 1))
+    write(outdir, "bad_ivf_quantizer_d.index", patched(full_l, 57, "<i", 3))
+    write(outdir, "bad_ivf_quantizer_ntotal.index",
+          patched(full_l, 61, "<q", 3))
+    write(outdir, "bad_ivf_ntotal.index", patched(full_l, 8, "<q", 11))
+    write(outdir, "bad_ivf_untrained.index", patched(full_l, 32, "<B", 0))
+    write(outdir, "bad_ivf_dm_type.index", patched(full_l, 162, "<B", 7))
+    write(outdir, "bad_ivf_dm_entry.index",
+          patched(sprs_dm, 171 + 8 * 3, "<q", 1 << 32))
+    write(outdir, "bad_ivf_dm_count.index", patched(sprs_dm, 163, "<Q", 9))
+    write(outdir, "bad_ivf_il_nlist.index", patched(full_l, il_f + 4, "<Q", 3))
+    write(outdir, "bad_ivf_code_size.index",
+          patched(full_l, il_f + 12, "<Q", 12))
+    write(outdir, "bad_ivf_list_type.index",
+          full_l[:il_f + 20] + b"half" + full_l[il_f + 24:])
+    write(outdir, "unsupported_ivf_invlists_type.index",
+          full_l[:il_f] + b"ilod" + full_l[il_f + 4:])
+    write(outdir, "bad_ivf_full_count.index",
+          patched(full_l, il_f + 24, "<Q", 1 << 60))
+    write(outdir, "bad_ivf_full_size.index",
+          patched(full_l, il_f + 32, "<Q", 3))
+    write(outdir, "bad_ivf_full_size_huge.index",
+          patched(full_l, il_f + 32, "<Q", (1 << 64) - 1))
+    write(outdir, "bad_ivf_sprs_odd.index", patched(sprs_dm, il_s + 24, "<Q", 3))
+    write(outdir, "bad_ivf_sprs_count_huge.index",
+          patched(sprs_dm, il_s + 24, "<Q", 1 << 62))
+    write(outdir, "bad_ivf_sprs_list.index",
+          patched(sprs_dm, il_s + 32, "<Q", 4))
+    write(outdir, "bad_ivf_sprs_dup.index",
+          patched(sprs_dm, il_s + 48, "<Q", 0))
+    write(outdir, "bad_ivf_sprs_size.index",
+          patched(sprs_dm, il_s + 40, "<Q", 1 << 40))
+    write(outdir, "bad_ivf_nan.index",
+          patched(full_l, il_f + 64, "<f", float("nan")))
+    write(outdir, "bad_ivf_id.index",
+          patched(sprs_dm, il_s + 64 + 5 * 16, "<q", 12))
     # IDMap over IDMap over IDMap ... deeper than any reader should follow
     hdr_end = 37
     deep = m1[:hdr_end] * 40 + m1[hdr_end:]
@@ -160,6 +290,15 @@ def check(paths):
             print("  vectors", base.reconstruct_n(0, ix.ntotal).tolist())
         if hasattr(ix, "id_map"):
             print("  ids", faiss.vector_to_array(ix.id_map).tolist())
+        if isinstance(ix, faiss.IndexIVF):
+            il = ix.invlists
+            print("  nlist=%d nprobe=%d direct_map=%d" %
+                  (ix.nlist, ix.nprobe, ix.direct_map.type))
+            for l in range(ix.nlist):
+                n = il.list_size(l)
+                if n:
+                    ids = faiss.rev_swig_ptr(il.get_ids(l), n).tolist()
+                    print("  list %d ids %s" % (l, ids))
 
 
 def main(argv):

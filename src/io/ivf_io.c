@@ -1,0 +1,462 @@
+/*
+ * ivf_io.c — IndexIVFFlat in FAISS's format (fourcc "IwFl"):
+ *
+ *     "IwFl", the common header (d, ntotal, is_trained, metric),
+ *     uint64 nlist, uint64 nprobe,
+ *     the coarse quantizer (a whole index, read recursively),
+ *     the direct map: uint8 type (0 none, 1 array, 2 hashtable), a vector of
+ *       int64 (the array: ntotal entries list << 32 | offset, else empty),
+ *       and for the hashtable only a vector of (id, list << 32 | offset)
+ *       int64 pairs,
+ *     the inverted lists: "il00" (none) or "ilar" (ArrayInvertedLists):
+ *       uint64 nlist, uint64 code_size, then the list sizes as
+ *         "full" + a vector of nlist uint64 sizes, or
+ *         "sprs" + a vector of uint64 (list, size) pairs for the non-empty
+ *         lists, in increasing list order (FAISS writes "full" when more
+ *         than nlist / 2 lists are non-empty, "sprs" otherwise; this writer
+ *         makes the same choice, so its bytes equal FAISS's),
+ *       then, for each non-empty list in list order, its codes (size x
+ *       code_size bytes: the float vectors) and its ids (size int64s).
+ *
+ * Checks on read, beyond the size-before-allocation rule: the quantizer
+ * must be a flat index of dimension d (any other kind could return list
+ * numbers outside 0..nlist-1), holding the nlist centroids when the index
+ * is trained; an untrained index holds no vectors; code_size is d * 4; the
+ * list sizes add up to ntotal; "sprs" pairs name each list at most once,
+ * in increasing order (as FAISS writes them); a stored direct map equals
+ * the one rebuilt from the lists; an untrained index has at most 2^20
+ * lists.  nprobe is clamped to 1..nlist, as the setter does.  The
+ * hashtable direct map, inverted-list kinds other than "ilar", quantizers
+ * that are not flat and "il00" (no lists) with ntotal > 0 are valid FAISS
+ * but not handled (VDX_ERR_UNSUPPORTED); "il00" with ntotal 0 loads as
+ * empty lists.  The writer writes any quantizer vecdex can write.
+ */
+#include <inttypes.h>
+#include <string.h>
+
+#include "io_internal.h"
+
+/* FAISS's DirectMap::Type */
+enum { DM_NONE = 0, DM_ARRAY = 1, DM_HASHTABLE = 2 };
+
+/* nlist accepted in the file at all (vdx_ivf_init's bound) */
+#define IVF_IO_MAX_NLIST ((uint64_t)1 << 31)
+/* A trained index's nlist is bounded by its centroids, which are in the
+ * file; an untrained one's is not, yet every list costs memory and time
+ * (about 32 bytes of bookkeeping each), so it gets a fixed bound: 2^20, the
+ * largest nlist in common use with a flat quantizer (IVF1048576). */
+#define IVF_IO_MAX_NLIST_UNTRAINED ((uint64_t)1 << 20)
+
+/* Compressed IVF kinds will share vdx_index_is_ivf; only IVF-Flat is
+ * written here. */
+int vdx_io_is_ivf_flat(const vdx_index *ix) {
+    return vdx_index_is_ivf(ix) &&
+           strcmp(ix->ops->type_name, "IndexIVFFlat") == 0;
+}
+
+/* Stored vectors must be finite like everything vdx_index_add accepts. */
+static vdx_status check_finite_codes(const vdx_reader *r, const float *x,
+                                     uint64_t n, int64_t list, uint64_t at) {
+    for (uint64_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        if ((u & 0x7f800000u) == 0x7f800000u)
+            return vdx_raise(VDX_ERR_FORMAT,
+                             "non-finite value in inverted list %" PRId64
+                             " at offset %" PRIu64 " of the %s",
+                             list, at + i * 4, r->kind);
+    }
+    return VDX_OK;
+}
+
+/* Reads a fourcc and returns it NUL-terminated in out[5]. */
+static vdx_status read_fourcc(vdx_reader *r, char out[5], const char *what) {
+    vdx_status s = vdx_rd_bytes(r, out, 4, what);
+    out[4] = 0;
+    return s;
+}
+
+static int printable4(const char *c) {
+    for (int i = 0; i < 4; i++) {
+        unsigned char u = (unsigned char)c[i];
+        if (u < 0x20 || u > 0x7e) return 0;
+    }
+    return 1;
+}
+
+/* The list-size table as (list, size) entries in increasing list order:
+ * all nlist lists for "full", the non-empty ones for "sprs".  Its memory is
+ * proportional to the table's bytes in the file, not to nlist. */
+typedef struct {
+    uint64_t n;
+    uint64_t *list, *size;
+} list_table;
+
+static void list_table_free(list_table *t) {
+    vdx_free(t->list);
+    vdx_free(t->size);
+}
+
+static vdx_status list_table_alloc(list_table *t, uint64_t n) {
+    t->n = n;
+    t->list = vdx_malloc_array((size_t)(n ? n : 1), sizeof(uint64_t));
+    t->size = vdx_malloc_array((size_t)(n ? n : 1), sizeof(uint64_t));
+    return t->list && t->size ? VDX_OK : VDX_ERR_OUT_OF_MEMORY;
+}
+
+static vdx_status read_list_sizes(vdx_reader *r, const vdx_io_header *h,
+                                  uint64_t nlist, list_table *t) {
+    char type[5];
+    uint64_t at = r->pos;
+    vdx_status s = read_fourcc(r, type, "inverted list size table type");
+    if (s != VDX_OK) return s;
+    if (memcmp(type, "full", 4) == 0) {
+        /* checked against the bytes that remain before allocating */
+        s = vdx_rd_vector_count(r, sizeof(uint64_t), nlist, "list sizes");
+        if (s != VDX_OK) return s;
+        if ((s = list_table_alloc(t, nlist)) != VDX_OK) return s;
+        for (uint64_t l = 0; l < nlist; l++) t->list[l] = l;
+        return vdx_rd_bytes(r, t->size, nlist * sizeof(uint64_t),
+                            "list sizes");
+    }
+    if (memcmp(type, "sprs", 4) != 0) {
+        if (printable4(type))
+            return vdx_raise(VDX_ERR_FORMAT,
+                             "%s index: unknown inverted list size table "
+                             "'%s' at offset %" PRIu64 " (expected 'full' or "
+                             "'sprs')",
+                             h->fourcc, type, at);
+        return vdx_raise(VDX_ERR_FORMAT,
+                         "%s index: bad inverted list size table type at "
+                         "offset %" PRIu64,
+                         h->fourcc, at);
+    }
+    uint64_t count, count_at = r->pos;
+    if ((s = vdx_rd_u64(r, &count, "sparse list sizes size")) != VDX_OK)
+        return s;
+    if (count % 2 != 0 || count / 2 > nlist)
+        return vdx_raise(VDX_ERR_FORMAT,
+                         "%s index: sparse list sizes: %" PRIu64
+                         " entries at offset %" PRIu64 ", expected an even "
+                         "number up to 2 x nlist = %" PRIu64,
+                         h->fourcc, count, count_at, 2 * nlist);
+    /* count <= 2^32 here, so count * 8 cannot overflow */
+    if ((s = vdx_rd_need(r, count * sizeof(uint64_t), "sparse list sizes")) !=
+        VDX_OK)
+        return s;
+    if ((s = list_table_alloc(t, count / 2)) != VDX_OK) return s;
+    for (uint64_t j = 0; j < t->n; j++) {
+        uint64_t pair[2], pair_at = r->pos;
+        if ((s = vdx_rd_bytes(r, pair, sizeof pair, "sparse list sizes")) !=
+            VDX_OK)
+            return s;
+        /* FAISS writes the lists in increasing order; requiring it rules
+         * out a list named twice */
+        if (pair[0] >= nlist || (j > 0 && pair[0] <= t->list[j - 1]))
+            return vdx_raise(VDX_ERR_FORMAT,
+                             "%s index: sparse list sizes: list %" PRIu64
+                             " at offset %" PRIu64 " is %s",
+                             h->fourcc, pair[0], pair_at,
+                             pair[0] >= nlist ? "out of range"
+                             : pair[0] == t->list[j - 1]
+                                 ? "listed twice"
+                                 : "out of order (lists must increase)");
+        t->list[j] = pair[0];
+        t->size[j] = pair[1];
+    }
+    return VDX_OK;
+}
+
+/* Reads "ilar" / "il00" into the (empty) lists of ivf. */
+static vdx_status read_invlists(vdx_reader *r, const vdx_io_header *h,
+                                vdx_ivf *ivf) {
+    char type[5];
+    uint64_t at = r->pos;
+    vdx_status s = read_fourcc(r, type, "inverted lists type");
+    if (s != VDX_OK) return s;
+    if (memcmp(type, "il00", 4) == 0) {
+        /* FAISS's "no inverted lists": only an empty index can do without */
+        if (h->ntotal == 0) return VDX_OK;
+        return vdx_raise(VDX_ERR_UNSUPPORTED,
+                         "%s index at offset %" PRIu64 ": ntotal=%" PRId64
+                         " but no inverted lists ('il00' at offset %" PRIu64
+                         "); vecdex cannot load an IVF index without them",
+                         h->fourcc, h->offset, h->ntotal, at);
+    }
+    if (memcmp(type, "ilar", 4) != 0) {
+        if (printable4(type))
+            return vdx_raise(VDX_ERR_UNSUPPORTED,
+                             "%s index: inverted lists of type '%s' at "
+                             "offset %" PRIu64 " are not supported (vecdex "
+                             "reads 'ilar', ArrayInvertedLists)",
+                             h->fourcc, type, at);
+        return vdx_raise(VDX_ERR_FORMAT,
+                         "%s index: bad inverted lists type at offset %" PRIu64,
+                         h->fourcc, at);
+    }
+    uint64_t nlist, code_size;
+    uint64_t nlist_at = r->pos;
+    if ((s = vdx_rd_u64(r, &nlist, "inverted lists nlist")) != VDX_OK) return s;
+    uint64_t cs_at = r->pos;
+    if ((s = vdx_rd_u64(r, &code_size, "inverted lists code_size")) != VDX_OK)
+        return s;
+    if (nlist != (uint64_t)ivf->nlist)
+        return vdx_raise(VDX_ERR_FORMAT,
+                         "%s index: inverted lists at offset %" PRIu64
+                         " have nlist=%" PRIu64 ", the index nlist=%" PRId64,
+                         h->fourcc, nlist_at, nlist, ivf->nlist);
+    if (code_size != (uint64_t)ivf->code_size)
+        return vdx_raise(VDX_ERR_FORMAT,
+                         "%s index: code_size=%" PRIu64 " at offset %" PRIu64
+                         ", expected d x 4 = %zu",
+                         h->fourcc, code_size, cs_at, ivf->code_size);
+
+    list_table t = {0, NULL, NULL};
+    uint64_t table_at = r->pos;
+    if ((s = read_list_sizes(r, h, nlist, &t)) != VDX_OK) goto done;
+
+    /* every size is checked against ntotal and the bytes that remain
+     * before any list is allocated */
+    uint64_t total = 0, bytes;
+    for (uint64_t j = 0; j < t.n; j++) {
+        if (__builtin_add_overflow(total, t.size[j], &total) ||
+            total > (uint64_t)INT64_MAX) {
+            s = vdx_raise(VDX_ERR_FORMAT,
+                          "%s index: the list sizes at offset %" PRIu64
+                          " overflow (list %" PRIu64 " has %" PRIu64 ")",
+                          h->fourcc, table_at, t.list[j], t.size[j]);
+            goto done;
+        }
+    }
+    if (total != (uint64_t)h->ntotal) {
+        s = vdx_raise(VDX_ERR_FORMAT,
+                      "%s index: the list sizes at offset %" PRIu64
+                      " add up to %" PRIu64 ", the header says ntotal=%" PRId64,
+                      h->fourcc, table_at, total, h->ntotal);
+        goto done;
+    }
+    if (__builtin_mul_overflow(total, code_size + sizeof(vdx_idx_t), &bytes)) {
+        s = vdx_raise(VDX_ERR_FORMAT,
+                      "%s index: %" PRIu64 " entries of %" PRIu64
+                      " bytes overflow",
+                      h->fourcc, total, code_size + sizeof(vdx_idx_t));
+        goto done;
+    }
+    if ((s = vdx_rd_need(r, bytes, "inverted list data")) != VDX_OK) goto done;
+
+    /* the data of the non-empty lists follows in list order */
+    vdx_invlists *il = ivf->il;
+    for (uint64_t j = 0; j < t.n; j++) {
+        int64_t l = (int64_t)t.list[j];
+        uint64_t n = t.size[j];
+        if (n == 0) continue;
+        if ((s = il->ops->resize(il, l, (int64_t)n)) != VDX_OK) goto done;
+        uint64_t codes_at = r->pos;
+        uint8_t *codes = il->ops->codes_rw(il, l);
+        if ((s = vdx_rd_bytes(r, codes, n * code_size, "inverted list codes")) !=
+            VDX_OK)
+            goto done;
+        s = check_finite_codes(r, (const float *)(const void *)codes,
+                               n * code_size / sizeof(float), l, codes_at);
+        if (s != VDX_OK) goto done;
+        if ((s = vdx_rd_bytes(r, il->ops->ids_rw(il, l), n * sizeof(vdx_idx_t),
+                              "inverted list ids")) != VDX_OK)
+            goto done;
+    }
+done:
+    list_table_free(&t);
+    return s;
+}
+
+/* Checks the direct map stored in the file (ntotal entries) against the one
+ * rebuilt from the lists. */
+static vdx_status check_direct_map(const vdx_io_header *h, vdx_ivf *ivf,
+                                   const int64_t *stored, uint64_t at) {
+    vdx_status s = vdx_ivf_rebuild_direct_map(ivf);
+    if (s == VDX_ERR_OUT_OF_MEMORY) return s;
+    if (s != VDX_OK) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s", vdx_last_error());
+        return vdx_raise(VDX_ERR_FORMAT,
+                         "%s index at offset %" PRIu64 " has a direct map, "
+                         "but its lists do not allow one: %s",
+                         h->fourcc, h->offset, msg);
+    }
+    for (int64_t i = 0; i < h->ntotal; i++)
+        if (ivf->dm[i] != stored[i])
+            return vdx_raise(VDX_ERR_FORMAT,
+                             "%s index: direct map entry %" PRId64
+                             " at offset %" PRIu64 " is 0x%" PRIx64
+                             ", the lists place id %" PRId64 " at 0x%" PRIx64,
+                             h->fourcc, i, at + (uint64_t)i * 8,
+                             (uint64_t)stored[i], i, (uint64_t)ivf->dm[i]);
+    return VDX_OK;
+}
+
+vdx_status vdx_io_read_ivf_flat(vdx_reader *r, vdx_io_header *h,
+                                vdx_index **out) {
+    vdx_status s = vdx_rd_header(r, h);
+    if (s != VDX_OK) return s;
+    vdx_metric metric;
+    if ((s = vdx_io_metric(h, &metric)) != VDX_OK) return s;
+    uint64_t nlist, nprobe, nlist_at = r->pos;
+    if ((s = vdx_rd_u64(r, &nlist, "IVF nlist")) != VDX_OK) return s;
+    if ((s = vdx_rd_u64(r, &nprobe, "IVF nprobe")) != VDX_OK) return s;
+    if (nlist < 1 || nlist > IVF_IO_MAX_NLIST)
+        return vdx_raise(VDX_ERR_FORMAT,
+                         "%s index: nlist=%" PRIu64 " at offset %" PRIu64
+                         " is out of range 1..2^31",
+                         h->fourcc, nlist, nlist_at);
+    if (!h->is_trained && h->ntotal != 0)
+        return vdx_raise(VDX_ERR_FORMAT,
+                         "%s index at offset %" PRIu64 " is not trained but "
+                         "holds ntotal=%" PRId64 " vectors",
+                         h->fourcc, h->offset, h->ntotal);
+    if (!h->is_trained && nlist > IVF_IO_MAX_NLIST_UNTRAINED)
+        return vdx_raise(VDX_ERR_FORMAT,
+                         "%s index: nlist=%" PRIu64 " at offset %" PRIu64
+                         " exceeds the limit of 2^20 lists for an untrained "
+                         "index",
+                         h->fourcc, nlist, nlist_at);
+
+    uint64_t q_at = r->pos;
+    vdx_index *q = NULL;
+    if ((s = vdx_read_index_rec(r, &q)) != VDX_OK) return s;
+    if (!vdx_is_flat(q)) {
+        s = vdx_raise(VDX_ERR_UNSUPPORTED,
+                      "%s index at offset %" PRIu64 ": its quantizer at "
+                      "offset %" PRIu64 " is an %s; vecdex reads IVF indexes "
+                      "with a flat quantizer only",
+                      h->fourcc, h->offset, q_at, vdx_index_type_name(q));
+        vdx_index_free(q);
+        return s;
+    }
+    if (q->d != h->d ||
+        (h->is_trained && (uint64_t)q->ntotal != nlist)) {
+        s = vdx_raise(VDX_ERR_FORMAT,
+                      "%s index at offset %" PRIu64 " (d=%" PRId64
+                      ", nlist=%" PRIu64 ", %s) disagrees with its quantizer "
+                      "at offset %" PRIu64 " (d=%" PRId64 ", ntotal=%" PRId64
+                      ")",
+                      h->fourcc, h->offset, h->d, nlist,
+                      h->is_trained ? "trained" : "untrained", q_at, q->d,
+                      q->ntotal);
+        vdx_index_free(q);
+        return s;
+    }
+
+    vdx_ivf *ivf = NULL;
+    if ((s = vdx_ivf_flat_alloc(q, h->d, (int64_t)nlist, metric, &ivf)) !=
+        VDX_OK) {
+        vdx_index_free(q); /* still ours: ownership passes on success */
+        return s;
+    }
+    vdx_index *ix = &ivf->base;
+    ix->is_trained = h->is_trained;
+    ix->metric_arg = h->metric_arg;
+    /* as vdx_index_ivf_set_nprobe: 0 or huge values must not break search */
+    ivf->nprobe = nprobe < 1 ? 1 : nprobe > nlist ? (int64_t)nlist
+                                                  : (int64_t)nprobe;
+
+    int64_t *stored_dm = NULL;
+    uint8_t dm_type;
+    uint64_t dm_at = r->pos, dm_array_at = 0;
+    if ((s = vdx_rd_u8(r, &dm_type, "direct map type")) != VDX_OK) goto fail;
+    if (dm_type == DM_HASHTABLE) {
+        s = vdx_raise(VDX_ERR_UNSUPPORTED,
+                      "%s index: direct map of type hashtable (2) at offset "
+                      "%" PRIu64 " is not supported (vecdex keeps an array "
+                      "direct map only)",
+                      h->fourcc, dm_at);
+        goto fail;
+    }
+    if (dm_type != DM_NONE && dm_type != DM_ARRAY) {
+        s = vdx_raise(VDX_ERR_FORMAT,
+                      "%s index: unknown direct map type %u at offset %" PRIu64,
+                      h->fourcc, dm_type, dm_at);
+        goto fail;
+    }
+    uint64_t dm_n = dm_type == DM_ARRAY ? (uint64_t)h->ntotal : 0;
+    /* the count is checked against the bytes that remain first */
+    if ((s = vdx_rd_vector_count(r, sizeof(int64_t), dm_n, "direct map")) !=
+        VDX_OK)
+        goto fail;
+    if (dm_type == DM_ARRAY) {
+        stored_dm = vdx_malloc_array((size_t)(dm_n ? dm_n : 1), sizeof(int64_t));
+        if (!stored_dm) {
+            s = VDX_ERR_OUT_OF_MEMORY;
+            goto fail;
+        }
+        dm_array_at = r->pos;
+        if ((s = vdx_rd_bytes(r, stored_dm, dm_n * sizeof(int64_t),
+                              "direct map")) != VDX_OK)
+            goto fail;
+    }
+
+    if ((s = read_invlists(r, h, ivf)) != VDX_OK) goto fail;
+    ix->ntotal = h->ntotal;
+    if (dm_type == DM_ARRAY &&
+        (s = check_direct_map(h, ivf, stored_dm, dm_array_at)) != VDX_OK)
+        goto fail;
+    vdx_free(stored_dm);
+    *out = ix;
+    return VDX_OK;
+fail:
+    vdx_free(stored_dm);
+    vdx_index_free(ix);
+    return s;
+}
+
+vdx_status vdx_io_write_ivf_flat(vdx_writer *w, const vdx_index *ix) {
+    const vdx_ivf *ivf = (const vdx_ivf *)ix;
+    const vdx_invlists *il = ivf->il;
+    vdx_status s = vdx_wr_header(w, "IwFl", ix);
+    if (s != VDX_OK) return s;
+    if ((s = vdx_wr_u64(w, (uint64_t)ivf->nlist)) != VDX_OK) return s;
+    if ((s = vdx_wr_u64(w, (uint64_t)ivf->nprobe)) != VDX_OK) return s;
+    if ((s = vdx_write_index_rec(w, ivf->quantizer)) != VDX_OK) return s;
+
+    /* direct map: FAISS writes the (possibly empty) array in every case */
+    if ((s = vdx_wr_u8(w, ivf->dm ? DM_ARRAY : DM_NONE)) != VDX_OK) return s;
+    uint64_t dm_n = ivf->dm ? (uint64_t)ix->ntotal : 0;
+    if ((s = vdx_wr_u64(w, dm_n)) != VDX_OK) return s;
+    if (dm_n && (s = vdx_wr_bytes(w, ivf->dm, (size_t)dm_n * sizeof(int64_t))) !=
+                    VDX_OK)
+        return s;
+
+    if ((s = vdx_wr_bytes(w, "ilar", 4)) != VDX_OK) return s;
+    if ((s = vdx_wr_u64(w, (uint64_t)ivf->nlist)) != VDX_OK) return s;
+    if ((s = vdx_wr_u64(w, (uint64_t)ivf->code_size)) != VDX_OK) return s;
+    int64_t nonempty = 0;
+    for (int64_t l = 0; l < ivf->nlist; l++)
+        nonempty += il->ops->list_size(il, l) > 0;
+    /* FAISS's choice, so that the bytes match its own */
+    if (nonempty > ivf->nlist / 2) {
+        if ((s = vdx_wr_bytes(w, "full", 4)) != VDX_OK) return s;
+        if ((s = vdx_wr_u64(w, (uint64_t)ivf->nlist)) != VDX_OK) return s;
+        for (int64_t l = 0; l < ivf->nlist; l++)
+            if ((s = vdx_wr_u64(w, (uint64_t)il->ops->list_size(il, l))) !=
+                VDX_OK)
+                return s;
+    } else {
+        if ((s = vdx_wr_bytes(w, "sprs", 4)) != VDX_OK) return s;
+        if ((s = vdx_wr_u64(w, 2 * (uint64_t)nonempty)) != VDX_OK) return s;
+        for (int64_t l = 0; l < ivf->nlist; l++) {
+            int64_t n = il->ops->list_size(il, l);
+            if (n == 0) continue;
+            if ((s = vdx_wr_u64(w, (uint64_t)l)) != VDX_OK) return s;
+            if ((s = vdx_wr_u64(w, (uint64_t)n)) != VDX_OK) return s;
+        }
+    }
+    for (int64_t l = 0; l < ivf->nlist; l++) {
+        size_t n = (size_t)il->ops->list_size(il, l);
+        if (n == 0) continue;
+        if ((s = vdx_wr_bytes(w, il->ops->get_codes(il, l),
+                              n * ivf->code_size)) != VDX_OK)
+            return s;
+        if ((s = vdx_wr_bytes(w, il->ops->get_ids(il, l),
+                              n * sizeof(vdx_idx_t))) != VDX_OK)
+            return s;
+    }
+    return VDX_OK;
+}
