@@ -35,19 +35,28 @@ def worker(lib, folder):
     index = L.IndexIVFFlat(q, d, cfg["nlist"], L.METRIC_L2)
     t_train, _ = common.timed(index.train, xt)
     t_add, _ = common.timed(index.add, xb)
-    res = dict(train_s=t_train, add_s=t_add, runs=[])
+    res = dict(train_s=t_train, add_s=t_add, runs=[], filtered=[])
     for nprobe in cfg["nprobes"]:
         index.nprobe = nprobe
         t, (D, I) = common.timed(index.search, xq, K, repeat=2)
         np.save(os.path.join(folder, f"I_{lib}_{nprobe}.npy"), I)
         res["runs"].append(dict(nprobe=nprobe, qps=len(xq) / t))
+    # filtered search: the same selector (1% of the ids) in both libraries
+    sel = L.IDSelectorBatch(np.arange(0, len(xb), 100, dtype="int64"))
+    for nprobe in cfg["filter_nprobes"]:
+        params = L.SearchParametersIVF(sel=sel, nprobe=nprobe)
+        t, (D, I) = common.timed(lambda: index.search(xq, K, params=params), repeat=2)
+        res["filtered"].append(dict(nprobe=nprobe, qps=len(xq) / t,
+                                    ok=bool(np.all(I[I >= 0] % 100 == 0)),
+                                    full=float((I >= 0).mean())))
     print(json.dumps(res))
 
 
-def run(name, xt, xb, xq, nlist, nprobes):
+def run(name, xt, xb, xq, nlist, nprobes, filter_nprobes):
     with tempfile.TemporaryDirectory() as folder:
         common.save(folder, xt=xt, xb=xb, xq=xq)
-        json.dump(dict(nlist=nlist, nprobes=nprobes), open(os.path.join(folder, "cfg.json"), "w"))
+        json.dump(dict(nlist=nlist, nprobes=nprobes, filter_nprobes=filter_nprobes),
+                  open(os.path.join(folder, "cfg.json"), "w"))
         t0 = time.perf_counter()
         gt = common.exact_knn(xb, xq, K)
         print(f"[{name}] ground truth in {time.perf_counter() - t0:.1f} s", flush=True)
@@ -67,6 +76,13 @@ def run(name, xt, xb, xq, nlist, nprobes):
         print(f"  {p:>6} {rec['faiss'][p]:>10.4f} {rec['vecdex'][p]:>11.4f} "
               f"{rec['vecdex'][p] - rec['faiss'][p]:>+7.4f} {fr['qps']:>10.0f} "
               f"{vr['qps']:>10.0f} {vr['qps'] / fr['qps']:>6.2f}")
+    print("  filtered search, IDSelectorBatch admitting 1% of the ids:")
+    print(f"  {'nprobe':>6} {'faiss QPS':>10} {'vecdex QPS':>10} {'ratio':>6} "
+          f"{'faiss filled':>12} {'vecdex filled':>13} {'only admitted':>13}")
+    for fr, vr in zip(f["filtered"], v["filtered"]):
+        print(f"  {fr['nprobe']:>6} {fr['qps']:>10.0f} {vr['qps']:>10.0f} "
+              f"{vr['qps'] / fr['qps']:>6.2f} {fr['full']:>12.3f} {vr['full']:>13.3f} "
+              f"{str(fr['ok'] and vr['ok']):>13}")
     sys.stdout.flush()
 
 
@@ -82,11 +98,11 @@ def main():
         return
     if a.only in (None, "tutorial"):
         _, xb, xq = common.tutorial()
-        run("tutorial", xb, xb, xq, 100, [1, 10])
+        run("tutorial", xb, xb, xq, 100, [1, 10], [10, 100])
     if a.only in (None, "synthetic"):
         nb = 100000 if a.small else 1000000
         xt, xb, xq = common.synthetic(128, 100000, nb, 10000)
-        run("synthetic", xt, xb, xq, 1024, [1, 4, 16, 64])
+        run("synthetic", xt, xb, xq, 1024, [1, 4, 16, 64], [16])
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@
 static int g_setting;          /* 0 = not set: OpenMP's default */
 static int g_default;          /* captured once */
 static int g_active;           /* public calls in flight */
-static _Thread_local int tl_team, tl_depth;
+static _Thread_local int tl_team, tl_depth, tl_saved_icv;
 
 static int setting(void) {
     int s = __atomic_load_n(&g_setting, __ATOMIC_RELAXED);
@@ -43,10 +43,15 @@ void vdx_team_begin(void) {
     int active = __atomic_add_fetch(&g_active, 1, __ATOMIC_RELAXED);
     int team = setting() / (active > 0 ? active : 1);
     tl_team = team > 0 ? team : 1;
+    /* BLAS called outside our parallel regions sizes its own team from this
+     * thread's OpenMP setting: keep it within the share too */
+    tl_saved_icv = omp_get_max_threads();
+    if (tl_saved_icv != tl_team) omp_set_num_threads(tl_team);
 }
 
 void vdx_team_end(void) {
     if (--tl_depth > 0) return;
     __atomic_sub_fetch(&g_active, 1, __ATOMIC_RELAXED);
+    if (tl_saved_icv != tl_team) omp_set_num_threads(tl_saved_icv);
     tl_team = 0;
 }

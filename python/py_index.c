@@ -1,0 +1,894 @@
+/*
+ * py_index.c — the Index base type (train, add, search, range_search,
+ * reconstruct, remove_ids, reset, pickling), IndexFlat*, IndexIDMap*, the
+ * wrapping of C index trees into Python objects (wrap_tree, index_adopt;
+ * the ownership design is described at the top of _vecdex.c), and the
+ * persistence functions (read/write/serialize/deserialize/clone_index).
+ */
+#include "py_vecdex.h"
+
+#include <string.h>
+
+/* ========================================================================= */
+/* Indexes                                                                   */
+/* ========================================================================= */
+static PyTypeObject IndexFlatType, IndexIDMapType, IndexIDMap2Type;
+
+int Index_traverse(IndexObject *self, visitproc visit, void *arg) {
+    Py_VISIT(self->dict);
+    Py_VISIT(self->sub);
+    return 0;
+}
+
+int Index_clear(IndexObject *self) {
+    Py_CLEAR(self->dict);
+    if (self->sub) {
+        ((IndexObject *)self->sub)->parent = NULL;
+        Py_CLEAR(self->sub);
+    }
+    return 0;
+}
+
+void Index_dealloc(IndexObject *self) {
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist) PyObject_ClearWeakRefs((PyObject *)self);
+    Index_clear(self);
+    owner_t *o = self->owner;
+    self->owner = NULL;
+    self->ix = NULL;
+    owner_decref(o);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+int ready(IndexObject *self) {
+    if (self->ix && self->owner) return 0;
+    PyErr_SetString(PyExc_RuntimeError,
+                    "index is not initialised (was __init__ called?)");
+    return -1;
+}
+
+int mutable_(IndexObject *self, const char *what) {
+    if (ready(self) < 0) return -1;
+    if (self->parent) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "%s: this index belongs to a %.100s (as its %s); modify "
+                     "it through that index",
+                     what, Py_TYPE(self->parent)->tp_name,
+                     vdx_index_is_ivf(self->parent->ix) ? "quantizer"
+                                                        : "sub-index");
+        return -1;
+    }
+    return 0;
+}
+
+static PyTypeObject *class_for(const vdx_index *ix) {
+    const char *tn = vdx_index_type_name(ix);
+    if (!tn) tn = "";
+    if (!strcmp(tn, "IndexFlat") || !strcmp(tn, "IndexFlatL2") ||
+        !strcmp(tn, "IndexFlatIP")) {
+        /* FAISS writes every L2 flat as IxF2 and reads it as IndexFlatL2 */
+        switch (vdx_index_metric(ix)) {
+        case VDX_METRIC_L2: return &IndexFlatL2Type;
+        case VDX_METRIC_INNER_PRODUCT: return &IndexFlatIPType;
+        default: return &IndexFlatType;
+        }
+    }
+    if (!strcmp(tn, "IndexIDMap2")) return &IndexIDMap2Type;
+    if (!strcmp(tn, "IndexIDMap")) return &IndexIDMapType;
+    if (!strcmp(tn, "IndexIVFFlat")) return &IndexIVFFlatType;
+    return &IndexType; /* generic wrapper: every method still works */
+}
+
+/* Wraps ix (inside o's tree) and, recursively, its sub-index or
+ * quantizer. */
+static PyObject *wrap_node(vdx_index *ix, owner_t *o) {
+    PyTypeObject *t = class_for(ix);
+    IndexObject *obj = (IndexObject *)t->tp_alloc(t, 0);
+    if (!obj) return NULL;
+    obj->ix = ix;
+    obj->owner = o;
+    o->refs++;
+    vdx_index *sub = vdx_index_sub_index(ix);
+    if (!sub) sub = vdx_index_ivf_quantizer(ix);
+    if (sub) {
+        PyObject *child = wrap_node(sub, o);
+        if (!child) {
+            Py_DECREF(obj);
+            return NULL;
+        }
+        obj->sub = child;
+        ((IndexObject *)child)->parent = obj;
+    }
+    return (PyObject *)obj;
+}
+
+/* Takes ownership of a new C tree and returns its Python wrapper. */
+static PyObject *wrap_tree(vdx_index *root) {
+    owner_t *o = owner_new(root);
+    if (!o) {
+        vdx_index_free(root);
+        return NULL;
+    }
+    o->refs = 1; /* held by this function while wrapping */
+    PyObject *r = wrap_node(root, o);
+    owner_decref(o); /* frees the tree if wrapping failed */
+    return r;
+}
+
+/* --- constructors -------------------------------------------------------- */
+static int already_init(IndexObject *self) {
+    if (!self->ix) return 0;
+    PyErr_SetString(PyExc_RuntimeError, "index is already initialised");
+    return 1;
+}
+
+static int flat_init(IndexObject *self, long long d, int metric) {
+    if (already_init(self)) return -1;
+    vdx_index *ix = NULL;
+    cerr e;
+    cerr_capture(&e, vdx_index_flat_new(d, (vdx_metric)metric, &ix));
+    if (e.st != VDX_OK) {
+        raise_cerr(&e);
+        return -1;
+    }
+    owner_t *o = owner_new(ix);
+    if (!o) {
+        vdx_index_free(ix);
+        return -1;
+    }
+    o->refs = 1;
+    self->ix = ix;
+    self->owner = o;
+    return 0;
+}
+
+static int IndexFlat_init(IndexObject *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"d", "metric", NULL};
+    long long d;
+    int metric = VDX_METRIC_L2;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "L|i:IndexFlat", kwlist, &d,
+                                     &metric))
+        return -1;
+    return flat_init(self, d, metric);
+}
+
+static int IndexFlatL2_init(IndexObject *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"d", NULL};
+    long long d;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "L:IndexFlatL2", kwlist, &d))
+        return -1;
+    return flat_init(self, d, VDX_METRIC_L2);
+}
+
+static int IndexFlatIP_init(IndexObject *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"d", NULL};
+    long long d;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "L:IndexFlatIP", kwlist, &d))
+        return -1;
+    return flat_init(self, d, VDX_METRIC_INNER_PRODUCT);
+}
+
+int index_adopt(IndexObject *self, PyObject *childo, adopt_fn build,
+                void *ctx) {
+    if (already_init(self)) return -1;
+    IndexObject *sub = (IndexObject *)childo;
+    if (ready(sub) < 0) return -1;
+    if (self->initialising || sub->parent || sub == self) {
+        PyErr_SetString(PyExc_ValueError,
+                        sub->parent ? "this index already belongs to another "
+                                      "index; wrap a new one"
+                                    : "index is being initialised");
+        return -1;
+    }
+    owner_t *o = sub->owner;
+    vdx_index *m = NULL;
+    int taken = 0;
+    cerr e = {VDX_OK, ""};
+    /* Claimed before the GIL is released, so that no other thread mutates
+     * the child (or initialises self) while the new index is being built. */
+    self->initialising = 1;
+    sub->parent = self;
+    Py_BEGIN_ALLOW_THREADS
+    rw_wrlock(&o->lock);
+    if (o->root != sub->ix) {
+        taken = 1; /* owned by a C index whose wrapper is gone */
+    } else {
+        cerr_capture(&e, build(sub->ix, ctx, &m));
+        if (e.st == VDX_OK) o->root = m;
+    }
+    rw_wrunlock(&o->lock);
+    Py_END_ALLOW_THREADS
+    self->initialising = 0;
+    if (taken || e.st != VDX_OK) sub->parent = NULL;
+    if (taken) {
+        PyErr_SetString(PyExc_ValueError,
+                        "this index already belongs to another index; wrap a "
+                        "new one");
+        return -1;
+    }
+    if (e.st != VDX_OK) {
+        raise_cerr(&e);
+        return -1;
+    }
+    self->ix = m;
+    self->owner = o;
+    o->refs++;
+    Py_INCREF(childo);
+    self->sub = childo;
+    return 0;
+}
+
+static vdx_status build_idmap(vdx_index *sub, void *map2, vdx_index **out) {
+    return map2 ? vdx_index_idmap2_new(sub, out)
+                : vdx_index_idmap_new(sub, out);
+}
+
+static int idmap_init(IndexObject *self, PyObject *args, PyObject *kw,
+                      int map2) {
+    static char *kwlist[] = {"index", NULL};
+    PyObject *subo;
+    if (!PyArg_ParseTupleAndKeywords(args, kw,
+                                     map2 ? "O!:IndexIDMap2" : "O!:IndexIDMap",
+                                     kwlist, &IndexType, &subo))
+        return -1;
+    return index_adopt(self, subo, build_idmap, map2 ? (void *)1 : NULL);
+}
+
+static int IndexIDMap_init(IndexObject *self, PyObject *args, PyObject *kw) {
+    return idmap_init(self, args, kw, 0);
+}
+
+static int IndexIDMap2_init(IndexObject *self, PyObject *args, PyObject *kw) {
+    return idmap_init(self, args, kw, 1);
+}
+
+/* --- getters ------------------------------------------------------------- */
+static PyObject *Index_get_d(IndexObject *self, void *c) {
+    (void)c;
+    if (ready(self) < 0) return NULL;
+    return PyLong_FromLongLong(vdx_index_d(self->ix));
+}
+
+static PyObject *Index_get_ntotal(IndexObject *self, void *c) {
+    (void)c;
+    if (ready(self) < 0) return NULL;
+    owner_rdlock_gil(self->owner);
+    int64_t n = vdx_index_ntotal(self->ix);
+    rw_rdunlock(&self->owner->lock);
+    return PyLong_FromLongLong(n);
+}
+
+static PyObject *Index_get_is_trained(IndexObject *self, void *c) {
+    (void)c;
+    if (ready(self) < 0) return NULL;
+    owner_rdlock_gil(self->owner);
+    int t = vdx_index_is_trained(self->ix);
+    rw_rdunlock(&self->owner->lock);
+    return PyBool_FromLong(t);
+}
+
+static PyObject *Index_get_metric_type(IndexObject *self, void *c) {
+    (void)c;
+    if (ready(self) < 0) return NULL;
+    return PyLong_FromLong((long)vdx_index_metric(self->ix));
+}
+
+PyObject *Index_get_sub(IndexObject *self, void *c) {
+    (void)c;
+    PyObject *r = self->sub ? self->sub : Py_None;
+    Py_INCREF(r);
+    return r;
+}
+
+int64_t locked_ntotal(IndexObject *self) {
+    owner_rdlock_gil(self->owner);
+    int64_t n = vdx_index_ntotal(self->ix);
+    rw_rdunlock(&self->owner->lock);
+    return n;
+}
+
+static PyObject *Index_get_id_map(IndexObject *self, void *c) {
+    (void)c;
+    if (ready(self) < 0) return NULL;
+    /* allocate without holding the lock (allocation may run Python code) */
+    for (;;) {
+        npy_intp n = (npy_intp)locked_ntotal(self);
+        PyArrayObject *a = (PyArrayObject *)PyArray_SimpleNew(1, &n, NPY_INT64);
+        if (!a) return NULL;
+        cerr e = {VDX_OK, ""};
+        int same;
+        owner_rdlock_gil(self->owner);
+        same = vdx_index_ntotal(self->ix) == (int64_t)n;
+        if (same)
+            cerr_capture(&e,
+                         vdx_index_get_id_map(self->ix, PyArray_DATA(a)));
+        rw_rdunlock(&self->owner->lock);
+        if (!same) {
+            Py_DECREF(a);
+            continue;
+        }
+        if (e.st != VDX_OK) {
+            Py_DECREF(a);
+            return raise_cerr(&e);
+        }
+        return (PyObject *)a;
+    }
+}
+
+/* A capsule whose destructor frees a library allocation. */
+#define RANGE_CAPSULE "vecdex.range_result"
+#define BUFFER_CAPSULE "vecdex.buffer"
+
+static void range_capsule_free(PyObject *cap) {
+    vdx_range_result_free(PyCapsule_GetPointer(cap, RANGE_CAPSULE));
+}
+
+static void buffer_capsule_free(PyObject *cap) {
+    vdx_free_buffer(PyCapsule_GetPointer(cap, BUFFER_CAPSULE));
+}
+
+
+/* --- methods ------------------------------------------------------------- */
+static PyObject *Index_train(IndexObject *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"x", NULL};
+    PyObject *xo;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O:train", kwlist, &xo))
+        return NULL;
+    if (ready(self) < 0) return NULL;
+    PyArrayObject *x = as_matrix(xo, vdx_index_d(self->ix), "x");
+    if (!x) return NULL;
+    cerr e;
+    int64_t n = PyArray_DIM(x, 0);
+    const float *xp = PyArray_DATA(x);
+    RUN_LOCKED(self->owner, wr, e, vdx_index_train(self->ix, n, xp));
+    Py_DECREF(x);
+    if (e.st != VDX_OK) return raise_cerr(&e);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Index_add(IndexObject *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"x", NULL};
+    PyObject *xo;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O:add", kwlist, &xo))
+        return NULL;
+    if (mutable_(self, "add") < 0) return NULL;
+    PyArrayObject *x = as_matrix(xo, vdx_index_d(self->ix), "x");
+    if (!x) return NULL;
+    int64_t n = PyArray_DIM(x, 0);
+    const float *xp = PyArray_DATA(x);
+    cerr e = {VDX_OK, ""};
+    if (n > 0) RUN_LOCKED(self->owner, wr, e, vdx_index_add(self->ix, n, xp));
+    Py_DECREF(x);
+    if (e.st != VDX_OK) return raise_cerr(&e);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Index_add_with_ids(IndexObject *self, PyObject *args,
+                                    PyObject *kw) {
+    static char *kwlist[] = {"x", "ids", NULL};
+    PyObject *xo, *io;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO:add_with_ids", kwlist, &xo,
+                                     &io))
+        return NULL;
+    if (mutable_(self, "add_with_ids") < 0) return NULL;
+    PyArrayObject *x = as_matrix(xo, vdx_index_d(self->ix), "x");
+    if (!x) return NULL;
+    int64_t n = PyArray_DIM(x, 0);
+    PyArrayObject *ids = as_vector(io, NPY_INT64, (npy_intp)n, "ids");
+    if (!ids) {
+        Py_DECREF(x);
+        return NULL;
+    }
+    const float *xp = PyArray_DATA(x);
+    const vdx_idx_t *ip = PyArray_DATA(ids);
+    cerr e = {VDX_OK, ""};
+    if (n > 0)
+        RUN_LOCKED(self->owner, wr, e,
+                   vdx_index_add_with_ids(self->ix, n, xp, ip));
+    Py_DECREF(x);
+    Py_DECREF(ids);
+    if (e.st != VDX_OK) return raise_cerr(&e);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Index_search(IndexObject *self, PyObject *args,
+                              PyObject *kw) {
+    static char *kwlist[] = {"x", "k", "params", "D", "I", NULL};
+    PyObject *xo, *po = Py_None, *Do = Py_None, *Io = Py_None;
+    long long k;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OL|$OOO:search", kwlist, &xo,
+                                     &k, &po, &Do, &Io))
+        return NULL;
+    if (ready(self) < 0) return NULL;
+    PyArrayObject *x = as_matrix(xo, vdx_index_d(self->ix), "x");
+    if (!x) return NULL;
+    /* D and I (but complex.h defines the macro I) */
+    PyArrayObject *dist = NULL, *lab = NULL;
+    PyObject *keep = NULL;
+    vdx_search_params p;
+    const vdx_search_params *pp;
+    if (k <= 0) {
+        PyErr_Format(ShapeError, "k must be > 0, got %lld", k);
+        goto fail;
+    }
+    if (get_params(po, &p, &pp, &keep) < 0) goto fail;
+    npy_intp dims[2] = {PyArray_DIM(x, 0), (npy_intp)k};
+    if ((long long)dims[1] != k) {
+        PyErr_Format(ShapeError, "k=%lld is too large", k);
+        goto fail;
+    }
+    dist = out_array(Do, NPY_FLOAT32, 2, dims, "D");
+    if (!dist) goto fail;
+    lab = out_array(Io, NPY_INT64, 2, dims, "I");
+    if (!lab) goto fail;
+    if (dims[0] > 0) {
+        cerr e;
+        int64_t n = dims[0];
+        const float *xp = PyArray_DATA(x);
+        float *dp = PyArray_DATA(dist);
+        vdx_idx_t *lp = PyArray_DATA(lab);
+        RUN_LOCKED(self->owner, rd, e,
+                   vdx_index_search(self->ix, n, xp, k, pp, dp, lp));
+        if (e.st != VDX_OK) {
+            raise_cerr(&e);
+            goto fail;
+        }
+    }
+    Py_DECREF(x);
+    Py_XDECREF(keep);
+    return Py_BuildValue("NN", dist, lab);
+fail:
+    Py_DECREF(x);
+    Py_XDECREF(keep);
+    Py_XDECREF(dist);
+    Py_XDECREF(lab);
+    return NULL;
+}
+
+static PyObject *Index_range_search(IndexObject *self, PyObject *args,
+                                    PyObject *kw) {
+    static char *kwlist[] = {"x", "thresh", "params", NULL};
+    PyObject *xo, *po = Py_None;
+    float thresh;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "Of|$O:range_search", kwlist,
+                                     &xo, &thresh, &po))
+        return NULL;
+    if (ready(self) < 0) return NULL;
+    PyArrayObject *x = as_matrix(xo, vdx_index_d(self->ix), "x");
+    if (!x) return NULL;
+    PyObject *keep = NULL, *cap = NULL, *lims = NULL;
+    PyObject *dist = NULL, *lab = NULL;
+    vdx_search_params p;
+    const vdx_search_params *pp;
+    if (get_params(po, &p, &pp, &keep) < 0) goto fail;
+    npy_intp n = PyArray_DIM(x, 0);
+    if (n == 0) {
+        npy_intp one = 1, zero = 0;
+        lims = PyArray_ZEROS(1, &one, NPY_UINT64, 0);
+        dist = PyArray_ZEROS(1, &zero, NPY_FLOAT32, 0);
+        lab = PyArray_ZEROS(1, &zero, NPY_INT64, 0);
+        if (!lims || !dist || !lab) goto fail;
+    } else {
+        cerr e;
+        vdx_range_result *r = NULL;
+        const float *xp = PyArray_DATA(x);
+        RUN_LOCKED(self->owner, rd, e,
+                   vdx_index_range_search(self->ix, n, xp, thresh, pp, &r));
+        if (e.st != VDX_OK) {
+            raise_cerr(&e);
+            goto fail;
+        }
+        cap = PyCapsule_New(r, RANGE_CAPSULE, range_capsule_free);
+        if (!cap) {
+            vdx_range_result_free(r);
+            goto fail;
+        }
+        npy_intp tot = (npy_intp)r->lims[n];
+        /* FAISS returns lims as uint64 (size_t); the counts are >= 0 */
+        lims = array_over(r->lims, n + 1, NPY_UINT64, cap);
+        dist = lims ? array_over(r->distances, tot, NPY_FLOAT32, cap) : NULL;
+        lab = dist ? array_over(r->labels, tot, NPY_INT64, cap) : NULL;
+        Py_CLEAR(cap);
+        if (!lab) goto fail;
+    }
+    Py_DECREF(x);
+    Py_XDECREF(keep);
+    return Py_BuildValue("NNN", lims, dist, lab);
+fail:
+    Py_DECREF(x);
+    Py_XDECREF(keep);
+    Py_XDECREF(cap);
+    Py_XDECREF(lims);
+    Py_XDECREF(dist);
+    Py_XDECREF(lab);
+    return NULL;
+}
+
+static PyObject *Index_reconstruct(IndexObject *self, PyObject *args,
+                                   PyObject *kw) {
+    static char *kwlist[] = {"key", "x", NULL};
+    long long key;
+    PyObject *xo = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "L|O:reconstruct", kwlist, &key,
+                                     &xo))
+        return NULL;
+    if (ready(self) < 0) return NULL;
+    npy_intp d = (npy_intp)vdx_index_d(self->ix);
+    PyArrayObject *out = out_array(xo, NPY_FLOAT32, 1, &d, "x");
+    if (!out) return NULL;
+    cerr e;
+    owner_rdlock_gil(self->owner);
+    cerr_capture(&e, vdx_index_reconstruct(self->ix, key, PyArray_DATA(out)));
+    rw_rdunlock(&self->owner->lock);
+    if (e.st != VDX_OK) {
+        Py_DECREF(out);
+        return raise_cerr(&e);
+    }
+    return (PyObject *)out;
+}
+
+static PyObject *Index_reconstruct_n(IndexObject *self, PyObject *args,
+                                     PyObject *kw) {
+    static char *kwlist[] = {"n0", "ni", "x", NULL};
+    long long n0 = 0, ni = -1;
+    PyObject *xo = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|LLO:reconstruct_n", kwlist,
+                                     &n0, &ni, &xo))
+        return NULL;
+    if (ready(self) < 0) return NULL;
+    if (ni == -1) ni = (long long)locked_ntotal(self) - n0;
+    if (ni < 0) {
+        PyErr_Format(InvalidArgumentError,
+                     "reconstruct_n: cannot reconstruct %lld vectors from "
+                     "n0=%lld (ntotal=%lld)",
+                     ni, n0, (long long)locked_ntotal(self));
+        return NULL;
+    }
+    npy_intp dims[2] = {(npy_intp)ni, (npy_intp)vdx_index_d(self->ix)};
+    PyArrayObject *out = out_array(xo, NPY_FLOAT32, 2, dims, "x");
+    if (!out) return NULL;
+    cerr e = {VDX_OK, ""};
+    float *op = PyArray_DATA(out);
+    if (ni > 0)
+        RUN_LOCKED(self->owner, rd, e,
+                   vdx_index_reconstruct_n(self->ix, n0, ni, op));
+    if (e.st != VDX_OK) {
+        Py_DECREF(out);
+        return raise_cerr(&e);
+    }
+    return (PyObject *)out;
+}
+
+static PyObject *Index_remove_ids(IndexObject *self, PyObject *args,
+                                  PyObject *kw) {
+    static char *kwlist[] = {"x", NULL};
+    PyObject *xo;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O:remove_ids", kwlist, &xo))
+        return NULL;
+    if (mutable_(self, "remove_ids") < 0) return NULL;
+    const vdx_selector *sel;
+    vdx_selector *tmp = NULL;
+    cerr e;
+    if (PyObject_TypeCheck(xo, &SelectorType)) {
+        sel = get_selector(xo, "x"); /* xo is kept alive by args */
+        if (!sel) return NULL;
+    } else {
+        PyArrayObject *ids = as_vector(xo, NPY_INT64, -1, "x");
+        if (!ids) return NULL;
+        cerr_capture(&e, vdx_selector_batch(PyArray_DIM(ids, 0),
+                                            PyArray_DATA(ids), &tmp));
+        Py_DECREF(ids);
+        if (e.st != VDX_OK) return raise_cerr(&e);
+        sel = tmp;
+    }
+    int64_t nremoved = 0;
+    RUN_LOCKED(self->owner, wr, e,
+               vdx_index_remove_ids(self->ix, sel, &nremoved));
+    vdx_selector_free(tmp);
+    if (e.st != VDX_OK) return raise_cerr(&e);
+    return PyLong_FromLongLong(nremoved);
+}
+
+static PyObject *Index_reset(IndexObject *self, PyObject *unused) {
+    (void)unused;
+    if (mutable_(self, "reset") < 0) return NULL;
+    cerr e;
+    RUN_LOCKED(self->owner, wr, e, vdx_index_reset(self->ix));
+    if (e.st != VDX_OK) return raise_cerr(&e);
+    Py_RETURN_NONE;
+}
+
+static PyObject *serialize(IndexObject *self);
+static PyObject *deserialize_func; /* vecdex._vecdex.deserialize_index */
+
+/* Pickling (and copy.deepcopy) through the FAISS byte format, as FAISS. */
+static PyObject *Index_reduce(IndexObject *self, PyObject *unused) {
+    (void)unused;
+    if (ready(self) < 0) return NULL;
+    PyObject *data = serialize(self);
+    if (!data) return NULL;
+    PyObject *state =
+        (self->dict && PyDict_GET_SIZE(self->dict) > 0) ? self->dict : Py_None;
+    return Py_BuildValue("O(N)O", deserialize_func, data, state);
+}
+
+static PyObject *Index_repr(IndexObject *self) {
+    if (!self->ix)
+        return PyUnicode_FromFormat("<%s (uninitialised)>",
+                                    Py_TYPE(self)->tp_name);
+    return PyUnicode_FromFormat(
+        "<%s d=%lld ntotal=%lld metric=%s>", Py_TYPE(self)->tp_name,
+        (long long)vdx_index_d(self->ix), (long long)locked_ntotal(self),
+        vdx_index_metric(self->ix) == VDX_METRIC_L2 ? "L2" : "INNER_PRODUCT");
+}
+
+static PyMethodDef Index_methods[] = {
+    {"train", METH_KW_FN(Index_train), METH_VARARGS | METH_KEYWORDS,
+     "train(x): trains the index on the (n, d) vectors x."},
+    {"add", METH_KW_FN(Index_add), METH_VARARGS | METH_KEYWORDS,
+     "add(x): adds the (n, d) vectors x with ids ntotal .. ntotal + n - 1."},
+    {"add_with_ids", METH_KW_FN(Index_add_with_ids),
+     METH_VARARGS | METH_KEYWORDS,
+     "add_with_ids(x, ids): adds x with the caller's int64 ids."},
+    {"search", METH_KW_FN(Index_search), METH_VARARGS | METH_KEYWORDS,
+     "search(x, k, *, params=None, D=None, I=None) -> (D, I): the k nearest "
+     "neighbours; D float32 (n, k), I int64 (n, k), -1 where missing."},
+    {"range_search", METH_KW_FN(Index_range_search),
+     METH_VARARGS | METH_KEYWORDS,
+     "range_search(x, thresh, *, params=None) -> (lims, D, I)."},
+    {"reconstruct", METH_KW_FN(Index_reconstruct),
+     METH_VARARGS | METH_KEYWORDS,
+     "reconstruct(key, x=None) -> (d,) float32 vector."},
+    {"reconstruct_n", METH_KW_FN(Index_reconstruct_n),
+     METH_VARARGS | METH_KEYWORDS,
+     "reconstruct_n(n0=0, ni=-1, x=None) -> (ni, d) float32 vectors."},
+    {"remove_ids", METH_KW_FN(Index_remove_ids), METH_VARARGS | METH_KEYWORDS,
+     "remove_ids(x) -> int: removes the ids selected by an IDSelector or "
+     "listed in an array; returns the count removed."},
+    {"reset", (PyCFunction)Index_reset, METH_NOARGS,
+     "reset(): removes all vectors."},
+    {"__reduce__", (PyCFunction)Index_reduce, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL}};
+
+static PyGetSetDef Index_getset[] = {
+    {"d", (getter)Index_get_d, NULL, "vector dimension", NULL},
+    {"ntotal", (getter)Index_get_ntotal, NULL, "number of stored vectors",
+     NULL},
+    {"is_trained", (getter)Index_get_is_trained, NULL,
+     "whether add and search may be called", NULL},
+    {"metric_type", (getter)Index_get_metric_type, NULL,
+     "METRIC_L2 or METRIC_INNER_PRODUCT", NULL},
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL}};
+
+static PyGetSetDef IndexIDMap_getset[] = {
+    {"index", (getter)Index_get_sub, NULL, "the wrapped index", NULL},
+    {"id_map", (getter)Index_get_id_map, NULL,
+     "the stored ids (a copy, int64 array of ntotal entries)", NULL},
+    {NULL, NULL, NULL, NULL, NULL}};
+
+PyTypeObject IndexType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "vecdex.Index",
+    .tp_basicsize = sizeof(IndexObject),
+    .tp_dealloc = (destructor)Index_dealloc,
+    .tp_repr = (reprfunc)Index_repr,
+    .tp_flags = INDEX_FLAGS,
+    .tp_doc = "Base class of all indexes (abstract).",
+    .tp_traverse = (traverseproc)Index_traverse,
+    .tp_clear = (inquiry)Index_clear,
+    .tp_weaklistoffset = offsetof(IndexObject, weakreflist),
+    .tp_methods = Index_methods,
+    .tp_getset = Index_getset,
+    .tp_dictoffset = offsetof(IndexObject, dict),
+};
+
+static PyTypeObject IndexFlatType = INDEX_TYPE_BODY(
+    "IndexFlat", "IndexFlat(d, metric=METRIC_L2): exact search.", &IndexType,
+    IndexFlat_init, NULL, NULL);
+PyTypeObject IndexFlatL2Type = INDEX_TYPE_BODY(
+    "IndexFlatL2", "IndexFlatL2(d): exact search, squared L2 distance.",
+    &IndexFlatType, IndexFlatL2_init, NULL, NULL);
+PyTypeObject IndexFlatIPType = INDEX_TYPE_BODY(
+    "IndexFlatIP", "IndexFlatIP(d): exact search, inner product.",
+    &IndexFlatType, IndexFlatIP_init, NULL, NULL);
+static PyTypeObject IndexIDMapType = INDEX_TYPE_BODY(
+    "IndexIDMap",
+    "IndexIDMap(index): stores the caller's 64-bit ids (add_with_ids).",
+    &IndexType, IndexIDMap_init, NULL, IndexIDMap_getset);
+static PyTypeObject IndexIDMap2Type = INDEX_TYPE_BODY(
+    "IndexIDMap2",
+    "IndexIDMap2(index): IndexIDMap whose reconstruct takes the caller's id.",
+    &IndexIDMapType, IndexIDMap2_init, NULL, NULL);
+
+static IndexObject *get_index(PyObject *o, const char *what) {
+    if (!PyObject_TypeCheck(o, &IndexType)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a vecdex Index, got %.200s",
+                     what, Py_TYPE(o)->tp_name);
+        return NULL;
+    }
+    IndexObject *ix = (IndexObject *)o;
+    return ready(ix) < 0 ? NULL : ix;
+}
+
+/* ========================================================================= */
+/* Persistence and other module functions on indexes                         */
+/* ========================================================================= */
+static PyObject *serialize(IndexObject *self) {
+    uint8_t *buf = NULL;
+    size_t size = 0;
+    cerr e;
+    RUN_LOCKED(self->owner, rd, e,
+               vdx_serialize_index(self->ix, &buf, &size));
+    if (e.st != VDX_OK) return raise_cerr(&e);
+    if (size > (size_t)NPY_MAX_INTP) {
+        vdx_free_buffer(buf);
+        return PyErr_NoMemory();
+    }
+    PyObject *cap = PyCapsule_New(buf, BUFFER_CAPSULE, buffer_capsule_free);
+    if (!cap) {
+        vdx_free_buffer(buf);
+        return NULL;
+    }
+    PyObject *a = array_over(buf, (npy_intp)size, NPY_UINT8, cap);
+    Py_DECREF(cap);
+    return a;
+}
+
+static int check_io_flags(int io_flags) {
+    if (io_flags == 0) return 0;
+    PyErr_Format(PyExc_ValueError, "io_flags=%d is not supported (only 0)",
+                 io_flags);
+    return -1;
+}
+
+static PyObject *mod_serialize_index(PyObject *m, PyObject *args,
+                                     PyObject *kw) {
+    (void)m;
+    static char *kwlist[] = {"index", "io_flags", NULL};
+    PyObject *io;
+    int flags = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|i:serialize_index", kwlist,
+                                     &io, &flags))
+        return NULL;
+    IndexObject *ix = get_index(io, "index");
+    if (!ix || check_io_flags(flags) < 0) return NULL;
+    return serialize(ix);
+}
+
+static PyObject *deserialize_bytes(const void *buf, size_t size) {
+    vdx_index *ix = NULL;
+    cerr e;
+    Py_BEGIN_ALLOW_THREADS
+    cerr_capture(&e, vdx_deserialize_index(buf, size, &ix));
+    Py_END_ALLOW_THREADS
+    if (e.st != VDX_OK) return raise_cerr(&e);
+    return wrap_tree(ix);
+}
+
+static PyObject *mod_deserialize_index(PyObject *m, PyObject *args,
+                                       PyObject *kw) {
+    (void)m;
+    static char *kwlist[] = {"data", "io_flags", NULL};
+    PyObject *data;
+    int flags = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|i:deserialize_index", kwlist,
+                                     &data, &flags))
+        return NULL;
+    if (check_io_flags(flags) < 0) return NULL;
+    if (PyArray_Check(data)) {
+        PyArrayObject *a = (PyArrayObject *)PyArray_FROMANY(
+            data, NPY_UINT8, 0, 0, NPY_ARRAY_IN_ARRAY);
+        if (!a) return NULL;
+        if (PyArray_NDIM(a) != 1) {
+            PyErr_SetString(ShapeError,
+                            "deserialize_index expects a 1-D uint8 array");
+            Py_DECREF(a);
+            return NULL;
+        }
+        PyObject *r = deserialize_bytes(PyArray_DATA(a),
+                                        (size_t)PyArray_NBYTES(a));
+        Py_DECREF(a);
+        return r;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+        PyErr_Format(PyExc_TypeError,
+                     "deserialize_index expects a uint8 array or a bytes-like "
+                     "object, got %.200s",
+                     Py_TYPE(data)->tp_name);
+        return NULL;
+    }
+    PyObject *r = deserialize_bytes(view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    return r;
+}
+
+static PyObject *mod_clone_index(PyObject *m, PyObject *arg) {
+    (void)m;
+    IndexObject *ix = get_index(arg, "index");
+    if (!ix) return NULL;
+    PyObject *data = serialize(ix);
+    if (!data) return NULL;
+    PyArrayObject *a = (PyArrayObject *)data;
+    PyObject *r = deserialize_bytes(PyArray_DATA(a), (size_t)PyArray_NBYTES(a));
+    Py_DECREF(data);
+    return r;
+}
+
+static PyObject *mod_write_index(PyObject *m, PyObject *args, PyObject *kw) {
+    (void)m;
+    static char *kwlist[] = {"index", "fname", NULL};
+    PyObject *io, *path = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO&:write_index", kwlist, &io,
+                                     PyUnicode_FSConverter, &path))
+        return NULL;
+    IndexObject *ix = get_index(io, "index");
+    if (!ix) {
+        Py_DECREF(path);
+        return NULL;
+    }
+    const char *p = PyBytes_AS_STRING(path);
+    cerr e;
+    RUN_LOCKED(ix->owner, rd, e, vdx_write_index(ix->ix, p));
+    Py_DECREF(path);
+    if (e.st != VDX_OK) return raise_cerr(&e);
+    Py_RETURN_NONE;
+}
+
+static PyObject *mod_read_index(PyObject *m, PyObject *args, PyObject *kw) {
+    (void)m;
+    static char *kwlist[] = {"fname", "io_flags", NULL};
+    PyObject *path = NULL;
+    int flags = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|i:read_index", kwlist,
+                                     PyUnicode_FSConverter, &path, &flags))
+        return NULL;
+    const char *p = PyBytes_AS_STRING(path);
+    vdx_index *ix = NULL;
+    cerr e;
+    Py_BEGIN_ALLOW_THREADS
+    cerr_capture(&e, vdx_read_index(p, flags, &ix));
+    Py_END_ALLOW_THREADS
+    Py_DECREF(path);
+    if (e.st != VDX_OK) return raise_cerr(&e);
+    return wrap_tree(ix);
+}
+
+static PyObject *mod_downcast_index(PyObject *m, PyObject *arg) {
+    (void)m;
+    if (!PyObject_TypeCheck(arg, &IndexType)) {
+        PyErr_Format(PyExc_TypeError, "expected a vecdex Index, got %.200s",
+                     Py_TYPE(arg)->tp_name);
+        return NULL;
+    }
+    Py_INCREF(arg);
+    return arg;
+}
+
+static PyMethodDef index_functions[] = {
+    {"write_index", METH_KW_FN(mod_write_index), METH_VARARGS | METH_KEYWORDS,
+     "write_index(index, fname): writes the index in FAISS's format."},
+    {"read_index", METH_KW_FN(mod_read_index), METH_VARARGS | METH_KEYWORDS,
+     "read_index(fname, io_flags=0) -> Index."},
+    {"serialize_index", METH_KW_FN(mod_serialize_index),
+     METH_VARARGS | METH_KEYWORDS,
+     "serialize_index(index) -> uint8 array in FAISS's format."},
+    {"deserialize_index", METH_KW_FN(mod_deserialize_index),
+     METH_VARARGS | METH_KEYWORDS,
+     "deserialize_index(data, io_flags=0) -> Index."},
+    {"clone_index", (PyCFunction)mod_clone_index, METH_O,
+     "clone_index(index) -> an independent copy."},
+    {"downcast_index", (PyCFunction)mod_downcast_index, METH_O,
+     "downcast_index(index) -> index (objects already have their class)."},
+    {NULL, NULL, 0, NULL}};
+
+int pyvdx_init_index(PyObject *m) {
+    PyTypeObject *types[] = {&IndexType,      &IndexFlatType,
+                             &IndexFlatL2Type, &IndexFlatIPType,
+                             &IndexIDMapType, &IndexIDMap2Type};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (add_type(m, types[i]) < 0) return -1;
+    if (PyModule_AddFunctions(m, index_functions) < 0) return -1;
+    deserialize_func = PyObject_GetAttrString(m, "deserialize_index");
+    return deserialize_func ? 0 : -1;
+}

@@ -1,0 +1,302 @@
+/*
+ * py_ivf.c — IndexIVFFlat (FAISS's inverted-file index over uncompressed
+ * vectors) and the read-only `invlists` view of its lists.
+ *
+ * vdx_index_ivf_flat_new() takes ownership of the quantizer's C index, so
+ * the constructor adopts it exactly as IndexIDMap adopts its sub-index
+ * (index_adopt in py_index.c): the IVF index becomes the root of the
+ * quantizer's owner record and `ivf.quantizer` keeps returning the caller's
+ * Python object.  While the IVF wrapper lives, the quantizer refuses
+ * add/remove_ids/reset (they would leave the lists pointing at the wrong
+ * centroids); train() on the IVF fills it, and its ntotal shows that.
+ * Loaded indexes get a quantizer wrapper of their own (wrap_tree).
+ *
+ * nprobe and max_codes are the index's defaults; a SearchParametersIVF
+ * passed to search() overrides them for that call only, so concurrent
+ * searches with different settings are safe.
+ */
+#include "py_vecdex.h"
+
+/* ========================================================================= */
+/* IndexIVFFlat                                                              */
+/* ========================================================================= */
+typedef struct {
+    int64_t d, nlist;
+    vdx_metric metric;
+} ivf_args;
+
+static vdx_status build_ivf_flat(vdx_index *quantizer, void *ctx,
+                                 vdx_index **out) {
+    const ivf_args *a = ctx;
+    return vdx_index_ivf_flat_new(quantizer, a->d, a->nlist, a->metric, out);
+}
+
+static int IndexIVFFlat_init(IndexObject *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"quantizer", "d", "nlist", "metric", NULL};
+    PyObject *qo;
+    long long d, nlist;
+    int metric = VDX_METRIC_L2;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!LL|i:IndexIVFFlat", kwlist,
+                                     &IndexType, &qo, &d, &nlist, &metric))
+        return -1;
+    ivf_args a = {d, nlist, (vdx_metric)metric};
+    return index_adopt(self, qo, build_ivf_flat, &a);
+}
+
+/* --- attributes ---------------------------------------------------------- */
+static PyObject *IVF_get_nlist(IndexObject *self, void *c) {
+    (void)c;
+    if (ready(self) < 0) return NULL;
+    return PyLong_FromLongLong(vdx_index_ivf_nlist(self->ix));
+}
+
+/* which: 0 = nprobe, 1 = max_codes */
+static PyObject *IVF_get_knob(IndexObject *self, void *which) {
+    if (ready(self) < 0) return NULL;
+    owner_rdlock_gil(self->owner);
+    int64_t v = which ? vdx_index_ivf_max_codes(self->ix)
+                      : vdx_index_ivf_nprobe(self->ix);
+    rw_rdunlock(&self->owner->lock);
+    return PyLong_FromLongLong(v);
+}
+
+static int IVF_set_knob(IndexObject *self, PyObject *v, void *which) {
+    const char *name = which ? "max_codes" : "nprobe";
+    if (v == NULL) {
+        PyErr_Format(PyExc_AttributeError, "cannot delete %s", name);
+        return -1;
+    }
+    if (ready(self) < 0) return -1;
+    long long n = PyLong_AsLongLong(v);
+    if (n == -1 && PyErr_Occurred()) return -1;
+    cerr e;
+    /* exclusive: searches running now keep the value they started with */
+    RUN_LOCKED(self->owner, wr, e,
+               which ? vdx_index_ivf_set_max_codes(self->ix, n)
+                     : vdx_index_ivf_set_nprobe(self->ix, n));
+    if (e.st != VDX_OK) {
+        raise_cerr(&e);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *InvLists_new_for(IndexObject *ivf);
+
+static PyObject *IVF_get_invlists(IndexObject *self, void *c) {
+    (void)c;
+    if (ready(self) < 0) return NULL;
+    return InvLists_new_for(self);
+}
+
+/* --- methods ------------------------------------------------------------- */
+static PyObject *direct_map(IndexObject *self, int on) {
+    if (ready(self) < 0) return NULL;
+    cerr e;
+    RUN_LOCKED(self->owner, wr, e,
+               vdx_index_ivf_make_direct_map(self->ix, on));
+    if (e.st != VDX_OK) return raise_cerr(&e);
+    Py_RETURN_NONE;
+}
+
+static PyObject *IVF_make_direct_map(IndexObject *self, PyObject *args,
+                                     PyObject *kw) {
+    static char *kwlist[] = {"new_maintain", NULL};
+    int on = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|p:make_direct_map", kwlist,
+                                     &on))
+        return NULL;
+    return direct_map(self, on);
+}
+
+static PyObject *IVF_set_direct_map_type(IndexObject *self, PyObject *args,
+                                         PyObject *kw) {
+    static char *kwlist[] = {"type", NULL};
+    int type;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "i:set_direct_map_type",
+                                     kwlist, &type))
+        return NULL;
+    if (type != 0 && type != 1) {
+        PyErr_Format(InvalidArgumentError,
+                     "set_direct_map_type: type %d is not supported; use "
+                     "DirectMap.NoMap (0) or DirectMap.Array (1)%s",
+                     type,
+                     type == 2 ? " (Hashtable, for arbitrary ids, is not "
+                                 "implemented)"
+                               : "");
+        return NULL;
+    }
+    return direct_map(self, type);
+}
+
+static PyMethodDef IVF_methods[] = {
+    {"make_direct_map", METH_KW_FN(IVF_make_direct_map),
+     METH_VARARGS | METH_KEYWORDS,
+     "make_direct_map(new_maintain=True): builds (or drops) the id -> "
+     "(list, offset) map that reconstruct needs; ids must be 0..ntotal-1."},
+    {"set_direct_map_type", METH_KW_FN(IVF_set_direct_map_type),
+     METH_VARARGS | METH_KEYWORDS,
+     "set_direct_map_type(type): DirectMap.NoMap (0) or DirectMap.Array "
+     "(1)."},
+    {NULL, NULL, 0, NULL}};
+
+static PyGetSetDef IVF_getset[] = {
+    {"quantizer", (getter)Index_get_sub, NULL,
+     "the coarse quantizer (holds the nlist centroids once trained)", NULL},
+    {"nlist", (getter)IVF_get_nlist, NULL, "number of inverted lists", NULL},
+    {"nprobe", (getter)IVF_get_knob, (setter)IVF_set_knob,
+     "lists probed by a search without SearchParametersIVF(nprobe=...); "
+     "clamped to 1..nlist",
+     (void *)0},
+    {"max_codes", (getter)IVF_get_knob, (setter)IVF_set_knob,
+     "a search stops after this many codes (0 = no limit)", (void *)1},
+    {"invlists", (getter)IVF_get_invlists, NULL,
+     "read-only view of the inverted lists (list_size, get_ids)", NULL},
+    {NULL, NULL, NULL, NULL, NULL}};
+
+PyTypeObject IndexIVFFlatType = INDEX_TYPE_BODY(
+    "IndexIVFFlat",
+    "IndexIVFFlat(quantizer, d, nlist, metric=METRIC_L2): inverted-file "
+    "index storing the full vectors.  Takes ownership of the quantizer "
+    "(an index that must not belong to another index).",
+    &IndexType, IndexIVFFlat_init, IVF_methods, IVF_getset);
+
+/* ========================================================================= */
+/* InvertedLists: a view of an IVF index's lists (keeps the index alive)     */
+/* ========================================================================= */
+typedef struct {
+    PyObject_HEAD
+    IndexObject *index;
+} InvListsObject;
+
+static PyTypeObject InvListsType;
+
+static PyObject *InvLists_new_for(IndexObject *ivf) {
+    InvListsObject *self = PyObject_New(InvListsObject, &InvListsType);
+    if (!self) return NULL;
+    Py_INCREF(ivf);
+    self->index = ivf;
+    return (PyObject *)self;
+}
+
+static void InvLists_dealloc(InvListsObject *self) {
+    Py_CLEAR(self->index);
+    PyObject_Free(self);
+}
+
+/* The list number in arg, or -1 with an exception. */
+static long long list_no(InvListsObject *self, PyObject *arg) {
+    long long l = PyLong_AsLongLong(arg);
+    if (l == -1 && PyErr_Occurred()) return -1;
+    int64_t nlist = vdx_index_ivf_nlist(self->index->ix);
+    if (l < 0 || l >= nlist) {
+        PyErr_Format(InvalidArgumentError,
+                     "list %lld is not a list of this index (nlist=%lld)", l,
+                     (long long)nlist);
+        return -1;
+    }
+    return l;
+}
+
+static int64_t locked_list_size(IndexObject *ix, long long l) {
+    owner_rdlock_gil(ix->owner);
+    int64_t n = vdx_index_ivf_list_size(ix->ix, l);
+    rw_rdunlock(&ix->owner->lock);
+    return n;
+}
+
+static PyObject *InvLists_list_size(InvListsObject *self, PyObject *arg) {
+    long long l = list_no(self, arg);
+    if (l < 0) return NULL;
+    return PyLong_FromLongLong(locked_list_size(self->index, l));
+}
+
+static PyObject *InvLists_get_ids(InvListsObject *self, PyObject *arg) {
+    long long l = list_no(self, arg);
+    if (l < 0) return NULL;
+    IndexObject *ix = self->index;
+    /* allocate without holding the lock; retry if the list changed size */
+    for (;;) {
+        npy_intp n = (npy_intp)locked_list_size(ix, l);
+        PyArrayObject *a = (PyArrayObject *)PyArray_SimpleNew(1, &n, NPY_INT64);
+        if (!a) return NULL;
+        cerr e = {VDX_OK, ""};
+        owner_rdlock_gil(ix->owner);
+        int same = vdx_index_ivf_list_size(ix->ix, l) == (int64_t)n;
+        if (same)
+            cerr_capture(&e,
+                         vdx_index_ivf_list_ids(ix->ix, l, PyArray_DATA(a)));
+        rw_rdunlock(&ix->owner->lock);
+        if (!same) {
+            Py_DECREF(a);
+            continue;
+        }
+        if (e.st != VDX_OK) {
+            Py_DECREF(a);
+            return raise_cerr(&e);
+        }
+        return (PyObject *)a;
+    }
+}
+
+static PyObject *InvLists_get_nlist(InvListsObject *self, void *c) {
+    (void)c;
+    return PyLong_FromLongLong(vdx_index_ivf_nlist(self->index->ix));
+}
+
+static PyObject *InvLists_get_code_size(InvListsObject *self, void *c) {
+    (void)c;
+    /* IVF-Flat codes are the float32 vectors */
+    return PyLong_FromLongLong(vdx_index_d(self->index->ix) *
+                               (long long)sizeof(float));
+}
+
+static PyMethodDef InvLists_methods[] = {
+    {"list_size", (PyCFunction)InvLists_list_size, METH_O,
+     "list_size(list_no) -> int: number of vectors in the list."},
+    {"get_ids", (PyCFunction)InvLists_get_ids, METH_O,
+     "get_ids(list_no) -> int64 array: a copy of the ids of the list "
+     "(rev_swig_ptr(get_ids(l), n) works as in FAISS)."},
+    {NULL, NULL, 0, NULL}};
+
+static PyGetSetDef InvLists_getset[] = {
+    {"nlist", (getter)InvLists_get_nlist, NULL, "number of lists", NULL},
+    {"code_size", (getter)InvLists_get_code_size, NULL,
+     "bytes per stored vector", NULL},
+    {NULL, NULL, NULL, NULL, NULL}};
+
+static PyTypeObject InvListsType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "vecdex.InvertedLists",
+    .tp_basicsize = sizeof(InvListsObject),
+    .tp_dealloc = (destructor)InvLists_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "The inverted lists of an IVF index (index.invlists); keeps "
+              "the index alive.",
+    .tp_methods = InvLists_methods,
+    .tp_getset = InvLists_getset,
+};
+
+/* ========================================================================= */
+/* Registration                                                              */
+/* ========================================================================= */
+
+/* class DirectMap: NoMap = 0; Array = 1; Hashtable = 2 (FAISS's enum) */
+static PyObject *make_direct_map_class(void) {
+    PyObject *ns = Py_BuildValue("{s:i,s:i,s:i,s:s,s:s}", "NoMap", 0, "Array",
+                                 1, "Hashtable", 2, "__module__", "vecdex",
+                                 "__doc__",
+                                 "Direct map types for "
+                                 "IndexIVF.set_direct_map_type (Hashtable "
+                                 "is not implemented).");
+    if (!ns) return NULL;
+    PyObject *cls = PyObject_CallFunction((PyObject *)&PyType_Type, "s(O)O",
+                                          "DirectMap", &PyBaseObject_Type, ns);
+    Py_DECREF(ns);
+    return cls;
+}
+
+int pyvdx_init_ivf(PyObject *m) {
+    if (add_type(m, &IndexIVFFlatType) < 0 || add_type(m, &InvListsType) < 0)
+        return -1;
+    return add_object(m, "DirectMap", make_direct_map_class());
+}

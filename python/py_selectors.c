@@ -1,0 +1,446 @@
+/*
+ * py_selectors.c — IDSelector* (which ids a search or remove_ids considers)
+ * and SearchParameters / SearchParametersIVF (per-call search settings).
+ *
+ * Selectors are immutable; composite selectors keep Python references to
+ * their children (the C composites borrow them).  SearchParameters keep a
+ * reference to their selector; a search copies the parameters and holds that
+ * reference for the duration of the call (get_params).
+ */
+#include "py_vecdex.h"
+
+/* ========================================================================= */
+/* Selectors                                                                 */
+/* ========================================================================= */
+static PyTypeObject SelectorRangeType, SelectorBatchType,
+    SelectorArrayType, SelectorBitmapType, SelectorNotType, SelectorAndType,
+    SelectorOrType;
+
+const vdx_selector *get_selector(PyObject *o, const char *what) {
+    if (!PyObject_TypeCheck(o, &SelectorType)) {
+        PyErr_Format(PyExc_TypeError, "%s must be an IDSelector, got %.200s",
+                     what, Py_TYPE(o)->tp_name);
+        return NULL;
+    }
+    const vdx_selector *s = ((SelectorObject *)o)->sel;
+    if (!s)
+        PyErr_Format(PyExc_TypeError, "%s is an uninitialised IDSelector",
+                     what);
+    return s;
+}
+
+static void Selector_dealloc(SelectorObject *self) {
+    vdx_selector_free(self->sel); /* before the children it borrows */
+    self->sel = NULL;
+    Py_CLEAR(self->a);
+    Py_CLEAR(self->b);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Wraps a freshly built C selector into a new object of `type`. */
+static PyObject *selector_wrap(PyTypeObject *type, vdx_status st,
+                               vdx_selector *sel) {
+    if (st != VDX_OK) return raise_status(st);
+    SelectorObject *self = (SelectorObject *)type->tp_alloc(type, 0);
+    if (!self) {
+        vdx_selector_free(sel);
+        return NULL;
+    }
+    self->sel = sel;
+    return (PyObject *)self;
+}
+
+static PyObject *Selector_is_member(SelectorObject *self, PyObject *arg) {
+    long long id = PyLong_AsLongLong(arg);
+    if (id == -1 && PyErr_Occurred()) return NULL;
+    const vdx_selector *s = get_selector((PyObject *)self, "self");
+    if (!s) return NULL;
+    return PyBool_FromLong(vdx_selector_is_member(s, (vdx_idx_t)id));
+}
+
+static PyMethodDef Selector_methods[] = {
+    {"is_member", (PyCFunction)Selector_is_member, METH_O,
+     "is_member(id) -> bool: whether id is in the selection."},
+    {NULL, NULL, 0, NULL}};
+
+static PyObject *SelectorRange_new(PyTypeObject *type, PyObject *args,
+                                   PyObject *kw) {
+    static char *kwlist[] = {"imin", "imax", "assume_sorted", NULL};
+    long long imin, imax;
+    int sorted = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "LL|p:IDSelectorRange", kwlist,
+                                     &imin, &imax, &sorted))
+        return NULL;
+    vdx_selector *sel = NULL;
+    vdx_status st = vdx_selector_range(imin, imax, &sel);
+    PyObject *o = selector_wrap(type, st, sel);
+    if (o) {
+        SelectorObject *s = (SelectorObject *)o;
+        s->imin = imin;
+        s->imax = imax;
+        s->assume_sorted = sorted;
+    }
+    return o;
+}
+
+static PyObject *SelectorRange_get(SelectorObject *self, void *which) {
+    switch ((int)(intptr_t)which) {
+    case 0: return PyLong_FromLongLong(self->imin);
+    case 1: return PyLong_FromLongLong(self->imax);
+    default: return PyBool_FromLong(self->assume_sorted);
+    }
+}
+
+static PyGetSetDef SelectorRange_getset[] = {
+    {"imin", (getter)SelectorRange_get, NULL, "first id", (void *)0},
+    {"imax", (getter)SelectorRange_get, NULL, "end of the range", (void *)1},
+    {"assume_sorted", (getter)SelectorRange_get, NULL, "ids sorted hint",
+     (void *)2},
+    {NULL, NULL, NULL, NULL, NULL}};
+
+/* Parses (array) or (n, array) as FAISS's subset selectors accept; returns a
+ * new 1-D contiguous array and the count to use, or NULL. */
+static PyArrayObject *parse_subset(PyObject *args, PyObject *kw,
+                                   int typenum, const char *name,
+                                   npy_intp *n_out) {
+    Py_ssize_t nargs = PyTuple_GET_SIZE(args);
+    if ((kw && PyDict_GET_SIZE(kw) > 0) || nargs < 1 || nargs > 2) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s(ids) or %s(n, ids) takes one or two positional "
+                     "arguments",
+                     name, name);
+        return NULL;
+    }
+    long long n = -1;
+    if (nargs == 2) {
+        n = PyLong_AsLongLong(PyTuple_GET_ITEM(args, 0));
+        if (n == -1 && PyErr_Occurred()) return NULL;
+        if (n < 0) {
+            PyErr_Format(ShapeError, "%s: n must be >= 0, got %lld", name, n);
+            return NULL;
+        }
+    }
+    PyObject *src = PyTuple_GET_ITEM(args, nargs - 1);
+    PyArrayObject *a;
+    if (typenum == NPY_UINT8 && PyArray_Check(src) &&
+        PyArray_TYPE((PyArrayObject *)src) != NPY_UINT8) {
+        /* FAISS takes a uint8 pointer; a bool mask here is a classic slip. */
+        PyErr_Format(PyExc_TypeError,
+                     "%s expects a uint8 array of packed bits (e.g. "
+                     "np.packbits(mask, bitorder='little'))",
+                     name);
+        return NULL;
+    }
+    a = as_vector(src, typenum, -1, "ids");
+    if (!a) return NULL;
+    if (n > (long long)PyArray_DIM(a, 0)) {
+        PyErr_Format(ShapeError, "%s: n=%lld but the array has %lld entries",
+                     name, n, (long long)PyArray_DIM(a, 0));
+        Py_DECREF(a);
+        return NULL;
+    }
+    *n_out = n >= 0 ? (npy_intp)n : PyArray_DIM(a, 0);
+    return a;
+}
+
+static PyObject *SelectorBatch_new(PyTypeObject *type, PyObject *args,
+                                   PyObject *kw) {
+    npy_intp n;
+    PyArrayObject *a = parse_subset(args, kw, NPY_INT64, "IDSelectorBatch", &n);
+    if (!a) return NULL;
+    vdx_selector *sel = NULL;
+    vdx_status st = vdx_selector_batch(n, PyArray_DATA(a), &sel);
+    Py_DECREF(a);
+    return selector_wrap(type, st, sel);
+}
+
+static PyObject *SelectorArray_new(PyTypeObject *type, PyObject *args,
+                                   PyObject *kw) {
+    npy_intp n;
+    PyArrayObject *a = parse_subset(args, kw, NPY_INT64, "IDSelectorArray", &n);
+    if (!a) return NULL;
+    vdx_selector *sel = NULL;
+    vdx_status st = vdx_selector_array(n, PyArray_DATA(a), &sel);
+    Py_DECREF(a);
+    return selector_wrap(type, st, sel);
+}
+
+static PyObject *SelectorBitmap_new(PyTypeObject *type, PyObject *args,
+                                    PyObject *kw) {
+    npy_intp n;
+    PyArrayObject *a =
+        parse_subset(args, kw, NPY_UINT8, "IDSelectorBitmap", &n);
+    if (!a) return NULL;
+    vdx_selector *sel = NULL;
+    vdx_status st = vdx_selector_bitmap(n, PyArray_DATA(a), &sel);
+    Py_DECREF(a);
+    return selector_wrap(type, st, sel);
+}
+
+static PyObject *SelectorNot_new(PyTypeObject *type, PyObject *args,
+                                 PyObject *kw) {
+    static char *kwlist[] = {"sel", NULL};
+    PyObject *ao;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O:IDSelectorNot", kwlist, &ao))
+        return NULL;
+    const vdx_selector *a = get_selector(ao, "sel");
+    if (!a) return NULL;
+    vdx_selector *sel = NULL;
+    vdx_status st = vdx_selector_not(a, &sel);
+    PyObject *o = selector_wrap(type, st, sel);
+    if (o) {
+        Py_INCREF(ao);
+        ((SelectorObject *)o)->a = ao;
+    }
+    return o;
+}
+
+static PyObject *selector_binary(PyTypeObject *type, PyObject *args,
+                                 PyObject *kw, int is_and) {
+    static char *kwlist[] = {"lhs", "rhs", NULL};
+    PyObject *ao, *bo;
+    if (!PyArg_ParseTupleAndKeywords(args, kw,
+                                     is_and ? "OO:IDSelectorAnd"
+                                            : "OO:IDSelectorOr",
+                                     kwlist, &ao, &bo))
+        return NULL;
+    const vdx_selector *a = get_selector(ao, "lhs");
+    if (!a) return NULL;
+    const vdx_selector *b = get_selector(bo, "rhs");
+    if (!b) return NULL;
+    vdx_selector *sel = NULL;
+    vdx_status st = is_and ? vdx_selector_and(a, b, &sel)
+                           : vdx_selector_or(a, b, &sel);
+    PyObject *o = selector_wrap(type, st, sel);
+    if (o) {
+        Py_INCREF(ao);
+        Py_INCREF(bo);
+        ((SelectorObject *)o)->a = ao;
+        ((SelectorObject *)o)->b = bo;
+    }
+    return o;
+}
+
+static PyObject *SelectorAnd_new(PyTypeObject *type, PyObject *args,
+                                 PyObject *kw) {
+    return selector_binary(type, args, kw, 1);
+}
+
+static PyObject *SelectorOr_new(PyTypeObject *type, PyObject *args,
+                                PyObject *kw) {
+    return selector_binary(type, args, kw, 0);
+}
+
+#define SELECTOR_TYPE(var, name, doc, newfn, getset)                       \
+    static PyTypeObject var = {                                            \
+        PyVarObject_HEAD_INIT(NULL, 0).tp_name = "vecdex." name,          \
+        .tp_basicsize = sizeof(SelectorObject),                            \
+        .tp_dealloc = (destructor)Selector_dealloc,                        \
+        .tp_flags = Py_TPFLAGS_DEFAULT,                                    \
+        .tp_doc = doc,                                                     \
+        .tp_getset = getset,                                               \
+        .tp_base = &SelectorType,                                          \
+        .tp_new = newfn,                                                   \
+    }
+
+PyTypeObject SelectorType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "vecdex.IDSelector",
+    .tp_basicsize = sizeof(SelectorObject),
+    .tp_dealloc = (destructor)Selector_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "Base class of the id selectors (abstract).",
+    .tp_methods = Selector_methods,
+};
+
+SELECTOR_TYPE(SelectorRangeType, "IDSelectorRange",
+              "IDSelectorRange(imin, imax, assume_sorted=False): ids in "
+              "[imin, imax).",
+              SelectorRange_new, SelectorRange_getset);
+SELECTOR_TYPE(SelectorBatchType, "IDSelectorBatch",
+              "IDSelectorBatch(ids) or IDSelectorBatch(n, ids): a set of ids "
+              "(hash set).",
+              SelectorBatch_new, NULL);
+SELECTOR_TYPE(SelectorArrayType, "IDSelectorArray",
+              "IDSelectorArray(ids) or IDSelectorArray(n, ids): a list of ids.",
+              SelectorArray_new, NULL);
+SELECTOR_TYPE(SelectorBitmapType, "IDSelectorBitmap",
+              "IDSelectorBitmap(bitmap) or IDSelectorBitmap(n, bitmap): id i "
+              "is selected when bitmap[i >> 3] >> (i & 7) & 1 (n = bytes).",
+              SelectorBitmap_new, NULL);
+SELECTOR_TYPE(SelectorNotType, "IDSelectorNot",
+              "IDSelectorNot(sel): ids not in sel.", SelectorNot_new, NULL);
+SELECTOR_TYPE(SelectorAndType, "IDSelectorAnd",
+              "IDSelectorAnd(lhs, rhs): ids in both.", SelectorAnd_new, NULL);
+SELECTOR_TYPE(SelectorOrType, "IDSelectorOr",
+              "IDSelectorOr(lhs, rhs): ids in either.", SelectorOr_new, NULL);
+
+/* ========================================================================= */
+/* Search parameters                                                         */
+/* ========================================================================= */
+typedef struct {
+    PyObject_HEAD
+    vdx_search_params p;
+    PyObject *sel; /* IDSelector or NULL */
+} ParamsObject;
+
+static PyTypeObject ParamsType, ParamsIVFType;
+
+static PyObject *Params_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    (void)args;
+    (void)kw;
+    ParamsObject *self = (ParamsObject *)type->tp_alloc(type, 0);
+    if (self) vdx_search_params_init(&self->p);
+    return (PyObject *)self;
+}
+
+static void Params_dealloc(ParamsObject *self) {
+    Py_CLEAR(self->sel);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int Params_set_sel(ParamsObject *self, PyObject *v, void *c) {
+    (void)c;
+    if (v == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete sel");
+        return -1;
+    }
+    const vdx_selector *s = NULL;
+    if (v != Py_None) {
+        s = get_selector(v, "sel");
+        if (!s) return -1;
+    }
+    PyObject *old = self->sel;
+    if (v != Py_None) Py_INCREF(v);
+    self->sel = v == Py_None ? NULL : v;
+    self->p.sel = s;
+    Py_XDECREF(old);
+    return 0;
+}
+
+static PyObject *Params_get_sel(ParamsObject *self, void *c) {
+    (void)c;
+    PyObject *r = self->sel ? self->sel : Py_None;
+    Py_INCREF(r);
+    return r;
+}
+
+static int set_count(int64_t *field, PyObject *v, const char *name) {
+    if (v == NULL) {
+        PyErr_Format(PyExc_AttributeError, "cannot delete %s", name);
+        return -1;
+    }
+    long long n = PyLong_AsLongLong(v);
+    if (n == -1 && PyErr_Occurred()) return -1;
+    if (n < 0) {
+        PyErr_Format(PyExc_ValueError, "%s must be >= 0, got %lld", name, n);
+        return -1;
+    }
+    *field = n;
+    return 0;
+}
+
+static PyObject *Params_get_nprobe(ParamsObject *self, void *c) {
+    (void)c;
+    return PyLong_FromLongLong(self->p.nprobe);
+}
+static int Params_set_nprobe(ParamsObject *self, PyObject *v, void *c) {
+    (void)c;
+    return set_count(&self->p.nprobe, v, "nprobe");
+}
+static PyObject *Params_get_max_codes(ParamsObject *self, void *c) {
+    (void)c;
+    return PyLong_FromLongLong(self->p.max_codes);
+}
+static int Params_set_max_codes(ParamsObject *self, PyObject *v, void *c) {
+    (void)c;
+    return set_count(&self->p.max_codes, v, "max_codes");
+}
+
+static int Params_init(ParamsObject *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"sel", NULL};
+    PyObject *sel = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:SearchParameters", kwlist,
+                                     &sel))
+        return -1;
+    return Params_set_sel(self, sel, NULL);
+}
+
+static int ParamsIVF_init(ParamsObject *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"sel", "nprobe", "max_codes", NULL};
+    PyObject *sel = Py_None, *nprobe = NULL, *max_codes = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OOO:SearchParametersIVF",
+                                     kwlist, &sel, &nprobe, &max_codes))
+        return -1;
+    if (Params_set_sel(self, sel, NULL) < 0) return -1;
+    if (nprobe && set_count(&self->p.nprobe, nprobe, "nprobe") < 0) return -1;
+    if (max_codes && set_count(&self->p.max_codes, max_codes, "max_codes") < 0)
+        return -1;
+    return 0;
+}
+
+static PyGetSetDef Params_getset[] = {
+    {"sel", (getter)Params_get_sel, (setter)Params_set_sel,
+     "IDSelector restricting the search, or None", NULL},
+    {NULL, NULL, NULL, NULL, NULL}};
+
+static PyGetSetDef ParamsIVF_getset[] = {
+    {"nprobe", (getter)Params_get_nprobe, (setter)Params_set_nprobe,
+     "number of inverted lists probed (0 = the index's own)", NULL},
+    {"max_codes", (getter)Params_get_max_codes, (setter)Params_set_max_codes,
+     "stop after this many codes (0 = no limit)", NULL},
+    {NULL, NULL, NULL, NULL, NULL}};
+
+static PyTypeObject ParamsType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "vecdex.SearchParameters",
+    .tp_basicsize = sizeof(ParamsObject),
+    .tp_dealloc = (destructor)Params_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "SearchParameters(sel=None): per-call search settings.",
+    .tp_getset = Params_getset,
+    .tp_init = (initproc)Params_init,
+    .tp_new = Params_new,
+};
+
+static PyTypeObject ParamsIVFType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "vecdex.SearchParametersIVF",
+    .tp_basicsize = sizeof(ParamsObject),
+    .tp_dealloc = (destructor)Params_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "SearchParametersIVF(sel=None, nprobe=0, max_codes=0).",
+    .tp_getset = ParamsIVF_getset,
+    .tp_init = (initproc)ParamsIVF_init,
+    .tp_base = &ParamsType,
+    .tp_new = Params_new,
+};
+
+int get_params(PyObject *po, vdx_search_params *out,
+                      const vdx_search_params **pp, PyObject **keep) {
+    *pp = NULL;
+    *keep = NULL;
+    if (po == NULL || po == Py_None) return 0;
+    if (!PyObject_TypeCheck(po, &ParamsType)) {
+        PyErr_Format(PyExc_TypeError,
+                     "params must be a SearchParameters, got %.200s",
+                     Py_TYPE(po)->tp_name);
+        return -1;
+    }
+    ParamsObject *p = (ParamsObject *)po;
+    *out = p->p;
+    out->sel = p->sel ? ((SelectorObject *)p->sel)->sel : NULL;
+    Py_XINCREF(p->sel);
+    *keep = p->sel;
+    *pp = out;
+    return 0;
+}
+
+int pyvdx_init_selectors(PyObject *m) {
+    PyTypeObject *types[] = {
+        &SelectorType,      &SelectorRangeType,  &SelectorBatchType,
+        &SelectorArrayType, &SelectorBitmapType, &SelectorNotType,
+        &SelectorAndType,   &SelectorOrType,     &ParamsType,
+        &ParamsIVFType};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (add_type(m, types[i]) < 0) return -1;
+    Py_INCREF(&ParamsIVFType);
+    return add_object(m, "IVFSearchParameters", (PyObject *)&ParamsIVFType);
+}

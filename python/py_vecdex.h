@@ -1,0 +1,232 @@
+/*
+ * py_vecdex.h — private header of the CPython extension vecdex._vecdex.
+ *
+ * The extension is split by concept:
+ *   _vecdex.c       module init, errors, array conversion, owner records,
+ *                   small module functions (threads, normalize_L2, ...)
+ *   py_selectors.c  IDSelector* and SearchParameters*
+ *   py_index.c      the Index base type, flat and IDMap indexes, wrapping
+ *                   of C index trees, persistence (read/write/serialize)
+ *   py_ivf.c        IndexIVFFlat and its inverted lists
+ *   py_kmeans.c     Kmeans
+ * The ownership design (owner records shared by the wrappers of one C index
+ * tree) is described at the top of _vecdex.c.
+ *
+ * Every symbol declared here is hidden: the module exports PyInit__vecdex
+ * only.
+ */
+#ifndef PY_VECDEX_H
+#define PY_VECDEX_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#ifndef NPY_NO_DEPRECATED_API
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#endif
+/* One numpy API table for all the files; _vecdex.c defines it (and fills
+ * it with import_array). */
+#define PY_ARRAY_UNIQUE_SYMBOL vecdex_ARRAY_API
+#ifndef PYVDX_DEFINE_ARRAY_API
+#define NO_IMPORT_ARRAY
+#endif
+#include <numpy/arrayobject.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <pthread.h>
+#endif
+
+#include "vecdex.h"
+
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden)
+#endif
+
+/* PyMethodDef entries taking keywords (silences -Wcast-function-type). */
+#define METH_KW_FN(f) ((PyCFunction)(void (*)(void))(f))
+
+/* ========================================================================= */
+/* Errors (_vecdex.c)                                                        */
+/* ========================================================================= */
+
+/* vecdex.ShapeError(ValueError, AssertionError) */
+extern PyObject *ShapeError;
+/* vecdex.InvalidArgumentError(ValueError, RuntimeError) */
+extern PyObject *InvalidArgumentError;
+
+/* A C status and its message, captured in the thread that made the call
+ * (vdx_last_error() is per thread), possibly without the GIL. */
+typedef struct cerr {
+    vdx_status st;
+    char msg[512];
+} cerr;
+
+void cerr_capture(cerr *e, vdx_status st);
+/* Sets the Python exception for a failed C call; returns NULL. */
+PyObject *raise_cerr(const cerr *e);
+/* raise_cerr for a status just returned in this thread (GIL held). */
+PyObject *raise_status(vdx_status st);
+/* "(10, 63)" */
+void format_shape(char *buf, size_t len, int ndim, const npy_intp *dims);
+
+/* ========================================================================= */
+/* Owner records: one per C allocation tree (_vecdex.c)                      */
+/* ========================================================================= */
+#ifdef _WIN32
+typedef SRWLOCK rwlock_t;
+#else
+typedef pthread_rwlock_t rwlock_t;
+#endif
+void rw_rdlock(rwlock_t *l);
+void rw_rdunlock(rwlock_t *l);
+void rw_wrlock(rwlock_t *l);
+void rw_wrunlock(rwlock_t *l);
+
+/* `refs` and `root` are only changed with the GIL held (`root` also under
+ * the exclusive lock, since searches read the tree without the GIL). */
+typedef struct owner {
+    vdx_index *root;
+    Py_ssize_t refs;
+    rwlock_t lock;
+} owner_t;
+
+/* A new record for `root` with refs = 0, or NULL with an exception. */
+owner_t *owner_new(vdx_index *root);
+/* Drops one reference; the last one frees the tree (GIL held). */
+void owner_decref(owner_t *o);
+/* Shared lock taken while holding the GIL (release with rw_rdunlock). */
+void owner_rdlock_gil(owner_t *o);
+
+/* Runs `call` (a vdx_status expression) with the GIL released under the
+ * owner's lock (mode rd or wr), capturing its error into e. */
+#define RUN_LOCKED(o, mode, e, call)            \
+    do {                                        \
+        Py_BEGIN_ALLOW_THREADS                  \
+        rw_##mode##lock(&(o)->lock);            \
+        cerr_capture(&(e), (call));             \
+        rw_##mode##unlock(&(o)->lock);          \
+        Py_END_ALLOW_THREADS                    \
+    } while (0)
+
+/* ========================================================================= */
+/* Array conversion (_vecdex.c)                                              */
+/* ========================================================================= */
+/* np.ascontiguousarray(obj, dtype=typenum) */
+PyArrayObject *as_array(PyObject *obj, int typenum);
+/* obj as a C-contiguous float32 (n, d) matrix, or ShapeError. */
+PyArrayObject *as_matrix(PyObject *obj, int64_t d, const char *what);
+/* obj as a 1-D C-contiguous array of typenum with n entries (any n when
+ * n < 0), or ShapeError. */
+PyArrayObject *as_vector(PyObject *obj, int typenum, npy_intp n,
+                         const char *what);
+/* An output array: the caller's (validated, new reference) or a new one. */
+PyArrayObject *out_array(PyObject *given, int typenum, int ndim,
+                         const npy_intp *dims, const char *what);
+/* A 1-D array over `data` (n entries) kept alive by `base` (borrowed; a
+ * reference is added on success).  An empty array owns its own memory. */
+PyObject *array_over(void *data, npy_intp n, int typenum, PyObject *base);
+
+/* PyModule_AddObject that always consumes `o`. */
+int add_object(PyObject *m, const char *name, PyObject *o);
+/* PyType_Ready + add under the last component of tp_name. */
+int add_type(PyObject *m, PyTypeObject *t);
+
+/* ========================================================================= */
+/* Selectors and search parameters (py_selectors.c)                          */
+/* ========================================================================= */
+typedef struct {
+    PyObject_HEAD
+    vdx_selector *sel;
+    PyObject *a, *b; /* children of NOT / AND / OR, kept alive */
+    vdx_idx_t imin, imax;
+    int assume_sorted;
+} SelectorObject;
+
+extern PyTypeObject SelectorType;
+
+/* The C selector of a Python IDSelector, or NULL with TypeError. */
+const vdx_selector *get_selector(PyObject *o, const char *what);
+
+/* Copies a SearchParameters (or None) for one call.  *keep receives a new
+ * reference to the selector object that must outlive the call. */
+int get_params(PyObject *po, vdx_search_params *out,
+               const vdx_search_params **pp, PyObject **keep);
+
+int pyvdx_init_selectors(PyObject *m);
+
+/* ========================================================================= */
+/* Indexes (py_index.c)                                                      */
+/* ========================================================================= */
+typedef struct IndexObject {
+    PyObject_HEAD
+    vdx_index *ix;            /* points into owner's tree; NULL until init */
+    owner_t *owner;
+    PyObject *sub;            /* IDMap sub-index / IVF quantizer (strong) */
+    struct IndexObject *parent; /* borrowed; cleared by the parent */
+    int initialising;         /* an IDMap / IVF __init__ is under way */
+    PyObject *dict;
+    PyObject *weakreflist;
+} IndexObject;
+
+extern PyTypeObject IndexType, IndexFlatL2Type, IndexFlatIPType;
+
+int Index_traverse(IndexObject *self, visitproc visit, void *arg);
+int Index_clear(IndexObject *self);
+void Index_dealloc(IndexObject *self);
+/* 0 when self is a usable index, else -1 with RuntimeError. */
+int ready(IndexObject *self);
+/* ready(), and not the sub-index of a live wrapper (mutations of a
+ * sub-index would desynchronise the index that owns it). */
+int mutable_(IndexObject *self, const char *what);
+int64_t locked_ntotal(IndexObject *self);
+PyObject *Index_get_sub(IndexObject *self, void *c);
+
+/* Builds the C index that takes ownership of `child` (see index_adopt). */
+typedef vdx_status (*adopt_fn)(vdx_index *child, void *ctx, vdx_index **out);
+/* __init__ of an index that takes ownership of the C index of `childo`
+ * (IndexIDMap's sub-index, IndexIVFFlat's quantizer): the new C index
+ * becomes the root of the child's owner record and self->sub keeps the
+ * child's wrapper alive.  Returns 0 or -1 with an exception. */
+int index_adopt(IndexObject *self, PyObject *childo, adopt_fn build,
+                void *ctx);
+
+#define INDEX_FLAGS \
+    (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC)
+
+#define INDEX_TYPE_BODY(name, doc, base, init, methods, getset)             \
+    {                                                                       \
+        PyVarObject_HEAD_INIT(NULL, 0).tp_name = "vecdex." name,           \
+        .tp_basicsize = sizeof(IndexObject),                                \
+        .tp_dealloc = (destructor)Index_dealloc,                            \
+        .tp_flags = INDEX_FLAGS,                                            \
+        .tp_doc = doc,                                                      \
+        .tp_traverse = (traverseproc)Index_traverse,                        \
+        .tp_clear = (inquiry)Index_clear,                                   \
+        .tp_weaklistoffset = offsetof(IndexObject, weakreflist),            \
+        .tp_methods = methods,                                              \
+        .tp_getset = getset,                                                \
+        .tp_base = base,                                                    \
+        .tp_dictoffset = offsetof(IndexObject, dict),                       \
+        .tp_init = (initproc)init,                                          \
+        .tp_new = PyType_GenericNew,                                        \
+    }
+
+int pyvdx_init_index(PyObject *m);
+
+/* ========================================================================= */
+/* IVF (py_ivf.c) and k-means (py_kmeans.c)                                  */
+/* ========================================================================= */
+extern PyTypeObject IndexIVFFlatType;
+int pyvdx_init_ivf(PyObject *m);
+int pyvdx_init_kmeans(PyObject *m);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
+
+#endif /* PY_VECDEX_H */
