@@ -52,3 +52,51 @@ void vdx_topk_finish(int64_t k, float *D, vdx_idx_t *I, int is_ip, float add) {
         I[j] = -1;
     }
 }
+
+static inline void swap_entry(float *key, vdx_idx_t *id, int64_t a,
+                              int64_t b) {
+    float tk = key[a];
+    key[a] = key[b];
+    key[b] = tk;
+    vdx_idx_t ti = id[a];
+    id[a] = id[b];
+    id[b] = ti;
+}
+
+/* Reorders key/id[lo, hi) so that the m best (by key, then id) come first. */
+static void select_best(float *key, vdx_idx_t *id, int64_t lo, int64_t hi,
+                        int64_t m) {
+    while (hi - lo > 1 && m > lo && m < hi) {
+        /* median of three as pivot, moved to hi - 1 */
+        int64_t mid = lo + (hi - lo) / 2, last = hi - 1;
+        if (vdx_worse(key[lo], id[lo], key[mid], id[mid])) swap_entry(key, id, lo, mid);
+        if (vdx_worse(key[mid], id[mid], key[last], id[last])) swap_entry(key, id, mid, last);
+        if (vdx_worse(key[lo], id[lo], key[mid], id[mid])) swap_entry(key, id, lo, mid);
+        swap_entry(key, id, mid, last);
+        float pk = key[last];
+        vdx_idx_t pi = id[last];
+        int64_t store = lo;
+        for (int64_t i = lo; i < last; i++)
+            if (vdx_worse(pk, pi, key[i], id[i])) swap_entry(key, id, i, store++);
+        swap_entry(key, id, store, last);
+        if (store == m || store + 1 == m) return;
+        if (store > m) hi = store;
+        else lo = store + 1;
+    }
+}
+
+void vdx_reservoir_shrink(vdx_reservoir *r) {
+    if (r->n <= r->k) return;
+    select_best(r->key, r->id, 0, r->n, r->k);
+    r->n = r->k;
+    float worst = r->key[0];
+    for (int64_t i = 1; i < r->k; i++)
+        if (r->key[i] > worst) worst = r->key[i];
+    r->thr = worst;
+}
+
+void vdx_reservoir_to_heap(vdx_reservoir *r, float *D, vdx_idx_t *I) {
+    vdx_reservoir_shrink(r);
+    vdx_heap_init(r->k, D, I);
+    for (int64_t i = 0; i < r->n; i++) vdx_heap_push(r->k, D, I, r->key[i], r->id[i]);
+}

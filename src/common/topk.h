@@ -59,6 +59,46 @@ VDX_INTERNAL void vdx_heap_sort(int64_t k, float *key, vdx_idx_t *id);
 VDX_INTERNAL void vdx_topk_finish(int64_t k, float *D, vdx_idx_t *I, int is_ip,
                                   float add);
 
+/* A reservoir: the cheaper collector when many candidates arrive (sgemm
+ * paths).  Candidates are appended in O(1); when the buffer fills, a
+ * selection keeps the k best and the worst kept key becomes the threshold
+ * that the SIMD filters test against.  Amortised O(1) per candidate instead
+ * of a heap's log k data-dependent branches. */
+typedef struct vdx_reservoir {
+    float *key;
+    vdx_idx_t *id;
+    int64_t n, k, cap; /* cap > k */
+    float thr;         /* candidates must have key < thr */
+} vdx_reservoir;
+
+/* capacity to allocate for a given k */
+static inline int64_t vdx_reservoir_cap(int64_t k) { return 2 * k + 32; }
+
+static inline void vdx_reservoir_init(vdx_reservoir *r, int64_t k, float *key,
+                                      vdx_idx_t *id) {
+    r->key = key;
+    r->id = id;
+    r->n = 0;
+    r->k = k;
+    r->cap = vdx_reservoir_cap(k);
+    r->thr = INFINITY;
+}
+
+/* Keeps the k best of the buffer and tightens the threshold. */
+VDX_INTERNAL void vdx_reservoir_shrink(vdx_reservoir *r);
+
+static inline void vdx_reservoir_push(vdx_reservoir *r, float key,
+                                      vdx_idx_t id) {
+    r->key[r->n] = key;
+    r->id[r->n] = id;
+    if (++r->n == r->cap) vdx_reservoir_shrink(r);
+}
+
+/* Writes the k best, as a heap would hold them, into (D, I) for
+ * vdx_topk_finish (unfilled slots key +inf, id -1). */
+VDX_INTERNAL void vdx_reservoir_to_heap(vdx_reservoir *r, float *D,
+                                        vdx_idx_t *I);
+
 /* Merges heap b into heap a (both of size k). */
 VDX_INTERNAL void vdx_heap_merge(int64_t k, float *akey, vdx_idx_t *aid,
                                  const float *bkey, const vdx_idx_t *bid);
