@@ -76,14 +76,58 @@ static float norm_sqr(const float *a, size_t d) {
     return inner_product(a, a, d);
 }
 
+/* Sums the lanes of four accumulators into out[0..3]. */
+static inline void hsum4(float *out, __m256 a, __m256 b, __m256 c, __m256 e) {
+    __m256 ab = _mm256_hadd_ps(a, b), ce = _mm256_hadd_ps(c, e);
+    __m256 s = _mm256_hadd_ps(ab, ce); /* a0+a1+a2+a3, b.., c.., e.. per half */
+    __m128 r = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    _mm_storeu_ps(out, r);
+}
+
+/* Four database rows at a time: four independent FMA chains keep the
+ * pipeline and the memory system busy (one row at a time is one chain). */
 static void l2sqr_ny(float *out, const float *x, const float *y, size_t d,
                      size_t ny) {
-    for (size_t j = 0; j < ny; j++) out[j] = l2sqr(x, y + j * d, d);
+    size_t j = 0;
+    if (d % 8 == 0) {
+        for (; j + 4 <= ny; j += 4) {
+            const float *y0 = y + j * d, *y1 = y0 + d, *y2 = y1 + d, *y3 = y2 + d;
+            __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+            for (size_t i = 0; i < d; i += 8) {
+                __m256 xv = _mm256_loadu_ps(x + i);
+                __m256 t0 = _mm256_sub_ps(xv, _mm256_loadu_ps(y0 + i));
+                __m256 t1 = _mm256_sub_ps(xv, _mm256_loadu_ps(y1 + i));
+                __m256 t2 = _mm256_sub_ps(xv, _mm256_loadu_ps(y2 + i));
+                __m256 t3 = _mm256_sub_ps(xv, _mm256_loadu_ps(y3 + i));
+                s0 = _mm256_fmadd_ps(t0, t0, s0);
+                s1 = _mm256_fmadd_ps(t1, t1, s1);
+                s2 = _mm256_fmadd_ps(t2, t2, s2);
+                s3 = _mm256_fmadd_ps(t3, t3, s3);
+            }
+            hsum4(out + j, s0, s1, s2, s3);
+        }
+    }
+    for (; j < ny; j++) out[j] = l2sqr(x, y + j * d, d);
 }
 
 static void inner_product_ny(float *out, const float *x, const float *y,
                              size_t d, size_t ny) {
-    for (size_t j = 0; j < ny; j++) out[j] = inner_product(x, y + j * d, d);
+    size_t j = 0;
+    if (d % 8 == 0) {
+        for (; j + 4 <= ny; j += 4) {
+            const float *y0 = y + j * d, *y1 = y0 + d, *y2 = y1 + d, *y3 = y2 + d;
+            __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+            for (size_t i = 0; i < d; i += 8) {
+                __m256 xv = _mm256_loadu_ps(x + i);
+                s0 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(y0 + i), s0);
+                s1 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(y1 + i), s1);
+                s2 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(y2 + i), s2);
+                s3 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(y3 + i), s3);
+            }
+            hsum4(out + j, s0, s1, s2, s3);
+        }
+    }
+    for (; j < ny; j++) out[j] = inner_product(x, y + j * d, d);
 }
 
 static void norms_sqr_ny(float *out, const float *x, size_t d, size_t n) {
