@@ -105,6 +105,19 @@ static void finish_heap(const vdx_index *ix, int64_t k, float *D,
 
 /* ---- search: sgemm path ------------------------------------------------ */
 
+/* Largest k collected with a heap; above, a reservoir. */
+#define FLAT_HEAP_MAX_K 64
+
+static inline float threshold(const vdx_reservoir *r, int use_heap) {
+    return use_heap ? r->key[0] : r->thr;
+}
+
+static inline void collect(vdx_reservoir *r, int use_heap, float key,
+                           vdx_idx_t id) {
+    if (use_heap) vdx_heap_push(r->k, r->key, r->id, key, id);
+    else vdx_reservoir_push(r, key, id);
+}
+
 static vdx_status search_blas(const vdx_flat *f, int64_t n, const float *x,
                               int64_t k, const vdx_selector *sel, float *D,
                               vdx_idx_t *I) {
@@ -119,9 +132,11 @@ static vdx_status search_blas(const vdx_flat *f, int64_t n, const float *x,
     const int64_t ntiles = (n + qb - 1) / qb;
     if (nthreads > ntiles) nthreads = (int)ntiles;
 
-    /* per-thread: a tile buffer, a candidate list and a reservoir per
-     * query of the tile */
-    const int64_t rcap = vdx_reservoir_cap(k);
+    /* per-thread: a tile buffer, a candidate list and a collector per query
+     * of the tile: a heap for small k (every push tightens the threshold),
+     * a reservoir for large k (no log k sift per candidate) */
+    const int use_heap = k <= FLAT_HEAP_MAX_K;
+    const int64_t rcap = use_heap ? 1 : vdx_reservoir_cap(k);
     size_t per = (size_t)qb * FLAT_DB + FLAT_DB;
     float *work = vdx_aligned_alloc((size_t)nthreads, per * sizeof(float));
     float *rkey = vdx_malloc_array((size_t)nthreads * qb, (size_t)rcap * sizeof(float));
@@ -163,10 +178,16 @@ static vdx_status search_blas(const vdx_flat *f, int64_t n, const float *x,
 #pragma omp for schedule(dynamic, 1)
         for (int64_t tt = 0; tt < ntiles; tt++) {
             int64_t q0 = tt * qb, qn = VDX_MIN(qb, n - q0);
-            for (int64_t i = 0; i < qn; i++)
-                vdx_reservoir_init(&R[i], k,
-                                   rkey + ((size_t)t * qb + (size_t)i) * (size_t)rcap,
-                                   rid + ((size_t)t * qb + (size_t)i) * (size_t)rcap);
+            for (int64_t i = 0; i < qn; i++) {
+                if (use_heap) { /* the heap lives in the output rows */
+                    vdx_reservoir_init(&R[i], k, D + (q0 + i) * k, I + (q0 + i) * k);
+                    vdx_heap_init(k, R[i].key, R[i].id);
+                } else {
+                    vdx_reservoir_init(&R[i], k,
+                                       rkey + ((size_t)t * qb + (size_t)i) * (size_t)rcap,
+                                       rid + ((size_t)t * qb + (size_t)i) * (size_t)rcap);
+                }
+            }
             if (ns) {
                 vdx_gemm_xyt((int)qn, (int)ns, d, is_l2 ? -2.0f : -1.0f,
                              x + (size_t)q0 * d, sx, tile);
@@ -175,9 +196,9 @@ static vdx_status search_blas(const vdx_flat *f, int64_t n, const float *x,
                     for (int64_t j = 0; j < ns; j++) {
                         vdx_idx_t id = j * stride;
                         if (sel && !vdx_sel_member(sel, id)) continue;
-                        vdx_reservoir_push(&R[i], is_l2 ? row[j] + sn[j] : row[j], id);
+                        collect(&R[i], use_heap, is_l2 ? row[j] + sn[j] : row[j], id);
                     }
-                    vdx_reservoir_shrink(&R[i]);
+                    if (!use_heap) vdx_reservoir_shrink(&R[i]);
                 }
             }
             for (int64_t b0 = 0; b0 < nb; b0 += FLAT_DB) {
@@ -196,21 +217,22 @@ static vdx_status search_blas(const vdx_flat *f, int64_t n, const float *x,
                         size_t nc =
                             is_l2 ? K->add_filter_less(row + c0,
                                                        f->norms + b0 + c0, cn,
-                                                       r->thr, cand)
-                                  : K->filter_less(row + c0, cn, r->thr, cand);
+                                                       threshold(r, use_heap), cand)
+                                  : K->filter_less(row + c0, cn,
+                                                   threshold(r, use_heap), cand);
                         for (size_t c = 0; c < nc; c++) {
                             vdx_idx_t id = b0 + c0 + cand[c];
                             if (ns && id % stride == 0 && id / stride < ns)
                                 continue; /* seeded already */
                             if (sel && !vdx_sel_member(sel, id)) continue;
-                            vdx_reservoir_push(r, row[c0 + cand[c]], id);
+                            collect(r, use_heap, row[c0 + cand[c]], id);
                         }
                     }
                 }
             }
             for (int64_t q = q0; q < q0 + qn; q++) {
                 float xn = is_l2 ? K->norm_sqr(x + q * d, (size_t)d) : 0;
-                vdx_reservoir_to_heap(&R[q - q0], D + q * k, I + q * k);
+                if (!use_heap) vdx_reservoir_to_heap(&R[q - q0], D + q * k, I + q * k);
                 finish_heap(ix, k, D + q * k, I + q * k, is_l2 ? xn : 0);
             }
         }

@@ -217,6 +217,23 @@ static void finish(const vdx_index *ix, int64_t k, float *D, vdx_idx_t *I) {
     vdx_topk_finish(k, D, I, ix->metric == VDX_METRIC_INNER_PRODUCT, 0);
 }
 
+/* Share of the stored ids a selector admits, estimated on up to 1024 ids
+ * spread over the lists (1 when there is no selector). */
+static double admitted_share(const vdx_ivf *ivf, const vdx_selector *sel) {
+    if (!sel || ivf->base.ntotal == 0) return 1.0;
+    int64_t tested = 0, admitted = 0;
+    int64_t step = VDX_MAX(1, ivf->base.ntotal / 1024);
+    int64_t skip = 0; /* position within the concatenation of the lists */
+    for (int64_t l = 0; l < ivf->nlist && tested < 1024; l++) {
+        int64_t ls = ivf->il->ops->list_size(ivf->il, l);
+        const vdx_idx_t *ids = ls ? ivf->il->ops->get_ids(ivf->il, l) : NULL;
+        for (; skip < ls && tested < 1024; skip += step, tested++)
+            admitted += vdx_sel_member(sel, ids[skip]);
+        skip -= ls;
+    }
+    return tested ? (double)admitted / (double)tested : 1.0;
+}
+
 /* ---- list-major search (IVF-Flat, many queries per list) ---------------- */
 
 #define LM_QB 128 /* queries per sgemm tile */
@@ -355,9 +372,10 @@ static vdx_status ivf_search(const vdx_index *ix, int64_t n, const float *x,
     }
     if ((st = coarse(ivf, n, x, np, cd, cl)))
         goto done;
-    /* enough visitors per list for sgemm to pay: the list-major path */
+    /* enough visitors per list for sgemm to pay: the list-major path, unless
+     * a selective filter makes scoring only the admitted entries cheaper */
     if (codec_is_flat(ivf) && !kn.max_codes && n * np >= 16 * ivf->nlist &&
-        n >= 64) {
+        n >= 64 && admitted_share(ivf, kn.sel) >= 0.25) {
         st = search_list_major(ivf, n, x, k, kn.sel, np, cl, D, I);
         goto done;
     }

@@ -108,6 +108,7 @@ static void test_knn(void) {
             run_case(ds[i], 5000, 3, 5, ip, NULL);      /* scan */
             run_case(ds[i], 3000, 300, 7, ip, NULL);    /* sgemm path */
             run_case(ds[i], 1234, 40, 1, ip, NULL);
+            run_case(ds[i], 3000, 70, 100, ip, NULL); /* reservoir (k > 64) */
         }
     run_case(16, 10, 5, 20, 0, NULL);  /* k > ntotal, scan */
     run_case(16, 10, 50, 20, 1, NULL); /* k > ntotal, sgemm */
