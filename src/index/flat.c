@@ -273,13 +273,15 @@ static void scan_range(const vdx_flat *f, const float *xq, int64_t b0,
         }
         if (is_l2) {
             K->l2sqr_ny(dist, xq, y, d, cn);
-        } else {
+            size_t nc = K->filter_less(dist, cn, hk[0], cand);
+            for (size_t c = 0; c < nc; c++)
+                vdx_heap_push(k, hk, hi, dist[cand[c]], c0 + cand[c]);
+        } else { /* scores above -(worst key) can enter */
             K->inner_product_ny(dist, xq, y, d, cn);
-            for (size_t j = 0; j < cn; j++) dist[j] = -dist[j];
+            size_t nc = K->filter_greater(dist, cn, -hk[0], cand);
+            for (size_t c = 0; c < nc; c++)
+                vdx_heap_push(k, hk, hi, -dist[cand[c]], c0 + cand[c]);
         }
-        size_t nc = K->filter_less(dist, cn, hk[0], cand);
-        for (size_t c = 0; c < nc; c++)
-            vdx_heap_push(k, hk, hi, dist[cand[c]], c0 + cand[c]);
     }
 }
 

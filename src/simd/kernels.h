@@ -29,6 +29,9 @@ typedef struct vdx_kernels {
     /* Top-k pre-filter: writes the indices j < n with v[j] < thr to cand
      * (in increasing order) and returns their count. */
     size_t (*filter_less)(const float *v, size_t n, float thr, uint32_t *cand);
+    /* As filter_less with v[j] > thr (inner-product scores). */
+    size_t (*filter_greater)(const float *v, size_t n, float thr,
+                             uint32_t *cand);
     /* v[j] += add[j] for j < n, then as filter_less. */
     size_t (*add_filter_less)(float *v, const float *add, size_t n, float thr,
                               uint32_t *cand);

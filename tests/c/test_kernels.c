@@ -44,6 +44,10 @@ static void check_level(const vdx_kernels *K) {
     for (size_t n = 0; n <= 300; n++) {
         size_t n1 = K->filter_less(v, n, 0.3f, c1), n2 = R->filter_less(v, n, 0.3f, c2);
         CHECK(n1 == n2 && !memcmp(c1, c2, n1 * sizeof(uint32_t)));
+        n1 = K->filter_greater(v, n, 0.6f, c1);
+        n2 = R->filter_greater(v, n, 0.6f, c2);
+        CHECK(n1 == n2 && !memcmp(c1, c2, n1 * sizeof(uint32_t)));
+        for (size_t u = 0; u < n2; u++) CHECK(v[c2[u]] > 0.6f);
         memcpy(w, v, sizeof v);
         n1 = K->add_filter_less(w, add, n, 0.9f, c1);
         float w2[300];
