@@ -58,6 +58,18 @@ vdx_status vdx_selector_batch(int64_t n, const vdx_idx_t *ids,
     }
     for (int64_t i = 0; i < cap; i++) s->ids[i] = VDX_SEL_EMPTY_SLOT;
     s->n = cap;
+    /* bloom bits: at least 8 per member, indexed by the id's low bits (ids
+     * are usually dense or strided, which spreads them well) */
+    uint64_t nbits = 64;
+    while (nbits < 8 * (uint64_t)n && nbits < ((uint64_t)1 << 32)) nbits <<= 1;
+    s->bloom = vdx_calloc((size_t)(nbits / 64), sizeof(uint64_t));
+    if (!s->bloom) {
+        vdx_free(s->ids);
+        vdx_free(s);
+        *out = NULL;
+        return VDX_ERR_OUT_OF_MEMORY;
+    }
+    s->bloom_mask = nbits - 1;
     uint64_t mask = (uint64_t)cap - 1;
     for (int64_t i = 0; i < n; i++) {
         vdx_idx_t id = ids[i];
@@ -66,6 +78,8 @@ vdx_status vdx_selector_batch(int64_t n, const vdx_idx_t *ids,
         while (s->ids[h] != VDX_SEL_EMPTY_SLOT && s->ids[h] != id)
             h = (h + 1) & mask;
         s->ids[h] = id;
+        uint64_t bb = (uint64_t)id & s->bloom_mask;
+        s->bloom[bb >> 6] |= (uint64_t)1 << (bb & 63);
     }
     return VDX_OK;
 }
@@ -148,7 +162,7 @@ int vdx_selector_member_slow(const vdx_selector *s, vdx_idx_t id) {
     case VDX_SEL_RANGE:
     case VDX_SEL_BITMAP:
         return vdx_sel_member(s, id);
-    case VDX_SEL_BATCH:
+    case VDX_SEL_BATCH: /* the bloom test was done inline */
         return batch_contains(s, id);
     case VDX_SEL_ARRAY: {
         int64_t lo = 0, hi = s->n;
@@ -179,5 +193,6 @@ void vdx_selector_free(vdx_selector *sel) {
     if (!sel) return;
     vdx_free(sel->ids);
     vdx_free(sel->bitmap);
+    vdx_free(sel->bloom);
     vdx_free(sel);
 }

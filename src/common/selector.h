@@ -28,6 +28,10 @@ struct vdx_selector {
     const vdx_selector *a, *b;    /* NOT / AND / OR / TRANSLATED(a) */
     const vdx_idx_t *map;         /* TRANSLATED: position -> user id */
     int64_t map_n;
+    uint64_t *bloom;              /* BATCH: bit (id & bloom_mask) set for
+                                   * every member: most non-members are
+                                   * rejected with one bit test */
+    uint64_t bloom_mask;
 };
 
 #define VDX_SEL_EMPTY_SLOT INT64_MIN
@@ -51,6 +55,11 @@ static inline int vdx_sel_member(const vdx_selector *s, vdx_idx_t id) {
     case VDX_SEL_BITMAP:
         return id >= 0 && (id >> 3) < s->nbytes &&
                ((s->bitmap[id >> 3] >> (id & 7)) & 1);
+    case VDX_SEL_BATCH: {
+        uint64_t b = (uint64_t)id & s->bloom_mask;
+        if (!((s->bloom[b >> 6] >> (b & 63)) & 1)) return 0;
+        return vdx_selector_member_slow(s, id);
+    }
     default:
         return vdx_selector_member_slow(s, id);
     }

@@ -149,7 +149,8 @@ static vdx_status search_blas(const vdx_flat *f, int64_t n, const float *x,
      * Sampled rows are real candidates; the main scan skips them. */
     int64_t stride = nb / FLAT_SEED_SAMPLES, ns = 0;
     float *sx = NULL, *sn = NULL;
-    if (stride >= 2 && nb >= 8 * k) {
+    /* only when the sample is a small share of the work (<= 1/16) */
+    if (stride >= 16 && nb >= 8 * k) {
         ns = FLAT_SEED_SAMPLES;
         sx = vdx_aligned_alloc((size_t)ns, (size_t)d * sizeof(float));
         sn = vdx_aligned_alloc((size_t)ns, sizeof(float));

@@ -374,7 +374,7 @@ static vdx_status ivf_search(const vdx_index *ix, int64_t n, const float *x,
         goto done;
     /* enough visitors per list for sgemm to pay: the list-major path, unless
      * a selective filter makes scoring only the admitted entries cheaper */
-    if (codec_is_flat(ivf) && !kn.max_codes && n * np >= 16 * ivf->nlist &&
+    if (codec_is_flat(ivf) && !kn.max_codes && n * np >= 4 * ivf->nlist &&
         n >= 64 && admitted_share(ivf, kn.sel) >= 0.25) {
         st = search_list_major(ivf, n, x, k, kn.sel, np, cl, D, I);
         goto done;
