@@ -21,6 +21,7 @@
 #include "common/threads.h"
 #include "simd/kernels.h"
 #include "kmeans.h"
+#include "index/index_internal.h"
 
 void vdx_kmeans_params_init(vdx_kmeans_params *p) {
     if (!p) return;
@@ -115,7 +116,8 @@ static vdx_status run_once(int64_t d, int64_t k, int64_t n, const float *x,
     for (int it = 0; it < p->niter; it++) {
         if ((st = vdx_index_reset(q)) || (st = vdx_index_add(q, k, cent)))
             goto done;
-        if ((st = vdx_index_search(q, n, x, 1, NULL, dist, assign))) goto done;
+        /* x was checked once; the op skips the public entry's re-check */
+        if ((st = q->ops->search(q, n, x, 1, NULL, dist, assign))) goto done;
         double o = 0;
         for (int64_t i = 0; i < n; i++) o += dist[i];
         if (obj) obj[it] = (float)o;

@@ -20,4 +20,13 @@ static inline void vdx_gemm_xyt(int nx, int ny, int d, float alpha,
     sgemm_("T", "N", &ny, &nx, &d, &alpha, y, &d, x, &d, &beta, tile, &ny);
 }
 
+/* As vdx_gemm_xyt, but accumulates into the tile (beta = 1): the caller
+ * pre-fills it, and BLAS skips its own zeroing pass. */
+static inline void vdx_gemm_xyt_acc(int nx, int ny, int d, float alpha,
+                                    const float *x, const float *y,
+                                    float *tile) {
+    float beta = 1;
+    sgemm_("T", "N", &ny, &nx, &d, &alpha, y, &d, x, &d, &beta, tile, &ny);
+}
+
 #endif

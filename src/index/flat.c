@@ -204,9 +204,19 @@ static vdx_status search_blas(const vdx_flat *f, int64_t n, const float *x,
             }
             for (int64_t b0 = 0; b0 < nb; b0 += FLAT_DB) {
                 int bn = (int)VDX_MIN(FLAT_DB, nb - b0), qni = (int)qn;
-                /* tile[i*bn + j] = alpha * <x_i, y_j> */
-                vdx_gemm_xyt(qni, bn, d, is_l2 ? -2.0f : -1.0f,
-                             x + (size_t)q0 * d, f->xb + (size_t)b0 * d, tile);
+                /* L2: tile[i*bn + j] = |y_j|^2 - 2 <x_i, y_j> (the norms are
+                 * laid down first and sgemm accumulates onto them);
+                 * IP: tile[i*bn + j] = -<x_i, y_j> */
+                if (is_l2) {
+                    for (int64_t i = 0; i < qn; i++)
+                        memcpy(tile + (size_t)i * bn, f->norms + b0,
+                               (size_t)bn * sizeof(float));
+                    vdx_gemm_xyt_acc(qni, bn, d, -2.0f, x + (size_t)q0 * d,
+                                     f->xb + (size_t)b0 * d, tile);
+                } else {
+                    vdx_gemm_xyt(qni, bn, d, -1.0f, x + (size_t)q0 * d,
+                                 f->xb + (size_t)b0 * d, tile);
+                }
                 for (int64_t i = 0; i < qn; i++) {
                     float *row = tile + (size_t)i * bn;
                     vdx_reservoir *r = &R[i];
@@ -215,11 +225,7 @@ static vdx_status search_blas(const vdx_flat *f, int64_t n, const float *x,
                      * upward along the ids, as in the tutorial data) */
                     for (int c0 = 0; c0 < bn; c0 += FLAT_FILTER_RUN) {
                         size_t cn = (size_t)VDX_MIN(FLAT_FILTER_RUN, bn - c0);
-                        size_t nc =
-                            is_l2 ? K->add_filter_less(row + c0,
-                                                       f->norms + b0 + c0, cn,
-                                                       threshold(r, use_heap), cand)
-                                  : K->filter_less(row + c0, cn,
+                        size_t nc = K->filter_less(row + c0, cn,
                                                    threshold(r, use_heap), cand);
                         for (size_t c = 0; c < nc; c++) {
                             vdx_idx_t id = b0 + c0 + cand[c];

@@ -311,17 +311,23 @@ static vdx_status search_list_major(const vdx_ivf *ivf, int64_t n,
                     memcpy(qbuf + (size_t)i * d, x + vq[i] * d, (size_t)d * sizeof(float));
                 for (int64_t b0 = 0; b0 < ls; b0 += LM_DB) {
                     int bn = (int)VDX_MIN(LM_DB, ls - b0);
-                    vdx_gemm_xyt(qn, bn, d, is_l2 ? -2.0f : -1.0f, qbuf,
-                                 y + (size_t)b0 * d, tile);
+                    if (is_l2) { /* |y|^2 laid down, sgemm adds -2<q,y> */
+                        for (int i = 0; i < qn; i++)
+                            memcpy(tile + (size_t)i * bn, ynorm + b0,
+                                   (size_t)bn * sizeof(float));
+                        vdx_gemm_xyt_acc(qn, bn, d, -2.0f, qbuf,
+                                         y + (size_t)b0 * d, tile);
+                    } else {
+                        vdx_gemm_xyt(qn, bn, d, -1.0f, qbuf, y + (size_t)b0 * d,
+                                     tile);
+                    }
                     for (int i = 0; i < qn; i++) {
                         float *row = tile + (size_t)i * bn;
                         float *hk = hk0 + vq[i] * k;
                         vdx_idx_t *hi = hi0 + vq[i] * k;
                         for (int c0 = 0; c0 < bn; c0 += LM_RUN) {
                             size_t cn = (size_t)VDX_MIN(LM_RUN, bn - c0);
-                            size_t nc = is_l2 ? K->add_filter_less(row + c0, ynorm + b0 + c0,
-                                                                   cn, hk[0], cand)
-                                              : K->filter_less(row + c0, cn, hk[0], cand);
+                            size_t nc = K->filter_less(row + c0, cn, hk[0], cand);
                             for (size_t c = 0; c < nc; c++) {
                                 vdx_idx_t id = ids[b0 + c0 + cand[c]];
                                 if (sel && !vdx_sel_member(sel, id)) continue;

@@ -170,27 +170,7 @@ static size_t filter_greater(const float *v, size_t n, float thr,
     return c;
 }
 
-static size_t add_filter_less(float *v, const float *add, size_t n, float thr,
-                              uint32_t *cand) {
-    __m256 t = _mm256_set1_ps(thr);
-    size_t c = 0, j = 0;
-    for (; j + 8 <= n; j += 8) {
-        __m256 x = _mm256_add_ps(_mm256_loadu_ps(v + j), _mm256_loadu_ps(add + j));
-        _mm256_storeu_ps(v + j, x);
-        unsigned m = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(x, t, _CMP_LT_OQ));
-        while (m) {
-            cand[c++] = (uint32_t)(j + (unsigned)__builtin_ctz(m));
-            m &= m - 1;
-        }
-    }
-    for (; j < n; j++) {
-        v[j] += add[j];
-        if (v[j] < thr) cand[c++] = (uint32_t)j;
-    }
-    return c;
-}
-
 const vdx_kernels vdx_kernels_avx2 = {
     "avx2",   l2sqr_f,          inner_product_f, norm_sqr,
     l2sqr_ny, inner_product_ny, norms_sqr_ny,    filter_less,
-    filter_greater, add_filter_less};
+    filter_greater};

@@ -111,25 +111,7 @@ static size_t filter_greater(const float *v, size_t n, float thr,
     return c;
 }
 
-static size_t add_filter_less(float *v, const float *add, size_t n, float thr,
-                              uint32_t *cand) {
-    __m512 t = _mm512_set1_ps(thr);
-    size_t c = 0, j = 0;
-    for (; j < n; j += 16) {
-        __mmask16 lm = n - j >= 16 ? (__mmask16)0xffff : tail_mask(n - j);
-        __m512 x = _mm512_add_ps(_mm512_maskz_loadu_ps(lm, v + j),
-                                 _mm512_maskz_loadu_ps(lm, add + j));
-        _mm512_mask_storeu_ps(v + j, lm, x);
-        unsigned m = _mm512_mask_cmp_ps_mask(lm, x, t, _CMP_LT_OQ);
-        while (m) {
-            cand[c++] = (uint32_t)(j + (unsigned)__builtin_ctz(m));
-            m &= m - 1;
-        }
-    }
-    return c;
-}
-
 const vdx_kernels vdx_kernels_avx512 = {
     "avx512", l2sqr_f,          inner_product_f, norm_sqr,
     l2sqr_ny, inner_product_ny, norms_sqr_ny,    filter_less,
-    filter_greater, add_filter_less};
+    filter_greater};

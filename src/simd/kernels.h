@@ -32,9 +32,6 @@ typedef struct vdx_kernels {
     /* As filter_less with v[j] > thr (inner-product scores). */
     size_t (*filter_greater)(const float *v, size_t n, float thr,
                              uint32_t *cand);
-    /* v[j] += add[j] for j < n, then as filter_less. */
-    size_t (*add_filter_less)(float *v, const float *add, size_t n, float thr,
-                              uint32_t *cand);
 } vdx_kernels;
 
 /* The table in use (chosen on first call, then cached). */

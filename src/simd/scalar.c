@@ -53,13 +53,7 @@ static size_t filter_greater(const float *v, size_t n, float thr,
     return c;
 }
 
-static size_t add_filter_less(float *v, const float *add, size_t n, float thr,
-                              uint32_t *cand) {
-    for (size_t j = 0; j < n; j++) v[j] += add[j];
-    return filter_less(v, n, thr, cand);
-}
-
 const vdx_kernels vdx_kernels_scalar = {
     "scalar",     l2sqr,        inner_product, norm_sqr,
     l2sqr_ny,     inner_product_ny, norms_sqr_ny, filter_less,
-    filter_greater, add_filter_less};
+    filter_greater};
