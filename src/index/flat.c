@@ -264,6 +264,19 @@ static void scan_range(const vdx_flat *f, const float *xq, int64_t b0,
     const vdx_kernels *K = vdx_kernels_get();
     const size_t d = (size_t)f->base.d;
     const int is_l2 = f->base.metric == VDX_METRIC_L2;
+    /* as in the sgemm path: seed the heap with a spread sample of this
+     * range (a few scattered rows) so the filter threshold starts tight;
+     * the scan skips the sampled rows */
+    int64_t stride = (b1 - b0) / FLAT_SEED_SAMPLES;
+    if (stride < 16 || sel || (b1 - b0) < 8 * k) stride = 0;
+    for (int64_t j = 0; stride && j < FLAT_SEED_SAMPLES; j++) {
+        const float *y = f->xb + (size_t)(b0 + j * stride) * d;
+        float v = is_l2 ? K->l2sqr(xq, y, d) : -K->inner_product(xq, y, d);
+        vdx_heap_push(k, hk, hi, v, b0 + j * stride);
+    }
+#define SEEDED(id)                                                           \
+    (stride && ((id) - b0) % stride == 0 &&                                  \
+     ((id) - b0) / stride < FLAT_SEED_SAMPLES)
     for (int64_t c0 = b0; c0 < b1; c0 += FLAT_SCAN_CHUNK) {
         size_t cn = (size_t)VDX_MIN(FLAT_SCAN_CHUNK, b1 - c0);
         const float *y = f->xb + (size_t)c0 * d;
@@ -282,14 +295,17 @@ static void scan_range(const vdx_flat *f, const float *xq, int64_t b0,
             K->l2sqr_ny(dist, xq, y, d, cn);
             size_t nc = K->filter_less(dist, cn, hk[0], cand);
             for (size_t c = 0; c < nc; c++)
-                vdx_heap_push(k, hk, hi, dist[cand[c]], c0 + cand[c]);
+                if (!SEEDED(c0 + cand[c]))
+                    vdx_heap_push(k, hk, hi, dist[cand[c]], c0 + cand[c]);
         } else { /* scores above -(worst key) can enter */
             K->inner_product_ny(dist, xq, y, d, cn);
             size_t nc = K->filter_greater(dist, cn, -hk[0], cand);
             for (size_t c = 0; c < nc; c++)
-                vdx_heap_push(k, hk, hi, -dist[cand[c]], c0 + cand[c]);
+                if (!SEEDED(c0 + cand[c]))
+                    vdx_heap_push(k, hk, hi, -dist[cand[c]], c0 + cand[c]);
         }
     }
+#undef SEEDED
 }
 
 static vdx_status search_scan(const vdx_flat *f, int64_t n, const float *x,
