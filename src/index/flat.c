@@ -137,7 +137,9 @@ static vdx_status search_blas(const vdx_flat *f, int64_t n, const float *x,
      * a reservoir for large k (no log k sift per candidate) */
     const int use_heap = k <= FLAT_HEAP_MAX_K;
     const int64_t rcap = use_heap ? 1 : vdx_reservoir_cap(k);
-    size_t per = (size_t)qb * FLAT_DB + FLAT_DB;
+    /* the tile never needs more columns than the database has rows */
+    const int64_t db = VDX_MAX(VDX_MIN(FLAT_DB, nb), FLAT_SEED_SAMPLES);
+    size_t per = (size_t)qb * (size_t)db + (size_t)db;
     float *work = vdx_aligned_alloc((size_t)nthreads, per * sizeof(float));
     float *rkey = vdx_malloc_array((size_t)nthreads * qb, (size_t)rcap * sizeof(float));
     vdx_idx_t *rid = vdx_malloc_array((size_t)nthreads * qb,
@@ -174,7 +176,7 @@ static vdx_status search_blas(const vdx_flat *f, int64_t n, const float *x,
     {
         int t = omp_get_thread_num();
         float *tile = work + (size_t)t * per;
-        uint32_t *cand = (uint32_t *)(tile + (size_t)qb * FLAT_DB);
+        uint32_t *cand = (uint32_t *)(tile + (size_t)qb * (size_t)db);
         vdx_reservoir *R = res + (size_t)t * qb;
 #pragma omp for schedule(dynamic, 1)
         for (int64_t tt = 0; tt < ntiles; tt++) {
