@@ -1,9 +1,10 @@
 /*
  * vecdex_cli.c — the `vecdex` command.
  *
- * Subcommands so far: demo (index built-in synthetic data and print build
- * time, QPS, recall and bytes per vector for every index kind that exists),
- * info INDEX (type, d, ntotal, metric of an index file), version.
+ * main and the built-in subcommands: demo (index built-in synthetic data and
+ * print build time, QPS, recall and bytes per vector for every index kind
+ * that exists) and version.  The file-based subcommands (build, search,
+ * eval, bench, info) are in commands.c, the vector files in vecio.c.
  */
 #include <math.h>
 #include <stdio.h>
@@ -11,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "vecdex.h"
+#include "cli.h"
 
 static double now(void) {
     struct timespec t;
@@ -165,33 +166,35 @@ static int demo(int argc, char **argv) {
     return 0;
 }
 
-static int info(int argc, char **argv) {
-    if (argc != 1) {
-        fprintf(stderr, "usage: vecdex info INDEX\n");
-        return 2;
-    }
-    vdx_index *ix = NULL;
-    vdx_status st = vdx_read_index(argv[0], 0, &ix);
-    if (st) return fail(argv[0], st);
-    printf("type:    %s\n", vdx_index_type_name(ix));
-    printf("d:       %lld\n", (long long)vdx_index_d(ix));
-    printf("ntotal:  %lld\n", (long long)vdx_index_ntotal(ix));
-    printf("metric:  %s\n",
-           vdx_index_metric(ix) == VDX_METRIC_L2 ? "L2" : "inner product");
-    printf("trained: %s\n", vdx_index_is_trained(ix) ? "yes" : "no");
-    vdx_index *sub = vdx_index_sub_index(ix);
-    if (sub) printf("wraps:   %s\n", vdx_index_type_name(sub));
-    vdx_index_free(ix);
-    return 0;
-}
-
 static void usage(FILE *f) {
     fprintf(f,
             "usage: vecdex COMMAND [ARGS]\n"
+            "  build --factory STR [--metric l2|ip] [--train FILE] --add FILE "
+            "-o INDEX\n"
+            "        build an index from a factory string (\"IVF1024,Flat\")\n"
+            "  search INDEX --queries FILE [-k 10] [--nprobe N] [--ef N] -o IDS "
+            "[--distances FILE]\n"
+            "        k-NN search; ids and distances go to .npy/.ivecs/.fvecs "
+            "files\n"
+            "        (distances default to IDS's stem + .dist.npy/.dist.fvecs)\n"
+            "  eval INDEX --queries FILE (--gt FILE | --base FILE) [-k 10] "
+            "[--nprobe N]\n"
+            "        recall@1, recall@k, MAP and QPS (exact ground truth from "
+            "--base)\n"
+            "  bench --factory STR --base FILE --queries FILE [--train FILE] "
+            "[--gt FILE]\n"
+            "        [-k 10] [--sweep nprobe=1,4,16]   one row per value\n"
+            "  info INDEX              type, d, ntotal, bytes, nlist/nprobe of "
+            "an index file\n"
             "  demo [--nb N] [--nq N]  index built-in data, print recall and "
             "speed\n"
-            "  info INDEX              describe an index file (FAISS format)\n"
-            "  version                 print version and build information\n");
+            "  version                 print version and build information\n"
+            "common options: --json (one JSON object on stdout), --quiet (no "
+            "progress bars),\n"
+            "  --dim N (for raw .f32 files).  Vector files: .fvecs .ivecs "
+            ".bvecs .npy .f32\n"
+            "exit status: 0 ok, 1 runtime failure (bad file...), 2 usage "
+            "error\n");
 }
 
 int main(int argc, char **argv) {
@@ -201,7 +204,11 @@ int main(int argc, char **argv) {
     }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "demo")) return demo(argc - 2, argv + 2);
-    if (!strcmp(cmd, "info")) return info(argc - 2, argv + 2);
+    if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
+    if (!strcmp(cmd, "build")) return cmd_build(argc - 2, argv + 2);
+    if (!strcmp(cmd, "search")) return cmd_search(argc - 2, argv + 2);
+    if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
+    if (!strcmp(cmd, "bench")) return cmd_bench(argc - 2, argv + 2);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("vecdex %s\n%s\n", vdx_version(), vdx_build_info());
         return 0;

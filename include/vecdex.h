@@ -322,6 +322,137 @@ VDX_API vdx_status vdx_kmeans_train(int64_t d, int64_t k, int64_t n,
                                     int *warnings);
 
 /* ------------------------------------------------------------------------- */
+/* index_factory                                                             */
+/* ------------------------------------------------------------------------- */
+/** Builds an empty index from a FAISS factory string, with FAISS's grammar
+ *  for the kinds vecdex has: "Flat", "IDMap,Flat", "IDMap2,Flat",
+ *  "IVF<n>,Flat" (n may end in k = *1024 or M = *1024^2), and an IDMap /
+ *  IDMap2 prefix before any of them ("IDMap,IVF100,Flat").  Tokens are
+ *  case-sensitive and, as in FAISS, whitespace is not allowed.
+ *  On success *out is a new index that the caller frees with vdx_index_free.
+ *  @return VDX_ERR_INVALID_ARGUMENT for an unknown or malformed description;
+ *  the message names the token and its 0-based position ("index_factory:
+ *  unknown token 'PQ16x' at position 7 in 'IVF100,PQ16x'"). */
+VDX_API vdx_status vdx_index_factory(int64_t d, const char *description,
+                                     vdx_metric metric, vdx_index **out);
+
+/* ------------------------------------------------------------------------- */
+/* Product quantizer (FAISS: ProductQuantizer, IndexPQ, IndexIVFPQ)           */
+/* ------------------------------------------------------------------------- */
+typedef struct vdx_pq vdx_pq; /* opaque */
+
+/** A product quantizer cutting d-vectors into M sub-vectors (M divides d),
+ *  each encoded on nbits (1..16) bits; codes are packed as FAISS packs them
+ *  (ceil(M * nbits / 8) bytes, little-endian bit order).  Free with
+ *  vdx_pq_free.  Training: k-means per subspace, 25 iterations, seed 1234,
+ *  at most 256 points per centroid (FAISS's defaults). */
+VDX_API vdx_status vdx_pq_new(int64_t d, int64_t M, int nbits, vdx_pq **out);
+/** Frees a quantizer made by vdx_pq_new (NULL accepted; never one borrowed
+ *  from an index). */
+VDX_API void vdx_pq_free(vdx_pq *pq);
+/** Trains the sub-quantizers on n x d vectors (n >= 2^nbits). */
+VDX_API vdx_status vdx_pq_train(vdx_pq *pq, int64_t n, const float *x);
+/** Encodes n vectors into n x code_size bytes; VDX_ERR_NOT_TRAINED before
+ *  training.  Thread-safe. */
+VDX_API vdx_status vdx_pq_compute_codes(const vdx_pq *pq, int64_t n,
+                                        const float *x, uint8_t *codes);
+/** Decodes n codes into n x d floats. */
+VDX_API vdx_status vdx_pq_decode(const vdx_pq *pq, int64_t n,
+                                 const uint8_t *codes, float *x);
+/** Query-to-centroid table of M x 2^nbits entries: squared L2 distances
+ *  (VDX_METRIC_L2) or inner products of each sub-vector of x. */
+VDX_API vdx_status vdx_pq_compute_table(const vdx_pq *pq, vdx_metric metric,
+                                        const float *x, float *table);
+VDX_API int64_t vdx_pq_d(const vdx_pq *pq);
+VDX_API int64_t vdx_pq_M(const vdx_pq *pq);
+VDX_API int vdx_pq_nbits(const vdx_pq *pq);
+VDX_API size_t vdx_pq_code_size(const vdx_pq *pq);
+/** The M x 2^nbits x (d/M) centroids (borrowed), or NULL before training. */
+VDX_API const float *vdx_pq_centroids(const vdx_pq *pq);
+/** Replaces the centroids (M x 2^nbits x (d/M) floats, all finite).  For
+ *  the quantizer of an IndexPQ this also marks the index trained. */
+VDX_API vdx_status vdx_pq_set_centroids(vdx_pq *pq, const float *centroids);
+
+/** Exhaustive index over PQ codes searched by asymmetric distance
+ *  computation (FAISS: IndexPQ).  L2 or inner product. */
+VDX_API vdx_status vdx_index_pq_new(int64_t d, int64_t M, int nbits,
+                                    vdx_metric metric, vdx_index **out);
+/** IVF index over PQ codes of the residuals to the list centroids (FAISS:
+ *  IndexIVFPQ, by_residual).  Takes ownership of `quantizer` on success;
+ *  the IVF accessors apply. */
+VDX_API vdx_status vdx_index_ivfpq_new(vdx_index *quantizer, int64_t d,
+                                       int64_t nlist, int64_t M, int nbits,
+                                       vdx_metric metric, vdx_index **out);
+/** The product quantizer of an IndexPQ or IndexIVFPQ (borrowed, lives as
+ *  long as the index), or NULL for other kinds. */
+VDX_API vdx_pq *vdx_index_pq_quantizer(const vdx_index *index);
+
+/* ------------------------------------------------------------------------- */
+/* Scalar quantizer (FAISS: ScalarQuantizer, IndexScalarQuantizer,           */
+/* IndexIVFScalarQuantizer)                                                  */
+/* ------------------------------------------------------------------------- */
+/* Quantizer types: FAISS's ScalarQuantizer::QuantizerType numbers (stored in
+ * files).  8bit / 4bit / 6bit: per-dimension [min, max] ranges; the
+ * _uniform kinds one range for all dimensions; fp16 / bf16: 16-bit floats;
+ * 8bit_direct: components stored as (uint8_t)x (values meant to be in
+ * 0..255).  fp16, bf16 and 8bit_direct need no training. */
+#define VDX_SQ_8BIT 0
+#define VDX_SQ_4BIT 1
+#define VDX_SQ_8BIT_UNIFORM 2
+#define VDX_SQ_4BIT_UNIFORM 3
+#define VDX_SQ_FP16 4
+#define VDX_SQ_8BIT_DIRECT 5
+#define VDX_SQ_6BIT 6
+#define VDX_SQ_BF16 7
+
+typedef struct vdx_sq vdx_sq; /* opaque */
+
+/** A scalar quantizer of d-vectors; free with vdx_sq_free.
+ *  @return VDX_ERR_INVALID_ARGUMENT for an unknown qtype or a bad d. */
+VDX_API vdx_status vdx_sq_new(int64_t d, int qtype, vdx_sq **out);
+/** Frees a quantizer made by vdx_sq_new (NULL accepted; never one borrowed
+ *  from an index). */
+VDX_API void vdx_sq_free(vdx_sq *sq);
+/** Trains the ranges on n x d vectors (FAISS's RS_minmax: per-dimension or
+ *  global min and max); a no-op for the kinds that need no training. */
+VDX_API vdx_status vdx_sq_train(vdx_sq *sq, int64_t n, const float *x);
+/** Encodes n vectors into n x code_size bytes, laid out exactly as FAISS
+ *  lays them out; VDX_ERR_NOT_TRAINED before training.  Thread-safe. */
+VDX_API vdx_status vdx_sq_compute_codes(const vdx_sq *sq, int64_t n,
+                                        const float *x, uint8_t *codes);
+/** Decodes n codes into n x d floats. */
+VDX_API vdx_status vdx_sq_decode(const vdx_sq *sq, int64_t n,
+                                 const uint8_t *codes, float *x);
+VDX_API int64_t vdx_sq_d(const vdx_sq *sq);
+VDX_API int vdx_sq_qtype(const vdx_sq *sq);
+VDX_API size_t vdx_sq_code_size(const vdx_sq *sq);
+VDX_API int vdx_sq_is_trained(const vdx_sq *sq);
+/** The trained values as FAISS stores them (borrowed; *n receives their
+ *  count): [vmin(d), vdiff(d)] per dimension, [vmin, vdiff] for the
+ *  uniform kinds, none for fp16 / bf16 / 8bit_direct. */
+VDX_API const float *vdx_sq_trained(const vdx_sq *sq, size_t *n);
+/** Replaces the trained values (n must be the count above; finite). */
+VDX_API vdx_status vdx_sq_set_trained(vdx_sq *sq, const float *t, size_t n);
+
+/** Exhaustive index over scalar-quantized codes; distances are computed on
+ *  the codes (FAISS: IndexScalarQuantizer).  L2 or inner product. */
+VDX_API vdx_status vdx_index_sq_new(int64_t d, int qtype, vdx_metric metric,
+                                    vdx_index **out);
+/** IVF index storing scalar-quantized codes (FAISS: IndexIVFScalarQuantizer).
+ *  With by_residual (FAISS's default) the codes are of the residuals to the
+ *  list centroids and the quantizer is trained on residuals.  Takes
+ *  ownership of `quantizer` on success; the IVF accessors apply. */
+VDX_API vdx_status vdx_index_ivf_sq_new(vdx_index *quantizer, int64_t d,
+                                        int64_t nlist, int qtype,
+                                        vdx_metric metric, int by_residual,
+                                        vdx_index **out);
+/** The scalar quantizer of an IndexScalarQuantizer or IndexIVFScalarQuantizer
+ *  (borrowed, lives as long as the index), or NULL for other kinds. */
+VDX_API vdx_sq *vdx_index_sq_quantizer(const vdx_index *index);
+/** 1 when an IndexIVFScalarQuantizer encodes residuals, else 0. */
+VDX_API int vdx_index_ivf_sq_by_residual(const vdx_index *index);
+
+/* ------------------------------------------------------------------------- */
 /* Persistence in FAISS's binary format                                      */
 /* ------------------------------------------------------------------------- */
 /** Writes the index to `path` (through a temporary file and a rename). */

@@ -438,7 +438,10 @@ PyMODINIT_FUNC PyInit__vecdex(void) {
         goto fail;
 
     if (pyvdx_init_selectors(m) < 0 || pyvdx_init_index(m) < 0 ||
-        pyvdx_init_ivf(m) < 0 || pyvdx_init_kmeans(m) < 0)
+        pyvdx_init_ivf(m) < 0 || pyvdx_init_kmeans(m) < 0 ||
+        pyvdx_init_pq(m) < 0 ||
+        pyvdx_init_sq(m) < 0 ||
+        pyvdx_init_factory(m) < 0)
         goto fail;
     return m;
 fail:

@@ -76,6 +76,11 @@ static PyTypeObject *class_for(const vdx_index *ix) {
     if (!strcmp(tn, "IndexIDMap2")) return &IndexIDMap2Type;
     if (!strcmp(tn, "IndexIDMap")) return &IndexIDMapType;
     if (!strcmp(tn, "IndexIVFFlat")) return &IndexIVFFlatType;
+    if (!strcmp(tn, "IndexPQ")) return &IndexPQType;
+    if (!strcmp(tn, "IndexIVFPQ")) return &IndexIVFPQType;
+    if (!strcmp(tn, "IndexScalarQuantizer")) return &IndexScalarQuantizerType;
+    if (!strcmp(tn, "IndexIVFScalarQuantizer"))
+        return &IndexIVFScalarQuantizerType;
     return &IndexType; /* generic wrapper: every method still works */
 }
 
@@ -103,7 +108,7 @@ static PyObject *wrap_node(vdx_index *ix, owner_t *o) {
 }
 
 /* Takes ownership of a new C tree and returns its Python wrapper. */
-static PyObject *wrap_tree(vdx_index *root) {
+PyObject *wrap_tree(vdx_index *root) {
     owner_t *o = owner_new(root);
     if (!o) {
         vdx_index_free(root);

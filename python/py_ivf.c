@@ -154,12 +154,29 @@ static PyGetSetDef IVF_getset[] = {
      "read-only view of the inverted lists (list_size, get_ids)", NULL},
     {NULL, NULL, NULL, NULL, NULL}};
 
+/* IndexIVF: the common base of the IVF kinds (FAISS's IndexIVF), holding
+ * their shared attributes and methods; not constructible itself. */
+static int IndexIVF_init(IndexObject *self, PyObject *args, PyObject *kw) {
+    (void)self;
+    (void)args;
+    (void)kw;
+    PyErr_SetString(PyExc_TypeError,
+                    "IndexIVF is abstract: use IndexIVFFlat, IndexIVFPQ, ...");
+    return -1;
+}
+
+PyTypeObject IndexIVFType = INDEX_TYPE_BODY(
+    "IndexIVF",
+    "IndexIVF: the base class of the inverted-file indexes (nlist, nprobe, "
+    "quantizer, invlists, make_direct_map).",
+    &IndexType, IndexIVF_init, IVF_methods, IVF_getset);
+
 PyTypeObject IndexIVFFlatType = INDEX_TYPE_BODY(
     "IndexIVFFlat",
     "IndexIVFFlat(quantizer, d, nlist, metric=METRIC_L2): inverted-file "
     "index storing the full vectors.  Takes ownership of the quantizer "
     "(an index that must not belong to another index).",
-    &IndexType, IndexIVFFlat_init, IVF_methods, IVF_getset);
+    &IndexIVFType, IndexIVFFlat_init, NULL, NULL);
 
 /* ========================================================================= */
 /* InvertedLists: a view of an IVF index's lists (keeps the index alive)     */
@@ -246,6 +263,8 @@ static PyObject *InvLists_get_nlist(InvListsObject *self, void *c) {
 
 static PyObject *InvLists_get_code_size(InvListsObject *self, void *c) {
     (void)c;
+    const vdx_pq *pq = vdx_index_pq_quantizer(self->index->ix);
+    if (pq) return PyLong_FromLongLong((long long)vdx_pq_code_size(pq));
     /* IVF-Flat codes are the float32 vectors */
     return PyLong_FromLongLong(vdx_index_d(self->index->ix) *
                                (long long)sizeof(float));
@@ -296,7 +315,8 @@ static PyObject *make_direct_map_class(void) {
 }
 
 int pyvdx_init_ivf(PyObject *m) {
-    if (add_type(m, &IndexIVFFlatType) < 0 || add_type(m, &InvListsType) < 0)
+    if (add_type(m, &IndexIVFType) < 0 || add_type(m, &IndexIVFFlatType) < 0 ||
+        add_type(m, &InvListsType) < 0)
         return -1;
     return add_object(m, "DirectMap", make_direct_map_class());
 }

@@ -7,8 +7,11 @@
  *   py_selectors.c  IDSelector* and SearchParameters*
  *   py_index.c      the Index base type, flat and IDMap indexes, wrapping
  *                   of C index trees, persistence (read/write/serialize)
- *   py_ivf.c        IndexIVFFlat and its inverted lists
+ *   py_ivf.c        IndexIVF, IndexIVFFlat and the inverted lists
+ *   py_pq.c         ProductQuantizer, IndexPQ, IndexIVFPQ
+ *   py_sq.c         ScalarQuantizer, IndexScalarQuantizer, IndexIVFScalarQuantizer
  *   py_kmeans.c     Kmeans
+ *   py_factory.c    index_factory
  * The ownership design (owner records shared by the wrappers of one C index
  * tree) is described at the top of _vecdex.c.
  *
@@ -216,14 +219,26 @@ int index_adopt(IndexObject *self, PyObject *childo, adopt_fn build,
         .tp_new = PyType_GenericNew,                                        \
     }
 
+/* Takes ownership of a new C index tree (freed on failure too) and returns
+ * its Python wrapper: the right class for each node, children wrapped. */
+PyObject *wrap_tree(vdx_index *root);
+
 int pyvdx_init_index(PyObject *m);
 
 /* ========================================================================= */
 /* IVF (py_ivf.c) and k-means (py_kmeans.c)                                  */
 /* ========================================================================= */
-extern PyTypeObject IndexIVFFlatType;
+extern PyTypeObject IndexIVFType, IndexIVFFlatType;
 int pyvdx_init_ivf(PyObject *m);
+/* ProductQuantizer, IndexPQ, IndexIVFPQ (py_pq.c) */
+extern PyTypeObject IndexPQType, IndexIVFPQType;
+int pyvdx_init_pq(PyObject *m);
+/* ScalarQuantizer, IndexScalarQuantizer, IndexIVFScalarQuantizer (py_sq.c) */
+extern PyTypeObject IndexScalarQuantizerType, IndexIVFScalarQuantizerType;
+int pyvdx_init_sq(PyObject *m);
 int pyvdx_init_kmeans(PyObject *m);
+/* index_factory (py_factory.c) */
+int pyvdx_init_factory(PyObject *m);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

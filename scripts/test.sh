@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: the C unit tests (-Werror), the C tests again under
 # AddressSanitizer + UBSan, the file-reader fuzz target for a bounded time,
-# then the Python module's tests (compared with numpy and faiss).
+# then the Python module's and the vecdex command's tests (compared with numpy
+# and faiss).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -38,4 +39,5 @@ OPENBLAS_NUM_THREADS=1 ./build/fuzz/fuzz_read_index -max_total_time="$FUZZ_SECON
 echo "== Python module"
 $PY -m pip install -q --root-user-action=ignore --no-build-isolation . 
 # run from outside the source tree so that the installed module is imported
-(cd tests/python && $PY -m pytest -q -p no:cacheprovider .)
+# tests/cli runs the installed `vecdex` command (or $VECDEX_CLI)
+(cd tests/python && $PY -m pytest -q -p no:cacheprovider . ../cli)

@@ -17,5 +17,24 @@ def swig_ptr(a):
     return a
 
 
+def knn(xq, xb, k, metric=METRIC_L2, metric_arg=0.0):  # noqa: F405
+    """Exact k nearest neighbours of the rows of xq among the rows of xb,
+    computed with a flat index: (D, I), each (nq, k), as faiss.knn returns
+    (squared L2 distances, or inner products).  metric_arg is accepted for
+    FAISS compatibility and must be 0."""
+    import numpy as np
+    if metric_arg != 0:
+        raise ValueError("knn: metric_arg is not supported")
+    xb = np.ascontiguousarray(xb, dtype="float32")
+    xq = np.ascontiguousarray(xq, dtype="float32")
+    if xb.ndim != 2 or xq.ndim != 2 or xb.shape[1] != xq.shape[1]:
+        raise ShapeError(  # noqa: F405
+            f"knn: expected xq (nq, d) and xb (nb, d), got {xq.shape} and "
+            f"{xb.shape}")
+    index = IndexFlat(xb.shape[1], metric)  # noqa: F405
+    index.add(xb)
+    return index.search(xq, k)
+
+
 __all__ = [name for name in dir(_vecdex) if not name.startswith("_")]
-__all__ += ["swig_ptr", "__version__"]
+__all__ += ["swig_ptr", "knn", "__version__"]

@@ -102,6 +102,19 @@ typedef struct vdx_ivf_codec {
                  const uint8_t *codes, size_t n, float *keys);
 } vdx_ivf_codec;
 
+/* Optional companion of a codec (ivf->scanner, NULL for IVF-Flat): a
+ * per-(query, list) precomputation such as PQ distance tables.  Searches
+ * give each thread ctx_size(ivf) bytes (64-byte aligned), call prepare once
+ * before scanning a list for a query, then scan instead of codec->scan for
+ * that list. */
+typedef struct vdx_ivf_scanner {
+    size_t (*ctx_size)(const vdx_ivf *ivf);
+    void (*prepare)(const vdx_ivf *ivf, const float *xq, int64_t list,
+                    void *ctx);
+    void (*scan)(const vdx_ivf *ivf, const void *ctx, const uint8_t *codes,
+                 size_t n, float *keys);
+} vdx_ivf_scanner;
+
 struct vdx_ivf {
     vdx_index base;
     vdx_index *quantizer; /* owned */
@@ -114,6 +127,7 @@ struct vdx_ivf {
     int64_t *dm;      /* direct map: id -> list << 32 | offset, or NULL */
     int64_t dm_cap;
     vdx_kmeans_params cp; /* training of the coarse quantizer */
+    const vdx_ivf_scanner *scanner; /* optional, see vdx_ivf_scanner */
 };
 
 /* Builds the common part of an IVF index (kinds call this, then set codec
@@ -125,6 +139,12 @@ VDX_INTERNAL vdx_status vdx_ivf_init(vdx_ivf *ivf, const vdx_index_ops *ops,
 VDX_INTERNAL vdx_status vdx_ivf_flat_alloc(vdx_index *quantizer, int64_t d,
                                            int64_t nlist, vdx_metric metric,
                                            vdx_ivf **out);
+/* Fills *ops with the IVF framework's ops (train, add, search, ...) under
+ * another type_name, for IVF kinds that differ only by their codec; any
+ * index whose ops come from here (search op included) is recognised by
+ * vdx_index_is_ivf. */
+VDX_INTERNAL vdx_status vdx_ivf_generic_ops(vdx_index_ops *ops,
+                                            const char *type_name);
 /* Rebuilds the direct map from the lists (after load). */
 VDX_INTERNAL vdx_status vdx_ivf_rebuild_direct_map(vdx_ivf *ivf);
 

@@ -180,12 +180,29 @@ static ivf_knobs knobs_of(const vdx_ivf *ivf, const vdx_search_params *p) {
 }
 
 /* Scores list `l` for query xq into the heap; returns the codes scanned. */
+static size_t codec_ctx_size(const vdx_ivf *ivf) {
+    size_t b = ivf->scanner ? ivf->scanner->ctx_size(ivf) : 0;
+    return (b + 63) & ~(size_t)63;
+}
+
+/* codec->scan, or the scanner's scan on the context prepared for this list */
+static inline void codec_scan(const vdx_ivf *ivf, const float *xq, int64_t l,
+                              const void *ctx, const uint8_t *codes, size_t n,
+                              float *keys) {
+    if (ivf->scanner)
+        ivf->scanner->scan(ivf, ctx, codes, n, keys);
+    else
+        ivf->codec->scan(ivf, xq, l, codes, n, keys);
+}
+
 static int64_t scan_list(const vdx_ivf *ivf, const float *xq, int64_t l,
                          int64_t k, const vdx_selector *sel, float *hk,
-                         vdx_idx_t *hi, float *keys, uint32_t *cand) {
+                         vdx_idx_t *hi, float *keys, uint32_t *cand,
+                         void *ctx) {
     const vdx_invlists *il = ivf->il;
     int64_t ls = il->ops->list_size(il, l);
     if (ls == 0) return 0;
+    if (ivf->scanner) ivf->scanner->prepare(ivf, xq, l, ctx);
     const uint8_t *codes = il->ops->get_codes(il, l);
     const vdx_idx_t *ids = il->ops->get_ids(il, l);
     const vdx_kernels *K = vdx_kernels_get();
@@ -197,15 +214,15 @@ static int64_t scan_list(const vdx_ivf *ivf, const float *xq, int64_t l,
                 vdx_idx_t id = ids[c0 + (int64_t)j];
                 if (!vdx_sel_member(sel, id)) continue;
                 float key;
-                ivf->codec->scan(ivf, xq, l,
-                                 codes + (size_t)(c0 + (int64_t)j) * ivf->code_size,
-                                 1, &key);
+                codec_scan(ivf, xq, l, ctx,
+                           codes + (size_t)(c0 + (int64_t)j) * ivf->code_size,
+                           1, &key);
                 vdx_heap_push(k, hk, hi, key, id);
             }
             continue;
         }
-        ivf->codec->scan(ivf, xq, l, codes + (size_t)c0 * ivf->code_size, cn,
-                         keys);
+        codec_scan(ivf, xq, l, ctx, codes + (size_t)c0 * ivf->code_size, cn,
+                   keys);
         size_t nc = K->filter_less(keys, cn, hk[0], cand);
         for (size_t c = 0; c < nc; c++)
             vdx_heap_push(k, hk, hi, keys[cand[c]], ids[c0 + cand[c]]);
@@ -371,7 +388,9 @@ static vdx_status ivf_search(const vdx_index *ix, int64_t n, const float *x,
     float *cd = vdx_malloc_array((size_t)n * (size_t)np, sizeof(float));
     int64_t *cl = vdx_malloc_array((size_t)n * (size_t)np, sizeof(int64_t));
     int nthreads = vdx_nthreads();
-    float *scratch = vdx_aligned_alloc((size_t)nthreads, 2 * IVF_CHUNK * sizeof(float));
+    /* per thread: keys, candidates, then the codec's context */
+    const size_t per = 2 * IVF_CHUNK * sizeof(float) + codec_ctx_size(ivf);
+    uint8_t *scratch = vdx_aligned_alloc((size_t)nthreads, per);
     if (!cd || !cl || !scratch) {
         st = VDX_ERR_OUT_OF_MEMORY;
         goto done;
@@ -388,8 +407,10 @@ static vdx_status ivf_search(const vdx_index *ix, int64_t n, const float *x,
     if (n >= nthreads || nthreads == 1) {
 #pragma omp parallel for schedule(dynamic, 1) if (n > 1) num_threads(vdx_nthreads())
         for (int64_t q = 0; q < n; q++) {
-            float *keys = scratch + (size_t)omp_get_thread_num() * 2 * IVF_CHUNK;
+            uint8_t *w = scratch + (size_t)omp_get_thread_num() * per;
+            float *keys = (float *)(void *)w;
             uint32_t *cand = (uint32_t *)(keys + IVF_CHUNK);
+            void *ctx = w + 2 * IVF_CHUNK * sizeof(float);
             float *hk = D + q * k;
             vdx_idx_t *hi = I + q * k;
             vdx_heap_init(k, hk, hi);
@@ -398,7 +419,8 @@ static vdx_status ivf_search(const vdx_index *ix, int64_t n, const float *x,
                 int64_t l = cl[q * np + j];
                 if (l < 0) continue;
                 if (kn.max_codes && nscan >= kn.max_codes) break;
-                nscan += scan_list(ivf, x + q * d, l, k, kn.sel, hk, hi, keys, cand);
+                nscan += scan_list(ivf, x + q * d, l, k, kn.sel, hk, hi, keys, cand,
+                                   ctx);
             }
             finish(ix, k, hk, hi);
         }
@@ -428,8 +450,10 @@ static vdx_status ivf_search(const vdx_index *ix, int64_t n, const float *x,
 #pragma omp parallel num_threads(nthreads)
             {
                 int t = omp_get_thread_num();
-                float *keys = scratch + (size_t)t * 2 * IVF_CHUNK;
+                uint8_t *w = scratch + (size_t)t * per;
+                float *keys = (float *)(void *)w;
                 uint32_t *cand = (uint32_t *)(keys + IVF_CHUNK);
+                void *ctx = w + 2 * IVF_CHUNK * sizeof(float);
                 float *hk = tk + (size_t)t * hs;
                 vdx_idx_t *hi = ti + (size_t)t * hs;
                 vdx_heap_init(k, hk, hi);
@@ -437,7 +461,8 @@ static vdx_status ivf_search(const vdx_index *ix, int64_t n, const float *x,
                 for (int64_t j = 0; j < np_eff; j++) {
                     int64_t l = cl[q * np + j];
                     if (l >= 0)
-                        scan_list(ivf, x + q * d, l, k, kn.sel, hk, hi, keys, cand);
+                        scan_list(ivf, x + q * d, l, k, kn.sel, hk, hi, keys, cand,
+                                  ctx);
                 }
             }
             float *hk = D + q * k;
@@ -478,6 +503,12 @@ static vdx_status ivf_range_search(const vdx_index *ix, int64_t n,
 #pragma omp parallel if (n > 1) num_threads(vdx_nthreads())
     {
         float keys[IVF_CHUNK];
+        size_t ctxb = codec_ctx_size(ivf);
+        void *ctx = ctxb ? vdx_aligned_alloc(1, ctxb) : NULL;
+        if (ctxb && !ctx) {
+#pragma omp atomic write
+            st = VDX_ERR_OUT_OF_MEMORY;
+        }
 #pragma omp for schedule(dynamic, 1)
         for (int64_t q = 0; q < n; q++) {
             int64_t nscan = 0;
@@ -489,10 +520,12 @@ static vdx_status ivf_range_search(const vdx_index *ix, int64_t n,
                 const uint8_t *codes = ivf->il->ops->get_codes(ivf->il, l);
                 const vdx_idx_t *ids = ivf->il->ops->get_ids(ivf->il, l);
                 nscan += ls;
+                if (ls && ivf->scanner)
+                    ivf->scanner->prepare(ivf, x + q * d, l, ctx);
                 for (int64_t c0 = 0; c0 < ls; c0 += IVF_CHUNK) {
                     size_t cn = (size_t)VDX_MIN(IVF_CHUNK, ls - c0);
-                    ivf->codec->scan(ivf, x + q * d, l,
-                                     codes + (size_t)c0 * ivf->code_size, cn, keys);
+                    codec_scan(ivf, x + q * d, l, ctx,
+                               codes + (size_t)c0 * ivf->code_size, cn, keys);
                     for (size_t u = 0; u < cn; u++) {
                         float v = ip ? -keys[u] : keys[u];
                         if (ip ? !(v > radius) : !(v < radius)) continue;
@@ -506,6 +539,7 @@ static vdx_status ivf_range_search(const vdx_index *ix, int64_t n,
                 }
             }
         }
+        vdx_aligned_free(ctx);
     }
 done:
     vdx_free(cd);
@@ -713,8 +747,17 @@ static const vdx_index_ops ivf_flat_ops = {
     ivf_range_search, ivf_reset,       ivf_reconstruct,  ivf_reconstruct_n,
     ivf_remove_ids,   ivf_destroy};
 
+/* Every IVF kind searches with ivf_search (its ops come from
+ * vdx_ivf_generic_ops), which makes the search op the IVF mark. */
 int vdx_index_is_ivf(const vdx_index *ix) {
-    return ix && ix->ops == &ivf_flat_ops;
+    return ix && ix->ops->search == ivf_search;
+}
+
+/* The generic IVF ops, for kinds that differ only by their codec. */
+vdx_status vdx_ivf_generic_ops(vdx_index_ops *ops, const char *type_name) {
+    *ops = ivf_flat_ops;
+    ops->type_name = type_name;
+    return VDX_OK;
 }
 
 vdx_status vdx_ivf_flat_alloc(vdx_index *quantizer, int64_t d, int64_t nlist,

@@ -173,5 +173,45 @@ VDX_INTERNAL vdx_status vdx_io_read_ivf_flat(vdx_reader *r, vdx_io_header *h,
                                              vdx_index **out);
 VDX_INTERNAL vdx_status vdx_io_write_ivf_flat(vdx_writer *w,
                                               const vdx_index *ix);
+/* The IVF plumbing shared by the IVF kinds (ivf_io.c).  A reader reads the
+ * common IVF part (header, nlist, nprobe, quantizer, direct map), then
+ * calls make() to read the kind's own fields and build the index from the
+ * quantizer q (ownership of q passes to make on success only), then the
+ * inverted lists.  A writer writes the head, its own fields, the lists. */
+typedef vdx_status (*vdx_io_make_ivf_fn)(vdx_reader *r,
+                                         const vdx_io_header *h,
+                                         vdx_index *q, uint64_t nlist,
+                                         vdx_metric metric, vdx_ivf **out);
+VDX_INTERNAL vdx_status vdx_io_read_ivf(vdx_reader *r, vdx_io_header *h,
+                                        vdx_io_make_ivf_fn make,
+                                        vdx_index **out);
+VDX_INTERNAL vdx_status vdx_io_write_ivf_head(vdx_writer *w,
+                                              const char *fourcc,
+                                              const vdx_index *ix);
+VDX_INTERNAL vdx_status vdx_io_write_ivf_lists(vdx_writer *w,
+                                               const vdx_ivf *ivf);
+/* pq_io.c: IxPq (IndexPQ), IwPQ (IndexIVFPQ) */
+VDX_INTERNAL vdx_status vdx_io_read_index_pq(vdx_reader *r, vdx_io_header *h,
+                                             vdx_index **out);
+VDX_INTERNAL vdx_status vdx_io_write_index_pq(vdx_writer *w,
+                                              const vdx_index *ix);
+VDX_INTERNAL vdx_status vdx_io_read_ivfpq(vdx_reader *r, vdx_io_header *h,
+                                          vdx_index **out);
+VDX_INTERNAL vdx_status vdx_io_write_ivfpq(vdx_writer *w,
+                                           const vdx_index *ix);
+VDX_INTERNAL int vdx_io_is_index_pq(const vdx_index *ix);
+VDX_INTERNAL int vdx_io_is_ivfpq(const vdx_index *ix);
+
+/* sq_io.c: IxSQ (IndexScalarQuantizer), IwSq (IndexIVFScalarQuantizer) */
+VDX_INTERNAL int vdx_io_is_index_sq(const vdx_index *ix);
+VDX_INTERNAL int vdx_io_is_ivfsq(const vdx_index *ix);
+VDX_INTERNAL vdx_status vdx_io_read_index_sq(vdx_reader *r, vdx_io_header *h,
+                                             vdx_index **out);
+VDX_INTERNAL vdx_status vdx_io_write_index_sq(vdx_writer *w,
+                                              const vdx_index *ix);
+VDX_INTERNAL vdx_status vdx_io_read_ivfsq(vdx_reader *r, vdx_io_header *h,
+                                          vdx_index **out);
+VDX_INTERNAL vdx_status vdx_io_write_ivfsq(vdx_writer *w,
+                                           const vdx_index *ix);
 
 #endif

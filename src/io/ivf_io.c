@@ -208,8 +208,10 @@ static vdx_status read_invlists(vdx_reader *r, const vdx_io_header *h,
     if (code_size != (uint64_t)ivf->code_size)
         return vdx_raise(VDX_ERR_FORMAT,
                          "%s index: code_size=%" PRIu64 " at offset %" PRIu64
-                         ", expected d x 4 = %zu",
-                         h->fourcc, code_size, cs_at, ivf->code_size);
+                         ", expected %s%zu",
+                         h->fourcc, code_size, cs_at,
+                         vdx_io_is_ivf_flat(&ivf->base) ? "d x 4 = " : "",
+                         ivf->code_size);
 
     list_table t = {0, NULL, NULL};
     uint64_t table_at = r->pos;
@@ -256,9 +258,11 @@ static vdx_status read_invlists(vdx_reader *r, const vdx_io_header *h,
         if ((s = vdx_rd_bytes(r, codes, n * code_size, "inverted list codes")) !=
             VDX_OK)
             goto done;
-        s = check_finite_codes(r, (const float *)(const void *)codes,
-                               n * code_size / sizeof(float), l, codes_at);
-        if (s != VDX_OK) goto done;
+        if (vdx_io_is_ivf_flat(&ivf->base)) {
+            s = check_finite_codes(r, (const float *)(const void *)codes,
+                                   n * code_size / sizeof(float), l, codes_at);
+            if (s != VDX_OK) goto done;
+        }
         if ((s = vdx_rd_bytes(r, il->ops->ids_rw(il, l), n * sizeof(vdx_idx_t),
                               "inverted list ids")) != VDX_OK)
             goto done;
@@ -293,8 +297,20 @@ static vdx_status check_direct_map(const vdx_io_header *h, vdx_ivf *ivf,
     return VDX_OK;
 }
 
+static vdx_status make_ivf_flat(vdx_reader *r, const vdx_io_header *h,
+                                vdx_index *q, uint64_t nlist,
+                                vdx_metric metric, vdx_ivf **out) {
+    (void)r;
+    return vdx_ivf_flat_alloc(q, h->d, (int64_t)nlist, metric, out);
+}
+
 vdx_status vdx_io_read_ivf_flat(vdx_reader *r, vdx_io_header *h,
                                 vdx_index **out) {
+    return vdx_io_read_ivf(r, h, make_ivf_flat, out);
+}
+
+vdx_status vdx_io_read_ivf(vdx_reader *r, vdx_io_header *h,
+                           vdx_io_make_ivf_fn make, vdx_index **out) {
     vdx_status s = vdx_rd_header(r, h);
     if (s != VDX_OK) return s;
     vdx_metric metric;
@@ -346,52 +362,50 @@ vdx_status vdx_io_read_ivf_flat(vdx_reader *r, vdx_io_header *h,
     }
 
     vdx_ivf *ivf = NULL;
-    if ((s = vdx_ivf_flat_alloc(q, h->d, (int64_t)nlist, metric, &ivf)) !=
-        VDX_OK) {
-        vdx_index_free(q); /* still ours: ownership passes on success */
-        return s;
-    }
-    vdx_index *ix = &ivf->base;
-    ix->is_trained = h->is_trained;
-    ix->metric_arg = h->metric_arg;
-    /* as vdx_index_ivf_set_nprobe: 0 or huge values must not break search */
-    ivf->nprobe = nprobe < 1 ? 1 : nprobe > nlist ? (int64_t)nlist
-                                                  : (int64_t)nprobe;
-
+    vdx_index *ix = NULL;
     int64_t *stored_dm = NULL;
     uint8_t dm_type;
     uint64_t dm_at = r->pos, dm_array_at = 0;
-    if ((s = vdx_rd_u8(r, &dm_type, "direct map type")) != VDX_OK) goto fail;
+    if ((s = vdx_rd_u8(r, &dm_type, "direct map type")) != VDX_OK) goto failq;
     if (dm_type == DM_HASHTABLE) {
         s = vdx_raise(VDX_ERR_UNSUPPORTED,
                       "%s index: direct map of type hashtable (2) at offset "
                       "%" PRIu64 " is not supported (vecdex keeps an array "
                       "direct map only)",
                       h->fourcc, dm_at);
-        goto fail;
+        goto failq;
     }
     if (dm_type != DM_NONE && dm_type != DM_ARRAY) {
         s = vdx_raise(VDX_ERR_FORMAT,
                       "%s index: unknown direct map type %u at offset %" PRIu64,
                       h->fourcc, dm_type, dm_at);
-        goto fail;
+        goto failq;
     }
     uint64_t dm_n = dm_type == DM_ARRAY ? (uint64_t)h->ntotal : 0;
     /* the count is checked against the bytes that remain first */
     if ((s = vdx_rd_vector_count(r, sizeof(int64_t), dm_n, "direct map")) !=
         VDX_OK)
-        goto fail;
+        goto failq;
     if (dm_type == DM_ARRAY) {
         stored_dm = vdx_malloc_array((size_t)(dm_n ? dm_n : 1), sizeof(int64_t));
         if (!stored_dm) {
             s = VDX_ERR_OUT_OF_MEMORY;
-            goto fail;
+            goto failq;
         }
         dm_array_at = r->pos;
         if ((s = vdx_rd_bytes(r, stored_dm, dm_n * sizeof(int64_t),
                               "direct map")) != VDX_OK)
-            goto fail;
+            goto failq;
     }
+
+    /* the kind's own fields, then the index (which takes q) */
+    if ((s = make(r, h, q, nlist, metric, &ivf)) != VDX_OK) goto failq;
+    ix = &ivf->base;
+    ix->is_trained = h->is_trained;
+    ix->metric_arg = h->metric_arg;
+    /* as vdx_index_ivf_set_nprobe: 0 or huge values must not break search */
+    ivf->nprobe = nprobe < 1 ? 1 : nprobe > nlist ? (int64_t)nlist
+                                                  : (int64_t)nprobe;
 
     if ((s = read_invlists(r, h, ivf)) != VDX_OK) goto fail;
     ix->ntotal = h->ntotal;
@@ -401,6 +415,8 @@ vdx_status vdx_io_read_ivf_flat(vdx_reader *r, vdx_io_header *h,
     vdx_free(stored_dm);
     *out = ix;
     return VDX_OK;
+failq:
+    vdx_index_free(q); /* still ours: ownership passes with make() */
 fail:
     vdx_free(stored_dm);
     vdx_index_free(ix);
@@ -408,9 +424,14 @@ fail:
 }
 
 vdx_status vdx_io_write_ivf_flat(vdx_writer *w, const vdx_index *ix) {
+    vdx_status s = vdx_io_write_ivf_head(w, "IwFl", ix);
+    return s ? s : vdx_io_write_ivf_lists(w, (const vdx_ivf *)ix);
+}
+
+vdx_status vdx_io_write_ivf_head(vdx_writer *w, const char *fourcc,
+                                 const vdx_index *ix) {
     const vdx_ivf *ivf = (const vdx_ivf *)ix;
-    const vdx_invlists *il = ivf->il;
-    vdx_status s = vdx_wr_header(w, "IwFl", ix);
+    vdx_status s = vdx_wr_header(w, fourcc, ix);
     if (s != VDX_OK) return s;
     if ((s = vdx_wr_u64(w, (uint64_t)ivf->nlist)) != VDX_OK) return s;
     if ((s = vdx_wr_u64(w, (uint64_t)ivf->nprobe)) != VDX_OK) return s;
@@ -423,7 +444,12 @@ vdx_status vdx_io_write_ivf_flat(vdx_writer *w, const vdx_index *ix) {
     if (dm_n && (s = vdx_wr_bytes(w, ivf->dm, (size_t)dm_n * sizeof(int64_t))) !=
                     VDX_OK)
         return s;
+    return VDX_OK;
+}
 
+vdx_status vdx_io_write_ivf_lists(vdx_writer *w, const vdx_ivf *ivf) {
+    const vdx_invlists *il = ivf->il;
+    vdx_status s;
     if ((s = vdx_wr_bytes(w, "ilar", 4)) != VDX_OK) return s;
     if ((s = vdx_wr_u64(w, (uint64_t)ivf->nlist)) != VDX_OK) return s;
     if ((s = vdx_wr_u64(w, (uint64_t)ivf->code_size)) != VDX_OK) return s;

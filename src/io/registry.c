@@ -14,6 +14,12 @@ const vdx_io_reader_entry vdx_io_readers[] = {
     {"IxMp", vdx_io_read_idmap},    /* IndexIDMap */
     {"IxM2", vdx_io_read_idmap},    /* IndexIDMap2 */
     {"IwFl", vdx_io_read_ivf_flat}, /* IndexIVFFlat */
+    {"IxSQ", vdx_io_read_index_sq}, /* IndexScalarQuantizer */
+    {"IwSq", vdx_io_read_ivfsq},    /* IndexIVFScalarQuantizer */
+    {"IxPq", vdx_io_read_index_pq}, /* IndexPQ */
+    {"IxPQ", vdx_io_read_index_pq}, /* IndexPQ, older layout */
+    {"IxPo", vdx_io_read_index_pq}, /* IndexPQ, older layout */
+    {"IwPQ", vdx_io_read_ivfpq},    /* IndexIVFPQ */
 };
 const size_t vdx_io_nreaders =
     sizeof vdx_io_readers / sizeof vdx_io_readers[0];
@@ -22,6 +28,10 @@ const vdx_io_writer_entry vdx_io_writers[] = {
     {vdx_is_idmap, vdx_io_write_idmap},
     {vdx_is_flat, vdx_io_write_flat},
     {vdx_io_is_ivf_flat, vdx_io_write_ivf_flat},
+    {vdx_io_is_index_sq, vdx_io_write_index_sq},
+    {vdx_io_is_ivfsq, vdx_io_write_ivfsq},
+    {vdx_io_is_index_pq, vdx_io_write_index_pq},
+    {vdx_io_is_ivfpq, vdx_io_write_ivfpq},
 };
 const size_t vdx_io_nwriters =
     sizeof vdx_io_writers / sizeof vdx_io_writers[0];

@@ -6,8 +6,10 @@
     make_corpus.py --golden OUTDIR    only the golden files that are
                                       committed under tests/fuzz/corpus/ and
                                       checked value by value in tests/c/test_io.c
-                                      (flat, IDMap) and tests/c/test_io_ivf.c
-                                      (IndexIVFFlat)
+                                      (flat, IDMap), tests/c/test_io_ivf.c
+                                      (IndexIVFFlat), tests/c/test_io_sq.c
+                                      (IndexScalarQuantizer, IVF-SQ) and
+                                      tests/c/test_io_pq.c (IndexPQ, IVF-PQ)
     make_corpus.py --check FILE...    load files (e.g. written by vecdex) with
                                       faiss and print what faiss sees
 
@@ -63,6 +65,75 @@ IVF_GOLDEN = {
                                 [5, 3, 9, 1000, 7, 123456789012, 42, 0, 11,
                                  64], False, 2),
 }
+
+
+# Scalar-quantizer goldens (tests/c/test_io_sq.c): name -> (qtype, metric,
+# vectors); IndexScalarQuantizer trained on and holding the vectors.
+SQ_GOLDEN = {
+    "sq8_l2_d4_n3.index": (faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_L2,
+                           vecs(1.0, 0.0)),
+    "sqfp16_ip_d4_n3.index": (faiss.ScalarQuantizer.QT_fp16,
+                              faiss.METRIC_INNER_PRODUCT, vecs(0.25, -1.0)),
+}
+# IndexIVFScalarQuantizer (QT_8bit, by_residual) over the IVF golden shape
+IVFSQ_GOLDEN = "ivfsq8_l2_d4_n10.index"
+
+
+def build_sq(qtype, metric, x):
+    ix = faiss.IndexScalarQuantizer(D, qtype, metric)
+    ix.train(x)
+    ix.add(x)
+    return ix
+
+
+def build_ivfsq():
+    q = faiss.IndexFlatL2(D)
+    q.add(ivf_centroids(False))
+    ivf = faiss.IndexIVFScalarQuantizer(q, D, 4, faiss.ScalarQuantizer.QT_8bit)
+    ivf.train(ivf_vecs(7))
+    ivf.add(ivf_vecs(7))
+    ivf.nprobe = 2
+    return ivf
+
+
+# Product-quantizer goldens (tests/c/test_io_pq.c): fixed centroids
+# (centroid j of sub-quantizer m is (m * ksub + j) * 0.5 + (0, 0.25)), so the
+# files do not depend on k-means.  name -> (nbits, metric)
+PQ_GOLDEN = {
+    "pq3_l2_d4_n3.index": (3, faiss.METRIC_L2),
+    "pq8_ip_d4_n3.index": (8, faiss.METRIC_INNER_PRODUCT),
+}
+IVFPQ_GOLDEN = "ivfpq3_l2_d4_n10.index"
+
+
+def pq_centroids(nbits):
+    ksub = 1 << nbits
+    c = np.arange(2 * ksub, dtype="float32").repeat(2) * 0.5
+    c[1::2] += 0.25
+    return c
+
+
+def set_pq(pq, nbits):
+    faiss.copy_array_to_vector(pq_centroids(nbits), pq.centroids)
+
+
+def build_pq(nbits, metric):
+    ix = faiss.IndexPQ(D, 2, nbits, metric)
+    set_pq(ix.pq, nbits)
+    ix.is_trained = True
+    ix.add(vecs(1.0, 0.0))
+    return ix
+
+
+def build_ivfpq():
+    q = faiss.IndexFlatL2(D)
+    q.add(ivf_centroids(False))
+    ivf = faiss.IndexIVFPQ(q, D, 4, 2, 3)
+    set_pq(ivf.pq, 3)
+    ivf.is_trained = True
+    ivf.add(ivf_vecs(7))
+    ivf.nprobe = 2
+    return ivf
 
 
 def build_ivf(metric, mul, far, ids, dm, nprobe, empty=False):
@@ -122,6 +193,24 @@ def golden(outdir):
         assert data[:4] == b"IwFl", (name, data[:4])
         write(outdir, name, data)
         out[name] = data
+    for name, args in SQ_GOLDEN.items():
+        data = ser(build_sq(*args))
+        assert data[:4] == b"IxSQ", (name, data[:4])
+        write(outdir, name, data)
+        out[name] = data
+    for name, args in PQ_GOLDEN.items():
+        data = ser(build_pq(*args))
+        assert data[:4] == b"IxPq", (name, data[:4])
+        write(outdir, name, data)
+        out[name] = data
+    data = ser(build_ivfpq())
+    assert data[:4] == b"IwPQ", data[:4]
+    write(outdir, IVFPQ_GOLDEN, data)
+    out[IVFPQ_GOLDEN] = data
+    data = ser(build_ivfsq())
+    assert data[:4] == b"IwSq", data[:4]
+    write(outdir, IVFSQ_GOLDEN, data)
+    out[IVFSQ_GOLDEN] = data
     return out
 
 
@@ -272,6 +361,35 @@ def full(outdir):
           patched(full_l, il_f + 64, "<f", float("nan")))
     write(outdir, "bad_ivf_id.index",
           patched(sprs_dm, il_s + 64 + 5 * 16, "<q", 12))
+    # IndexScalarQuantizer (d=4, QT_8bit): header 0..37, qtype 37,
+    # rangestat 41, rangestat_arg 45, d 49, code_size 57, trained count 65,
+    # trained floats 73..105, codes count 105, codes 113..125
+    sq8 = g["sq8_l2_d4_n3.index"]
+    assert len(sq8) == 125
+    for n in (37, 41, 49, 65, 73, 100, 105, 113, len(sq8) - 1):
+        write(outdir, "trunc_sq_%d.index" % n, sq8[:n])
+    write(outdir, "bad_sq_qtype.index", patched(sq8, 37, "<i", 9))
+    write(outdir, "unsupported_sq_rangestat.index", patched(sq8, 41, "<i", 2))
+    write(outdir, "bad_sq_d.index", patched(sq8, 49, "<Q", 5))
+    write(outdir, "bad_sq_code_size.index", patched(sq8, 57, "<Q", 2))
+    write(outdir, "bad_sq_trained_count.index", patched(sq8, 65, "<Q", 3))
+    write(outdir, "bad_sq_trained_huge.index", patched(sq8, 65, "<Q", 1 << 62))
+    write(outdir, "bad_sq_trained_nan.index",
+          patched(sq8, 73, "<f", float("nan")))
+    write(outdir, "bad_sq_codes_count.index", patched(sq8, 105, "<Q", 13))
+    write(outdir, "bad_sq_codes_huge.index", patched(sq8, 105, "<Q", 1 << 63))
+    write(outdir, "valid_sq_untrained.index",
+          ser(faiss.IndexScalarQuantizer(D, faiss.ScalarQuantizer.QT_4bit)))
+    for qt in range(8):
+        x = vecs(1.0, 0.0)
+        write(outdir, "valid_sq_qtype%d.index" % qt,
+              ser(build_sq(qt, faiss.METRIC_L2, x)))
+    ivsq = g[IVFSQ_GOLDEN]
+    for n in (53, 162, 171, 200, ivsq.find(b"ilar"), len(ivsq) - 1):
+        write(outdir, "trunc_ivfsq_%d.index" % n, ivsq[:n])
+    write(outdir, "bad_ivfsq_qtype.index", patched(ivsq, 171, "<i", -1))
+    write(outdir, "bad_ivfsq_by_residual.index",
+          patched(ivsq, ivsq.find(b"ilar") - 1, "<B", 5))
     # IDMap over IDMap over IDMap ... deeper than any reader should follow
     hdr_end = 37
     deep = m1[:hdr_end] * 40 + m1[hdr_end:]

@@ -1,0 +1,220 @@
+/*
+ * factory.c — vdx_index_factory: builds an index from a FAISS factory string
+ * ("IVF1024,Flat", "IDMap2,Flat", ...).
+ *
+ * The grammar follows FAISS's index_factory for the kinds vecdex has:
+ *
+ *     description := { wrapper "," } [ coarse "," ] encoding
+ *     wrapper     := "IDMap" | "IDMap2"
+ *     coarse      := "IVF" <n> [ "k" | "M" ]     (k = *1024, M = *1024^2)
+ *     encoding    := "Flat"
+ *
+ * As in FAISS, tokens are case-sensitive and whitespace is not skipped.
+ *
+ * The parser is table-driven: each token kind is one row of `tokens` (a name
+ * prefix, the stage it belongs to and a function that parses the rest of the
+ * token).  Stages must appear in order (wrappers, then a coarse quantizer,
+ * then exactly one encoding, last).  Adding PQ<m>x<b>, SQ8 or HNSW<M> later
+ * is a matter of adding a row and, for a new encoding, a case in build().
+ * Every error names the offending token and its 0-based character position.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "../common/common.h"
+
+/* The stages, in the order they must appear. */
+enum stage { ST_WRAPPER = 0, ST_COARSE = 1, ST_ENCODING = 2 };
+
+enum kind { K_IDMAP, K_IDMAP2, K_IVF, K_FLAT };
+
+/* What the parser extracted from one token. */
+typedef struct parsed_tok {
+    enum kind kind;
+    int64_t n; /* IVF: nlist */
+} parsed_tok;
+
+typedef struct tok_def {
+    const char *prefix; /* the token starts with this */
+    enum stage stage;
+    enum kind kind;
+    /* Parses `rest` (the token after the prefix, `len` chars); 0 on
+     * success.  NULL: the token must equal the prefix exactly. */
+    int (*parse_rest)(const char *rest, size_t len, parsed_tok *out);
+} tok_def;
+
+/* <digits>[k|M], a positive count that fits comfortably in int64. */
+static int parse_count(const char *rest, size_t len, parsed_tok *out) {
+    if (len == 0) return -1;
+    int64_t v = 0, mul = 1;
+    size_t i = 0;
+    for (; i < len && rest[i] >= '0' && rest[i] <= '9'; i++) {
+        if (v > (INT64_C(1) << 40)) return -1;
+        v = v * 10 + (rest[i] - '0');
+    }
+    if (i == 0) return -1;
+    if (i + 1 == len && rest[i] == 'k') mul = 1024, i++;
+    else if (i + 1 == len && rest[i] == 'M') mul = 1024 * 1024, i++;
+    if (i != len) return -1;
+    out->n = v * mul;
+    return 0;
+}
+
+/* Longer prefixes first where one is a prefix of another (IDMap2/IDMap). */
+static const tok_def tokens[] = {
+    {"IDMap2", ST_WRAPPER, K_IDMAP2, NULL},
+    {"IDMap", ST_WRAPPER, K_IDMAP, NULL},
+    {"IVF", ST_COARSE, K_IVF, parse_count},
+    {"Flat", ST_ENCODING, K_FLAT, NULL},
+};
+
+#define MAX_TOKENS 16
+
+typedef struct tok_span {
+    const char *s;
+    size_t len;
+    size_t pos;
+} tok_span;
+
+/* Quotes a span into buf for messages. */
+static const char *quote(char *buf, size_t cap, const tok_span *t) {
+    size_t n = t->len < cap - 1 ? t->len : cap - 1;
+    memcpy(buf, t->s, n);
+    buf[n] = 0;
+    return buf;
+}
+
+static vdx_status bad_token(const tok_span *t, const char *desc,
+                            const char *why) {
+    char b[64];
+    return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                     "index_factory: %s '%s' at position %zu in '%s'", why,
+                     quote(b, sizeof b, t), t->pos, desc);
+}
+
+static vdx_status build(int64_t d, vdx_metric metric, const parsed_tok *p,
+                        int np, vdx_index **out) {
+    vdx_status st;
+    vdx_index *ix = NULL;
+    int i = np - 1;
+    /* the encoding (innermost) */
+    switch (p[i].kind) {
+    case K_FLAT:
+        if ((st = vdx_index_flat_new(d, metric, &ix))) return st;
+        break;
+    default:
+        return vdx_raise(VDX_ERR_INTERNAL, "index_factory: bad encoding");
+    }
+    /* then outwards: coarse quantizer, wrappers */
+    for (i--; i >= 0; i--) {
+        vdx_index *outer = NULL;
+        switch (p[i].kind) {
+        case K_IVF: {
+            /* ix is a flat encoding: the IVF gets its own flat quantizer */
+            vdx_index_free(ix);
+            ix = NULL;
+            vdx_index *q = NULL;
+            if ((st = vdx_index_flat_new(d, metric, &q))) return st;
+            st = vdx_index_ivf_flat_new(q, d, p[i].n, metric, &outer);
+            if (st) vdx_index_free(q);
+            break;
+        }
+        case K_IDMAP:
+            st = vdx_index_idmap_new(ix, &outer);
+            break;
+        case K_IDMAP2:
+            st = vdx_index_idmap2_new(ix, &outer);
+            break;
+        default:
+            st = vdx_raise(VDX_ERR_INTERNAL, "index_factory: bad stage");
+        }
+        if (st) {
+            vdx_index_free(ix);
+            return st;
+        }
+        ix = outer;
+    }
+    *out = ix;
+    return VDX_OK;
+}
+
+vdx_status vdx_index_factory(int64_t d, const char *description,
+                             vdx_metric metric, vdx_index **out) {
+    vdx_clear_error();
+    if (!out)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "index_factory: out is NULL");
+    *out = NULL;
+    if (!description)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "index_factory: description is NULL");
+    if (d <= 0)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "index_factory: expected d > 0, got %lld",
+                         (long long)d);
+    if (metric != VDX_METRIC_L2 && metric != VDX_METRIC_INNER_PRODUCT)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "index_factory: unknown metric %d", (int)metric);
+    if (strlen(description) > 1000)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "index_factory: description longer than 1000 chars");
+
+    /* split on commas, keeping each token's position */
+    tok_span spans[MAX_TOKENS];
+    int nt = 0;
+    const char *s = description;
+    for (;;) {
+        const char *c = strchr(s, ',');
+        size_t len = c ? (size_t)(c - s) : strlen(s);
+        if (nt == MAX_TOKENS)
+            return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                             "index_factory: more than %d tokens in '%s'",
+                             MAX_TOKENS, description);
+        spans[nt].s = s;
+        spans[nt].len = len;
+        spans[nt].pos = (size_t)(s - description);
+        nt++;
+        if (!c) break;
+        s = c + 1;
+    }
+
+    parsed_tok p[MAX_TOKENS];
+    int last_stage = -1;
+    for (int i = 0; i < nt; i++) {
+        const tok_span *t = &spans[i];
+        if (t->len == 0)
+            return bad_token(t, description, "empty token");
+        const tok_def *def = NULL;
+        for (size_t j = 0; j < sizeof tokens / sizeof tokens[0]; j++) {
+            size_t pl = strlen(tokens[j].prefix);
+            if (t->len < pl || memcmp(t->s, tokens[j].prefix, pl)) continue;
+            if (tokens[j].parse_rest
+                    ? tokens[j].parse_rest(t->s + pl, t->len - pl, &p[i]) == 0
+                    : t->len == pl) {
+                def = &tokens[j];
+                break;
+            }
+        }
+        if (!def) return bad_token(t, description, "unknown token");
+        p[i].kind = def->kind;
+        if ((int)def->stage < last_stage ||
+            (def->stage != ST_WRAPPER && (int)def->stage == last_stage))
+            return bad_token(t, description, "misplaced token");
+        if (def->stage == ST_WRAPPER && last_stage == ST_WRAPPER)
+            return bad_token(t, description, "repeated wrapper");
+        if (def->kind == K_IVF && p[i].n < 1)
+            return bad_token(t, description, "nlist must be >= 1 in token");
+        last_stage = (int)def->stage;
+        if (def->stage == ST_ENCODING && i != nt - 1)
+            return bad_token(&spans[i + 1], description,
+                             "unexpected token after the encoding:");
+    }
+    if (last_stage != ST_ENCODING) {
+        char b[64];
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "index_factory: '%s' ends with '%s' at position %zu; "
+                         "expected an encoding such as 'Flat' last",
+                         description, quote(b, sizeof b, &spans[nt - 1]),
+                         spans[nt - 1].pos);
+    }
+    return build(d, metric, p, nt, out);
+}

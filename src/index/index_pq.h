@@ -1,0 +1,35 @@
+/*
+ * index_pq.h — private structures of the PQ index kinds (IndexPQ here;
+ * IndexIVFPQ is a vdx_ivf whose codec state lives in vdx_ivfpq).
+ */
+#ifndef VDX_INDEX_PQ_H
+#define VDX_INDEX_PQ_H
+
+#include "index_internal.h"
+#include "quant/pq.h"
+
+typedef struct vdx_index_pq {
+    vdx_index base;
+    vdx_pq pq;
+    uint8_t *codes; /* ntotal x pq.code_size */
+    int64_t cap;    /* capacity in codes */
+    /* FAISS fields kept for byte-identical files (unused by search) */
+    int32_t search_type, polysemous_ht;
+    uint8_t encode_signs;
+} vdx_index_pq;
+
+typedef struct vdx_ivfpq {
+    vdx_ivf ivf;
+    vdx_pq pq;
+    int by_residual;
+} vdx_ivfpq;
+
+VDX_INTERNAL int vdx_is_index_pq(const vdx_index *ix);
+VDX_INTERNAL int vdx_is_ivfpq(const vdx_index *ix);
+/* Makes room for n codes in total. */
+VDX_INTERNAL vdx_status vdx_index_pq_reserve(vdx_index_pq *p, int64_t n);
+VDX_INTERNAL vdx_status vdx_ivfpq_alloc(vdx_index *quantizer, int64_t d,
+                                        int64_t nlist, int64_t M, int nbits,
+                                        vdx_metric metric, vdx_ivfpq **out);
+
+#endif

@@ -1,0 +1,306 @@
+/*
+ * pq.c — the product quantizer: training (k-means per subspace, FAISS's
+ * defaults: 25 iterations, seed 1234, at most 256 points per centroid),
+ * bit-packed encoding identical to FAISS's, decoding, ADC distance tables
+ * and the table-lookup scan (scalar reference here, AVX2 for nbits = 8 in
+ * pq_avx2.c).  See pq.h for the layout.
+ */
+#include <float.h>
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "pq.h"
+#include "cluster/kmeans.h"
+#include "index/index_internal.h"
+#include "common/threads.h"
+#include "simd/kernels.h"
+
+vdx_status vdx_pq_setup(vdx_pq *pq, int64_t d, int64_t M, int nbits) {
+    memset(pq, 0, sizeof *pq);
+    if (d <= 0 || d > VDX_MAX_DIM)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "dimension d=%lld must be in 1..%lld", (long long)d,
+                         (long long)VDX_MAX_DIM);
+    if (M <= 0 || d % M != 0)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "M=%lld must be >= 1 and divide d=%lld", (long long)M,
+                         (long long)d);
+    if (nbits < VDX_PQ_NBITS_MIN || nbits > VDX_PQ_NBITS_MAX)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "nbits=%d must be in %d..%d", nbits, VDX_PQ_NBITS_MIN,
+                         VDX_PQ_NBITS_MAX);
+    pq->d = d;
+    pq->M = M;
+    pq->dsub = d / M;
+    pq->nbits = nbits;
+    pq->ksub = (int64_t)1 << nbits;
+    pq->code_size = (size_t)((M * nbits + 7) / 8);
+    vdx_kmeans_params_init(&pq->cp);
+    pq->cp.niter = 25;
+    pq->cp.max_points_per_centroid = 256;
+    return VDX_OK;
+}
+
+void vdx_pq_clear(vdx_pq *pq) {
+    if (!pq) return;
+    vdx_free(pq->centroids);
+    pq->centroids = NULL;
+}
+
+vdx_status vdx_pq_alloc_centroids(vdx_pq *pq) {
+    if (pq->centroids) return VDX_OK;
+    pq->centroids = vdx_malloc_array((size_t)(pq->M * pq->ksub),
+                                     (size_t)pq->dsub * sizeof(float));
+    return pq->centroids ? VDX_OK : VDX_ERR_OUT_OF_MEMORY;
+}
+
+vdx_status vdx_pq_train_internal(vdx_pq *pq, int64_t n, const float *x) {
+    if (n < pq->ksub)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "PQ train: %lld training points cannot make "
+                         "ksub=%lld centroids (need n >= 2^nbits)",
+                         (long long)n, (long long)pq->ksub);
+    const int64_t dsub = pq->dsub, d = pq->d;
+    float *cent = vdx_malloc_array((size_t)(pq->M * pq->ksub),
+                                   (size_t)dsub * sizeof(float));
+    float *xs = vdx_malloc_array((size_t)n, (size_t)dsub * sizeof(float));
+    vdx_status st = cent && xs ? VDX_OK : VDX_ERR_OUT_OF_MEMORY;
+    for (int64_t m = 0; m < pq->M && !st; m++) {
+        for (int64_t i = 0; i < n; i++)
+            memcpy(xs + i * dsub, x + i * d + m * dsub,
+                   (size_t)dsub * sizeof(float));
+        st = vdx_kmeans_train_metric(dsub, pq->ksub, n, xs, &pq->cp,
+                                     VDX_METRIC_L2,
+                                     cent + m * pq->ksub * dsub, NULL, NULL);
+    }
+    vdx_free(xs);
+    if (st) {
+        vdx_free(cent);
+        return st;
+    }
+    if (pq->centroids) { /* keep the buffer: views of it stay valid */
+        memcpy(pq->centroids, cent,
+               (size_t)(pq->M * pq->ksub * dsub) * sizeof(float));
+        vdx_free(cent);
+    } else {
+        pq->centroids = cent;
+    }
+    return VDX_OK;
+}
+
+/* Nearest centroid of sub-vector m of x (ties to the lower index, as
+ * FAISS's fvec_L2sqr_ny + argmin). */
+static uint32_t nearest(const vdx_pq *pq, const vdx_kernels *K, int64_t m,
+                        const float *xs, float *dis) {
+    const float *c = pq->centroids + m * pq->ksub * pq->dsub;
+    K->l2sqr_ny(dis, xs, c, (size_t)pq->dsub, (size_t)pq->ksub);
+    uint32_t best = 0;
+    float bd = dis[0];
+    for (int64_t j = 1; j < pq->ksub; j++)
+        if (dis[j] < bd) {
+            bd = dis[j];
+            best = (uint32_t)j;
+        }
+    return best;
+}
+
+void vdx_pq_encode(const vdx_pq *pq, int64_t n, const float *x,
+                   uint8_t *codes) {
+    const vdx_kernels *K = vdx_kernels_get();
+#pragma omp parallel if (n > 16) num_threads(vdx_nthreads())
+    {
+        float *dis = vdx_malloc_array((size_t)pq->ksub, sizeof(float));
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < n; i++) {
+            uint8_t *code = codes + (size_t)i * pq->code_size;
+            memset(code, 0, pq->code_size);
+            for (int64_t m = 0; m < pq->M; m++) {
+                /* an allocation failure must not crash: scalar fallback */
+                uint32_t j;
+                if (dis) {
+                    j = nearest(pq, K, m, x + i * pq->d + m * pq->dsub, dis);
+                } else {
+                    float tmp;
+                    const float *c = pq->centroids + m * pq->ksub * pq->dsub;
+                    float bd = FLT_MAX;
+                    j = 0;
+                    for (int64_t u = 0; u < pq->ksub; u++) {
+                        K->l2sqr_ny(&tmp, x + i * pq->d + m * pq->dsub,
+                                    c + u * pq->dsub, (size_t)pq->dsub, 1);
+                        if (tmp < bd) {
+                            bd = tmp;
+                            j = (uint32_t)u;
+                        }
+                    }
+                }
+                vdx_pq_put(code, m, pq->nbits, j);
+            }
+        }
+        vdx_free(dis);
+    }
+}
+
+void vdx_pq_decode_n(const vdx_pq *pq, int64_t n, const uint8_t *codes,
+                     float *x) {
+#pragma omp parallel for if (n > 1024) num_threads(vdx_nthreads())
+    for (int64_t i = 0; i < n; i++) {
+        const uint8_t *code = codes + (size_t)i * pq->code_size;
+        for (int64_t m = 0; m < pq->M; m++) {
+            uint32_t j = vdx_pq_get(code, m, pq->nbits);
+            memcpy(x + i * pq->d + m * pq->dsub,
+                   pq->centroids + (m * pq->ksub + j) * pq->dsub,
+                   (size_t)pq->dsub * sizeof(float));
+        }
+    }
+}
+
+void vdx_pq_table(const vdx_pq *pq, vdx_metric metric, const float *x,
+                  float *table) {
+    const vdx_kernels *K = vdx_kernels_get();
+    for (int64_t m = 0; m < pq->M; m++) {
+        const float *c = pq->centroids + m * pq->ksub * pq->dsub;
+        if (metric == VDX_METRIC_L2)
+            K->l2sqr_ny(table + m * pq->ksub, x + m * pq->dsub, c,
+                        (size_t)pq->dsub, (size_t)pq->ksub);
+        else
+            K->inner_product_ny(table + m * pq->ksub, x + m * pq->dsub, c,
+                                (size_t)pq->dsub, (size_t)pq->ksub);
+    }
+}
+
+void vdx_pq_scan_scalar(const vdx_pq *pq, const float *table,
+                        const uint8_t *codes, size_t n, float *keys) {
+    const int64_t M = pq->M, ksub = pq->ksub;
+    const size_t cs = pq->code_size;
+    if (pq->nbits == 8) {
+        for (size_t i = 0; i < n; i++) {
+            const uint8_t *c = codes + i * cs;
+            float s = 0;
+            for (int64_t m = 0; m < M; m++) s += table[m * 256 + c[m]];
+            keys[i] = s;
+        }
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *c = codes + i * cs;
+        float s = 0;
+        for (int64_t m = 0; m < M; m++)
+            s += table[m * ksub + vdx_pq_get(c, m, pq->nbits)];
+        keys[i] = s;
+    }
+}
+
+int vdx_pq_have_avx2(void) {
+    static int have = -1;
+    if (have < 0) {
+        const char *nm = vdx_kernels_get()->name;
+        have = strcmp(nm, "avx2") == 0 || strcmp(nm, "avx512") == 0;
+    }
+    return have;
+}
+
+void vdx_pq_scan(const vdx_pq *pq, const float *table, const uint8_t *codes,
+                 size_t n, float *keys) {
+    if (pq->nbits == 8 && vdx_pq_have_avx2())
+        vdx_pq_scan8_avx2(table, pq->M, codes, n, keys);
+    else
+        vdx_pq_scan_scalar(pq, table, codes, n, keys);
+}
+
+/* ---- public API ----------------------------------------------------------- */
+
+vdx_status vdx_pq_new(int64_t d, int64_t M, int nbits, vdx_pq **out) {
+    vdx_clear_error();
+    if (!out) return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "out is NULL");
+    *out = NULL;
+    vdx_pq *pq = vdx_calloc(1, sizeof *pq);
+    if (!pq) return VDX_ERR_OUT_OF_MEMORY;
+    vdx_status st = vdx_pq_setup(pq, d, M, nbits);
+    if (st) {
+        vdx_free(pq);
+        return st;
+    }
+    *out = pq;
+    return VDX_OK;
+}
+
+void vdx_pq_free(vdx_pq *pq) {
+    if (!pq || pq->owner) return; /* an index's quantizer goes with it */
+    vdx_pq_clear(pq);
+    vdx_free(pq);
+}
+
+static vdx_status check_finite(int64_t n, const float *x, const char *what) {
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                             "%s: non-finite value at position %lld", what,
+                             (long long)i);
+    return VDX_OK;
+}
+
+vdx_status vdx_pq_train(vdx_pq *pq, int64_t n, const float *x) {
+    vdx_clear_error();
+    if (!pq || n < 0 || (n > 0 && !x))
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "PQ train: bad arguments");
+    vdx_status st = check_finite(n * pq->d, x, "PQ train");
+    return st ? st : vdx_pq_train_internal(pq, n, x);
+}
+
+vdx_status vdx_pq_compute_codes(const vdx_pq *pq, int64_t n, const float *x,
+                                uint8_t *codes) {
+    vdx_clear_error();
+    if (!pq || n < 0 || (n > 0 && (!x || !codes)))
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "compute_codes: bad arguments");
+    if (!pq->centroids)
+        return vdx_raise(VDX_ERR_NOT_TRAINED, "the product quantizer is not trained");
+    vdx_status st = check_finite(n * pq->d, x, "compute_codes");
+    if (!st) vdx_pq_encode(pq, n, x, codes);
+    return st;
+}
+
+vdx_status vdx_pq_decode(const vdx_pq *pq, int64_t n, const uint8_t *codes,
+                         float *x) {
+    vdx_clear_error();
+    if (!pq || n < 0 || (n > 0 && (!x || !codes)))
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "decode: bad arguments");
+    if (!pq->centroids)
+        return vdx_raise(VDX_ERR_NOT_TRAINED, "the product quantizer is not trained");
+    vdx_pq_decode_n(pq, n, codes, x);
+    return VDX_OK;
+}
+
+vdx_status vdx_pq_compute_table(const vdx_pq *pq, vdx_metric metric,
+                                const float *x, float *table) {
+    vdx_clear_error();
+    if (!pq || !x || !table ||
+        (metric != VDX_METRIC_L2 && metric != VDX_METRIC_INNER_PRODUCT))
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "compute_table: bad arguments");
+    if (!pq->centroids)
+        return vdx_raise(VDX_ERR_NOT_TRAINED, "the product quantizer is not trained");
+    vdx_pq_table(pq, metric, x, table);
+    return VDX_OK;
+}
+
+int64_t vdx_pq_d(const vdx_pq *pq) { return pq ? pq->d : 0; }
+int64_t vdx_pq_M(const vdx_pq *pq) { return pq ? pq->M : 0; }
+int vdx_pq_nbits(const vdx_pq *pq) { return pq ? pq->nbits : 0; }
+size_t vdx_pq_code_size(const vdx_pq *pq) { return pq ? pq->code_size : 0; }
+const float *vdx_pq_centroids(const vdx_pq *pq) {
+    return pq ? pq->centroids : NULL;
+}
+
+vdx_status vdx_pq_set_centroids(vdx_pq *pq, const float *c) {
+    vdx_clear_error();
+    if (!pq || !c)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "set_centroids: bad arguments");
+    int64_t nf = pq->M * pq->ksub * pq->dsub;
+    vdx_status st = check_finite(nf, c, "set_centroids");
+    if (!st) st = vdx_pq_alloc_centroids(pq);
+    if (st) return st;
+    memcpy(pq->centroids, c, (size_t)nf * sizeof(float));
+    if (pq->owner && strcmp(pq->owner->ops->type_name, "IndexPQ") == 0)
+        pq->owner->is_trained = 1;
+    return VDX_OK;
+}

@@ -1,0 +1,140 @@
+/* test_factory.c — vdx_index_factory: every accepted string builds the right
+ * tree (type, metric, nlist, children); malformed strings fail with a message
+ * naming the token and its position; a built index actually works. */
+#include "test.h"
+
+static void test_accepted(void) {
+    static const struct {
+        const char *desc;
+        const char *type, *sub; /* sub: child (IDMap) type or NULL */
+        int64_t nlist;          /* of the IVF (top or child), 0 if none */
+    } cases[] = {
+        {"Flat", "IndexFlat", NULL, 0},
+        {"IDMap,Flat", "IndexIDMap", "IndexFlat", 0},
+        {"IDMap2,Flat", "IndexIDMap2", "IndexFlat", 0},
+        {"IVF100,Flat", "IndexIVFFlat", NULL, 100},
+        {"IVF1,Flat", "IndexIVFFlat", NULL, 1},
+        {"IVF4096,Flat", "IndexIVFFlat", NULL, 4096},
+        {"IVF2k,Flat", "IndexIVFFlat", NULL, 2048},
+        {"IDMap,IVF100,Flat", "IndexIDMap", "IndexIVFFlat", 100},
+        {"IDMap2,IVF7,Flat", "IndexIDMap2", "IndexIVFFlat", 7},
+    };
+    vdx_metric metrics[2] = {VDX_METRIC_L2, VDX_METRIC_INNER_PRODUCT};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        for (int m = 0; m < 2; m++) {
+            vdx_index *ix = NULL;
+            CHECK_OK(vdx_index_factory(16, cases[c].desc, metrics[m], &ix));
+            if (!ix) continue;
+            const char *tn = vdx_index_type_name(ix);
+            /* flat indexes may name themselves by metric (IndexFlatL2) */
+            CHECK(!strncmp(tn, cases[c].type, strlen(cases[c].type)));
+            CHECK(vdx_index_d(ix) == 16);
+            CHECK(vdx_index_ntotal(ix) == 0);
+            CHECK(vdx_index_metric(ix) == metrics[m]);
+            vdx_index *sub = vdx_index_sub_index(ix);
+            if (cases[c].sub) {
+                CHECK(sub && !strncmp(vdx_index_type_name(sub), cases[c].sub,
+                                      strlen(cases[c].sub)));
+                CHECK(sub && vdx_index_metric(sub) == metrics[m]);
+            } else {
+                CHECK(sub == NULL);
+            }
+            const vdx_index *ivf = vdx_index_is_ivf(ix) ? ix : sub;
+            if (cases[c].nlist) {
+                CHECK(ivf && vdx_index_is_ivf(ivf));
+                CHECK(vdx_index_ivf_nlist(ivf) == cases[c].nlist);
+                vdx_index *q = vdx_index_ivf_quantizer(ivf);
+                CHECK(q && vdx_index_metric(q) == metrics[m]);
+                CHECK(q && vdx_index_d(q) == 16);
+            } else {
+                CHECK(!vdx_index_is_ivf(ix));
+            }
+            vdx_index_free(ix);
+        }
+    }
+}
+
+static void test_rejected(void) {
+    static const struct {
+        const char *desc;
+        const char *needle; /* must appear in the message */
+    } cases[] = {
+        {"IVF100,PQ16x", "'PQ16x' at position 7"},
+        {"", "position 0"},
+        {"Flat,", "position 5"},
+        {",Flat", "position 0"},
+        {" Flat", "' Flat' at position 0"},
+        {"IVF10 ,Flat", "'IVF10 ' at position 0"},
+        {"flat", "'flat' at position 0"},
+        {"IVF100", "'IVF100' at position 0"},
+        {"IVF,Flat", "'IVF' at position 0"},
+        {"IVF0,Flat", "'IVF0' at position 0"},
+        {"IVF10x,Flat", "'IVF10x' at position 0"},
+        {"IVF-3,Flat", "'IVF-3' at position 0"},
+        {"IVF99999999999999999999,Flat", "position 0"},
+        {"Flat,IDMap", "'IDMap' at position 5"},
+        {"Flat,Flat", "'Flat' at position 5"},
+        {"IVF10,IVF10,Flat", "'IVF10' at position 6"},
+        {"IVF10,IDMap,Flat", "'IDMap' at position 6"},
+        {"IDMap,IDMap2,Flat", "'IDMap2' at position 6"},
+        {"IDMap3,Flat", "'IDMap3' at position 0"},
+        {"IDMap,,Flat", "position 6"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        vdx_index *ix = (vdx_index *)&ix; /* must be reset to NULL */
+        CHECK_ERR(vdx_index_factory(8, cases[c].desc, VDX_METRIC_L2, &ix),
+                  VDX_ERR_INVALID_ARGUMENT);
+        CHECK(ix == NULL);
+        if (!strstr(vdx_last_error(), cases[c].needle)) {
+            fprintf(stderr, "  '%s': message '%s' lacks '%s'\n",
+                    cases[c].desc, vdx_last_error(), cases[c].needle);
+            CHECK(0);
+        }
+        CHECK(strstr(vdx_last_error(), "index_factory") != NULL);
+    }
+    vdx_index *ix = NULL;
+    CHECK_ERR(vdx_index_factory(0, "Flat", VDX_METRIC_L2, &ix),
+              VDX_ERR_INVALID_ARGUMENT);
+    CHECK_ERR(vdx_index_factory(8, NULL, VDX_METRIC_L2, &ix),
+              VDX_ERR_INVALID_ARGUMENT);
+    CHECK_ERR(vdx_index_factory(8, "Flat", (vdx_metric)7, &ix),
+              VDX_ERR_INVALID_ARGUMENT);
+    CHECK_ERR(vdx_index_factory(8, "Flat", VDX_METRIC_L2, NULL),
+              VDX_ERR_INVALID_ARGUMENT);
+    /* the exact message of the issue */
+    CHECK_ERR(vdx_index_factory(8, "IVF100,PQ16x", VDX_METRIC_L2, &ix),
+              VDX_ERR_INVALID_ARGUMENT);
+    CHECK(!strcmp(vdx_last_error(), "index_factory: unknown token 'PQ16x' at "
+                                    "position 7 in 'IVF100,PQ16x'"));
+}
+
+/* A factory-built IVF trains, adds and finds each stored vector. */
+static void test_works(void) {
+    enum { N = 2000, D = 8 };
+    static float x[N * D];
+    test_rand_fill(x, N * D, 5);
+    vdx_index *ix = NULL;
+    CHECK_OK(vdx_index_factory(D, "IDMap,IVF16,Flat", VDX_METRIC_L2, &ix));
+    if (!ix) return;
+    CHECK_OK(vdx_index_train(ix, N, x));
+    int64_t ids[N];
+    for (int i = 0; i < N; i++) ids[i] = 10 * i + 3;
+    CHECK_OK(vdx_index_add_with_ids(ix, N, x, ids));
+    vdx_search_params sp;
+    vdx_search_params_init(&sp);
+    sp.nprobe = 16;
+    float Dd[5];
+    int64_t I[5];
+    for (int q = 0; q < N; q += 397) {
+        CHECK_OK(vdx_index_search(ix, 1, x + q * D, 5, &sp, Dd, I));
+        CHECK(I[0] == ids[q] && Dd[0] < 1e-5f);
+    }
+    vdx_index_free(ix);
+}
+
+int main(void) {
+    RUN(test_accepted);
+    RUN(test_rejected);
+    RUN(test_works);
+    return TEST_SUMMARY();
+}

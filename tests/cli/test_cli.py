@@ -1,0 +1,296 @@
+"""Golden tests of the `vecdex` command: every subcommand on small files,
+--json output, and bad inputs (non-zero exit and a message, never a crash).
+
+The binary is $VECDEX_CLI, else `vecdex` on PATH (pip install .), else a
+build-*/vecdex of the source tree.
+"""
+import glob
+import json
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from vecdex.contrib.vecs_io import (fvecs_read, fvecs_write, ivecs_read,
+                                    ivecs_write, bvecs_write)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def find_cli():
+    if os.environ.get("VECDEX_CLI"):
+        return os.environ["VECDEX_CLI"]
+    w = shutil.which("vecdex")
+    if w:
+        return w
+    for c in sorted(glob.glob(os.path.join(ROOT, "build-*", "vecdex"))):
+        if os.access(c, os.X_OK):
+            return c
+    pytest.skip("the vecdex command is not built")
+
+
+CLI = None
+
+
+def run(*args, rc=0):
+    global CLI
+    CLI = CLI or find_cli()
+    p = subprocess.run([CLI] + [str(a) for a in args], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == rc, (args, p.returncode, p.stdout, p.stderr)
+    # a crash would be a negative return code (signal)
+    assert p.returncode >= 0
+    return p
+
+
+def run_json(*args):
+    return json.loads(run(*args, "--json").stdout)
+
+
+def exact(xq, xb, k, ip=False):
+    """Independent brute force in float64."""
+    xq, xb = xq.astype("f8"), xb.astype("f8")
+    if ip:
+        s = -(xq @ xb.T)
+    else:
+        s = (xq ** 2).sum(1)[:, None] - 2 * xq @ xb.T + (xb ** 2).sum(1)[None]
+    return np.argsort(s, axis=1, kind="stable")[:, :k]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    t = tmp_path_factory.mktemp("cli")
+    rs = np.random.RandomState(123)
+    d = 16
+    xt = rs.rand(3000, d).astype("f4")
+    xb = rs.rand(2000, d).astype("f4")
+    xq = rs.rand(40, d).astype("f4")
+    fvecs_write(t / "xt.fvecs", xt)
+    fvecs_write(t / "xb.fvecs", xb)
+    np.save(t / "xq.npy", xq)
+    xb.tofile(t / "xb.f32")
+    gt = exact(xq, xb, 10)
+    ivecs_write(t / "gt.ivecs", gt)
+    return dict(dir=t, d=d, xt=xt, xb=xb, xq=xq, gt=gt)
+
+
+def test_version_help():
+    assert "vecdex" in run("version").stdout
+    out = run("--help").stdout
+    for cmd in ("build", "search", "eval", "bench", "info", "demo"):
+        assert cmd in out
+
+
+def test_build_info_search_flat(data):
+    t = data["dir"]
+    j = run_json("build", "--factory", "Flat", "--add", t / "xb.fvecs",
+                 "-o", t / "flat.index")
+    assert j["ntotal"] == 2000 and j["d"] == 16 and j["type"].startswith("IndexFlat")
+    info = run_json("info", t / "flat.index")
+    assert info["ntotal"] == 2000 and info["d"] == 16
+    assert info["metric"] == "L2" and info["trained"] is True
+    assert info["bytes"] == os.path.getsize(t / "flat.index")
+    assert "ntotal:  2000" in run("info", t / "flat.index").stdout
+    # ids as .ivecs, distances by default as .dist.fvecs
+    j = run_json("search", t / "flat.index", "--queries", t / "xq.npy",
+                 "-k", 5, "-o", t / "res.ivecs")
+    assert j["nq"] == 40 and j["k"] == 5
+    I = ivecs_read(t / "res.ivecs")
+    D = fvecs_read(t / "res.dist.fvecs")
+    assert I.shape == (40, 5) and D.shape == (40, 5)
+    np.testing.assert_array_equal(I, data["gt"][:, :5])
+    ref = ((data["xq"][:, None, :].astype("f8") -
+            data["xb"][I].astype("f8")) ** 2).sum(-1)
+    np.testing.assert_allclose(D, ref, rtol=1e-4, atol=1e-4)
+    # .npy outputs, explicit distances path
+    run("search", t / "flat.index", "--queries", t / "xq.npy", "-k", 3,
+        "-o", t / "res.npy", "--distances", t / "d.npy", "--quiet")
+    I2 = np.load(t / "res.npy")
+    assert I2.dtype == np.int64 and I2.shape == (40, 3)
+    np.testing.assert_array_equal(I2, data["gt"][:, :3])
+    assert np.load(t / "d.npy").dtype == np.float32
+
+
+def test_raw_f32_and_ip(data):
+    t = data["dir"]
+    run("build", "--factory", "IDMap2,Flat", "--metric", "ip", "--add",
+        t / "xb.f32", "--dim", 16, "-o", t / "ip.index")
+    info = run_json("info", t / "ip.index")
+    assert info["type"] == "IndexIDMap2" and info["metric"] == "INNER_PRODUCT"
+    run("search", t / "ip.index", "--queries", t / "xq.npy", "-k", 4,
+        "-o", t / "ip.npy")
+    np.testing.assert_array_equal(np.load(t / "ip.npy"),
+                                  exact(data["xq"], data["xb"], 4, ip=True))
+
+
+def test_ivf_build_eval(data):
+    t = data["dir"]
+    j = run_json("build", "--factory", "IVF16,Flat", "--train", t / "xt.fvecs",
+                 "--add", t / "xb.fvecs", "-o", t / "ivf.index")
+    assert j["type"] == "IndexIVFFlat"
+    info = run_json("info", t / "ivf.index")
+    assert info["nlist"] == 16 and info["nprobe"] == 1
+    assert "nlist:   16" in run("info", t / "ivf.index").stdout
+    # full probing is exact: against a ground-truth file and computed
+    e1 = run_json("eval", t / "ivf.index", "--queries", t / "xq.npy",
+                  "--gt", t / "gt.ivecs", "-k", 10, "--nprobe", 16)
+    e2 = run_json("eval", t / "ivf.index", "--queries", t / "xq.npy",
+                  "--base", t / "xb.fvecs", "-k", 10, "--nprobe", 16)
+    for e in (e1, e2):
+        assert e["recall_at_1"] == 1.0 and e["recall_at_k"] == 1.0
+        assert e["map"] == pytest.approx(1.0) and e["qps"] > 0
+    # nprobe=1 loses some: compare with the same measures in numpy
+    run("search", t / "ivf.index", "--queries", t / "xq.npy", "-k", 10,
+        "--nprobe", 1, "-o", t / "p1.npy")
+    I = np.load(t / "p1.npy")
+    gt = data["gt"]
+    e = run_json("eval", t / "ivf.index", "--queries", t / "xq.npy",
+                 "--gt", t / "gt.ivecs", "-k", 10, "--nprobe", 1)
+    r1 = (I[:, 0] == gt[:, 0]).mean()
+    rk = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(I, gt)])
+    assert e["recall_at_1"] == pytest.approx(r1)
+    assert e["recall_at_k"] == pytest.approx(rk)
+    assert e["recall_at_k"] < 1.0
+    assert "MAP" in run("eval", t / "ivf.index", "--queries", t / "xq.npy",
+                        "--gt", t / "gt.ivecs").stdout
+
+
+def test_bench_sweep(data):
+    t = data["dir"]
+    j = run_json("bench", "--factory", "IVF16,Flat", "--train", t / "xt.fvecs",
+                 "--base", t / "xb.fvecs", "--queries", t / "xq.npy",
+                 "--sweep", "nprobe=1,4,16")
+    assert j["param"] == "nprobe" and [r["nprobe"] for r in j["rows"]] == [1, 4, 16]
+    rec = [r["recall_at_k"] for r in j["rows"]]
+    assert rec[0] <= rec[1] <= rec[2] == 1.0
+    out = run("bench", "--factory", "Flat", "--base", t / "xb.fvecs",
+              "--queries", t / "xq.npy", "--gt", t / "gt.ivecs").stdout
+    assert "QPS" in out and "1.0000" in out
+
+
+def test_bvecs_input(data):
+    t = data["dir"]
+    xb = (data["xb"] * 255).astype("uint8")
+    bvecs_write(t / "xb.bvecs", xb)
+    j = run_json("build", "--factory", "Flat", "--add", t / "xb.bvecs",
+                 "-o", t / "b.index")
+    assert j["ntotal"] == 2000
+
+
+def test_demo_small():
+    out = run("demo", "--nb", 2000, "--nq", 50).stdout
+    assert "IVF100,Flat" in out
+    run("demo", "--bogus", rc=2)
+
+
+# --- bad inputs ----------------------------------------------------------
+def err(p, *needles):
+    for n in needles:
+        assert n in p.stderr, (n, p.stderr)
+    assert "vecdex" in p.stderr
+
+
+def test_missing_file(data):
+    t = data["dir"]
+    err(run("build", "--factory", "Flat", "--add", t / "nope.fvecs", "-o",
+            t / "x.index", rc=1), "nope.fvecs", "cannot open")
+    err(run("info", t / "nope.index", rc=1), "nope.index")
+    err(run("search", t / "nope.index", "--queries", t / "xq.npy", "-o",
+            t / "r.npy", rc=1), "nope.index")
+
+
+def test_truncated_fvecs(data):
+    t = data["dir"]
+    raw = open(t / "xb.fvecs", "rb").read()
+    for n in (0, 3, 70, len(raw) - 1):
+        open(t / "trunc.fvecs", "wb").write(raw[:n])
+        p = run("build", "--factory", "Flat", "--add", t / "trunc.fvecs",
+                "-o", t / "x.index", rc=1)
+        err(p, "trunc.fvecs")
+    # a hostile header asking for a giant dimension
+    open(t / "huge.fvecs", "wb").write(np.array([2**31 - 1, 0], "<i4").tobytes())
+    err(run("build", "--factory", "Flat", "--add", t / "huge.fvecs", "-o",
+            t / "x.index", rc=1), "dimension")
+    # inconsistent dimensions between records
+    a = np.array([2, 0, 0, 3, 0, 0], "<i4")
+    a.tofile(t / "mixed.fvecs")
+    err(run("build", "--factory", "Flat", "--add", t / "mixed.fvecs", "-o",
+            t / "x.index", rc=1), "mixed.fvecs")
+
+
+def test_bad_npy(data):
+    t = data["dir"]
+    np.save(t / "f8.npy", data["xq"].astype("f8"))
+    err(run("search", t / "flat.index", "--queries", t / "f8.npy", "-o",
+            t / "r.npy", rc=1), "dtype", "<f8")
+    np.save(t / "fo.npy", np.asfortranarray(data["xq"]))
+    err(run("search", t / "flat.index", "--queries", t / "fo.npy", "-o",
+            t / "r.npy", rc=1), "Fortran")
+    raw = open(t / "xq.npy", "rb").read()
+    open(t / "tr.npy", "wb").write(raw[:-7])
+    err(run("search", t / "flat.index", "--queries", t / "tr.npy", "-o",
+            t / "r.npy", rc=1), "truncated")
+    # shape claims far more data than the file has: no giant allocation
+    hdr = raw[:raw.index(b"}") + 1].replace(b"(40, 16)", b"(999999999999, 16)")
+    open(t / "big.npy", "wb").write(hdr + b"\n" + raw[-64:])
+    err(run("search", t / "flat.index", "--queries", t / "big.npy", "-o",
+            t / "r.npy", rc=1), "big.npy")
+    open(t / "v3.npy", "wb").write(b"\x93NUMPY\x03\x00" + raw[8:])
+    err(run("search", t / "flat.index", "--queries", t / "v3.npy", "-o",
+            t / "r.npy", rc=1), "version")
+    # the wrong dimension for the index
+    np.save(t / "d8.npy", np.zeros((3, 8), "f4"))
+    err(run("search", t / "flat.index", "--queries", t / "d8.npy", "-o",
+            t / "r.npy", rc=1), "d=16")
+
+
+def test_npy_v2_and_int_types(data):
+    t = data["dir"]
+    import numpy.lib.format as fmt
+    with open(t / "v2.npy", "wb") as f:
+        fmt.write_array(f, data["xq"], version=(2, 0))
+    run("search", t / "flat.index", "--queries", t / "v2.npy", "-k", 2,
+        "-o", t / "r2.npy")
+    np.testing.assert_array_equal(np.load(t / "r2.npy"), data["gt"][:, :2])
+    np.save(t / "gt64.npy", data["gt"].astype("int64"))
+    e = run_json("eval", t / "flat.index", "--queries", t / "xq.npy",
+                 "--gt", t / "gt64.npy")
+    assert e["recall_at_k"] == 1.0
+
+
+def test_unknown_factory(data):
+    t = data["dir"]
+    p = run("build", "--factory", "IVF100,PQ16x", "--add", t / "xb.fvecs",
+            "-o", t / "x.index", rc=2)
+    err(p, "PQ16x", "position 7")
+    assert not os.path.exists(t / "x.index")
+
+
+@pytest.mark.parametrize("args", [
+    ["frobnicate"],
+    [],
+    ["build", "--bogus"],
+    ["build", "--factory", "Flat"],                      # no --add / -o
+    ["search", "--queries", "q.npy", "-o", "r.npy"],     # no INDEX
+    ["search", "x.index", "--queries", "q.npy", "-k", "0", "-o", "r.npy"],
+    ["search", "x.index", "--queries", "q.npy", "-k", "abc", "-o", "r.npy"],
+    ["build", "--factory", "Flat", "--metric", "cosine", "--add", "a", "-o", "b"],
+    ["eval", "x.index", "--queries", "q.npy"],           # no --gt / --base
+    ["bench", "--factory", "Flat", "--base", "b", "--queries", "q",
+     "--sweep", "nlist=3"],
+    ["bench", "--factory", "Flat", "--base", "b", "--queries", "q",
+     "--sweep", "nprobe=1,x"],
+    ["info"],
+    ["search", "x.index", "--queries"],                  # option without value
+])
+def test_usage_errors(args):
+    p = run(*args, rc=2)
+    assert p.stderr.strip()
+
+
+def test_bad_output_extension(data):
+    t = data["dir"]
+    err(run("search", t / "flat.index", "--queries", t / "xq.npy", "-o",
+            t / "r.txt", rc=1), "r.txt")
