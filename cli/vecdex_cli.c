@@ -108,28 +108,30 @@ static int demo(int argc, char **argv) {
     printf("%-22s %10s %12s %10s %10s %12s\n", "index", "build (s)",
            "QPS", "R@1", "R@10", "bytes/vec");
 
-    const char *names[] = {"Flat", "IDMap2,Flat", "IVF100,Flat nprobe=1",
-                           "IVF100,Flat nprobe=10"};
-    for (int which = 0; which < 4; which++) {
+    /* the seeds' progression, for the kinds that exist: exact, inverted
+     * file, then compressed codes (bytes: code + 8-byte id in IVF lists) */
+    static const struct {
+        const char *factory;
+        int64_t nprobe;
+        double bytes;
+    } rows[] = {
+        {"Flat", 0, 256},          {"IDMap2,Flat", 0, 264},
+        {"IVF100,Flat", 1, 264},   {"IVF100,Flat", 10, 264},
+        {"IVF100,SQ8", 10, 72},    {"IVF100,PQ8", 10, 16},
+        {"SQfp16", 0, 128},
+    };
+    for (size_t w = 0; w < sizeof rows / sizeof rows[0]; w++) {
         vdx_index *ix = NULL;
-        vdx_status st = vdx_index_flat_new(d, VDX_METRIC_L2, &ix);
-        if (st) return fail("create", st);
+        vdx_status st = vdx_index_factory(d, rows[w].factory, VDX_METRIC_L2, &ix);
+        if (st) return fail(rows[w].factory, st);
         t = now();
-        if (which == 1) {
-            vdx_index *m = NULL;
-            if ((st = vdx_index_idmap2_new(ix, &m))) return fail("idmap", st);
-            ix = m;
+        if ((st = vdx_index_train(ix, nb, xb))) return fail("train", st);
+        if (!strncmp(rows[w].factory, "IDMap", 5)) {
             int64_t *ids = malloc((size_t)nb * sizeof(int64_t));
+            if (!ids) return fail("ids", VDX_ERR_OUT_OF_MEMORY);
             for (int64_t i = 0; i < nb; i++) ids[i] = i; /* keep GT ids */
             st = vdx_index_add_with_ids(ix, nb, xb, ids);
             free(ids);
-        } else if (which >= 2) {
-            vdx_index *ivf = NULL;
-            if ((st = vdx_index_ivf_flat_new(ix, d, 100, VDX_METRIC_L2, &ivf)))
-                return fail("ivf", st);
-            ix = ivf;
-            if ((st = vdx_index_train(ix, nb, xb))) return fail("train", st);
-            st = vdx_index_add(ix, nb, xb);
         } else {
             st = vdx_index_add(ix, nb, xb);
         }
@@ -137,7 +139,7 @@ static int demo(int argc, char **argv) {
         double build = now() - t;
         vdx_search_params sp;
         vdx_search_params_init(&sp);
-        sp.nprobe = which == 3 ? 10 : 1;
+        sp.nprobe = rows[w].nprobe;
         t = now();
         if ((st = vdx_index_search(ix, nq, xq, k, &sp, D, I)))
             return fail("search", st);
@@ -149,11 +151,15 @@ static int demo(int argc, char **argv) {
                 for (int64_t u = 0; u < k; u++)
                     r10 += I[q * k + j] == gt[q * k + u];
         }
-        /* vector + stored id (IDMap2, IVF lists) */
-        double bytes = (double)d * 4 + (which >= 1 ? 8 : 0);
-        printf("%-22s %10.2f %12.0f %10.3f %10.3f %12.0f\n", names[which],
-               build, qps, (double)r1 / (double)ngt,
-               (double)r10 / (double)(ngt * k), bytes);
+        char name[64];
+        if (rows[w].nprobe)
+            snprintf(name, sizeof name, "%s nprobe=%lld", rows[w].factory,
+                     (long long)rows[w].nprobe);
+        else
+            snprintf(name, sizeof name, "%s", rows[w].factory);
+        printf("%-22s %10.2f %12.0f %10.3f %10.3f %12.0f\n", name, build, qps,
+               (double)r1 / (double)ngt, (double)r10 / (double)(ngt * k),
+               rows[w].bytes);
         vdx_index_free(ix);
     }
     printf("\n(R@1: the true nearest neighbour is ranked first; R@10: share "

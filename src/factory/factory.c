@@ -7,7 +7,8 @@
  *     description := { wrapper "," } [ coarse "," ] encoding
  *     wrapper     := "IDMap" | "IDMap2"
  *     coarse      := "IVF" <n> [ "k" | "M" ]     (k = *1024, M = *1024^2)
- *     encoding    := "Flat"
+ *     encoding    := "Flat" | "PQ" <M> [ "x" <nbits> ]
+ *                  | "SQ4" | "SQ6" | "SQ8" | "SQfp16" | "SQbf16"
  *
  * As in FAISS, tokens are case-sensitive and whitespace is not skipped.
  *
@@ -26,12 +27,13 @@
 /* The stages, in the order they must appear. */
 enum stage { ST_WRAPPER = 0, ST_COARSE = 1, ST_ENCODING = 2 };
 
-enum kind { K_IDMAP, K_IDMAP2, K_IVF, K_FLAT };
+enum kind { K_IDMAP, K_IDMAP2, K_IVF, K_FLAT, K_PQ, K_SQ };
 
 /* What the parser extracted from one token. */
 typedef struct parsed_tok {
     enum kind kind;
-    int64_t n; /* IVF: nlist */
+    int64_t n;  /* IVF: nlist; PQ: M; SQ: qtype */
+    int64_t n2; /* PQ: nbits */
 } parsed_tok;
 
 typedef struct tok_def {
@@ -60,12 +62,48 @@ static int parse_count(const char *rest, size_t len, parsed_tok *out) {
     return 0;
 }
 
+/* <M>[x<nbits>] (nbits defaults to 8). */
+static int parse_pq(const char *rest, size_t len, parsed_tok *out) {
+    const char *x = memchr(rest, 'x', len);
+    size_t mlen = x ? (size_t)(x - rest) : len;
+    parsed_tok m = {0}, b = {0};
+    for (size_t i = 0; i < mlen; i++)
+        if (rest[i] < '0' || rest[i] > '9') return -1;
+    if (parse_count(rest, mlen, &m) || m.n < 1) return -1;
+    b.n = 8;
+    if (x) {
+        size_t blen = len - mlen - 1;
+        for (size_t i = 0; i < blen; i++)
+            if (x[1 + i] < '0' || x[1 + i] > '9') return -1;
+        if (parse_count(x + 1, blen, &b)) return -1;
+    }
+    out->n = m.n;
+    out->n2 = b.n;
+    return 0;
+}
+
+/* The scalar quantizer types, by FAISS's factory spelling. */
+static int parse_sq(const char *rest, size_t len, parsed_tok *out) {
+    static const struct { const char *s; int qt; } qts[] = {
+        {"4", VDX_SQ_4BIT},   {"6", VDX_SQ_6BIT},     {"8", VDX_SQ_8BIT},
+        {"fp16", VDX_SQ_FP16}, {"bf16", VDX_SQ_BF16},
+    };
+    for (size_t i = 0; i < sizeof qts / sizeof qts[0]; i++)
+        if (strlen(qts[i].s) == len && !memcmp(rest, qts[i].s, len)) {
+            out->n = qts[i].qt;
+            return 0;
+        }
+    return -1;
+}
+
 /* Longer prefixes first where one is a prefix of another (IDMap2/IDMap). */
 static const tok_def tokens[] = {
     {"IDMap2", ST_WRAPPER, K_IDMAP2, NULL},
     {"IDMap", ST_WRAPPER, K_IDMAP, NULL},
     {"IVF", ST_COARSE, K_IVF, parse_count},
     {"Flat", ST_ENCODING, K_FLAT, NULL},
+    {"PQ", ST_ENCODING, K_PQ, parse_pq},
+    {"SQ", ST_ENCODING, K_SQ, parse_sq},
 };
 
 #define MAX_TOKENS 16
@@ -92,33 +130,45 @@ static vdx_status bad_token(const tok_span *t, const char *desc,
                      quote(b, sizeof b, t), t->pos, desc);
 }
 
+/* Builds the encoding, inside an IVF when the description has one. */
+static vdx_status build_core(int64_t d, vdx_metric metric, const parsed_tok *enc,
+                             const parsed_tok *ivf, vdx_index **out) {
+    vdx_status st;
+    if (!ivf) {
+        switch (enc->kind) {
+        case K_FLAT: return vdx_index_flat_new(d, metric, out);
+        case K_PQ: return vdx_index_pq_new(d, enc->n, (int)enc->n2, metric, out);
+        case K_SQ: return vdx_index_sq_new(d, (int)enc->n, metric, out);
+        default: return vdx_raise(VDX_ERR_INTERNAL, "index_factory: bad encoding");
+        }
+    }
+    vdx_index *q = NULL;
+    if ((st = vdx_index_flat_new(d, metric, &q))) return st;
+    switch (enc->kind) {
+    case K_FLAT: st = vdx_index_ivf_flat_new(q, d, ivf->n, metric, out); break;
+    case K_PQ:
+        st = vdx_index_ivfpq_new(q, d, ivf->n, enc->n, (int)enc->n2, metric, out);
+        break;
+    case K_SQ:
+        st = vdx_index_ivf_sq_new(q, d, ivf->n, (int)enc->n, metric, 1, out);
+        break;
+    default: st = vdx_raise(VDX_ERR_INTERNAL, "index_factory: bad encoding");
+    }
+    if (st) vdx_index_free(q); /* ownership passes on success only */
+    return st;
+}
+
 static vdx_status build(int64_t d, vdx_metric metric, const parsed_tok *p,
                         int np, vdx_index **out) {
     vdx_status st;
     vdx_index *ix = NULL;
     int i = np - 1;
-    /* the encoding (innermost) */
-    switch (p[i].kind) {
-    case K_FLAT:
-        if ((st = vdx_index_flat_new(d, metric, &ix))) return st;
-        break;
-    default:
-        return vdx_raise(VDX_ERR_INTERNAL, "index_factory: bad encoding");
-    }
-    /* then outwards: coarse quantizer, wrappers */
-    for (i--; i >= 0; i--) {
+    const parsed_tok *ivf = np >= 2 && p[np - 2].kind == K_IVF ? &p[np - 2] : NULL;
+    if ((st = build_core(d, metric, &p[i], ivf, &ix))) return st;
+    /* then outwards: the wrappers */
+    for (i -= ivf ? 2 : 1; i >= 0; i--) {
         vdx_index *outer = NULL;
         switch (p[i].kind) {
-        case K_IVF: {
-            /* ix is a flat encoding: the IVF gets its own flat quantizer */
-            vdx_index_free(ix);
-            ix = NULL;
-            vdx_index *q = NULL;
-            if ((st = vdx_index_flat_new(d, metric, &q))) return st;
-            st = vdx_index_ivf_flat_new(q, d, p[i].n, metric, &outer);
-            if (st) vdx_index_free(q);
-            break;
-        }
         case K_IDMAP:
             st = vdx_index_idmap_new(ix, &outer);
             break;

@@ -132,8 +132,42 @@ static void test_works(void) {
     vdx_index_free(ix);
 }
 
+/* the compressed encodings, alone and under IVF */
+static void test_compressed(void) {
+    static const struct {
+        const char *desc, *type;
+        int64_t nlist;
+    } cases[] = {
+        {"PQ4", "IndexPQ", 0},
+        {"PQ2x4", "IndexPQ", 0},
+        {"SQ8", "IndexScalarQuantizer", 0},
+        {"SQfp16", "IndexScalarQuantizer", 0},
+        {"SQ4", "IndexScalarQuantizer", 0},
+        {"IVF16,PQ4", "IndexIVFPQ", 16},
+        {"IVF16,SQ8", "IndexIVFScalarQuantizer", 16},
+        {"IDMap2,SQbf16", "IndexIDMap2", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        vdx_index *ix = NULL;
+        CHECK_OK(vdx_index_factory(8, cases[i].desc, VDX_METRIC_L2, &ix));
+        if (!ix) continue;
+        if (strcmp(vdx_index_type_name(ix), cases[i].type))
+            fprintf(stderr, "  %s built %s\n", cases[i].desc, vdx_index_type_name(ix));
+        CHECK(!strcmp(vdx_index_type_name(ix), cases[i].type));
+        if (cases[i].nlist) CHECK(vdx_index_ivf_nlist(ix) == cases[i].nlist);
+        vdx_index_free(ix);
+    }
+    vdx_index *ix = NULL;
+    CHECK_ERR(vdx_index_factory(8, "PQ3", VDX_METRIC_L2, &ix), VDX_ERR_INVALID_ARGUMENT); /* 8 % 3 */
+    CHECK_ERR(vdx_index_factory(8, "SQ7", VDX_METRIC_L2, &ix), VDX_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(vdx_last_error(), "'SQ7' at position 0") != NULL);
+    CHECK_ERR(vdx_index_factory(8, "IVF4,PQx8", VDX_METRIC_L2, &ix), VDX_ERR_INVALID_ARGUMENT);
+    CHECK(ix == NULL);
+}
+
 int main(void) {
     RUN(test_accepted);
+    RUN(test_compressed);
     RUN(test_rejected);
     RUN(test_works);
     return TEST_SUMMARY();
