@@ -222,6 +222,15 @@ static vdx_status search_blas(const vdx_flat *f, int64_t n, const float *x,
                 for (int64_t i = 0; i < qn; i++) {
                     float *row = tile + (size_t)i * bn;
                     vdx_reservoir *r = &R[i];
+                    if (k == 1 && !sel) { /* nearest only: a SIMD arg-min */
+                        float m;
+                        size_t j = K->argmin(row, (size_t)bn, &m);
+                        if (m < r->key[0]) {
+                            r->key[0] = m;
+                            r->id[0] = b0 + (vdx_idx_t)j;
+                        }
+                        continue;
+                    }
                     /* filter in short runs so that the threshold tightens as
                      * the reservoir improves (matters when scores trend
                      * upward along the ids, as in the tutorial data) */

@@ -153,6 +153,46 @@ static size_t filter_less(const float *v, size_t n, float thr,
     return c;
 }
 
+/* Eight running minima with their indices; the lanes are reduced at the
+ * end, lowest index first among equal values. */
+static size_t argmin(const float *v, size_t n, float *minval) {
+    size_t j = 0;
+    size_t best = 0;
+    float bv = v[0];
+    if (n >= 16) {
+        __m256 mv = _mm256_loadu_ps(v);
+        __m256i mi = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        __m256i idx = mi, step = _mm256_set1_epi32(8);
+        for (j = 8; j + 8 <= n; j += 8) {
+            idx = _mm256_add_epi32(idx, step);
+            __m256 x = _mm256_loadu_ps(v + j);
+            __m256 lt = _mm256_cmp_ps(x, mv, _CMP_LT_OQ);
+            mv = _mm256_blendv_ps(mv, x, lt);
+            mi = _mm256_blendv_epi8(mi, idx, _mm256_castps_si256(lt));
+        }
+        float lv[8];
+        int32_t li[8];
+        _mm256_storeu_ps(lv, mv);
+        _mm256_storeu_si256((__m256i *)li, mi);
+        bv = lv[0];
+        best = (size_t)li[0];
+        for (int l = 1; l < 8; l++)
+            if (lv[l] < bv || (lv[l] == bv && (size_t)li[l] < best)) {
+                bv = lv[l];
+                best = (size_t)li[l];
+            }
+    } else {
+        j = 1;
+    }
+    for (; j < n; j++)
+        if (v[j] < bv) {
+            bv = v[j];
+            best = j;
+        }
+    *minval = bv;
+    return best;
+}
+
 static size_t filter_greater(const float *v, size_t n, float thr,
                              uint32_t *cand) {
     __m256 t = _mm256_set1_ps(thr);
@@ -173,4 +213,4 @@ static size_t filter_greater(const float *v, size_t n, float thr,
 const vdx_kernels vdx_kernels_avx2 = {
     "avx2",   l2sqr_f,          inner_product_f, norm_sqr,
     l2sqr_ny, inner_product_ny, norms_sqr_ny,    filter_less,
-    filter_greater};
+    argmin, filter_greater};

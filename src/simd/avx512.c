@@ -95,6 +95,14 @@ static size_t filter_less(const float *v, size_t n, float thr,
     return c;
 }
 
+static size_t argmin(const float *v, size_t n, float *minval) {
+    size_t best = 0;
+    for (size_t j = 1; j < n; j++)
+        if (v[j] < v[best]) best = j;
+    *minval = v[best];
+    return best;
+}
+
 static size_t filter_greater(const float *v, size_t n, float thr,
                              uint32_t *cand) {
     __m512 t = _mm512_set1_ps(thr);
@@ -114,4 +122,4 @@ static size_t filter_greater(const float *v, size_t n, float thr,
 const vdx_kernels vdx_kernels_avx512 = {
     "avx512", l2sqr_f,          inner_product_f, norm_sqr,
     l2sqr_ny, inner_product_ny, norms_sqr_ny,    filter_less,
-    filter_greater};
+    argmin, filter_greater};

@@ -29,6 +29,9 @@ typedef struct vdx_kernels {
     /* Top-k pre-filter: writes the indices j < n with v[j] < thr to cand
      * (in increasing order) and returns their count. */
     size_t (*filter_less)(const float *v, size_t n, float thr, uint32_t *cand);
+    /* Index of the smallest of v[0..n) (the first one on ties; n > 0),
+     * its value in *minval.  The k = 1 search (k-means, IVF assignment). */
+    size_t (*argmin)(const float *v, size_t n, float *minval);
     /* As filter_less with v[j] > thr (inner-product scores). */
     size_t (*filter_greater)(const float *v, size_t n, float thr,
                              uint32_t *cand);

@@ -43,6 +43,14 @@ static void check_level(const vdx_kernels *K) {
     for (size_t n = 0; n <= 300; n++) {
         size_t n1 = K->filter_less(v, n, 0.3f, c1), n2 = R->filter_less(v, n, 0.3f, c2);
         CHECK(n1 == n2 && !memcmp(c1, c2, n1 * sizeof(uint32_t)));
+        if (n > 0) {
+            float w[300], m1, m2;
+            memcpy(w, v, n * sizeof(float));
+            if (n > 40) w[n / 3] = w[n - 1] = -1.0f; /* a tie: the first wins */
+            size_t a1 = K->argmin(w, n, &m1), a2 = R->argmin(w, n, &m2);
+            CHECK(a1 == a2 && m1 == m2);
+            if (n > 40) CHECK(a1 == n / 3);
+        }
         n1 = K->filter_greater(v, n, 0.6f, c1);
         n2 = R->filter_greater(v, n, 0.6f, c2);
         CHECK(n1 == n2 && !memcmp(c1, c2, n1 * sizeof(uint32_t)));
