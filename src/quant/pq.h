@@ -81,11 +81,9 @@ VDX_INTERNAL void vdx_pq_scan(const vdx_pq *pq, const float *table,
 VDX_INTERNAL void vdx_pq_scan_scalar(const vdx_pq *pq, const float *table,
                                      const uint8_t *codes, size_t n,
                                      float *keys);
-/* The AVX2 version for nbits = 8 (pq_avx2.c); NULL when not built. */
-VDX_INTERNAL void vdx_pq_scan8_avx2(const float *table, int64_t M,
-                                    const uint8_t *codes, size_t n,
-                                    float *keys);
-/* 1 when vdx_pq_scan may use vdx_pq_scan8_avx2 on this machine. */
-VDX_INTERNAL int vdx_pq_have_avx2(void);
+/* The nbits = 8 scan, four codes at a time (bit-identical to the
+ * reference). */
+VDX_INTERNAL void vdx_pq_scan8_x4(const float *table, int64_t M,
+                                  const uint8_t *codes, size_t n, float *keys);
 
 #endif
