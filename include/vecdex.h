@@ -327,7 +327,9 @@ VDX_API vdx_status vdx_kmeans_train(int64_t d, int64_t k, int64_t n,
 /** Builds an empty index from a FAISS factory string, with FAISS's grammar
  *  for the kinds vecdex has: "Flat", "IDMap,Flat", "IDMap2,Flat",
  *  "IVF<n>,Flat" (n may end in k = *1024 or M = *1024^2), and an IDMap /
- *  IDMap2 prefix before any of them ("IDMap,IVF100,Flat").  Tokens are
+ *  IDMap2 prefix before any of them ("IDMap,IVF100,Flat"), and a refinement
+ *  suffix: ",RFlat" (IndexRefineFlat) or ",Refine(<description>)"
+ *  (IndexRefine, e.g. "IVF100,PQ8,Refine(SQfp16)").  Tokens are
  *  case-sensitive and, as in FAISS, whitespace is not allowed.
  *  On success *out is a new index that the caller frees with vdx_index_free.
  *  @return VDX_ERR_INVALID_ARGUMENT for an unknown or malformed description;
@@ -451,6 +453,60 @@ VDX_API vdx_status vdx_index_ivf_sq_new(vdx_index *quantizer, int64_t d,
 VDX_API vdx_sq *vdx_index_sq_quantizer(const vdx_index *index);
 /** 1 when an IndexIVFScalarQuantizer encodes residuals, else 0. */
 VDX_API int vdx_index_ivf_sq_by_residual(const vdx_index *index);
+
+/* ------------------------------------------------------------------------- */
+/* Refinement: a base index proposes k * k_factor candidates, re-ranked by   */
+/* exact distances to the vectors of a refine index.  FAISS: IndexRefine,    */
+/* IndexRefineFlat.  Search params: k_factor (0 = the index's own) and       */
+/* base_params (passed to the base index's search; when NULL, sel is).       */
+/* ------------------------------------------------------------------------- */
+/** Wraps base and refine (same d, metric and ntotal; refine must be flat or
+ *  able to reconstruct).  Takes ownership of both on success only.
+ *  k_factor starts at 1, as in FAISS. */
+VDX_API vdx_status vdx_index_refine_new(vdx_index *base, vdx_index *refine,
+                                        vdx_index **out);
+/** IndexRefineFlat: refines with a new flat index of the raw vectors.
+ *  `base` must be empty; ownership passes on success only. */
+VDX_API vdx_status vdx_index_refine_flat_new(vdx_index *base,
+                                             vdx_index **out);
+/** @return the k_factor of a refine index, 0 for other kinds. */
+VDX_API float vdx_index_refine_k_factor(const vdx_index *index);
+/** Sets k_factor (finite, >= 1). */
+VDX_API vdx_status vdx_index_refine_set_k_factor(vdx_index *index,
+                                                 float k_factor);
+/** @return the base / refine index of a refine index (borrowed), else NULL. */
+VDX_API vdx_index *vdx_index_refine_base(const vdx_index *index);
+VDX_API vdx_index *vdx_index_refine_refine(const vdx_index *index);
+
+/* ------------------------------------------------------------------------- */
+/* LSH (FAISS: IndexLSH)                                                     */
+/* ------------------------------------------------------------------------- */
+/** Binary codes of nbits bits searched by Hamming distance (FAISS:
+ *  IndexLSH).  Bit j of a code is set when y_j >= threshold_j, where y is a
+ *  random rotation d -> nbits of the vector (rotate_data; vecdex's own
+ *  orthonormal matrix, stored in files) or else its first nbits components
+ *  (then nbits <= d), and the thresholds are 0 or, with train_thresholds,
+ *  the per-bit medians of the training vectors (training is then needed).
+ *  Codes take (nbits + 7) / 8 bytes, bit j in byte j / 8, LSB first, as
+ *  FAISS packs them.  Search distances are Hamming distances as float32;
+ *  empty slots hold label -1 and distance 2147483647 (as FAISS). */
+VDX_API vdx_status vdx_index_lsh_new(int64_t d, int nbits, int rotate_data,
+                                     int train_thresholds, vdx_index **out);
+/* Getters (0 / NULL for an index that is not an IndexLSH). */
+VDX_API int vdx_index_lsh_nbits(const vdx_index *index);
+VDX_API int vdx_index_lsh_rotate_data(const vdx_index *index);
+VDX_API int vdx_index_lsh_train_thresholds(const vdx_index *index);
+VDX_API size_t vdx_index_lsh_code_size(const vdx_index *index);
+/** The nbits thresholds (borrowed), or NULL before training. */
+VDX_API const float *vdx_index_lsh_thresholds(const vdx_index *index);
+/** The nbits x d rotation matrix (borrowed), or NULL without rotation. */
+VDX_API const float *vdx_index_lsh_rotation(const vdx_index *index);
+/** The ntotal x code_size stored codes (borrowed, valid until the next
+ *  mutating call). */
+VDX_API const uint8_t *vdx_index_lsh_codes(const vdx_index *index);
+/** Encodes n vectors into n x code_size bytes (FAISS: sa_encode). */
+VDX_API vdx_status vdx_index_lsh_encode(const vdx_index *index, int64_t n,
+                                        const float *x, uint8_t *codes);
 
 /* ------------------------------------------------------------------------- */
 /* Persistence in FAISS's binary format                                      */

@@ -17,6 +17,7 @@ static PyTypeObject IndexFlatType, IndexIDMapType, IndexIDMap2Type;
 int Index_traverse(IndexObject *self, visitproc visit, void *arg) {
     Py_VISIT(self->dict);
     Py_VISIT(self->sub);
+    Py_VISIT(self->sub2);
     return 0;
 }
 
@@ -25,6 +26,10 @@ int Index_clear(IndexObject *self) {
     if (self->sub) {
         ((IndexObject *)self->sub)->parent = NULL;
         Py_CLEAR(self->sub);
+    }
+    if (self->sub2) {
+        ((IndexObject *)self->sub2)->parent = NULL;
+        Py_CLEAR(self->sub2);
     }
     return 0;
 }
@@ -78,15 +83,18 @@ static PyTypeObject *class_for(const vdx_index *ix) {
     if (!strcmp(tn, "IndexIVFFlat")) return &IndexIVFFlatType;
     if (!strcmp(tn, "IndexPQ")) return &IndexPQType;
     if (!strcmp(tn, "IndexIVFPQ")) return &IndexIVFPQType;
+    if (!strcmp(tn, "IndexLSH")) return &IndexLSHType;
     if (!strcmp(tn, "IndexScalarQuantizer")) return &IndexScalarQuantizerType;
     if (!strcmp(tn, "IndexIVFScalarQuantizer"))
         return &IndexIVFScalarQuantizerType;
+    if (!strcmp(tn, "IndexRefine")) return &IndexRefineType;
+    if (!strcmp(tn, "IndexRefineFlat")) return &IndexRefineFlatType;
     return &IndexType; /* generic wrapper: every method still works */
 }
 
 /* Wraps ix (inside o's tree) and, recursively, its sub-index or
- * quantizer. */
-static PyObject *wrap_node(vdx_index *ix, owner_t *o) {
+ * quantizer (IndexRefine: base index in sub, refine index in sub2). */
+PyObject *wrap_node(vdx_index *ix, owner_t *o) {
     PyTypeObject *t = class_for(ix);
     IndexObject *obj = (IndexObject *)t->tp_alloc(t, 0);
     if (!obj) return NULL;
@@ -95,6 +103,17 @@ static PyObject *wrap_node(vdx_index *ix, owner_t *o) {
     o->refs++;
     vdx_index *sub = vdx_index_sub_index(ix);
     if (!sub) sub = vdx_index_ivf_quantizer(ix);
+    if (!sub) sub = vdx_index_refine_base(ix);
+    vdx_index *sub2 = vdx_index_refine_refine(ix);
+    if (sub2) {
+        PyObject *child = wrap_node(sub2, o);
+        if (!child) {
+            Py_DECREF(obj);
+            return NULL;
+        }
+        obj->sub2 = child;
+        ((IndexObject *)child)->parent = obj;
+    }
     if (sub) {
         PyObject *child = wrap_node(sub, o);
         if (!child) {

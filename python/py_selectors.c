@@ -280,10 +280,11 @@ SELECTOR_TYPE(SelectorOrType, "IDSelectorOr",
 typedef struct {
     PyObject_HEAD
     vdx_search_params p;
-    PyObject *sel; /* IDSelector or NULL */
+    PyObject *sel;  /* IDSelector or NULL */
+    PyObject *base; /* IndexRefineSearchParameters: base_index_params */
 } ParamsObject;
 
-static PyTypeObject ParamsType, ParamsIVFType;
+static PyTypeObject ParamsType, ParamsIVFType, ParamsRefineType;
 
 static PyObject *Params_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     (void)args;
@@ -295,6 +296,7 @@ static PyObject *Params_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
 
 static void Params_dealloc(ParamsObject *self) {
     Py_CLEAR(self->sel);
+    Py_CLEAR(self->base);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -378,6 +380,80 @@ static int ParamsIVF_init(ParamsObject *self, PyObject *args, PyObject *kw) {
     return 0;
 }
 
+static int Params_set_k_factor(ParamsObject *self, PyObject *v, void *c) {
+    (void)c;
+    if (v == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete k_factor");
+        return -1;
+    }
+    double f = PyFloat_AsDouble(v);
+    if (f == -1.0 && PyErr_Occurred()) return -1;
+    if (!(f >= 1.0) || f > 1e9) {
+        PyErr_Format(PyExc_ValueError, "k_factor must be >= 1, got %g", f);
+        return -1;
+    }
+    self->p.k_factor = (float)f;
+    return 0;
+}
+static PyObject *Params_get_k_factor(ParamsObject *self, void *c) {
+    (void)c;
+    return PyFloat_FromDouble(self->p.k_factor);
+}
+static int Params_set_base(ParamsObject *self, PyObject *v, void *c) {
+    (void)c;
+    if (v == NULL) {
+        PyErr_SetString(PyExc_AttributeError,
+                        "cannot delete base_index_params");
+        return -1;
+    }
+    if (v != Py_None && !PyObject_TypeCheck(v, &ParamsType)) {
+        PyErr_Format(PyExc_TypeError,
+                     "base_index_params must be a SearchParameters, got "
+                     "%.200s",
+                     Py_TYPE(v)->tp_name);
+        return -1;
+    }
+    /* a chain through itself would make get_params loop */
+    for (PyObject *b = v; b && b != Py_None; b = ((ParamsObject *)b)->base)
+        if (b == (PyObject *)self) {
+            PyErr_SetString(PyExc_ValueError,
+                            "base_index_params cannot contain itself");
+            return -1;
+        }
+    PyObject *old = self->base;
+    if (v != Py_None) Py_INCREF(v);
+    self->base = v == Py_None ? NULL : v;
+    Py_XDECREF(old);
+    return 0;
+}
+static PyObject *Params_get_base(ParamsObject *self, void *c) {
+    (void)c;
+    PyObject *r = self->base ? self->base : Py_None;
+    Py_INCREF(r);
+    return r;
+}
+
+static int ParamsRefine_init(ParamsObject *self, PyObject *args,
+                             PyObject *kw) {
+    static char *kwlist[] = {"sel", "k_factor", "base_index_params", NULL};
+    PyObject *sel = Py_None, *kf = NULL, *base = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw,
+                                     "|OOO:IndexRefineSearchParameters",
+                                     kwlist, &sel, &kf, &base))
+        return -1;
+    if (Params_set_sel(self, sel, NULL) < 0) return -1;
+    self->p.k_factor = 1.0f; /* FAISS's default */
+    if (kf && Params_set_k_factor(self, kf, NULL) < 0) return -1;
+    return Params_set_base(self, base, NULL);
+}
+
+static PyGetSetDef ParamsRefine_getset[] = {
+    {"k_factor", (getter)Params_get_k_factor, (setter)Params_set_k_factor,
+     "the base index fetches k * k_factor candidates", NULL},
+    {"base_index_params", (getter)Params_get_base, (setter)Params_set_base,
+     "SearchParameters passed to the base index's search, or None", NULL},
+    {NULL, NULL, NULL, NULL, NULL}};
+
 static PyGetSetDef Params_getset[] = {
     {"sel", (getter)Params_get_sel, (setter)Params_set_sel,
      "IDSelector restricting the search, or None", NULL},
@@ -413,6 +489,20 @@ static PyTypeObject ParamsIVFType = {
     .tp_new = Params_new,
 };
 
+static PyTypeObject ParamsRefineType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name =
+        "vecdex.IndexRefineSearchParameters",
+    .tp_basicsize = sizeof(ParamsObject),
+    .tp_dealloc = (destructor)Params_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "IndexRefineSearchParameters(sel=None, k_factor=1, "
+              "base_index_params=None).",
+    .tp_getset = ParamsRefine_getset,
+    .tp_init = (initproc)ParamsRefine_init,
+    .tp_base = &ParamsType,
+    .tp_new = Params_new,
+};
+
 int get_params(PyObject *po, vdx_search_params *out,
                       const vdx_search_params **pp, PyObject **keep) {
     *pp = NULL;
@@ -427,6 +517,38 @@ int get_params(PyObject *po, vdx_search_params *out,
     ParamsObject *p = (ParamsObject *)po;
     *out = p->p;
     out->sel = p->sel ? ((SelectorObject *)p->sel)->sel : NULL;
+    out->base_params = NULL;
+    if (p->base) {
+        /* nested parameters (IndexRefineSearchParameters): the call uses
+         * the nested objects' own structs, so they and their selectors are
+         * kept alive together (a tuple) */
+        int depth = 0;
+        for (ParamsObject *b = (ParamsObject *)p->base; b;
+             b = (ParamsObject *)b->base)
+            depth++;
+        PyObject *t = PyTuple_New(2 + 2 * depth);
+        if (!t) return -1;
+        PyObject *ps = p->sel ? p->sel : Py_None;
+        Py_INCREF(po);
+        PyTuple_SET_ITEM(t, 0, po);
+        Py_INCREF(ps);
+        PyTuple_SET_ITEM(t, 1, ps);
+        int i = 2;
+        for (ParamsObject *b = (ParamsObject *)p->base; b;
+             b = (ParamsObject *)b->base, i += 2) {
+            Py_INCREF(b);
+            PyTuple_SET_ITEM(t, i, (PyObject *)b);
+            PyObject *bs = b->sel ? b->sel : Py_None;
+            Py_INCREF(bs);
+            PyTuple_SET_ITEM(t, i + 1, bs);
+            b->p.sel = b->sel ? ((SelectorObject *)b->sel)->sel : NULL;
+            b->p.base_params = b->base ? &((ParamsObject *)b->base)->p : NULL;
+        }
+        out->base_params = &((ParamsObject *)p->base)->p;
+        *keep = t;
+        *pp = out;
+        return 0;
+    }
     Py_XINCREF(p->sel);
     *keep = p->sel;
     *pp = out;
@@ -438,7 +560,7 @@ int pyvdx_init_selectors(PyObject *m) {
         &SelectorType,      &SelectorRangeType,  &SelectorBatchType,
         &SelectorArrayType, &SelectorBitmapType, &SelectorNotType,
         &SelectorAndType,   &SelectorOrType,     &ParamsType,
-        &ParamsIVFType};
+        &ParamsIVFType,     &ParamsRefineType};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (add_type(m, types[i]) < 0) return -1;
     Py_INCREF(&ParamsIVFType);

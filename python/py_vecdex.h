@@ -9,6 +9,7 @@
  *                   of C index trees, persistence (read/write/serialize)
  *   py_ivf.c        IndexIVF, IndexIVFFlat and the inverted lists
  *   py_pq.c         ProductQuantizer, IndexPQ, IndexIVFPQ
+ *   py_lsh.c        IndexLSH
  *   py_sq.c         ScalarQuantizer, IndexScalarQuantizer, IndexIVFScalarQuantizer
  *   py_kmeans.c     Kmeans
  *   py_factory.c    index_factory
@@ -170,6 +171,7 @@ typedef struct IndexObject {
     vdx_index *ix;            /* points into owner's tree; NULL until init */
     owner_t *owner;
     PyObject *sub;            /* IDMap sub-index / IVF quantizer (strong) */
+    PyObject *sub2;           /* IndexRefine's refine index (strong) */
     struct IndexObject *parent; /* borrowed; cleared by the parent */
     int initialising;         /* an IDMap / IVF __init__ is under way */
     PyObject *dict;
@@ -222,6 +224,8 @@ int index_adopt(IndexObject *self, PyObject *childo, adopt_fn build,
 /* Takes ownership of a new C index tree (freed on failure too) and returns
  * its Python wrapper: the right class for each node, children wrapped. */
 PyObject *wrap_tree(vdx_index *root);
+/* Wraps ix, a node inside o's tree, and its children (adds to o->refs). */
+PyObject *wrap_node(vdx_index *ix, owner_t *o);
 
 int pyvdx_init_index(PyObject *m);
 
@@ -236,7 +240,13 @@ int pyvdx_init_pq(PyObject *m);
 /* ScalarQuantizer, IndexScalarQuantizer, IndexIVFScalarQuantizer (py_sq.c) */
 extern PyTypeObject IndexScalarQuantizerType, IndexIVFScalarQuantizerType;
 int pyvdx_init_sq(PyObject *m);
+/* IndexLSH (py_lsh.c) */
+extern PyTypeObject IndexLSHType;
+int pyvdx_init_lsh(PyObject *m);
 int pyvdx_init_kmeans(PyObject *m);
+/* IndexRefine, IndexRefineFlat (py_refine.c) */
+extern PyTypeObject IndexRefineType, IndexRefineFlatType;
+int pyvdx_init_refine(PyObject *m);
 /* index_factory (py_factory.c) */
 int pyvdx_init_factory(PyObject *m);
 

@@ -9,8 +9,12 @@
  *     coarse      := "IVF" <n> [ "k" | "M" ]     (k = *1024, M = *1024^2)
  *     encoding    := "Flat" | "PQ" <M> [ "x" <nbits> ]
  *                  | "SQ4" | "SQ6" | "SQ8" | "SQfp16" | "SQbf16"
+ *                  | "LSH" [ <nbits> ] [ "r" ] [ "t" ]   (not after IVF)
  *
  * As in FAISS, tokens are case-sensitive and whitespace is not skipped.
+ * A description may end with a refinement suffix, handled before the
+ * tokens are split: ",RFlat" (IndexRefineFlat) or ",Refine(<description>)"
+ * (IndexRefine whose refine index is built from the inner description).
  *
  * The parser is table-driven: each token kind is one row of `tokens` (a name
  * prefix, the stage it belongs to and a function that parses the rest of the
@@ -27,7 +31,7 @@
 /* The stages, in the order they must appear. */
 enum stage { ST_WRAPPER = 0, ST_COARSE = 1, ST_ENCODING = 2 };
 
-enum kind { K_IDMAP, K_IDMAP2, K_IVF, K_FLAT, K_PQ, K_SQ };
+enum kind { K_IDMAP, K_IDMAP2, K_IVF, K_FLAT, K_PQ, K_SQ, K_LSH };
 
 /* What the parser extracted from one token. */
 typedef struct parsed_tok {
@@ -96,6 +100,19 @@ static int parse_sq(const char *rest, size_t len, parsed_tok *out) {
     return -1;
 }
 
+/* LSH[<nbits>][r][t] (FAISS: nbits defaults to d, r = rotate_data,
+ * t = train_thresholds): n = nbits or 0, n2 = r | t << 1. */
+static int parse_lsh(const char *rest, size_t len, parsed_tok *out) {
+    size_t i = 0;
+    while (i < len && rest[i] >= '0' && rest[i] <= '9') i++;
+    out->n = 0;
+    if (i && (parse_count(rest, i, out) || out->n < 1)) return -1;
+    out->n2 = 0;
+    if (i < len && rest[i] == 'r') out->n2 |= 1, i++;
+    if (i < len && rest[i] == 't') out->n2 |= 2, i++;
+    return i == len ? 0 : -1;
+}
+
 /* Longer prefixes first where one is a prefix of another (IDMap2/IDMap). */
 static const tok_def tokens[] = {
     {"IDMap2", ST_WRAPPER, K_IDMAP2, NULL},
@@ -104,6 +121,7 @@ static const tok_def tokens[] = {
     {"Flat", ST_ENCODING, K_FLAT, NULL},
     {"PQ", ST_ENCODING, K_PQ, parse_pq},
     {"SQ", ST_ENCODING, K_SQ, parse_sq},
+    {"LSH", ST_ENCODING, K_LSH, parse_lsh},
 };
 
 #define MAX_TOKENS 16
@@ -139,9 +157,23 @@ static vdx_status build_core(int64_t d, vdx_metric metric, const parsed_tok *enc
         case K_FLAT: return vdx_index_flat_new(d, metric, out);
         case K_PQ: return vdx_index_pq_new(d, enc->n, (int)enc->n2, metric, out);
         case K_SQ: return vdx_index_sq_new(d, (int)enc->n, metric, out);
+        case K_LSH:
+            if (metric != VDX_METRIC_L2)
+                return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                                 "index_factory: LSH needs the L2 metric");
+            if (enc->n > VDX_MAX_DIM)
+                return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                                 "index_factory: LSH nbits=%lld is too large",
+                                 (long long)enc->n);
+            return vdx_index_lsh_new(d, enc->n ? (int)enc->n : (int)d,
+                                     (int)(enc->n2 & 1), (int)(enc->n2 >> 1),
+                                     out);
         default: return vdx_raise(VDX_ERR_INTERNAL, "index_factory: bad encoding");
         }
     }
+    if (enc->kind == K_LSH)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "index_factory: LSH cannot follow an IVF token");
     vdx_index *q = NULL;
     if ((st = vdx_index_flat_new(d, metric, &q))) return st;
     switch (enc->kind) {
@@ -207,6 +239,42 @@ vdx_status vdx_index_factory(int64_t d, const char *description,
     if (strlen(description) > 1000)
         return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
                          "index_factory: description longer than 1000 chars");
+
+    /* refinement suffix: the rest is built recursively, then wrapped */
+    size_t dl = strlen(description);
+    const char *rf = NULL, *inner = NULL;
+    if (dl >= 6 && !strcmp(description + dl - 6, ",RFlat")) {
+        rf = description + dl - 6;
+    } else if (dl >= 1 && description[dl - 1] == ')') {
+        const char *c = strstr(description, ",Refine(");
+        if (c) {
+            rf = c;
+            inner = c + 8;
+        }
+    }
+    if (rf) {
+        char pre[1001], in[1001];
+        size_t pl = (size_t)(rf - description);
+        memcpy(pre, description, pl);
+        pre[pl] = 0;
+        vdx_index *base = NULL, *ref = NULL;
+        vdx_status st = vdx_index_factory(d, pre, metric, &base);
+        if (st) return st;
+        if (!inner) {
+            st = vdx_index_refine_flat_new(base, out);
+        } else {
+            size_t il = dl - 1 - (size_t)(inner - description);
+            memcpy(in, inner, il);
+            in[il] = 0;
+            if (!(st = vdx_index_factory(d, in, metric, &ref)))
+                st = vdx_index_refine_new(base, ref, out);
+        }
+        if (st) {
+            vdx_index_free(base);
+            vdx_index_free(ref);
+        }
+        return st;
+    }
 
     /* split on commas, keeping each token's position */
     tok_span spans[MAX_TOKENS];

@@ -85,6 +85,13 @@ VDX_INTERNAL vdx_status vdx_idmap2_rebuild(vdx_idmap *m);
 /* Appends n entries to id_map (used by add and by the file reader). */
 VDX_INTERNAL vdx_status vdx_idmap_reserve(vdx_idmap *m, int64_t n);
 
+/* ---- IndexRefine / IndexRefineFlat (refine.c) ---------------------------- */
+VDX_INTERNAL int vdx_is_refine(const vdx_index *ix);
+/* Builds the wrapper without checks (the file reader checks); takes
+ * ownership of both on success; flat selects the IndexRefineFlat name. */
+VDX_INTERNAL vdx_status vdx_refine_make(vdx_index *base, vdx_index *refine,
+                                        int flat, vdx_index **out);
+
 /* ---- IVF ------------------------------------------------------------------ */
 #include "invlists.h"
 

@@ -34,6 +34,12 @@
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "vecdex reads and writes FAISS files on little-endian hosts only"
+/* refine_io.c: IxRF (IndexRefine, IndexRefineFlat) */
+VDX_INTERNAL vdx_status vdx_io_read_refine(vdx_reader *r, vdx_io_header *h,
+                                           vdx_index **out);
+VDX_INTERNAL vdx_status vdx_io_write_refine(vdx_writer *w,
+                                            const vdx_index *ix);
+
 #endif
 
 /* Deepest nesting of wrapper indexes (IDMap of IDMap of ...) accepted. */
@@ -202,6 +208,12 @@ VDX_INTERNAL vdx_status vdx_io_write_ivfpq(vdx_writer *w,
 VDX_INTERNAL int vdx_io_is_index_pq(const vdx_index *ix);
 VDX_INTERNAL int vdx_io_is_ivfpq(const vdx_index *ix);
 
+/* lsh_io.c: IxHe (IndexLSH) */
+VDX_INTERNAL int vdx_io_is_lsh(const vdx_index *ix);
+VDX_INTERNAL vdx_status vdx_io_read_lsh(vdx_reader *r, vdx_io_header *h,
+                                        vdx_index **out);
+VDX_INTERNAL vdx_status vdx_io_write_lsh(vdx_writer *w, const vdx_index *ix);
+
 /* sq_io.c: IxSQ (IndexScalarQuantizer), IwSq (IndexIVFScalarQuantizer) */
 VDX_INTERNAL int vdx_io_is_index_sq(const vdx_index *ix);
 VDX_INTERNAL int vdx_io_is_ivfsq(const vdx_index *ix);
@@ -213,5 +225,11 @@ VDX_INTERNAL vdx_status vdx_io_read_ivfsq(vdx_reader *r, vdx_io_header *h,
                                           vdx_index **out);
 VDX_INTERNAL vdx_status vdx_io_write_ivfsq(vdx_writer *w,
                                            const vdx_index *ix);
+
+/* refine_io.c: IxRF (IndexRefine, IndexRefineFlat) */
+VDX_INTERNAL vdx_status vdx_io_read_refine(vdx_reader *r, vdx_io_header *h,
+                                           vdx_index **out);
+VDX_INTERNAL vdx_status vdx_io_write_refine(vdx_writer *w,
+                                            const vdx_index *ix);
 
 #endif

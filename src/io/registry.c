@@ -20,18 +20,22 @@ const vdx_io_reader_entry vdx_io_readers[] = {
     {"IxPQ", vdx_io_read_index_pq}, /* IndexPQ, older layout */
     {"IxPo", vdx_io_read_index_pq}, /* IndexPQ, older layout */
     {"IwPQ", vdx_io_read_ivfpq},    /* IndexIVFPQ */
+    {"IxHe", vdx_io_read_lsh},      /* IndexLSH */
+    {"IxRF", vdx_io_read_refine},   /* IndexRefine, IndexRefineFlat */
 };
 const size_t vdx_io_nreaders =
     sizeof vdx_io_readers / sizeof vdx_io_readers[0];
 
 const vdx_io_writer_entry vdx_io_writers[] = {
     {vdx_is_idmap, vdx_io_write_idmap},
+    {vdx_is_refine, vdx_io_write_refine},
     {vdx_is_flat, vdx_io_write_flat},
     {vdx_io_is_ivf_flat, vdx_io_write_ivf_flat},
     {vdx_io_is_index_sq, vdx_io_write_index_sq},
     {vdx_io_is_ivfsq, vdx_io_write_ivfsq},
     {vdx_io_is_index_pq, vdx_io_write_index_pq},
     {vdx_io_is_ivfpq, vdx_io_write_ivfpq},
+    {vdx_io_is_lsh, vdx_io_write_lsh},
 };
 const size_t vdx_io_nwriters =
     sizeof vdx_io_writers / sizeof vdx_io_writers[0];

@@ -1,0 +1,567 @@
+/*
+ * lsh.c — IndexLSH, as FAISS defines it: each vector becomes nbits sign
+ * bits of
+ *     y = R x  (rotate_data: a random rotation d -> nbits; else the first
+ *               nbits components of x, which needs d >= nbits)
+ * minus per-bit thresholds (train_thresholds: the medians of the training
+ * vectors' y; else 0).  Bit j of a code (y_j - threshold_j >= 0) is bit j % 8 of
+ * byte j / 8, as FAISS packs it.  Search is exhaustive by Hamming distance
+ * (popcount of XORed 64-bit words; a POPCNT build of the scan is picked at
+ * run time on x86), distances are the integer bit counts as float32, ties go
+ * to the lower id, and empty result slots hold label -1 and distance
+ * 2147483647 (FAISS's int heap sentinel converted to float).
+ *
+ * The rotation is vecdex's own (an orthonormalised Gaussian matrix from a
+ * fixed seed); it is stored in the index and in files, so indexes read from
+ * FAISS files use FAISS's matrix.
+ */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "index_lsh.h"
+#include "common/blas.h"
+#include "common/rng.h"
+#include "common/threads.h"
+#include "common/topk.h"
+#include "simd/kernels.h"
+
+#define LSH_ROT_SEED 5
+
+static const vdx_index_ops lsh_ops;
+
+int vdx_is_lsh(const vdx_index *ix) { return ix && ix->ops == &lsh_ops; }
+
+vdx_status vdx_lsh_reserve(vdx_lsh *l, int64_t n) {
+    if (n <= l->cap) return VDX_OK;
+    int64_t nc = VDX_MAX(n, l->cap + l->cap / 2);
+    uint8_t *c = vdx_realloc_array(l->codes, (size_t)nc, l->code_size);
+    if (!c) return VDX_ERR_OUT_OF_MEMORY;
+    l->codes = c;
+    l->cap = nc;
+    return VDX_OK;
+}
+
+/* ---- rotation ------------------------------------------------------------ */
+
+static double gaussian(vdx_rng *r) {
+    double u1 = ((double)(vdx_rng_next(r) >> 11) + 1.0) * (1.0 / 9007199254740993.0);
+    double u2 = (double)(vdx_rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+/* A (nbits x d): orthonormal rows when nbits <= d, orthonormal columns
+ * otherwise (as FAISS's RandomRotationMatrix). */
+static vdx_status make_rotation(int64_t d, int nbits, float **out) {
+    int64_t rows = nbits <= d ? nbits : d; /* vectors to orthonormalise */
+    int64_t len = nbits <= d ? d : nbits;
+    double *v = vdx_malloc_array((size_t)(rows * len), sizeof(double));
+    float *A = vdx_malloc_array((size_t)nbits * (size_t)d, sizeof(float));
+    if (!v || !A) {
+        vdx_free(v);
+        vdx_free(A);
+        return VDX_ERR_OUT_OF_MEMORY;
+    }
+    vdx_rng r;
+    vdx_rng_seed(&r, LSH_ROT_SEED);
+    for (int64_t i = 0; i < rows; i++) {
+        double *vi = v + i * len;
+        for (;;) {
+            for (int64_t t = 0; t < len; t++) vi[t] = gaussian(&r);
+            for (int pass = 0; pass < 2; pass++) /* re-orthogonalise once */
+                for (int64_t j = 0; j < i; j++) {
+                    const double *vj = v + j * len;
+                    double dot = 0;
+                    for (int64_t t = 0; t < len; t++) dot += vi[t] * vj[t];
+                    for (int64_t t = 0; t < len; t++) vi[t] -= dot * vj[t];
+                }
+            double nrm = 0;
+            for (int64_t t = 0; t < len; t++) nrm += vi[t] * vi[t];
+            nrm = sqrt(nrm);
+            if (nrm < 1e-6) continue; /* (never in practice) */
+            for (int64_t t = 0; t < len; t++) vi[t] /= nrm;
+            break;
+        }
+    }
+    for (int64_t i = 0; i < nbits; i++)
+        for (int64_t j = 0; j < d; j++)
+            A[i * d + j] = (float)(nbits <= d ? v[i * len + j] : v[j * len + i]);
+    vdx_free(v);
+    *out = A;
+    return VDX_OK;
+}
+
+/* ---- encoding ------------------------------------------------------------ */
+
+/* y (n x nbits) = the pre-threshold values of the n vectors x: one sgemm
+ * with the rotation (as FAISS's LinearTransform), or the first nbits
+ * components. */
+static void project_n(const vdx_lsh *l, int64_t n, const float *x, float *y) {
+    const int64_t d = l->base.d;
+    const int nb = l->nbits;
+    if (l->rotate_data && l->A) {
+        vdx_gemm_xyt((int)n, nb, (int)d, 1.0f, x, l->A, y);
+        if (l->b)
+            for (int64_t i = 0; i < n; i++)
+                for (int j = 0; j < nb; j++) y[i * nb + j] += l->b[j];
+    } else {
+        for (int64_t i = 0; i < n; i++)
+            memcpy(y + i * nb, x + i * d, (size_t)nb * sizeof(float));
+    }
+}
+
+static void bits_of(const vdx_lsh *l, const float *y, uint8_t *code) {
+    memset(code, 0, l->code_size);
+    const float *t = l->train_thresholds ? l->thresholds : NULL;
+    for (int j = 0; j < l->nbits; j++) {
+        /* FAISS: x - t >= 0, which is exactly x >= t in IEEE arithmetic */
+        if (y[j] >= (t ? t[j] : 0.0f)) code[j >> 3] |= (uint8_t)(1u << (j & 7));
+    }
+}
+
+/* Rows per projection block (bounded so that a block stays small). */
+static int64_t enc_block(const vdx_lsh *l) {
+    return VDX_MAX(1, VDX_MIN(256, ((int64_t)1 << 18) / l->nbits));
+}
+
+static vdx_status encode_n(const vdx_lsh *l, int64_t n, const float *x,
+                           uint8_t *codes) {
+    const int nthreads = vdx_nthreads();
+    const int64_t B = enc_block(l), nblk = (n + B - 1) / B;
+    float *y = vdx_malloc_array((size_t)nthreads, (size_t)(B * l->nbits) * sizeof(float));
+    if (!y) return VDX_ERR_OUT_OF_MEMORY;
+#pragma omp parallel for schedule(dynamic, 1) if (nblk > 1) num_threads(nthreads)
+    for (int64_t b = 0; b < nblk; b++) {
+        int64_t i0 = b * B, bn = VDX_MIN(B, n - i0);
+        float *yt = y + (size_t)omp_get_thread_num() * (size_t)(B * l->nbits);
+        project_n(l, bn, x + (size_t)i0 * (size_t)l->base.d, yt);
+        for (int64_t i = 0; i < bn; i++)
+            bits_of(l, yt + i * l->nbits, codes + (size_t)(i0 + i) * l->code_size);
+    }
+    vdx_free(y);
+    return VDX_OK;
+}
+
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+static vdx_status lsh_train(vdx_index *ix, int64_t n, const float *x) {
+    vdx_lsh *l = (vdx_lsh *)ix;
+    if (!l->train_thresholds) return VDX_OK; /* nothing to learn */
+    if (n < 1)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "IndexLSH: training needs at least 1 vector");
+    const int nb = l->nbits;
+    float *y = vdx_malloc_array((size_t)n, (size_t)nb * sizeof(float));
+    float *col = vdx_malloc_array((size_t)n, sizeof(float));
+    float *t = l->thresholds ? l->thresholds : vdx_malloc_array((size_t)nb, sizeof(float));
+    if (!y || !col || !t) {
+        vdx_free(y);
+        vdx_free(col);
+        if (t != l->thresholds) vdx_free(t);
+        return VDX_ERR_OUT_OF_MEMORY;
+    }
+    const int64_t B = enc_block(l);
+    for (int64_t i0 = 0; i0 < n; i0 += B)
+        project_n(l, VDX_MIN(B, n - i0), x + (size_t)i0 * (size_t)ix->d,
+                  y + (size_t)i0 * nb);
+    for (int j = 0; j < nb; j++) {
+        for (int64_t i = 0; i < n; i++) col[i] = y[(size_t)i * nb + j];
+        qsort(col, (size_t)n, sizeof(float), cmp_float);
+        t[j] = n % 2 ? col[n / 2] : (col[n / 2 - 1] + col[n / 2]) / 2;
+    }
+    vdx_free(y);
+    vdx_free(col);
+    l->thresholds = t;
+    ix->is_trained = 1;
+    return VDX_OK;
+}
+
+static vdx_status lsh_add(vdx_index *ix, int64_t n, const float *x,
+                          const vdx_idx_t *ids) {
+    vdx_lsh *l = (vdx_lsh *)ix;
+    if (ids)
+        return vdx_raise(VDX_ERR_UNSUPPORTED,
+                         "IndexLSH: add_with_ids is not supported (wrap the "
+                         "index in an IndexIDMap)");
+    vdx_status st = vdx_lsh_reserve(l, ix->ntotal + n);
+    if (st) return st;
+    st = encode_n(l, n, x, l->codes + (size_t)ix->ntotal * l->code_size);
+    if (!st) ix->ntotal += n;
+    return st;
+}
+
+/* ---- Hamming scan ---------------------------------------------------------- */
+
+#if defined(__GNUC__)
+#define LSH_INLINE static inline __attribute__((always_inline))
+#else
+#define LSH_INLINE static inline
+#endif
+
+
+/* Hamming distances of the query code q to codes[0 .. n), into dist. */
+/* Specialised loops for the code sizes of 64 / 128 / 256 bits. */
+#define HAM_FIXED(W)                                                        \
+    do {                                                                    \
+        uint64_t qw[W];                                                     \
+        memcpy(qw, q, 8 * (W));                                             \
+        for (size_t i = 0; i < n; i++) {                                    \
+            uint64_t c[W];                                                  \
+            memcpy(c, codes + i * 8 * (W), 8 * (W));                        \
+            uint32_t h = 0;                                                 \
+            for (int w = 0; w < (W); w++)                                   \
+                h += (uint32_t)__builtin_popcountll(c[w] ^ qw[w]);          \
+            dist[i] = h;                                                    \
+        }                                                                   \
+    } while (0)
+
+/* Codes shorter than 8 bytes: byte-exact loads of a fixed size. */
+#define HAM_SMALL(B)                                                        \
+    do {                                                                    \
+        uint64_t qv = 0;                                                    \
+        memcpy(&qv, q, (B));                                                \
+        for (size_t i = 0; i < n; i++) {                                    \
+            uint64_t c = 0;                                                 \
+            memcpy(&c, codes + i * (B), (B));                               \
+            dist[i] = (uint32_t)__builtin_popcountll(c ^ qv);               \
+        }                                                                   \
+    } while (0)
+
+LSH_INLINE void hamming_body(const uint8_t *q, const uint8_t *codes,
+                                size_t n, size_t cs, uint32_t *dist) {
+    switch (cs) {
+    case 1: HAM_SMALL(1); return;
+    case 2: HAM_SMALL(2); return;
+    case 3: HAM_SMALL(3); return;
+    case 4: HAM_SMALL(4); return;
+    case 5: HAM_SMALL(5); return;
+    case 6: HAM_SMALL(6); return;
+    case 7: HAM_SMALL(7); return;
+    case 8: HAM_FIXED(1); return;
+    case 16: HAM_FIXED(2); return;
+    case 32: HAM_FIXED(4); return;
+    default: break;
+    }
+    /* cs > 8: whole words, then the last 8 bytes (overlapping the words
+     * already counted) with the overlap masked off */
+    const size_t nw = cs / 8, tail = cs % 8;
+    const uint64_t mask = tail ? ~(uint64_t)0 << (8 * (8 - tail)) : 0;
+    uint64_t ql;
+    memcpy(&ql, q + cs - 8, 8);
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *c = codes + i * cs;
+        uint32_t h = 0;
+        for (size_t w = 0; w < nw; w++) {
+            uint64_t a, b;
+            memcpy(&a, c + w * 8, 8);
+            memcpy(&b, q + w * 8, 8);
+            h += (uint32_t)__builtin_popcountll(a ^ b);
+        }
+        if (tail) {
+            uint64_t cl;
+            memcpy(&cl, c + cs - 8, 8);
+            h += (uint32_t)__builtin_popcountll((cl ^ ql) & mask);
+        }
+        dist[i] = h;
+    }
+}
+
+static void hamming_generic(const uint8_t *q, const uint8_t *codes, size_t n,
+                            size_t cs, uint32_t *dist) {
+    hamming_body(q, codes, n, cs, dist);
+}
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+__attribute__((target("popcnt"))) static void
+hamming_popcnt(const uint8_t *q, const uint8_t *codes, size_t n, size_t cs,
+               uint32_t *dist) {
+    hamming_body(q, codes, n, cs, dist);
+}
+#endif
+
+typedef void (*hamming_fn)(const uint8_t *, const uint8_t *, size_t, size_t,
+                           uint32_t *);
+
+static hamming_fn pick_hamming(void) {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("popcnt")) return hamming_popcnt;
+#endif
+    return hamming_generic;
+}
+
+#define LSH_CHUNK 1024
+#define LSH_EMPTY_DIST 2147483647.0f
+
+/* Offers codes [i0, i1) to the heap (hk, hi) of query code qq. */
+static void scan_range(const vdx_lsh *l, hamming_fn ham, const uint8_t *qq,
+                       int64_t i0, int64_t i1, int64_t k,
+                       const vdx_selector *sel, float *hk, vdx_idx_t *hi,
+                       uint32_t *dd) {
+    const size_t cs = l->code_size;
+    /* the heap's worst distance as an integer (distances are < 2^31) */
+    uint32_t thr = isinf(hk[0]) ? UINT32_MAX : (uint32_t)hk[0];
+    for (int64_t c0 = i0; c0 < i1; c0 += LSH_CHUNK) {
+        size_t cn = (size_t)VDX_MIN(LSH_CHUNK, i1 - c0);
+        ham(qq, l->codes + (size_t)c0 * cs, cn, cs, dd);
+        for (size_t j = 0; j < cn; j++) {
+            if (dd[j] > thr) continue; /* the common case: no better */
+            vdx_idx_t id = c0 + (int64_t)j;
+            if (sel && !vdx_sel_member(sel, id)) continue;
+            vdx_heap_push(k, hk, hi, (float)dd[j], id);
+            thr = isinf(hk[0]) ? UINT32_MAX : (uint32_t)hk[0];
+        }
+    }
+}
+
+static void finish(int64_t k, float *hk, vdx_idx_t *hi) {
+    vdx_topk_finish(k, hk, hi, 0, 0);
+    for (int64_t j = 0; j < k; j++)
+        if (hi[j] < 0) hk[j] = LSH_EMPTY_DIST;
+}
+
+static vdx_status lsh_search(const vdx_index *ix, int64_t n, const float *x,
+                             int64_t k, const vdx_search_params *prm,
+                             float *D, vdx_idx_t *I) {
+    const vdx_lsh *l = (const vdx_lsh *)ix;
+    const vdx_selector *sel = prm ? prm->sel : NULL;
+    const size_t cs = l->code_size;
+    const int64_t nb = ix->ntotal;
+    const hamming_fn ham = pick_hamming();
+    const int nthreads = vdx_nthreads();
+    /* split the database when there are fewer queries than threads */
+    const int split = n < nthreads && nthreads > 1 && nb >= 4 * LSH_CHUNK;
+    uint8_t *qc = vdx_malloc_array((size_t)n, cs);
+    uint32_t *dist = vdx_malloc_array((size_t)nthreads, LSH_CHUNK * sizeof(uint32_t));
+    float *tk = split ? vdx_malloc_array((size_t)nthreads, (size_t)k * sizeof(float)) : NULL;
+    vdx_idx_t *ti = split ? vdx_malloc_array((size_t)nthreads, (size_t)k * sizeof(vdx_idx_t)) : NULL;
+    vdx_status st = (!qc || !dist || (split && (!tk || !ti)))
+                        ? VDX_ERR_OUT_OF_MEMORY : VDX_OK;
+    if (!st) st = encode_n(l, n, x, qc);
+    if (!st && !split) {
+#pragma omp parallel for schedule(dynamic, 1) if (n > 1) num_threads(nthreads)
+        for (int64_t q = 0; q < n; q++) {
+            float *hk = D + q * k;
+            vdx_idx_t *hi = I + q * k;
+            vdx_heap_init(k, hk, hi);
+            scan_range(l, ham, qc + (size_t)q * cs, 0, nb, k, sel, hk, hi,
+                       dist + (size_t)omp_get_thread_num() * LSH_CHUNK);
+            finish(k, hk, hi);
+        }
+    } else if (!st) {
+        for (int64_t q = 0; q < n; q++) {
+            /* all heaps, in case the team is smaller than asked */
+            vdx_heap_init((int64_t)nthreads * k, tk, ti);
+#pragma omp parallel num_threads(nthreads)
+            {
+                int t = omp_get_thread_num(), nt = omp_get_num_threads();
+                float *hk = tk + (size_t)t * k;
+                vdx_idx_t *hi = ti + (size_t)t * k;
+                int64_t per = (nb + nt - 1) / nt;
+                int64_t i0 = VDX_MIN(nb, per * t), i1 = VDX_MIN(nb, i0 + per);
+                scan_range(l, ham, qc + (size_t)q * cs, i0, i1, k, sel, hk, hi,
+                           dist + (size_t)t * LSH_CHUNK);
+            }
+            float *hk = D + q * k;
+            vdx_idx_t *hi = I + q * k;
+            memcpy(hk, tk, (size_t)k * sizeof(float));
+            memcpy(hi, ti, (size_t)k * sizeof(vdx_idx_t));
+            for (int t = 1; t < nthreads; t++)
+                vdx_heap_merge(k, hk, hi, tk + (size_t)t * k, ti + (size_t)t * k);
+            finish(k, hk, hi);
+        }
+    }
+    vdx_free(qc);
+    vdx_free(dist);
+    vdx_free(tk);
+    vdx_free(ti);
+    return st;
+}
+
+/* Hits with Hamming distance < radius. */
+static vdx_status lsh_range_search(const vdx_index *ix, int64_t n,
+                                   const float *x, float radius,
+                                   const vdx_search_params *prm,
+                                   vdx_range_builder *rb) {
+    const vdx_lsh *l = (const vdx_lsh *)ix;
+    const vdx_selector *sel = prm ? prm->sel : NULL;
+    const size_t cs = l->code_size;
+    const hamming_fn ham = pick_hamming();
+    const int nthreads = vdx_nthreads();
+    uint8_t *qc = vdx_malloc_array((size_t)n, cs);
+    uint32_t *dist = vdx_malloc_array((size_t)nthreads, LSH_CHUNK * sizeof(uint32_t));
+    vdx_status st = (!qc || !dist) ? VDX_ERR_OUT_OF_MEMORY : VDX_OK;
+    if (!st) st = encode_n(l, n, x, qc);
+    if (!st) {
+#pragma omp parallel for schedule(dynamic, 1) if (n > 1) num_threads(nthreads)
+        for (int64_t q = 0; q < n; q++) {
+            uint32_t *dd = dist + (size_t)omp_get_thread_num() * LSH_CHUNK;
+            for (int64_t c0 = 0; c0 < ix->ntotal; c0 += LSH_CHUNK) {
+                size_t cn = (size_t)VDX_MIN(LSH_CHUNK, ix->ntotal - c0);
+                ham(qc + (size_t)q * cs, l->codes + (size_t)c0 * cs, cn, cs, dd);
+                for (size_t j = 0; j < cn; j++) {
+                    float v = (float)dd[j];
+                    vdx_idx_t id = c0 + (int64_t)j;
+                    if (!(v < radius)) continue;
+                    if (sel && !vdx_sel_member(sel, id)) continue;
+                    if (vdx_range_builder_add(rb, q, v, id)) {
+#pragma omp atomic write
+                        st = VDX_ERR_OUT_OF_MEMORY;
+                    }
+                }
+            }
+        }
+    }
+    vdx_free(qc);
+    vdx_free(dist);
+    return st;
+}
+
+static vdx_status lsh_reset(vdx_index *ix) {
+    vdx_lsh *l = (vdx_lsh *)ix;
+    vdx_free(l->codes);
+    l->codes = NULL;
+    l->cap = 0;
+    ix->ntotal = 0;
+    return VDX_OK;
+}
+
+/* As FAISS (IndexFlatCodes): the kept codes are compacted and renumbered. */
+static vdx_status lsh_remove_ids(vdx_index *ix, const vdx_selector *sel,
+                                 int64_t *nremoved) {
+    vdx_lsh *l = (vdx_lsh *)ix;
+    const size_t cs = l->code_size;
+    int64_t j = 0;
+    for (int64_t i = 0; i < ix->ntotal; i++) {
+        if (vdx_sel_member(sel, i)) continue;
+        if (i != j) memmove(l->codes + (size_t)j * cs, l->codes + (size_t)i * cs, cs);
+        j++;
+    }
+    *nremoved = ix->ntotal - j;
+    ix->ntotal = j;
+    return VDX_OK;
+}
+
+static void lsh_destroy(vdx_index *ix) {
+    vdx_lsh *l = (vdx_lsh *)ix;
+    vdx_free(l->A);
+    vdx_free(l->b);
+    vdx_free(l->thresholds);
+    vdx_free(l->codes);
+    vdx_free(l);
+}
+
+static const vdx_index_ops lsh_ops = {
+    "IndexLSH",       lsh_train, lsh_add, lsh_search,
+    lsh_range_search, lsh_reset, NULL,    NULL,
+    lsh_remove_ids,   lsh_destroy};
+
+/* ---- public API -------------------------------------------------------------- */
+
+vdx_status vdx_index_lsh_new(int64_t d, int nbits, int rotate_data,
+                             int train_thresholds, vdx_index **out) {
+    vdx_clear_error();
+    if (!out) return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "out is NULL");
+    *out = NULL;
+    vdx_lsh *l = NULL;
+    vdx_status st = vdx_lsh_alloc(d, nbits, rotate_data, train_thresholds, 1, &l);
+    if (!st) *out = &l->base;
+    return st;
+}
+
+vdx_status vdx_lsh_alloc(int64_t d, int nbits, int rotate_data,
+                         int train_thresholds, int make_rot, vdx_lsh **out) {
+    if (d <= 0 || d > VDX_MAX_DIM)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "dimension d=%lld must be in 1..%lld", (long long)d,
+                         (long long)VDX_MAX_DIM);
+    if (nbits < 1 || nbits > VDX_MAX_DIM)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "IndexLSH: nbits=%d must be in 1..%lld", nbits,
+                         (long long)VDX_MAX_DIM);
+    if (!rotate_data && nbits > d)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "IndexLSH: without rotate_data nbits=%d must be <= "
+                         "d=%lld",
+                         nbits, (long long)d);
+    if ((uint64_t)nbits * (uint64_t)d > ((uint64_t)1 << 31) && rotate_data)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "IndexLSH: rotation of %d x %lld is too large",
+                         nbits, (long long)d);
+    vdx_lsh *l = vdx_calloc(1, sizeof *l);
+    if (!l) return VDX_ERR_OUT_OF_MEMORY;
+    l->base.ops = &lsh_ops;
+    l->base.d = d;
+    l->base.metric = VDX_METRIC_L2; /* what FAISS stores */
+    l->base.is_trained = !train_thresholds;
+    l->nbits = nbits;
+    l->rotate_data = rotate_data != 0;
+    l->train_thresholds = train_thresholds != 0;
+    l->code_size = ((size_t)nbits + 7) / 8;
+    if (l->rotate_data && make_rot) {
+        vdx_status st = make_rotation(d, nbits, &l->A);
+        if (st) {
+            vdx_free(l);
+            return st;
+        }
+        l->rot_trained = 1;
+    }
+    *out = l;
+    return VDX_OK;
+}
+
+static vdx_lsh *as_lsh(const vdx_index *ix) {
+    return vdx_is_lsh(ix) ? (vdx_lsh *)ix : NULL;
+}
+
+int vdx_index_lsh_nbits(const vdx_index *ix) {
+    vdx_lsh *l = as_lsh(ix);
+    return l ? l->nbits : 0;
+}
+int vdx_index_lsh_rotate_data(const vdx_index *ix) {
+    vdx_lsh *l = as_lsh(ix);
+    return l ? l->rotate_data : 0;
+}
+int vdx_index_lsh_train_thresholds(const vdx_index *ix) {
+    vdx_lsh *l = as_lsh(ix);
+    return l ? l->train_thresholds : 0;
+}
+size_t vdx_index_lsh_code_size(const vdx_index *ix) {
+    vdx_lsh *l = as_lsh(ix);
+    return l ? l->code_size : 0;
+}
+const float *vdx_index_lsh_thresholds(const vdx_index *ix) {
+    vdx_lsh *l = as_lsh(ix);
+    return l ? l->thresholds : NULL;
+}
+const float *vdx_index_lsh_rotation(const vdx_index *ix) {
+    vdx_lsh *l = as_lsh(ix);
+    return l ? l->A : NULL;
+}
+const uint8_t *vdx_index_lsh_codes(const vdx_index *ix) {
+    vdx_lsh *l = as_lsh(ix);
+    return l ? l->codes : NULL;
+}
+
+vdx_status vdx_index_lsh_encode(const vdx_index *ix, int64_t n,
+                                const float *x, uint8_t *codes) {
+    vdx_clear_error();
+    vdx_lsh *l = as_lsh(ix);
+    if (!l) return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "not an IndexLSH");
+    if (n < 0 || (n > 0 && (!x || !codes)))
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "sa_encode: bad n=%lld or NULL array", (long long)n);
+    if (!ix->is_trained)
+        return vdx_raise(VDX_ERR_NOT_TRAINED,
+                         "IndexLSH: the index must be trained before encoding");
+    vdx_status st = vdx_check_finite(x, n, ix->d, "encoded vectors");
+    if (st || n == 0) return st;
+    vdx_team_begin();
+    st = encode_n(l, n, x, codes);
+    vdx_team_end();
+    return st;
+}
