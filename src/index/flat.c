@@ -431,17 +431,11 @@ static vdx_status flat_range_search(const vdx_index *ix, int64_t n,
                 const float *y = f->xb + (size_t)c0 * (size_t)d;
                 if (is_l2) K->l2sqr_ny(dist, xq, y, (size_t)d, cn);
                 else K->inner_product_ny(dist, xq, y, (size_t)d, cn);
-                for (size_t j = 0; j < cn; j++) {
-                    int hit = is_l2 ? dist[j] < radius : dist[j] > radius;
-                    if (!hit) continue;
-                    if (sel && !vdx_sel_member(sel, c0 + (vdx_idx_t)j))
-                        continue;
-                    if (vdx_range_builder_add(rb, q, dist[j],
-                                              c0 + (vdx_idx_t)j)) {
+                if (vdx_range_collect(rb, q, dist, cn, !is_l2, 0, radius, NULL,
+                                      c0, sel)) {
 #pragma omp atomic write
-                        st = VDX_ERR_OUT_OF_MEMORY;
-                        break;
-                    }
+                    st = VDX_ERR_OUT_OF_MEMORY;
+                    break;
                 }
             }
         }

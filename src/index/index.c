@@ -133,6 +133,21 @@ vdx_status vdx_range_builder_add(vdx_range_builder *rb, int64_t q, float dist,
     return VDX_OK;
 }
 
+vdx_status vdx_range_collect(vdx_range_builder *rb, int64_t q,
+                             const float *values, size_t n, int is_ip,
+                             int negated, float radius, const vdx_idx_t *ids,
+                             vdx_idx_t id0, const vdx_selector *sel) {
+    for (size_t j = 0; j < n; j++) {
+        float v = negated ? -values[j] : values[j];
+        if (is_ip ? !(v > radius) : !(v < radius)) continue;
+        vdx_idx_t id = ids ? ids[j] : id0 + (vdx_idx_t)j;
+        if (sel && !vdx_sel_member(sel, id)) continue;
+        vdx_status st = vdx_range_builder_add(rb, q, v, id);
+        if (st) return st;
+    }
+    return VDX_OK;
+}
+
 static void builder_free(vdx_range_builder *rb) {
     if (rb->dist)
         for (int64_t i = 0; i < rb->nq; i++) vdx_free(rb->dist[i]);

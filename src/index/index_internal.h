@@ -20,6 +20,17 @@ typedef struct vdx_range_builder {
     int64_t *cap;
 } vdx_range_builder;
 
+/* Appends the hits of query q among n scored entries: entry j has id
+ * ids[j] (or id0 + j when ids is NULL) and value values[j], a distance (hit
+ * when < radius) or, with is_ip, a similarity (hit when > radius) that is
+ * stored negated when `negated` (the heap keys of the scans).  Entries
+ * outside sel are skipped.  Not thread-safe across the same q. */
+VDX_INTERNAL vdx_status vdx_range_collect(vdx_range_builder *rb, int64_t q,
+                                          const float *values, size_t n,
+                                          int is_ip, int negated, float radius,
+                                          const vdx_idx_t *ids, vdx_idx_t id0,
+                                          const vdx_selector *sel);
+
 /* Appends a hit for query q (not thread-safe across the same q). */
 VDX_INTERNAL vdx_status vdx_range_builder_add(vdx_range_builder *rb, int64_t q,
                                               float dist, vdx_idx_t label);

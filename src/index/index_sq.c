@@ -206,16 +206,11 @@ static vdx_status sq_range_search(const vdx_index *ix, int64_t n,
                 size_t cn = (size_t)VDX_MIN(SQ_CHUNK, nb - c0);
                 vdx_sq_score(&s->sq, SK, ip, &qq, s->codes + (size_t)c0 * cs,
                              cn, w);
-                for (size_t j = 0; j < cn; j++) {
-                    float v = ip ? -w[j] : w[j];
-                    if (ip ? !(v > radius) : !(v < radius)) continue;
-                    if (sel && !vdx_sel_member(sel, c0 + (vdx_idx_t)j))
-                        continue;
-                    if (vdx_range_builder_add(rb, q, v, c0 + (vdx_idx_t)j)) {
+                if (vdx_range_collect(rb, q, w, cn, ip, ip, radius, NULL, c0,
+                                      sel)) {
 #pragma omp atomic write
-                        st = VDX_ERR_OUT_OF_MEMORY;
-                        break;
-                    }
+                    st = VDX_ERR_OUT_OF_MEMORY;
+                    break;
                 }
             }
         }

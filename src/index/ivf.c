@@ -526,15 +526,10 @@ static vdx_status ivf_range_search(const vdx_index *ix, int64_t n,
                     size_t cn = (size_t)VDX_MIN(IVF_CHUNK, ls - c0);
                     codec_scan(ivf, x + q * d, l, ctx,
                                codes + (size_t)c0 * ivf->code_size, cn, keys);
-                    for (size_t u = 0; u < cn; u++) {
-                        float v = ip ? -keys[u] : keys[u];
-                        if (ip ? !(v > radius) : !(v < radius)) continue;
-                        vdx_idx_t id = ids[c0 + (int64_t)u];
-                        if (kn.sel && !vdx_sel_member(kn.sel, id)) continue;
-                        if (vdx_range_builder_add(rb, q, v, id)) {
+                    if (vdx_range_collect(rb, q, keys, cn, ip, ip, radius,
+                                          ids + c0, 0, kn.sel)) {
 #pragma omp atomic write
-                            st = VDX_ERR_OUT_OF_MEMORY;
-                        }
+                        st = VDX_ERR_OUT_OF_MEMORY;
                     }
                 }
             }

@@ -164,15 +164,10 @@ static vdx_status pq_range_search(const vdx_index *ix, int64_t n,
                 size_t cn = (size_t)VDX_MIN(PQ_CHUNK, ix->ntotal - c0);
                 vdx_pq_scan(&p->pq, table,
                             p->codes + (size_t)c0 * p->pq.code_size, cn, keys);
-                for (size_t u = 0; u < cn; u++) {
-                    float v = keys[u];
-                    if (ip ? !(v > radius) : !(v < radius)) continue;
-                    vdx_idx_t id = c0 + (int64_t)u;
-                    if (sel && !vdx_sel_member(sel, id)) continue;
-                    if (vdx_range_builder_add(rb, q, v, id)) {
+                if (vdx_range_collect(rb, q, keys, cn, ip, 0, radius, NULL, c0,
+                                      sel)) {
 #pragma omp atomic write
-                        st = VDX_ERR_OUT_OF_MEMORY;
-                    }
+                    st = VDX_ERR_OUT_OF_MEMORY;
                 }
             }
         }
