@@ -16,12 +16,9 @@
 #include <unistd.h>
 
 #include "test.h"
+#include "io_test_util.h"
 #include "index/index_internal.h"
 
-#ifndef VDX_SOURCE_DIR
-#define VDX_SOURCE_DIR "."
-#endif
-#define CORPUS VDX_SOURCE_DIR "/tests/fuzz/corpus/"
 
 static char tmpdir[256];
 
@@ -29,18 +26,6 @@ static const char *tmp_path(const char *name) {
     static char p[512];
     snprintf(p, sizeof p, "%s/%s", tmpdir, name);
     return p;
-}
-
-static uint8_t *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(len > 0 ? (size_t)len : 1);
-    *n = fread(b, 1, (size_t)len, f);
-    fclose(f);
-    return b;
 }
 
 static const vdx_ivf *ivf_of(const vdx_index *ix) {

@@ -10,24 +10,9 @@
  * code.
  */
 #include "test.h"
+#include "io_test_util.h"
 #include "index/index_pq.h"
 
-#ifndef VDX_SOURCE_DIR
-#define VDX_SOURCE_DIR "."
-#endif
-#define CORPUS VDX_SOURCE_DIR "/tests/fuzz/corpus/"
-
-static uint8_t *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(len > 0 ? (size_t)len : 1);
-    *n = fread(b, 1, (size_t)len, f);
-    fclose(f);
-    return b;
-}
 
 /* reads a golden file, checks it serialises back byte for byte */
 static vdx_index *golden(const char *name, uint8_t **bytes, size_t *n) {

@@ -5,23 +5,8 @@
  * truncation and corrupted count is an error, never a crash.
  */
 #include "test.h"
+#include "io_test_util.h"
 
-#ifndef VDX_SOURCE_DIR
-#define VDX_SOURCE_DIR "."
-#endif
-#define CORPUS VDX_SOURCE_DIR "/tests/fuzz/corpus/"
-
-static uint8_t *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(len > 0 ? (size_t)len : 1);
-    *n = fread(b, 1, (size_t)len, f);
-    fclose(f);
-    return b;
-}
 
 static const char *goldens[] = {"sq8_l2_d4_n3.index", "sqfp16_ip_d4_n3.index",
                                 "ivfsq8_l2_d4_n10.index"};
