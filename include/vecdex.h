@@ -388,6 +388,20 @@ VDX_API vdx_status vdx_index_ivfpq_new(vdx_index *quantizer, int64_t d,
 /** The product quantizer of an IndexPQ or IndexIVFPQ (borrowed, lives as
  *  long as the index), or NULL for other kinds. */
 VDX_API vdx_pq *vdx_index_pq_quantizer(const vdx_index *index);
+/** IndexIVFPQ's use_precomputed_table (FAISS's meaning): -1 never use the
+ *  precomputed L2 tables, 0 use them when they take at most 2 GiB (the
+ *  default), 1 always.  The tables (nlist x M x 2^nbits floats) exist for
+ *  the L2 metric with residual codes only; setting the value rebuilds or
+ *  frees them (search results are the same up to float rounding).  Not
+ *  thread-safe against concurrent searches of the same index.
+ *  @return VDX_ERR_INVALID_ARGUMENT when index is not an IndexIVFPQ or the
+ *  value is not -1, 0 or 1; VDX_ERR_OUT_OF_MEMORY. */
+VDX_API vdx_status vdx_index_ivfpq_set_use_precomputed_table(vdx_index *index,
+                                                             int value);
+/** The current use_precomputed_table of an IndexIVFPQ (0 for other kinds);
+ *  *active (may be NULL) is set to whether the tables exist now. */
+VDX_API int vdx_index_ivfpq_use_precomputed_table(const vdx_index *index,
+                                                  int *active);
 
 /* ------------------------------------------------------------------------- */
 /* Scalar quantizer (FAISS: ScalarQuantizer, IndexScalarQuantizer,           */

@@ -352,7 +352,54 @@ static PyObject *IVFPQ_get_by_residual(IndexObject *self, void *c) {
     Py_RETURN_TRUE;
 }
 
+static PyObject *IVFPQ_get_upt(IndexObject *self, void *c) {
+    (void)c;
+    if (ready(self) < 0) return NULL;
+    return PyLong_FromLong(vdx_index_ivfpq_use_precomputed_table(self->ix, NULL));
+}
+
+static int IVFPQ_set_upt(IndexObject *self, PyObject *v, void *c) {
+    (void)c;
+    if (!v) {
+        PyErr_SetString(PyExc_AttributeError,
+                        "cannot delete use_precomputed_table");
+        return -1;
+    }
+    long val = PyLong_AsLong(v);
+    if (val == -1 && PyErr_Occurred()) return -1;
+    if (mutable_(self, "use_precomputed_table") < 0) return -1;
+    cerr e;
+    RUN_LOCKED(self->owner, wr, e,
+               vdx_index_ivfpq_set_use_precomputed_table(
+                   self->ix, val < -2 || val > 2 ? 9 : (int)val));
+    if (e.st) {
+        raise_cerr(&e);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *IVFPQ_precompute_table(IndexObject *self, PyObject *noargs) {
+    (void)noargs;
+    if (mutable_(self, "precompute_table") < 0) return NULL;
+    cerr e;
+    int v = vdx_index_ivfpq_use_precomputed_table(self->ix, NULL);
+    RUN_LOCKED(self->owner, wr, e,
+               vdx_index_ivfpq_set_use_precomputed_table(self->ix, v));
+    if (e.st) return raise_cerr(&e);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef IndexIVFPQ_methods[] = {
+    {"precompute_table", (PyCFunction)IVFPQ_precompute_table, METH_NOARGS,
+     "precompute_table(): rebuilds the precomputed L2 tables (as FAISS)"},
+    {NULL, NULL, 0, NULL}};
+
 static PyGetSetDef IndexIVFPQ_getset[] = {
+    {"use_precomputed_table", (getter)IVFPQ_get_upt, (setter)IVFPQ_set_upt,
+     "-1: never use the precomputed L2 tables; 0: when they fit in 2 GiB "
+     "(default); 1: always",
+     NULL},
     {"pq", (getter)Index_get_pq, NULL, "the product quantizer (residuals)",
      NULL},
     {"code_size", (getter)Index_get_code_size, NULL, "bytes per code", NULL},
@@ -365,7 +412,7 @@ PyTypeObject IndexIVFPQType = INDEX_TYPE_BODY(
     "IndexIVFPQ(quantizer, d, nlist, M, nbits=8, metric=METRIC_L2): "
     "inverted-file index over PQ codes of the residuals.  Takes ownership "
     "of the quantizer.",
-    &IndexIVFType, IndexIVFPQ_init, NULL, IndexIVFPQ_getset);
+    &IndexIVFType, IndexIVFPQ_init, IndexIVFPQ_methods, IndexIVFPQ_getset);
 
 int pyvdx_init_pq(PyObject *m) {
     if (add_type(m, &PQType) < 0 || add_type(m, &IndexPQType) < 0 ||

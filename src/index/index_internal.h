@@ -131,6 +131,10 @@ typedef struct vdx_ivf_scanner {
                     void *ctx);
     void (*scan)(const vdx_ivf *ivf, const void *ctx, const uint8_t *codes,
                  size_t n, float *keys);
+    /* Optional (may be NULL): called once per query before the prepare
+     * calls of its lists, with the same ctx, for work that depends on the
+     * query only (IVFPQ's precomputed-table term -2<x, r>). */
+    void (*begin_query)(const vdx_ivf *ivf, const float *xq, void *ctx);
 } vdx_ivf_scanner;
 
 struct vdx_ivf {

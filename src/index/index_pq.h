@@ -22,7 +22,18 @@ typedef struct vdx_ivfpq {
     vdx_ivf ivf;
     vdx_pq pq;
     int by_residual;
+    /* FAISS's use_precomputed_table: -1 never, 0 = when it fits (default),
+     * 1 = always (L2 with residuals only). */
+    int use_precomputed_table;
+    /* L2 + by_residual: nlist x M x ksub table of |r_mj|^2 + 2<c_l, r_mj>
+     * (the query-independent terms of |x - c_l - r|^2), or NULL. */
+    float *precomputed;
 } vdx_ivfpq;
+
+/* (Re)computes the precomputed tables per use_precomputed_table, or frees
+ * them when they do not apply (after training, loading, or a change of the
+ * setting). */
+VDX_INTERNAL vdx_status vdx_ivfpq_precompute(vdx_ivfpq *p);
 
 VDX_INTERNAL int vdx_is_index_pq(const vdx_index *ix);
 VDX_INTERNAL int vdx_is_ivfpq(const vdx_index *ix);

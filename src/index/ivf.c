@@ -185,6 +185,12 @@ static size_t codec_ctx_size(const vdx_ivf *ivf) {
     return (b + 63) & ~(size_t)63;
 }
 
+/* The scanner's per-query hook, if it has one. */
+static inline void begin_query(const vdx_ivf *ivf, const float *xq, void *ctx) {
+    if (ivf->scanner && ivf->scanner->begin_query)
+        ivf->scanner->begin_query(ivf, xq, ctx);
+}
+
 /* codec->scan, or the scanner's scan on the context prepared for this list */
 static inline void codec_scan(const vdx_ivf *ivf, const float *xq, int64_t l,
                               const void *ctx, const uint8_t *codes, size_t n,
@@ -414,6 +420,7 @@ static vdx_status ivf_search(const vdx_index *ix, int64_t n, const float *x,
             float *hk = D + q * k;
             vdx_idx_t *hi = I + q * k;
             vdx_heap_init(k, hk, hi);
+            begin_query(ivf, x + q * d, ctx);
             int64_t nscan = 0;
             for (int64_t j = 0; j < np; j++) {
                 int64_t l = cl[q * np + j];
@@ -457,6 +464,7 @@ static vdx_status ivf_search(const vdx_index *ix, int64_t n, const float *x,
                 float *hk = tk + (size_t)t * hs;
                 vdx_idx_t *hi = ti + (size_t)t * hs;
                 vdx_heap_init(k, hk, hi);
+                begin_query(ivf, x + q * d, ctx);
 #pragma omp for schedule(dynamic, 1)
                 for (int64_t j = 0; j < np_eff; j++) {
                     int64_t l = cl[q * np + j];
@@ -512,6 +520,7 @@ static vdx_status ivf_range_search(const vdx_index *ix, int64_t n,
 #pragma omp for schedule(dynamic, 1)
         for (int64_t q = 0; q < n; q++) {
             int64_t nscan = 0;
+            if (ctx) begin_query(ivf, x + q * d, ctx);
             for (int64_t j = 0; j < np && !st; j++) {
                 int64_t l = cl[q * np + j];
                 if (l < 0) continue;

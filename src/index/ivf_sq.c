@@ -135,7 +135,7 @@ static void sq_scan(const vdx_ivf *ivf, const float *xq, int64_t list,
 
 static const vdx_ivf_codec sq_codec = {sq_encode, sq_decode, sq_scan};
 static const vdx_ivf_scanner sq_scanner = {sq_ctx_size, sq_prepare,
-                                           sq_scan_ctx};
+                                           sq_scan_ctx, NULL};
 
 /* ---- ops: training and destruction add the quantizer's part ------------- */
 

@@ -2,15 +2,22 @@
  * ivfpq.c — IndexIVFPQ: the IVF framework (ivf.c) with product-quantizer
  * codes of the residuals x - c_list (Jégou et al., TPAMI 2011, §IV "IVFADC";
  * FAISS's IndexIVFPQ with by_residual).  The codec prepares, per (query,
- * list), an ADC table: for L2 the table of the query's residual to that
- * list's centroid, so that a code's key is |x - c - r|^2 exactly; for inner
- * product the table of <x, r> plus the constant <x, c>.  FAISS's precomputed
- * L2 tables (|r|^2 + 2<r, c> per list) are not used: the per-list table
- * costs d * ksub flops, small next to scanning a list.
+ * list), an ADC table: for inner product the table of <x, r> plus the
+ * constant <x, c>; for L2 the table of |x - c - r|^2, built one of two ways:
+ *
+ *   - directly from the query's residual x - c (d * ksub flops per list);
+ *   - with the precomputed tables of FAISS's IVFPQ (Jégou et al. §IV.C):
+ *     |x - c - r|^2 = |x - c|^2 + (|r|^2 + 2<c, r>) - 2<x, r>, where the
+ *     middle term depends on the list only (computed once at training, one
+ *     nlist x M x ksub table) and the last on the query only (computed once
+ *     per query by begin_query), so a list costs M * ksub additions.
+ *
+ * The constant |x - c|^2 is folded into sub-quantizer 0's row of the table.
  */
 #include <math.h>
 #include <string.h>
 
+#include "common/blas.h"
 #include "index_pq.h"
 #include "simd/kernels.h"
 
@@ -62,10 +69,31 @@ static void ivfpq_decode(const vdx_ivf *ivf, int64_t list, const uint8_t *code,
     vdx_free(c);
 }
 
+/* context: head | table (M x ksub) | residual (d, padded) | -2<x, r> table */
 static size_t ivfpq_ctx_size(const vdx_ivf *ivf) {
     const vdx_ivfpq *p = as_pq(ivf);
-    return (size_t)(CTX_HEAD + p->pq.M * p->pq.ksub + ivf->base.d) *
+    size_t t = (size_t)(p->pq.M * p->pq.ksub);
+    return (CTX_HEAD + 2 * t + (size_t)((ivf->base.d + 15) & ~15)) *
            sizeof(float);
+}
+
+static float *ctx_term3(const vdx_ivf *ivf, void *ctx) {
+    const vdx_ivfpq *p = as_pq(ivf);
+    float *f = ctx;
+    return f + CTX_HEAD + p->pq.M * p->pq.ksub + ((ivf->base.d + 15) & ~15);
+}
+
+static int uses_precomputed(const vdx_ivfpq *p) {
+    return p->precomputed != NULL;
+}
+
+static void ivfpq_begin_query(const vdx_ivf *ivf, const float *xq, void *ctx) {
+    const vdx_ivfpq *p = as_pq(ivf);
+    if (!uses_precomputed(p)) return;
+    float *t3 = ctx_term3(ivf, ctx);
+    size_t nt = (size_t)(p->pq.M * p->pq.ksub);
+    vdx_pq_table(&p->pq, VDX_METRIC_INNER_PRODUCT, xq, t3);
+    for (size_t i = 0; i < nt; i++) t3[i] *= -2.0f;
 }
 
 static void ivfpq_prepare(const vdx_ivf *ivf, const float *xq, int64_t list,
@@ -79,6 +107,15 @@ static void ivfpq_prepare(const vdx_ivf *ivf, const float *xq, int64_t list,
         return;
     }
     centroid(ivf, list, r);
+    if (uses_precomputed(p)) {
+        const size_t nt = (size_t)(p->pq.M * p->pq.ksub);
+        const float *t2 = p->precomputed + (size_t)list * nt;
+        const float *t3 = ctx_term3(ivf, ctx);
+        for (size_t i = 0; i < nt; i++) table[i] = t2[i] + t3[i];
+        float c = vdx_kernels_get()->l2sqr(xq, r, (size_t)d);
+        for (int64_t j = 0; j < p->pq.ksub; j++) table[j] += c;
+        return;
+    }
     if (ivf->base.metric == VDX_METRIC_L2) {
         for (int64_t j = 0; j < d; j++) r[j] = xq[j] - r[j];
         vdx_pq_table(&p->pq, VDX_METRIC_L2, r, table);
@@ -113,7 +150,66 @@ static void ivfpq_scan(const vdx_ivf *ivf, const float *xq, int64_t list,
 static const vdx_ivf_codec ivfpq_codec = {ivfpq_encode, ivfpq_decode,
                                           ivfpq_scan};
 static const vdx_ivf_scanner ivfpq_scanner = {ivfpq_ctx_size, ivfpq_prepare,
-                                              ivfpq_scan_ctx};
+                                              ivfpq_scan_ctx, ivfpq_begin_query};
+
+/* FAISS's cap on the tables (precomputed_table_max_bytes) */
+#define PRECOMPUTED_MAX_BYTES ((size_t)2 << 30)
+
+vdx_status vdx_ivfpq_precompute(vdx_ivfpq *p) {
+    vdx_ivf *ivf = &p->ivf;
+    vdx_free(p->precomputed);
+    p->precomputed = NULL;
+    const int64_t d = ivf->base.d, M = p->pq.M, ksub = p->pq.ksub,
+                  dsub = p->pq.dsub, nlist = ivf->nlist;
+    if (p->use_precomputed_table < 0 || !p->by_residual ||
+        ivf->base.metric != VDX_METRIC_L2 || !p->pq.centroids ||
+        !ivf->base.is_trained || ivf->quantizer->ntotal != nlist)
+        return VDX_OK;
+    size_t nt = (size_t)(M * ksub);
+    if (p->use_precomputed_table == 0 &&
+        (size_t)nlist * nt * sizeof(float) > PRECOMPUTED_MAX_BYTES)
+        return VDX_OK;
+    float *t = vdx_malloc_array((size_t)nlist * nt, sizeof(float));
+    float *c = vdx_malloc_array((size_t)nlist * (size_t)d, sizeof(float));
+    float *cm = vdx_malloc_array((size_t)nlist * (size_t)dsub, sizeof(float));
+    float *ip = vdx_malloc_array((size_t)nlist * (size_t)ksub, sizeof(float));
+    float *rn = vdx_malloc_array((size_t)nt, sizeof(float));
+    vdx_status st = VDX_OK;
+    if (!t || !c || !cm || !ip || !rn) {
+        st = vdx_raise(VDX_ERR_OUT_OF_MEMORY,
+                       "IndexIVFPQ: no memory for the precomputed tables "
+                       "(%lld lists x %lld entries)",
+                       (long long)nlist, (long long)nt);
+        goto done;
+    }
+    if ((st = ivf->quantizer->ops->reconstruct_n(ivf->quantizer, 0, nlist, c)))
+        goto done;
+    const vdx_kernels *K = vdx_kernels_get();
+    for (int64_t m = 0; m < M; m++) {
+        const float *cb = p->pq.centroids + (size_t)(m * ksub * dsub);
+        for (int64_t j = 0; j < ksub; j++)
+            rn[m * ksub + j] = K->norm_sqr(cb + j * dsub, (size_t)dsub);
+        for (int64_t l = 0; l < nlist; l++)
+            memcpy(cm + l * dsub, c + l * d + m * dsub,
+                   (size_t)dsub * sizeof(float));
+        /* ip[l][j] = <c_l,m, r_mj> */
+        vdx_gemm_xyt((int)nlist, (int)ksub, (int)dsub, 2.0f, cm, cb, ip);
+        for (int64_t l = 0; l < nlist; l++) {
+            float *row = t + (size_t)l * nt + (size_t)(m * ksub);
+            for (int64_t j = 0; j < ksub; j++)
+                row[j] = rn[m * ksub + j] + ip[l * ksub + j];
+        }
+    }
+    p->precomputed = t;
+    t = NULL;
+done:
+    vdx_free(t);
+    vdx_free(c);
+    vdx_free(cm);
+    vdx_free(ip);
+    vdx_free(rn);
+    return st;
+}
 
 /* ---- ops: the generic IVF ones, with training and destruction extended -- */
 
@@ -147,7 +243,10 @@ static vdx_status ivfpq_train(vdx_index *ix, int64_t n, const float *x) {
         memcpy(r, x, (size_t)n * (size_t)ix->d * sizeof(float));
     }
     st = vdx_pq_train_internal(&p->pq, n, r);
-    if (!st) ix->is_trained = 1;
+    if (!st) {
+        ix->is_trained = 1;
+        st = vdx_ivfpq_precompute(p);
+    }
 done:
     vdx_free(r);
     vdx_free(lists);
@@ -157,7 +256,12 @@ done:
 static void ivfpq_destroy(vdx_index *ix) {
     vdx_ivfpq *p = (vdx_ivfpq *)ix;
     vdx_pq_clear(&p->pq);
+    vdx_free(p->precomputed);
     generic.destroy(ix);
+}
+
+static vdx_status centroids_changed(vdx_index *ix) {
+    return vdx_ivfpq_precompute((vdx_ivfpq *)(void *)ix);
 }
 
 int vdx_is_ivfpq(const vdx_index *ix) {
@@ -187,6 +291,7 @@ vdx_status vdx_ivfpq_alloc(vdx_index *quantizer, int64_t d, int64_t nlist,
         return st;
     }
     p->pq.owner = &p->ivf.base;
+    p->pq.centroids_changed = centroids_changed;
     p->by_residual = 1;
     p->ivf.codec = &ivfpq_codec;
     p->ivf.scanner = &ivfpq_scanner;
@@ -210,4 +315,26 @@ vdx_pq *vdx_index_pq_quantizer(const vdx_index *ix) {
     if (vdx_is_index_pq(ix)) return &((vdx_index_pq *)(void *)ix)->pq;
     if (vdx_is_ivfpq(ix)) return &((vdx_ivfpq *)(void *)ix)->pq;
     return NULL;
+}
+
+vdx_status vdx_index_ivfpq_set_use_precomputed_table(vdx_index *ix, int v) {
+    vdx_clear_error();
+    if (!vdx_is_ivfpq(ix))
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "use_precomputed_table: not an IndexIVFPQ");
+    if (v < -1 || v > 1)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "use_precomputed_table: expected -1, 0 or 1, got %d",
+                         v);
+    vdx_ivfpq *p = (vdx_ivfpq *)(void *)ix;
+    p->use_precomputed_table = v;
+    return vdx_ivfpq_precompute(p);
+}
+
+int vdx_index_ivfpq_use_precomputed_table(const vdx_index *ix, int *active) {
+    if (active) *active = 0;
+    if (!vdx_is_ivfpq(ix)) return 0;
+    const vdx_ivfpq *p = (const vdx_ivfpq *)(const void *)ix;
+    if (active) *active = p->precomputed != NULL;
+    return p->use_precomputed_table;
 }

@@ -272,6 +272,100 @@ done:
     return s;
 }
 
+/* ---- FAISS's legacy layouts ("IvPQ", "IvSQ", "IvFL", "IvFl") ------------
+ * Older FAISS wrote the ids of every list right after the quantizer (nlist
+ * vectors of int64, before the direct map) and, after the kind's fields,
+ * the codes of every list as nlist byte vectors ("IvFl": float vectors). */
+typedef struct legacy_ids {
+    uint64_t nlist;
+    uint64_t *size; /* per list */
+    vdx_idx_t *ids; /* all lists, in list order (ntotal) */
+} legacy_ids;
+
+static void legacy_ids_free(legacy_ids *lg) {
+    vdx_free(lg->size);
+    vdx_free(lg->ids);
+    lg->size = NULL;
+    lg->ids = NULL;
+}
+
+static vdx_status read_legacy_ids(vdx_reader *r, const vdx_io_header *h,
+                                  uint64_t nlist, legacy_ids *lg) {
+    uint64_t at = r->pos;
+    /* each list costs at least its 8-byte count: bounds nlist by the file,
+     * and ntotal ids need 8 bytes each */
+    vdx_status s = vdx_rd_need(r, nlist * 8, "legacy list id counts");
+    if (s) return s;
+    if ((uint64_t)h->ntotal > vdx_rd_remaining(r) / 8)
+        return vdx_raise(VDX_ERR_FORMAT,
+                         "%s index: ntotal=%" PRId64 " ids cannot fit in the "
+                         "%" PRIu64 " bytes that remain at offset %" PRIu64,
+                         h->fourcc, h->ntotal, vdx_rd_remaining(r), at);
+    lg->nlist = nlist;
+    lg->size = vdx_malloc_array((size_t)nlist, sizeof(uint64_t));
+    lg->ids = vdx_malloc_array((size_t)(h->ntotal ? h->ntotal : 1),
+                               sizeof(vdx_idx_t));
+    if (!lg->size || !lg->ids) return VDX_ERR_OUT_OF_MEMORY;
+    uint64_t total = 0;
+    for (uint64_t l = 0; l < nlist; l++) {
+        uint64_t n, n_at = r->pos;
+        if ((s = vdx_rd_u64(r, &n, "legacy list id count"))) return s;
+        if (n > (uint64_t)h->ntotal - total)
+            return vdx_raise(VDX_ERR_FORMAT,
+                             "%s index: list %" PRIu64 " holds %" PRIu64
+                             " ids (offset %" PRIu64 "), more than the %" PRIu64
+                             " left of ntotal=%" PRId64,
+                             h->fourcc, l, n, n_at,
+                             (uint64_t)h->ntotal - total, h->ntotal);
+        if ((s = vdx_rd_bytes(r, lg->ids + total, n * sizeof(vdx_idx_t),
+                              "legacy list ids")))
+            return s;
+        lg->size[l] = n;
+        total += n;
+    }
+    if (total != (uint64_t)h->ntotal)
+        return vdx_raise(VDX_ERR_FORMAT,
+                         "%s index: the lists at offset %" PRIu64 " hold %" PRIu64
+                         " ids, the header says ntotal=%" PRId64,
+                         h->fourcc, at, total, h->ntotal);
+    return VDX_OK;
+}
+
+static vdx_status read_legacy_codes(vdx_reader *r, const vdx_io_header *h,
+                                    vdx_ivf *ivf, const legacy_ids *lg) {
+    /* "IvFl" stored the vectors as float vectors (counted in floats) */
+    const uint64_t unit = strcmp(h->fourcc, "IvFl") == 0 ? sizeof(float) : 1;
+    const int is_flat = vdx_io_is_ivf_flat(&ivf->base);
+    vdx_invlists *il = ivf->il;
+    const vdx_idx_t *ids = lg->ids;
+    vdx_status s;
+    for (uint64_t l = 0; l < lg->nlist; l++) {
+        uint64_t n = lg->size[l], cnt, at = r->pos;
+        uint64_t bytes = n * ivf->code_size; /* n <= ntotal, bounded by file */
+        if ((s = vdx_rd_u64(r, &cnt, "legacy list code count"))) return s;
+        if (cnt != bytes / unit || bytes % unit)
+            return vdx_raise(VDX_ERR_FORMAT,
+                             "%s index: list %" PRIu64 " at offset %" PRIu64
+                             " stores %" PRIu64 " code %s, its %" PRIu64
+                             " ids need %" PRIu64,
+                             h->fourcc, l, at, cnt,
+                             unit == 1 ? "bytes" : "floats", n, bytes / unit);
+        if ((s = vdx_rd_need(r, bytes, "legacy list codes"))) return s;
+        if (n == 0) continue;
+        if ((s = il->ops->resize(il, (int64_t)l, (int64_t)n))) return s;
+        uint8_t *codes = il->ops->codes_rw(il, (int64_t)l);
+        uint64_t codes_at = r->pos;
+        if ((s = vdx_rd_bytes(r, codes, bytes, "legacy list codes"))) return s;
+        if (is_flat &&
+            (s = check_finite_codes(r, (const float *)(const void *)codes,
+                                    bytes / sizeof(float), (int64_t)l, codes_at)))
+            return s;
+        memcpy(il->ops->ids_rw(il, (int64_t)l), ids, n * sizeof(vdx_idx_t));
+        ids += n;
+    }
+    return VDX_OK;
+}
+
 /* Checks the direct map stored in the file (ntotal entries) against the one
  * rebuilt from the lists. */
 static vdx_status check_direct_map(const vdx_io_header *h, vdx_ivf *ivf,
@@ -364,6 +458,9 @@ vdx_status vdx_io_read_ivf(vdx_reader *r, vdx_io_header *h,
     vdx_ivf *ivf = NULL;
     vdx_index *ix = NULL;
     int64_t *stored_dm = NULL;
+    legacy_ids lg = {0, NULL, NULL};
+    const int legacy = h->fourcc[1] == 'v'; /* "Iv..": FAISS's old layout */
+    if (legacy && (s = read_legacy_ids(r, h, nlist, &lg)) != VDX_OK) goto failq;
     uint8_t dm_type;
     uint64_t dm_at = r->pos, dm_array_at = 0;
     if ((s = vdx_rd_u8(r, &dm_type, "direct map type")) != VDX_OK) goto failq;
@@ -407,18 +504,22 @@ vdx_status vdx_io_read_ivf(vdx_reader *r, vdx_io_header *h,
     ivf->nprobe = nprobe < 1 ? 1 : nprobe > nlist ? (int64_t)nlist
                                                   : (int64_t)nprobe;
 
-    if ((s = read_invlists(r, h, ivf)) != VDX_OK) goto fail;
+    if ((s = legacy ? read_legacy_codes(r, h, ivf, &lg) : read_invlists(r, h, ivf)) !=
+        VDX_OK)
+        goto fail;
     ix->ntotal = h->ntotal;
     if (dm_type == DM_ARRAY &&
         (s = check_direct_map(h, ivf, stored_dm, dm_array_at)) != VDX_OK)
         goto fail;
     vdx_free(stored_dm);
+    legacy_ids_free(&lg);
     *out = ix;
     return VDX_OK;
 failq:
     vdx_index_free(q); /* still ours: ownership passes with make() */
 fail:
     vdx_free(stored_dm);
+    legacy_ids_free(&lg);
     vdx_index_free(ix);
     return s;
 }

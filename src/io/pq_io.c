@@ -11,6 +11,9 @@
  *   read too, with the metric forced to L2 as FAISS does.
  * IndexIVFPQ, fourcc "IwPQ": the IVF head (ivf_io.c), uint8 by_residual,
  *   uint64 code_size, the ProductQuantizer, the inverted lists ("ilar").
+ *   The legacy "IvPQ" (ids in the IVF head, codes as per-list vectors) is
+ *   read through ivf_io.c's legacy path.  The precomputed L2 tables are
+ *   not stored (FAISS neither): they are rebuilt after reading.
  * Checks: d, M, nbits as the constructors check them (M divides d, nbits
  * 1..16, d equal to the header's), every count against the bytes that
  * remain before allocating, code_size equal to the quantizer's, centroids
@@ -202,7 +205,14 @@ fail:
 
 vdx_status vdx_io_read_ivfpq(vdx_reader *r, vdx_io_header *h,
                              vdx_index **out) {
-    return vdx_io_read_ivf(r, h, make_ivfpq, out);
+    vdx_status s = vdx_io_read_ivf(r, h, make_ivfpq, out);
+    if (s) return s;
+    /* as FAISS: the precomputed tables are not stored, but rebuilt */
+    if ((s = vdx_ivfpq_precompute((vdx_ivfpq *)(void *)*out))) {
+        vdx_index_free(*out);
+        *out = NULL;
+    }
+    return s;
 }
 
 vdx_status vdx_io_write_ivfpq(vdx_writer *w, const vdx_index *ix) {

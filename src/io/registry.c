@@ -14,12 +14,17 @@ const vdx_io_reader_entry vdx_io_readers[] = {
     {"IxMp", vdx_io_read_idmap},    /* IndexIDMap */
     {"IxM2", vdx_io_read_idmap},    /* IndexIDMap2 */
     {"IwFl", vdx_io_read_ivf_flat}, /* IndexIVFFlat */
+    {"IvFL", vdx_io_read_ivf_flat}, /* IndexIVFFlat, legacy layout */
+    {"IvFl", vdx_io_read_ivf_flat}, /* IndexIVFFlat, older legacy layout */
     {"IxSQ", vdx_io_read_index_sq}, /* IndexScalarQuantizer */
     {"IwSq", vdx_io_read_ivfsq},    /* IndexIVFScalarQuantizer */
+    {"IwSQ", vdx_io_read_ivfsq},    /* IndexIVFScalarQuantizer, older */
+    {"IvSQ", vdx_io_read_ivfsq},    /* IndexIVFScalarQuantizer, legacy */
     {"IxPq", vdx_io_read_index_pq}, /* IndexPQ */
     {"IxPQ", vdx_io_read_index_pq}, /* IndexPQ, older layout */
     {"IxPo", vdx_io_read_index_pq}, /* IndexPQ, older layout */
     {"IwPQ", vdx_io_read_ivfpq},    /* IndexIVFPQ */
+    {"IvPQ", vdx_io_read_ivfpq},    /* IndexIVFPQ, legacy layout */
     {"IxHe", vdx_io_read_lsh},      /* IndexLSH */
     {"IxRF", vdx_io_read_refine},   /* IndexRefine, IndexRefineFlat */
 };

@@ -8,8 +8,9 @@
  *     the codes as a FAISS vector of uint8 (ntotal x code_size);
  *   "IwSq" (IndexIVFScalarQuantizer): the common IVF part (ivf_io.c), the
  *     ScalarQuantizer, uint64 code_size, uint8 by_residual, the inverted
- *     lists.  FAISS's legacy "IwSQ" (ids stored in the IVF header) is not
- *     read.
+ *     lists.  FAISS's older "IwSQ" has no by_residual (always residuals);
+ *     the legacy "IvSQ" has neither, and keeps its ids in the IVF header
+ *     (ivf_io.c reads that layout).
  *
  * Checks on read: qtype known, rangestat RS_minmax (others are valid FAISS
  * but not implemented), d and code_size agree with the header and the
@@ -192,9 +193,10 @@ static vdx_status make_ivfsq(vdx_reader *r, const vdx_io_header *h,
     vdx_status s = read_sq(r, h, &sq);
     if (s) return s;
     uint64_t cs, cs_at = r->pos;
-    uint8_t byres;
+    uint8_t byres = 1; /* "IwSQ" and the legacy "IvSQ" imply residuals */
+    const int has_byres = strcmp(h->fourcc, "IwSq") == 0;
     if ((s = vdx_rd_u64(r, &cs, "IVF code_size")) ||
-        (s = vdx_rd_u8(r, &byres, "by_residual"))) {
+        (has_byres && (s = vdx_rd_u8(r, &byres, "by_residual")))) {
         vdx_sq_release(&sq);
         return s;
     }

@@ -327,5 +327,7 @@ vdx_status vdx_pq_set_centroids(vdx_pq *pq, const float *c) {
     memcpy(pq->centroids, c, (size_t)nf * sizeof(float));
     if (pq->owner && strcmp(pq->owner->ops->type_name, "IndexPQ") == 0)
         pq->owner->is_trained = 1;
+    if (pq->owner && pq->centroids_changed)
+        return pq->centroids_changed(pq->owner);
     return VDX_OK;
 }

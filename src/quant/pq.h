@@ -29,6 +29,9 @@ struct vdx_pq {
     float *centroids;     /* M x ksub x dsub, NULL until trained or set */
     vdx_kmeans_params cp; /* per-subspace training (FAISS: 25 iterations) */
     vdx_index *owner;     /* the IndexPQ / IndexIVFPQ holding it, or NULL */
+    /* called after the centroids are replaced, so that the owner can
+     * rebuild what it derives from them (IVFPQ's precomputed tables) */
+    vdx_status (*centroids_changed)(vdx_index *owner);
 };
 
 /* Fills pq for (d, M, nbits) with no centroids; checks the arguments. */

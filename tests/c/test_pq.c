@@ -172,11 +172,67 @@ static void test_ivfpq(void) {
     free(xt);
 }
 
+/* The precomputed L2 tables give the distances of the direct tables (up to
+ * rounding), are rebuilt when the PQ centroids change, and can be turned
+ * off; bad settings are refused. */
+static void test_ivfpq_precomputed(void) {
+    const int64_t d = 32, nt = 4000, nb = 2000, nq = 30, k = 8;
+    float *xt = malloc(sizeof(float) * nt * d);
+    rand_vecs(xt, nt * d, 11);
+    vdx_index *q = NULL, *ix = NULL;
+    CHECK_OK(vdx_index_flat_new(d, VDX_METRIC_L2, &q));
+    CHECK_OK(vdx_index_ivfpq_new(q, d, 20, 8, 8, VDX_METRIC_L2, &ix));
+    int active = -1;
+    CHECK(vdx_index_ivfpq_use_precomputed_table(ix, &active) == 0);
+    CHECK(active == 0); /* untrained: no tables yet */
+    CHECK_OK(vdx_index_train(ix, nt, xt));
+    CHECK(vdx_index_ivfpq_use_precomputed_table(ix, &active) == 0 && active);
+    CHECK_OK(vdx_index_add(ix, nb, xt));
+    CHECK_OK(vdx_index_ivf_set_nprobe(ix, 5));
+    float *D0 = malloc(sizeof(float) * nq * k), *D1 = malloc(sizeof(float) * nq * k);
+    vdx_idx_t *I0 = malloc(sizeof(vdx_idx_t) * nq * k),
+              *I1 = malloc(sizeof(vdx_idx_t) * nq * k);
+    const float *xq = xt + 3000 * d;
+    for (int round = 0; round < 2; round++) {
+        CHECK_OK(vdx_index_ivfpq_set_use_precomputed_table(ix, 0));
+        CHECK_OK(vdx_index_search(ix, nq, xq, k, NULL, D0, I0));
+        CHECK_OK(vdx_index_ivfpq_set_use_precomputed_table(ix, -1));
+        CHECK(vdx_index_ivfpq_use_precomputed_table(ix, &active) == -1 && !active);
+        CHECK_OK(vdx_index_search(ix, nq, xq, k, NULL, D1, I1));
+        int same = 0;
+        for (int64_t i = 0; i < nq * k; i++) {
+            CHECK(fabsf(D0[i] - D1[i]) < 1e-3f * (1 + fabsf(D1[i])));
+            same += I0[i] == I1[i];
+        }
+        CHECK(same >= nq * k * 95 / 100); /* ties may swap under rounding */
+        /* new centroids (scaled): the tables must follow */
+        vdx_pq *pq = vdx_index_pq_quantizer(ix);
+        int64_t nc = vdx_pq_d(pq) * 256;
+        float *c = malloc(sizeof(float) * nc);
+        memcpy(c, vdx_pq_centroids(pq), sizeof(float) * nc);
+        for (int64_t i = 0; i < nc; i++) c[i] *= 0.5f;
+        CHECK_OK(vdx_index_ivfpq_set_use_precomputed_table(ix, 0));
+        CHECK_OK(vdx_pq_set_centroids(pq, c));
+        free(c);
+    }
+    CHECK(vdx_index_ivfpq_set_use_precomputed_table(ix, 2) ==
+          VDX_ERR_INVALID_ARGUMENT);
+    CHECK(vdx_index_ivfpq_set_use_precomputed_table(q, 0) ==
+          VDX_ERR_INVALID_ARGUMENT);
+    free(D0);
+    free(D1);
+    free(I0);
+    free(I1);
+    vdx_index_free(ix);
+    free(xt);
+}
+
 int main(void) {
     RUN(test_packing);
     RUN(test_adc_bruteforce);
     RUN(test_scan_simd);
     RUN(test_bad_args);
     RUN(test_ivfpq);
+    RUN(test_ivfpq_precomputed);
     return TEST_SUMMARY();
 }
