@@ -18,6 +18,8 @@
 #include "common/topk.h"
 #include "simd/kernels.h"
 
+/* queries scored together against each block of codes */
+#define SQ_QB 16
 #define SQ_CHUNK 1024
 
 static const vdx_index_ops index_sq_ops;
@@ -113,21 +115,37 @@ static vdx_status sq_search(const vdx_index *ix, int64_t n, const float *x,
     const int64_t nb = ix->ntotal, d = ix->d;
     const int ip = ix->metric == VDX_METRIC_INNER_PRODUCT;
     const int nthreads = vdx_nthreads();
-    /* per thread: keys, candidates, the prepared query */
-    const size_t per = 2 * SQ_CHUNK + (size_t)d;
+    /* per thread: keys, candidates, SQ_QB prepared queries */
+    const size_t per = 2 * SQ_CHUNK + SQ_QB * (size_t)d;
     float *scratch = vdx_aligned_alloc((size_t)nthreads, per * sizeof(float));
     if (!scratch) return VDX_ERR_OUT_OF_MEMORY;
     int split = n < 2 * nthreads && nb >= 4 * SQ_CHUNK && nthreads > 1;
     if (!split) {
+        /* cache blocking: a thread takes SQ_QB queries and walks the codes
+         * in blocks of about 128 KiB, scoring each block for all of them
+         * while it is in cache (the codes are read once per SQ_QB queries
+         * from memory instead of once per query) */
+        const int64_t blk =
+            VDX_MAX(1, (int64_t)((128 << 10) / s->sq.code_size) / SQ_CHUNK) *
+            SQ_CHUNK;
+        const int64_t qb = VDX_MAX(1, VDX_MIN(SQ_QB, (n + nthreads - 1) / nthreads));
 #pragma omp parallel for schedule(dynamic, 1) if (n > 1) num_threads(nthreads)
-        for (int64_t q = 0; q < n; q++) {
+        for (int64_t q0 = 0; q0 < n; q0 += qb) {
+            const int64_t q1 = VDX_MIN(n, q0 + qb);
             float *w = scratch + (size_t)omp_get_thread_num() * per;
-            vdx_sq_query qq;
-            vdx_sq_query_init(&s->sq, ip, x + q * d, w + 2 * SQ_CHUNK, &qq);
-            vdx_heap_init(k, D + q * k, I + q * k);
-            scan_range(s, &qq, 0, nb, k, sel, D + q * k, I + q * k, w,
-                       (uint32_t *)(w + SQ_CHUNK));
-            finish(ix, k, D + q * k, I + q * k);
+            vdx_sq_query qq[SQ_QB];
+            for (int64_t q = q0; q < q1; q++) {
+                vdx_sq_query_init(&s->sq, ip, x + q * d,
+                                  w + 2 * SQ_CHUNK + (size_t)(q - q0) * (size_t)d,
+                                  &qq[q - q0]);
+                vdx_heap_init(k, D + q * k, I + q * k);
+            }
+            for (int64_t b0 = 0; b0 < nb; b0 += blk)
+                for (int64_t q = q0; q < q1; q++)
+                    scan_range(s, &qq[q - q0], b0, VDX_MIN(nb, b0 + blk), k, sel,
+                               D + q * k, I + q * k, w,
+                               (uint32_t *)(w + SQ_CHUNK));
+            for (int64_t q = q0; q < q1; q++) finish(ix, k, D + q * k, I + q * k);
         }
         vdx_aligned_free(scratch);
         return VDX_OK;

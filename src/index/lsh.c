@@ -203,19 +203,35 @@ static vdx_status lsh_add(vdx_index *ix, int64_t n, const float *x,
 #endif
 
 
-/* Hamming distances of the query code q to codes[0 .. n), into dist. */
-/* Specialised loops for the code sizes of 64 / 128 / 256 bits. */
+/* Hamming distances of the query code q to codes[0 .. n) that are <= thr:
+ * their positions into cand and distances into dist (in order); returns
+ * their count.  Loops specialised for the code sizes of 64 / 128 / 256
+ * bits load each word straight from the code (no copy through the stack)
+ * and test the bound inline, so that the common case (farther than the
+ * current k-th) costs the popcounts and one compare. */
+static inline uint64_t ld64(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
 #define HAM_FIXED(W)                                                        \
     do {                                                                    \
-        uint64_t qw[W];                                                     \
-        memcpy(qw, q, 8 * (W));                                             \
+        uint64_t q0 = ld64(q), q1 = (W) > 1 ? ld64(q + 8) : 0,              \
+                 q2 = (W) > 2 ? ld64(q + 16) : 0,                           \
+                 q3 = (W) > 2 ? ld64(q + 24) : 0;                           \
         for (size_t i = 0; i < n; i++) {                                    \
-            uint64_t c[W];                                                  \
-            memcpy(c, codes + i * 8 * (W), 8 * (W));                        \
-            uint32_t h = 0;                                                 \
-            for (int w = 0; w < (W); w++)                                   \
-                h += (uint32_t)__builtin_popcountll(c[w] ^ qw[w]);          \
-            dist[i] = h;                                                    \
+            const uint8_t *c = codes + i * 8 * (W);                         \
+            uint32_t h = (uint32_t)__builtin_popcountll(ld64(c) ^ q0);      \
+            if ((W) > 1)                                                    \
+                h += (uint32_t)__builtin_popcountll(ld64(c + 8) ^ q1);      \
+            if ((W) > 2)                                                    \
+                h += (uint32_t)__builtin_popcountll(ld64(c + 16) ^ q2) +    \
+                     (uint32_t)__builtin_popcountll(ld64(c + 24) ^ q3);     \
+            if (h <= thr) {                                                 \
+                cand[nc] = (uint32_t)i;                                     \
+                dist[nc++] = h;                                             \
+            }                                                               \
         }                                                                   \
     } while (0)
 
@@ -227,64 +243,67 @@ static vdx_status lsh_add(vdx_index *ix, int64_t n, const float *x,
         for (size_t i = 0; i < n; i++) {                                    \
             uint64_t c = 0;                                                 \
             memcpy(&c, codes + i * (B), (B));                               \
-            dist[i] = (uint32_t)__builtin_popcountll(c ^ qv);               \
+            uint32_t h = (uint32_t)__builtin_popcountll(c ^ qv);            \
+            if (h <= thr) {                                                 \
+                cand[nc] = (uint32_t)i;                                     \
+                dist[nc++] = h;                                             \
+            }                                                               \
         }                                                                   \
     } while (0)
 
-LSH_INLINE void hamming_body(const uint8_t *q, const uint8_t *codes,
-                                size_t n, size_t cs, uint32_t *dist) {
+LSH_INLINE size_t hamming_body(const uint8_t *q, const uint8_t *codes,
+                               size_t n, size_t cs, uint32_t thr,
+                               uint32_t *cand, uint32_t *dist) {
+    size_t nc = 0;
     switch (cs) {
-    case 1: HAM_SMALL(1); return;
-    case 2: HAM_SMALL(2); return;
-    case 3: HAM_SMALL(3); return;
-    case 4: HAM_SMALL(4); return;
-    case 5: HAM_SMALL(5); return;
-    case 6: HAM_SMALL(6); return;
-    case 7: HAM_SMALL(7); return;
-    case 8: HAM_FIXED(1); return;
-    case 16: HAM_FIXED(2); return;
-    case 32: HAM_FIXED(4); return;
+    case 1: HAM_SMALL(1); return nc;
+    case 2: HAM_SMALL(2); return nc;
+    case 3: HAM_SMALL(3); return nc;
+    case 4: HAM_SMALL(4); return nc;
+    case 5: HAM_SMALL(5); return nc;
+    case 6: HAM_SMALL(6); return nc;
+    case 7: HAM_SMALL(7); return nc;
+    case 8: HAM_FIXED(1); return nc;
+    case 16: HAM_FIXED(2); return nc;
+    case 32: HAM_FIXED(4); return nc;
     default: break;
     }
     /* cs > 8: whole words, then the last 8 bytes (overlapping the words
      * already counted) with the overlap masked off */
     const size_t nw = cs / 8, tail = cs % 8;
     const uint64_t mask = tail ? ~(uint64_t)0 << (8 * (8 - tail)) : 0;
-    uint64_t ql;
-    memcpy(&ql, q + cs - 8, 8);
+    const uint64_t ql = ld64(q + cs - 8);
     for (size_t i = 0; i < n; i++) {
         const uint8_t *c = codes + i * cs;
         uint32_t h = 0;
-        for (size_t w = 0; w < nw; w++) {
-            uint64_t a, b;
-            memcpy(&a, c + w * 8, 8);
-            memcpy(&b, q + w * 8, 8);
-            h += (uint32_t)__builtin_popcountll(a ^ b);
+        for (size_t w = 0; w < nw; w++)
+            h += (uint32_t)__builtin_popcountll(ld64(c + w * 8) ^ ld64(q + w * 8));
+        if (tail)
+            h += (uint32_t)__builtin_popcountll((ld64(c + cs - 8) ^ ql) & mask);
+        if (h <= thr) {
+            cand[nc] = (uint32_t)i;
+            dist[nc++] = h;
         }
-        if (tail) {
-            uint64_t cl;
-            memcpy(&cl, c + cs - 8, 8);
-            h += (uint32_t)__builtin_popcountll((cl ^ ql) & mask);
-        }
-        dist[i] = h;
     }
+    return nc;
 }
 
-static void hamming_generic(const uint8_t *q, const uint8_t *codes, size_t n,
-                            size_t cs, uint32_t *dist) {
-    hamming_body(q, codes, n, cs, dist);
+static size_t hamming_generic(const uint8_t *q, const uint8_t *codes,
+                              size_t n, size_t cs, uint32_t thr,
+                              uint32_t *cand, uint32_t *dist) {
+    return hamming_body(q, codes, n, cs, thr, cand, dist);
 }
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-__attribute__((target("popcnt"))) static void
+__attribute__((target("popcnt"))) static size_t
 hamming_popcnt(const uint8_t *q, const uint8_t *codes, size_t n, size_t cs,
-               uint32_t *dist) {
-    hamming_body(q, codes, n, cs, dist);
+               uint32_t thr, uint32_t *cand, uint32_t *dist) {
+    return hamming_body(q, codes, n, cs, thr, cand, dist);
 }
 #endif
 
-typedef void (*hamming_fn)(const uint8_t *, const uint8_t *, size_t, size_t,
-                           uint32_t *);
+typedef size_t (*hamming_fn)(const uint8_t *, const uint8_t *, size_t, size_t,
+                             uint32_t, uint32_t *, uint32_t *);
 
 static hamming_fn pick_hamming(void) {
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
@@ -297,22 +316,24 @@ static hamming_fn pick_hamming(void) {
 #define LSH_CHUNK 1024
 #define LSH_EMPTY_DIST 2147483647.0f
 
-/* Offers codes [i0, i1) to the heap (hk, hi) of query code qq. */
+/* Offers codes [i0, i1) to the heap (hk, hi) of query code qq; dd holds
+ * 2 * LSH_CHUNK entries (candidates and their distances). */
 static void scan_range(const vdx_lsh *l, hamming_fn ham, const uint8_t *qq,
                        int64_t i0, int64_t i1, int64_t k,
                        const vdx_selector *sel, float *hk, vdx_idx_t *hi,
                        uint32_t *dd) {
     const size_t cs = l->code_size;
+    uint32_t *cand = dd, *cd = dd + LSH_CHUNK;
     /* the heap's worst distance as an integer (distances are < 2^31) */
     uint32_t thr = isinf(hk[0]) ? UINT32_MAX : (uint32_t)hk[0];
     for (int64_t c0 = i0; c0 < i1; c0 += LSH_CHUNK) {
         size_t cn = (size_t)VDX_MIN(LSH_CHUNK, i1 - c0);
-        ham(qq, l->codes + (size_t)c0 * cs, cn, cs, dd);
-        for (size_t j = 0; j < cn; j++) {
-            if (dd[j] > thr) continue; /* the common case: no better */
-            vdx_idx_t id = c0 + (int64_t)j;
+        size_t nc = ham(qq, l->codes + (size_t)c0 * cs, cn, cs, thr, cand, cd);
+        for (size_t j = 0; j < nc; j++) {
+            if (cd[j] > thr) continue; /* the bound moved since */
+            vdx_idx_t id = c0 + (int64_t)cand[j];
             if (sel && !vdx_sel_member(sel, id)) continue;
-            vdx_heap_push(k, hk, hi, (float)dd[j], id);
+            vdx_heap_push(k, hk, hi, (float)cd[j], id);
             thr = isinf(hk[0]) ? UINT32_MAX : (uint32_t)hk[0];
         }
     }
@@ -336,21 +357,32 @@ static vdx_status lsh_search(const vdx_index *ix, int64_t n, const float *x,
     /* split the database when there are fewer queries than threads */
     const int split = n < nthreads && nthreads > 1 && nb >= 4 * LSH_CHUNK;
     uint8_t *qc = vdx_malloc_array((size_t)n, cs);
-    uint32_t *dist = vdx_malloc_array((size_t)nthreads, LSH_CHUNK * sizeof(uint32_t));
+    uint32_t *dist = vdx_malloc_array((size_t)nthreads, 2 * LSH_CHUNK * sizeof(uint32_t));
     float *tk = split ? vdx_malloc_array((size_t)nthreads, (size_t)k * sizeof(float)) : NULL;
     vdx_idx_t *ti = split ? vdx_malloc_array((size_t)nthreads, (size_t)k * sizeof(vdx_idx_t)) : NULL;
     vdx_status st = (!qc || !dist || (split && (!tk || !ti)))
                         ? VDX_ERR_OUT_OF_MEMORY : VDX_OK;
     if (!st) st = encode_n(l, n, x, qc);
     if (!st && !split) {
+        /* cache blocking: each thread takes a slice of the queries and
+         * walks the database in blocks of about 256 KiB, scanning each
+         * block for all its queries while the block is in cache */
+        const int64_t blk = VDX_MAX((int64_t)LSH_CHUNK,
+                                    (int64_t)((256 << 10) / cs) / LSH_CHUNK *
+                                        LSH_CHUNK);
+        const int64_t qb = 32; /* queries per slice */
 #pragma omp parallel for schedule(dynamic, 1) if (n > 1) num_threads(nthreads)
-        for (int64_t q = 0; q < n; q++) {
-            float *hk = D + q * k;
-            vdx_idx_t *hi = I + q * k;
-            vdx_heap_init(k, hk, hi);
-            scan_range(l, ham, qc + (size_t)q * cs, 0, nb, k, sel, hk, hi,
-                       dist + (size_t)omp_get_thread_num() * LSH_CHUNK);
-            finish(k, hk, hi);
+        for (int64_t q0 = 0; q0 < n; q0 += qb) {
+            int64_t q1 = VDX_MIN(n, q0 + qb);
+            uint32_t *dd = dist + (size_t)omp_get_thread_num() * 2 * LSH_CHUNK;
+            for (int64_t q = q0; q < q1; q++) vdx_heap_init(k, D + q * k, I + q * k);
+            for (int64_t b0 = 0; b0 < nb; b0 += blk) {
+                int64_t b1 = VDX_MIN(nb, b0 + blk);
+                for (int64_t q = q0; q < q1; q++)
+                    scan_range(l, ham, qc + (size_t)q * cs, b0, b1, k, sel,
+                               D + q * k, I + q * k, dd);
+            }
+            for (int64_t q = q0; q < q1; q++) finish(k, D + q * k, I + q * k);
         }
     } else if (!st) {
         for (int64_t q = 0; q < n; q++) {
@@ -364,7 +396,7 @@ static vdx_status lsh_search(const vdx_index *ix, int64_t n, const float *x,
                 int64_t per = (nb + nt - 1) / nt;
                 int64_t i0 = VDX_MIN(nb, per * t), i1 = VDX_MIN(nb, i0 + per);
                 scan_range(l, ham, qc + (size_t)q * cs, i0, i1, k, sel, hk, hi,
-                           dist + (size_t)t * LSH_CHUNK);
+                           dist + (size_t)t * 2 * LSH_CHUNK);
             }
             float *hk = D + q * k;
             vdx_idx_t *hi = I + q * k;
@@ -393,19 +425,25 @@ static vdx_status lsh_range_search(const vdx_index *ix, int64_t n,
     const hamming_fn ham = pick_hamming();
     const int nthreads = vdx_nthreads();
     uint8_t *qc = vdx_malloc_array((size_t)n, cs);
-    uint32_t *dist = vdx_malloc_array((size_t)nthreads, LSH_CHUNK * sizeof(uint32_t));
+    uint32_t *dist = vdx_malloc_array((size_t)nthreads, 2 * LSH_CHUNK * sizeof(uint32_t));
     vdx_status st = (!qc || !dist) ? VDX_ERR_OUT_OF_MEMORY : VDX_OK;
     if (!st) st = encode_n(l, n, x, qc);
-    if (!st) {
+    /* hits: integer distances h < radius, i.e. h <= thr */
+    const int none = !(radius > 0);
+    const uint32_t thr = none ? 0
+                         : radius > 4294967295.0f ? UINT32_MAX
+                                                  : (uint32_t)ceilf(radius) - 1;
+    if (!st && !none) {
 #pragma omp parallel for schedule(dynamic, 1) if (n > 1) num_threads(nthreads)
         for (int64_t q = 0; q < n; q++) {
-            uint32_t *dd = dist + (size_t)omp_get_thread_num() * LSH_CHUNK;
+            uint32_t *dd = dist + (size_t)omp_get_thread_num() * 2 * LSH_CHUNK;
             for (int64_t c0 = 0; c0 < ix->ntotal; c0 += LSH_CHUNK) {
                 size_t cn = (size_t)VDX_MIN(LSH_CHUNK, ix->ntotal - c0);
-                ham(qc + (size_t)q * cs, l->codes + (size_t)c0 * cs, cn, cs, dd);
-                for (size_t j = 0; j < cn; j++) {
-                    float v = (float)dd[j];
-                    vdx_idx_t id = c0 + (int64_t)j;
+                size_t nc = ham(qc + (size_t)q * cs, l->codes + (size_t)c0 * cs,
+                                cn, cs, thr, dd, dd + LSH_CHUNK);
+                for (size_t j = 0; j < nc; j++) {
+                    float v = (float)dd[LSH_CHUNK + j];
+                    vdx_idx_t id = c0 + (int64_t)dd[j];
                     if (!(v < radius)) continue;
                     if (sel && !vdx_sel_member(sel, id)) continue;
                     if (vdx_range_builder_add(rb, q, v, id)) {
