@@ -89,6 +89,37 @@ static int64_t split_empty(float *cent, int64_t *count, int64_t k, int64_t d,
     return nsplit;
 }
 
+/* Below this dimension (L2) the assignment step uses the transposed
+ * distance kernel instead of the flat index's sgemm: with a handful of
+ * components sgemm's inner products are too short to pay for its packing
+ * (PQ sub-spaces are 4 to 16 wide). */
+#define SMALL_D 16
+
+/* assign[i] = nearest centroid of x_i (first on ties), dist[i] its
+ * squared distance; ct is the k centroids transposed (d rows of k), cn
+ * their squared norms.  As the sgemm path, distances are expanded as
+ * |x|^2 + |c|^2 - 2<x, c> (one FMA per component and centroid). */
+static void assign_small_d(int64_t d, int64_t k, int64_t n, const float *x,
+                           const float *ct, const float *cn, float *dist,
+                           int64_t *assign, float *scratch, int nth) {
+    const vdx_kernels *K = vdx_kernels_get();
+#pragma omp parallel num_threads(nth)
+    {
+        float *dis = scratch + (size_t)omp_get_thread_num() * (size_t)k;
+        float a[SMALL_D];
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < n; i++) {
+            const float *xi = x + i * d;
+            for (int64_t c = 0; c < d; c++) a[c] = -2.0f * xi[c];
+            K->matvec_t(dis, a, ct, cn, (size_t)d, (size_t)k);
+            float m;
+            assign[i] = (int64_t)K->argmin(dis, (size_t)k, &m);
+            m += K->norm_sqr(xi, (size_t)d);
+            dist[i] = m > 0 ? m : 0;
+        }
+    }
+}
+
 /* One Lloyd run; returns the final objective in *final. */
 static vdx_status run_once(int64_t d, int64_t k, int64_t n, const float *x,
                            const vdx_kmeans_params *p, vdx_metric metric,
@@ -105,6 +136,9 @@ static vdx_status run_once(int64_t d, int64_t k, int64_t n, const float *x,
     float *dist = vdx_malloc_array((size_t)n, sizeof(float));
     int64_t *assign = vdx_malloc_array((size_t)n, sizeof(int64_t));
     int64_t *count = vdx_malloc_array((size_t)k, sizeof(int64_t));
+    const int small = metric == VDX_METRIC_L2 && d < SMALL_D;
+    const int nth = vdx_nthreads();
+    float *ct = NULL, *scratch = NULL;
     vdx_index *q = NULL;
     vdx_rng r;
     vdx_rng_seed(&r, seed ^ 0x5eed5eedULL);
@@ -112,12 +146,34 @@ static vdx_status run_once(int64_t d, int64_t k, int64_t n, const float *x,
         st = VDX_ERR_OUT_OF_MEMORY;
         goto done;
     }
-    if ((st = vdx_index_flat_new(d, metric, &q))) goto done;
-    for (int it = 0; it < p->niter; it++) {
-        if ((st = vdx_index_reset(q)) || (st = vdx_index_add(q, k, cent)))
+    if (small) {
+        ct = vdx_malloc_array((size_t)k, (size_t)(d + 1) * sizeof(float));
+        scratch = vdx_malloc_array((size_t)nth, (size_t)k * sizeof(float));
+        if (!ct || !scratch) {
+            st = VDX_ERR_OUT_OF_MEMORY;
             goto done;
-        /* x was checked once; the op skips the public entry's re-check */
-        if ((st = q->ops->search(q, n, x, 1, NULL, dist, assign))) goto done;
+        }
+    } else if ((st = vdx_index_flat_new(d, metric, &q))) {
+        goto done;
+    }
+    for (int it = 0; it < p->niter; it++) {
+        if (small) {
+            float *cn = ct + d * k; /* the norms follow the d rows */
+            for (int64_t c = 0; c < k; c++) {
+                float s2 = 0;
+                for (int64_t j = 0; j < d; j++) {
+                    ct[j * k + c] = cent[c * d + j];
+                    s2 += cent[c * d + j] * cent[c * d + j];
+                }
+                cn[c] = s2;
+            }
+            assign_small_d(d, k, n, x, ct, cn, dist, assign, scratch, nth);
+        } else {
+            if ((st = vdx_index_reset(q)) || (st = vdx_index_add(q, k, cent)))
+                goto done;
+            /* x was checked once; the op skips the public entry's re-check */
+            if ((st = q->ops->search(q, n, x, 1, NULL, dist, assign))) goto done;
+        }
         double o = 0;
         for (int64_t i = 0; i < n; i++) o += dist[i];
         if (obj) obj[it] = (float)o;
@@ -150,6 +206,8 @@ static vdx_status run_once(int64_t d, int64_t k, int64_t n, const float *x,
     }
 done:
     vdx_index_free(q);
+    vdx_free(ct);
+    vdx_free(scratch);
     vdx_free(dist);
     vdx_free(assign);
     vdx_free(count);

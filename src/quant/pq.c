@@ -107,8 +107,53 @@ static uint32_t nearest(const vdx_pq *pq, const vdx_kernels *K, int64_t m,
     return best;
 }
 
+/* Sub-vectors narrower than this are encoded with the transposed kernel
+ * (see kmeans.c: short rows waste the row-wise kernels' horizontal sums). */
+#define PQ_SMALL_DSUB 16
+
+/* Encodes with the centroids of every sub-quantizer transposed (dsub rows
+ * of ksub); 0 when the transposed copy could not be made. */
+static int encode_transposed(const vdx_pq *pq, int64_t n, const float *x,
+                             uint8_t *codes) {
+    const int64_t M = pq->M, ks = pq->ksub, ds = pq->dsub;
+    if (ds >= PQ_SMALL_DSUB || ks > 4096 || n < 32) return 0;
+    float *ct = vdx_malloc_array((size_t)(M * ks), (size_t)ds * sizeof(float));
+    const int nth = vdx_nthreads();
+    float *dis = vdx_malloc_array((size_t)nth, (size_t)ks * sizeof(float));
+    if (!ct || !dis) {
+        vdx_free(ct);
+        vdx_free(dis);
+        return 0;
+    }
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t j = 0; j < ks; j++)
+            for (int64_t c = 0; c < ds; c++)
+                ct[(m * ds + c) * ks + j] = pq->centroids[(m * ks + j) * ds + c];
+    const vdx_kernels *K = vdx_kernels_get();
+#pragma omp parallel if (n > 16) num_threads(nth)
+    {
+        float *di = dis + (size_t)omp_get_thread_num() * (size_t)ks;
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < n; i++) {
+            uint8_t *code = codes + (size_t)i * pq->code_size;
+            memset(code, 0, pq->code_size);
+            for (int64_t m = 0; m < M; m++) {
+                K->l2sqr_ny_t(di, x + i * pq->d + m * ds, ct + m * ds * ks,
+                              (size_t)ds, (size_t)ks);
+                float mv;
+                vdx_pq_put(code, m, pq->nbits,
+                           (uint32_t)K->argmin(di, (size_t)ks, &mv));
+            }
+        }
+    }
+    vdx_free(ct);
+    vdx_free(dis);
+    return 1;
+}
+
 void vdx_pq_encode(const vdx_pq *pq, int64_t n, const float *x,
                    uint8_t *codes) {
+    if (encode_transposed(pq, n, x, codes)) return;
     const vdx_kernels *K = vdx_kernels_get();
 #pragma omp parallel if (n > 16) num_threads(vdx_nthreads())
     {

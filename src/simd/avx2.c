@@ -210,7 +210,99 @@ static size_t filter_greater(const float *v, size_t n, float thr,
     return c;
 }
 
+/* 32 vectors per step (four independent accumulators keep both FMA
+ * pipes busy despite the FMA latency), then 16, 8, then the tail one by
+ * one in the scalar order. */
+static void l2sqr_ny_t(float *out, const float *x, const float *yt, size_t d,
+                       size_t ny) {
+    size_t j = 0;
+    for (; j + 32 <= ny; j += 32) {
+        __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+        __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+        for (size_t c = 0; c < d; c++) {
+            const float *row = yt + c * ny + j;
+            __m256 xc = _mm256_set1_ps(x[c]);
+            __m256 t0 = _mm256_sub_ps(xc, _mm256_loadu_ps(row));
+            __m256 t1 = _mm256_sub_ps(xc, _mm256_loadu_ps(row + 8));
+            __m256 t2 = _mm256_sub_ps(xc, _mm256_loadu_ps(row + 16));
+            __m256 t3 = _mm256_sub_ps(xc, _mm256_loadu_ps(row + 24));
+            s0 = _mm256_fmadd_ps(t0, t0, s0);
+            s1 = _mm256_fmadd_ps(t1, t1, s1);
+            s2 = _mm256_fmadd_ps(t2, t2, s2);
+            s3 = _mm256_fmadd_ps(t3, t3, s3);
+        }
+        _mm256_storeu_ps(out + j, s0);
+        _mm256_storeu_ps(out + j + 8, s1);
+        _mm256_storeu_ps(out + j + 16, s2);
+        _mm256_storeu_ps(out + j + 24, s3);
+    }
+    for (; j + 16 <= ny; j += 16) {
+        __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+        for (size_t c = 0; c < d; c++) {
+            __m256 xc = _mm256_set1_ps(x[c]);
+            __m256 t0 = _mm256_sub_ps(xc, _mm256_loadu_ps(yt + c * ny + j));
+            __m256 t1 = _mm256_sub_ps(xc, _mm256_loadu_ps(yt + c * ny + j + 8));
+            s0 = _mm256_fmadd_ps(t0, t0, s0);
+            s1 = _mm256_fmadd_ps(t1, t1, s1);
+        }
+        _mm256_storeu_ps(out + j, s0);
+        _mm256_storeu_ps(out + j + 8, s1);
+    }
+    for (; j + 8 <= ny; j += 8) {
+        __m256 s0 = _mm256_setzero_ps();
+        for (size_t c = 0; c < d; c++) {
+            __m256 t0 = _mm256_sub_ps(_mm256_set1_ps(x[c]),
+                                      _mm256_loadu_ps(yt + c * ny + j));
+            s0 = _mm256_fmadd_ps(t0, t0, s0);
+        }
+        _mm256_storeu_ps(out + j, s0);
+    }
+    for (; j < ny; j++) {
+        float s = 0;
+        for (size_t c = 0; c < d; c++) {
+            float t = x[c] - yt[c * ny + j];
+            s += t * t;
+        }
+        out[j] = s;
+    }
+}
+
+/* As l2sqr_ny_t: 32 outputs per step on four accumulators, then 8, then
+ * the tail in the scalar order. */
+static void matvec_t(float *out, const float *a, const float *yt,
+                     const float *base, size_t d, size_t ny) {
+    size_t j = 0;
+    for (; j + 32 <= ny; j += 32) {
+        __m256 s0 = _mm256_loadu_ps(base + j), s1 = _mm256_loadu_ps(base + j + 8);
+        __m256 s2 = _mm256_loadu_ps(base + j + 16), s3 = _mm256_loadu_ps(base + j + 24);
+        for (size_t c = 0; c < d; c++) {
+            const float *row = yt + c * ny + j;
+            __m256 ac = _mm256_set1_ps(a[c]);
+            s0 = _mm256_fmadd_ps(ac, _mm256_loadu_ps(row), s0);
+            s1 = _mm256_fmadd_ps(ac, _mm256_loadu_ps(row + 8), s1);
+            s2 = _mm256_fmadd_ps(ac, _mm256_loadu_ps(row + 16), s2);
+            s3 = _mm256_fmadd_ps(ac, _mm256_loadu_ps(row + 24), s3);
+        }
+        _mm256_storeu_ps(out + j, s0);
+        _mm256_storeu_ps(out + j + 8, s1);
+        _mm256_storeu_ps(out + j + 16, s2);
+        _mm256_storeu_ps(out + j + 24, s3);
+    }
+    for (; j + 8 <= ny; j += 8) {
+        __m256 s0 = _mm256_loadu_ps(base + j);
+        for (size_t c = 0; c < d; c++)
+            s0 = _mm256_fmadd_ps(_mm256_set1_ps(a[c]),
+                                 _mm256_loadu_ps(yt + c * ny + j), s0);
+        _mm256_storeu_ps(out + j, s0);
+    }
+    for (; j < ny; j++) {
+        float s = base[j];
+        for (size_t c = 0; c < d; c++) s += a[c] * yt[c * ny + j];
+        out[j] = s;
+    }
+}
+
 const vdx_kernels vdx_kernels_avx2 = {
     "avx2",   l2sqr_f,          inner_product_f, norm_sqr,
     l2sqr_ny, inner_product_ny, norms_sqr_ny,    filter_less,
-    argmin, filter_greater};
+    argmin, filter_greater, l2sqr_ny_t, matvec_t};

@@ -119,7 +119,36 @@ static size_t filter_greater(const float *v, size_t n, float thr,
     return c;
 }
 
+/* 16 vectors per step in one ZMM register, then the tail (masked). */
+static void l2sqr_ny_t(float *out, const float *x, const float *yt, size_t d,
+                       size_t ny) {
+    for (size_t j = 0; j < ny; j += 16) {
+        __mmask16 m = ny - j >= 16 ? (__mmask16)0xffff
+                                   : (__mmask16)((1u << (ny - j)) - 1u);
+        __m512 s0 = _mm512_setzero_ps();
+        for (size_t c = 0; c < d; c++) {
+            __m512 t0 = _mm512_sub_ps(_mm512_set1_ps(x[c]),
+                                      _mm512_maskz_loadu_ps(m, yt + c * ny + j));
+            s0 = _mm512_fmadd_ps(t0, t0, s0);
+        }
+        _mm512_mask_storeu_ps(out + j, m, s0);
+    }
+}
+
+static void matvec_t(float *out, const float *a, const float *yt,
+                     const float *base, size_t d, size_t ny) {
+    for (size_t j = 0; j < ny; j += 16) {
+        __mmask16 m = ny - j >= 16 ? (__mmask16)0xffff
+                                   : (__mmask16)((1u << (ny - j)) - 1u);
+        __m512 s0 = _mm512_maskz_loadu_ps(m, base + j);
+        for (size_t c = 0; c < d; c++)
+            s0 = _mm512_fmadd_ps(_mm512_set1_ps(a[c]),
+                                 _mm512_maskz_loadu_ps(m, yt + c * ny + j), s0);
+        _mm512_mask_storeu_ps(out + j, m, s0);
+    }
+}
+
 const vdx_kernels vdx_kernels_avx512 = {
     "avx512", l2sqr_f,          inner_product_f, norm_sqr,
     l2sqr_ny, inner_product_ny, norms_sqr_ny,    filter_less,
-    argmin, filter_greater};
+    argmin, filter_greater, l2sqr_ny_t, matvec_t};

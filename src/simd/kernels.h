@@ -35,6 +35,18 @@ typedef struct vdx_kernels {
     /* As filter_less with v[j] > thr (inner-product scores). */
     size_t (*filter_greater)(const float *v, size_t n, float thr,
                              uint32_t *cand);
+    /* out[j] = sum_c (x[c] - yt[c * ny + j])^2 for j < ny: L2 distances to
+     * ny vectors stored transposed (d rows of ny), so that SIMD lanes run
+     * over vectors rather than components.  For small d (PQ sub-vectors,
+     * k-means of sub-spaces), where the row-wise kernels spend their time
+     * in horizontal sums. */
+    void (*l2sqr_ny_t)(float *out, const float *x, const float *yt, size_t d,
+                       size_t ny);
+    /* out[j] = base[j] + sum_c a[c] * yt[c * ny + j] for j < ny (same
+     * layout): with a = -2x and base = |y_j|^2, the L2 distances minus
+     * |x|^2 at one FMA per component (k-means assignment). */
+    void (*matvec_t)(float *out, const float *a, const float *yt,
+                     const float *base, size_t d, size_t ny);
 } vdx_kernels;
 
 /* The table in use (chosen on first call, then cached). */

@@ -61,7 +61,26 @@ static size_t filter_greater(const float *v, size_t n, float thr,
     return c;
 }
 
+static void l2sqr_ny_t(float *out, const float *x, const float *yt, size_t d,
+                       size_t ny) {
+    for (size_t j = 0; j < ny; j++) out[j] = 0;
+    for (size_t c = 0; c < d; c++) {
+        const float *row = yt + c * ny;
+        for (size_t j = 0; j < ny; j++) {
+            float t = x[c] - row[j];
+            out[j] += t * t;
+        }
+    }
+}
+
+static void matvec_t(float *out, const float *a, const float *yt,
+                     const float *base, size_t d, size_t ny) {
+    for (size_t j = 0; j < ny; j++) out[j] = base[j];
+    for (size_t c = 0; c < d; c++)
+        for (size_t j = 0; j < ny; j++) out[j] += a[c] * yt[c * ny + j];
+}
+
 const vdx_kernels vdx_kernels_scalar = {
     "scalar",     l2sqr,        inner_product, norm_sqr,
     l2sqr_ny,     inner_product_ny, norms_sqr_ny, filter_less,
-    argmin, filter_greater};
+    argmin, filter_greater, l2sqr_ny_t, matvec_t};

@@ -58,6 +58,31 @@ static void check_level(const vdx_kernels *K) {
     }
     free(a);
     free(y);
+    /* transposed distances: d = 1..20 rows, ny = 0..70 (all tails), against
+     * the reference and against the row-wise kernel on the same vectors */
+    float yt[20 * 70], yr[70 * 20], xq[20], o1[70], o2[70], o3[70];
+    test_rand_fill(yt, 20 * 70, 4);
+    test_rand_fill(xq, 20, 5);
+    int badt = 0;
+    for (size_t d = 1; d <= 20; d++)
+        for (size_t ny = 0; ny <= 70; ny++) {
+            for (size_t j = 0; j < ny; j++)
+                for (size_t c = 0; c < d; c++) yr[j * d + c] = yt[c * ny + j];
+            K->l2sqr_ny_t(o1, xq, yt, d, ny);
+            R->l2sqr_ny_t(o2, xq, yt, d, ny);
+            R->l2sqr_ny(o3, xq, yr, d, ny);
+            for (size_t j = 0; j < ny; j++)
+                badt += rel_err(o1[j], o2[j]) > 1e-5 || rel_err(o2[j], o3[j]) > 1e-5;
+            /* matvec_t with a = -2x, base = |y|^2: L2 minus |x|^2 */
+            float a2[20], nb[70];
+            for (size_t c = 0; c < d; c++) a2[c] = -2 * xq[c];
+            R->norms_sqr_ny(nb, yr, d, ny);
+            K->matvec_t(o1, a2, yt, nb, d, ny);
+            float xn = R->norm_sqr(xq, d);
+            for (size_t j = 0; j < ny; j++)
+                badt += fabs(o1[j] + xn - o3[j]) > 1e-5 * (1 + d);
+        }
+    CHECK(badt == 0);
 }
 
 static void test_levels(void) {
