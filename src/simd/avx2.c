@@ -155,42 +155,44 @@ static size_t filter_less(const float *v, size_t n, float thr,
 
 /* Eight running minima with their indices; the lanes are reduced at the
  * end, lowest index first among equal values. */
+/* Two passes: the minimum value on four independent vminps chains (no
+ * serial compare-and-blend), then the first position holding it. */
 static size_t argmin(const float *v, size_t n, float *minval) {
     size_t j = 0;
-    size_t best = 0;
     float bv = v[0];
-    if (n >= 16) {
-        __m256 mv = _mm256_loadu_ps(v);
-        __m256i mi = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        __m256i idx = mi, step = _mm256_set1_epi32(8);
-        for (j = 8; j + 8 <= n; j += 8) {
-            idx = _mm256_add_epi32(idx, step);
-            __m256 x = _mm256_loadu_ps(v + j);
-            __m256 lt = _mm256_cmp_ps(x, mv, _CMP_LT_OQ);
-            mv = _mm256_blendv_ps(mv, x, lt);
-            mi = _mm256_blendv_epi8(mi, idx, _mm256_castps_si256(lt));
+    if (n >= 32) {
+        __m256 m0 = _mm256_loadu_ps(v), m1 = _mm256_loadu_ps(v + 8);
+        __m256 m2 = _mm256_loadu_ps(v + 16), m3 = _mm256_loadu_ps(v + 24);
+        for (j = 32; j + 32 <= n; j += 32) {
+            m0 = _mm256_min_ps(m0, _mm256_loadu_ps(v + j));
+            m1 = _mm256_min_ps(m1, _mm256_loadu_ps(v + j + 8));
+            m2 = _mm256_min_ps(m2, _mm256_loadu_ps(v + j + 16));
+            m3 = _mm256_min_ps(m3, _mm256_loadu_ps(v + j + 24));
         }
-        float lv[8];
-        int32_t li[8];
-        _mm256_storeu_ps(lv, mv);
-        _mm256_storeu_si256((__m256i *)li, mi);
-        bv = lv[0];
-        best = (size_t)li[0];
-        for (int l = 1; l < 8; l++)
-            if (lv[l] < bv || (lv[l] == bv && (size_t)li[l] < best)) {
-                bv = lv[l];
-                best = (size_t)li[l];
-            }
+        for (; j + 8 <= n; j += 8) m0 = _mm256_min_ps(m0, _mm256_loadu_ps(v + j));
+        m0 = _mm256_min_ps(_mm256_min_ps(m0, m1), _mm256_min_ps(m2, m3));
+        __m128 h = _mm_min_ps(_mm256_castps256_ps128(m0),
+                              _mm256_extractf128_ps(m0, 1));
+        h = _mm_min_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_min_ss(h, _mm_movehdup_ps(h));
+        bv = _mm_cvtss_f32(h);
     } else {
-        j = 1;
+        j = 0;
     }
     for (; j < n; j++)
-        if (v[j] < bv) {
-            bv = v[j];
-            best = j;
-        }
+        if (v[j] < bv) bv = v[j];
     *minval = bv;
-    return best;
+    /* the first position holding it */
+    const __m256 mb = _mm256_set1_ps(bv);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        int mask = _mm256_movemask_ps(
+            _mm256_cmp_ps(_mm256_loadu_ps(v + i), mb, _CMP_EQ_OQ));
+        if (mask) return i + (size_t)__builtin_ctz((unsigned)mask);
+    }
+    for (; i < n; i++)
+        if (v[i] == bv) return i;
+    return 0; /* not reached for finite input */
 }
 
 static size_t filter_greater(const float *v, size_t n, float thr,
