@@ -242,10 +242,45 @@ void vdx_pq_scan_scalar(const vdx_pq *pq, const float *table,
  * the reference, so results are bit-identical) keep the load ports busy.
  * Measured on Zen (bench_pq): 2.4x faster than 8-lane AVX2 gathers, which
  * are microcoded there. */
+/* Eight codes at a time, their bytes read eight at a time (one 64-bit
+ * load per code and 8 sub-quantizers, the indices then taken out with
+ * shifts): the scan is bound by loads, and this halves them; eight
+ * independent sums hide the latency of the adds.  Each code's sum is still
+ * taken in sub-quantizer order, so keys equal the reference's bit for bit. */
+static void scan8_x8(const float *table, size_t cs, const uint8_t *codes,
+                     size_t n, float *keys) {
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+        const uint8_t *c = codes + i * cs;
+        float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (size_t m = 0; m < cs; m += 8) {
+            const float *t = table + m * 256;
+            for (int u = 0; u < 8; u++) {
+                uint64_t w;
+                memcpy(&w, c + (size_t)u * cs + m, 8);
+                float a = s[u];
+                a += t[w & 255];
+                a += t[256 + ((w >> 8) & 255)];
+                a += t[512 + ((w >> 16) & 255)];
+                a += t[768 + ((w >> 24) & 255)];
+                a += t[1024 + ((w >> 32) & 255)];
+                a += t[1280 + ((w >> 40) & 255)];
+                a += t[1536 + ((w >> 48) & 255)];
+                a += t[1792 + (w >> 56)];
+                s[u] = a;
+            }
+        }
+        memcpy(keys + i, s, sizeof s);
+    }
+}
+
 void vdx_pq_scan8_x4(const float *table, int64_t M, const uint8_t *codes,
                      size_t n, float *keys) {
     const size_t cs = (size_t)M;
     size_t i = 0;
+    if (cs % 8 == 0) {
+        scan8_x8(table, cs, codes, n, keys);
+        i = n / 8 * 8;
+    }
     for (; i + 4 <= n; i += 4) {
         const uint8_t *c0 = codes + i * cs, *c1 = c0 + cs, *c2 = c1 + cs,
                       *c3 = c2 + cs;
