@@ -194,12 +194,8 @@ static int Center_init(VTObject *self, PyObject *args, PyObject *kw) {
 /* --- methods --------------------------------------------------------------- */
 static PyObject *VT_train(VTObject *self, PyObject *xo) {
     if (vt_ready(self) < 0) return NULL;
-    if (self->owner) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "train: this transform belongs to an "
-                        "IndexPreTransform; train the index instead");
-        return NULL;
-    }
+    /* inside an index this takes the tree's lock exclusively, as FAISS
+     * allows training a chain element directly */
     PyArrayObject *x = as_matrix(xo, vdx_vt_d_in(self->vt), "x");
     if (!x) return NULL;
     cerr e;
