@@ -612,6 +612,16 @@ VDX_API vdx_status vdx_vt_set_options(vdx_vt *vt, const vdx_vt_options *o);
 /** OPQ: the number of sub-quantizers M (0 for other kinds). */
 VDX_API int64_t vdx_vt_opq_M(const vdx_vt *vt);
 
+/** Serialises a transform alone in FAISS's format (what
+ *  faiss.write_VectorTransform writes) to a new buffer freed with
+ *  vdx_free_buffer; OPQMatrix is written as a LinearTransform, as FAISS
+ *  does. */
+VDX_API vdx_status vdx_serialize_vt(const vdx_vt *vt, uint8_t **buf,
+                                    size_t *size);
+/** Reads a transform written by vdx_serialize_vt or FAISS. */
+VDX_API vdx_status vdx_deserialize_vt(const uint8_t *buf, size_t size,
+                                      vdx_vt **out);
+
 /** IndexPreTransform: applies a chain of transforms, then the sub-index
  *  (whose d must be the chain's output dimension).  Takes ownership of vt
  *  (may be NULL: an empty chain) and sub on success only.  Train trains

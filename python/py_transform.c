@@ -699,7 +699,54 @@ static PyObject *mod_downcast_vt(PyObject *m, PyObject *arg) {
     return arg;
 }
 
+static PyObject *mod_serialize_vt(PyObject *m, PyObject *arg) {
+    (void)m;
+    if (!PyObject_TypeCheck(arg, &VTType)) {
+        PyErr_Format(PyExc_TypeError, "expected a VectorTransform, got %.200s",
+                     Py_TYPE(arg)->tp_name);
+        return NULL;
+    }
+    VTObject *self = (VTObject *)arg;
+    if (vt_ready(self) < 0) return NULL;
+    uint8_t *buf = NULL;
+    size_t size = 0;
+    cerr e;
+    VT_RUN(self, rd, e, vdx_serialize_vt(self->vt, &buf, &size));
+    if (e.st != VDX_OK) return raise_cerr(&e);
+    npy_intp n = (npy_intp)size;
+    PyObject *a = PyArray_SimpleNew(1, &n, NPY_UINT8);
+    if (a) memcpy(PyArray_DATA((PyArrayObject *)a), buf, size);
+    vdx_free_buffer(buf);
+    return a;
+}
+
+static PyObject *mod_deserialize_vt(PyObject *m, PyObject *arg) {
+    (void)m;
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    vdx_vt *vt = NULL;
+    cerr e;
+    Py_BEGIN_ALLOW_THREADS
+    cerr_capture(&e, vdx_deserialize_vt(view.buf, (size_t)view.len, &vt));
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    if (e.st != VDX_OK) return raise_cerr(&e);
+    PyTypeObject *t = class_for_vt(vt);
+    VTObject *obj = (VTObject *)t->tp_alloc(t, 0);
+    if (!obj) {
+        vdx_vt_free(vt);
+        return NULL;
+    }
+    obj->vt = vt;
+    return (PyObject *)obj;
+}
+
 static PyMethodDef vt_functions[] = {
+    {"serialize_VectorTransform", (PyCFunction)mod_serialize_vt, METH_O,
+     "serialize_VectorTransform(vt) -> uint8 array in FAISS's format."},
+    {"deserialize_VectorTransform", (PyCFunction)mod_deserialize_vt, METH_O,
+     "deserialize_VectorTransform(data) -> VectorTransform (bytes-like or "
+     "uint8 array)."},
     {"downcast_VectorTransform", (PyCFunction)mod_downcast_vt, METH_O,
      "downcast_VectorTransform(vt) -> vt (objects already have their "
      "class)."},

@@ -369,3 +369,40 @@ vdx_status vdx_io_write_pretransform(vdx_writer *w, const vdx_index *ix) {
         if ((s = write_vt(w, vdx_index_pretransform_chain(ix, i)))) return s;
     return vdx_write_index_rec(w, vdx_index_pretransform_index(ix));
 }
+
+/* ---- standalone transforms (FAISS: write_VectorTransform) --------------- */
+
+vdx_status vdx_serialize_vt(const vdx_vt *vt, uint8_t **buf, size_t *size) {
+    vdx_clear_error();
+    if (!buf || !size)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "buf or size is NULL");
+    *buf = NULL;
+    *size = 0;
+    if (!vt) return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "transform is NULL");
+    vdx_writer w;
+    memset(&w, 0, sizeof w);
+    vdx_status s = write_vt(&w, vt);
+    if (s) {
+        vdx_free(w.buf);
+        return s;
+    }
+    *buf = w.buf;
+    *size = w.len;
+    return VDX_OK;
+}
+
+vdx_status vdx_deserialize_vt(const uint8_t *buf, size_t size, vdx_vt **out) {
+    vdx_clear_error();
+    if (!out) return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "out is NULL");
+    *out = NULL;
+    if (!buf && size > 0)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "buf is NULL, size %zu",
+                         size);
+    static const uint8_t empty[1] = {0};
+    vdx_reader r;
+    memset(&r, 0, sizeof r);
+    r.mem = buf ? buf : empty;
+    r.kind = "buffer";
+    r.size = size;
+    return read_vt(&r, out);
+}

@@ -270,6 +270,46 @@ static void test_round_trip_kinds(void) {
     free(x);
 }
 
+/* Transforms alone (vdx_serialize_vt): every kind, every truncation. */
+static void test_vt_alone(void) {
+    float x[300 * 8];
+    test_rand_fill(x, 300 * 8, 23);
+    vdx_vt *vts[5] = {NULL};
+    CHECK_OK(vdx_vt_pca_new(8, 3, -0.5f, 1, &vts[0]));
+    CHECK_OK(vdx_vt_random_rotation_new(8, 11, &vts[1]));
+    CHECK_OK(vdx_vt_normalization_new(8, 2.0f, &vts[2]));
+    CHECK_OK(vdx_vt_centering_new(8, &vts[3]));
+    CHECK_OK(vdx_vt_linear_new(8, 2, 1, &vts[4]));
+    float A[16];
+    test_rand_fill(A, 16, 2);
+    CHECK_OK(vdx_vt_set_array(vts[4], VDX_VT_A, A, 16));
+    for (int i = 0; i < 5; i++) {
+        if (!vts[i]) continue;
+        CHECK_OK(vdx_vt_train(vts[i], 300, x));
+        uint8_t *buf = NULL;
+        size_t n = 0;
+        CHECK_OK(vdx_serialize_vt(vts[i], &buf, &n));
+        vdx_vt *back = NULL;
+        CHECK_OK(vdx_deserialize_vt(buf, n, &back));
+        if (back) {
+            CHECK(!strcmp(vdx_vt_type_name(back), vdx_vt_type_name(vts[i])));
+            float y1[4 * 11], y2[4 * 11];
+            CHECK_OK(vdx_vt_apply(vts[i], 4, x, y1));
+            CHECK_OK(vdx_vt_apply(back, 4, x, y2));
+            CHECK(!memcmp(y1, y2, (size_t)(4 * vdx_vt_d_out(back)) * sizeof(float)));
+            CHECK(vdx_vt_is_orthonormal(back) == vdx_vt_is_orthonormal(vts[i]));
+        }
+        vdx_vt_free(back);
+        for (size_t len = 0; len < n; len++) {
+            back = NULL;
+            CHECK_ERR(vdx_deserialize_vt(buf, len, &back), VDX_ERR_FORMAT);
+            CHECK(back == NULL);
+        }
+        vdx_free_buffer(buf);
+        vdx_vt_free(vts[i]);
+    }
+}
+
 static void patch_i32(uint8_t *b, size_t off, int32_t v) { memcpy(b + off, &v, 4); }
 static void patch_u64(uint8_t *b, size_t off, uint64_t v) { memcpy(b + off, &v, 8); }
 
@@ -346,6 +386,7 @@ int main(void) {
     RUN(test_golden_pca);
     RUN(test_golden_norm_rr_center);
     RUN(test_round_trip_kinds);
+    RUN(test_vt_alone);
     RUN(test_hostile);
     return TEST_SUMMARY();
 }

@@ -557,3 +557,45 @@ def test_hostile_files(tmp_path, rng):
     bad[37:41] = (1 << 30).to_bytes(4, "little")
     with pytest.raises(RuntimeError, match="chain length"):
         vecdex.deserialize_index(bytes(bad))
+
+
+def test_vector_transform_files_both_ways(faiss_ref, rng, tmp_path):
+    faiss = faiss_ref
+    x = aniso(rng, 600, 12)
+    made = {
+        "pca": lambda L: L.PCAMatrix(12, 5, -0.5, True),
+        "rr": lambda L: L.RandomRotationMatrix(12, 7),
+        "norm": lambda L: L.NormalizationTransform(12),
+        "center": lambda L: L.CenteringTransform(12),
+    }
+    for name, make in made.items():
+        f = make(faiss)
+        f.train(x)
+        p = str(tmp_path / (name + ".vt"))
+        faiss.write_VectorTransform(f, p)
+        v = vecdex.read_VectorTransform(p)
+        assert type(v).__name__ == type(faiss.downcast_VectorTransform(f)).__name__
+        np.testing.assert_allclose(v.apply(x[:10]), f.apply(x[:10]),
+                                   rtol=1e-5, atol=1e-5)
+        p2 = str(tmp_path / (name + "_v.vt"))
+        vecdex.write_VectorTransform(v, p2)
+        assert open(p, "rb").read() == open(p2, "rb").read()
+        v2 = make(vecdex)
+        v2.train(x)
+        vecdex.write_VectorTransform(v2, p2)
+        f2 = faiss.read_VectorTransform(p2)
+        np.testing.assert_allclose(f2.apply(x[:10]), v2.apply(x[:10]),
+                                   rtol=1e-5, atol=1e-5)
+    with pytest.raises(RuntimeError, match="truncated"):
+        vecdex.deserialize_VectorTransform(open(p, "rb").read()[:-3])
+
+
+def test_pickle_pretransform(rng):
+    import pickle
+    x = aniso(rng, 500, 8)
+    ix = vecdex.index_factory(8, "PCA4,Flat")
+    ix.train(x)
+    ix.add(x)
+    ix2 = pickle.loads(pickle.dumps(ix))
+    assert isinstance(ix2, vecdex.IndexPreTransform)
+    np.testing.assert_array_equal(ix2.search(x[:5], 3)[1], ix.search(x[:5], 3)[1])
