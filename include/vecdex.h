@@ -630,8 +630,9 @@ VDX_API vdx_status vdx_deserialize_vt(const uint8_t *buf, size_t size,
  *  reconstruct needs every transform to be reversible. */
 VDX_API vdx_status vdx_index_pretransform_new(vdx_vt *vt, vdx_index *sub,
                                               vdx_index **out);
-/** Puts vt first in the chain (vt's d_out must equal the index's d);
- *  ownership passes on success only.  The index must be empty. */
+/** Puts vt first in the chain (vt's d_out must equal the index's d, which
+ *  becomes vt's d_in); ownership passes on success only.  As in FAISS,
+ *  vectors already stored are not transformed again. */
 VDX_API vdx_status vdx_index_pretransform_prepend(vdx_index *index,
                                                   vdx_vt *vt);
 /** Number of transforms in the chain (0 for other kinds). */

@@ -122,6 +122,11 @@ static vdx_status pt_train(vdx_index *ix, int64_t n, const float *x) {
 static vdx_status pt_add(vdx_index *ix, int64_t n, const float *x,
                          const vdx_idx_t *ids) {
     vdx_pretransform *p = (vdx_pretransform *)ix;
+    if (ids && vdx_is_flat(p->index)) /* index.c's rule for flat */
+        return vdx_raise(VDX_ERR_UNSUPPORTED,
+                         "add_with_ids is not supported by %s: wrap it in "
+                         "IndexIDMap",
+                         p->index->ops->type_name);
     const float *xt;
     int owned;
     vdx_status st = apply_chain(p, p->nchain, n, x, &xt, &owned);

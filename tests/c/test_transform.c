@@ -425,6 +425,11 @@ static void test_pretransform_search(void) {
     CHECK_ERR(vdx_index_add(ix, n, x), VDX_ERR_NOT_TRAINED);
     CHECK_OK(vdx_index_train(ix, n, x));
     CHECK(vdx_index_is_trained(ix) && vdx_vt_is_trained(pca));
+    {
+        vdx_idx_t ids[2] = {5, 6};
+        CHECK_ERR(vdx_index_add_with_ids(ix, 2, x, ids), VDX_ERR_UNSUPPORTED);
+        CHECK(vdx_index_ntotal(ix) == 0);
+    }
     CHECK_OK(vdx_index_add(ix, n, x));
     CHECK(vdx_index_ntotal(ix) == n && vdx_index_ntotal(sub) == n);
     CHECK(vdx_index_pretransform_chain_size(ix) == 1);
