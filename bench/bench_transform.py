@@ -124,7 +124,7 @@ def main():
         elif a.small:
             d, nt, nb, nq, niter = 64, 10000, 20000, 500, 10
         else:
-            d, nt, nb, nq, niter = 64, 20000, 50000, 1000, 50
+            d, nt, nb, nq, niter = 64, 10000, 50000, 1000, 50
         xt, xb, xq = common.synthetic(d, nt, nb, nq)
         run("opq (OPQ16,IVF256,PQ16)",
             dict(kind="opq", M=16, nlist=256, nprobe=16, niter=niter),
