@@ -523,6 +523,145 @@ VDX_API vdx_status vdx_index_lsh_encode(const vdx_index *index, int64_t n,
                                         const float *x, uint8_t *codes);
 
 /* ------------------------------------------------------------------------- */
+/* Vector transforms (FAISS: VectorTransform and its subclasses) and         */
+/* IndexPreTransform.  A transform maps d_in-vectors to d_out-vectors.       */
+/* Linear kinds compute y = A x + b with A stored row-major d_out x d_in.    */
+/* ------------------------------------------------------------------------- */
+typedef struct vdx_vt vdx_vt; /* opaque */
+
+/** LinearTransform: A (d_out x d_in) and, with have_bias, b (d_out) are set
+ *  by the caller with vdx_vt_set_array; trained once A is set. */
+VDX_API vdx_status vdx_vt_linear_new(int64_t d_in, int64_t d_out,
+                                     int have_bias, vdx_vt **out);
+/** RandomRotationMatrix: a seeded random matrix with orthonormal rows
+ *  (d_out <= d_in) or columns (d_out > d_in).  train() draws it with seed
+ *  12345, as FAISS does; vdx_vt_rr_init draws it with another seed. */
+VDX_API vdx_status vdx_vt_random_rotation_new(int64_t d_in, int64_t d_out,
+                                              vdx_vt **out);
+VDX_API vdx_status vdx_vt_rr_init(vdx_vt *vt, int64_t seed);
+/** PCAMatrix (d_out <= d_in): train computes the mean, the scatter matrix
+ *  sum (x - mean)(x - mean)^T and its eigenvectors (largest eigenvalue
+ *  first, computed in double precision); A holds the first d_out
+ *  eigenvectors, each scaled by (eigenvalue + epsilon)^eigen_power
+ *  (-0.5 whitens), then right-multiplied by a random rotation when
+ *  random_rotation; b = -A mean.  At most max_points_per_d * d_in training
+ *  points are used (a seeded sample; default 1000, as FAISS). */
+VDX_API vdx_status vdx_vt_pca_new(int64_t d_in, int64_t d_out,
+                                  float eigen_power, int random_rotation,
+                                  vdx_vt **out);
+/** OPQMatrix (Ge et al., "Optimized product quantization", 2013, the
+ *  non-parametric variant): a rotation d -> d2 (d2 = d when d2 <= 0; M must
+ *  divide d2) trained by alternating PQ training (8 bits) on the rotated
+ *  data and an orthogonal Procrustes update of the rotation (SVD).  FAISS's
+ *  defaults: niter 50, niter_pq 4, niter_pq_0 40, max_train_points 65536. */
+VDX_API vdx_status vdx_vt_opq_new(int64_t d, int64_t M, int64_t d2,
+                                  vdx_vt **out);
+/** NormalizationTransform: rows scaled to unit L2 norm (norm must be 2). */
+VDX_API vdx_status vdx_vt_normalization_new(int64_t d, float norm,
+                                            vdx_vt **out);
+/** CenteringTransform: subtracts the mean of the training vectors. */
+VDX_API vdx_status vdx_vt_centering_new(int64_t d, vdx_vt **out);
+/** Frees a transform (NULL accepted; never one owned by an index). */
+VDX_API void vdx_vt_free(vdx_vt *vt);
+/** A deep copy of vt, freed with vdx_vt_free. */
+VDX_API vdx_status vdx_vt_clone(const vdx_vt *vt, vdx_vt **out);
+
+/** Trains on n x d_in vectors (finite).  Kinds with nothing to learn
+ *  return VDX_OK. */
+VDX_API vdx_status vdx_vt_train(vdx_vt *vt, int64_t n, const float *x);
+/** y (n x d_out, caller-owned) = the transform of x (n x d_in);
+ *  VDX_ERR_NOT_TRAINED before training.  Thread-safe. */
+VDX_API vdx_status vdx_vt_apply(const vdx_vt *vt, int64_t n, const float *x,
+                                float *y);
+/** x (n x d_in) = the inverse of y (n x d_out): A^T (y - b) for
+ *  orthonormal linear transforms, identity for the normalisation (FAISS
+ *  does the same), y + mean for centering; VDX_ERR_UNSUPPORTED otherwise. */
+VDX_API vdx_status vdx_vt_reverse(const vdx_vt *vt, int64_t n, const float *y,
+                                  float *x);
+
+/** FAISS's class name ("PCAMatrix", "OPQMatrix", "RandomRotationMatrix",
+ *  "LinearTransform", "NormalizationTransform", "CenteringTransform"). */
+VDX_API const char *vdx_vt_type_name(const vdx_vt *vt);
+VDX_API int64_t vdx_vt_d_in(const vdx_vt *vt);
+VDX_API int64_t vdx_vt_d_out(const vdx_vt *vt);
+VDX_API int vdx_vt_is_trained(const vdx_vt *vt);
+/** 1 for linear kinds whose A has orthonormal rows (then reverse works). */
+VDX_API int vdx_vt_is_orthonormal(const vdx_vt *vt);
+/** 1 for linear kinds that add a bias b. */
+VDX_API int vdx_vt_have_bias(const vdx_vt *vt);
+
+/* Arrays of a transform, for vdx_vt_array / vdx_vt_set_array. */
+#define VDX_VT_A 0           /* d_out x d_in (linear kinds)                */
+#define VDX_VT_B 1           /* d_out (linear kinds with a bias)           */
+#define VDX_VT_MEAN 2        /* d_in (PCA, centering)                       */
+#define VDX_VT_EIGENVALUES 3 /* d_in (PCA), largest first                   */
+#define VDX_VT_PCAMAT 4      /* d_in x d_in eigenvectors, one per row (PCA) */
+
+/** A borrowed array (valid until the next mutating call on vt) and its
+ *  size in *n; NULL with *n = 0 when the kind has none or it is empty. */
+VDX_API const float *vdx_vt_array(const vdx_vt *vt, int which, size_t *n);
+/** Replaces A (d_out * d_in floats) or b (d_out) of a LinearTransform;
+ *  setting A marks it trained and recomputes is_orthonormal. */
+VDX_API vdx_status vdx_vt_set_array(vdx_vt *vt, int which, const float *v,
+                                    size_t n);
+
+/* Training settings of the transforms (fields a kind does not use are
+ * ignored by it).  Read them with vdx_vt_get_options, change and write back
+ * with vdx_vt_set_options. */
+typedef struct vdx_vt_options {
+    float eigen_power;        /* PCA: 0, or e.g. -0.5 (whitening)          */
+    float epsilon;            /* PCA: added to eigenvalues when scaling    */
+    int random_rotation;      /* PCA: rotate after the projection          */
+    int64_t max_points_per_d; /* PCA: sample above d_in * this (1000)      */
+    int niter;                /* OPQ: outer iterations (50)                */
+    int niter_pq;             /* OPQ: k-means iterations per PQ step (4)   */
+    int niter_pq_0;           /* OPQ: ... for the first step (40)          */
+    int64_t max_train_points; /* OPQ: sample above this (65536)            */
+    int verbose;              /* stored for FAISS compatibility; silent    */
+    int64_t reserved[8];
+} vdx_vt_options;
+
+VDX_API vdx_status vdx_vt_get_options(const vdx_vt *vt, vdx_vt_options *o);
+VDX_API vdx_status vdx_vt_set_options(vdx_vt *vt, const vdx_vt_options *o);
+/** OPQ: the number of sub-quantizers M (0 for other kinds). */
+VDX_API int64_t vdx_vt_opq_M(const vdx_vt *vt);
+
+/** Serialises a transform alone in FAISS's format (what
+ *  faiss.write_VectorTransform writes) to a new buffer freed with
+ *  vdx_free_buffer; OPQMatrix is written as a LinearTransform, as FAISS
+ *  does. */
+VDX_API vdx_status vdx_serialize_vt(const vdx_vt *vt, uint8_t **buf,
+                                    size_t *size);
+/** Reads a transform written by vdx_serialize_vt or FAISS. */
+VDX_API vdx_status vdx_deserialize_vt(const uint8_t *buf, size_t size,
+                                      vdx_vt **out);
+
+/** IndexPreTransform: applies a chain of transforms, then the sub-index
+ *  (whose d must be the chain's output dimension).  Takes ownership of vt
+ *  (may be NULL: an empty chain) and sub on success only.  Train trains
+ *  the untrained transforms in order, each on the output of the previous
+ *  ones, then the sub-index; search params pass through to the sub-index.
+ *  reconstruct needs every transform to be reversible. */
+VDX_API vdx_status vdx_index_pretransform_new(vdx_vt *vt, vdx_index *sub,
+                                              vdx_index **out);
+/** Puts vt first in the chain (vt's d_out must equal the index's d, which
+ *  becomes vt's d_in); ownership passes on success only.  As in FAISS,
+ *  vectors already stored are not transformed again. */
+VDX_API vdx_status vdx_index_pretransform_prepend(vdx_index *index,
+                                                  vdx_vt *vt);
+/** Number of transforms in the chain (0 for other kinds). */
+VDX_API int64_t vdx_index_pretransform_chain_size(const vdx_index *index);
+/** Transform i of the chain (borrowed), or NULL. */
+VDX_API vdx_vt *vdx_index_pretransform_chain(const vdx_index *index,
+                                             int64_t i);
+/** The sub-index (borrowed), or NULL for other kinds. */
+VDX_API vdx_index *vdx_index_pretransform_index(const vdx_index *index);
+/** y (n x sub d) = the chain applied to x (n x d) (FAISS: apply_chain). */
+VDX_API vdx_status vdx_index_pretransform_apply(const vdx_index *index,
+                                                int64_t n, const float *x,
+                                                float *y);
+
+/* ------------------------------------------------------------------------- */
 /* Persistence in FAISS's binary format                                      */
 /* ------------------------------------------------------------------------- */
 /** Writes the index to `path` (through a temporary file and a rename). */

@@ -454,6 +454,24 @@ static PyGetSetDef ParamsRefine_getset[] = {
      "SearchParameters passed to the base index's search, or None", NULL},
     {NULL, NULL, NULL, NULL, NULL}};
 
+/* SearchParametersPreTransform(sel=None, index_params=None): index_params
+ * (kept in `base`) go to the sub-index of an IndexPreTransform. */
+static int ParamsPT_init(ParamsObject *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"sel", "index_params", NULL};
+    PyObject *sel = Py_None, *base = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw,
+                                     "|OO:SearchParametersPreTransform",
+                                     kwlist, &sel, &base))
+        return -1;
+    if (Params_set_sel(self, sel, NULL) < 0) return -1;
+    return Params_set_base(self, base, NULL);
+}
+
+static PyGetSetDef ParamsPT_getset[] = {
+    {"index_params", (getter)Params_get_base, (setter)Params_set_base,
+     "SearchParameters passed to the sub-index's search, or None", NULL},
+    {NULL, NULL, NULL, NULL, NULL}};
+
 static PyGetSetDef Params_getset[] = {
     {"sel", (getter)Params_get_sel, (setter)Params_set_sel,
      "IDSelector restricting the search, or None", NULL},
@@ -499,6 +517,20 @@ static PyTypeObject ParamsRefineType = {
               "base_index_params=None).",
     .tp_getset = ParamsRefine_getset,
     .tp_init = (initproc)ParamsRefine_init,
+    .tp_base = &ParamsType,
+    .tp_new = Params_new,
+};
+
+static PyTypeObject ParamsPTType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name =
+        "vecdex.SearchParametersPreTransform",
+    .tp_basicsize = sizeof(ParamsObject),
+    .tp_dealloc = (destructor)Params_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "SearchParametersPreTransform(sel=None, index_params=None): "
+              "index_params go to the sub-index of an IndexPreTransform.",
+    .tp_getset = ParamsPT_getset,
+    .tp_init = (initproc)ParamsPT_init,
     .tp_base = &ParamsType,
     .tp_new = Params_new,
 };
@@ -560,7 +592,7 @@ int pyvdx_init_selectors(PyObject *m) {
         &SelectorType,      &SelectorRangeType,  &SelectorBatchType,
         &SelectorArrayType, &SelectorBitmapType, &SelectorNotType,
         &SelectorAndType,   &SelectorOrType,     &ParamsType,
-        &ParamsIVFType,     &ParamsRefineType};
+        &ParamsIVFType,     &ParamsRefineType,   &ParamsPTType};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (add_type(m, types[i]) < 0) return -1;
     Py_INCREF(&ParamsIVFType);

@@ -13,6 +13,8 @@
  *   py_sq.c         ScalarQuantizer, IndexScalarQuantizer, IndexIVFScalarQuantizer
  *   py_kmeans.c     Kmeans
  *   py_factory.c    index_factory
+ *   py_transform.c  vector transforms (PCAMatrix, OPQMatrix, ...),
+ *                   IndexPreTransform
  * The ownership design (owner records shared by the wrappers of one C index
  * tree) is described at the top of _vecdex.c.
  *
@@ -247,6 +249,9 @@ int pyvdx_init_kmeans(PyObject *m);
 /* IndexRefine, IndexRefineFlat (py_refine.c) */
 extern PyTypeObject IndexRefineType, IndexRefineFlatType;
 int pyvdx_init_refine(PyObject *m);
+/* vector transforms and IndexPreTransform (py_transform.c) */
+extern PyTypeObject IndexPreTransformType;
+int pyvdx_init_transform(PyObject *m);
 /* index_factory (py_factory.c) */
 int pyvdx_init_factory(PyObject *m);
 

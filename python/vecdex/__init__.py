@@ -36,5 +36,19 @@ def knn(xq, xb, k, metric=METRIC_L2, metric_arg=0.0):  # noqa: F405
     return index.search(xq, k)
 
 
+def write_VectorTransform(vt, fname):
+    """Writes a vector transform alone in FAISS's format."""
+    data = serialize_VectorTransform(vt)  # noqa: F405
+    with open(fname, "wb") as f:
+        f.write(data.tobytes())
+
+
+def read_VectorTransform(fname):
+    """Reads a vector transform written by vecdex or FAISS."""
+    with open(fname, "rb") as f:
+        return deserialize_VectorTransform(f.read())  # noqa: F405
+
+
 __all__ = [name for name in dir(_vecdex) if not name.startswith("_")]
-__all__ += ["swig_ptr", "knn", "__version__"]
+__all__ += ["swig_ptr", "knn", "__version__", "write_VectorTransform",
+            "read_VectorTransform"]

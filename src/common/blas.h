@@ -12,6 +12,26 @@ extern void sgemm_(const char *transa, const char *transb, const int *m,
                    const int *ldb, const float *beta, float *c,
                    const int *ldc);
 
+/* BLAS syrk and the LAPACK routines of the vector transforms (OpenBLAS
+ * exports LAPACK too): QR (random rotations), symmetric eigen-decomposition
+ * (PCA, in double) and SVD (OPQ's Procrustes step). */
+extern void ssyrk_(const char *uplo, const char *trans, const int *n,
+                   const int *k, const float *alpha, const float *a,
+                   const int *lda, const float *beta, float *c,
+                   const int *ldc);
+extern void sgeqrf_(const int *m, const int *n, float *a, const int *lda,
+                    float *tau, float *work, const int *lwork, int *info);
+extern void sorgqr_(const int *m, const int *n, const int *k, float *a,
+                    const int *lda, const float *tau, float *work,
+                    const int *lwork, int *info);
+extern void dsyev_(const char *jobz, const char *uplo, const int *n, double *a,
+                   const int *lda, double *w, double *work, const int *lwork,
+                   int *info);
+extern void sgesvd_(const char *jobu, const char *jobvt, const int *m,
+                    const int *n, float *a, const int *lda, float *s, float *u,
+                    const int *ldu, float *vt, const int *ldvt, float *work,
+                    const int *lwork, int *info);
+
 /* tile[i * ny + j] = alpha * <x_i, y_j> for the nx x d rows x and ny x d
  * rows y (row-major): one column-major sgemm computing tile^T. */
 static inline void vdx_gemm_xyt(int nx, int ny, int d, float alpha,

@@ -4,8 +4,11 @@
  *
  * The grammar follows FAISS's index_factory for the kinds vecdex has:
  *
- *     description := { wrapper "," } [ coarse "," ] encoding
+ *     description := { prefix "," } [ coarse "," ] encoding
+ *     prefix      := wrapper | transform
  *     wrapper     := "IDMap" | "IDMap2"
+ *     transform   := "PCA" ["W"] ["R"] <n> | "OPQ" <M> [ "_" <d> ]
+ *                  | "RR" [ <n> ] | "L2norm"
  *     coarse      := "IVF" <n> [ "k" | "M" ]     (k = *1024, M = *1024^2)
  *     encoding    := "Flat" | "PQ" <M> [ "x" <nbits> ]
  *                  | "SQ4" | "SQ6" | "SQ8" | "SQfp16" | "SQbf16"
@@ -22,22 +25,35 @@
  * then exactly one encoding, last).  Adding PQ<m>x<b>, SQ8 or HNSW<M> later
  * is a matter of adding a row and, for a new encoding, a case in build().
  * Every error names the offending token and its 0-based character position.
+ *
+ * Transforms (FAISS's VectorTransform prefixes): PCA<n> (PCAMatrix to n
+ * dimensions; W whitens with eigen_power -0.5, R adds a random rotation),
+ * OPQ<M>[_<d>] (OPQMatrix for M sub-quantizers, output d, default the
+ * input's), RR[<n>] (RandomRotationMatrix, default n = input d), L2norm
+ * (NormalizationTransform).  A run of transforms becomes one
+ * IndexPreTransform whose sub-index is built from the rest of the
+ * description in the chain's output dimension; wrappers and transforms may
+ * alternate ("IDMap,PCA32,Flat" is an IDMap over the IndexPreTransform,
+ * "PCA32,IDMap,Flat" the reverse), as in FAISS.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "../common/common.h"
+#include "../quant/transform.h"
 
 /* The stages, in the order they must appear. */
-enum stage { ST_WRAPPER = 0, ST_COARSE = 1, ST_ENCODING = 2 };
+enum stage { ST_WRAPPER = 0, ST_COARSE = 1, ST_ENCODING = 2, ST_TRANSFORM = 3 };
 
-enum kind { K_IDMAP, K_IDMAP2, K_IVF, K_FLAT, K_PQ, K_SQ, K_LSH };
+enum kind { K_IDMAP, K_IDMAP2, K_IVF, K_FLAT, K_PQ, K_SQ, K_LSH,
+            K_PCA, K_OPQ, K_RR, K_L2NORM };
 
 /* What the parser extracted from one token. */
 typedef struct parsed_tok {
     enum kind kind;
     int64_t n;  /* IVF: nlist; PQ: M; SQ: qtype */
-    int64_t n2; /* PQ: nbits */
+    int64_t n2; /* PQ: nbits; PCA: 1 whiten | 2 rotate; OPQ: output d */
+    int64_t din, dout; /* transforms: their dimensions */
 } parsed_tok;
 
 typedef struct tok_def {
@@ -113,6 +129,42 @@ static int parse_lsh(const char *rest, size_t len, parsed_tok *out) {
     return i == len ? 0 : -1;
 }
 
+/* [W][R]<n> after "PCA". */
+static int parse_pca(const char *rest, size_t len, parsed_tok *out) {
+    int64_t flags = 0;
+    size_t i = 0;
+    if (i < len && rest[i] == 'W') flags |= 1, i++;
+    if (i < len && rest[i] == 'R') flags |= 2, i++;
+    for (size_t j = i; j < len; j++)
+        if (rest[j] < '0' || rest[j] > '9') return -1;
+    if (parse_count(rest + i, len - i, out) || out->n < 1) return -1;
+    out->n2 = flags;
+    return 0;
+}
+
+/* <M>[_<d>] after "OPQ" (n2 = 0: the input dimension). */
+static int parse_opq(const char *rest, size_t len, parsed_tok *out) {
+    const char *u = memchr(rest, '_', len);
+    size_t mlen = u ? (size_t)(u - rest) : len;
+    parsed_tok m = {0}, o = {0};
+    for (size_t i = 0; i < len; i++)
+        if ((rest[i] < '0' || rest[i] > '9') && rest + i != u) return -1;
+    if (parse_count(rest, mlen, &m) || m.n < 1) return -1;
+    if (u && (parse_count(u + 1, len - mlen - 1, &o) || o.n < 1)) return -1;
+    out->n = m.n;
+    out->n2 = u ? o.n : 0;
+    return 0;
+}
+
+/* [<n>] after "RR" (0: the input dimension). */
+static int parse_rr(const char *rest, size_t len, parsed_tok *out) {
+    out->n = 0;
+    if (len == 0) return 0;
+    for (size_t i = 0; i < len; i++)
+        if (rest[i] < '0' || rest[i] > '9') return -1;
+    return parse_count(rest, len, out) || out->n < 1 ? -1 : 0;
+}
+
 /* Longer prefixes first where one is a prefix of another (IDMap2/IDMap). */
 static const tok_def tokens[] = {
     {"IDMap2", ST_WRAPPER, K_IDMAP2, NULL},
@@ -122,7 +174,26 @@ static const tok_def tokens[] = {
     {"PQ", ST_ENCODING, K_PQ, parse_pq},
     {"SQ", ST_ENCODING, K_SQ, parse_sq},
     {"LSH", ST_ENCODING, K_LSH, parse_lsh},
+    {"PCA", ST_TRANSFORM, K_PCA, parse_pca},
+    {"OPQ", ST_TRANSFORM, K_OPQ, parse_opq},
+    {"RR", ST_TRANSFORM, K_RR, parse_rr},
+    {"L2norm", ST_TRANSFORM, K_L2NORM, NULL},
 };
+
+/* Ordering rank of a stage: wrappers and transforms share the prefix. */
+static int rank_of(enum stage s) { return s == ST_TRANSFORM ? 0 : (int)s; }
+
+static vdx_status make_vt(const parsed_tok *t, vdx_vt **out) {
+    switch (t->kind) {
+    case K_PCA:
+        return vdx_vt_pca_new(t->din, t->dout, (t->n2 & 1) ? -0.5f : 0.0f,
+                              (int)(t->n2 >> 1), out);
+    case K_OPQ: return vdx_vt_opq_new(t->din, t->n, t->dout, out);
+    case K_RR: return vdx_vt_random_rotation_new(t->din, t->dout, out);
+    case K_L2NORM: return vdx_vt_normalization_new(t->din, 2.0f, out);
+    default: return vdx_raise(VDX_ERR_INTERNAL, "index_factory: bad transform");
+    }
+}
 
 #define MAX_TOKENS 16
 
@@ -190,16 +261,59 @@ static vdx_status build_core(int64_t d, vdx_metric metric, const parsed_tok *enc
     return st;
 }
 
+static int is_transform(enum kind k) {
+    return k == K_PCA || k == K_OPQ || k == K_RR || k == K_L2NORM;
+}
+
+/* Wraps ix in one IndexPreTransform over the transforms p[j..i]; frees ix
+ * on failure. */
+static vdx_status wrap_transforms(const parsed_tok *p, int j, int i,
+                                  vdx_index *ix, vdx_index **out) {
+    vdx_vt *vt = NULL;
+    vdx_index *pt = NULL;
+    vdx_status st = make_vt(&p[i], &vt);
+    if (st) return st;
+    if ((st = vdx_index_pretransform_new(vt, ix, &pt))) {
+        vdx_vt_free(vt);
+        vdx_index_free(ix);
+        return st;
+    }
+    for (int t = i - 1; t >= j; t--) {
+        if ((st = make_vt(&p[t], &vt)) ||
+            (st = vdx_index_pretransform_prepend(pt, vt))) {
+            vdx_vt_free(vt);
+            vdx_index_free(pt); /* and ix with it */
+            return st;
+        }
+    }
+    *out = pt;
+    return VDX_OK;
+}
+
 static vdx_status build(int64_t d, vdx_metric metric, const parsed_tok *p,
                         int np, vdx_index **out) {
     vdx_status st;
     vdx_index *ix = NULL;
     int i = np - 1;
     const parsed_tok *ivf = np >= 2 && p[np - 2].kind == K_IVF ? &p[np - 2] : NULL;
+    /* the core works in the output dimension of the last transform */
+    for (int t = i - (ivf ? 2 : 1); t >= 0; t--)
+        if (is_transform(p[t].kind)) {
+            d = p[t].dout;
+            break;
+        }
     if ((st = build_core(d, metric, &p[i], ivf, &ix))) return st;
-    /* then outwards: the wrappers */
+    /* then outwards: the wrappers and runs of transforms */
     for (i -= ivf ? 2 : 1; i >= 0; i--) {
         vdx_index *outer = NULL;
+        if (is_transform(p[i].kind)) {
+            int j = i;
+            while (j > 0 && is_transform(p[j - 1].kind)) j--;
+            if ((st = wrap_transforms(p, j, i, ix, &outer))) return st;
+            ix = outer;
+            i = j;
+            continue;
+        }
         switch (p[i].kind) {
         case K_IDMAP:
             st = vdx_index_idmap_new(ix, &outer);
@@ -296,7 +410,8 @@ vdx_status vdx_index_factory(int64_t d, const char *description,
     }
 
     parsed_tok p[MAX_TOKENS];
-    int last_stage = -1;
+    int last_stage = -1, last_wrapper = 0;
+    int64_t dcur = d; /* the dimension the next token receives */
     for (int i = 0; i < nt; i++) {
         const tok_span *t = &spans[i];
         if (t->len == 0)
@@ -314,14 +429,41 @@ vdx_status vdx_index_factory(int64_t d, const char *description,
         }
         if (!def) return bad_token(t, description, "unknown token");
         p[i].kind = def->kind;
-        if ((int)def->stage < last_stage ||
-            (def->stage != ST_WRAPPER && (int)def->stage == last_stage))
+        int rk = rank_of(def->stage);
+        if (rk < last_stage || (rk != 0 && rk == last_stage))
             return bad_token(t, description, "misplaced token");
-        if (def->stage == ST_WRAPPER && last_stage == ST_WRAPPER)
+        if (def->stage == ST_WRAPPER && last_wrapper)
             return bad_token(t, description, "repeated wrapper");
         if (def->kind == K_IVF && p[i].n < 1)
             return bad_token(t, description, "nlist must be >= 1 in token");
-        last_stage = (int)def->stage;
+        if (def->stage == ST_TRANSFORM) {
+            p[i].din = dcur;
+            switch (def->kind) {
+            case K_PCA:
+                if (p[i].n > dcur)
+                    return bad_token(t, description,
+                                     "PCA output larger than its input "
+                                     "dimension in token");
+                p[i].dout = p[i].n;
+                break;
+            case K_OPQ:
+                p[i].dout = p[i].n2 ? p[i].n2 : dcur;
+                if (p[i].dout > VDX_MAX_DIM || p[i].dout % p[i].n != 0)
+                    return bad_token(t, description,
+                                     "OPQ M must divide the output dimension "
+                                     "in token");
+                break;
+            case K_RR:
+                p[i].dout = p[i].n ? p[i].n : dcur;
+                if (p[i].dout > VDX_MAX_DIM)
+                    return bad_token(t, description, "dimension too large in");
+                break;
+            default: p[i].dout = dcur; break;
+            }
+            dcur = p[i].dout;
+        }
+        last_wrapper = def->stage == ST_WRAPPER;
+        last_stage = rk;
         if (def->stage == ST_ENCODING && i != nt - 1)
             return bad_token(&spans[i + 1], description,
                              "unexpected token after the encoding:");

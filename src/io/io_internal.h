@@ -232,4 +232,12 @@ VDX_INTERNAL vdx_status vdx_io_read_refine(vdx_reader *r, vdx_io_header *h,
 VDX_INTERNAL vdx_status vdx_io_write_refine(vdx_writer *w,
                                             const vdx_index *ix);
 
+/* transform_io.c: IxPT (IndexPreTransform and its vector transforms) */
+VDX_INTERNAL int vdx_io_is_pretransform(const vdx_index *ix);
+VDX_INTERNAL vdx_status vdx_io_read_pretransform(vdx_reader *r,
+                                                 vdx_io_header *h,
+                                                 vdx_index **out);
+VDX_INTERNAL vdx_status vdx_io_write_pretransform(vdx_writer *w,
+                                                  const vdx_index *ix);
+
 #endif

@@ -27,6 +27,7 @@ const vdx_io_reader_entry vdx_io_readers[] = {
     {"IvPQ", vdx_io_read_ivfpq},    /* IndexIVFPQ, legacy layout */
     {"IxHe", vdx_io_read_lsh},      /* IndexLSH */
     {"IxRF", vdx_io_read_refine},   /* IndexRefine, IndexRefineFlat */
+    {"IxPT", vdx_io_read_pretransform}, /* IndexPreTransform */
 };
 const size_t vdx_io_nreaders =
     sizeof vdx_io_readers / sizeof vdx_io_readers[0];
@@ -34,6 +35,7 @@ const size_t vdx_io_nreaders =
 const vdx_io_writer_entry vdx_io_writers[] = {
     {vdx_is_idmap, vdx_io_write_idmap},
     {vdx_is_refine, vdx_io_write_refine},
+    {vdx_io_is_pretransform, vdx_io_write_pretransform},
     {vdx_is_flat, vdx_io_write_flat},
     {vdx_io_is_ivf_flat, vdx_io_write_ivf_flat},
     {vdx_io_is_index_sq, vdx_io_write_index_sq},

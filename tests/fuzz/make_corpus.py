@@ -8,8 +8,10 @@
                                       checked value by value in tests/c/test_io.c
                                       (flat, IDMap), tests/c/test_io_ivf.c
                                       (IndexIVFFlat), tests/c/test_io_sq.c
-                                      (IndexScalarQuantizer, IVF-SQ) and
+                                      (IndexScalarQuantizer, IVF-SQ),
                                       tests/c/test_io_pq.c (IndexPQ, IVF-PQ)
+                                      and tests/c/test_io_transform.c
+                                      (IndexPreTransform)
     make_corpus.py --check FILE...    load files (e.g. written by vecdex) with
                                       faiss and print what faiss sees
 
@@ -211,7 +213,60 @@ def golden(outdir):
     assert data[:4] == b"IwSq", data[:4]
     write(outdir, IVFSQ_GOLDEN, data)
     out[IVFSQ_GOLDEN] = data
+    for name, kind in PT_GOLDEN.items():
+        data = ser(build_pt(kind))
+        assert data[:4] == b"IxPT", (name, data[:4])
+        write(outdir, name, data)
+        out[name] = data
     return out
+
+
+# IndexPreTransform goldens (tests/c/test_io_transform.c): every transform
+# fourcc vecdex reads, over small sub-indexes.  Vectors are exact in float32.
+def pt_vecs(n, d):
+    i = np.arange(n)[:, None]
+    j = np.arange(d)[None, :]
+    return (((i * 7 + j * 5) % 13) - 6).astype("float32") * 0.5
+
+
+def build_pt(kind):
+    x = pt_vecs(8, D)
+    if kind == "pca":  # Pcam: PCAMatrix(4, 2) trained on 8 vectors
+        vt = faiss.PCAMatrix(D, 2)
+        vt.train(pt_vecs(32, D))
+        ix = faiss.IndexPreTransform(vt, faiss.IndexFlatL2(2))
+    elif kind == "ltra":  # LTra: a signed permutation with a bias
+        vt = faiss.LinearTransform(D, D, True)
+        A = np.array([[0, 1, 0, 0], [-1, 0, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]],
+                     dtype="float32")
+        faiss.copy_array_to_vector(A.ravel(), vt.A)
+        faiss.copy_array_to_vector(np.array([1, 2, 3, 4], dtype="float32"),
+                                   vt.b)
+        vt.is_trained = True
+        ix = faiss.IndexPreTransform(vt, faiss.IndexFlatL2(D))
+    elif kind == "rrnorm":  # VNrm then rrot (4 -> 6), inner product
+        rr = faiss.RandomRotationMatrix(D, 6)
+        rr.init(1)
+        ix = faiss.IndexPreTransform(rr, faiss.IndexFlatIP(6))
+        ix.prepend_transform(faiss.NormalizationTransform(D))
+    elif kind == "center":  # VCnt over an IDMap
+        vt = faiss.CenteringTransform(D)
+        vt.train(pt_vecs(32, D))
+        ix = faiss.IndexPreTransform(vt, faiss.IndexIDMap(faiss.IndexFlatL2(D)))
+        ix.add_with_ids(x, np.arange(8, dtype="int64") * 10 + 5)
+        return ix
+    else:
+        raise ValueError(kind)
+    ix.add(x)
+    return ix
+
+
+PT_GOLDEN = {
+    "pt_pca_flat_d4_n8.index": "pca",
+    "pt_ltra_flat_d4_n8.index": "ltra",
+    "pt_norm_rr_ip_d4_n8.index": "rrnorm",
+    "pt_center_idmap_d4_n8.index": "center",
+}
 
 
 # Offsets inside a flat index: fourcc 0, d 4, ntotal 8, dummies 16 and 24,
@@ -396,6 +451,35 @@ def full(outdir):
     write(outdir, "bad_deep_nesting.index", deep)
     # an IDMap wrapping itself forever (truncated chain)
     write(outdir, "bad_idmap_chain.index", m1[:hdr_end] * 3)
+
+    # IndexPreTransform: chain length at 37, the first transform at 41; in
+    # the LTra golden have_bias 45, A count 46, b count 118, d_in 142,
+    # d_out 146, is_trained 150, the sub-index from 151
+    lt = g["pt_ltra_flat_d4_n8.index"]
+    pca = g["pt_pca_flat_d4_n8.index"]
+    write(outdir, "bad_pt_chain_len.index", patched(lt, 37, "<i", 1 << 30))
+    write(outdir, "bad_pt_chain_neg.index", patched(lt, 37, "<i", -1))
+    write(outdir, "bad_pt_vt_fourcc.index", patched(lt, 41, "<I", 0x01020304))
+    write(outdir, "unsupported_pt_itq.index",
+          lt[:41] + b"Viqm" + lt[45:])
+    write(outdir, "bad_pt_bias.index", patched(lt, 45, "<B", 7))
+    write(outdir, "bad_pt_A_count.index", patched(lt, 46, "<Q", 15))
+    write(outdir, "bad_pt_A_huge.index", patched(lt, 46, "<Q", 1 << 62))
+    write(outdir, "bad_pt_A_nan.index", patched(lt, 54, "<f", float("nan")))
+    write(outdir, "bad_pt_b_count.index", patched(lt, 118, "<Q", 3))
+    write(outdir, "bad_pt_d_in.index", patched(lt, 142, "<i", 5))
+    write(outdir, "bad_pt_d_out.index", patched(lt, 146, "<i", 3))
+    write(outdir, "bad_pt_trained.index", patched(lt, 150, "<B", 2))
+    write(outdir, "bad_pt_sub_d.index", patched(lt, 155, "<i", 3))
+    write(outdir, "bad_pt_ntotal.index", patched(lt, 8, "<q", 9))
+    write(outdir, "bad_pt_truncated.index", lt[:len(lt) // 2])
+    write(outdir, "bad_pt_pca_truncated.index", pca[:60])
+    rr = faiss.RandomRotationMatrix(D, D)
+    rr.init(3)
+    write(outdir, "valid_pt_empty_chain.index",
+          lt[:37] + struct.pack("<i", 0) + lt[151:])
+    ix = faiss.IndexPreTransform(rr, faiss.IndexFlatL2(D))
+    write(outdir, "valid_pt_rr_empty.index", ser(ix))
 
 
 def check(paths):
