@@ -247,6 +247,10 @@ int pyvdx_init_kmeans(PyObject *m);
 /* IndexRefine, IndexRefineFlat (py_refine.c) */
 extern PyTypeObject IndexRefineType, IndexRefineFlatType;
 int pyvdx_init_refine(PyObject *m);
+/* IndexHNSW, IndexHNSWFlat, IndexHNSWSQ, IndexHNSWPQ (py_hnsw.c) */
+extern PyTypeObject IndexHNSWType, IndexHNSWFlatType, IndexHNSWSQType,
+    IndexHNSWPQType;
+int pyvdx_init_hnsw(PyObject *m);
 /* index_factory (py_factory.c) */
 int pyvdx_init_factory(PyObject *m);
 
