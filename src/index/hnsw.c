@@ -161,6 +161,9 @@ vdx_status vdx_hnsw_dc_init(vdx_hnsw_dc *dc, const vdx_index_hnsw *h) {
         const vdx_pq *pq = &((const vdx_index_pq *)h->storage)->pq;
         ntab = (size_t)(pq->M * pq->ksub);
     }
+    if (h->kind == VDX_HNSW_FLAT &&
+        strcmp(((const vdx_kernels *)dc->K)->name, "scalar") != 0)
+        dc->xb = ((const vdx_flat *)h->storage)->xb;
     if (h->kind != VDX_HNSW_FLAT) {
         dc->tab = vdx_aligned_alloc(ntab + 2 * d, sizeof(float));
         if (!dc->tab) return VDX_ERR_OUT_OF_MEMORY;
@@ -212,6 +215,26 @@ float vdx_hnsw_dc_dist(vdx_hnsw_dc *dc, int64_t id) {
         return dc->ip ? -key : key;
     }
     }
+}
+
+void vdx_hnsw_dc_keys(vdx_hnsw_dc *dc, const int32_t *ids, int n,
+                      float *keys) {
+    if (dc->xb) {
+        vdx_hnsw_keys_flat_avx2(dc->q, dc->xb, (size_t)dc->h->base.d, dc->ip,
+                                ids, n, keys);
+        return;
+    }
+    for (int j = 0; j < n; j++) keys[j] = vdx_hnsw_dc_dist(dc, ids[j]);
+}
+
+void vdx_hnsw_dc_sym_keys(vdx_hnsw_dc *dc, int64_t a, const int32_t *ids, int n,
+                          float *keys) {
+    if (dc->xb) {
+        vdx_hnsw_keys_flat_avx2(flat_vec(dc->h, a), dc->xb,
+                                (size_t)dc->h->base.d, dc->ip, ids, n, keys);
+        return;
+    }
+    for (int j = 0; j < n; j++) keys[j] = vdx_hnsw_dc_sym(dc, a, ids[j]);
 }
 
 float vdx_hnsw_dc_sym(vdx_hnsw_dc *dc, int64_t a, int64_t b) {
@@ -267,19 +290,23 @@ void vdx_hnsw_sort_cands(vdx_hnsw_cand *c, int n) {
 }
 
 int vdx_hnsw_select(vdx_hnsw_dc *dc, vdx_hnsw_cand *cand, int n, int max_keep) {
-    if (n <= max_keep) {
-        /* still prune, as FAISS does: a neighbour closer to a kept one than
-         * to the base is reachable through it */
-    }
+    /* FAISS prunes only lists that reach the degree: a new node keeps all
+     * its (fewer than 2M) level-0 candidates, which makes a denser,
+     * better-connected level 0 than pruning everything (hnswlib) */
+    if (n < max_keep) return n;
     int kept = 0;
+    int32_t ids[4];
+    float k4[4];
     for (int i = 0; i < n && kept < max_keep; i++) {
         vdx_hnsw_cand c = cand[i];
         int good = 1;
-        for (int j = 0; j < kept; j++) {
-            if (vdx_hnsw_dc_sym(dc, c.id, cand[j].id) < c.d) {
-                good = 0;
-                break;
-            }
+        /* against the kept ones, four at a time */
+        for (int j = 0; j < kept && good; j += 4) {
+            int m = VDX_MIN(4, kept - j);
+            for (int t = 0; t < m; t++) ids[t] = cand[j + t].id;
+            vdx_hnsw_dc_sym_keys(dc, c.id, ids, m, k4);
+            for (int t = 0; t < m; t++)
+                if (k4[t] < c.d) good = 0;
         }
         if (good) cand[kept++] = c;
     }
@@ -287,58 +314,6 @@ int vdx_hnsw_select(vdx_hnsw_dc *dc, vdx_hnsw_cand *cand, int n, int max_keep) {
 }
 
 /* ---- search ---------------------------------------------------------------------- */
-
-/* Binary heaps of candidates: a max-heap (results, worst on top) and a
- * min-heap (candidates to expand, best on top). */
-static inline void maxheap_push(vdx_hnsw_cand *h, int *n, vdx_hnsw_cand v) {
-    int i = (*n)++;
-    while (i > 0) {
-        int p = (i - 1) >> 1;
-        if (h[p].d >= v.d) break;
-        h[i] = h[p];
-        i = p;
-    }
-    h[i] = v;
-}
-
-static inline void maxheap_pop(vdx_hnsw_cand *h, int *n) {
-    vdx_hnsw_cand v = h[--(*n)];
-    int i = 0, m = *n;
-    for (;;) {
-        int l = 2 * i + 1, r = l + 1, w;
-        if (l >= m) break;
-        w = (r < m && h[r].d > h[l].d) ? r : l;
-        if (h[w].d <= v.d) break;
-        h[i] = h[w];
-        i = w;
-    }
-    if (m) h[i] = v;
-}
-
-static inline void minheap_push(vdx_hnsw_cand *h, int *n, vdx_hnsw_cand v) {
-    int i = (*n)++;
-    while (i > 0) {
-        int p = (i - 1) >> 1;
-        if (h[p].d <= v.d) break;
-        h[i] = h[p];
-        i = p;
-    }
-    h[i] = v;
-}
-
-static inline void minheap_pop(vdx_hnsw_cand *h, int *n) {
-    vdx_hnsw_cand v = h[--(*n)];
-    int i = 0, m = *n;
-    for (;;) {
-        int l = 2 * i + 1, r = l + 1, w;
-        if (l >= m) break;
-        w = (r < m && h[r].d < h[l].d) ? r : l;
-        if (h[w].d >= v.d) break;
-        h[i] = h[w];
-        i = w;
-    }
-    if (m) h[i] = v;
-}
 
 /* Per-thread search state. */
 typedef struct hnsw_ctx {
@@ -521,6 +496,9 @@ vdx_status vdx_hnsw_search(const vdx_index_hnsw *h, int64_t n, const float *x,
     int brute = g->n == 0 ||
                 (sel && frac * frac * (double)g->n <
                             (double)ef * (double)(2 * g->M));
+    /* the AVX2 walk for flat storage, unless the kernels are forced lower */
+    const int fast = h->kind == VDX_HNSW_FLAT &&
+                     strcmp(vdx_kernels_get()->name, "scalar") != 0;
     vdx_status st = VDX_OK;
 #pragma omp parallel if (n > 1) num_threads(vdx_nthreads())
     {
@@ -540,8 +518,19 @@ vdx_status vdx_hnsw_search(const vdx_index_hnsw *h, int64_t n, const float *x,
             int64_t found = 0;
             if (!brute) {
                 vdx_hnsw_cand ep = greedy_upper(g, &c.dc);
-                int nr = search_level0(h, &c, ep, ef, sel, -INFINITY, NULL, q,
+                int nr;
+                if (fast) {
+                    ctx_new_epoch(&c);
+                    vdx_hnsw_l0_args a = {g->links0, 1 + 2 * g->M,
+                                          ((const vdx_flat *)h->storage)->xb,
+                                          (size_t)d, is_ip, x + q * d, c.vis,
+                                          c.epoch, ef, sel, &c.cand,
+                                          &c.candcap, c.res};
+                    nr = vdx_hnsw_l0_flat_avx2(&a, ep);
+                } else {
+                    nr = search_level0(h, &c, ep, ef, sel, -INFINITY, NULL, q,
                                        is_ip);
+                }
                 if (nr < 0) {
                     lst = VDX_ERR_OUT_OF_MEMORY;
 #pragma omp atomic write

@@ -80,6 +80,7 @@ typedef struct vdx_hnsw_dc {
     vdx_sq_query sqq;
     const void *K;        /* vdx_kernels */
     const void *SK;       /* vdx_sq_kernels */
+    const float *xb;      /* flat vectors when the AVX2 batch kernels apply */
 } vdx_hnsw_dc;
 
 /* ---- graph (hnsw.c) -------------------------------------------------------- */
@@ -98,6 +99,12 @@ VDX_INTERNAL vdx_status vdx_hnsw_dc_init(vdx_hnsw_dc *dc, const vdx_index_hnsw *
 VDX_INTERNAL void vdx_hnsw_dc_free(vdx_hnsw_dc *dc);
 VDX_INTERNAL void vdx_hnsw_dc_set_query(vdx_hnsw_dc *dc, const float *q);
 VDX_INTERNAL float vdx_hnsw_dc_dist(vdx_hnsw_dc *dc, int64_t id);
+/* keys[j] = distance of the query to node ids[j] (batched when possible). */
+VDX_INTERNAL void vdx_hnsw_dc_keys(vdx_hnsw_dc *dc, const int32_t *ids, int n,
+                                   float *keys);
+/* keys[j] = distance between stored node a and node ids[j]. */
+VDX_INTERNAL void vdx_hnsw_dc_sym_keys(vdx_hnsw_dc *dc, int64_t a,
+                                       const int32_t *ids, int n, float *keys);
 /* Distance between two stored nodes. */
 VDX_INTERNAL float vdx_hnsw_dc_sym(vdx_hnsw_dc *dc, int64_t a, int64_t b);
 
@@ -110,11 +117,90 @@ typedef struct vdx_hnsw_cand {
 /* FAISS's neighbour-selection heuristic (Malkov & Yashunin, alg. 4 without
  * extension): walks cand (sorted by increasing distance to the base node)
  * and keeps a candidate only when it is closer to the base than to every
- * candidate kept so far; at most max_keep.  Writes the kept ones to the
+ * candidate kept so far; at most max_keep.  Fewer than max_keep
+ * candidates are all kept, as in FAISS.  Writes the kept ones to the
  * front of cand; returns their count. */
 VDX_INTERNAL int vdx_hnsw_select(vdx_hnsw_dc *dc, vdx_hnsw_cand *cand, int n,
                                  int max_keep);
 VDX_INTERNAL void vdx_hnsw_sort_cands(vdx_hnsw_cand *c, int n);
+
+/* Binary heaps of candidates: a max-heap (results, worst on top) and a
+ * min-heap (candidates to expand, best on top). */
+static inline void maxheap_push(vdx_hnsw_cand *h, int *n, vdx_hnsw_cand v) {
+    int i = (*n)++;
+    while (i > 0) {
+        int p = (i - 1) >> 1;
+        if (h[p].d >= v.d) break;
+        h[i] = h[p];
+        i = p;
+    }
+    h[i] = v;
+}
+
+static inline void maxheap_pop(vdx_hnsw_cand *h, int *n) {
+    vdx_hnsw_cand v = h[--(*n)];
+    int i = 0, m = *n;
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, w;
+        if (l >= m) break;
+        w = (r < m && h[r].d > h[l].d) ? r : l;
+        if (h[w].d <= v.d) break;
+        h[i] = h[w];
+        i = w;
+    }
+    if (m) h[i] = v;
+}
+
+static inline void minheap_push(vdx_hnsw_cand *h, int *n, vdx_hnsw_cand v) {
+    int i = (*n)++;
+    while (i > 0) {
+        int p = (i - 1) >> 1;
+        if (h[p].d <= v.d) break;
+        h[i] = h[p];
+        i = p;
+    }
+    h[i] = v;
+}
+
+static inline void minheap_pop(vdx_hnsw_cand *h, int *n) {
+    vdx_hnsw_cand v = h[--(*n)];
+    int i = 0, m = *n;
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, w;
+        if (l >= m) break;
+        w = (r < m && h[r].d < h[l].d) ? r : l;
+        if (h[w].d >= v.d) break;
+        h[i] = h[w];
+        i = w;
+    }
+    if (m) h[i] = v;
+}
+
+/* Level-0 search over flat vectors with AVX2 kernels (hnsw_avx2.c; NULL
+ * pointer target when not built): the same walk as hnsw.c's generic one,
+ * with neighbour distances computed four at a time.  Returns the number of
+ * results left in res (a max-heap), or -1 when growing cand failed. */
+typedef struct vdx_hnsw_l0_args {
+    const int32_t *links0;
+    int stride;               /* 1 + 2M */
+    const float *xb;
+    size_t d;
+    int ip;
+    const float *q;
+    uint16_t *vis;
+    uint16_t tag;
+    int ef;
+    const vdx_selector *sel;
+    vdx_hnsw_cand **cand;     /* min-heap storage, grown with realloc */
+    int *candcap;
+    vdx_hnsw_cand *res;       /* ef + 1 entries */
+} vdx_hnsw_l0_args;
+VDX_INTERNAL int vdx_hnsw_l0_flat_avx2(const vdx_hnsw_l0_args *a,
+                                       vdx_hnsw_cand ep);
+/* out[j] = key of q against flat vector ids[j] (AVX2, four at a time). */
+VDX_INTERNAL void vdx_hnsw_keys_flat_avx2(const float *q, const float *xb,
+                                          size_t d, int ip, const int32_t *ids,
+                                          int n, float *out);
 
 /* The search of a batch of queries (hnsw.c). */
 VDX_INTERNAL vdx_status vdx_hnsw_search(const vdx_index_hnsw *h, int64_t n,

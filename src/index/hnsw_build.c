@@ -47,6 +47,7 @@ typedef struct build_ctx {
     vdx_hnsw_cand *cand, *res, *sel;
     int candcap, rescap;
     int32_t *links; /* copy of one list */
+    float *keys;    /* their distances */
 } build_ctx;
 
 static vdx_status bctx_init(build_ctx *c, const vdx_index_hnsw *h) {
@@ -62,7 +63,8 @@ static vdx_status bctx_init(build_ctx *c, const vdx_index_hnsw *h) {
     c->res = vdx_malloc_array((size_t)c->rescap, sizeof(vdx_hnsw_cand));
     c->sel = vdx_malloc_array((size_t)(deg + 2), sizeof(vdx_hnsw_cand));
     c->links = vdx_malloc_array((size_t)(deg + 2), sizeof(int32_t));
-    if (!c->vis || !c->cand || !c->res || !c->sel || !c->links)
+    c->keys = vdx_malloc_array((size_t)(deg + 2), sizeof(float));
+    if (!c->vis || !c->cand || !c->res || !c->sel || !c->links || !c->keys)
         return VDX_ERR_OUT_OF_MEMORY;
     return VDX_OK;
 }
@@ -74,6 +76,7 @@ static void bctx_free(build_ctx *c) {
     vdx_free(c->res);
     vdx_free(c->sel);
     vdx_free(c->links);
+    vdx_free(c->keys);
 }
 
 /* Copies node i's list at level l under its lock; returns the count. */
@@ -132,12 +135,17 @@ static int search_layer(vdx_hnsw *g, build_ctx *c, vdx_hnsw_cand ep, int l,
         vdx_hnsw_cand cur = c->cand[0];
         if (nr == ef && cur.d > c->res[0].d) break;
         hpop(c->cand, &nc, 0);
-        int cnt = copy_links(g, cur.id, l, c->links);
+        int cnt = copy_links(g, cur.id, l, c->links), m = 0;
         for (int j = 0; j < cnt; j++) {
             int32_t nb = c->links[j];
             if (c->vis[nb] == c->epoch) continue;
             c->vis[nb] = c->epoch;
-            float d = vdx_hnsw_dc_dist(&c->dc, nb);
+            c->links[m++] = nb;
+        }
+        vdx_hnsw_dc_keys(&c->dc, c->links, m, c->keys);
+        for (int j = 0; j < m; j++) {
+            int32_t nb = c->links[j];
+            float d = c->keys[j];
             if (nr < ef || d < c->res[0].d) {
                 vdx_hnsw_cand v = {d, nb};
                 if (nc == c->candcap) { /* the ef bound keeps this rare */
@@ -171,9 +179,10 @@ static void add_link(vdx_hnsw *g, build_ctx *c, int32_t src, int32_t dst,
         return;
     }
     vdx_hnsw_cand *s = c->sel;
+    vdx_hnsw_dc_sym_keys(&c->dc, src, row + 1, cnt, c->keys);
     for (int j = 0; j < cnt; j++) {
         s[j].id = row[1 + j];
-        s[j].d = vdx_hnsw_dc_sym(&c->dc, src, row[1 + j]);
+        s[j].d = c->keys[j];
     }
     s[cnt].id = dst;
     s[cnt].d = vdx_hnsw_dc_sym(&c->dc, src, dst);
