@@ -312,7 +312,7 @@ def full(outdir):
     qh.add(ivf_centroids(False))
     ivf = faiss.IndexIVFFlat(qh, D, 4)
     ivf.add(ivf_vecs(7))
-    write(outdir, "unsupported_ivfflat_hnsw_quantizer.index", ser(ivf))
+    write(outdir, "valid_ivfflat_hnsw_quantizer.index", ser(ivf))
 
     # truncations
     for n in (0, 1, 3, 4, 12, 36, 37, 41, 44, 45, 60, len(l2) - 1):
@@ -428,9 +428,10 @@ def full(outdir):
     hn = g["hnswflat_l2_d4_n20.index"]
     for n in (20, 60, 200, 400, len(hn) - 1):
         write(outdir, "trunc_hnsw_%d.index" % n, hn[:n])
-    # a link out of range: the first level-0 link of node 0
-    nb = hn.find(struct.pack("<Q", 21 * 0 + 21), 0)  # offsets vector count
-    off = nb + 8 + 21 * 8 + 8  # skip offsets, then the neighbors count
+    # a link out of range: the first level-0 link of node 0 (header 37
+    # bytes, then assign_probas, cum_nneighbor_per_level, levels, offsets)
+    np_ = struct.unpack_from("<Q", hn, 37)[0]
+    off = 37 + 8 + 8 * np_ + 8 + 4 * (np_ + 1) + 8 + 4 * 20 + 8 + 8 * 21 + 8
     write(outdir, "bad_hnsw_link.index", patched(hn, off, "<i", 1000))
     write(outdir, "bad_hnsw_link_neg.index", patched(hn, off, "<i", -7))
     # IDMap over IDMap over IDMap ... deeper than any reader should follow
