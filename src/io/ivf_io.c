@@ -342,7 +342,7 @@ vdx_status vdx_io_read_ivf(vdx_reader *r, vdx_io_header *h,
         s = vdx_raise(VDX_ERR_UNSUPPORTED,
                       "%s index at offset %" PRIu64 ": its quantizer at "
                       "offset %" PRIu64 " is an %s; vecdex reads IVF indexes "
-                      "with a flat or HNSW quantizer only",
+                      "with an HNSW or flat quantizer only",
                       h->fourcc, h->offset, q_at, vdx_index_type_name(q));
         vdx_index_free(q);
         return s;
