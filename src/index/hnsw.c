@@ -313,6 +313,8 @@ int vdx_hnsw_select(vdx_hnsw_dc *dc, vdx_hnsw_cand *cand, int n, int max_keep) {
     return kept;
 }
 
+int vdx_hnsw_test_generic = 0;
+
 /* ---- search ---------------------------------------------------------------------- */
 
 /* Per-thread search state. */
@@ -497,7 +499,7 @@ vdx_status vdx_hnsw_search(const vdx_index_hnsw *h, int64_t n, const float *x,
                 (sel && frac * frac * (double)g->n <
                             (double)ef * (double)(2 * g->M));
     /* the AVX2 walk for flat storage, unless the kernels are forced lower */
-    const int fast = h->kind == VDX_HNSW_FLAT &&
+    const int fast = h->kind == VDX_HNSW_FLAT && !vdx_hnsw_test_generic &&
                      strcmp(vdx_kernels_get()->name, "scalar") != 0;
     vdx_status st = VDX_OK;
 #pragma omp parallel if (n > 1) num_threads(vdx_nthreads())

@@ -202,6 +202,10 @@ VDX_INTERNAL void vdx_hnsw_keys_flat_avx2(const float *q, const float *xb,
                                           size_t d, int ip, const int32_t *ids,
                                           int n, float *out);
 
+/* Tests only: nonzero makes searches take the generic walk even when the
+ * AVX2 one applies, so that the two can be compared in one process. */
+VDX_INTERNAL extern int vdx_hnsw_test_generic;
+
 /* The search of a batch of queries (hnsw.c). */
 VDX_INTERNAL vdx_status vdx_hnsw_search(const vdx_index_hnsw *h, int64_t n,
                                         const float *x, int64_t k,

@@ -6,6 +6,7 @@
  * argument errors.
  */
 #include "test.h"
+#include "index/hnsw.h"
 
 #define D 32
 #define NB 4000
@@ -115,6 +116,42 @@ static void test_flat_recall(void) {
         }
         vdx_index_free(ix);
         free(gt);
+    }
+}
+
+/* The AVX2 walk (default on this machine) against the generic walk: the
+ * same nodes are scored, only the summation order of distances differs. */
+static void test_walks_agree(void) {
+    if (!strcmp(vdx_simd_level(), "scalar")) {
+        printf("  (scalar kernels: one walk only)\n");
+        return;
+    }
+    for (int ip = 0; ip <= 1; ip++) {
+        vdx_metric m = ip ? VDX_METRIC_INNER_PRODUCT : VDX_METRIC_L2;
+        const float *b = ip ? xbn : xb, *q = ip ? xqn : xq;
+        vdx_index *ix = NULL;
+        CHECK_OK(vdx_index_hnsw_flat_new(D, 16, m, &ix));
+        CHECK_OK(vdx_index_add(ix, NB, b));
+        float *d1 = malloc(NQ * K * sizeof(float)), *d2 = malloc(NQ * K * sizeof(float));
+        vdx_idx_t *i1 = malloc(NQ * K * sizeof(vdx_idx_t)), *i2 = malloc(NQ * K * sizeof(vdx_idx_t));
+        vdx_search_params p;
+        vdx_search_params_init(&p);
+        p.efSearch = 24;
+        CHECK_OK(vdx_index_search(ix, NQ, q, K, &p, d1, i1));
+        vdx_hnsw_test_generic = 1;
+        CHECK_OK(vdx_index_search(ix, NQ, q, K, &p, d2, i2));
+        vdx_hnsw_test_generic = 0;
+        int64_t same = 0;
+        for (int64_t i = 0; i < NQ * K; i++) {
+            same += i1[i] == i2[i];
+            CHECK(fabsf(d1[i] - d2[i]) <= 1e-4f * (1 + fabsf(d1[i])));
+        }
+        CHECK(same >= NQ * K * 99 / 100);
+        free(d1);
+        free(d2);
+        free(i1);
+        free(i2);
+        vdx_index_free(ix);
     }
 }
 
@@ -497,6 +534,7 @@ int main(void) {
     normalise(xbn, NB);
     normalise(xqn, NQ);
     RUN(test_flat_recall);
+    RUN(test_walks_agree);
     RUN(test_sq_pq_recall);
     RUN(test_determinism_and_batches);
     RUN(test_filters);
