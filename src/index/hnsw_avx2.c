@@ -192,9 +192,14 @@ out:
 
 void vdx_hnsw_keys_flat_avx2(const float *q, const float *xb, size_t d, int ip,
                              const int32_t *ids, int n, float *out) {
+    /* random rows: start the first fetches before the first distance */
+    for (int t = 0; t < n && t < 8; t++) _mm_prefetch((const char *)(xb + (size_t)ids[t] * d), _MM_HINT_T0);
     int j = 0;
-    for (; j + 4 <= n; j += 4)
+    for (; j + 4 <= n; j += 4) {
+        for (int t = j + 8; t < j + 12 && t < n; t++)
+            _mm_prefetch((const char *)(xb + (size_t)ids[t] * d), _MM_HINT_T0);
         key4(out + j, q, xb + (size_t)ids[j] * d, xb + (size_t)ids[j + 1] * d,
              xb + (size_t)ids[j + 2] * d, xb + (size_t)ids[j + 3] * d, d, ip);
+    }
     for (; j < n; j++) out[j] = key1(q, xb + (size_t)ids[j] * d, d, ip);
 }
