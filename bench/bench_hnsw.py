@@ -34,7 +34,7 @@ import common  # noqa: E402
 K = 10
 M = 32
 EFC = 40
-EFS = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256]
+EFS = [10, 16, 24, 32, 48, 64, 96, 128]
 LIBS = ("vecdex", "faiss", "hnswlib")
 
 
@@ -79,9 +79,9 @@ def worker(lib, folder):
             index.hnsw.efSearch = ef
             return index.search(xq, K)[1]
     sweep = []
+    search(EFS[-1])  # warm-up (caches, thread pool)
     for ef in EFS:
-        search(ef)  # warm-up (caches, thread pool)
-        t, I = common.timed(search, ef, repeat=2)
+        t, I = common.timed(search, ef, repeat=3)
         np.save(os.path.join(folder, f"I_{lib}_{ef}.npy"), np.asarray(I))
         sweep.append(dict(ef=ef, qps=len(xq) / t))
     print(json.dumps(dict(build_s=t_build, bytes_per_vector=mem / nb,
@@ -169,14 +169,14 @@ def main():
         return
     libs = [x for x in a.libs.split(",") if x]
     if a.quick:
-        sizes = dict(tutorial=(20000, 1000), synth128=(20000, 1000),
-                     norm384=(10000, 500))
+        sizes = dict(tutorial=(20000, 2000), synth128=(20000, 2000),
+                     norm384=(10000, 1000))
     elif a.full:
         sizes = dict(tutorial=(100000, 10000), synth128=(500000, 10000),
                      norm384=(100000, 10000))
     else:
-        sizes = dict(tutorial=(50000, 2000), synth128=(100000, 2000),
-                     norm384=(30000, 1000))
+        sizes = dict(tutorial=(50000, 5000), synth128=(100000, 5000),
+                     norm384=(30000, 2000))
     if a.only in (None, "tutorial"):
         nb, nq = sizes["tutorial"]
         _, xb, xq = common.tutorial(d=64, nb=nb, nq=nq)
