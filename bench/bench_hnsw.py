@@ -84,8 +84,29 @@ def worker(lib, folder):
         t, I = common.timed(search, ef, repeat=3)
         np.save(os.path.join(folder, f"I_{lib}_{ef}.npy"), np.asarray(I))
         sweep.append(dict(ef=ef, qps=len(xq) / t))
+    filt = []
+    if lib != "hnswlib":  # filtered search inside the graph walk
+        index.hnsw.efSearch = FILTER_EF
+        for frac in FILTER_FRACS:
+            ids = filter_ids(nb, frac)
+            sel = L.IDSelectorBatch(len(ids), L.swig_ptr(ids))
+            params = L.SearchParametersHNSW(sel=sel, efSearch=FILTER_EF)
+            t, (_, I) = common.timed(
+                lambda: index.search(xq, K, params=params))
+            np.save(os.path.join(folder, f"F_{lib}_{frac}.npy"), I)
+            filt.append(dict(frac=frac, qps=len(xq) / t))
     print(json.dumps(dict(build_s=t_build, bytes_per_vector=mem / nb,
-                          sweep=sweep)))
+                          sweep=sweep, filtered=filt)))
+
+
+FILTER_FRACS = (0.01, 0.1, 0.5)
+FILTER_EF = 64
+
+
+def filter_ids(nb, frac):
+    """The admitted ids of a filter admitting `frac` of the base."""
+    rs = np.random.RandomState(int(frac * 1000) + 7)
+    return np.where(rs.rand(nb) < frac)[0].astype("int64")
 
 
 def qps_at(points, target=0.95):
@@ -119,12 +140,29 @@ def run(name, cfg, xb, xq, libs):
             for p in res[lib]["sweep"]:
                 I = np.load(os.path.join(folder, f"I_{lib}_{p['ef']}.npy"))
                 p["recall"] = common.recall_at(I, gt, K)
+            for f in res[lib].get("filtered", []):
+                ids = filter_ids(len(xb), f["frac"])
+                gt_f = ids[common.exact_knn(xb[ids], xq, K, ip=cfg["ip"])]
+                I = np.load(os.path.join(folder, f"F_{lib}_{f['frac']}.npy"))
+                f["recall"] = common.recall_at(I, gt_f, K)
+                f["missing"] = int((I < 0).sum())
     print(f"  {'efSearch':>8} " + " ".join(f"{lib + ' R@10':>14} {'QPS':>9}"
                                             for lib in res))
     for i, ef in enumerate(EFS):
         print(f"  {ef:>8} " + " ".join(
             f"{res[lib]['sweep'][i]['recall']:>14.4f} "
             f"{res[lib]['sweep'][i]['qps']:>9.0f}" for lib in res))
+    fl = [lib for lib in res if res[lib].get("filtered")]
+    if fl:
+        print(f"  filtered (efSearch={FILTER_EF}):")
+        for i, frac in enumerate(FILTER_FRACS):
+            cells = []
+            for lib in fl:
+                f = res[lib]["filtered"][i]
+                cells.append(f"{lib} R@10 {f['recall']:.4f} QPS {f['qps']:.0f}"
+                             + (f" ({f['missing']} missing)"
+                                if f["missing"] else ""))
+            print(f"    {frac * 100:4.0f}% admitted: " + ", ".join(cells))
     q95 = {lib: qps_at([(p["recall"], p["qps"]) for p in r["sweep"]])
            for lib, r in res.items()}
     for lib, r in res.items():
