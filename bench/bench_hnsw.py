@@ -5,8 +5,8 @@ Workloads (each library in its own process, same data, same M = 32 and
 efConstruction = 40, every core):
   - tutorial: the FAISS tutorial data (d=64, uniform, column 0 shifted),
     L2;
-  - synth128: SyntheticDataset-like d=128, L2 (100k base by default,
-    500k with --full);
+  - synth128: SyntheticDataset-like d=128, L2 (50k base by default to
+    stay within ~4 minutes on 2 cores, 500k with --full);
   - norm384: normalised d=384 vectors under inner product.
 For each library: build time, memory per vector (resident-set growth over
 the build divided by nb, measured the same way in each process), then an
@@ -213,8 +213,8 @@ def main():
         sizes = dict(tutorial=(100000, 10000), synth128=(500000, 10000),
                      norm384=(100000, 10000))
     else:
-        sizes = dict(tutorial=(50000, 5000), synth128=(100000, 5000),
-                     norm384=(30000, 2000))
+        sizes = dict(tutorial=(30000, 2000), synth128=(50000, 2000),
+                     norm384=(20000, 1000))
     if a.only in (None, "tutorial"):
         nb, nq = sizes["tutorial"]
         _, xb, xq = common.tutorial(d=64, nb=nb, nq=nq)
