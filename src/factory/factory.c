@@ -6,7 +6,12 @@
  *
  *     description := { wrapper "," } [ coarse "," ] encoding
  *     wrapper     := "IDMap" | "IDMap2"
- *     coarse      := "IVF" <n> [ "k" | "M" ]     (k = *1024, M = *1024^2)
+ *     coarse      := "IVF" <n> [ "k" | "M" ] [ "_HNSW" <M> ]
+ *                                    (k = *1024, M = *1024^2; _HNSW: an
+ *                                    IndexHNSWFlat coarse quantizer)
+ *                  | "HNSW" <M>      (graph over the encoding's storage:
+ *                                    Flat, SQ or PQ; alone it means Flat;
+ *                                    "HNSW32_PQ16" = "HNSW32,PQ16")
  *     encoding    := "Flat" | "PQ" <M> [ "x" <nbits> ]
  *                  | "SQ4" | "SQ6" | "SQ8" | "SQfp16" | "SQbf16"
  *                  | "LSH" [ <nbits> ] [ "r" ] [ "t" ]   (not after IVF)
