@@ -372,12 +372,14 @@ static inline int cand_push(hnsw_ctx *c, int *nc, vdx_hnsw_cand v) {
 /* Greedy descent through the upper levels; returns the entry of level 0. */
 static vdx_hnsw_cand greedy_upper(const vdx_hnsw *g, vdx_hnsw_dc *dc) {
     vdx_hnsw_cand cur = {vdx_hnsw_dc_dist(dc, g->entry_point), g->entry_point};
+    float keys[VDX_HNSW_M_MAX];
     for (int l = g->max_level; l >= 1; l--) {
         for (;;) {
             const int32_t *row = vdx_hnsw_row(g, cur.id, l);
             int cnt = row[0], moved = 0;
+            vdx_hnsw_dc_keys(dc, row + 1, cnt, keys);
             for (int j = 1; j <= cnt; j++) {
-                float d = vdx_hnsw_dc_dist(dc, row[j]);
+                float d = keys[j - 1];
                 if (d < cur.d || (d == cur.d && row[j] < cur.id)) {
                     cur.d = d;
                     cur.id = row[j];
