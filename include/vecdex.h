@@ -660,6 +660,46 @@ VDX_API vdx_index *vdx_index_pretransform_index(const vdx_index *index);
 VDX_API vdx_status vdx_index_pretransform_apply(const vdx_index *index,
                                                 int64_t n, const float *x,
                                                 float *y);
+/* HNSW graphs (FAISS: IndexHNSWFlat, IndexHNSWSQ, IndexHNSWPQ)              */
+/* ------------------------------------------------------------------------- */
+/** Hierarchical navigable small-world graph over a storage index holding
+ *  the vectors: flat (IndexHNSWFlat), scalar-quantized (IndexHNSWSQ) or
+ *  PQ-coded (IndexHNSWPQ, pq_nbits 8 in FAISS).  M: links per node on the
+ *  upper levels, 2M on level 0 (2..512; FAISS's default 32).  Defaults as
+ *  FAISS: efConstruction 40, efSearch 16 (search params efSearch overrides
+ *  it per call).  Ids are positions: add_with_ids is refused; remove_ids
+ *  drops nodes, repairs the graph and shifts later ids down (as IndexFlat).
+ *  A build with one thread (vdx_set_num_threads(1)) is deterministic. */
+VDX_API vdx_status vdx_index_hnsw_flat_new(int64_t d, int M, vdx_metric metric,
+                                           vdx_index **out);
+VDX_API vdx_status vdx_index_hnsw_sq_new(int64_t d, int qtype, int M,
+                                         vdx_metric metric, vdx_index **out);
+VDX_API vdx_status vdx_index_hnsw_pq_new(int64_t d, int64_t pq_m, int M,
+                                         int pq_nbits, vdx_metric metric,
+                                         vdx_index **out);
+/** 1 for the HNSW kinds above. */
+VDX_API int vdx_index_is_hnsw(const vdx_index *index);
+/** The storage index (borrowed), or NULL for other kinds. */
+VDX_API vdx_index *vdx_index_hnsw_storage(const vdx_index *index);
+/* Getters (0 / -1 for an index that is not HNSW). */
+VDX_API int vdx_index_hnsw_M(const vdx_index *index);
+VDX_API int vdx_index_hnsw_ef_construction(const vdx_index *index);
+VDX_API int vdx_index_hnsw_ef_search(const vdx_index *index);
+/** Top level of the graph (-1 while empty). */
+VDX_API int vdx_index_hnsw_max_level(const vdx_index *index);
+/** The entry node (-1 while empty). */
+VDX_API int64_t vdx_index_hnsw_entry_point(const vdx_index *index);
+/** Setters: 1 <= ef <= 2^20.  Not safe during a concurrent add. */
+VDX_API vdx_status vdx_index_hnsw_set_ef_construction(vdx_index *index, int ef);
+VDX_API vdx_status vdx_index_hnsw_set_ef_search(vdx_index *index, int ef);
+/** The top level of node i. */
+VDX_API vdx_status vdx_index_hnsw_node_level(const vdx_index *index, int64_t i,
+                                             int *level);
+/** The links of node i at a level into out (room for 2M entries); their
+ *  number in *count. */
+VDX_API vdx_status vdx_index_hnsw_neighbors(const vdx_index *index, int64_t i,
+                                            int level, int64_t *out,
+                                            int *count);
 
 /* ------------------------------------------------------------------------- */
 /* Persistence in FAISS's binary format                                      */

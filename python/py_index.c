@@ -90,6 +90,9 @@ static PyTypeObject *class_for(const vdx_index *ix) {
     if (!strcmp(tn, "IndexRefine")) return &IndexRefineType;
     if (!strcmp(tn, "IndexRefineFlat")) return &IndexRefineFlatType;
     if (!strcmp(tn, "IndexPreTransform")) return &IndexPreTransformType;
+    if (!strcmp(tn, "IndexHNSWFlat")) return &IndexHNSWFlatType;
+    if (!strcmp(tn, "IndexHNSWSQ")) return &IndexHNSWSQType;
+    if (!strcmp(tn, "IndexHNSWPQ")) return &IndexHNSWPQType;
     return &IndexType; /* generic wrapper: every method still works */
 }
 
@@ -106,6 +109,7 @@ PyObject *wrap_node(vdx_index *ix, owner_t *o) {
     if (!sub) sub = vdx_index_ivf_quantizer(ix);
     if (!sub) sub = vdx_index_refine_base(ix);
     if (!sub) sub = vdx_index_pretransform_index(ix);
+    if (!sub) sub = vdx_index_hnsw_storage(ix);
     vdx_index *sub2 = vdx_index_refine_refine(ix);
     if (sub2) {
         PyObject *child = wrap_node(sub2, o);

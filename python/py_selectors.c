@@ -507,6 +507,51 @@ static PyTypeObject ParamsIVFType = {
     .tp_new = Params_new,
 };
 
+static PyObject *Params_get_efSearch(ParamsObject *self, void *c) {
+    (void)c;
+    return PyLong_FromLong(self->p.efSearch);
+}
+static int Params_set_efSearch(ParamsObject *self, PyObject *v, void *c) {
+    (void)c;
+    int64_t ef = 0;
+    if (set_count(&ef, v, "efSearch") < 0) return -1;
+    if (ef > (1 << 20)) {
+        PyErr_Format(PyExc_ValueError, "efSearch must be <= %d, got %lld",
+                     1 << 20, (long long)ef);
+        return -1;
+    }
+    self->p.efSearch = (int)ef;
+    return 0;
+}
+
+static int ParamsHNSW_init(ParamsObject *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"sel", "efSearch", NULL};
+    PyObject *sel = Py_None, *ef = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OO:SearchParametersHNSW",
+                                     kwlist, &sel, &ef))
+        return -1;
+    if (Params_set_sel(self, sel, NULL) < 0) return -1;
+    self->p.efSearch = 16; /* FAISS's default, not the index's */
+    return ef ? Params_set_efSearch(self, ef, NULL) : 0;
+}
+
+static PyGetSetDef ParamsHNSW_getset[] = {
+    {"efSearch", (getter)Params_get_efSearch, (setter)Params_set_efSearch,
+     "beam width of this search (0 = the index's own)", NULL},
+    {NULL, NULL, NULL, NULL, NULL}};
+
+static PyTypeObject ParamsHNSWType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "vecdex.SearchParametersHNSW",
+    .tp_basicsize = sizeof(ParamsObject),
+    .tp_dealloc = (destructor)Params_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "SearchParametersHNSW(sel=None, efSearch=16).",
+    .tp_getset = ParamsHNSW_getset,
+    .tp_init = (initproc)ParamsHNSW_init,
+    .tp_base = &ParamsType,
+    .tp_new = Params_new,
+};
+
 static PyTypeObject ParamsRefineType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name =
         "vecdex.IndexRefineSearchParameters",
@@ -592,7 +637,8 @@ int pyvdx_init_selectors(PyObject *m) {
         &SelectorType,      &SelectorRangeType,  &SelectorBatchType,
         &SelectorArrayType, &SelectorBitmapType, &SelectorNotType,
         &SelectorAndType,   &SelectorOrType,     &ParamsType,
-        &ParamsIVFType,     &ParamsRefineType,   &ParamsPTType};
+        &ParamsIVFType,     &ParamsRefineType,   &ParamsPTType,
+        &ParamsHNSWType};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (add_type(m, types[i]) < 0) return -1;
     Py_INCREF(&ParamsIVFType);

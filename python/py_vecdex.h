@@ -252,6 +252,10 @@ int pyvdx_init_refine(PyObject *m);
 /* vector transforms and IndexPreTransform (py_transform.c) */
 extern PyTypeObject IndexPreTransformType;
 int pyvdx_init_transform(PyObject *m);
+/* IndexHNSW, IndexHNSWFlat, IndexHNSWSQ, IndexHNSWPQ (py_hnsw.c) */
+extern PyTypeObject IndexHNSWType, IndexHNSWFlatType, IndexHNSWSQType,
+    IndexHNSWPQType;
+int pyvdx_init_hnsw(PyObject *m);
 /* index_factory (py_factory.c) */
 int pyvdx_init_factory(PyObject *m);
 

@@ -9,7 +9,12 @@
  *     wrapper     := "IDMap" | "IDMap2"
  *     transform   := "PCA" ["W"] ["R"] <n> | "OPQ" <M> [ "_" <d> ]
  *                  | "RR" [ <n> ] | "L2norm"
- *     coarse      := "IVF" <n> [ "k" | "M" ]     (k = *1024, M = *1024^2)
+ *     coarse      := "IVF" <n> [ "k" | "M" ] [ "_HNSW" <M> ]
+ *                                    (k = *1024, M = *1024^2; _HNSW: an
+ *                                    IndexHNSWFlat coarse quantizer)
+ *                  | "HNSW" <M>      (graph over the encoding's storage:
+ *                                    Flat, SQ or PQ; alone it means Flat;
+ *                                    "HNSW32_PQ16" = "HNSW32,PQ16")
  *     encoding    := "Flat" | "PQ" <M> [ "x" <nbits> ]
  *                  | "SQ4" | "SQ6" | "SQ8" | "SQfp16" | "SQbf16"
  *                  | "LSH" [ <nbits> ] [ "r" ] [ "t" ]   (not after IVF)
@@ -45,14 +50,15 @@
 /* The stages, in the order they must appear. */
 enum stage { ST_WRAPPER = 0, ST_COARSE = 1, ST_ENCODING = 2, ST_TRANSFORM = 3 };
 
-enum kind { K_IDMAP, K_IDMAP2, K_IVF, K_FLAT, K_PQ, K_SQ, K_LSH,
+enum kind { K_IDMAP, K_IDMAP2, K_IVF, K_FLAT, K_PQ, K_SQ, K_LSH, K_HNSW,
             K_PCA, K_OPQ, K_RR, K_L2NORM };
 
 /* What the parser extracted from one token. */
 typedef struct parsed_tok {
     enum kind kind;
     int64_t n;  /* IVF: nlist; PQ: M; SQ: qtype */
-    int64_t n2; /* PQ: nbits; PCA: 1 whiten | 2 rotate; OPQ: output d */
+    int64_t n2; /* PQ: nbits; IVF: M of an HNSW quantizer (0: flat);
+                   PCA: 1 whiten | 2 rotate; OPQ: output d */
     int64_t din, dout; /* transforms: their dimensions */
 } parsed_tok;
 
@@ -79,6 +85,29 @@ static int parse_count(const char *rest, size_t len, parsed_tok *out) {
     else if (i + 1 == len && rest[i] == 'M') mul = 1024 * 1024, i++;
     if (i != len) return -1;
     out->n = v * mul;
+    return 0;
+}
+
+/* HNSW<M>: the graph's M (2..512). */
+static int parse_hnsw(const char *rest, size_t len, parsed_tok *out) {
+    for (size_t i = 0; i < len; i++)
+        if (rest[i] < '0' || rest[i] > '9') return -1;
+    if (parse_count(rest, len, out) || out->n < 2 || out->n > 512) return -1;
+    return 0;
+}
+
+/* IVF<n>[k|M][_HNSW<M>]: nlist, and an HNSW coarse quantizer. */
+static int parse_ivf(const char *rest, size_t len, parsed_tok *out) {
+    const char *u = memchr(rest, '_', len);
+    size_t nl = u ? (size_t)(u - rest) : len;
+    if (parse_count(rest, nl, out)) return -1;
+    out->n2 = 0;
+    if (!u) return 0;
+    parsed_tok m = {0};
+    size_t ul = len - nl - 1;
+    if (ul < 5 || memcmp(u + 1, "HNSW", 4) || parse_hnsw(u + 5, ul - 4, &m))
+        return -1;
+    out->n2 = m.n;
     return 0;
 }
 
@@ -169,7 +198,8 @@ static int parse_rr(const char *rest, size_t len, parsed_tok *out) {
 static const tok_def tokens[] = {
     {"IDMap2", ST_WRAPPER, K_IDMAP2, NULL},
     {"IDMap", ST_WRAPPER, K_IDMAP, NULL},
-    {"IVF", ST_COARSE, K_IVF, parse_count},
+    {"IVF", ST_COARSE, K_IVF, parse_ivf},
+    {"HNSW", ST_COARSE, K_HNSW, parse_hnsw},
     {"Flat", ST_ENCODING, K_FLAT, NULL},
     {"PQ", ST_ENCODING, K_PQ, parse_pq},
     {"SQ", ST_ENCODING, K_SQ, parse_sq},
@@ -223,6 +253,18 @@ static vdx_status bad_token(const tok_span *t, const char *desc,
 static vdx_status build_core(int64_t d, vdx_metric metric, const parsed_tok *enc,
                              const parsed_tok *ivf, vdx_index **out) {
     vdx_status st;
+    if (ivf && ivf->kind == K_HNSW) {
+        int M = (int)ivf->n;
+        switch (enc->kind) {
+        case K_FLAT: return vdx_index_hnsw_flat_new(d, M, metric, out);
+        case K_SQ: return vdx_index_hnsw_sq_new(d, (int)enc->n, M, metric, out);
+        case K_PQ:
+            return vdx_index_hnsw_pq_new(d, enc->n, M, (int)enc->n2, metric, out);
+        default:
+            return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                             "index_factory: HNSW takes Flat, SQ or PQ storage");
+        }
+    }
     if (!ivf) {
         switch (enc->kind) {
         case K_FLAT: return vdx_index_flat_new(d, metric, out);
@@ -246,7 +288,9 @@ static vdx_status build_core(int64_t d, vdx_metric metric, const parsed_tok *enc
         return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
                          "index_factory: LSH cannot follow an IVF token");
     vdx_index *q = NULL;
-    if ((st = vdx_index_flat_new(d, metric, &q))) return st;
+    if (ivf->n2) st = vdx_index_hnsw_flat_new(d, (int)ivf->n2, metric, &q);
+    else st = vdx_index_flat_new(d, metric, &q);
+    if (st) return st;
     switch (enc->kind) {
     case K_FLAT: st = vdx_index_ivf_flat_new(q, d, ivf->n, metric, out); break;
     case K_PQ:
@@ -295,14 +339,24 @@ static vdx_status build(int64_t d, vdx_metric metric, const parsed_tok *p,
     vdx_status st;
     vdx_index *ix = NULL;
     int i = np - 1;
-    const parsed_tok *ivf = np >= 2 && p[np - 2].kind == K_IVF ? &p[np - 2] : NULL;
+    const parsed_tok *ivf = np >= 2 && (p[np - 2].kind == K_IVF ||
+                                        p[np - 2].kind == K_HNSW)
+                                ? &p[np - 2]
+                                : NULL;
+    parsed_tok flat = {K_FLAT, 0, 0, 0, 0};
+    const parsed_tok *enc = &p[i];
+    if (p[np - 1].kind == K_HNSW) { /* "HNSW32" alone: flat storage */
+        ivf = &p[np - 1];
+        i = np; /* the encoding slot is implicit */
+        enc = &flat;
+    }
     /* the core works in the output dimension of the last transform */
     for (int t = i - (ivf ? 2 : 1); t >= 0; t--)
         if (is_transform(p[t].kind)) {
             d = p[t].dout;
             break;
         }
-    if ((st = build_core(d, metric, &p[i], ivf, &ix))) return st;
+    if ((st = build_core(d, metric, enc, ivf, &ix))) return st;
     /* then outwards: the wrappers and runs of transforms */
     for (i -= ivf ? 2 : 1; i >= 0; i--) {
         vdx_index *outer = NULL;
@@ -397,6 +451,13 @@ vdx_status vdx_index_factory(int64_t d, const char *description,
     for (;;) {
         const char *c = strchr(s, ',');
         size_t len = c ? (size_t)(c - s) : strlen(s);
+        if (!strncmp(s, "HNSW", 4)) { /* "HNSW32_PQ16" = "HNSW32,PQ16" */
+            const char *u = memchr(s, '_', len);
+            if (u) {
+                len = (size_t)(u - s);
+                c = u;
+            }
+        }
         if (nt == MAX_TOKENS)
             return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
                              "index_factory: more than %d tokens in '%s'",
@@ -468,7 +529,7 @@ vdx_status vdx_index_factory(int64_t d, const char *description,
             return bad_token(&spans[i + 1], description,
                              "unexpected token after the encoding:");
     }
-    if (last_stage != ST_ENCODING) {
+    if (last_stage != ST_ENCODING && !(p[nt - 1].kind == K_HNSW)) {
         char b[64];
         return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
                          "index_factory: '%s' ends with '%s' at position %zu; "

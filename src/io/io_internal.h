@@ -40,6 +40,12 @@ VDX_INTERNAL vdx_status vdx_io_read_refine(vdx_reader *r, vdx_io_header *h,
 VDX_INTERNAL vdx_status vdx_io_write_refine(vdx_writer *w,
                                             const vdx_index *ix);
 
+/* hnsw_io.c: IHNf (IndexHNSWFlat), IHNs (IndexHNSWSQ), IHNp (IndexHNSWPQ) */
+VDX_INTERNAL int vdx_io_is_hnsw(const vdx_index *ix);
+VDX_INTERNAL vdx_status vdx_io_read_hnsw(vdx_reader *r, vdx_io_header *h,
+                                         vdx_index **out);
+VDX_INTERNAL vdx_status vdx_io_write_hnsw(vdx_writer *w, const vdx_index *ix);
+
 #endif
 
 /* Deepest nesting of wrapper indexes (IDMap of IDMap of ...) accepted. */
@@ -239,5 +245,10 @@ VDX_INTERNAL vdx_status vdx_io_read_pretransform(vdx_reader *r,
                                                  vdx_index **out);
 VDX_INTERNAL vdx_status vdx_io_write_pretransform(vdx_writer *w,
                                                   const vdx_index *ix);
+/* hnsw_io.c: IHNf (IndexHNSWFlat), IHNs (IndexHNSWSQ), IHNp (IndexHNSWPQ) */
+VDX_INTERNAL int vdx_io_is_hnsw(const vdx_index *ix);
+VDX_INTERNAL vdx_status vdx_io_read_hnsw(vdx_reader *r, vdx_io_header *h,
+                                         vdx_index **out);
+VDX_INTERNAL vdx_status vdx_io_write_hnsw(vdx_writer *w, const vdx_index *ix);
 
 #endif

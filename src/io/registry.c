@@ -28,6 +28,9 @@ const vdx_io_reader_entry vdx_io_readers[] = {
     {"IxHe", vdx_io_read_lsh},      /* IndexLSH */
     {"IxRF", vdx_io_read_refine},   /* IndexRefine, IndexRefineFlat */
     {"IxPT", vdx_io_read_pretransform}, /* IndexPreTransform */
+    {"IHNf", vdx_io_read_hnsw},     /* IndexHNSWFlat */
+    {"IHNs", vdx_io_read_hnsw},     /* IndexHNSWSQ */
+    {"IHNp", vdx_io_read_hnsw},     /* IndexHNSWPQ */
 };
 const size_t vdx_io_nreaders =
     sizeof vdx_io_readers / sizeof vdx_io_readers[0];
@@ -43,6 +46,7 @@ const vdx_io_writer_entry vdx_io_writers[] = {
     {vdx_io_is_index_pq, vdx_io_write_index_pq},
     {vdx_io_is_ivfpq, vdx_io_write_ivfpq},
     {vdx_io_is_lsh, vdx_io_write_lsh},
+    {vdx_io_is_hnsw, vdx_io_write_hnsw},
 };
 const size_t vdx_io_nwriters =
     sizeof vdx_io_writers / sizeof vdx_io_writers[0];

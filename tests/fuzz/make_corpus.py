@@ -7,8 +7,10 @@
                                       committed under tests/fuzz/corpus/ and
                                       checked value by value in tests/c/test_io.c
                                       (flat, IDMap), tests/c/test_io_ivf.c
-                                      (IndexIVFFlat), tests/c/test_io_sq.c
-                                      (IndexScalarQuantizer, IVF-SQ),
+                                      (IndexIVFFlat), tests/c/test_io_hnsw.c
+                                      (IndexHNSWFlat, IndexHNSWSQ),
+                                      tests/c/test_io_sq.c
+                                      (IndexScalarQuantizer, IVF-SQ) and
                                       tests/c/test_io_pq.c (IndexPQ, IVF-PQ)
                                       and tests/c/test_io_transform.c
                                       (IndexPreTransform)
@@ -174,6 +176,34 @@ def build(kind, x, ids):
     return ix
 
 
+# HNSW goldens (tests/c/test_io_hnsw.c): IndexHNSWFlat / IndexHNSWSQ with
+# M=4 over 20 vectors of small integers, built with one thread (FAISS's
+# build is then deterministic).
+def hnsw_vecs():
+    i = np.arange(20)[:, None]
+    j = np.arange(D)[None, :]
+    return (((i * 7 + j * 5) % 13) - 6).astype("float32")
+
+
+HNSW_GOLDEN = {
+    "hnswflat_l2_d4_n20.index": ("IHNf", faiss.METRIC_L2),
+    "hnswflat_ip_d4_n20.index": ("IHNf", faiss.METRIC_INNER_PRODUCT),
+    "hnswsq8_l2_d4_n20.index": ("IHNs", faiss.METRIC_L2),
+}
+
+
+def build_hnsw(kind, metric):
+    faiss.omp_set_num_threads(1)
+    x = hnsw_vecs()
+    if kind == "IHNf":
+        ix = faiss.IndexHNSWFlat(D, 4, metric)
+    else:
+        ix = faiss.IndexHNSWSQ(D, faiss.ScalarQuantizer.QT_8bit, 4, metric)
+        ix.train(x)
+    ix.add(x)
+    return ix
+
+
 def ser(ix):
     return faiss.serialize_index(ix).tobytes()
 
@@ -216,6 +246,11 @@ def golden(outdir):
     for name, kind in PT_GOLDEN.items():
         data = ser(build_pt(kind))
         assert data[:4] == b"IxPT", (name, data[:4])
+        write(outdir, name, data)
+        out[name] = data
+    for name, args in HNSW_GOLDEN.items():
+        data = ser(build_hnsw(*args))
+        assert data[:4] == args[0].encode(), (name, data[:4])
         write(outdir, name, data)
         out[name] = data
     return out
@@ -332,7 +367,7 @@ def full(outdir):
     qh.add(ivf_centroids(False))
     ivf = faiss.IndexIVFFlat(qh, D, 4)
     ivf.add(ivf_vecs(7))
-    write(outdir, "unsupported_ivfflat_hnsw_quantizer.index", ser(ivf))
+    write(outdir, "valid_ivfflat_hnsw_quantizer.index", ser(ivf))
 
     # truncations
     for n in (0, 1, 3, 4, 12, 36, 37, 41, 44, 45, 60, len(l2) - 1):
@@ -445,6 +480,15 @@ def full(outdir):
     write(outdir, "bad_ivfsq_qtype.index", patched(ivsq, 171, "<i", -1))
     write(outdir, "bad_ivfsq_by_residual.index",
           patched(ivsq, ivsq.find(b"ilar") - 1, "<B", 5))
+    hn = g["hnswflat_l2_d4_n20.index"]
+    for n in (20, 60, 200, 400, len(hn) - 1):
+        write(outdir, "trunc_hnsw_%d.index" % n, hn[:n])
+    # a link out of range: the first level-0 link of node 0 (header 37
+    # bytes, then assign_probas, cum_nneighbor_per_level, levels, offsets)
+    np_ = struct.unpack_from("<Q", hn, 37)[0]
+    off = 37 + 8 + 8 * np_ + 8 + 4 * (np_ + 1) + 8 + 4 * 20 + 8 + 8 * 21 + 8
+    write(outdir, "bad_hnsw_link.index", patched(hn, off, "<i", 1000))
+    write(outdir, "bad_hnsw_link_neg.index", patched(hn, off, "<i", -7))
     # IDMap over IDMap over IDMap ... deeper than any reader should follow
     hdr_end = 37
     deep = m1[:hdr_end] * 40 + m1[hdr_end:]

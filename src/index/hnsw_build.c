@@ -1,0 +1,472 @@
+/*
+ * hnsw_build.c — insertion into the HNSW graph (alg. 1 of Malkov &
+ * Yashunin) and removal with repair.
+ *
+ * Insertion of node x at level L: greedy descent (beam 1) from the entry
+ * point to level L + 1, then on each level l <= L a beam search of
+ * efConstruction nodes whose result is pruned by the neighbour-selection
+ * heuristic (hnsw.c) to at most degree(l) links (2M on level 0, M above, as
+ * FAISS); each chosen neighbour gets a back link to x, its list re-pruned by
+ * the heuristic when full.
+ *
+ * Parallel insertion (hnswlib's scheme): nodes are inserted by an OpenMP
+ * team; each node has a one-byte spin lock held while its lists are read
+ * or written, so a thread copies a list under the lock and scores it
+ * outside; a node whose level exceeds the current top holds a global mutex
+ * during its insertion, so the entry point changes under it only.  Levels
+ * are drawn beforehand from the seeded generator in id order, so a
+ * one-thread build is deterministic.
+ *
+ * Removal: deleted nodes are dropped from the graph.  Every surviving node
+ * that linked to a deleted one rebuilds that level's list with the
+ * heuristic from its surviving neighbours and the surviving neighbours of
+ * its deleted neighbours (the deleted node's "bridges"), then the graph is
+ * compacted so ids shift down as IndexFlat's remove_ids shifts them.
+ */
+#include <omp.h>
+#include <string.h>
+
+#include "hnsw.h"
+#include "common/threads.h"
+
+static inline void node_lock(uint8_t *l) {
+    while (__atomic_test_and_set(l, __ATOMIC_ACQUIRE))
+        while (__atomic_load_n(l, __ATOMIC_RELAXED)) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        }
+}
+static inline void node_unlock(uint8_t *l) { __atomic_clear(l, __ATOMIC_RELEASE); }
+
+/* Per-thread build state. */
+typedef struct build_ctx {
+    vdx_hnsw_dc dc;
+    uint32_t *vis; /* epoch tags over all nodes */
+    uint32_t epoch;
+    vdx_hnsw_cand *cand, *res, *sel;
+    int candcap, rescap;
+    int32_t *links; /* copy of one list */
+    float *keys;    /* their distances */
+} build_ctx;
+
+static vdx_status bctx_init(build_ctx *c, const vdx_index_hnsw *h) {
+    memset(c, 0, sizeof *c);
+    vdx_status st = vdx_hnsw_dc_init(&c->dc, h);
+    if (st) return st;
+    int ef = VDX_MAX(h->g.efConstruction, 1);
+    int deg = 2 * h->g.M;
+    c->vis = vdx_calloc((size_t)VDX_MAX(h->g.n, 1), sizeof(uint32_t));
+    c->candcap = ef + deg + 64;
+    c->rescap = ef + deg + 2;
+    c->cand = vdx_malloc_array((size_t)c->candcap, sizeof(vdx_hnsw_cand));
+    c->res = vdx_malloc_array((size_t)c->rescap, sizeof(vdx_hnsw_cand));
+    c->sel = vdx_malloc_array((size_t)(deg + 2), sizeof(vdx_hnsw_cand));
+    c->links = vdx_malloc_array((size_t)(deg + 2), sizeof(int32_t));
+    c->keys = vdx_malloc_array((size_t)(deg + 2), sizeof(float));
+    if (!c->vis || !c->cand || !c->res || !c->sel || !c->links || !c->keys)
+        return VDX_ERR_OUT_OF_MEMORY;
+    return VDX_OK;
+}
+
+static void bctx_free(build_ctx *c) {
+    vdx_hnsw_dc_free(&c->dc);
+    vdx_free(c->vis);
+    vdx_free(c->cand);
+    vdx_free(c->res);
+    vdx_free(c->sel);
+    vdx_free(c->links);
+    vdx_free(c->keys);
+}
+
+/* Copies node i's list at level l under its lock; returns the count. */
+static int copy_links(vdx_hnsw *g, int64_t i, int l, int32_t *out) {
+    node_lock(&g->locks[i]);
+    const int32_t *row = vdx_hnsw_row(g, i, l);
+    int cnt = row[0];
+    memcpy(out, row + 1, (size_t)cnt * sizeof(int32_t));
+    node_unlock(&g->locks[i]);
+    return cnt;
+}
+
+/* Heaps over vdx_hnsw_cand (same as hnsw.c's, kept local to stay inline). */
+static inline void hpush(vdx_hnsw_cand *h, int *n, vdx_hnsw_cand v, int max) {
+    int i = (*n)++;
+    while (i > 0) {
+        int p = (i - 1) >> 1;
+        if (max ? h[p].d >= v.d : h[p].d <= v.d) break;
+        h[i] = h[p];
+        i = p;
+    }
+    h[i] = v;
+}
+static inline void hpop(vdx_hnsw_cand *h, int *n, int max) {
+    vdx_hnsw_cand v = h[--(*n)];
+    int i = 0, m = *n;
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, w;
+        if (l >= m) break;
+        if (max) {
+            w = (r < m && h[r].d > h[l].d) ? r : l;
+            if (h[w].d <= v.d) break;
+        } else {
+            w = (r < m && h[r].d < h[l].d) ? r : l;
+            if (h[w].d >= v.d) break;
+        }
+        h[i] = h[w];
+        i = w;
+    }
+    if (m) h[i] = v;
+}
+
+/* Beam search of level l from ep with beam ef; the results (a max-heap of
+ * at most ef) are left in c->res; returns their count. */
+static int search_layer(vdx_hnsw *g, build_ctx *c, vdx_hnsw_cand ep, int l,
+                        int ef) {
+    if (++c->epoch == 0) {
+        memset(c->vis, 0, (size_t)g->n * sizeof(uint32_t));
+        c->epoch = 1;
+    }
+    int nc = 0, nr = 0;
+    c->vis[ep.id] = c->epoch;
+    hpush(c->cand, &nc, ep, 0);
+    hpush(c->res, &nr, ep, 1);
+    while (nc > 0) {
+        vdx_hnsw_cand cur = c->cand[0];
+        if (nr == ef && cur.d > c->res[0].d) break;
+        hpop(c->cand, &nc, 0);
+        int cnt = copy_links(g, cur.id, l, c->links), m = 0;
+        for (int j = 0; j < cnt; j++) {
+            int32_t nb = c->links[j];
+            if (c->vis[nb] == c->epoch) continue;
+            c->vis[nb] = c->epoch;
+            c->links[m++] = nb;
+        }
+        vdx_hnsw_dc_keys(&c->dc, c->links, m, c->keys);
+        for (int j = 0; j < m; j++) {
+            int32_t nb = c->links[j];
+            float d = c->keys[j];
+            if (nr < ef || d < c->res[0].d) {
+                vdx_hnsw_cand v = {d, nb};
+                if (nc == c->candcap) { /* the ef bound keeps this rare */
+                    int ncap = c->candcap * 2;
+                    vdx_hnsw_cand *p =
+                        vdx_realloc_array(c->cand, (size_t)ncap, sizeof *p);
+                    if (!p) return -1;
+                    c->cand = p;
+                    c->candcap = ncap;
+                }
+                hpush(c->cand, &nc, v, 0);
+                if (nr == ef) hpop(c->res, &nr, 1);
+                hpush(c->res, &nr, v, 1);
+            }
+        }
+    }
+    return nr;
+}
+
+/* Adds link src -> dst at level l (src locked by the caller), re-pruning
+ * src's list when it is full. */
+static void add_link(vdx_hnsw *g, build_ctx *c, int32_t src, int32_t dst,
+                     int l) {
+    int32_t *row = vdx_hnsw_row(g, src, l);
+    int max = vdx_hnsw_degree(g, l), cnt = row[0];
+    for (int j = 1; j <= cnt; j++)
+        if (row[j] == dst) return;
+    if (cnt < max) {
+        row[1 + cnt] = dst;
+        row[0] = cnt + 1;
+        return;
+    }
+    vdx_hnsw_cand *s = c->sel;
+    vdx_hnsw_dc_sym_keys(&c->dc, src, row + 1, cnt, c->keys);
+    for (int j = 0; j < cnt; j++) {
+        s[j].id = row[1 + j];
+        s[j].d = c->keys[j];
+    }
+    s[cnt].id = dst;
+    s[cnt].d = vdx_hnsw_dc_sym(&c->dc, src, dst);
+    vdx_hnsw_sort_cands(s, cnt + 1);
+    int kept = vdx_hnsw_select(&c->dc, s, cnt + 1, max);
+    for (int j = 0; j < kept; j++) row[1 + j] = s[j].id;
+    row[0] = kept;
+}
+
+typedef struct build_shared {
+    omp_lock_t top; /* entry point / max level */
+} build_shared;
+
+static vdx_status insert_one(vdx_index_hnsw *h, build_ctx *c,
+                             build_shared *bs, int32_t id, const float *x) {
+    vdx_hnsw *g = &h->g;
+    int L = g->levels[id];
+    omp_set_lock(&bs->top);
+    int maxl = g->max_level;
+    int32_t ep = g->entry_point;
+    int hold = L > maxl;
+    if (ep < 0) { /* the first node */
+        g->entry_point = id;
+        g->max_level = L;
+        omp_unset_lock(&bs->top);
+        return VDX_OK;
+    }
+    if (!hold) omp_unset_lock(&bs->top);
+
+    vdx_hnsw_dc_set_query(&c->dc, x);
+    vdx_hnsw_cand cur = {vdx_hnsw_dc_dist(&c->dc, ep), ep};
+    for (int l = maxl; l > L; l--) {
+        for (int moved = 1; moved;) {
+            moved = 0;
+            int cnt = copy_links(g, cur.id, l, c->links);
+            for (int j = 0; j < cnt; j++) {
+                float d = vdx_hnsw_dc_dist(&c->dc, c->links[j]);
+                if (d < cur.d) {
+                    cur.d = d;
+                    cur.id = c->links[j];
+                    moved = 1;
+                }
+            }
+        }
+    }
+    int ef = VDX_MAX(g->efConstruction, 1);
+    for (int l = VDX_MIN(L, maxl); l >= 0; l--) {
+        int nr = search_layer(g, c, cur, l, ef);
+        if (nr < 0) {
+            if (hold) omp_unset_lock(&bs->top);
+            return VDX_ERR_OUT_OF_MEMORY;
+        }
+        /* the results, nearest first, without the node itself */
+        vdx_hnsw_cand *r = c->res;
+        int m = 0;
+        for (int i = 0; i < nr; i++)
+            if (r[i].id != id) r[m++] = r[i];
+        vdx_hnsw_sort_cands(r, m);
+        if (m) cur = r[0];
+        int kept = vdx_hnsw_select(&c->dc, r, m, vdx_hnsw_degree(g, l));
+        node_lock(&g->locks[id]);
+        int32_t *row = vdx_hnsw_row(g, id, l);
+        for (int j = 0; j < kept; j++) row[1 + j] = r[j].id;
+        row[0] = kept;
+        node_unlock(&g->locks[id]);
+        for (int j = 0; j < kept; j++) {
+            int32_t nb = r[j].id;
+            node_lock(&g->locks[nb]);
+            add_link(g, c, nb, id, l);
+            node_unlock(&g->locks[nb]);
+        }
+    }
+    if (hold) {
+        g->max_level = L;
+        g->entry_point = id;
+        omp_unset_lock(&bs->top);
+    }
+    return VDX_OK;
+}
+
+vdx_status vdx_hnsw_insert(vdx_index_hnsw *h, int64_t n0, const float *x) {
+    vdx_hnsw *g = &h->g;
+    const int64_t n1 = g->n, d = h->base.d;
+    if (n1 <= n0) return VDX_OK;
+    build_shared bs;
+    omp_init_lock(&bs.top);
+    vdx_status st = VDX_OK;
+    /* the first node alone, so that the team starts from a graph */
+    int64_t start = n0;
+    if (g->entry_point < 0) {
+        g->entry_point = (int32_t)n0;
+        g->max_level = g->levels[n0];
+        start = n0 + 1;
+    }
+    int nth = (int)VDX_MIN((int64_t)vdx_nthreads(), VDX_MAX(n1 - start, 1));
+#pragma omp parallel num_threads(nth)
+    {
+        build_ctx c;
+        vdx_status lst = bctx_init(&c, h);
+        if (lst) {
+#pragma omp atomic write
+            st = lst;
+        }
+#pragma omp for schedule(dynamic, 16)
+        for (int64_t i = start; i < n1; i++) {
+            if (lst) continue;
+            lst = insert_one(h, &c, &bs, (int32_t)i, x + (i - n0) * d);
+            if (lst) {
+#pragma omp atomic write
+                st = lst;
+            }
+        }
+        bctx_free(&c);
+    }
+    omp_destroy_lock(&bs.top);
+    return st;
+}
+
+/* ---- removal ------------------------------------------------------------------- */
+
+vdx_status vdx_hnsw_remove(vdx_index_hnsw *h, const vdx_selector *sel,
+                           int64_t *nremoved) {
+    vdx_hnsw *g = &h->g;
+    const int64_t n = g->n;
+    *nremoved = 0;
+    if (n == 0) return VDX_OK;
+    uint8_t *del = vdx_calloc((size_t)n, 1);
+    int32_t *map = vdx_malloc_array((size_t)n, sizeof(int32_t));
+    if (!del || !map) {
+        vdx_free(del);
+        vdx_free(map);
+        return VDX_ERR_OUT_OF_MEMORY;
+    }
+    int64_t nd = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (vdx_sel_member(sel, i)) {
+            del[i] = 1;
+            nd++;
+        }
+    if (nd == 0) {
+        vdx_free(del);
+        vdx_free(map);
+        return VDX_OK;
+    }
+    vdx_status st = VDX_OK;
+    /* 1. repair, per surviving node and level (each thread writes only the
+     * lists of its own nodes and reads the lists of deleted nodes, which
+     * do not change) */
+    const int maxdeg = 2 * g->M;
+#pragma omp parallel num_threads(vdx_nthreads())
+    {
+        vdx_hnsw_dc dc;
+        vdx_status lst = vdx_hnsw_dc_init(&dc, h);
+        int cap = maxdeg * (maxdeg + 1) + 1;
+        vdx_hnsw_cand *cand = vdx_malloc_array((size_t)cap, sizeof *cand);
+        if (!lst && !cand) lst = VDX_ERR_OUT_OF_MEMORY;
+        if (lst) {
+#pragma omp atomic write
+            st = lst;
+        }
+#pragma omp for schedule(dynamic, 64)
+        for (int64_t u = 0; u < n; u++) {
+            if (lst || del[u]) continue;
+            for (int l = 0; l <= g->levels[u]; l++) {
+                int32_t *row = vdx_hnsw_row(g, u, l);
+                int cnt = row[0], hit = 0;
+                for (int j = 1; j <= cnt; j++) hit |= del[row[j]];
+                if (!hit) continue;
+                int m = 0;
+                for (int j = 1; j <= cnt; j++) {
+                    int32_t v = row[j];
+                    if (!del[v]) {
+                        cand[m++].id = v;
+                        continue;
+                    }
+                    const int32_t *vr = vdx_hnsw_row(g, v, l);
+                    for (int t = 1; t <= vr[0]; t++)
+                        if (!del[vr[t]] && vr[t] != u) cand[m++].id = vr[t];
+                }
+                /* dedupe, score, prune */
+                int mm = 0;
+                for (int a = 0; a < m; a++) {
+                    int dup = 0;
+                    for (int b = 0; b < mm && !dup; b++)
+                        dup = cand[b].id == cand[a].id;
+                    if (!dup) {
+                        cand[mm].id = cand[a].id;
+                        cand[mm].d = vdx_hnsw_dc_sym(&dc, u, cand[a].id);
+                        mm++;
+                    }
+                }
+                vdx_hnsw_sort_cands(cand, mm);
+                /* the heuristic's choice, then the nearest of the pruned
+                 * ones up to the degree: the deleted node took in-links
+                 * away from the graph, and a fuller list gives some back */
+                int deg = vdx_hnsw_degree(g, l), kept = 0;
+                for (int a = 0; a < mm && kept < deg; a++) {
+                    int good = 1;
+                    for (int t = 0; t < kept && good; t++)
+                        good = vdx_hnsw_dc_sym(&dc, cand[a].id, row[1 + t]) >=
+                               cand[a].d;
+                    if (good) {
+                        row[1 + kept++] = cand[a].id;
+                        cand[a].id = -1;
+                    }
+                }
+                for (int a = 0; a < mm && kept < deg; a++)
+                    if (cand[a].id >= 0) row[1 + kept++] = cand[a].id;
+                row[0] = kept;
+            }
+        }
+        vdx_free(cand);
+        vdx_hnsw_dc_free(&dc);
+    }
+    if (st) {
+        vdx_free(del);
+        vdx_free(map);
+        return st;
+    }
+    /* 2. new entry point: the highest surviving node (lowest id on ties) */
+    int32_t ep = -1;
+    int maxl = -1;
+    for (int64_t i = 0; i < n; i++)
+        if (!del[i] && g->levels[i] > maxl) {
+            maxl = g->levels[i];
+            ep = (int32_t)i;
+        }
+    if (g->entry_point >= 0 && !del[g->entry_point] &&
+        g->levels[g->entry_point] == maxl)
+        ep = g->entry_point;
+    /* 3. compaction: rows move down, links are renumbered, the upper pool
+     * is rebuilt without the deleted rows */
+    int64_t j = 0;
+    for (int64_t i = 0; i < n; i++) map[i] = del[i] ? -1 : (int32_t)j++;
+    const size_t stride0 = (size_t)(1 + 2 * g->M);
+    const size_t strideu = (size_t)(1 + g->M);
+    int64_t pool_n = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (!del[i]) pool_n += (int64_t)g->levels[i] * (int64_t)strideu;
+    int32_t *pool = pool_n ? vdx_malloc_array((size_t)pool_n, sizeof(int32_t)) : NULL;
+    if (pool_n && !pool) {
+        vdx_free(del);
+        vdx_free(map);
+        return VDX_ERR_OUT_OF_MEMORY;
+    }
+    int64_t pn = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (del[i]) continue;
+        int64_t ni = map[i];
+        int L = g->levels[i];
+        /* upper rows first (they are read through the old uoff[i]) */
+        if (L > 0) {
+            memcpy(pool + pn, g->upool + g->uoff[i],
+                   (size_t)L * strideu * sizeof(int32_t));
+            g->uoff[ni] = (uint32_t)pn;
+            pn += (int64_t)L * (int64_t)strideu;
+        } else {
+            g->uoff[ni] = 0;
+        }
+        if (ni != i)
+            memmove(g->links0 + (size_t)ni * stride0,
+                    g->links0 + (size_t)i * stride0, stride0 * sizeof(int32_t));
+        g->levels[ni] = (int8_t)L;
+        g->locks[ni] = 0;
+    }
+    vdx_free(g->upool);
+    g->upool = pool;
+    g->upool_n = g->upool_cap = pool_n;
+    g->n = j;
+    /* renumber (any link still to a deleted node — possible only where the
+     * repair could not reach — is dropped) */
+    for (int64_t i = 0; i < g->n; i++) {
+        for (int l = 0; l <= g->levels[i]; l++) {
+            int32_t *row = vdx_hnsw_row(g, i, l);
+            int m = 0;
+            for (int t = 1; t <= row[0]; t++)
+                if (map[row[t]] >= 0) row[1 + m++] = map[row[t]];
+            row[0] = m;
+        }
+    }
+    g->entry_point = ep >= 0 ? map[ep] : -1;
+    g->max_level = ep >= 0 ? maxl : -1;
+    *nremoved = nd;
+    vdx_free(del);
+    vdx_free(map);
+    return VDX_OK;
+}
