@@ -105,20 +105,20 @@ static int demo(int argc, char **argv) {
     ground_truth(xb, nb, xq, ngt, d, k, gt);
     printf("ground truth for %lld queries (double precision): %.2f s\n\n",
            (long long)ngt, now() - t);
-    printf("%-22s %10s %12s %10s %10s %12s\n", "index", "build (s)",
+    printf("%-26s %10s %12s %10s %10s %12s\n", "index", "build (s)",
            "QPS", "R@1", "R@10", "bytes/vec");
 
     /* the seeds' progression, for the kinds that exist: exact, inverted
      * file, then compressed codes (bytes: code + 8-byte id in IVF lists) */
     static const struct {
         const char *factory;
-        int64_t nprobe;
+        int64_t nprobe, efsearch;
         double bytes;
     } rows[] = {
-        {"Flat", 0, 256},          {"IDMap2,Flat", 0, 264},
-        {"IVF100,Flat", 1, 264},   {"IVF100,Flat", 10, 264},
-        {"IVF100,SQ8", 10, 72},    {"IVF100,PQ8", 10, 16},
-        {"SQfp16", 0, 128},
+        {"Flat", 0, 0, 256},          {"IDMap2,Flat", 0, 0, 264},
+        {"IVF100,Flat", 1, 0, 264},   {"IVF100,Flat", 10, 0, 264},
+        {"IVF100,SQ8", 10, 0, 72},    {"IVF100,PQ8", 10, 0, 16},
+        {"SQfp16", 0, 0, 128},        {"HNSW32", 0, 64, 512},
     };
     for (size_t w = 0; w < sizeof rows / sizeof rows[0]; w++) {
         vdx_index *ix = NULL;
@@ -140,6 +140,7 @@ static int demo(int argc, char **argv) {
         vdx_search_params sp;
         vdx_search_params_init(&sp);
         sp.nprobe = rows[w].nprobe;
+        sp.efSearch = rows[w].efsearch;
         t = now();
         if ((st = vdx_index_search(ix, nq, xq, k, &sp, D, I)))
             return fail("search", st);
@@ -155,9 +156,12 @@ static int demo(int argc, char **argv) {
         if (rows[w].nprobe)
             snprintf(name, sizeof name, "%s nprobe=%lld", rows[w].factory,
                      (long long)rows[w].nprobe);
+        else if (rows[w].efsearch)
+            snprintf(name, sizeof name, "%s efSearch=%lld", rows[w].factory,
+                     (long long)rows[w].efsearch);
         else
             snprintf(name, sizeof name, "%s", rows[w].factory);
-        printf("%-22s %10.2f %12.0f %10.3f %10.3f %12.0f\n", name, build, qps,
+        printf("%-26s %10.2f %12.0f %10.3f %10.3f %12.0f\n", name, build, qps,
                (double)r1 / (double)ngt, (double)r10 / (double)(ngt * k),
                rows[w].bytes);
         vdx_index_free(ix);

@@ -182,6 +182,9 @@ def test_bvecs_input(data):
 def test_demo_small():
     out = run("demo", "--nb", 2000, "--nq", 50).stdout
     assert "IVF100,Flat" in out
+    # the graph index finds the true neighbours (exact ground truth)
+    row = [l for l in out.splitlines() if l.startswith("HNSW32")][0]
+    assert float(row.split()[-2]) > 0.9
     run("demo", "--bogus", rc=2)
 
 
