@@ -203,6 +203,7 @@ static int64_t scan_list(const vdx_ivf *ivf, const float *xq, int64_t l,
     int64_t ls = il->ops->list_size(il, l);
     if (ls == 0) return 0;
     if (ivf->scanner) ivf->scanner->prepare(ivf, xq, l, ctx);
+    if (ivf->scan_heap) return ivf->scan_heap(ivf, ctx, l, k, sel, hk, hi);
     const uint8_t *codes = il->ops->get_codes(il, l);
     const vdx_idx_t *ids = il->ops->get_ids(il, l);
     const vdx_kernels *K = vdx_kernels_get();
