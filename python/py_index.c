@@ -89,6 +89,8 @@ static PyTypeObject *class_for(const vdx_index *ix) {
         return &IndexIVFScalarQuantizerType;
     if (!strcmp(tn, "IndexRefine")) return &IndexRefineType;
     if (!strcmp(tn, "IndexRefineFlat")) return &IndexRefineFlatType;
+    if (!strcmp(tn, "IndexPQFastScan")) return &IndexPQFastScanType;
+    if (!strcmp(tn, "IndexIVFPQFastScan")) return &IndexIVFPQFastScanType;
     return &IndexType; /* generic wrapper: every method still works */
 }
 

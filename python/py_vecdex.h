@@ -247,6 +247,9 @@ int pyvdx_init_kmeans(PyObject *m);
 /* IndexRefine, IndexRefineFlat (py_refine.c) */
 extern PyTypeObject IndexRefineType, IndexRefineFlatType;
 int pyvdx_init_refine(PyObject *m);
+/* IndexPQFastScan, IndexIVFPQFastScan (py_fastscan.c) */
+extern PyTypeObject IndexPQFastScanType, IndexIVFPQFastScanType;
+int pyvdx_init_fastscan(PyObject *m);
 /* index_factory (py_factory.c) */
 int pyvdx_init_factory(PyObject *m);
 

@@ -45,6 +45,27 @@ static inline float rescore(const uint8_t *grp, size_t stride, int v,
     return s;
 }
 
+/* The bound again with the exact entries of the wide sub-quantizers:
+ * sum_m t >= sum_{m not wide} (b_m + scale (q_m - 1/2)) + sum_{m wide} t_m;
+ * 0 when it cannot beat top (with the slack of vdx_fs_threshold). */
+static inline int wide_check(const vdx_fs_lut *lut, const uint8_t *grp,
+                             size_t stride, int v, const float *table,
+                             uint16_t s, float top) {
+    int u = v & 15, sh = v >= 16 ? 4 : 0;
+    int j = u < 8 ? 2 * u : 2 * (u - 8) + 1;
+    double rest_q = s, exact = 0, bias = lut->bias;
+    for (int w = 0; w < lut->nwide; w++) {
+        int64_t m = lut->wide[w];
+        const uint8_t *c = grp + (size_t)(m / 2) * stride + (m & 1) * 16;
+        int code = (c[j] >> sh) & 15;
+        rest_q -= lut->q[m * 16 + code];
+        exact += table[m * 16 + code];
+        bias -= lut->wide_min[w];
+    }
+    double lb = bias + lut->scale * (rest_q - 0.5 * (double)(lut->M - lut->nwide) - 2.0) + exact;
+    return lb < (double)top;
+}
+
 int64_t vdx_fs_scan_blocks(const vdx_fs_kernels *K, const uint8_t *blocks,
                            int64_t n, int64_t bbs, int64_t M, int64_t nsq,
                            const float *table, const vdx_fs_lut *lut,
@@ -55,10 +76,15 @@ int64_t vdx_fs_scan_blocks(const vdx_fs_kernels *K, const uint8_t *blocks,
     const size_t bsz = vdx_fs_block_size(nsq, bbs);
     int64_t nres = 0;
     int32_t thr = vdx_fs_threshold(lut, hk[0]);
-    for (int64_t i0 = 0; i0 < n; i0 += 32) {
+    const uint8_t *blk = blocks;
+    int64_t in_blk = 0; /* offset of i0 inside its block */
+    for (int64_t i0 = 0; i0 < n; i0 += 32, in_blk += 32) {
         if (thr < 0) break; /* the bound only tightens */
-        const uint8_t *grp = blocks + (size_t)(i0 / bbs) * bsz +
-                             (size_t)(i0 % bbs);
+        if (in_blk == bbs) {
+            blk += bsz;
+            in_blk = 0;
+        }
+        const uint8_t *grp = blk + in_blk;
         uint32_t mask = K->scan32(grp, (size_t)bbs, lut->q, nsq,
                                   (uint16_t)thr, sums);
         if (n - i0 < 32) mask &= (1u << (n - i0)) - 1u;
@@ -68,6 +94,9 @@ int64_t vdx_fs_scan_blocks(const vdx_fs_kernels *K, const uint8_t *blocks,
             if ((int32_t)sums[v] > thr) continue; /* tightened meanwhile */
             vdx_idx_t id = ids ? ids[i0 + v] : id0 + i0 + v;
             if (sel && !vdx_sel_member(sel, id)) continue;
+            if (lut->nwide && !wide_check(lut, grp, (size_t)bbs, v, table,
+                                          sums[v], hk[0]))
+                continue;
             float key = rescore(grp, (size_t)bbs, v, table, M);
             nres++;
             if (vdx_worse(hk[0], hi[0], key, id)) {

@@ -98,6 +98,45 @@ void vdx_fs_quantize(const float *table, int64_t M, int64_t nsq,
         }
     }
     for (int64_t m = M; m < nsq; m++) memset(lut->q + m * 16, 0, 16);
+    /* the widest saturating sub-quantizers, widest first */
+    lut->nwide = 0;
+    for (int64_t m = 0; m < M; m++) {
+        const float *t = table + m * 16;
+        float lo = t[0], hi = t[0];
+        for (int j = 1; j < 16; j++) {
+            lo = t[j] < lo ? t[j] : lo;
+            hi = t[j] > hi ? t[j] : hi;
+        }
+        float w = hi - lo;
+        if (!(w > 2 * ref)) continue;
+        int pos = lut->nwide;
+        if (pos == VDX_FS_MAX_WIDE) {
+            const float *tl = table + lut->wide[pos - 1] * 16;
+            float l2 = tl[0], h2 = tl[0];
+            for (int j = 1; j < 16; j++) {
+                l2 = tl[j] < l2 ? tl[j] : l2;
+                h2 = tl[j] > h2 ? tl[j] : h2;
+            }
+            if (!(w > h2 - l2)) continue;
+            pos--;
+        } else {
+            lut->nwide++;
+        }
+        lut->wide[pos] = m;
+        lut->wide_min[pos] = lo;
+        /* keep the list ordered by width (insertion step) */
+        for (int i = pos; i > 0; i--) {
+            const float *ta = table + lut->wide[i - 1] * 16;
+            float la = ta[0], ha = ta[0];
+            for (int j = 1; j < 16; j++) {
+                la = ta[j] < la ? ta[j] : la;
+                ha = ta[j] > ha ? ta[j] : ha;
+            }
+            if (ha - la >= w) break;
+            int64_t tm = lut->wide[i]; lut->wide[i] = lut->wide[i - 1]; lut->wide[i - 1] = tm;
+            float tf = lut->wide_min[i]; lut->wide_min[i] = lut->wide_min[i - 1]; lut->wide_min[i - 1] = tf;
+        }
+    }
     lut->bias = bias;
     lut->scale = ref / 255.0f;
     lut->inv_scale = inv;

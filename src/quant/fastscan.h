@@ -59,10 +59,19 @@ VDX_INTERNAL void vdx_fs_unpack_1(const uint8_t *blocks, int64_t bbs,
 
 /* A query's quantized table: nsq x 16 bytes (64-byte aligned by the
  * caller), the bias B (sum of the per-sub-quantizer minima) and the scale. */
+#define VDX_FS_MAX_WIDE 4
+
 typedef struct vdx_fs_lut {
     uint8_t *q;
     float bias, scale, inv_scale;
     int64_t M, nsq;
+    /* the widest sub-quantizers whose entries saturate (at most
+     * VDX_FS_MAX_WIDE), with their minima: a candidate that passes the
+     * 16-bit bound is checked again with their exact float entries before
+     * the full re-scoring (one lookup each instead of M) */
+    int nwide;
+    int64_t wide[VDX_FS_MAX_WIDE];
+    float wide_min[VDX_FS_MAX_WIDE];
 } vdx_fs_lut;
 
 /* Quantizes table (M x 16 keys: smaller is better) into lut->q. */

@@ -29,7 +29,39 @@ static inline uint32_t le_mask(__m256i s, __m256i thr) {
     return m;
 }
 
-static uint32_t scan32_avx2(const uint8_t *grp, size_t stride,
+/* nsq <= 256: no sum can reach 65536, so plain (wrapping) 16-bit adds are
+ * exact: a0 collects whole 16-bit lanes (odd byte * 256 + even byte), a1
+ * the odd bytes, and the even sums are a0 - (a1 << 8) — two adds per
+ * lookup instead of a mask, a shift and two saturating adds. */
+static uint32_t scan32_avx2_small(const uint8_t *grp, size_t stride,
+                                  const uint8_t *lut, int64_t nsq,
+                                  uint16_t thr, uint16_t *sums) {
+    const __m256i nib = _mm256_set1_epi8(0x0F);
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    const uint8_t *c0 = grp;
+    const int64_t np = nsq / 2;
+    for (int64_t p = 0; p < np; p++, c0 += stride) {
+        __m256i c = _mm256_loadu_si256((const __m256i *)(const void *)c0);
+        __m256i t = _mm256_load_si256((const __m256i *)(const void *)(lut + p * 32));
+        __m256i rl = _mm256_shuffle_epi8(t, _mm256_and_si256(c, nib));
+        __m256i rh = _mm256_shuffle_epi8(
+            t, _mm256_and_si256(_mm256_srli_epi16(c, 4), nib));
+        a0 = _mm256_add_epi16(a0, rl);
+        a1 = _mm256_add_epi16(a1, _mm256_srli_epi16(rl, 8));
+        a2 = _mm256_add_epi16(a2, rh);
+        a3 = _mm256_add_epi16(a3, _mm256_srli_epi16(rh, 8));
+    }
+    a0 = _mm256_sub_epi16(a0, _mm256_slli_epi16(a1, 8));
+    a2 = _mm256_sub_epi16(a2, _mm256_slli_epi16(a3, 8));
+    __m256i s0 = _mm256_set_m128i(fold(a1), fold(a0)); /* vectors 0..15 */
+    __m256i s1 = _mm256_set_m128i(fold(a3), fold(a2)); /* vectors 16..31 */
+    _mm256_storeu_si256((__m256i *)(void *)sums, s0);
+    _mm256_storeu_si256((__m256i *)(void *)(sums + 16), s1);
+    const __m256i th = _mm256_set1_epi16((short)thr);
+    return le_mask(s0, th) | (le_mask(s1, th) << 16);
+}
+
+static uint32_t scan32_avx2_sat(const uint8_t *grp, size_t stride,
                             const uint8_t *lut, int64_t nsq, uint16_t thr,
                             uint16_t *sums) {
     const __m256i nib = _mm256_set1_epi8(0x0F);
@@ -52,6 +84,13 @@ static uint32_t scan32_avx2(const uint8_t *grp, size_t stride,
     _mm256_storeu_si256((__m256i *)(void *)(sums + 16), s1);
     const __m256i th = _mm256_set1_epi16((short)thr);
     return le_mask(s0, th) | (le_mask(s1, th) << 16);
+}
+
+static uint32_t scan32_avx2(const uint8_t *grp, size_t stride,
+                            const uint8_t *lut, int64_t nsq, uint16_t thr,
+                            uint16_t *sums) {
+    return nsq <= 256 ? scan32_avx2_small(grp, stride, lut, nsq, thr, sums)
+                      : scan32_avx2_sat(grp, stride, lut, nsq, thr, sums);
 }
 
 const vdx_fs_kernels vdx_fs_kernels_avx2 = {"avx2", scan32_avx2};
