@@ -22,6 +22,8 @@ const vdx_io_reader_entry vdx_io_readers[] = {
     {"IwPQ", vdx_io_read_ivfpq},    /* IndexIVFPQ */
     {"IxHe", vdx_io_read_lsh},      /* IndexLSH */
     {"IxRF", vdx_io_read_refine},   /* IndexRefine, IndexRefineFlat */
+    {"IPfs", vdx_io_read_pqfs},     /* IndexPQFastScan */
+    {"IwPf", vdx_io_read_ivfpqfs},  /* IndexIVFPQFastScan */
 };
 const size_t vdx_io_nreaders =
     sizeof vdx_io_readers / sizeof vdx_io_readers[0];
@@ -36,6 +38,8 @@ const vdx_io_writer_entry vdx_io_writers[] = {
     {vdx_io_is_index_pq, vdx_io_write_index_pq},
     {vdx_io_is_ivfpq, vdx_io_write_ivfpq},
     {vdx_io_is_lsh, vdx_io_write_lsh},
+    {vdx_io_is_pqfs, vdx_io_write_pqfs},
+    {vdx_io_is_ivfpqfs, vdx_io_write_ivfpqfs},
 };
 const size_t vdx_io_nwriters =
     sizeof vdx_io_writers / sizeof vdx_io_writers[0];
