@@ -66,6 +66,34 @@ static inline int wide_check(const vdx_fs_lut *lut, const uint8_t *grp,
     return lb < (double)top;
 }
 
+/* Offers the candidates of one group (mask, sums) for one query. */
+static inline int64_t take_group(const uint8_t *grp, int64_t bbs,
+                                 uint32_t mask, const uint16_t *sums,
+                                 int32_t *thr, int64_t i0, int64_t M,
+                                 const float *table, const vdx_fs_lut *lut,
+                                 const vdx_idx_t *ids, vdx_idx_t id0,
+                                 const vdx_selector *sel, int64_t k, float *hk,
+                                 vdx_idx_t *hi) {
+    int64_t nres = 0;
+    while (mask) {
+        int v = __builtin_ctz(mask);
+        mask &= mask - 1;
+        if ((int32_t)sums[v] > *thr) continue; /* tightened meanwhile */
+        vdx_idx_t id = ids ? ids[i0 + v] : id0 + i0 + v;
+        if (sel && !vdx_sel_member(sel, id)) continue;
+        if (lut->nwide &&
+            !wide_check(lut, grp, (size_t)bbs, v, table, sums[v], hk[0]))
+            continue;
+        float key = rescore(grp, (size_t)bbs, v, table, M);
+        nres++;
+        if (vdx_worse(hk[0], hi[0], key, id)) {
+            vdx_heap_replace_top(k, hk, hi, key, id);
+            *thr = vdx_fs_threshold(lut, hk[0]);
+        }
+    }
+    return nres;
+}
+
 int64_t vdx_fs_scan_blocks(const vdx_fs_kernels *K, const uint8_t *blocks,
                            int64_t n, int64_t bbs, int64_t M, int64_t nsq,
                            const float *table, const vdx_fs_lut *lut,
@@ -88,24 +116,48 @@ int64_t vdx_fs_scan_blocks(const vdx_fs_kernels *K, const uint8_t *blocks,
         uint32_t mask = K->scan32(grp, (size_t)bbs, lut->q, nsq,
                                   (uint16_t)thr, sums);
         if (n - i0 < 32) mask &= (1u << (n - i0)) - 1u;
-        while (mask) {
-            int v = __builtin_ctz(mask);
-            mask &= mask - 1;
-            if ((int32_t)sums[v] > thr) continue; /* tightened meanwhile */
-            vdx_idx_t id = ids ? ids[i0 + v] : id0 + i0 + v;
-            if (sel && !vdx_sel_member(sel, id)) continue;
-            if (lut->nwide && !wide_check(lut, grp, (size_t)bbs, v, table,
-                                          sums[v], hk[0]))
-                continue;
-            float key = rescore(grp, (size_t)bbs, v, table, M);
-            nres++;
-            if (vdx_worse(hk[0], hi[0], key, id)) {
-                vdx_heap_replace_top(k, hk, hi, key, id);
-                thr = vdx_fs_threshold(lut, hk[0]);
-            }
-        }
+        if (mask)
+            nres += take_group(grp, bbs, mask, sums, &thr, i0, M, table, lut,
+                               ids, id0, sel, k, hk, hi);
     }
     return nres;
+}
+
+/* As vdx_fs_scan_blocks for nq <= VDX_FS_MAX_QBS queries in one pass:
+ * query j has tables[j], luts[j] and the heap hk + j k, hi + j k. */
+static void scan_blocks_multi(const vdx_fs_kernels *K, const uint8_t *blocks,
+                              int64_t n, int64_t bbs, int64_t M, int64_t nsq,
+                              int nq, const float *const *tables,
+                              const vdx_fs_lut *luts, const vdx_selector *sel,
+                              int64_t k, float *hk, vdx_idx_t *hi) {
+    uint16_t sums[32 * VDX_FS_MAX_QBS], thr16[VDX_FS_MAX_QBS];
+    uint32_t masks[VDX_FS_MAX_QBS];
+    int32_t thr[VDX_FS_MAX_QBS];
+    const uint8_t *q[VDX_FS_MAX_QBS];
+    for (int j = 0; j < nq; j++) {
+        thr[j] = vdx_fs_threshold(&luts[j], hk[j * k]);
+        q[j] = luts[j].q;
+    }
+    const size_t bsz = vdx_fs_block_size(nsq, bbs);
+    const uint8_t *blk = blocks;
+    int64_t in_blk = 0;
+    for (int64_t i0 = 0; i0 < n; i0 += 32, in_blk += 32) {
+        if (in_blk == bbs) {
+            blk += bsz;
+            in_blk = 0;
+        }
+        const uint8_t *grp = blk + in_blk;
+        for (int j = 0; j < nq; j++) thr16[j] = thr[j] < 0 ? 0 : (uint16_t)thr[j];
+        K->scan32_multi(grp, (size_t)bbs, q, nq, nsq, thr16, sums, masks);
+        uint32_t tail = n - i0 < 32 ? (1u << (n - i0)) - 1u : ~0u;
+        for (int j = 0; j < nq; j++) {
+            uint32_t mask = thr[j] < 0 ? 0 : masks[j] & tail;
+            if (mask)
+                take_group(grp, bbs, mask, sums + 32 * j, &thr[j], i0, M,
+                           tables[j], &luts[j], NULL, 0, sel, k, hk + j * k,
+                           hi + j * k);
+        }
+    }
 }
 
 /* ---- IndexPQFastScan ---------------------------------------------------- */
@@ -172,25 +224,33 @@ static vdx_status pqfs_search(const vdx_index *ix, int64_t n, const float *x,
     const vdx_selector *sel = prm ? prm->sel : NULL;
     const vdx_fs_kernels *K = vdx_fs_kernels_get();
     const int nthreads = vdx_nthreads();
-    const size_t tsz = (size_t)p->pq.M * 16, lsz = (size_t)p->nsq * 16;
-    const size_t per = tsz * sizeof(float) + ((lsz + 63) / 64) * 64;
-    const size_t per_al = (per + 63) / 64 * 64;
-    uint8_t *work = vdx_aligned_alloc((size_t)nthreads, per_al);
+    const int QB = VDX_FS_MAX_QBS;
+    const size_t tbytes = ((size_t)p->pq.M * 16 * sizeof(float) + 63) / 64 * 64;
+    const size_t lbytes = ((size_t)p->nsq * 16 + 63) / 64 * 64;
+    const size_t per = (size_t)QB * (tbytes + lbytes);
+    uint8_t *work = vdx_aligned_alloc((size_t)nthreads, per);
     if (!work) return VDX_ERR_OUT_OF_MEMORY;
-#pragma omp parallel for schedule(dynamic, 1) if (n > 1) num_threads(nthreads)
-    for (int64_t q = 0; q < n; q++) {
-        uint8_t *w = work + (size_t)omp_get_thread_num() * per_al;
-        float *table = (float *)(void *)w;
-        vdx_fs_lut lut;
-        lut.q = w + (tsz * sizeof(float) + 63) / 64 * 64;
-        float *hk = D + q * k;
-        vdx_idx_t *hi = I + q * k;
-        vdx_heap_init(k, hk, hi);
-        query_table(&p->pq, ix->metric, x + q * ix->d, table);
-        vdx_fs_quantize(table, p->pq.M, p->nsq, &lut);
-        vdx_fs_scan_blocks(K, p->codes, ix->ntotal, p->bbs, p->pq.M, p->nsq,
-                           table, &lut, NULL, 0, sel, k, hk, hi);
-        vdx_topk_finish(k, hk, hi, ip, 0);
+    /* queries go by batches of QB through one pass over the codes */
+    const int64_t nbatch = (n + QB - 1) / QB;
+#pragma omp parallel for schedule(dynamic, 1) if (nbatch > 1) num_threads(nthreads)
+    for (int64_t b = 0; b < nbatch; b++) {
+        uint8_t *w = work + (size_t)omp_get_thread_num() * per;
+        const float *tables[VDX_FS_MAX_QBS];
+        vdx_fs_lut luts[VDX_FS_MAX_QBS];
+        int64_t q0 = b * QB;
+        int nq = (int)VDX_MIN(QB, n - q0);
+        for (int j = 0; j < nq; j++) {
+            float *table = (float *)(void *)(w + (size_t)j * (tbytes + lbytes));
+            luts[j].q = (uint8_t *)table + tbytes;
+            vdx_heap_init(k, D + (q0 + j) * k, I + (q0 + j) * k);
+            query_table(&p->pq, ix->metric, x + (q0 + j) * ix->d, table);
+            vdx_fs_quantize(table, p->pq.M, p->nsq, &luts[j]);
+            tables[j] = table;
+        }
+        scan_blocks_multi(K, p->codes, ix->ntotal, p->bbs, p->pq.M, p->nsq,
+                          nq, tables, luts, sel, k, D + q0 * k, I + q0 * k);
+        for (int j = 0; j < nq; j++)
+            vdx_topk_finish(k, D + (q0 + j) * k, I + (q0 + j) * k, ip, 0);
     }
     vdx_aligned_free(work);
     return VDX_OK;

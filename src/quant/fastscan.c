@@ -181,7 +181,16 @@ static uint32_t scan32_scalar(const uint8_t *grp, size_t stride,
     return mask;
 }
 
-const vdx_fs_kernels vdx_fs_kernels_scalar = {"scalar", scan32_scalar};
+static void scan32_multi_scalar(const uint8_t *grp, size_t stride,
+                                const uint8_t *const *luts, int nq,
+                                int64_t nsq, const uint16_t *thr,
+                                uint16_t *sums, uint32_t *masks) {
+    for (int j = 0; j < nq; j++)
+        masks[j] = scan32_scalar(grp, stride, luts[j], nsq, thr[j], sums + 32 * j);
+}
+
+const vdx_fs_kernels vdx_fs_kernels_scalar = {"scalar", scan32_scalar,
+                                              scan32_multi_scalar};
 
 static const vdx_fs_kernels *fs_table(const char *name) {
     if (!strcmp(name, "avx512")) return &vdx_fs_kernels_avx512;

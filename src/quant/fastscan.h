@@ -89,9 +89,18 @@ typedef uint32_t (*vdx_fs_scan32_fn)(const uint8_t *grp, size_t stride,
                                      const uint8_t *lut, int64_t nsq,
                                      uint16_t thr, uint16_t *sums);
 
+/* As scan32 for nq <= VDX_FS_MAX_QBS queries at once (the codes are read
+ * once): query j uses luts[j] and thr[j], writes sums + 32 j and masks[j]. */
+#define VDX_FS_MAX_QBS 3
+typedef void (*vdx_fs_scan32_multi_fn)(const uint8_t *grp, size_t stride,
+                                       const uint8_t *const *luts, int nq,
+                                       int64_t nsq, const uint16_t *thr,
+                                       uint16_t *sums, uint32_t *masks);
+
 typedef struct vdx_fs_kernels {
     const char *name;
     vdx_fs_scan32_fn scan32;
+    vdx_fs_scan32_multi_fn scan32_multi;
 } vdx_fs_kernels;
 
 VDX_INTERNAL extern const vdx_fs_kernels vdx_fs_kernels_scalar;

@@ -53,12 +53,19 @@ static uint32_t scan32_avx2_small(const uint8_t *grp, size_t stride,
     }
     a0 = _mm256_sub_epi16(a0, _mm256_slli_epi16(a1, 8));
     a2 = _mm256_sub_epi16(a2, _mm256_slli_epi16(a3, 8));
-    __m256i s0 = _mm256_set_m128i(fold(a1), fold(a0)); /* vectors 0..15 */
-    __m256i s1 = _mm256_set_m128i(fold(a3), fold(a2)); /* vectors 16..31 */
+    /* lanes: low = even sub-quantizers, high = odd; add them */
+    __m256i s0 = _mm256_add_epi16(_mm256_permute2x128_si256(a0, a1, 0x20),
+                                  _mm256_permute2x128_si256(a0, a1, 0x31));
+    __m256i s1 = _mm256_add_epi16(_mm256_permute2x128_si256(a2, a3, 0x20),
+                                  _mm256_permute2x128_si256(a2, a3, 0x31));
     _mm256_storeu_si256((__m256i *)(void *)sums, s0);
     _mm256_storeu_si256((__m256i *)(void *)(sums + 16), s1);
     const __m256i th = _mm256_set1_epi16((short)thr);
-    return le_mask(s0, th) | (le_mask(s1, th) << 16);
+    __m256i le0 = _mm256_cmpeq_epi16(_mm256_min_epu16(s0, th), s0);
+    __m256i le1 = _mm256_cmpeq_epi16(_mm256_min_epu16(s1, th), s1);
+    /* packs interleaves the 128-bit lanes: put them back in order */
+    __m256i b = _mm256_permute4x64_epi64(_mm256_packs_epi16(le0, le1), 0xD8);
+    return (uint32_t)_mm256_movemask_epi8(b);
 }
 
 static uint32_t scan32_avx2_sat(const uint8_t *grp, size_t stride,
@@ -93,4 +100,65 @@ static uint32_t scan32_avx2(const uint8_t *grp, size_t stride,
                       : scan32_avx2_sat(grp, stride, lut, nsq, thr, sums);
 }
 
-const vdx_fs_kernels vdx_fs_kernels_avx2 = {"avx2", scan32_avx2};
+/* NQ queries per pass over the codes (nsq <= 256): the code loads and the
+ * nibble extraction are shared; 4 accumulators per query. */
+static inline __attribute__((always_inline)) void
+multi_small(const uint8_t *grp, size_t stride, const uint8_t *const *luts,
+            const int NQ, int64_t nsq, const uint16_t *thr, uint16_t *sums,
+            uint32_t *masks) {
+    const __m256i nib = _mm256_set1_epi8(0x0F);
+    __m256i a[VDX_FS_MAX_QBS][4];
+    for (int j = 0; j < NQ; j++)
+        a[j][0] = a[j][1] = a[j][2] = a[j][3] = _mm256_setzero_si256();
+    const uint8_t *c0 = grp;
+    const int64_t np = nsq / 2;
+    for (int64_t p = 0; p < np; p++, c0 += stride) {
+        __m256i c = _mm256_loadu_si256((const __m256i *)(const void *)c0);
+        __m256i lo = _mm256_and_si256(c, nib);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), nib);
+        for (int j = 0; j < NQ; j++) {
+            __m256i t = _mm256_load_si256((const __m256i *)(const void *)(luts[j] + p * 32));
+            __m256i rl = _mm256_shuffle_epi8(t, lo);
+            __m256i rh = _mm256_shuffle_epi8(t, hi);
+            a[j][0] = _mm256_add_epi16(a[j][0], rl);
+            a[j][1] = _mm256_add_epi16(a[j][1], _mm256_srli_epi16(rl, 8));
+            a[j][2] = _mm256_add_epi16(a[j][2], rh);
+            a[j][3] = _mm256_add_epi16(a[j][3], _mm256_srli_epi16(rh, 8));
+        }
+    }
+    for (int j = 0; j < NQ; j++) {
+        __m256i a0 = _mm256_sub_epi16(a[j][0], _mm256_slli_epi16(a[j][1], 8));
+        __m256i a2 = _mm256_sub_epi16(a[j][2], _mm256_slli_epi16(a[j][3], 8));
+        __m256i s0 = _mm256_add_epi16(_mm256_permute2x128_si256(a0, a[j][1], 0x20),
+                                      _mm256_permute2x128_si256(a0, a[j][1], 0x31));
+        __m256i s1 = _mm256_add_epi16(_mm256_permute2x128_si256(a2, a[j][3], 0x20),
+                                      _mm256_permute2x128_si256(a2, a[j][3], 0x31));
+        _mm256_storeu_si256((__m256i *)(void *)(sums + 32 * j), s0);
+        _mm256_storeu_si256((__m256i *)(void *)(sums + 32 * j + 16), s1);
+        const __m256i th = _mm256_set1_epi16((short)thr[j]);
+        __m256i le0 = _mm256_cmpeq_epi16(_mm256_min_epu16(s0, th), s0);
+        __m256i le1 = _mm256_cmpeq_epi16(_mm256_min_epu16(s1, th), s1);
+        __m256i b = _mm256_permute4x64_epi64(_mm256_packs_epi16(le0, le1), 0xD8);
+        masks[j] = (uint32_t)_mm256_movemask_epi8(b);
+    }
+}
+
+static void scan32_multi_avx2(const uint8_t *grp, size_t stride,
+                              const uint8_t *const *luts, int nq, int64_t nsq,
+                              const uint16_t *thr, uint16_t *sums,
+                              uint32_t *masks) {
+    if (nsq > 256 || nq > VDX_FS_MAX_QBS) {
+        for (int j = 0; j < nq; j++)
+            masks[j] = scan32_avx2(grp, stride, luts[j], nsq, thr[j], sums + 32 * j);
+        return;
+    }
+    switch (nq) {
+    case 3: multi_small(grp, stride, luts, 3, nsq, thr, sums, masks); break;
+    case 2: multi_small(grp, stride, luts, 2, nsq, thr, sums, masks); break;
+    case 1: multi_small(grp, stride, luts, 1, nsq, thr, sums, masks); break;
+    default: break;
+    }
+}
+
+const vdx_fs_kernels vdx_fs_kernels_avx2 = {"avx2", scan32_avx2,
+                                            scan32_multi_avx2};

@@ -66,4 +66,13 @@ static uint32_t scan32_avx512(const uint8_t *grp, size_t stride,
     return (uint32_t)m0 | ((uint32_t)m1 << 16);
 }
 
-const vdx_fs_kernels vdx_fs_kernels_avx512 = {"avx512", scan32_avx512};
+static void scan32_multi_avx512(const uint8_t *grp, size_t stride,
+                                const uint8_t *const *luts, int nq,
+                                int64_t nsq, const uint16_t *thr,
+                                uint16_t *sums, uint32_t *masks) {
+    for (int j = 0; j < nq; j++)
+        masks[j] = scan32_avx512(grp, stride, luts[j], nsq, thr[j], sums + 32 * j);
+}
+
+const vdx_fs_kernels vdx_fs_kernels_avx512 = {"avx512", scan32_avx512,
+                                              scan32_multi_avx512};

@@ -44,6 +44,26 @@ static void test_kernels_vs_scalar(void) {
                     uint32_t m1 = K->scan32(blk + 32 * g, (size_t)bbs, lut, nsq, thr, s1);
                     CHECK(m0 == m1);
                     CHECK(memcmp(s0, s1, sizeof s0) == 0);
+                    /* several queries per pass: each as alone */
+                    for (int nq = 1; nq <= VDX_FS_MAX_QBS; nq++) {
+                        const uint8_t *luts[VDX_FS_MAX_QBS];
+                        uint8_t *extra = vdx_aligned_alloc((size_t)nsq * VDX_FS_MAX_QBS, 16);
+                        uint16_t thr3[VDX_FS_MAX_QBS], sm[32 * VDX_FS_MAX_QBS];
+                        uint32_t mm[VDX_FS_MAX_QBS];
+                        for (int j = 0; j < nq; j++) {
+                            luts[j] = extra + (size_t)j * nsq * 16;
+                            for (int64_t i = 0; i < nsq * 16; i++)
+                                extra[j * nsq * 16 + i] = (uint8_t)rnd();
+                            thr3[j] = (uint16_t)(rnd() % (nsq * 200));
+                        }
+                        K->scan32_multi(blk + 32 * g, (size_t)bbs, luts, nq, nsq, thr3, sm, mm);
+                        for (int j = 0; j < nq; j++) {
+                            uint32_t mr = vdx_fs_kernels_scalar.scan32(blk + 32 * g, (size_t)bbs, luts[j], nsq, thr3[j], s0);
+                            CHECK(mr == mm[j]);
+                            CHECK(memcmp(s0, sm + 32 * j, sizeof s0) == 0);
+                        }
+                        vdx_aligned_free(extra);
+                    }
                 }
             }
             free(blk);
