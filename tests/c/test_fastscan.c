@@ -9,6 +9,7 @@
 #include "index/index_fastscan.h"
 #include "index/index_pq.h"
 #include "common/topk.h"
+#include "io_test_util.h"
 
 static uint64_t rng_state = 88172645463325252ULL;
 static uint32_t rnd(void) {
@@ -387,6 +388,97 @@ static void test_factory(void) {
     }
 }
 
+/* The golden files written by FAISS (tests/fuzz/make_corpus.py): fixed
+ * centroids (sub-quantizer m, centroid j = ((16 m + j) / 2, (16 m + j) / 2
+ * + 1/4)), vectors arange(12) (IPfs) and ((7 i + 3 j) % 11) - 5 (IwPf). */
+static void ref_pq_vecs(float *out, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        for (int m = 0; m < 2; m++) {
+            int best = 0;
+            float bd = INFINITY;
+            for (int j = 0; j < 16; j++) {
+                float c0 = (float)(16 * m + j) * 0.5f, c1 = c0 + 0.25f;
+                float e0 = x[i * 4 + 2 * m] - c0, e1 = x[i * 4 + 2 * m + 1] - c1;
+                float dd = e0 * e0 + e1 * e1;
+                if (dd < bd) bd = dd, best = j;
+            }
+            out[i * 4 + 2 * m] = (float)(16 * m + best) * 0.5f;
+            out[i * 4 + 2 * m + 1] = (float)(16 * m + best) * 0.5f + 0.25f;
+        }
+}
+
+static void check_roundtrip_and_truncations(const char *name) {
+    size_t n = 0;
+    uint8_t *raw = slurp(name, &n);
+    CHECK(raw != NULL);
+    if (!raw) return;
+    vdx_index *ix = NULL;
+    CHECK_OK(vdx_deserialize_index(raw, n, &ix));
+    uint8_t *buf = NULL;
+    size_t bn = 0;
+    CHECK_OK(vdx_serialize_index(ix, &buf, &bn));
+    CHECK(bn == n && buf && memcmp(buf, raw, n) == 0);
+    vdx_free_buffer(buf);
+    vdx_index_free(ix);
+    for (size_t cut = 0; cut < n; cut++) {
+        vdx_index *t = NULL;
+        CHECK(vdx_deserialize_index(raw, cut, &t) != VDX_OK);
+        CHECK(t == NULL);
+    }
+    free(raw);
+}
+
+static void test_golden_files(void) {
+    vdx_index *ix = NULL;
+    CHECK_OK(vdx_read_index(CORPUS "pqfs_l2_d4_n3.index", 0, &ix));
+    if (ix) {
+        CHECK(strcmp(vdx_index_type_name(ix), "IndexPQFastScan") == 0);
+        CHECK(vdx_index_ntotal(ix) == 3 && vdx_index_fastscan_bbs(ix) == 32);
+        float x[12], want[12], got[12];
+        for (int i = 0; i < 12; i++) x[i] = (float)i;
+        ref_pq_vecs(want, x, 3);
+        CHECK_OK(vdx_index_reconstruct_n(ix, 0, 3, got));
+        CHECK(memcmp(want, got, sizeof got) == 0);
+        vdx_index_free(ix);
+    }
+    ix = NULL;
+    CHECK_OK(vdx_read_index(CORPUS "ivfpqfs_l2_d4_n10.index", 0, &ix));
+    if (ix) {
+        CHECK(strcmp(vdx_index_type_name(ix), "IndexIVFPQFastScan") == 0);
+        CHECK(vdx_index_ntotal(ix) == 10 && vdx_index_ivf_nprobe(ix) == 2);
+        CHECK(vdx_index_fastscan_by_residual(ix) == 0);
+        float x[40], rec[40], D[40];
+        vdx_idx_t I[40];
+        for (int i = 0; i < 10; i++)
+            for (int j = 0; j < 4; j++) x[i * 4 + j] = (float)(((i * 7 + j * 3) % 11) - 5);
+        ref_pq_vecs(rec, x, 10);
+        vdx_search_params prm;
+        vdx_search_params_init(&prm);
+        prm.nprobe = 4; /* all lists: exhaustive over the codes */
+        CHECK_OK(vdx_index_search(ix, 10, x, 4, &prm, D, I));
+        for (int q = 0; q < 10; q++)
+            for (int r = 0; r < 4; r++) {
+                vdx_idx_t id = I[q * 4 + r];
+                CHECK(id >= 0 && id < 10);
+                if (id < 0 || id >= 10) continue;
+                float dd = 0;
+                for (int j = 0; j < 4; j++) {
+                    float e = x[q * 4 + j] - rec[id * 4 + j];
+                    dd += e * e;
+                }
+                CHECK(fabsf(dd - D[q * 4 + r]) <= 1e-4f * (1 + dd));
+            }
+        vdx_index_free(ix);
+    }
+    ix = NULL;
+    CHECK_OK(vdx_read_index(CORPUS "ivfpqfsr_l2_d4_n10.index", 0, &ix));
+    CHECK(ix && vdx_index_fastscan_by_residual(ix) == 1);
+    vdx_index_free(ix);
+    check_roundtrip_and_truncations(CORPUS "pqfs_l2_d4_n3.index");
+    check_roundtrip_and_truncations(CORPUS "ivfpqfs_l2_d4_n10.index");
+    check_roundtrip_and_truncations(CORPUS "ivfpqfsr_l2_d4_n10.index");
+}
+
 int main(void) {
     RUN(test_kernels_vs_scalar);
     RUN(test_scalar_kernel_sums);
@@ -395,5 +487,6 @@ int main(void) {
     RUN(test_ivf);
     RUN(test_errors);
     RUN(test_factory);
+    RUN(test_golden_files);
     return TEST_SUMMARY();
 }
