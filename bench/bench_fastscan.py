@@ -5,8 +5,8 @@ Cases (each library in its own process, same data):
   - PQ32x4fs and IVF100,PQ32x4fs (nprobe 10) on the FAISS tutorial data
     (d=64, uniform, column 0 + i/1000: FAISS's fast scan loses its recall
     there) and on SyntheticDataset-like data (d=64);
-  - IVF1024,PQ32x4fs (nprobe 10) on SyntheticDataset-like d=128 data, 200k
-    base by default, 1M with --full;
+  - IVF1024,PQ32x4fs (nprobe 10) on SyntheticDataset-like d=128 data, 100k
+    base by default (to fit a few minutes on 2 cores), 1M with --full;
 each plain, with ",RFlat" and with ",Refine(SQfp16)" (k_factor 3).
 vecdex runs once per SIMD level forced with VECDEX_SIMD (avx2, avx512);
 a level the CPU lacks is reported as not measured.  Prints 10-recall@10,
@@ -112,7 +112,7 @@ def main():
         worker(a.worker, a.data)
         return
     levels = a.levels.split(",")
-    nb, nq, nt = (20000, 500, 10000) if a.quick else (100000, 2000, 20000)
+    nb, nq, nt = (20000, 500, 10000) if a.quick else (100000, 1000, 20000)
     _, xb, xq = common.tutorial(nb=nb, nq=nq)
     xt = xb[:nt]
     for desc in ("PQ32x4fs", "IVF100,PQ32x4fs"):
@@ -125,7 +125,7 @@ def main():
     elif a.quick:
         nt, nb, nq = 20000, 50000, 200
     else:
-        nt, nb, nq = 40000, 200000, 1000
+        nt, nb, nq = 30000, 100000, 500
     xt, xb, xq = common.synthetic(128, nt, nb, nq)
     run("synthetic d=128, IVF1024,PQ32x4fs", dict(desc="IVF1024,PQ32x4fs", nprobe=10),
         xt, xb, xq, levels)

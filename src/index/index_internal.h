@@ -122,9 +122,9 @@ typedef struct vdx_ivf_codec {
 
 /* Optional companion of a codec (ivf->scanner, NULL for IVF-Flat): a
  * per-(query, list) precomputation such as PQ distance tables.  Searches
- * give each thread ctx_size(ivf) bytes (64-byte aligned), call prepare once
- * before scanning a list for a query, then scan instead of codec->scan for
- * that list. */
+ * give each thread ctx_size(ivf) bytes (64-byte aligned, zeroed at the start
+ * of each search), call prepare once before scanning a list for a query,
+ * then scan instead of codec->scan for that list. */
 typedef struct vdx_ivf_scanner {
     size_t (*ctx_size)(const vdx_ivf *ivf);
     void (*prepare)(const vdx_ivf *ivf, const float *xq, int64_t list,

@@ -396,6 +396,8 @@ static vdx_status ivf_search(const vdx_index *ix, int64_t n, const float *x,
         st = VDX_ERR_OUT_OF_MEMORY;
         goto done;
     }
+    /* contexts start zeroed: a scanner may cache per-query state in them */
+    memset(scratch, 0, (size_t)nthreads * per);
     if ((st = coarse(ivf, n, x, np, cd, cl)))
         goto done;
     /* enough visitors per list for sgemm to pay: the list-major path, unless
@@ -506,6 +508,7 @@ static vdx_status ivf_range_search(const vdx_index *ix, int64_t n,
         float keys[IVF_CHUNK];
         size_t ctxb = codec_ctx_size(ivf);
         void *ctx = ctxb ? vdx_aligned_alloc(1, ctxb) : NULL;
+        if (ctx) memset(ctx, 0, ctxb);
         if (ctxb && !ctx) {
 #pragma omp atomic write
             st = VDX_ERR_OUT_OF_MEMORY;

@@ -79,10 +79,23 @@ static size_t ctx_lut_bytes(const vdx_ivfpqfs *p) {
     return ((size_t)p->nsq * 16 + 63) / 64 * 64;
 }
 
+/* context header: the query whose tables the context holds (by_residual
+ * off: one table per query, whatever the list), the quantized table's
+ * scalars; the framework zeroes contexts at the start of each search */
+typedef struct fs_ctx_head {
+    const float *xq;
+    vdx_fs_lut lut;
+} fs_ctx_head;
+#define CTX_HEAD 128
+
 static size_t fs_ctx_size(const vdx_ivf *ivf) {
     const vdx_ivfpqfs *p = as_fs(ivf);
-    return ctx_table_bytes(p) + ctx_lut_bytes(p) +
+    return CTX_HEAD + ctx_table_bytes(p) + ctx_lut_bytes(p) +
            (size_t)ivf->base.d * sizeof(float);
+}
+
+static float *ctx_table(const void *ctx) {
+    return (float *)(void *)((uint8_t *)(uintptr_t)ctx + CTX_HEAD);
 }
 
 /* Key table of query xq for list (keys: L2 distances or -scores). */
@@ -90,33 +103,38 @@ static void fs_prepare(const vdx_ivf *ivf, const float *xq, int64_t list,
                        void *ctx) {
     const vdx_ivfpqfs *p = as_fs(ivf);
     const int64_t d = ivf->base.d;
-    float *table = ctx;
-    float *r = (float *)(void *)((uint8_t *)ctx + ctx_table_bytes(p) +
-                                 ctx_lut_bytes(p));
+    fs_ctx_head *h = ctx;
+    float *table = ctx_table(ctx);
+    uint8_t *q = (uint8_t *)table + ctx_table_bytes(p);
+    float *r = (float *)(void *)(q + ctx_lut_bytes(p));
     const int64_t tn = p->pq.M * 16;
     if (!p->by_residual) {
+        if (h->xq == xq) return; /* this query's tables are already here */
         vdx_pq_table(&p->pq, ivf->base.metric, xq, table);
         if (ivf->base.metric == VDX_METRIC_INNER_PRODUCT)
             for (int64_t i = 0; i < tn; i++) table[i] = -table[i];
-        return;
-    }
-    centroid(ivf, list, r);
-    if (ivf->base.metric == VDX_METRIC_L2) {
-        for (int64_t j = 0; j < d; j++) r[j] = xq[j] - r[j];
-        vdx_pq_table(&p->pq, VDX_METRIC_L2, r, table);
     } else {
-        float xc = vdx_kernels_get()->inner_product(xq, r, (size_t)d);
-        vdx_pq_table(&p->pq, VDX_METRIC_INNER_PRODUCT, xq, table);
-        for (int64_t i = 0; i < tn; i++) table[i] = -table[i];
-        /* the constant -<x, c> rides on sub-quantizer 0 */
-        for (int j = 0; j < 16; j++) table[j] -= xc;
+        centroid(ivf, list, r);
+        if (ivf->base.metric == VDX_METRIC_L2) {
+            for (int64_t j = 0; j < d; j++) r[j] = xq[j] - r[j];
+            vdx_pq_table(&p->pq, VDX_METRIC_L2, r, table);
+        } else {
+            float xc = vdx_kernels_get()->inner_product(xq, r, (size_t)d);
+            vdx_pq_table(&p->pq, VDX_METRIC_INNER_PRODUCT, xq, table);
+            for (int64_t i = 0; i < tn; i++) table[i] = -table[i];
+            /* the constant -<x, c> rides on sub-quantizer 0 */
+            for (int j = 0; j < 16; j++) table[j] -= xc;
+        }
     }
+    h->lut.q = q;
+    vdx_fs_quantize(table, p->pq.M, p->nsq, &h->lut);
+    h->xq = p->by_residual ? NULL : xq;
 }
 
 static void fs_scan_ctx(const vdx_ivf *ivf, const void *ctx,
                         const uint8_t *codes, size_t n, float *keys) {
     const vdx_ivfpqfs *p = as_fs(ivf);
-    const float *table = ctx;
+    const float *table = ctx_table(ctx);
     const int64_t M = p->pq.M;
     for (size_t i = 0; i < n; i++) {
         const uint8_t *c = codes + i * p->pq.code_size;
@@ -134,6 +152,7 @@ static void fs_scan(const vdx_ivf *ivf, const float *xq, int64_t list,
         for (size_t i = 0; i < n; i++) keys[i] = INFINITY;
         return;
     }
+    memset(ctx, 0, sizeof(fs_ctx_head));
     fs_prepare(ivf, xq, list, ctx);
     fs_scan_ctx(ivf, ctx, codes, n, keys);
     vdx_aligned_free(ctx);
@@ -186,7 +205,8 @@ static int64_t fs_scan_heap(const vdx_ivf *ivf, const void *ctx, int64_t l,
     const vdx_invlists *il = ivf->il;
     int64_t ls = il->ops->list_size(il, l);
     if (ls == 0) return 0;
-    const float *table = ctx;
+    const float *table = ctx_table(ctx);
+    const fs_ctx_head *h = ctx;
     const vdx_idx_t *ids = il->ops->get_ids(il, l);
     const uint8_t *blocks = packed_list(p, l, ls);
     if (!blocks) { /* no memory for the packed copy: the float scan */
@@ -199,9 +219,7 @@ static int64_t fs_scan_heap(const vdx_ivf *ivf, const void *ctx, int64_t l,
         }
         return ls;
     }
-    vdx_fs_lut lut;
-    lut.q = (uint8_t *)ctx + ctx_table_bytes(p);
-    vdx_fs_quantize(table, p->pq.M, p->nsq, &lut);
+    const vdx_fs_lut lut = h->lut;
     vdx_fs_scan_blocks(vdx_fs_kernels_get(), blocks, ls, p->bbs, p->pq.M,
                        p->nsq, table, &lut, ids, 0, sel, k, hk, hi);
     return ls;

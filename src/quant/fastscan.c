@@ -69,7 +69,7 @@ void vdx_fs_quantize(const float *table, int64_t M, int64_t nsq,
     /* the scale: the 90th percentile of the per-sub-quantizer ranges (of
      * the first 512 sub-quantizers), so that a few wide sub-quantizers
      * saturate instead of flattening all the others */
-    float r[512], widest = 0, bias = 0;
+    float r[512] = {0}, widest = 0, bias = 0;
     const int64_t nr = M < 512 ? M : 512;
     for (int64_t m = 0; m < M; m++) {
         const float *t = table + m * 16;
@@ -81,7 +81,16 @@ void vdx_fs_quantize(const float *table, int64_t M, int64_t nsq,
         if (m < nr) r[m] = hi - lo;
         widest = hi - lo > widest ? hi - lo : widest;
     }
-    qsort(r, (size_t)nr, sizeof(float), cmp_float);
+    if (nr <= 64) { /* the usual M: an insertion sort beats qsort's calls */
+        for (int64_t i = 1; i < nr; i++) {
+            float v = r[i];
+            int64_t j = i;
+            for (; j > 0 && r[j - 1] > v; j--) r[j] = r[j - 1];
+            r[j] = v;
+        }
+    } else {
+        qsort(r, (size_t)nr, sizeof(float), cmp_float);
+    }
     float ref = r[(nr - 1) * 9 / 10];
     if (!(ref > 0)) ref = widest;
     if (!(ref > 0)) ref = 1;
