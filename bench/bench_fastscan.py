@@ -112,7 +112,7 @@ def main():
         worker(a.worker, a.data)
         return
     levels = a.levels.split(",")
-    nb, nq, nt = (20000, 500, 10000) if a.quick else (100000, 1000, 20000)
+    nb, nq, nt = (20000, 500, 10000) if a.quick else (100000, 1000, 10000)
     _, xb, xq = common.tutorial(nb=nb, nq=nq)
     xt = xb[:nt]
     for desc in ("PQ32x4fs", "IVF100,PQ32x4fs"):
@@ -125,7 +125,7 @@ def main():
     elif a.quick:
         nt, nb, nq = 20000, 50000, 200
     else:
-        nt, nb, nq = 30000, 100000, 500
+        nt, nb, nq = 20000, 100000, 500
     xt, xb, xq = common.synthetic(128, nt, nb, nq)
     run("synthetic d=128, IVF1024,PQ32x4fs", dict(desc="IVF1024,PQ32x4fs", nprobe=10),
         xt, xb, xq, levels)
