@@ -112,7 +112,7 @@ def main():
         worker(a.worker, a.data)
         return
     levels = a.levels.split(",")
-    nb, nq, nt = (20000, 500, 10000) if a.quick else (100000, 1000, 10000)
+    nb, nq, nt = (20000, 500, 10000) if a.quick else (100000, 1000, 20000)
     _, xb, xq = common.tutorial(nb=nb, nq=nq)
     xt = xb[:nt]
     for desc in ("PQ32x4fs", "IVF100,PQ32x4fs"):
