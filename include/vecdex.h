@@ -700,6 +700,33 @@ VDX_API vdx_status vdx_index_hnsw_node_level(const vdx_index *index, int64_t i,
 VDX_API vdx_status vdx_index_hnsw_neighbors(const vdx_index *index, int64_t i,
                                             int level, int64_t *out,
                                             int *count);
+/* 4-bit PQ fast scan (FAISS: IndexPQFastScan, IndexIVFPQFastScan)           */
+/* ------------------------------------------------------------------------- */
+/** Exhaustive index over 4-bit PQ codes packed in blocks of bbs vectors (a
+ *  multiple of 32; FAISS's default 32) and scanned with SIMD table lookups.
+ *  nbits must be 4.  Results (ids and distances) are those of the float
+ *  ADC table on the same codes, as IndexPQ(d, M, 4) computes them.  L2 or
+ *  inner product.  Free with vdx_index_free. */
+VDX_API vdx_status vdx_index_pq_fastscan_new(int64_t d, int64_t M, int nbits,
+                                             vdx_metric metric, int64_t bbs,
+                                             vdx_index **out);
+/** IVF over 4-bit PQ codes (of the vectors, or of the residuals to the
+ *  list centroids with by_residual, off by default as in FAISS), scanned
+ *  as above.  Takes ownership of `quantizer` on success only. */
+VDX_API vdx_status vdx_index_ivfpq_fastscan_new(vdx_index *quantizer,
+                                                int64_t d, int64_t nlist,
+                                                int64_t M, int nbits,
+                                                vdx_metric metric, int64_t bbs,
+                                                vdx_index **out);
+/** @return bbs of a fast-scan index, 0 for other kinds. */
+VDX_API int64_t vdx_index_fastscan_bbs(const vdx_index *index);
+/** The product quantizer of a fast-scan index (borrowed), else NULL. */
+VDX_API vdx_pq *vdx_index_fastscan_pq(const vdx_index *index);
+/** by_residual of an IndexIVFPQFastScan (1 by default), 0 for others. */
+VDX_API int vdx_index_fastscan_by_residual(const vdx_index *index);
+/** Sets by_residual; only before training. */
+VDX_API vdx_status vdx_index_fastscan_set_by_residual(vdx_index *index,
+                                                      int on);
 
 /* ------------------------------------------------------------------------- */
 /* Persistence in FAISS's binary format                                      */

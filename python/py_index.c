@@ -93,6 +93,8 @@ static PyTypeObject *class_for(const vdx_index *ix) {
     if (!strcmp(tn, "IndexHNSWFlat")) return &IndexHNSWFlatType;
     if (!strcmp(tn, "IndexHNSWSQ")) return &IndexHNSWSQType;
     if (!strcmp(tn, "IndexHNSWPQ")) return &IndexHNSWPQType;
+    if (!strcmp(tn, "IndexPQFastScan")) return &IndexPQFastScanType;
+    if (!strcmp(tn, "IndexIVFPQFastScan")) return &IndexIVFPQFastScanType;
     return &IndexType; /* generic wrapper: every method still works */
 }
 

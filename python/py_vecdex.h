@@ -256,6 +256,9 @@ int pyvdx_init_transform(PyObject *m);
 extern PyTypeObject IndexHNSWType, IndexHNSWFlatType, IndexHNSWSQType,
     IndexHNSWPQType;
 int pyvdx_init_hnsw(PyObject *m);
+/* IndexPQFastScan, IndexIVFPQFastScan (py_fastscan.c) */
+extern PyTypeObject IndexPQFastScanType, IndexIVFPQFastScanType;
+int pyvdx_init_fastscan(PyObject *m);
 /* index_factory (py_factory.c) */
 int pyvdx_init_factory(PyObject *m);
 

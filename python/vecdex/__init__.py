@@ -49,6 +49,24 @@ def read_VectorTransform(fname):
         return deserialize_VectorTransform(f.read())  # noqa: F405
 
 
+def extract_index_ivf(index):
+    """The IVF index inside `index` (itself, or under IndexRefine /
+    IndexIDMap wrappers), as faiss.extract_index_ivf; RuntimeError when
+    there is none."""
+    ix = index
+    for _ in range(32):
+        if isinstance(ix, IndexIVF):  # noqa: F405
+            return ix
+        sub = getattr(ix, "base_index", None)
+        if sub is None:
+            sub = getattr(ix, "index", None)
+        if sub is None:
+            break
+        ix = sub
+    raise RuntimeError("extract_index_ivf: no IVF index in "
+                       + type(index).__name__)
+
+
 __all__ = [name for name in dir(_vecdex) if not name.startswith("_")]
 __all__ += ["swig_ptr", "knn", "__version__", "write_VectorTransform",
-            "read_VectorTransform"]
+            "read_VectorTransform", "extract_index_ivf"]

@@ -15,7 +15,8 @@
  *                  | "HNSW" <M>      (graph over the encoding's storage:
  *                                    Flat, SQ or PQ; alone it means Flat;
  *                                    "HNSW32_PQ16" = "HNSW32,PQ16")
- *     encoding    := "Flat" | "PQ" <M> [ "x" <nbits> ]
+ *     encoding    := "Flat" | "PQ" <M> [ "x" <nbits> ] [ "np" ]
+ *                  | "PQ" <M> "x4fs" [ "r" ] [ "_" <bbs> ]  (fast scan)
  *                  | "SQ4" | "SQ6" | "SQ8" | "SQfp16" | "SQbf16"
  *                  | "LSH" [ <nbits> ] [ "r" ] [ "t" ]   (not after IVF)
  *
@@ -59,6 +60,8 @@ typedef struct parsed_tok {
     int64_t n;  /* IVF: nlist; PQ: M; SQ: qtype */
     int64_t n2; /* PQ: nbits; IVF: M of an HNSW quantizer (0: flat);
                    PCA: 1 whiten | 2 rotate; OPQ: output d */
+    int64_t n3; /* PQ: 1 = fast scan ("x4fs"), | 2 = by_residual ("fsr") */
+    int64_t n4; /* PQ fast scan: bbs ("_<bbs>", default 32) */
     int64_t din, dout; /* transforms: their dimensions */
 } parsed_tok;
 
@@ -113,8 +116,28 @@ static int parse_ivf(const char *rest, size_t len, parsed_tok *out) {
 
 /* <M>[x<nbits>] (nbits defaults to 8). */
 static int parse_pq(const char *rest, size_t len, parsed_tok *out) {
+    /* FAISS's "np" suffix turns polysemous training off; vecdex has none */
+    if (len > 2 && !memcmp(rest + len - 2, "np", 2)) len -= 2;
     const char *x = memchr(rest, 'x', len);
     size_t mlen = x ? (size_t)(x - rest) : len;
+    /* fast scan: <M>x4fs[r][_<bbs>] */
+    const char *fs = x ? strstr(x, "fs") : NULL;
+    out->n3 = 0;
+    out->n4 = 32;
+    if (fs && fs < rest + len) {
+        const char *e = rest + len, *t = fs + 2;
+        out->n3 = 1;
+        if (t < e && *t == 'r') out->n3 |= 2, t++;
+        if (t < e) {
+            parsed_tok bb = {0};
+            if (*t != '_' || e - t < 2) return -1;
+            for (const char *c = t + 1; c < e; c++)
+                if (*c < '0' || *c > '9') return -1;
+            if (parse_count(t + 1, (size_t)(e - t - 1), &bb)) return -1;
+            out->n4 = bb.n;
+        }
+        len = (size_t)(fs - rest);
+    }
     parsed_tok m = {0}, b = {0};
     for (size_t i = 0; i < mlen; i++)
         if (rest[i] < '0' || rest[i] > '9') return -1;
@@ -259,6 +282,10 @@ static vdx_status build_core(int64_t d, vdx_metric metric, const parsed_tok *enc
         case K_FLAT: return vdx_index_hnsw_flat_new(d, M, metric, out);
         case K_SQ: return vdx_index_hnsw_sq_new(d, (int)enc->n, M, metric, out);
         case K_PQ:
+            if (enc->n3)
+                return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                                 "index_factory: HNSW storage cannot be a "
+                                 "fast-scan PQ");
             return vdx_index_hnsw_pq_new(d, enc->n, M, (int)enc->n2, metric, out);
         default:
             return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
@@ -268,7 +295,15 @@ static vdx_status build_core(int64_t d, vdx_metric metric, const parsed_tok *enc
     if (!ivf) {
         switch (enc->kind) {
         case K_FLAT: return vdx_index_flat_new(d, metric, out);
-        case K_PQ: return vdx_index_pq_new(d, enc->n, (int)enc->n2, metric, out);
+        case K_PQ:
+            if (enc->n3 & 2)
+                return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                                 "index_factory: 'fsr' (by_residual) needs an "
+                                 "IVF token");
+            if (enc->n3)
+                return vdx_index_pq_fastscan_new(d, enc->n, (int)enc->n2,
+                                                 metric, enc->n4, out);
+            return vdx_index_pq_new(d, enc->n, (int)enc->n2, metric, out);
         case K_SQ: return vdx_index_sq_new(d, (int)enc->n, metric, out);
         case K_LSH:
             if (metric != VDX_METRIC_L2)
@@ -294,6 +329,19 @@ static vdx_status build_core(int64_t d, vdx_metric metric, const parsed_tok *enc
     switch (enc->kind) {
     case K_FLAT: st = vdx_index_ivf_flat_new(q, d, ivf->n, metric, out); break;
     case K_PQ:
+        if (enc->n3) {
+            st = vdx_index_ivfpq_fastscan_new(q, d, ivf->n, enc->n,
+                                              (int)enc->n2, metric, enc->n4,
+                                              out);
+            if (!st && (enc->n3 & 2))
+                st = vdx_index_fastscan_set_by_residual(*out, 1);
+            if (st && *out) { /* the quantizer went with the index */
+                vdx_index_free(*out);
+                *out = NULL;
+                return st;
+            }
+            break;
+        }
         st = vdx_index_ivfpq_new(q, d, ivf->n, enc->n, (int)enc->n2, metric, out);
         break;
     case K_SQ:
@@ -343,7 +391,7 @@ static vdx_status build(int64_t d, vdx_metric metric, const parsed_tok *p,
                                         p[np - 2].kind == K_HNSW)
                                 ? &p[np - 2]
                                 : NULL;
-    parsed_tok flat = {K_FLAT, 0, 0, 0, 0};
+    parsed_tok flat = {.kind = K_FLAT};
     const parsed_tok *enc = &p[i];
     if (p[np - 1].kind == K_HNSW) { /* "HNSW32" alone: flat storage */
         ivf = &p[np - 1];

@@ -122,9 +122,9 @@ typedef struct vdx_ivf_codec {
 
 /* Optional companion of a codec (ivf->scanner, NULL for IVF-Flat): a
  * per-(query, list) precomputation such as PQ distance tables.  Searches
- * give each thread ctx_size(ivf) bytes (64-byte aligned), call prepare once
- * before scanning a list for a query, then scan instead of codec->scan for
- * that list. */
+ * give each thread ctx_size(ivf) bytes (64-byte aligned, zeroed at the start
+ * of each search), call prepare once before scanning a list for a query,
+ * then scan instead of codec->scan for that list. */
 typedef struct vdx_ivf_scanner {
     size_t (*ctx_size)(const vdx_ivf *ivf);
     void (*prepare)(const vdx_ivf *ivf, const float *xq, int64_t list,
@@ -150,6 +150,13 @@ struct vdx_ivf {
     int64_t dm_cap;
     vdx_kmeans_params cp; /* training of the coarse quantizer */
     const vdx_ivf_scanner *scanner; /* optional, see vdx_ivf_scanner */
+    /* Optional (fast-scan kinds): scores list l for the query whose context
+     * the scanner prepared straight into the heap (k, hk, hi), skipping the
+     * entries outside sel; returns the codes scanned.  Replaces the chunked
+     * scan + filter of the framework when set. */
+    int64_t (*scan_heap)(const vdx_ivf *ivf, const void *ctx, int64_t l,
+                         int64_t k, const vdx_selector *sel, float *hk,
+                         vdx_idx_t *hi);
 };
 
 /* Builds the common part of an IVF index (kinds call this, then set codec

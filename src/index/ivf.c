@@ -209,6 +209,7 @@ static int64_t scan_list(const vdx_ivf *ivf, const float *xq, int64_t l,
     int64_t ls = il->ops->list_size(il, l);
     if (ls == 0) return 0;
     if (ivf->scanner) ivf->scanner->prepare(ivf, xq, l, ctx);
+    if (ivf->scan_heap) return ivf->scan_heap(ivf, ctx, l, k, sel, hk, hi);
     const uint8_t *codes = il->ops->get_codes(il, l);
     const vdx_idx_t *ids = il->ops->get_ids(il, l);
     const vdx_kernels *K = vdx_kernels_get();
@@ -401,6 +402,8 @@ static vdx_status ivf_search(const vdx_index *ix, int64_t n, const float *x,
         st = VDX_ERR_OUT_OF_MEMORY;
         goto done;
     }
+    /* contexts start zeroed: a scanner may cache per-query state in them */
+    memset(scratch, 0, (size_t)nthreads * per);
     if ((st = coarse(ivf, n, x, np, cd, cl)))
         goto done;
     /* enough visitors per list for sgemm to pay: the list-major path, unless
@@ -513,6 +516,7 @@ static vdx_status ivf_range_search(const vdx_index *ix, int64_t n,
         float keys[IVF_CHUNK];
         size_t ctxb = codec_ctx_size(ivf);
         void *ctx = ctxb ? vdx_aligned_alloc(1, ctxb) : NULL;
+        if (ctx) memset(ctx, 0, ctxb);
         if (ctxb && !ctx) {
 #pragma omp atomic write
             st = VDX_ERR_OUT_OF_MEMORY;

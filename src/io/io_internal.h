@@ -232,6 +232,17 @@ VDX_INTERNAL vdx_status vdx_io_read_ivfsq(vdx_reader *r, vdx_io_header *h,
 VDX_INTERNAL vdx_status vdx_io_write_ivfsq(vdx_writer *w,
                                            const vdx_index *ix);
 
+/* fastscan_io.c: IPfs (IndexPQFastScan), IwPf (IndexIVFPQFastScan) */
+VDX_INTERNAL int vdx_io_is_pqfs(const vdx_index *ix);
+VDX_INTERNAL int vdx_io_is_ivfpqfs(const vdx_index *ix);
+VDX_INTERNAL vdx_status vdx_io_read_pqfs(vdx_reader *r, vdx_io_header *h,
+                                         vdx_index **out);
+VDX_INTERNAL vdx_status vdx_io_write_pqfs(vdx_writer *w, const vdx_index *ix);
+VDX_INTERNAL vdx_status vdx_io_read_ivfpqfs(vdx_reader *r, vdx_io_header *h,
+                                            vdx_index **out);
+VDX_INTERNAL vdx_status vdx_io_write_ivfpqfs(vdx_writer *w,
+                                             const vdx_index *ix);
+
 /* refine_io.c: IxRF (IndexRefine, IndexRefineFlat) */
 VDX_INTERNAL vdx_status vdx_io_read_refine(vdx_reader *r, vdx_io_header *h,
                                            vdx_index **out);

@@ -31,6 +31,8 @@ const vdx_io_reader_entry vdx_io_readers[] = {
     {"IHNf", vdx_io_read_hnsw},     /* IndexHNSWFlat */
     {"IHNs", vdx_io_read_hnsw},     /* IndexHNSWSQ */
     {"IHNp", vdx_io_read_hnsw},     /* IndexHNSWPQ */
+    {"IPfs", vdx_io_read_pqfs},     /* IndexPQFastScan */
+    {"IwPf", vdx_io_read_ivfpqfs},  /* IndexIVFPQFastScan */
 };
 const size_t vdx_io_nreaders =
     sizeof vdx_io_readers / sizeof vdx_io_readers[0];
@@ -47,6 +49,8 @@ const vdx_io_writer_entry vdx_io_writers[] = {
     {vdx_io_is_ivfpq, vdx_io_write_ivfpq},
     {vdx_io_is_lsh, vdx_io_write_lsh},
     {vdx_io_is_hnsw, vdx_io_write_hnsw},
+    {vdx_io_is_pqfs, vdx_io_write_pqfs},
+    {vdx_io_is_ivfpqfs, vdx_io_write_ivfpqfs},
 };
 const size_t vdx_io_nwriters =
     sizeof vdx_io_writers / sizeof vdx_io_writers[0];

@@ -11,8 +11,10 @@
                                       (IndexHNSWFlat, IndexHNSWSQ),
                                       tests/c/test_io_sq.c
                                       (IndexScalarQuantizer, IVF-SQ) and
-                                      tests/c/test_io_pq.c (IndexPQ, IVF-PQ)
-                                      and tests/c/test_io_transform.c
+                                      tests/c/test_io_pq.c (IndexPQ, IVF-PQ),
+                                      tests/c/test_fastscan.c (IndexPQFastScan,
+                                      IndexIVFPQFastScan) and
+                                      tests/c/test_io_transform.c
                                       (IndexPreTransform)
     make_corpus.py --check FILE...    load files (e.g. written by vecdex) with
                                       faiss and print what faiss sees
@@ -140,6 +142,35 @@ def build_ivfpq():
     return ivf
 
 
+# 4-bit fast-scan goldens (tests/c/test_fastscan.c): the same fixed
+# centroids with nbits = 4, codes packed in FAISS's blocks of bbs vectors.
+PQFS_GOLDEN = "pqfs_l2_d4_n3.index"
+IVFPQFS_GOLDEN = {
+    "ivfpqfs_l2_d4_n10.index": False,     # by_residual off (FAISS's default)
+    "ivfpqfsr_l2_d4_n10.index": True,     # "fsr"
+}
+
+
+def build_pqfs():
+    ix = faiss.IndexPQFastScan(D, 2, 4, faiss.METRIC_L2, 32)
+    set_pq(ix.pq, 4)
+    ix.is_trained = True
+    ix.add(vecs(1.0, 0.0))
+    return ix
+
+
+def build_ivfpqfs(by_residual):
+    q = faiss.IndexFlatL2(D)
+    q.add(ivf_centroids(False))
+    ivf = faiss.IndexIVFPQFastScan(q, D, 4, 2, 4)
+    ivf.by_residual = by_residual
+    set_pq(ivf.pq, 4)
+    ivf.is_trained = True
+    ivf.add(ivf_vecs(7))
+    ivf.nprobe = 2
+    return ivf
+
+
 def build_ivf(metric, mul, far, ids, dm, nprobe, empty=False):
     q = faiss.IndexFlat(D, metric)  # the python wrapper keeps it alive
     q.add(ivf_centroids(far))
@@ -251,6 +282,15 @@ def golden(outdir):
     for name, args in HNSW_GOLDEN.items():
         data = ser(build_hnsw(*args))
         assert data[:4] == args[0].encode(), (name, data[:4])
+        write(outdir, name, data)
+        out[name] = data
+    data = ser(build_pqfs())
+    assert data[:4] == b"IPfs", data[:4]
+    write(outdir, PQFS_GOLDEN, data)
+    out[PQFS_GOLDEN] = data
+    for name, by_residual in IVFPQFS_GOLDEN.items():
+        data = ser(build_ivfpqfs(by_residual))
+        assert data[:4] == b"IwPf", (name, data[:4])
         write(outdir, name, data)
         out[name] = data
     return out

@@ -1,0 +1,214 @@
+/*
+ * py_fastscan.c — IndexPQFastScan and IndexIVFPQFastScan (4-bit PQ codes
+ * scanned with SIMD table lookups; results equal the float tables of the
+ * same codes).  IndexIVFPQFastScan derives from IndexIVF (nlist, nprobe,
+ * quantizer, invlists).
+ *
+ * `index.pq` returns a vecdex.ProductQuantizer borrowing the index's
+ * quantizer.  That type lives in py_pq.c; the view is built here with the
+ * same object layout (PQView below must stay equal to py_pq.c's PQObject).
+ */
+#include "py_vecdex.h"
+
+typedef struct {
+    PyObject_HEAD
+    vdx_pq *pq;
+    IndexObject *index; /* strong reference to the owning index */
+} PQView;
+
+static PyTypeObject *pq_type; /* vecdex.ProductQuantizer, set at init */
+
+static PyObject *FS_get_pq(IndexObject *self, void *c) {
+    (void)c;
+    if (ready(self) < 0) return NULL;
+    vdx_pq *pq = vdx_index_fastscan_pq(self->ix);
+    if (!pq || !pq_type) {
+        PyErr_SetString(PyExc_AttributeError, "this index has no pq");
+        return NULL;
+    }
+    PQView *o = (PQView *)pq_type->tp_alloc(pq_type, 0);
+    if (!o) return NULL;
+    o->pq = pq;
+    Py_INCREF(self);
+    o->index = self;
+    return (PyObject *)o;
+}
+
+/* which: 0 bbs, 1 M, 2 nbits, 3 code_size, 4 ksub, 5 M2, 6 implem / qbs /
+ * skip (FAISS's defaults: 0), 7 ntotal2 (ntotal rounded up to bbs) */
+static PyObject *FS_get_int(IndexObject *self, void *which) {
+    if (ready(self) < 0) return NULL;
+    const vdx_pq *pq = vdx_index_fastscan_pq(self->ix);
+    long long bbs = vdx_index_fastscan_bbs(self->ix), v = 0;
+    long long M = pq ? vdx_pq_M(pq) : 0;
+    switch ((int)(intptr_t)which) {
+    case 0: v = bbs; break;
+    case 1: v = M; break;
+    case 2: v = pq ? vdx_pq_nbits(pq) : 0; break;
+    case 3: v = pq ? (long long)vdx_pq_code_size(pq) : 0; break;
+    case 4: v = 16; break;
+    case 5: v = (M + 1) / 2 * 2; break;
+    case 6: v = 0; break;
+    default: {
+        long long n = locked_ntotal(self);
+        v = bbs ? (n + bbs - 1) / bbs * bbs : n;
+    }
+    }
+    return PyLong_FromLongLong(v);
+}
+
+static PyObject *FS_get_by_residual(IndexObject *self, void *c) {
+    (void)c;
+    if (ready(self) < 0) return NULL;
+    return PyBool_FromLong(vdx_index_fastscan_by_residual(self->ix));
+}
+
+static int FS_set_by_residual(IndexObject *self, PyObject *v, void *c) {
+    (void)c;
+    if (!v) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete by_residual");
+        return -1;
+    }
+    if (mutable_(self, "by_residual") < 0) return -1;
+    int on = PyObject_IsTrue(v);
+    if (on < 0) return -1;
+    cerr e;
+    RUN_LOCKED(self->owner, wr, e,
+               vdx_index_fastscan_set_by_residual(self->ix, on));
+    if (e.st != VDX_OK) {
+        raise_cerr(&e);
+        return -1;
+    }
+    return 0;
+}
+
+#define FS_COMMON_GETSET                                                     \
+    {"pq", (getter)FS_get_pq, NULL, "the product quantizer (nbits = 4)",    \
+     NULL},                                                                  \
+    {"bbs", (getter)FS_get_int, NULL, "block size (vectors per block)",     \
+     (void *)0},                                                             \
+    {"M", (getter)FS_get_int, NULL, "number of sub-quantizers", (void *)1}, \
+    {"nbits", (getter)FS_get_int, NULL, "bits per index (4)", (void *)2},   \
+    {"code_size", (getter)FS_get_int, NULL, "bytes per flat code",          \
+     (void *)3},                                                             \
+    {"ksub", (getter)FS_get_int, NULL, "centroids per sub-quantizer (16)",  \
+     (void *)4},                                                             \
+    {"M2", (getter)FS_get_int, NULL, "M rounded up to even", (void *)5},    \
+    {"implem", (getter)FS_get_int, NULL,                                     \
+     "FAISS's kernel choice (0: automatic; vecdex picks by CPU)",            \
+     (void *)6},                                                             \
+    {"qbs", (getter)FS_get_int, NULL, "FAISS's query batch size (0)",       \
+     (void *)6},                                                             \
+    {"skip", (getter)FS_get_int, NULL, "FAISS's debug field (0)", (void *)6}
+
+/* ========================================================================= */
+/* IndexPQFastScan                                                           */
+/* ========================================================================= */
+static int IndexPQFastScan_init(IndexObject *self, PyObject *args,
+                                PyObject *kw) {
+    static char *kwlist[] = {"d", "M", "nbits", "metric", "bbs", NULL};
+    long long d, M, bbs = 32;
+    int nbits = 4, metric = VDX_METRIC_L2;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "LL|iiL:IndexPQFastScan",
+                                     kwlist, &d, &M, &nbits, &metric, &bbs))
+        return -1;
+    if (self->ix) {
+        PyErr_SetString(PyExc_RuntimeError, "index is already initialised");
+        return -1;
+    }
+    vdx_index *ix = NULL;
+    vdx_status st = vdx_index_pq_fastscan_new(d, M, nbits, (vdx_metric)metric,
+                                              bbs, &ix);
+    if (st) {
+        raise_status(st);
+        return -1;
+    }
+    owner_t *o = owner_new(ix);
+    if (!o) {
+        vdx_index_free(ix);
+        return -1;
+    }
+    o->refs = 1;
+    self->ix = ix;
+    self->owner = o;
+    return 0;
+}
+
+static PyGetSetDef IndexPQFastScan_getset[] = {
+    FS_COMMON_GETSET,
+    {"ntotal2", (getter)FS_get_int, NULL, "ntotal rounded up to bbs",
+     (void *)7},
+    {NULL, NULL, NULL, NULL, NULL}};
+
+PyTypeObject IndexPQFastScanType = INDEX_TYPE_BODY(
+    "IndexPQFastScan",
+    "IndexPQFastScan(d, M, nbits=4, metric=METRIC_L2, bbs=32): exhaustive "
+    "search over 4-bit PQ codes with SIMD table lookups (results equal the "
+    "float tables of the same codes).",
+    &IndexType, IndexPQFastScan_init, NULL, IndexPQFastScan_getset);
+
+/* ========================================================================= */
+/* IndexIVFPQFastScan                                                        */
+/* ========================================================================= */
+typedef struct {
+    int64_t d, nlist, M, bbs;
+    int nbits;
+    vdx_metric metric;
+} ivffs_args;
+
+static vdx_status build_ivffs(vdx_index *quantizer, void *ctx,
+                              vdx_index **out) {
+    const ivffs_args *a = ctx;
+    return vdx_index_ivfpq_fastscan_new(quantizer, a->d, a->nlist, a->M,
+                                        a->nbits, a->metric, a->bbs, out);
+}
+
+static int IndexIVFPQFastScan_init(IndexObject *self, PyObject *args,
+                                   PyObject *kw) {
+    static char *kwlist[] = {"quantizer", "d", "nlist", "M", "nbits",
+                             "metric", "bbs", NULL};
+    PyObject *qo;
+    long long d, nlist, M, bbs = 32;
+    int nbits = 4, metric = VDX_METRIC_L2;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!LLL|iiL:IndexIVFPQFastScan",
+                                     kwlist, &IndexType, &qo, &d, &nlist, &M,
+                                     &nbits, &metric, &bbs))
+        return -1;
+    ivffs_args a = {d, nlist, M, bbs, nbits, (vdx_metric)metric};
+    return index_adopt(self, qo, build_ivffs, &a);
+}
+
+static PyGetSetDef IndexIVFPQFastScan_getset[] = {
+    FS_COMMON_GETSET,
+    {"by_residual", (getter)FS_get_by_residual, (setter)FS_set_by_residual,
+     "codes encode x - centroid (False by default, as FAISS; settable "
+     "before training)",
+     NULL},
+    {"qbs2", (getter)FS_get_int, NULL, "FAISS's query batch size (0)",
+     (void *)6},
+    {NULL, NULL, NULL, NULL, NULL}};
+
+PyTypeObject IndexIVFPQFastScanType = INDEX_TYPE_BODY(
+    "IndexIVFPQFastScan",
+    "IndexIVFPQFastScan(quantizer, d, nlist, M, nbits=4, metric=METRIC_L2, "
+    "bbs=32): inverted-file index over 4-bit PQ codes scanned with SIMD "
+    "table lookups.  Takes ownership of the quantizer.",
+    &IndexIVFType, IndexIVFPQFastScan_init, NULL, IndexIVFPQFastScan_getset);
+
+int pyvdx_init_fastscan(PyObject *m) {
+    PyObject *t = PyObject_GetAttrString(m, "ProductQuantizer");
+    if (!t) return -1;
+    if (!PyType_Check(t) ||
+        ((PyTypeObject *)t)->tp_basicsize != (Py_ssize_t)sizeof(PQView)) {
+        Py_DECREF(t);
+        PyErr_SetString(PyExc_ImportError,
+                        "vecdex: ProductQuantizer layout mismatch");
+        return -1;
+    }
+    pq_type = (PyTypeObject *)t; /* the module keeps it alive */
+    Py_DECREF(t);
+    if (add_type(m, &IndexPQFastScanType) < 0 ||
+        add_type(m, &IndexIVFPQFastScanType) < 0)
+        return -1;
+    return 0;
+}
