@@ -91,7 +91,7 @@ typedef uint32_t (*vdx_fs_scan32_fn)(const uint8_t *grp, size_t stride,
 
 /* As scan32 for nq <= VDX_FS_MAX_QBS queries at once (the codes are read
  * once): query j uses luts[j] and thr[j], writes sums + 32 j and masks[j]. */
-#define VDX_FS_MAX_QBS 3
+#define VDX_FS_MAX_QBS 2
 typedef void (*vdx_fs_scan32_multi_fn)(const uint8_t *grp, size_t stride,
                                        const uint8_t *const *luts, int nq,
                                        int64_t nsq, const uint16_t *thr,

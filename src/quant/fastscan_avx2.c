@@ -153,7 +153,6 @@ static void scan32_multi_avx2(const uint8_t *grp, size_t stride,
         return;
     }
     switch (nq) {
-    case 3: multi_small(grp, stride, luts, 3, nsq, thr, sums, masks); break;
     case 2: multi_small(grp, stride, luts, 2, nsq, thr, sums, masks); break;
     case 1: multi_small(grp, stride, luts, 1, nsq, thr, sums, masks); break;
     default: break;
