@@ -306,6 +306,11 @@ typedef struct vdx_kmeans_params {
 
 VDX_API void vdx_kmeans_params_init(vdx_kmeans_params *p);
 
+/** The clustering parameters an IVF index trains its coarse quantizer with
+ *  (FAISS: IndexIVF.cp), or NULL when index is not an IVF index.  Borrowed:
+ *  lives as long as the index; changes apply to the next train(). */
+VDX_API vdx_kmeans_params *vdx_index_ivf_cp(vdx_index *index);
+
 /** Clusters the n x d points x into k centroids.
  *  @param p NULL for the defaults.
  *  @param centroids caller-owned, k x d floats (output).
@@ -374,6 +379,9 @@ VDX_API const float *vdx_pq_centroids(const vdx_pq *pq);
 /** Replaces the centroids (M x 2^nbits x (d/M) floats, all finite).  For
  *  the quantizer of an IndexPQ this also marks the index trained. */
 VDX_API vdx_status vdx_pq_set_centroids(vdx_pq *pq, const float *centroids);
+/** The per-sub-space k-means parameters of pq (FAISS: ProductQuantizer.cp;
+ *  25 iterations by default).  Borrowed, lives as long as pq. */
+VDX_API vdx_kmeans_params *vdx_pq_cp(vdx_pq *pq);
 
 /** Exhaustive index over PQ codes searched by asymmetric distance
  *  computation (FAISS: IndexPQ).  L2 or inner product. */

@@ -140,7 +140,17 @@ static PyMethodDef IVF_methods[] = {
      "(1)."},
     {NULL, NULL, 0, NULL}};
 
+static PyObject *IVF_get_cp(IndexObject *self, void *c) {
+    (void)c;
+    if (ready(self) < 0) return NULL;
+    return cp_view(vdx_index_ivf_cp(self->ix), (PyObject *)self);
+}
+
 static PyGetSetDef IVF_getset[] = {
+    {"cp", (getter)IVF_get_cp, NULL,
+     "ClusteringParameters of the coarse quantizer's k-means (niter, seed, "
+     "...), as FAISS's IndexIVF.cp",
+     NULL},
     {"quantizer", (getter)Index_get_sub, NULL,
      "the coarse quantizer (holds the nlist centroids once trained)", NULL},
     {"nlist", (getter)IVF_get_nlist, NULL, "number of inverted lists", NULL},

@@ -222,7 +222,15 @@ static PyMethodDef PQ_methods[] = {
      "compute_distance_table(x, metric=METRIC_L2) -> (M, ksub) table."},
     {NULL, NULL, 0, NULL}};
 
+static PyObject *PQ_get_cp(PQObject *self, void *c) {
+    (void)c;
+    if (pq_ready(self) < 0) return NULL;
+    return cp_view(vdx_pq_cp(self->pq), (PyObject *)self);
+}
+
 static PyGetSetDef PQ_getset[] = {
+    {"cp", (getter)PQ_get_cp, NULL,
+     "ClusteringParameters of the per-sub-space k-means (FAISS: pq.cp)", NULL},
     {"d", (getter)PQ_get_int, NULL, "dimension", (void *)0},
     {"M", (getter)PQ_get_int, NULL, "number of sub-quantizers", (void *)1},
     {"nbits", (getter)PQ_get_int, NULL, "bits per sub-quantizer index",

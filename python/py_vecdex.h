@@ -262,6 +262,10 @@ int pyvdx_init_fastscan(PyObject *m);
 /* index_factory (py_factory.c) */
 int pyvdx_init_factory(PyObject *m);
 
+/* ClusteringParameters (py_cp.c): a view of p kept alive by owner */
+PyObject *cp_view(vdx_kmeans_params *p, PyObject *owner);
+int pyvdx_init_cp(PyObject *m);
+
 #if defined(__GNUC__)
 #pragma GCC visibility pop
 #endif

@@ -850,3 +850,7 @@ vdx_status vdx_index_ivf_list_ids(const vdx_index *ix, int64_t l,
     if (ls) memcpy(out, ivf->il->ops->get_ids(ivf->il, l), (size_t)ls * sizeof(vdx_idx_t));
     return VDX_OK;
 }
+
+vdx_kmeans_params *vdx_index_ivf_cp(vdx_index *ix) {
+    return vdx_index_is_ivf(ix) ? &((vdx_ivf *)(void *)ix)->cp : NULL;
+}

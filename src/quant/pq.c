@@ -434,3 +434,5 @@ vdx_status vdx_pq_set_centroids(vdx_pq *pq, const float *c) {
         return pq->centroids_changed(pq->owner);
     return VDX_OK;
 }
+
+vdx_kmeans_params *vdx_pq_cp(vdx_pq *pq) { return pq ? &pq->cp : NULL; }
