@@ -81,7 +81,7 @@ def worker(lib, folder):
     sweep = []
     search(EFS[-1])  # warm-up (caches, thread pool)
     for ef in EFS:
-        t, I = common.timed(search, ef, repeat=3)
+        t, I = common.timed(search, ef, repeat=5)
         np.save(os.path.join(folder, f"I_{lib}_{ef}.npy"), np.asarray(I))
         sweep.append(dict(ef=ef, qps=len(xq) / t))
     filt = []
@@ -214,7 +214,7 @@ def main():
                      norm384=(100000, 10000))
     else:
         sizes = dict(tutorial=(30000, 2000), synth128=(50000, 2000),
-                     norm384=(20000, 1000))
+                     norm384=(20000, 4000))
     if a.only in (None, "tutorial"):
         nb, nq = sizes["tutorial"]
         _, xb, xq = common.tutorial(d=64, nb=nb, nq=nq)

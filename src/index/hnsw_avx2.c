@@ -121,6 +121,11 @@ static inline void prefetch_vec(const float *v, size_t bytes) {
     for (size_t o = 0; o < bytes; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
 }
 
+static inline void prefetch_rest(const float *v, size_t from, size_t bytes) {
+    const char *p = (const char *)v;
+    for (size_t o = from; o < bytes; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
+}
+
 int vdx_hnsw_l0_flat_avx2(const vdx_hnsw_l0_args *a, vdx_hnsw_cand ep) {
     const int32_t *links0 = a->links0;
     const size_t stride = (size_t)a->stride, d = a->d;
@@ -157,9 +162,19 @@ int vdx_hnsw_l0_flat_avx2(const vdx_hnsw_l0_args *a, vdx_hnsw_cand ep) {
             prefetch_vec(xb + (size_t)nb * d, pf);
         }
         int j = 0;
-        for (; j + 4 <= m; j += 4)
+        /* long vectors: the rest of each vector (past the first pf bytes)
+         * is fetched one group of four ahead of its distances */
+        const size_t vb = d * sizeof(float);
+        if (vb > pf)
+            for (int t = 0; t < 4 && t < m; t++)
+                prefetch_rest(xb + (size_t)nbuf[t] * d, pf, vb);
+        for (; j + 4 <= m; j += 4) {
+            if (vb > pf)
+                for (int t = j + 4; t < j + 8 && t < m; t++)
+                    prefetch_rest(xb + (size_t)nbuf[t] * d, pf, vb);
             key4(kbuf + j, q, xb + (size_t)nbuf[j] * d, xb + (size_t)nbuf[j + 1] * d,
                  xb + (size_t)nbuf[j + 2] * d, xb + (size_t)nbuf[j + 3] * d, d, ip);
+        }
         for (; j < m; j++) kbuf[j] = key1(q, xb + (size_t)nbuf[j] * d, d, ip);
         for (j = 0; j < m; j++) {
             float dk = kbuf[j];
