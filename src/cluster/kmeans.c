@@ -10,7 +10,10 @@
  * inner-product data.  Above k * max_points_per_centroid points, a random
  * subset of that size is used.  Everything random flows from `seed`, and
  * the per-centroid sums run in point order, so the result does not depend on
- * the thread count.
+ * the thread count.  The sample and the initial centroids are drawn with
+ * FAISS's generator and permutation (mt19937, seeds `seed` and
+ * `seed + 1 + 15486557 * run`), so for the same seed the centroids equal
+ * FAISS's up to float rounding.
  */
 #include <math.h>
 #include <omp.h>
@@ -33,15 +36,20 @@ void vdx_kmeans_params_init(vdx_kmeans_params *p) {
     p->min_points_per_centroid = 39;
 }
 
-/* the first m entries of a seeded random permutation of 0..n-1 */
+/* The first m entries of a seeded random permutation of 0..n-1, drawn as
+ * FAISS's rand_perm draws it (forward Fisher-Yates, swap position i with
+ * i + mt19937() % (n - i), the generator seeded with the low 32 bits of
+ * seed), so that the same seed samples the same training points and
+ * initial centroids as FAISS.  Positions below m are final after m swaps. */
 static vdx_status sample(int64_t n, int64_t m, uint64_t seed, int64_t **out) {
     int64_t *perm = vdx_malloc_array((size_t)n, sizeof(int64_t));
     if (!perm) return VDX_ERR_OUT_OF_MEMORY;
     for (int64_t i = 0; i < n; i++) perm[i] = i;
-    vdx_rng r;
-    vdx_rng_seed(&r, seed);
-    for (int64_t i = 0; i < m; i++) {
-        int64_t j = i + (int64_t)vdx_rng_below(&r, (uint64_t)(n - i));
+    vdx_mt19937 g;
+    vdx_mt_seed(&g, (uint32_t)seed);
+    for (int64_t i = 0; i < m && i + 1 < n; i++) {
+        /* FAISS: int rand_int(int max) { return mt() % max; } */
+        int64_t j = i + (int64_t)((uint64_t)vdx_mt_next(&g) % (uint64_t)(n - i));
         int64_t t = perm[i];
         perm[i] = perm[j];
         perm[j] = t;
@@ -282,7 +290,7 @@ vdx_status vdx_kmeans_train_metric(int64_t d, int64_t k, int64_t n,
     for (int r = 0; r < p.nredo && !st; r++) {
         double fin = 0;
         st = run_once(d, k, n, xt, &p, metric,
-                      (uint64_t)p.seed + 15486557ULL * (uint64_t)r, centroids,
+                      (uint64_t)p.seed + 1 + 15486557ULL * (uint64_t)r, centroids,
                       obj ? obj + (int64_t)r * p.niter : NULL, &fin);
         if (st) break;
         /* L2: lower is better; similarities: higher */

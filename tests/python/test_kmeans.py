@@ -200,3 +200,15 @@ def test_ivf_training_uses_the_same_kmeans(rng):
     km = vecdex.Kmeans(d, nlist, niter=10, seed=1234)
     train(km, x)
     np.testing.assert_array_equal(ix.quantizer.reconstruct_n(0, nlist), km.centroids)
+
+
+def test_same_seed_same_centroids_as_faiss(faiss_ref):
+    """The sample and the initial centroids are drawn as FAISS draws them,
+    so the same seed gives FAISS's centroids (up to float rounding)."""
+    x = np.random.default_rng(0).standard_normal((5000, 16)).astype("float32")
+    for seed in (1234, 7):
+        kf = faiss_ref.Kmeans(16, 20, niter=10, seed=seed)
+        kf.train(x)
+        kv = vecdex.Kmeans(16, 20, niter=10, seed=seed)
+        kv.train(x)
+        np.testing.assert_allclose(kv.centroids, kf.centroids, rtol=1e-4, atol=1e-4)
