@@ -483,6 +483,55 @@ static double estimate_selectivity(const vdx_selector *sel, int64_t n) {
     return (double)hit / (double)ns;
 }
 
+/* The exact top-k of a whole batch over the ids sel admits, for flat
+ * storage: the admitted vectors are gathered once into a temporary flat
+ * index and searched with its sgemm path, instead of each query testing
+ * every id against the selector and reading the admitted rows from memory
+ * on its own.  Returns VDX_ERR_UNSUPPORTED (nothing written) when the copy
+ * would be too large; the caller then scans per query. */
+static vdx_status search_admitted_flat(const vdx_index_hnsw *h, int64_t n,
+                                       const float *x, int64_t k,
+                                       const vdx_selector *sel, float *D,
+                                       vdx_idx_t *I) {
+    const int64_t nb = h->g.n, d = h->base.d;
+    const float *xb = ((const vdx_flat *)h->storage)->xb;
+    int64_t na = 0;
+    vdx_idx_t *adm = vdx_malloc_array((size_t)(nb ? nb : 1), sizeof(vdx_idx_t));
+    if (!adm) return VDX_ERR_OUT_OF_MEMORY;
+    for (int64_t i = 0; i < nb; i++)
+        if (vdx_sel_member(sel, i)) adm[na++] = i;
+    if ((double)na * (double)d * sizeof(float) > (double)(1u << 30)) {
+        vdx_free(adm);
+        return VDX_ERR_UNSUPPORTED;
+    }
+    vdx_index *tmp = NULL;
+    vdx_status st = vdx_index_flat_new(d, h->base.metric, &tmp);
+    float *buf = st ? NULL
+                    : vdx_malloc_array((size_t)(na ? na : 1), (size_t)d * sizeof(float));
+    if (!st && !buf) st = VDX_ERR_OUT_OF_MEMORY;
+    if (!st) {
+        for (int64_t i = 0; i < na; i++)
+            memcpy(buf + i * d, xb + adm[i] * d, (size_t)d * sizeof(float));
+        if (na) st = tmp->ops->add(tmp, na, buf, NULL);
+    }
+    vdx_free(buf);
+    if (!st && na == 0) { /* nothing admitted: empty results */
+        const int ip = h->base.metric == VDX_METRIC_INNER_PRODUCT;
+        for (int64_t q = 0; q < n; q++) {
+            vdx_heap_init(k, D + q * k, I + q * k);
+            vdx_topk_finish(k, D + q * k, I + q * k, ip, 0);
+        }
+    } else if (!st) {
+        st = tmp->ops->search(tmp, n, x, k, NULL, D, I);
+    }
+    if (!st)
+        for (int64_t i = 0; i < n * k; i++)
+            if (I[i] >= 0) I[i] = adm[I[i]];
+    vdx_index_free(tmp);
+    vdx_free(adm);
+    return st;
+}
+
 vdx_status vdx_hnsw_search(const vdx_index_hnsw *h, int64_t n, const float *x,
                            int64_t k, const vdx_search_params *p, float *D,
                            vdx_idx_t *I) {
@@ -503,6 +552,11 @@ vdx_status vdx_hnsw_search(const vdx_index_hnsw *h, int64_t n, const float *x,
     int brute = g->n == 0 ||
                 (sel && frac * (double)g->n + (double)g->n / 16 <
                             32.0 * (double)ef / VDX_MAX(frac, 1e-9));
+    if (brute && sel && h->kind == VDX_HNSW_FLAT && g->n > 0) {
+        vdx_status bs = search_admitted_flat(h, n, x, k, sel, D, I);
+        if (bs != VDX_ERR_UNSUPPORTED) return bs;
+        vdx_clear_error();
+    }
     /* the AVX2 walk for flat storage, unless the kernels are forced lower */
     const int fast = h->kind == VDX_HNSW_FLAT && !vdx_hnsw_test_generic &&
                      strcmp(vdx_kernels_get()->name, "scalar") != 0;
