@@ -145,11 +145,12 @@ vdx_status vdx_io_read_hnsw(vdx_reader *r, vdx_io_header *h, vdx_index **out) {
                          " is not 2M with M in %d..%d",
                          fc, cum[1], at + 8, VDX_HNSW_M_MIN, VDX_HNSW_M_MAX);
     for (uint64_t l = 1; l < np; l++)
-        if (cum[l + 1] - cum[l] != M)
+        if ((int64_t)cum[l + 1] - (int64_t)cum[l] != M) /* 64-bit: no overflow */
             return vdx_raise(VDX_ERR_UNSUPPORTED,
-                             "%s index: level %" PRIu64 " has %d links per node "
-                             "at offset %" PRIu64 ", expected M=%d",
-                             fc, l, cum[l + 1] - cum[l], at + 8 + 4 * (l + 1), M);
+                             "%s index: level %" PRIu64 " has %lld links per "
+                             "node at offset %" PRIu64 ", expected M=%d",
+                             fc, l, (long long)cum[l + 1] - (long long)cum[l],
+                             at + 8 + 4 * (l + 1), M);
 
     /* levels */
     const uint64_t n = (uint64_t)h->ntotal;

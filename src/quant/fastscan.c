@@ -103,7 +103,9 @@ void vdx_fs_quantize(const float *table, int64_t M, int64_t nsq,
         uint8_t *q = lut->q + m * 16;
         for (int j = 0; j < 16; j++) {
             float v = (t[j] - lo) * inv + 0.5f;
-            q[j] = v >= 255.0f ? 255 : (uint8_t)v;
+            /* NaN (inf - inf from overflowing tables of absurd centroids)
+             * saturates like any entry too wide for the scale */
+            q[j] = !(v < 255.0f) ? 255 : v > 0 ? (uint8_t)v : 0;
         }
     }
     for (int64_t m = M; m < nsq; m++) memset(lut->q + m * 16, 0, 16);
@@ -159,6 +161,7 @@ int32_t vdx_fs_threshold(const vdx_fs_lut *lut, float top) {
      * + M / 2, plus two units for the float rounding of the tables and sums */
     double x = ((double)top - (double)lut->bias) * (double)lut->inv_scale +
                0.5 * (double)lut->M + 2.0;
+    if (x != x) return 65535; /* NaN (absurd tables): admit, re-score */
     if (x < 0) return -1;
     if (x >= 65535.0) return 65535;
     return (int32_t)x;
