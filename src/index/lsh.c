@@ -11,9 +11,8 @@
  * to the lower id, and empty result slots hold label -1 and distance
  * 2147483647 (FAISS's int heap sentinel converted to float).
  *
- * The rotation is vecdex's own (an orthonormalised Gaussian matrix from a
- * fixed seed); it is stored in the index and in files, so indexes read from
- * FAISS files use FAISS's matrix.
+ * The rotation is FAISS's own for the same seed (see make_rotation), so a
+ * vecdex IndexLSH encodes exactly as FAISS's; it is stored in files too.
  */
 #include <math.h>
 #include <omp.h>
@@ -23,6 +22,7 @@
 #include "index_lsh.h"
 #include "common/blas.h"
 #include "common/rng.h"
+#include "quant/transform.h"
 #include "common/threads.h"
 #include "common/topk.h"
 #include "simd/kernels.h"
@@ -45,50 +45,24 @@ vdx_status vdx_lsh_reserve(vdx_lsh *l, int64_t n) {
 
 /* ---- rotation ------------------------------------------------------------ */
 
-static double gaussian(vdx_rng *r) {
-    double u1 = ((double)(vdx_rng_next(r) >> 11) + 1.0) * (1.0 / 9007199254740993.0);
-    double u2 = (double)(vdx_rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
-    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-}
-
-/* A (nbits x d): orthonormal rows when nbits <= d, orthonormal columns
- * otherwise (as FAISS's RandomRotationMatrix). */
+/* A (nbits x d): the matrix FAISS's RandomRotationMatrix(d, nbits).init(5)
+ * draws (FAISS's IndexLSH seed), bit for bit: normal draws from FAISS's
+ * generator, then a LAPACK QR; orthonormal rows when nbits <= d, else the
+ * first d columns of an nbits x nbits orthonormal matrix. */
 static vdx_status make_rotation(int64_t d, int nbits, float **out) {
-    int64_t rows = nbits <= d ? nbits : d; /* vectors to orthonormalise */
-    int64_t len = nbits <= d ? d : nbits;
-    double *v = vdx_malloc_array((size_t)(rows * len), sizeof(double));
-    float *A = vdx_malloc_array((size_t)nbits * (size_t)d, sizeof(float));
-    if (!v || !A) {
-        vdx_free(v);
-        vdx_free(A);
-        return VDX_ERR_OUT_OF_MEMORY;
+    const int64_t len = nbits <= d ? d : nbits;
+    float *q = vdx_malloc_array((size_t)nbits, (size_t)len * sizeof(float));
+    if (!q) return VDX_ERR_OUT_OF_MEMORY;
+    vdx_randn(q, (size_t)nbits * (size_t)len, LSH_ROT_SEED);
+    vdx_status st = vdx_matrix_qr(len, nbits, q);
+    if (st) {
+        vdx_free(q);
+        return st;
     }
-    vdx_rng r;
-    vdx_rng_seed(&r, LSH_ROT_SEED);
-    for (int64_t i = 0; i < rows; i++) {
-        double *vi = v + i * len;
-        for (;;) {
-            for (int64_t t = 0; t < len; t++) vi[t] = gaussian(&r);
-            for (int pass = 0; pass < 2; pass++) /* re-orthogonalise once */
-                for (int64_t j = 0; j < i; j++) {
-                    const double *vj = v + j * len;
-                    double dot = 0;
-                    for (int64_t t = 0; t < len; t++) dot += vi[t] * vj[t];
-                    for (int64_t t = 0; t < len; t++) vi[t] -= dot * vj[t];
-                }
-            double nrm = 0;
-            for (int64_t t = 0; t < len; t++) nrm += vi[t] * vi[t];
-            nrm = sqrt(nrm);
-            if (nrm < 1e-6) continue; /* (never in practice) */
-            for (int64_t t = 0; t < len; t++) vi[t] /= nrm;
-            break;
-        }
-    }
-    for (int64_t i = 0; i < nbits; i++)
-        for (int64_t j = 0; j < d; j++)
-            A[i * d + j] = (float)(nbits <= d ? v[i * len + j] : v[j * len + i]);
-    vdx_free(v);
-    *out = A;
+    if (nbits > d)
+        for (int64_t i = 0; i < nbits; i++)
+            memmove(q + i * d, q + i * len, (size_t)d * sizeof(float));
+    *out = q;
     return VDX_OK;
 }
 

@@ -48,17 +48,36 @@ static int is_linear(const vdx_vt *vt) {
 
 /* ---- helpers ------------------------------------------------------------- */
 
+/* Standard normal draws as FAISS's float_randn makes them, so that the
+ * same seed gives FAISS's random rotations: n is cut into 1024 blocks (one
+ * when n < 1024); a generator seeded with `seed` draws a0, b0 (31-bit
+ * ints); block j has its own mt19937 seeded with a0 + j * b0 and fills its
+ * range with Marsaglia's polar method, two values per accepted pair. */
 void vdx_randn(float *x, size_t n, uint64_t seed) {
-    vdx_rng r;
-    vdx_rng_seed(&r, seed);
-    for (size_t i = 0; i < n; i += 2) { /* Box-Muller, two at a time */
-        double u1 = ((double)(vdx_rng_next(&r) >> 11) + 1.0) *
-                    (1.0 / 9007199254740992.0); /* (0, 1] */
-        double u2 = (double)(vdx_rng_next(&r) >> 11) *
-                    (1.0 / 9007199254740992.0);
-        double rad = sqrt(-2.0 * log(u1)), th = 2.0 * 3.14159265358979323846 * u2;
-        x[i] = (float)(rad * cos(th));
-        if (i + 1 < n) x[i + 1] = (float)(rad * sin(th));
+    const size_t nblock = n < 1024 ? 1 : 1024;
+    vdx_mt19937 g0;
+    vdx_mt_seed(&g0, (uint32_t)seed);
+    int64_t a0 = (int64_t)(vdx_mt_next(&g0) & 0x7fffffffu);
+    int64_t b0 = (int64_t)(vdx_mt_next(&g0) & 0x7fffffffu);
+    for (size_t j = 0; j < nblock; j++) {
+        vdx_mt19937 g;
+        vdx_mt_seed(&g, (uint32_t)(uint64_t)(a0 + (int64_t)j * b0));
+        double a = 0, b = 0, s2 = 0;
+        int state = 0;
+        const size_t i0 = j * n / nblock, i1 = (j + 1) * n / nblock;
+        for (size_t i = i0; i < i1; i++) {
+            if (state == 0) {
+                do {
+                    a = 2.0 * ((double)vdx_mt_next(&g) / 4294967295.0) - 1;
+                    b = 2.0 * ((double)vdx_mt_next(&g) / 4294967295.0) - 1;
+                    s2 = a * a + b * b;
+                } while (s2 >= 1.0 || s2 == 0.0);
+                x[i] = (float)(a * sqrt(-2.0 * log(s2) / s2));
+            } else {
+                x[i] = (float)(b * sqrt(-2.0 * log(s2) / s2));
+            }
+            state = 1 - state;
+        }
     }
 }
 

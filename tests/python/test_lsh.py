@@ -183,3 +183,15 @@ def test_factory_bad(desc):
         vecdex.index_factory(32, desc)
     with pytest.raises(ValueError):
         vecdex.index_factory(32, "LSH", vecdex.METRIC_INNER_PRODUCT)
+
+
+def test_same_rotation_as_faiss(faiss_ref):
+    """IndexLSH draws FAISS's rotation for the same seed: codes and files
+    are byte-identical."""
+    x = np.random.default_rng(1).standard_normal((500, 24)).astype("float32")
+    for nbits in (16, 24, 40):
+        a = vecdex.IndexLSH(24, nbits, True, False)
+        b = faiss_ref.IndexLSH(24, nbits, True, False)
+        a.add(x)
+        b.add(x)
+        assert bytes(vecdex.serialize_index(a)) == faiss_ref.serialize_index(b).tobytes()

@@ -209,8 +209,10 @@ def test_opq_matches_faiss_quality(faiss1, rng):
         np.testing.assert_allclose(A @ A.T, np.eye(d), atol=1e-4)
         errs[name] = pq_error(lib, o.apply(x), M)
     errs["plain"] = pq_error(vecdex, x, M)
-    assert errs["vecdex"] < 0.97 * errs["plain"], errs
-    assert errs["vecdex"] <= 1.05 * errs["faiss"], errs
+    # OPQ helps (faiss gains ~2.7% on this data) and vecdex, which draws
+    # FAISS's random rotations and k-means samples, lands where faiss does
+    assert errs["vecdex"] < 0.985 * errs["plain"], errs
+    assert errs["vecdex"] <= 1.01 * errs["faiss"], errs
 
 
 def test_opq_d2_and_errors(rng):
