@@ -24,6 +24,7 @@
  * (index/pretransform.c calls them inside its own public calls).
  */
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "transform.h"
@@ -600,18 +601,40 @@ static vdx_status pca_train(vdx_vt *vt, int64_t n, const float *x) {
         st = VDX_ERR_OUT_OF_MEMORY;
         goto done;
     }
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t j = 0; j < d; j++) acc[j] += x[i * d + j];
+    /* the mean: per-thread double sums over contiguous row ranges, added
+     * in thread order (the same for a given thread count) */
+    {
+        const int nth = vdx_nthreads();
+        double *part = vdx_calloc((size_t)nth * (size_t)d, sizeof(double));
+        if (!part) {
+            st = VDX_ERR_OUT_OF_MEMORY;
+            goto done;
+        }
+#pragma omp parallel num_threads(nth)
+        {
+            int t = omp_get_thread_num(), nt = omp_get_num_threads();
+            double *pa = part + (size_t)t * (size_t)d;
+            for (int64_t i = n * t / nt; i < n * (t + 1) / nt; i++)
+                for (int64_t j = 0; j < d; j++) pa[j] += x[i * d + j];
+        }
+        for (int t = 0; t < nth; t++)
+            for (int64_t j = 0; j < d; j++) acc[j] += part[(size_t)t * (size_t)d + j];
+        vdx_free(part);
+    }
     for (int64_t j = 0; j < d; j++) mean[j] = (float)(acc[j] / (double)n);
     /* scatter matrix over centred blocks (no cancellation from the mean) */
     for (int64_t i0 = 0; i0 < n; i0 += br) {
         int64_t nb = VDX_MIN(br, n - i0);
+#pragma omp parallel for schedule(static) num_threads(vdx_nthreads())
         for (int64_t i = 0; i < nb; i++)
             for (int64_t j = 0; j < d; j++)
                 blk[i * d + j] = x[(i0 + i) * d + j] - mean[j];
         int di = (int)d, ki = (int)nb;
         float one = 1;
-        ssyrk_("U", "N", &di, &ki, &one, blk, &di, &one, cov, &di);
+        /* sgemm rather than ssyrk: twice the flops, but OpenBLAS's sgemm
+         * kernels run them several times faster */
+        sgemm_("N", "T", &di, &di, &ki, &one, blk, &di, blk, &di, &one, cov,
+               &di);
     }
     /* col-major upper triangle -> full symmetric double matrix */
     for (int64_t j = 0; j < d; j++)
