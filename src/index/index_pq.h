@@ -35,6 +35,18 @@ typedef struct vdx_ivfpq {
  * setting). */
 VDX_INTERNAL vdx_status vdx_ivfpq_precompute(vdx_ivfpq *p);
 
+/* PQ codes of n vectors for an IVF index: of x itself, or with by_residual
+ * of x - centroid(lists[i]) (a list < 0: of zero).  Shared by IndexIVFPQ
+ * and IndexIVFPQFastScan. */
+VDX_INTERNAL vdx_status vdx_ivf_pq_encode(const vdx_ivf *ivf, const vdx_pq *pq,
+                                          int by_residual, int64_t n,
+                                          const float *x, const int64_t *lists,
+                                          uint8_t *codes);
+/* The inverse of vdx_ivf_pq_encode for one code of list `list`. */
+VDX_INTERNAL void vdx_ivf_pq_decode(const vdx_ivf *ivf, const vdx_pq *pq,
+                                    int by_residual, int64_t list,
+                                    const uint8_t *code, float *out);
+
 VDX_INTERNAL int vdx_is_index_pq(const vdx_index *ix);
 VDX_INTERNAL int vdx_is_ivfpq(const vdx_index *ix);
 /* Makes room for n codes in total. */

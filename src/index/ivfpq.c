@@ -32,12 +32,12 @@ static void centroid(const vdx_ivf *ivf, int64_t list, float *c) {
         memset(c, 0, (size_t)ivf->base.d * sizeof(float));
 }
 
-static vdx_status ivfpq_encode(const vdx_ivf *ivf, int64_t n, const float *x,
-                               const int64_t *lists, uint8_t *codes) {
-    const vdx_ivfpq *p = as_pq(ivf);
+vdx_status vdx_ivf_pq_encode(const vdx_ivf *ivf, const vdx_pq *pq,
+                             int by_residual, int64_t n, const float *x,
+                             const int64_t *lists, uint8_t *codes) {
     const int64_t d = ivf->base.d;
-    if (!p->by_residual) {
-        vdx_pq_encode(&p->pq, n, x, codes);
+    if (!by_residual) {
+        vdx_pq_encode(pq, n, x, codes);
         return VDX_OK;
     }
     float *r = vdx_malloc_array((size_t)(n ? n : 1), (size_t)d * sizeof(float));
@@ -51,22 +51,33 @@ static vdx_status ivfpq_encode(const vdx_ivf *ivf, int64_t n, const float *x,
         centroid(ivf, lists[i], ri);
         for (int64_t j = 0; j < d; j++) ri[j] = x[i * d + j] - ri[j];
     }
-    vdx_pq_encode(&p->pq, n, r, codes);
+    vdx_pq_encode(pq, n, r, codes);
     vdx_free(r);
     return VDX_OK;
 }
 
-static void ivfpq_decode(const vdx_ivf *ivf, int64_t list, const uint8_t *code,
-                         float *out) {
-    const vdx_ivfpq *p = as_pq(ivf);
+void vdx_ivf_pq_decode(const vdx_ivf *ivf, const vdx_pq *pq, int by_residual,
+                       int64_t list, const uint8_t *code, float *out) {
     const int64_t d = ivf->base.d;
-    vdx_pq_decode_n(&p->pq, 1, code, out);
-    if (!p->by_residual) return;
+    vdx_pq_decode_n(pq, 1, code, out);
+    if (!by_residual) return;
     float *c = vdx_malloc_array((size_t)d, sizeof(float));
     if (!c) return;
     centroid(ivf, list, c);
     for (int64_t j = 0; j < d; j++) out[j] += c[j];
     vdx_free(c);
+}
+
+static vdx_status ivfpq_encode(const vdx_ivf *ivf, int64_t n, const float *x,
+                               const int64_t *lists, uint8_t *codes) {
+    const vdx_ivfpq *p = as_pq(ivf);
+    return vdx_ivf_pq_encode(ivf, &p->pq, p->by_residual, n, x, lists, codes);
+}
+
+static void ivfpq_decode(const vdx_ivf *ivf, int64_t list, const uint8_t *code,
+                         float *out) {
+    const vdx_ivfpq *p = as_pq(ivf);
+    vdx_ivf_pq_decode(ivf, &p->pq, p->by_residual, list, code, out);
 }
 
 /* context: head | table (M x ksub) | residual (d, padded) | -2<x, r> table */

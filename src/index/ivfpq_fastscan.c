@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "index_fastscan.h"
+#include "index_pq.h"
 #include "common/topk.h"
 #include "simd/kernels.h"
 
@@ -36,38 +37,13 @@ static void centroid(const vdx_ivf *ivf, int64_t list, float *c) {
 static vdx_status fs_encode(const vdx_ivf *ivf, int64_t n, const float *x,
                             const int64_t *lists, uint8_t *codes) {
     const vdx_ivfpqfs *p = as_fs(ivf);
-    const int64_t d = ivf->base.d;
-    if (!p->by_residual) {
-        vdx_pq_encode(&p->pq, n, x, codes);
-        return VDX_OK;
-    }
-    float *r = vdx_malloc_array((size_t)(n ? n : 1), (size_t)d * sizeof(float));
-    if (!r) return VDX_ERR_OUT_OF_MEMORY;
-    for (int64_t i = 0; i < n; i++) {
-        float *ri = r + i * d;
-        if (lists[i] < 0) {
-            memset(ri, 0, (size_t)d * sizeof(float));
-            continue;
-        }
-        centroid(ivf, lists[i], ri);
-        for (int64_t j = 0; j < d; j++) ri[j] = x[i * d + j] - ri[j];
-    }
-    vdx_pq_encode(&p->pq, n, r, codes);
-    vdx_free(r);
-    return VDX_OK;
+    return vdx_ivf_pq_encode(ivf, &p->pq, p->by_residual, n, x, lists, codes);
 }
 
 static void fs_decode(const vdx_ivf *ivf, int64_t list, const uint8_t *code,
                       float *out) {
     const vdx_ivfpqfs *p = as_fs(ivf);
-    const int64_t d = ivf->base.d;
-    vdx_pq_decode_n(&p->pq, 1, code, out);
-    if (!p->by_residual) return;
-    float *c = vdx_malloc_array((size_t)d, sizeof(float));
-    if (!c) return;
-    centroid(ivf, list, c);
-    for (int64_t j = 0; j < d; j++) out[j] += c[j];
-    vdx_free(c);
+    vdx_ivf_pq_decode(ivf, &p->pq, p->by_residual, list, code, out);
 }
 
 /* context: the float key table (M x 16), the 8-bit table (nsq x 16), the
