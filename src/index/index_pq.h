@@ -42,6 +42,11 @@ VDX_INTERNAL vdx_status vdx_ivf_pq_encode(const vdx_ivf *ivf, const vdx_pq *pq,
                                           int by_residual, int64_t n,
                                           const float *x, const int64_t *lists,
                                           uint8_t *codes);
+/* Trains pq on x (n vectors), or with by_residual on the residuals to the
+ * centroids x is assigned to (the coarse quantizer must be trained). */
+VDX_INTERNAL vdx_status vdx_ivf_pq_train(vdx_index *ix, vdx_pq *pq,
+                                         int by_residual, int64_t n,
+                                         const float *x);
 /* The inverse of vdx_ivf_pq_encode for one code of list `list`. */
 VDX_INTERNAL void vdx_ivf_pq_decode(const vdx_ivf *ivf, const vdx_pq *pq,
                                     int by_residual, int64_t list,

@@ -227,23 +227,22 @@ done:
 static vdx_index_ops ivfpq_ops;
 static vdx_index_ops generic;
 
-static vdx_status ivfpq_train(vdx_index *ix, int64_t n, const float *x) {
-    vdx_ivfpq *p = (vdx_ivfpq *)ix;
-    vdx_ivf *ivf = &p->ivf;
-    vdx_status st = generic.train(ix, n, x);
-    if (st) return st;
-    ix->is_trained = 0;
+vdx_status vdx_ivf_pq_train(vdx_index *ix, vdx_pq *pq, int by_residual,
+                            int64_t n, const float *x) {
+    vdx_ivf *ivf = (vdx_ivf *)ix;
+    vdx_status st = VDX_OK;
     float *r = vdx_malloc_array((size_t)(n ? n : 1), (size_t)ix->d * sizeof(float));
     int64_t *lists = vdx_malloc_array((size_t)(n ? n : 1), sizeof(int64_t));
     if (!r || !lists) {
         st = VDX_ERR_OUT_OF_MEMORY;
         goto done;
     }
-    if (p->by_residual) {
+    if (by_residual) {
         /* residuals to the assigned centroids, as FAISS's train_encoder */
+        int was = ix->is_trained;
         ix->is_trained = 1; /* assign needs it */
         st = vdx_index_ivf_assign(ix, n, x, lists);
-        ix->is_trained = 0;
+        ix->is_trained = was;
         if (st) goto done;
         for (int64_t i = 0; i < n; i++) {
             float *ri = r + i * ix->d;
@@ -253,14 +252,23 @@ static vdx_status ivfpq_train(vdx_index *ix, int64_t n, const float *x) {
     } else {
         memcpy(r, x, (size_t)n * (size_t)ix->d * sizeof(float));
     }
-    st = vdx_pq_train_internal(&p->pq, n, r);
+    st = vdx_pq_train_internal(pq, n, r);
+done:
+    vdx_free(r);
+    vdx_free(lists);
+    return st;
+}
+
+static vdx_status ivfpq_train(vdx_index *ix, int64_t n, const float *x) {
+    vdx_ivfpq *p = (vdx_ivfpq *)ix;
+    vdx_status st = generic.train(ix, n, x);
+    if (st) return st;
+    ix->is_trained = 0;
+    st = vdx_ivf_pq_train(ix, &p->pq, p->by_residual, n, x);
     if (!st) {
         ix->is_trained = 1;
         st = vdx_ivfpq_precompute(p);
     }
-done:
-    vdx_free(r);
-    vdx_free(lists);
     return st;
 }
 

@@ -209,34 +209,11 @@ static vdx_index_ops generic;
 
 static vdx_status fs_train(vdx_index *ix, int64_t n, const float *x) {
     vdx_ivfpqfs *p = (vdx_ivfpqfs *)ix;
-    vdx_ivf *ivf = &p->ivf;
     vdx_status st = generic.train(ix, n, x);
     if (st) return st;
     ix->is_trained = 0;
-    float *r = vdx_malloc_array((size_t)(n ? n : 1), (size_t)ix->d * sizeof(float));
-    int64_t *lists = vdx_malloc_array((size_t)(n ? n : 1), sizeof(int64_t));
-    if (!r || !lists) {
-        st = VDX_ERR_OUT_OF_MEMORY;
-        goto done;
-    }
-    if (p->by_residual) {
-        ix->is_trained = 1; /* assign needs it */
-        st = vdx_index_ivf_assign(ix, n, x, lists);
-        ix->is_trained = 0;
-        if (st) goto done;
-        for (int64_t i = 0; i < n; i++) {
-            float *ri = r + i * ix->d;
-            centroid(ivf, lists[i], ri);
-            for (int64_t j = 0; j < ix->d; j++) ri[j] = x[i * ix->d + j] - ri[j];
-        }
-    } else {
-        memcpy(r, x, (size_t)n * (size_t)ix->d * sizeof(float));
-    }
-    st = vdx_pq_train_internal(&p->pq, n, r);
+    st = vdx_ivf_pq_train(ix, &p->pq, p->by_residual, n, x);
     if (!st) ix->is_trained = 1;
-done:
-    vdx_free(r);
-    vdx_free(lists);
     return st;
 }
 
