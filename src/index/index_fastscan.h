@@ -41,19 +41,51 @@ VDX_INTERNAL vdx_status vdx_ivfpqfs_alloc(vdx_index *quantizer, int64_t d,
                                           vdx_metric metric, int64_t bbs,
                                           int by_residual, vdx_ivfpqfs **out);
 
+/* The candidates of one query: a max-heap of k2 approximate keys (bias +
+ * scale * the 16-bit sum, the wide sub-quantizers' entries exact, see
+ * fastscan.h) with their refs; unfilled slots are +inf / -1. */
+typedef struct vdx_fs_res {
+    float *key;
+    int64_t *ref;
+    int64_t k2;
+} vdx_fs_res;
+
+/* key and ref hold k2 entries. */
+VDX_INTERNAL void vdx_fs_res_init(vdx_fs_res *r, float *key, int64_t *ref,
+                                  int64_t k2);
+/* Puts (a, ref) in place of the worst (the caller checked a < key[0]): a
+ * max-heap on the key alone (ties between approximate keys need no
+ * order). */
+static inline void vdx_fs_res_replace(vdx_fs_res *r, float a, int64_t ref) {
+    float *key = r->key;
+    int64_t *rf = r->ref;
+    const int64_t k = r->k2;
+    int64_t i = 0;
+    for (;;) {
+        int64_t l = 2 * i + 1, rr = l + 1, w;
+        if (l >= k) break;
+        w = (rr < k && key[rr] > key[l]) ? rr : l;
+        if (!(key[w] > a)) break;
+        key[i] = key[w];
+        rf[i] = rf[w];
+        i = w;
+    }
+    key[i] = a;
+    rf[i] = ref;
+}
+
 /* Scans n packed vectors (blocks) against a query: table (M x 16 float
- * keys, smaller is better), lut (its quantized form).  Vector i has id
- * ids[i] (or id0 + i when ids is NULL); ids outside sel are skipped.
- * Offers the float-table key of every vector whose 16-bit lower bound can
- * beat the heap's worst to the heap (k, hk, hi).  Returns the number of
- * vectors re-scored. */
-VDX_INTERNAL int64_t vdx_fs_scan_blocks(const vdx_fs_kernels *K,
-                                        const uint8_t *blocks, int64_t n,
-                                        int64_t bbs, int64_t M, int64_t nsq,
-                                        const float *table,
-                                        const vdx_fs_lut *lut,
-                                        const vdx_idx_t *ids, vdx_idx_t id0,
-                                        const vdx_selector *sel, int64_t k,
-                                        float *hk, vdx_idx_t *hi);
+ * keys, smaller is better), lut (its quantized form).  Vector i has ref
+ * ref0 + i and id ids[i] (the ref when ids is NULL); ids outside sel are
+ * skipped.  The heap collects the refs of the best approximate keys;
+ * the caller re-scores them with the float table. */
+VDX_INTERNAL void vdx_fs_scan_blocks(const vdx_fs_kernels *K,
+                                     const uint8_t *blocks, int64_t n,
+                                     int64_t bbs, int64_t nsq,
+                                     const float *table, const vdx_fs_lut *lut,
+                                     const vdx_idx_t *ids, int64_t ref0,
+                                     const vdx_selector *sel, vdx_fs_res *res);
+/* The number of candidates kept for k results among ntotal. */
+VDX_INTERNAL int64_t vdx_fs_k2(int64_t k, int64_t ntotal);
 
 #endif

@@ -150,13 +150,6 @@ struct vdx_ivf {
     int64_t dm_cap;
     vdx_kmeans_params cp; /* training of the coarse quantizer */
     const vdx_ivf_scanner *scanner; /* optional, see vdx_ivf_scanner */
-    /* Optional (fast-scan kinds): scores list l for the query whose context
-     * the scanner prepared straight into the heap (k, hk, hi), skipping the
-     * entries outside sel; returns the codes scanned.  Replaces the chunked
-     * scan + filter of the framework when set. */
-    int64_t (*scan_heap)(const vdx_ivf *ivf, const void *ctx, int64_t l,
-                         int64_t k, const vdx_selector *sel, float *hk,
-                         vdx_idx_t *hi);
 };
 
 /* Builds the common part of an IVF index (kinds call this, then set codec

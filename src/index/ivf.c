@@ -209,7 +209,6 @@ static int64_t scan_list(const vdx_ivf *ivf, const float *xq, int64_t l,
     int64_t ls = il->ops->list_size(il, l);
     if (ls == 0) return 0;
     if (ivf->scanner) ivf->scanner->prepare(ivf, xq, l, ctx);
-    if (ivf->scan_heap) return ivf->scan_heap(ivf, ctx, l, k, sel, hk, hi);
     const uint8_t *codes = il->ops->get_codes(il, l);
     const vdx_idx_t *ids = il->ops->get_ids(il, l);
     const vdx_kernels *K = vdx_kernels_get();
@@ -757,8 +756,10 @@ static const vdx_index_ops ivf_flat_ops = {
 
 /* Every IVF kind searches with ivf_search (its ops come from
  * vdx_ivf_generic_ops), which makes the search op the IVF mark. */
+/* Every IVF kind keeps the generic range search (kinds may replace search,
+ * as the fast-scan one does). */
 int vdx_index_is_ivf(const vdx_index *ix) {
-    return ix && ix->ops->search == ivf_search;
+    return ix && ix->ops->range_search == ivf_range_search;
 }
 
 /* The generic IVF ops, for kinds that differ only by their codec. */

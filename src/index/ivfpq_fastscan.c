@@ -20,6 +20,7 @@
 
 #include "index_fastscan.h"
 #include "index_pq.h"
+#include "common/threads.h"
 #include "common/topk.h"
 #include "simd/kernels.h"
 
@@ -61,6 +62,7 @@ static size_t ctx_lut_bytes(const vdx_ivfpqfs *p) {
 typedef struct fs_ctx_head {
     const float *xq;
     vdx_fs_lut lut;
+    const float *ct; /* transposed PQ centroids (fs_search), or NULL */
 } fs_ctx_head;
 #define CTX_HEAD 128
 
@@ -86,17 +88,26 @@ static void fs_prepare(const vdx_ivf *ivf, const float *xq, int64_t list,
     const int64_t tn = p->pq.M * 16;
     if (!p->by_residual) {
         if (h->xq == xq) return; /* this query's tables are already here */
-        vdx_pq_table(&p->pq, ivf->base.metric, xq, table);
+        if (h->ct)
+            vdx_pq_table_t(&p->pq, h->ct, ivf->base.metric, xq, table);
+        else
+            vdx_pq_table(&p->pq, ivf->base.metric, xq, table);
         if (ivf->base.metric == VDX_METRIC_INNER_PRODUCT)
             for (int64_t i = 0; i < tn; i++) table[i] = -table[i];
     } else {
         centroid(ivf, list, r);
         if (ivf->base.metric == VDX_METRIC_L2) {
             for (int64_t j = 0; j < d; j++) r[j] = xq[j] - r[j];
-            vdx_pq_table(&p->pq, VDX_METRIC_L2, r, table);
+            if (h->ct)
+                vdx_pq_table_t(&p->pq, h->ct, VDX_METRIC_L2, r, table);
+            else
+                vdx_pq_table(&p->pq, VDX_METRIC_L2, r, table);
         } else {
             float xc = vdx_kernels_get()->inner_product(xq, r, (size_t)d);
-            vdx_pq_table(&p->pq, VDX_METRIC_INNER_PRODUCT, xq, table);
+            if (h->ct)
+                vdx_pq_table_t(&p->pq, h->ct, VDX_METRIC_INNER_PRODUCT, xq, table);
+            else
+                vdx_pq_table(&p->pq, VDX_METRIC_INNER_PRODUCT, xq, table);
             for (int64_t i = 0; i < tn; i++) table[i] = -table[i];
             /* the constant -<x, c> rides on sub-quantizer 0 */
             for (int j = 0; j < 16; j++) table[j] -= xc;
@@ -174,31 +185,124 @@ static const uint8_t *packed_list(const vdx_ivfpqfs *pc, int64_t l,
     return res;
 }
 
-static int64_t fs_scan_heap(const vdx_ivf *ivf, const void *ctx, int64_t l,
-                            int64_t k, const vdx_selector *sel, float *hk,
-                            vdx_idx_t *hi) {
-    const vdx_ivfpqfs *p = as_fs(ivf);
+/* The exact float-table key of entry off of list l for the query whose
+ * context ctx holds (by_residual: through the decoded vector, as the
+ * table is the list's). */
+static float exact_key(const vdx_ivfpqfs *p, const float *xq, const void *ctx,
+                       int64_t l, const uint8_t *code, float *buf) {
+    const vdx_ivf *ivf = &p->ivf;
+    if (!p->by_residual) {
+        float key;
+        fs_scan_ctx(ivf, ctx, code, 1, &key);
+        return key;
+    }
+    const vdx_kernels *K = vdx_kernels_get();
+    vdx_ivf_pq_decode(ivf, &p->pq, 1, l, code, buf);
+    return ivf->base.metric == VDX_METRIC_L2
+               ? K->l2sqr(xq, buf, (size_t)ivf->base.d)
+               : -K->inner_product(xq, buf, (size_t)ivf->base.d);
+}
+
+/* One query: the nprobe lists of cl in probe order (max_codes: stop once
+ * that many codes were scanned) into the heap of approximate keys
+ * (refs list << 32 | offset), then the exact keys of those into (k,
+ * D, I). */
+static void search_one(const vdx_ivfpqfs *p, const float *xq,
+                       const int64_t *cl, int64_t np, int64_t max_codes,
+                       const vdx_selector *sel, void *ctx, vdx_fs_res *res,
+                       int64_t k, float *D, vdx_idx_t *I) {
+    const vdx_ivf *ivf = &p->ivf;
     const vdx_invlists *il = ivf->il;
-    int64_t ls = il->ops->list_size(il, l);
-    if (ls == 0) return 0;
-    const float *table = ctx_table(ctx);
+    const vdx_fs_kernels *K = vdx_fs_kernels_get();
     const fs_ctx_head *h = ctx;
-    const vdx_idx_t *ids = il->ops->get_ids(il, l);
-    const uint8_t *blocks = packed_list(p, l, ls);
-    if (!blocks) { /* no memory for the packed copy: the float scan */
+    float *buf = (float *)(void *)((uint8_t *)ctx + CTX_HEAD + ctx_table_bytes(p) +
+                                   ctx_lut_bytes(p));
+    int64_t nscan = 0;
+    for (int64_t j = 0; j < np; j++) {
+        int64_t l = cl[j];
+        if (l < 0) continue;
+        if (max_codes && nscan >= max_codes) break;
+        int64_t ls = il->ops->list_size(il, l);
+        if (ls == 0) continue;
+        nscan += ls;
+        fs_prepare(ivf, xq, l, ctx);
+        const vdx_idx_t *ids = il->ops->get_ids(il, l);
+        const uint8_t *blocks = packed_list(p, l, ls);
+        if (blocks) {
+            vdx_fs_scan_blocks(K, blocks, ls, p->bbs, p->nsq, ctx_table(ctx),
+                               &h->lut, ids, l << 32, sel, res);
+            continue;
+        }
+        /* no memory for the packed copy: the float scan */
         const uint8_t *codes = il->ops->get_codes(il, l);
         for (int64_t i = 0; i < ls; i++) {
             if (sel && !vdx_sel_member(sel, ids[i])) continue;
             float key;
             fs_scan_ctx(ivf, ctx, codes + (size_t)i * p->pq.code_size, 1, &key);
-            vdx_heap_push(k, hk, hi, key, ids[i]);
+            if (key < res->key[0]) vdx_fs_res_replace(res, key, l << 32 | i);
         }
-        return ls;
     }
-    const vdx_fs_lut lut = h->lut;
-    vdx_fs_scan_blocks(vdx_fs_kernels_get(), blocks, ls, p->bbs, p->pq.M,
-                       p->nsq, table, &lut, ids, 0, sel, k, hk, hi);
-    return ls;
+    vdx_heap_init(k, D, I);
+    for (int64_t e = 0; e < res->k2; e++) {
+        if (res->ref[e] < 0) continue;
+        int64_t l = res->ref[e] >> 32, off = res->ref[e] & 0xFFFFFFFF;
+        const uint8_t *code = il->ops->get_codes(il, l) + (size_t)off * p->pq.code_size;
+        vdx_heap_push(k, D, I, exact_key(p, xq, ctx, l, code, buf),
+                      il->ops->get_ids(il, l)[off]);
+    }
+    vdx_topk_finish(k, D, I, ivf->base.metric == VDX_METRIC_INNER_PRODUCT, 0);
+}
+
+static vdx_status fs_search(const vdx_index *ix, int64_t n, const float *x,
+                            int64_t k, const vdx_search_params *prm, float *D,
+                            vdx_idx_t *I) {
+    const vdx_ivfpqfs *p = (const vdx_ivfpqfs *)(const void *)ix;
+    const vdx_ivf *ivf = &p->ivf;
+    int64_t np = prm && prm->nprobe > 0 ? prm->nprobe : ivf->nprobe;
+    np = VDX_MAX(1, VDX_MIN(np, ivf->nlist));
+    const int64_t max_codes =
+        prm && prm->max_codes > 0 ? prm->max_codes : ivf->max_codes;
+    const vdx_selector *sel = prm ? prm->sel : NULL;
+    const int64_t k2 = vdx_fs_k2(k, ix->ntotal), cap = k2;
+    const int nthreads = vdx_nthreads();
+    const size_t csz = (fs_ctx_size(ivf) + 63) / 64 * 64;
+    float *cd = vdx_malloc_array((size_t)n, (size_t)np * sizeof(float));
+    int64_t *cl = vdx_malloc_array((size_t)n, (size_t)np * sizeof(int64_t));
+    uint8_t *ctxs = vdx_aligned_alloc((size_t)nthreads, csz);
+    float *ak = vdx_malloc_array((size_t)nthreads, (size_t)cap * sizeof(float));
+    int64_t *aref = vdx_malloc_array((size_t)nthreads, (size_t)cap * sizeof(int64_t));
+    float *ct = vdx_malloc_array((size_t)(p->pq.M * p->pq.ksub),
+                                 (size_t)p->pq.dsub * sizeof(float));
+    vdx_status st = VDX_OK;
+    if (!cd || !cl || !ctxs || !ak || !aref || !ct) {
+        st = VDX_ERR_OUT_OF_MEMORY;
+        goto done;
+    }
+    /* no cached query tables from an earlier search */
+    memset(ctxs, 0, (size_t)nthreads * csz);
+    vdx_pq_transpose_centroids(&p->pq, ct);
+    for (int t = 0; t < nthreads; t++)
+        ((fs_ctx_head *)(void *)(ctxs + (size_t)t * csz))->ct = ct;
+    st = ivf->quantizer->ops->search(ivf->quantizer, n, x, np, NULL, cd, cl);
+    if (st) goto done;
+    for (int64_t i = 0; i < n * np; i++)
+        if (cl[i] >= ivf->nlist) cl[i] = -1; /* trust no quantizer */
+#pragma omp parallel for schedule(dynamic, 1) if (n > 1) num_threads(nthreads)
+    for (int64_t q = 0; q < n; q++) {
+        const int t = omp_get_thread_num();
+        vdx_fs_res res;
+        vdx_fs_res_init(&res, ak + (size_t)t * cap, aref + (size_t)t * cap, k2);
+        search_one(p, x + q * ix->d, cl + q * np, np, max_codes, sel,
+                   ctxs + (size_t)t * csz, &res, k, D + q * k, I + q * k);
+    }
+done:
+    vdx_free(cd);
+    vdx_free(cl);
+    vdx_aligned_free(ctxs);
+    vdx_free(ak);
+    vdx_free(aref);
+    vdx_free(ct);
+    return st;
 }
 
 /* ---- ops: the generic IVF ones, with training, mutations and destruction
@@ -258,6 +362,7 @@ vdx_status vdx_ivfpqfs_alloc(vdx_index *quantizer, int64_t d, int64_t nlist,
         vdx_ivf_generic_ops(&generic, "IndexIVFPQFastScan");
         vdx_index_ops o = generic;
         o.train = fs_train;
+        o.search = fs_search;
         o.add = fs_add;
         o.reset = fs_reset;
         o.remove_ids = fs_remove_ids;
@@ -289,7 +394,6 @@ vdx_status vdx_ivfpqfs_alloc(vdx_index *quantizer, int64_t d, int64_t nlist,
     p->nsq = (M + 1) / 2 * 2;
     p->ivf.codec = &fs_codec;
     p->ivf.scanner = &fs_scanner;
-    p->ivf.scan_heap = fs_scan_heap;
     p->ivf.base.is_trained = 0;
     p->packed = vdx_calloc((size_t)nlist, sizeof(uint8_t *));
     p->packed_n = vdx_malloc_array((size_t)nlist, sizeof(int64_t));

@@ -14,6 +14,7 @@
  */
 #include <math.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "index_fastscan.h"
@@ -45,119 +46,105 @@ static inline float rescore(const uint8_t *grp, size_t stride, int v,
     return s;
 }
 
-/* The bound again with the exact entries of the wide sub-quantizers:
- * sum_m t >= sum_{m not wide} (b_m + scale (q_m - 1/2)) + sum_{m wide} t_m;
- * 0 when it cannot beat top (with the slack of vdx_fs_threshold). */
-static inline int wide_check(const vdx_fs_lut *lut, const uint8_t *grp,
-                             size_t stride, int v, const float *table,
-                             uint16_t s, float top) {
-    int u = v & 15, sh = v >= 16 ? 4 : 0;
-    int j = u < 8 ? 2 * u : 2 * (u - 8) + 1;
-    double rest_q = s, exact = 0, bias = lut->bias;
-    for (int w = 0; w < lut->nwide; w++) {
-        int64_t m = lut->wide[w];
-        const uint8_t *c = grp + (size_t)(m / 2) * stride + (m & 1) * 16;
-        int code = (c[j] >> sh) & 15;
-        rest_q -= lut->q[m * 16 + code];
-        exact += table[m * 16 + code];
-        bias -= lut->wide_min[w];
+/* The approximate key of lane v from its 16-bit sum s: bias + scale s,
+ * with the saturating wide sub-quantizers' entries replaced by their exact
+ * float values (one lookup each). */
+static inline float approx_key(const vdx_fs_lut *lut, const uint8_t *grp,
+                               size_t stride, int v, const float *table,
+                               uint16_t s) {
+    float a = lut->bias + lut->scale * (float)s;
+    if (lut->nwide) {
+        int u = v & 15, sh = v >= 16 ? 4 : 0;
+        int j = u < 8 ? 2 * u : 2 * (u - 8) + 1;
+        for (int w = 0; w < lut->nwide; w++) {
+            int64_t m = lut->wide[w];
+            const uint8_t *c = grp + (size_t)(m / 2) * stride + (m & 1) * 16;
+            int code = (c[j] >> sh) & 15;
+            a += table[m * 16 + code] - lut->wide_min[w] -
+                 lut->scale * (float)lut->q[m * 16 + code];
+        }
     }
-    double lb = bias + lut->scale * (rest_q - 0.5 * (double)(lut->M - lut->nwide) - 2.0) + exact;
-    return lb < (double)top;
+    return a;
 }
 
-/* Offers the candidates of one group (mask, sums) for one query. */
-static inline int64_t take_group(const uint8_t *grp, int64_t bbs,
-                                 uint32_t mask, const uint16_t *sums,
-                                 int32_t *thr, int64_t i0, int64_t M,
-                                 const float *table, const vdx_fs_lut *lut,
-                                 const vdx_idx_t *ids, vdx_idx_t id0,
-                                 const vdx_selector *sel, int64_t k, float *hk,
-                                 vdx_idx_t *hi) {
-    int64_t nres = 0;
+/* ---- the heap of approximate candidates ---------------------------------- */
+
+void vdx_fs_res_init(vdx_fs_res *r, float *key, int64_t *ref, int64_t k2) {
+    r->key = key;
+    r->ref = ref;
+    r->k2 = k2;
+    for (int64_t e = 0; e < k2; e++) {
+        key[e] = INFINITY;
+        ref[e] = -1;
+    }
+}
+
+/* Offers the candidates of one group (mask, sums) for one query to its
+ * heap; a candidate's ref is ref0 + its position, its id
+ * ids[position] (the ref itself when ids is NULL). */
+static inline void take_group(const uint8_t *grp, int64_t bbs, uint32_t mask,
+                              const uint16_t *sums, int32_t *thr, int64_t i0,
+                              const float *table, const vdx_fs_lut *lut,
+                              const vdx_idx_t *ids, int64_t ref0,
+                              const vdx_selector *sel, vdx_fs_res *r) {
     while (mask) {
         int v = __builtin_ctz(mask);
         mask &= mask - 1;
         if ((int32_t)sums[v] > *thr) continue; /* tightened meanwhile */
-        vdx_idx_t id = ids ? ids[i0 + v] : id0 + i0 + v;
-        if (sel && !vdx_sel_member(sel, id)) continue;
-        if (lut->nwide &&
-            !wide_check(lut, grp, (size_t)bbs, v, table, sums[v], hk[0]))
-            continue;
-        float key = rescore(grp, (size_t)bbs, v, table, M);
-        nres++;
-        if (vdx_worse(hk[0], hi[0], key, id)) {
-            vdx_heap_replace_top(k, hk, hi, key, id);
-            *thr = vdx_fs_threshold(lut, hk[0]);
-        }
+        int64_t ref = ref0 + i0 + v;
+        if (sel && !vdx_sel_member(sel, ids ? ids[i0 + v] : ref)) continue;
+        float a = approx_key(lut, grp, (size_t)bbs, v, table, sums[v]);
+        if (!(a < r->key[0])) continue;
+        vdx_fs_res_replace(r, a, ref);
+        *thr = vdx_fs_threshold(lut, r->key[0]);
     }
-    return nres;
 }
 
-int64_t vdx_fs_scan_blocks(const vdx_fs_kernels *K, const uint8_t *blocks,
-                           int64_t n, int64_t bbs, int64_t M, int64_t nsq,
-                           const float *table, const vdx_fs_lut *lut,
-                           const vdx_idx_t *ids, vdx_idx_t id0,
-                           const vdx_selector *sel, int64_t k, float *hk,
-                           vdx_idx_t *hi) {
-    uint16_t sums[32];
-    const size_t bsz = vdx_fs_block_size(nsq, bbs);
-    int64_t nres = 0;
-    int32_t thr = vdx_fs_threshold(lut, hk[0]);
-    const uint8_t *blk = blocks;
-    int64_t in_blk = 0; /* offset of i0 inside its block */
-    for (int64_t i0 = 0; i0 < n; i0 += 32, in_blk += 32) {
-        if (thr < 0) break; /* the bound only tightens */
-        if (in_blk == bbs) {
-            blk += bsz;
-            in_blk = 0;
-        }
-        const uint8_t *grp = blk + in_blk;
-        uint32_t mask = K->scan32(grp, (size_t)bbs, lut->q, nsq,
-                                  (uint16_t)thr, sums);
-        if (n - i0 < 32) mask &= (1u << (n - i0)) - 1u;
-        if (mask)
-            nres += take_group(grp, bbs, mask, sums, &thr, i0, M, table, lut,
-                               ids, id0, sel, k, hk, hi);
-    }
-    return nres;
-}
-
-/* As vdx_fs_scan_blocks for nq <= VDX_FS_MAX_QBS queries in one pass:
- * query j has tables[j], luts[j] and the heap hk + j k, hi + j k. */
-static void scan_blocks_multi(const vdx_fs_kernels *K, const uint8_t *blocks,
-                              int64_t n, int64_t bbs, int64_t M, int64_t nsq,
-                              int nq, const float *const *tables,
-                              const vdx_fs_lut *luts, const vdx_selector *sel,
-                              int64_t k, float *hk, vdx_idx_t *hi) {
+/* The group scan of nq queries over n packed vectors: the kernel runs
+ * until a group has candidates, which go to take_group. */
+static void scan_run(const vdx_fs_kernels *K, const uint8_t *blocks,
+                     int64_t n, int64_t bbs, int64_t nsq, int nq,
+                     const float *const *tables, const vdx_fs_lut *luts,
+                     const vdx_idx_t *ids, int64_t ref0,
+                     const vdx_selector *sel, vdx_fs_res *res) {
     uint16_t sums[32 * VDX_FS_MAX_QBS], thr16[VDX_FS_MAX_QBS];
     uint32_t masks[VDX_FS_MAX_QBS];
     int32_t thr[VDX_FS_MAX_QBS];
     const uint8_t *q[VDX_FS_MAX_QBS];
     for (int j = 0; j < nq; j++) {
-        thr[j] = vdx_fs_threshold(&luts[j], hk[j * k]);
+        thr[j] = vdx_fs_threshold(&luts[j], res[j].key[0]);
+        thr16[j] = thr[j] < 0 ? 0 : (uint16_t)thr[j];
         q[j] = luts[j].q;
     }
     const size_t bsz = vdx_fs_block_size(nsq, bbs);
-    const uint8_t *blk = blocks;
-    int64_t in_blk = 0;
-    for (int64_t i0 = 0; i0 < n; i0 += 32, in_blk += 32) {
-        if (in_blk == bbs) {
-            blk += bsz;
-            in_blk = 0;
-        }
-        const uint8_t *grp = blk + in_blk;
-        for (int j = 0; j < nq; j++) thr16[j] = thr[j] < 0 ? 0 : (uint16_t)thr[j];
-        K->scan32_multi(grp, (size_t)bbs, q, nq, nsq, thr16, sums, masks);
-        uint32_t tail = n - i0 < 32 ? (1u << (n - i0)) - 1u : ~0u;
+    const int64_t ng = (n + 31) / 32, gpb = bbs / 32;
+    for (int64_t g = 0; g < ng; g++) {
+        g = K->scan_run(blocks, bbs, nsq, g, ng, q, nq, thr16, sums, masks);
+        if (g == ng) break;
+        const uint8_t *grp = blocks + (size_t)(g / gpb) * bsz + (size_t)(g % gpb) * 32;
+        const int64_t i0 = g * 32;
+        const uint32_t tail = n - i0 < 32 ? (1u << (n - i0)) - 1u : ~0u;
         for (int j = 0; j < nq; j++) {
             uint32_t mask = thr[j] < 0 ? 0 : masks[j] & tail;
-            if (mask)
-                take_group(grp, bbs, mask, sums + 32 * j, &thr[j], i0, M,
-                           tables[j], &luts[j], NULL, 0, sel, k, hk + j * k,
-                           hi + j * k);
+            if (!mask) continue;
+            take_group(grp, bbs, mask, sums + 32 * j, &thr[j], i0, tables[j],
+                       &luts[j], ids, ref0, sel, &res[j]);
+            thr16[j] = thr[j] < 0 ? 0 : (uint16_t)thr[j];
         }
     }
+}
+
+void vdx_fs_scan_blocks(const vdx_fs_kernels *K, const uint8_t *blocks,
+                        int64_t n, int64_t bbs, int64_t nsq,
+                        const float *table, const vdx_fs_lut *lut,
+                        const vdx_idx_t *ids, int64_t ref0,
+                        const vdx_selector *sel, vdx_fs_res *res) {
+    scan_run(K, blocks, n, bbs, nsq, 1, &table, lut, ids, ref0, sel, res);
+}
+
+int64_t vdx_fs_k2(int64_t k, int64_t ntotal) {
+    (void)ntotal;
+    return k;
 }
 
 /* ---- IndexPQFastScan ---------------------------------------------------- */
@@ -209,11 +196,27 @@ static vdx_status pqfs_add(vdx_index *ix, int64_t n, const float *x,
 }
 
 /* The float table of a query as keys (inner product: negated scores). */
-static void query_table(const vdx_pq *pq, vdx_metric metric, const float *x,
-                        float *table) {
-    vdx_pq_table(pq, metric, x, table);
+static void query_table(const vdx_pq *pq, const float *ct, vdx_metric metric,
+                        const float *x, float *table) {
+    vdx_pq_table_t(pq, ct, metric, x, table);
     if (metric == VDX_METRIC_INNER_PRODUCT)
         for (int64_t i = 0; i < pq->M * 16; i++) table[i] = -table[i];
+}
+
+/* The exact float-table keys of a heap's candidates (refs =
+ * positions), offered to the output heap (k, D, I). */
+static void pqfs_rescore(const vdx_pqfs *p, const float *table,
+                         const vdx_fs_res *r, int64_t k, float *D,
+                         vdx_idx_t *I) {
+    const size_t bsz = vdx_fs_block_size(p->nsq, p->bbs);
+    for (int64_t e = 0; e < r->k2; e++) {
+        int64_t i = r->ref[e];
+        if (i < 0) continue;
+        const uint8_t *grp = p->codes + (size_t)(i / p->bbs) * bsz +
+                             (size_t)(i % p->bbs / 32 * 32);
+        float key = rescore(grp, (size_t)p->bbs, (int)(i % 32), table, p->pq.M);
+        vdx_heap_push(k, D, I, key, i);
+    }
 }
 
 static vdx_status pqfs_search(const vdx_index *ix, int64_t n, const float *x,
@@ -225,34 +228,57 @@ static vdx_status pqfs_search(const vdx_index *ix, int64_t n, const float *x,
     const vdx_fs_kernels *K = vdx_fs_kernels_get();
     const int nthreads = vdx_nthreads();
     const int QB = VDX_FS_MAX_QBS;
+    const int64_t k2 = vdx_fs_k2(k, ix->ntotal), cap = k2;
     const size_t tbytes = ((size_t)p->pq.M * 16 * sizeof(float) + 63) / 64 * 64;
     const size_t lbytes = ((size_t)p->nsq * 16 + 63) / 64 * 64;
     const size_t per = (size_t)QB * (tbytes + lbytes);
     uint8_t *work = vdx_aligned_alloc((size_t)nthreads, per);
-    if (!work) return VDX_ERR_OUT_OF_MEMORY;
+    float *ak = vdx_malloc_array((size_t)nthreads * QB, (size_t)cap * sizeof(float));
+    int64_t *aref = vdx_malloc_array((size_t)nthreads * QB, (size_t)cap * sizeof(int64_t));
+    float *ct = vdx_malloc_array((size_t)(p->pq.M * p->pq.ksub),
+                                 (size_t)p->pq.dsub * sizeof(float));
+    if (!work || !ak || !aref || !ct) {
+        vdx_free(ct);
+        vdx_aligned_free(work);
+        vdx_free(ak);
+        vdx_free(aref);
+        return VDX_ERR_OUT_OF_MEMORY;
+    }
+    vdx_pq_transpose_centroids(&p->pq, ct);
     /* queries go by batches of QB through one pass over the codes */
     const int64_t nbatch = (n + QB - 1) / QB;
 #pragma omp parallel for schedule(dynamic, 1) if (nbatch > 1) num_threads(nthreads)
     for (int64_t b = 0; b < nbatch; b++) {
-        uint8_t *w = work + (size_t)omp_get_thread_num() * per;
+        const int t = omp_get_thread_num();
+        uint8_t *w = work + (size_t)t * per;
         const float *tables[VDX_FS_MAX_QBS];
         vdx_fs_lut luts[VDX_FS_MAX_QBS];
+        vdx_fs_res res[VDX_FS_MAX_QBS];
         int64_t q0 = b * QB;
         int nq = (int)VDX_MIN(QB, n - q0);
         for (int j = 0; j < nq; j++) {
             float *table = (float *)(void *)(w + (size_t)j * (tbytes + lbytes));
             luts[j].q = (uint8_t *)table + tbytes;
-            vdx_heap_init(k, D + (q0 + j) * k, I + (q0 + j) * k);
-            query_table(&p->pq, ix->metric, x + (q0 + j) * ix->d, table);
+            size_t o = ((size_t)t * QB + (size_t)j) * (size_t)cap;
+            vdx_fs_res_init(&res[j], ak + o, aref + o, k2);
+            query_table(&p->pq, ct, ix->metric, x + (q0 + j) * ix->d, table);
             vdx_fs_quantize(table, p->pq.M, p->nsq, &luts[j]);
             tables[j] = table;
         }
-        scan_blocks_multi(K, p->codes, ix->ntotal, p->bbs, p->pq.M, p->nsq,
-                          nq, tables, luts, sel, k, D + q0 * k, I + q0 * k);
-        for (int j = 0; j < nq; j++)
-            vdx_topk_finish(k, D + (q0 + j) * k, I + (q0 + j) * k, ip, 0);
+        scan_run(K, p->codes, ix->ntotal, p->bbs, p->nsq, nq, tables, luts,
+                 NULL, 0, sel, res);
+        for (int j = 0; j < nq; j++) {
+            float *Dq = D + (q0 + j) * k;
+            vdx_idx_t *Iq = I + (q0 + j) * k;
+            vdx_heap_init(k, Dq, Iq);
+            pqfs_rescore(p, tables[j], &res[j], k, Dq, Iq);
+            vdx_topk_finish(k, Dq, Iq, ip, 0);
+        }
     }
     vdx_aligned_free(work);
+    vdx_free(ak);
+    vdx_free(aref);
+    vdx_free(ct);
     return VDX_OK;
 }
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "index_internal.h"
+#include "index_sq.h"
 #include "common/threads.h"
 #include "common/topk.h"
 #include "simd/kernels.h"
@@ -93,6 +94,9 @@ static vdx_status refine_search(const vdx_index *ix, int64_t n, const float *x,
 
     const vdx_index *ri = r->refine_index;
     const float *xb = vdx_is_flat(ri) ? ((const vdx_flat *)ri)->xb : NULL;
+    /* an SQ refine index scores its codes with the fused SQ kernels */
+    const vdx_index_sq *rs = vdx_is_index_sq(ri) ? (const vdx_index_sq *)(const void *)ri : NULL;
+    const vdx_sq_kernels *SK = vdx_sq_kernels_get();
     const vdx_kernels *kern = vdx_kernels_get();
     int is_ip = ix->metric == VDX_METRIC_INNER_PRODUCT;
     size_t d = (size_t)ix->d;
@@ -113,10 +117,19 @@ static vdx_status refine_search(const vdx_index *ix, int64_t n, const float *x,
         float *Dq = D + q * k;
         vdx_idx_t *Iq = I + q * k;
         vdx_heap_init(k, Dq, Iq);
+        vdx_sq_query qq;
+        if (rs) vdx_sq_query_init(&rs->sq, is_ip, xq, buf, &qq);
         for (int64_t j = 0; j < kb; j++) {
             vdx_idx_t id = bi[q * kb + j];
             if (id < 0 || id >= ri->ntotal) continue;
             const float *v;
+            if (rs) {
+                float key;
+                vdx_sq_score(&rs->sq, SK, is_ip, &qq,
+                             rs->codes + (size_t)id * rs->sq.code_size, 1, &key);
+                vdx_heap_push(k, Dq, Iq, key, id);
+                continue;
+            }
             if (xb) {
                 v = xb + (size_t)id * d;
             } else {

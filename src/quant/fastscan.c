@@ -8,6 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #include "fastscan.h"
 #include "simd/kernels.h"
 
@@ -59,112 +63,137 @@ void vdx_fs_unpack_1(const uint8_t *blocks, int64_t bbs, int64_t nsq,
         code[m / 2] |= (uint8_t)(vdx_fs_get(blocks, bbs, nsq, i, m) << (4 * (m & 1)));
 }
 
-static int cmp_float(const void *a, const void *b) {
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
+/* Moves the kth smallest of r[0..n) to r[kth] (quickselect, median of
+ * three; NaN-free input). */
+static void select_kth(float *r, int64_t n, int64_t kth) {
+    int64_t lo = 0, hi = n - 1;
+    while (hi > lo) {
+        int64_t mid = lo + (hi - lo) / 2;
+        float a = r[lo], b = r[mid], c = r[hi];
+        float piv = a < b ? (b < c ? b : (a < c ? c : a))
+                          : (a < c ? a : (b < c ? c : b));
+        int64_t i = lo, j = hi;
+        while (i <= j) {
+            while (r[i] < piv) i++;
+            while (r[j] > piv) j--;
+            if (i <= j) {
+                float t = r[i];
+                r[i++] = r[j];
+                r[j--] = t;
+            }
+        }
+        if (kth <= j)
+            hi = j;
+        else if (kth >= i)
+            lo = i;
+        else
+            return;
+    }
 }
+
+/* q[j] = min(255, round((t[j] - lo) * inv)) for 16 entries; NaN (inf - inf
+ * from overflowing tables of absurd centroids) saturates like any entry
+ * too wide for the scale. */
+static inline void quantize16(const float *t, float lo, float inv,
+                              uint8_t *q) {
+#ifdef __SSE2__
+    const __m128 vlo = _mm_set1_ps(lo), vinv = _mm_set1_ps(inv);
+    const __m128 half = _mm_set1_ps(0.5f), top = _mm_set1_ps(255.0f);
+    const __m128 zero = _mm_setzero_ps();
+    __m128i w[4];
+    for (int i = 0; i < 4; i++) {
+        __m128 v = _mm_add_ps(_mm_mul_ps(_mm_sub_ps(_mm_loadu_ps(t + 4 * i), vlo), vinv), half);
+        v = _mm_max_ps(_mm_min_ps(v, top), zero); /* minps(NaN, top) = top */
+        w[i] = _mm_cvttps_epi32(v);
+    }
+    __m128i h = _mm_packus_epi16(_mm_packs_epi32(w[0], w[1]),
+                                 _mm_packs_epi32(w[2], w[3]));
+    _mm_storeu_si128((__m128i *)(void *)q, h);
+#else
+    for (int j = 0; j < 16; j++) {
+        float v = (t[j] - lo) * inv + 0.5f;
+        v = v < 255.0f ? v : 255.0f;
+        v = v > 0.0f ? v : 0.0f;
+        q[j] = (uint8_t)(int)v;
+    }
+#endif
+}
+
+static inline void minmax16(const float *t, float *lo, float *hi) {
+    float l = t[0], h = t[0];
+    for (int j = 1; j < 16; j++) {
+        l = t[j] < l ? t[j] : l;
+        h = t[j] > h ? t[j] : h;
+    }
+    *lo = l;
+    *hi = h;
+}
+
+#define QZ_KEEP 256 /* sub-quantizers whose minimum and width are kept */
 
 void vdx_fs_quantize(const float *table, int64_t M, int64_t nsq,
                      vdx_fs_lut *lut) {
     /* the scale: the 90th percentile of the per-sub-quantizer ranges (of
      * the first 512 sub-quantizers), so that a few wide sub-quantizers
      * saturate instead of flattening all the others */
-    float r[512] = {0}, widest = 0, bias = 0;
+    float r[512], los[QZ_KEEP], ws[QZ_KEEP], widest = 0, bias = 0;
+    r[0] = 0; /* M >= 1: set below; quiets the compiler */
     const int64_t nr = M < 512 ? M : 512;
     for (int64_t m = 0; m < M; m++) {
-        const float *t = table + m * 16;
-        float lo = t[0], hi = t[0];
-        for (int j = 1; j < 16; j++) {
-            lo = t[j] < lo ? t[j] : lo;
-            hi = t[j] > hi ? t[j] : hi;
+        float lo, hi;
+        minmax16(table + m * 16, &lo, &hi);
+        if (m < QZ_KEEP) {
+            los[m] = lo;
+            ws[m] = hi - lo;
         }
         if (m < nr) r[m] = hi - lo;
         widest = hi - lo > widest ? hi - lo : widest;
     }
-    if (nr <= 64) { /* the usual M: an insertion sort beats qsort's calls */
-        for (int64_t i = 1; i < nr; i++) {
-            float v = r[i];
-            int64_t j = i;
-            for (; j > 0 && r[j - 1] > v; j--) r[j] = r[j - 1];
-            r[j] = v;
-        }
-    } else {
-        qsort(r, (size_t)nr, sizeof(float), cmp_float);
-    }
-    float ref = r[(nr - 1) * 9 / 10];
+    const int64_t kth = (nr - 1) * 9 / 10;
+    select_kth(r, nr, kth);
+    float ref = r[kth];
     if (!(ref > 0)) ref = widest;
     if (!(ref > 0)) ref = 1;
     const float inv = 255.0f / ref;
-    for (int64_t m = 0; m < M; m++) {
-        const float *t = table + m * 16;
-        float lo = t[0];
-        for (int j = 1; j < 16; j++) lo = t[j] < lo ? t[j] : lo;
-        bias += lo;
-        uint8_t *q = lut->q + m * 16;
-        for (int j = 0; j < 16; j++) {
-            float v = (t[j] - lo) * inv + 0.5f;
-            /* NaN (inf - inf from overflowing tables of absurd centroids)
-             * saturates like any entry too wide for the scale */
-            q[j] = !(v < 255.0f) ? 255 : v > 0 ? (uint8_t)v : 0;
-        }
-    }
-    for (int64_t m = M; m < nsq; m++) memset(lut->q + m * 16, 0, 16);
-    /* the widest saturating sub-quantizers, widest first */
+    float wide_w[VDX_FS_MAX_WIDE];
     lut->nwide = 0;
     for (int64_t m = 0; m < M; m++) {
         const float *t = table + m * 16;
-        float lo = t[0], hi = t[0];
-        for (int j = 1; j < 16; j++) {
-            lo = t[j] < lo ? t[j] : lo;
-            hi = t[j] > hi ? t[j] : hi;
+        float lo, w;
+        if (m < QZ_KEEP) {
+            lo = los[m];
+            w = ws[m];
+        } else {
+            float hi;
+            minmax16(t, &lo, &hi);
+            w = hi - lo;
         }
-        float w = hi - lo;
+        bias += lo;
+        quantize16(t, lo, inv, lut->q + m * 16);
+        /* the widest saturating sub-quantizers, widest first */
         if (!(w > 2 * ref)) continue;
         int pos = lut->nwide;
         if (pos == VDX_FS_MAX_WIDE) {
-            const float *tl = table + lut->wide[pos - 1] * 16;
-            float l2 = tl[0], h2 = tl[0];
-            for (int j = 1; j < 16; j++) {
-                l2 = tl[j] < l2 ? tl[j] : l2;
-                h2 = tl[j] > h2 ? tl[j] : h2;
-            }
-            if (!(w > h2 - l2)) continue;
+            if (!(w > wide_w[pos - 1])) continue;
             pos--;
         } else {
             lut->nwide++;
         }
+        for (; pos > 0 && wide_w[pos - 1] < w; pos--) {
+            wide_w[pos] = wide_w[pos - 1];
+            lut->wide[pos] = lut->wide[pos - 1];
+            lut->wide_min[pos] = lut->wide_min[pos - 1];
+        }
+        wide_w[pos] = w;
         lut->wide[pos] = m;
         lut->wide_min[pos] = lo;
-        /* keep the list ordered by width (insertion step) */
-        for (int i = pos; i > 0; i--) {
-            const float *ta = table + lut->wide[i - 1] * 16;
-            float la = ta[0], ha = ta[0];
-            for (int j = 1; j < 16; j++) {
-                la = ta[j] < la ? ta[j] : la;
-                ha = ta[j] > ha ? ta[j] : ha;
-            }
-            if (ha - la >= w) break;
-            int64_t tm = lut->wide[i]; lut->wide[i] = lut->wide[i - 1]; lut->wide[i - 1] = tm;
-            float tf = lut->wide_min[i]; lut->wide_min[i] = lut->wide_min[i - 1]; lut->wide_min[i - 1] = tf;
-        }
     }
+    for (int64_t m = M; m < nsq; m++) memset(lut->q + m * 16, 0, 16);
     lut->bias = bias;
     lut->scale = ref / 255.0f;
     lut->inv_scale = inv;
     lut->M = M;
     lut->nsq = nsq;
-}
-
-int32_t vdx_fs_threshold(const vdx_fs_lut *lut, float top) {
-    if (!(top < INFINITY)) return 65535;
-    /* sum_m t >= bias + scale * (s - M / 2): keep s <= (top - bias) / scale
-     * + M / 2, plus two units for the float rounding of the tables and sums */
-    double x = ((double)top - (double)lut->bias) * (double)lut->inv_scale +
-               0.5 * (double)lut->M + 2.0;
-    if (x != x) return 65535; /* NaN (absurd tables): admit, re-score */
-    if (x < 0) return -1;
-    if (x >= 65535.0) return 65535;
-    return (int32_t)x;
 }
 
 /* ---- scalar reference kernel ------------------------------------------- */
@@ -201,8 +230,36 @@ static void scan32_multi_scalar(const uint8_t *grp, size_t stride,
         masks[j] = scan32_scalar(grp, stride, luts[j], nsq, thr[j], sums + 32 * j);
 }
 
+int64_t vdx_fs_scan_run_with(vdx_fs_scan32_multi_fn multi,
+                             const uint8_t *blocks, int64_t bbs, int64_t nsq,
+                             int64_t g0, int64_t g1,
+                             const uint8_t *const *luts, int nq,
+                             const uint16_t *thr, uint16_t *sums,
+                             uint32_t *masks) {
+    const size_t bsz = vdx_fs_block_size(nsq, bbs);
+    const int64_t gpb = bbs / 32;
+    for (int64_t g = g0; g < g1; g++) {
+        const uint8_t *grp = blocks + (size_t)(g / gpb) * bsz + (size_t)(g % gpb) * 32;
+        multi(grp, (size_t)bbs, luts, nq, nsq, thr, sums, masks);
+        uint32_t any = 0;
+        for (int j = 0; j < nq; j++) any |= masks[j];
+        if (any) return g;
+    }
+    return g1;
+}
+
+static int64_t scan_run_scalar(const uint8_t *blocks, int64_t bbs, int64_t nsq,
+                               int64_t g0, int64_t g1,
+                               const uint8_t *const *luts, int nq,
+                               const uint16_t *thr, uint16_t *sums,
+                               uint32_t *masks) {
+    return vdx_fs_scan_run_with(scan32_multi_scalar, blocks, bbs, nsq, g0, g1,
+                                luts, nq, thr, sums, masks);
+}
+
 const vdx_fs_kernels vdx_fs_kernels_scalar = {"scalar", scan32_scalar,
-                                              scan32_multi_scalar};
+                                              scan32_multi_scalar,
+                                              scan_run_scalar};
 
 static const vdx_fs_kernels *fs_table(const char *name) {
     if (!strcmp(name, "avx512")) return &vdx_fs_kernels_avx512;

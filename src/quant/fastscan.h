@@ -77,9 +77,18 @@ typedef struct vdx_fs_lut {
 /* Quantizes table (M x 16 keys: smaller is better) into lut->q. */
 VDX_INTERNAL void vdx_fs_quantize(const float *table, int64_t M, int64_t nsq,
                                   vdx_fs_lut *lut);
-/* The largest 16-bit sum whose lower bound can still beat `top` (the k-th
- * best key), or -1 when none can; 65535 when all can (top = +inf). */
-VDX_INTERNAL int32_t vdx_fs_threshold(const vdx_fs_lut *lut, float top);
+/* The largest 16-bit sum whose approximate key can still beat `top` (the
+ * k-th best so far), or -1 when none can; 65535 when all can (top = +inf,
+ * or NaN from absurd tables).  The approximate key is bias + scale * s with
+ * the wide entries exact, so it is at least bias + scale * (s - nwide / 2):
+ * keep s <= (top - bias) / scale + nwide / 2, plus a unit for the float
+ * rounding. */
+static inline int32_t vdx_fs_threshold(const vdx_fs_lut *lut, float top) {
+    float x = (top - lut->bias) * lut->inv_scale + 0.5f * (float)lut->nwide + 1.0f;
+    if (!(x < 65535.0f)) return 65535; /* also +inf and NaN */
+    if (x < 0) return -1;
+    return (int32_t)x;
+}
 
 /* One group of 32 vectors: grp points at the group's first 32 bytes for
  * pair 0, pairs follow every `stride` (= bbs) bytes.  Writes the 32
@@ -97,11 +106,33 @@ typedef void (*vdx_fs_scan32_multi_fn)(const uint8_t *grp, size_t stride,
                                        int64_t nsq, const uint16_t *thr,
                                        uint16_t *sums, uint32_t *masks);
 
+/* A run of groups g0 .. g1 - 1 of packed blocks (group g: block g * 32 /
+ * bbs, offset g * 32 % bbs) for nq <= VDX_FS_MAX_QBS queries: stops at
+ * the first group where some query has a vector whose sum is <= its
+ * threshold, fills sums (32 per query) and masks for that group and
+ * returns its number; returns g1 when no group has one.  Most groups have
+ * none, so this loop stays in the kernel. */
+typedef int64_t (*vdx_fs_scan_run_fn)(const uint8_t *blocks, int64_t bbs,
+                                      int64_t nsq, int64_t g0, int64_t g1,
+                                      const uint8_t *const *luts, int nq,
+                                      const uint16_t *thr, uint16_t *sums,
+                                      uint32_t *masks);
+
 typedef struct vdx_fs_kernels {
     const char *name;
     vdx_fs_scan32_fn scan32;
     vdx_fs_scan32_multi_fn scan32_multi;
+    vdx_fs_scan_run_fn scan_run;
 } vdx_fs_kernels;
+
+/* scan_run over a level's scan32_multi, group by group (the scalar and
+ * AVX-512 levels; AVX2 has its own). */
+VDX_INTERNAL int64_t vdx_fs_scan_run_with(vdx_fs_scan32_multi_fn multi,
+                                          const uint8_t *blocks, int64_t bbs,
+                                          int64_t nsq, int64_t g0, int64_t g1,
+                                          const uint8_t *const *luts, int nq,
+                                          const uint16_t *thr, uint16_t *sums,
+                                          uint32_t *masks);
 
 VDX_INTERNAL extern const vdx_fs_kernels vdx_fs_kernels_scalar;
 VDX_INTERNAL extern const vdx_fs_kernels vdx_fs_kernels_avx2;

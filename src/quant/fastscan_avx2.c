@@ -159,5 +159,80 @@ static void scan32_multi_avx2(const uint8_t *grp, size_t stride,
     }
 }
 
+/* scan_run for NQ queries, nsq <= 256: multi_small's accumulation with the
+ * sums kept in registers unless some vector passes. */
+static inline __attribute__((always_inline)) int64_t
+run_small(const uint8_t *blocks, int64_t bbs, int64_t nsq, int64_t g0,
+          int64_t g1, const uint8_t *const *luts, const int NQ,
+          const uint16_t *thr, uint16_t *sums, uint32_t *masks) {
+    const __m256i nib = _mm256_set1_epi8(0x0F);
+    const size_t bsz = vdx_fs_block_size(nsq, bbs);
+    const int64_t gpb = bbs / 32, np = nsq / 2;
+    __m256i th[VDX_FS_MAX_QBS];
+    for (int j = 0; j < NQ; j++) th[j] = _mm256_set1_epi16((short)thr[j]);
+    const uint8_t *blk = blocks + (size_t)(g0 / gpb) * bsz;
+    int64_t in_blk = g0 % gpb;
+    for (int64_t g = g0; g < g1; g++, in_blk++) {
+        if (in_blk == gpb) {
+            blk += bsz;
+            in_blk = 0;
+        }
+        const uint8_t *c0 = blk + (size_t)in_blk * 32;
+        __m256i a[VDX_FS_MAX_QBS][4];
+        for (int j = 0; j < NQ; j++)
+            a[j][0] = a[j][1] = a[j][2] = a[j][3] = _mm256_setzero_si256();
+        for (int64_t p = 0; p < np; p++, c0 += bbs) {
+            __m256i c = _mm256_loadu_si256((const __m256i *)(const void *)c0);
+            __m256i lo = _mm256_and_si256(c, nib);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), nib);
+            for (int j = 0; j < NQ; j++) {
+                __m256i t = _mm256_load_si256((const __m256i *)(const void *)(luts[j] + p * 32));
+                __m256i rl = _mm256_shuffle_epi8(t, lo);
+                __m256i rh = _mm256_shuffle_epi8(t, hi);
+                a[j][0] = _mm256_add_epi16(a[j][0], rl);
+                a[j][1] = _mm256_add_epi16(a[j][1], _mm256_srli_epi16(rl, 8));
+                a[j][2] = _mm256_add_epi16(a[j][2], rh);
+                a[j][3] = _mm256_add_epi16(a[j][3], _mm256_srli_epi16(rh, 8));
+            }
+        }
+        __m256i s[VDX_FS_MAX_QBS][2], le[VDX_FS_MAX_QBS];
+        __m256i any = _mm256_setzero_si256();
+        for (int j = 0; j < NQ; j++) {
+            __m256i a0 = _mm256_sub_epi16(a[j][0], _mm256_slli_epi16(a[j][1], 8));
+            __m256i a2 = _mm256_sub_epi16(a[j][2], _mm256_slli_epi16(a[j][3], 8));
+            s[j][0] = _mm256_add_epi16(_mm256_permute2x128_si256(a0, a[j][1], 0x20),
+                                       _mm256_permute2x128_si256(a0, a[j][1], 0x31));
+            s[j][1] = _mm256_add_epi16(_mm256_permute2x128_si256(a2, a[j][3], 0x20),
+                                       _mm256_permute2x128_si256(a2, a[j][3], 0x31));
+            __m256i l0 = _mm256_cmpeq_epi16(_mm256_min_epu16(s[j][0], th[j]), s[j][0]);
+            __m256i l1 = _mm256_cmpeq_epi16(_mm256_min_epu16(s[j][1], th[j]), s[j][1]);
+            le[j] = _mm256_packs_epi16(l0, l1);
+            any = _mm256_or_si256(any, le[j]);
+        }
+        if (_mm256_testz_si256(any, any)) continue;
+        for (int j = 0; j < NQ; j++) {
+            _mm256_storeu_si256((__m256i *)(void *)(sums + 32 * j), s[j][0]);
+            _mm256_storeu_si256((__m256i *)(void *)(sums + 32 * j + 16), s[j][1]);
+            masks[j] = (uint32_t)_mm256_movemask_epi8(
+                _mm256_permute4x64_epi64(le[j], 0xD8));
+        }
+        return g;
+    }
+    return g1;
+}
+
+static int64_t scan_run_avx2(const uint8_t *blocks, int64_t bbs, int64_t nsq,
+                             int64_t g0, int64_t g1,
+                             const uint8_t *const *luts, int nq,
+                             const uint16_t *thr, uint16_t *sums,
+                             uint32_t *masks) {
+    if (nsq <= 256 && nq == 1)
+        return run_small(blocks, bbs, nsq, g0, g1, luts, 1, thr, sums, masks);
+    if (nsq <= 256 && nq == 2)
+        return run_small(blocks, bbs, nsq, g0, g1, luts, 2, thr, sums, masks);
+    return vdx_fs_scan_run_with(scan32_multi_avx2, blocks, bbs, nsq, g0, g1,
+                                luts, nq, thr, sums, masks);
+}
+
 const vdx_fs_kernels vdx_fs_kernels_avx2 = {"avx2", scan32_avx2,
-                                            scan32_multi_avx2};
+                                            scan32_multi_avx2, scan_run_avx2};

@@ -239,6 +239,33 @@ void vdx_pq_table(const vdx_pq *pq, vdx_metric metric, const float *x,
     }
 }
 
+void vdx_pq_transpose_centroids(const vdx_pq *pq, float *ct) {
+    const int64_t ks = pq->ksub, ds = pq->dsub;
+    for (int64_t m = 0; m < pq->M; m++)
+        for (int64_t j = 0; j < ks; j++)
+            for (int64_t c = 0; c < ds; c++)
+                ct[(m * ds + c) * ks + j] = pq->centroids[(m * ks + j) * ds + c];
+}
+
+void vdx_pq_table_t(const vdx_pq *pq, const float *ct, vdx_metric metric,
+                    const float *x, float *table) {
+    const int64_t ks = pq->ksub, ds = pq->dsub;
+    const vdx_kernels *K = vdx_kernels_get();
+    for (int64_t m = 0; m < pq->M; m++) {
+        float *o = table + m * ks;
+        const float *cm = ct + m * ds * ks;
+        if (metric == VDX_METRIC_L2) {
+            K->l2sqr_ny_t(o, x + m * ds, cm, (size_t)ds, (size_t)ks);
+            continue;
+        }
+        for (int64_t j = 0; j < ks; j++) o[j] = 0;
+        for (int64_t c = 0; c < ds; c++) {
+            const float xv = x[m * ds + c], *y = cm + c * ks;
+            for (int64_t j = 0; j < ks; j++) o[j] += xv * y[j];
+        }
+    }
+}
+
 void vdx_pq_scan_scalar(const vdx_pq *pq, const float *table,
                         const uint8_t *codes, size_t n, float *keys) {
     const int64_t M = pq->M, ksub = pq->ksub;

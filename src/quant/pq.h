@@ -75,6 +75,14 @@ static inline void vdx_pq_put(uint8_t *code, int64_t m, int nbits,
 
 /* Distance table of one query: table[m * ksub + j] = |x_m - c_mj|^2 (L2)
  * or <x_m, c_mj> (inner product). */
+/* The centroids transposed per sub-quantizer, ct[(m * dsub + c) * ksub +
+ * j] (M * ksub * dsub floats), and the table of x computed from them: the
+ * same values as vdx_pq_table, faster for small dsub (one SIMD pass per
+ * component over the ksub centroids instead of ksub short dot products). */
+VDX_INTERNAL void vdx_pq_transpose_centroids(const vdx_pq *pq, float *ct);
+VDX_INTERNAL void vdx_pq_table_t(const vdx_pq *pq, const float *ct,
+                                 vdx_metric metric, const float *x,
+                                 float *table);
 VDX_INTERNAL void vdx_pq_table(const vdx_pq *pq, vdx_metric metric,
                                const float *x, float *table);
 /* keys[i] = sum_m table[m * ksub + code_i[m]] for n codes. */

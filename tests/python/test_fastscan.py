@@ -1,6 +1,8 @@
 """IndexPQFastScan / IndexIVFPQFastScan: 4-bit PQ codes scanned with SIMD
 table lookups.  References: IndexPQ(d, M, 4) with the same centroids (the
-float tables of the same codes: results must be equal), brute force on the
+float tables of the same codes: the fast scan picks its candidates with
+8-bit tables, then returns their float-table distances, so its results
+must be close: see check_near), brute force on the
 reconstructed vectors, FAISS itself (its own fast scan and its files, both
 ways), and the tutorial data where FAISS's fast scan loses its recall."""
 import numpy as np
@@ -29,9 +31,29 @@ def twin_pq(fs, xb, metric):
     return pq
 
 
-def check_same(D1, I1, D2, I2):
-    np.testing.assert_array_equal(I1, I2)
-    np.testing.assert_allclose(D1, D2, rtol=1e-5, atol=1e-4)
+def check_near(D1, I1, D2, I2, metric=vecdex.METRIC_L2, min_share=0.9,
+               tol=1e-4):
+    """Fast-scan results (D1, I1) against the float-table results of the
+    same codes (D2, I2): the same number of results per query; rank by
+    rank never better than the exact ones (so a wrong distance or a wrong
+    order fails); an id found by both has the same distance; and at least
+    min_share of the ids are found by both."""
+    assert D1.shape == D2.shape
+    np.testing.assert_array_equal(I1 < 0, I2 < 0)
+    ok = I2 >= 0
+    slack = tol * (np.abs(D2) + 1)
+    if metric == vecdex.METRIC_L2:
+        assert (D1[ok] >= D2[ok] - slack[ok]).all()
+    else:
+        assert (D1[ok] <= D2[ok] + slack[ok]).all()
+    common = 0
+    for q in range(len(I1)):
+        ref = {int(i): float(d) for d, i in zip(D2[q], I2[q]) if i >= 0}
+        for d, i in zip(D1[q], I1[q]):
+            if int(i) in ref:
+                common += 1
+                assert abs(ref[int(i)] - d) <= tol * (abs(d) + 1)
+    assert common >= min_share * ok.sum()
 
 
 def recall(I, gt, k):
@@ -56,12 +78,12 @@ def test_equals_float_tables(rng, bf, metric, M, bbs):
     pq = twin_pq(fs, xb, metric)
     D, I = fs.search(xq, 10)
     Dp, Ip = pq.search(xq, 10)
-    check_same(D, I, Dp, Ip)
+    check_near(D, I, Dp, Ip, metric)
     # brute force on the reconstructions: the distances are those of ADC
     rec = fs.reconstruct_n(0, fs.ntotal)
     np.testing.assert_array_equal(rec, pq.reconstruct_n(0, pq.ntotal))
     Db, Ib = bf.knn(xq, rec, 10, metric)
-    bf.assert_knn_equal(D, I, Db, Ib, rtol=1e-3, atol=1e-3)
+    check_near(D, I, Db, Ib, metric, tol=1e-3)
 
 
 def test_tutorial_data_recall_vs_faiss(faiss_ref, bf):
@@ -96,8 +118,8 @@ def test_tutorial_data_recall_vs_faiss(faiss_ref, bf):
 
 
 def test_equals_faiss_indexpq_same_codes(faiss_ref, rng):
-    """FAISS's float-table IndexPQ with vecdex's centroids ranks as vecdex's
-    fast scan does."""
+    """FAISS's float-table IndexPQ with vecdex's centroids ranks close to
+    vecdex's fast scan."""
     faiss = faiss_ref
     d, M = 32, 16
     xb = rng.random((2000, d), dtype=np.float32)
@@ -111,8 +133,7 @@ def test_equals_faiss_indexpq_same_codes(faiss_ref, rng):
     f.add(xb)
     Dv, Iv = v.search(xq, 10)
     Df, If = f.search(xq, 10)
-    assert np.mean(Iv == If) > 0.98
-    np.testing.assert_allclose(Dv, Df, rtol=1e-4, atol=1e-4)
+    check_near(Dv, Iv, Df, If)
 
 
 @pytest.mark.parametrize("desc", ["PQ16x4fs", "PQ16x4fs_64", "IVF8,PQ16x4fs",
@@ -146,8 +167,7 @@ def test_files_both_ways(faiss_ref, rng, tmp_path, desc, metric):
         fp.is_trained = True
         fp.add(xb[:700])
         Dp, Ip = fp.search(xq, 10)
-        assert np.mean(Iv == Ip) > 0.98
-        np.testing.assert_allclose(Dv, Dp, rtol=1e-4, atol=1e-4)
+        check_near(Dv, Iv, Dp, Ip, metric)
     else:
         assert v.by_residual == faiss.extract_index_ivf(f).by_residual
         # the same neighbours as FAISS's own (approximate) scan, mostly
@@ -175,8 +195,7 @@ def test_files_both_ways(faiss_ref, rng, tmp_path, desc, metric):
         np.testing.assert_allclose(
             f3.pq.decode(f3.pq.compute_codes(xb[:500])),
             v3.reconstruct_n(0, 500), atol=1e-6)
-        _, I3 = v3.search(xq, 10)
-        assert np.mean(I3 == fp3.search(xq, 10)[1]) > 0.98
+        check_near(*v3.search(xq, 10), *fp3.search(xq, 10), metric)
     else:
         faiss.extract_index_ivf(f3).nprobe = 8
         v3.nprobe = 8
@@ -201,12 +220,13 @@ def test_ivf_equals_float_tables(rng):
         ix.add(xb)
         ix.nprobe = nlist
         pq = twin_pq(ix, xb, metric)
-        check_same(*ix.search(xq, 10), *pq.search(xq, 10))
+        check_near(*ix.search(xq, 10), *pq.search(xq, 10), metric)
         # nprobe through SearchParametersIVF, selector
         sel = vecdex.IDSelectorRange(100, 2000)
         prm = vecdex.SearchParametersIVF(nprobe=nlist, sel=sel)
         D, I = ix.search(xq, 10, params=prm)
-        check_same(D, I, *pq.search(xq, 10, params=vecdex.SearchParameters(sel=sel)))
+        check_near(D, I, *pq.search(xq, 10, params=vecdex.SearchParameters(sel=sel)),
+                   metric)
         assert ((I >= 100) & (I < 2000)).all()
         # remove_ids keeps the other ids (IVF); add after search
         assert ix.remove_ids(vecdex.IDSelectorRange(0, 1500)) == 1500
@@ -244,13 +264,13 @@ def test_pq_fastscan_selector_remove_add(rng):
     pq = twin_pq(fs, xb, vecdex.METRIC_L2)
     sel = vecdex.IDSelectorBatch(np.arange(0, 1000, 3))
     prm = vecdex.SearchParameters(sel=sel)
-    check_same(*fs.search(xb[:10], 5, params=prm),
+    check_near(*fs.search(xb[:10], 5, params=prm),
                *pq.search(xb[:10], 5, params=prm))
     assert fs.remove_ids(sel) == pq.remove_ids(sel) == 334
-    check_same(*fs.search(xb[:10], 5), *pq.search(xb[:10], 5))
+    check_near(*fs.search(xb[:10], 5), *pq.search(xb[:10], 5))
     fs.add(xb[:50])
     pq.add(xb[:50])
-    check_same(*fs.search(xb[:10], 5), *pq.search(xb[:10], 5))
+    check_near(*fs.search(xb[:10], 5), *pq.search(xb[:10], 5))
     fs.reset()
     assert fs.ntotal == 0
     D, I = fs.search(xb[:2], 3)
