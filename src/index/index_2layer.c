@@ -16,9 +16,11 @@
  *
  * Search.  FAISS's Index2Layer refuses search ("not implemented"); vecdex
  * searches exhaustively over the reconstructed vectors: codes are decoded
- * a block at a time (threaded), then every query of the batch is scored
- * against the block with the dispatched *_ny kernels, so each code is
- * decoded once per batch however many queries there are.
+ * a block at a time, then every query of the batch is scored against the
+ * block with the dispatched *_ny kernels, so each code is decoded once per
+ * batch however many queries there are.  With at least as many queries as
+ * threads the queries run in parallel on each block; with fewer, the
+ * blocks are shared out among threads (per-thread heaps, merged).
  */
 #include <omp.h>
 #include <string.h>
@@ -222,6 +224,18 @@ static void score(const vdx_kernels *K, int ip, const float *q,
     else K->l2sqr_ny(values, q, buf, d, m);
 }
 
+/* Scores block [i0, i0 + m) (decoded in buf) for query q into its heap. */
+static void scan_block(const vdx_kernels *K, int ip, const float *q,
+                       const float *buf, size_t d, int64_t i0, int64_t m,
+                       int64_t k, const vdx_selector *sel, float *v, float *hk,
+                       vdx_idx_t *hi) {
+    score(K, ip, q, buf, d, (size_t)m, v);
+    for (int64_t j = 0; j < m; j++) {
+        if (sel && !vdx_sel_member(sel, i0 + j)) continue;
+        vdx_heap_push(k, hk, hi, ip ? -v[j] : v[j], i0 + j);
+    }
+}
+
 static vdx_status tl_search(const vdx_index *ix, int64_t n, const float *x,
                             int64_t k, const vdx_search_params *prm, float *D,
                             vdx_idx_t *I) {
@@ -231,32 +245,70 @@ static vdx_status tl_search(const vdx_index *ix, int64_t n, const float *x,
     const vdx_selector *sel = prm ? prm->sel : NULL;
     const size_t d = (size_t)ix->d;
     const int nth = vdx_nthreads();
-    float *buf = vdx_malloc_array(BLOCK, d * sizeof(float));
-    float *vals = vdx_malloc_array((size_t)nth * BLOCK, sizeof(float));
-    if (!buf || !vals) {
+    const int64_t nblocks = (ix->ntotal + BLOCK - 1) / BLOCK;
+    for (int64_t q = 0; q < n; q++) vdx_heap_init(k, D + q * k, I + q * k);
+    if (n >= nth || nth == 1 || nblocks < 2) {
+        /* many queries: each block decoded once (threaded), then the
+         * queries scored against it in parallel */
+        float *buf = vdx_malloc_array(BLOCK, d * sizeof(float));
+        float *vals = vdx_malloc_array((size_t)nth * BLOCK, sizeof(float));
+        if (!buf || !vals) {
+            vdx_free(buf);
+            vdx_free(vals);
+            return VDX_ERR_OUT_OF_MEMORY;
+        }
+        for (int64_t i0 = 0; i0 < ix->ntotal; i0 += BLOCK) {
+            int64_t m = VDX_MIN((int64_t)BLOCK, ix->ntotal - i0);
+            decode_block(t, i0, m, buf);
+#pragma omp parallel for if (n > 1) num_threads(nth)
+            for (int64_t q = 0; q < n; q++)
+                scan_block(K, ip, x + (size_t)q * d, buf, d, i0, m, k, sel,
+                           vals + (size_t)omp_get_thread_num() * BLOCK,
+                           D + q * k, I + q * k);
+        }
         vdx_free(buf);
         vdx_free(vals);
-        return VDX_ERR_OUT_OF_MEMORY;
-    }
-    for (int64_t q = 0; q < n; q++) vdx_heap_init(k, D + q * k, I + q * k);
-    for (int64_t i0 = 0; i0 < ix->ntotal; i0 += BLOCK) {
-        int64_t m = VDX_MIN((int64_t)BLOCK, ix->ntotal - i0);
-        decode_block(t, i0, m, buf);
-#pragma omp parallel for if (n > 1) num_threads(nth)
-        for (int64_t q = 0; q < n; q++) {
-            float *v = vals + (size_t)omp_get_thread_num() * BLOCK;
-            float *hk = D + q * k;
-            vdx_idx_t *hi = I + q * k;
-            score(K, ip, x + (size_t)q * d, buf, d, (size_t)m, v);
-            for (int64_t j = 0; j < m; j++) {
-                if (sel && !vdx_sel_member(sel, i0 + j)) continue;
-                vdx_heap_push(k, hk, hi, ip ? -v[j] : v[j], i0 + j);
+    } else {
+        /* few queries: the blocks shared out among threads, each with its
+         * own heaps for every query, merged at the end */
+        size_t per = (size_t)BLOCK * d + BLOCK;
+        float *work = vdx_malloc_array((size_t)nth, per * sizeof(float));
+        float *tk = vdx_malloc_array((size_t)nth * (size_t)(n * k), sizeof(float));
+        vdx_idx_t *ti =
+            vdx_malloc_array((size_t)nth * (size_t)(n * k), sizeof(vdx_idx_t));
+        if (!work || !tk || !ti) {
+            vdx_free(work);
+            vdx_free(tk);
+            vdx_free(ti);
+            return VDX_ERR_OUT_OF_MEMORY;
+        }
+#pragma omp parallel num_threads(nth)
+        {
+            int th = omp_get_thread_num();
+            float *buf = work + (size_t)th * per, *v = buf + (size_t)BLOCK * d;
+            float *hk = tk + (size_t)th * (size_t)(n * k);
+            vdx_idx_t *hi = ti + (size_t)th * (size_t)(n * k);
+            for (int64_t q = 0; q < n; q++) vdx_heap_init(k, hk + q * k, hi + q * k);
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t b = 0; b < nblocks; b++) {
+                int64_t i0 = b * BLOCK, m = VDX_MIN((int64_t)BLOCK, ix->ntotal - i0);
+                for (int64_t i = 0; i < m; i++)
+                    vdx_2layer_decode(t, i0 + i, buf + (size_t)i * d);
+                for (int64_t q = 0; q < n; q++)
+                    scan_block(K, ip, x + (size_t)q * d, buf, d, i0, m, k, sel,
+                               v, hk + q * k, hi + q * k);
             }
         }
+        for (int th = 0; th < nth; th++)
+            for (int64_t q = 0; q < n; q++)
+                vdx_heap_merge(k, D + q * k, I + q * k,
+                               tk + (size_t)th * (size_t)(n * k) + q * k,
+                               ti + (size_t)th * (size_t)(n * k) + q * k);
+        vdx_free(work);
+        vdx_free(tk);
+        vdx_free(ti);
     }
     for (int64_t q = 0; q < n; q++) vdx_topk_finish(k, D + q * k, I + q * k, ip, 0);
-    vdx_free(buf);
-    vdx_free(vals);
     return VDX_OK;
 }
 

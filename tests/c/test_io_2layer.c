@@ -230,6 +230,17 @@ static void test_build_roundtrip(void) {
         CHECK_OK(vdx_index_search(ix, nq, x, k, &p, D1, I1));
         if (kind == 0) {
             for (int i = 0; i < nq * k; i++) CHECK(fabsf(D1[i] - D2[i]) < 1e-3f);
+            /* one query at a time (the blocks shared out among threads)
+             * gives the batch's results */
+            vdx_set_num_threads(3);
+            for (int qi = 0; qi < 5; qi++) {
+                float d1[10];
+                vdx_idx_t i1[10];
+                CHECK_OK(vdx_index_search(ix, 1, x + qi * d, k, NULL, d1, i1));
+                CHECK(!memcmp(i1, I1 + qi * k, sizeof i1) &&
+                      !memcmp(d1, D1 + qi * k, sizeof d1));
+            }
+            vdx_set_num_threads(0);
         } else {
             CHECK(recall_at(I1, I2, nq, k) > 0.9);
         }
