@@ -173,6 +173,20 @@ static void test_hostile(void) {
      * spliced in place of the storage */
     uint8_t *h2 = load("hnsw2l_l2_d4_n20.index", &n);
     uint8_t *tl = load("ix2l_l2_d4_n20.index", &(size_t){0});
+    if (h2) { /* a graph link out of range: node 0's first level-0 link */
+        uint64_t np;
+        memcpy(&np, h2 + 37, 8);
+        size_t nb_at = 37 + 8 + (size_t)np * 8 + 8 + (size_t)(np + 1) * 4 +
+                       8 + 20 * 4 + 8 + 21 * 8 + 8;
+        uint8_t *c2 = malloc(n);
+        int32_t far = 20;
+        memcpy(c2, h2, n);
+        memcpy(c2 + nb_at, &far, 4);
+        vdx_index *ix = NULL;
+        CHECK_ERR(vdx_deserialize_index(c2, n, &ix), VDX_ERR_FORMAT);
+        CHECK(strstr(vdx_last_error(), "link") != NULL);
+        free(c2);
+    }
     if (h2 && tl) {
         const uint8_t *p = NULL; /* the storage's fourcc */
         for (size_t i = 0; i + 4 <= n; i++)

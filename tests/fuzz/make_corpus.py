@@ -15,7 +15,9 @@
                                       tests/c/test_fastscan.c (IndexPQFastScan,
                                       IndexIVFPQFastScan) and
                                       tests/c/test_io_transform.c
-                                      (IndexPreTransform)
+                                      (IndexPreTransform) and
+                                      tests/c/test_io_2layer.c
+                                      (Index2Layer, IndexHNSW2Level)
     make_corpus.py --check FILE...    load files (e.g. written by vecdex) with
                                       faiss and print what faiss sees
 
@@ -606,6 +608,9 @@ def full(outdir):
     h2 = g["hnsw2l_l2_d4_n20.index"]
     for n in (40, 300, len(h2) - 3000, len(h2) - 1):
         write(outdir, "trunc_hnsw2l_%d.index" % n, h2[:n])
+    np_ = struct.unpack_from("<Q", h2, 37)[0]
+    off = 37 + 8 + 8 * np_ + 8 + 4 * (np_ + 1) + 8 + 4 * 20 + 8 + 8 * 21 + 8
+    write(outdir, "bad_hnsw2l_link.index", patched(h2, off, "<i", 20))
     # IDMap over IDMap over IDMap ... deeper than any reader should follow
     hdr_end = 37
     deep = m1[:hdr_end] * 40 + m1[hdr_end:]
