@@ -32,7 +32,12 @@
 #include "quant/transform.h"
 #include "simd/kernels.h"
 
-#define BLOCK 1024          /* codes decoded per step of a search */
+/* Codes decoded per step of a search: 1024, fewer in high dimension so
+ * that a decoded block stays near 4 MiB. */
+static inline int64_t block_size(size_t d) {
+    size_t b = ((size_t)1 << 20) / (d ? d : 1);
+    return b > 1024 ? 1024 : b < 16 ? 16 : (int64_t)b;
+}
 #define ENCODE_BLOCK 32768  /* vectors encoded per step of add (FAISS's) */
 
 static const vdx_index_ops twolayer_ops;
@@ -245,25 +250,26 @@ static vdx_status tl_search(const vdx_index *ix, int64_t n, const float *x,
     const vdx_selector *sel = prm ? prm->sel : NULL;
     const size_t d = (size_t)ix->d;
     const int nth = vdx_nthreads();
-    const int64_t nblocks = (ix->ntotal + BLOCK - 1) / BLOCK;
+    const int64_t blk = block_size(d);
+    const int64_t nblocks = (ix->ntotal + blk - 1) / blk;
     for (int64_t q = 0; q < n; q++) vdx_heap_init(k, D + q * k, I + q * k);
     if (n >= nth || nth == 1 || nblocks < 2) {
         /* many queries: each block decoded once (threaded), then the
          * queries scored against it in parallel */
-        float *buf = vdx_malloc_array(BLOCK, d * sizeof(float));
-        float *vals = vdx_malloc_array((size_t)nth * BLOCK, sizeof(float));
+        float *buf = vdx_malloc_array((size_t)blk, d * sizeof(float));
+        float *vals = vdx_malloc_array((size_t)nth * (size_t)blk, sizeof(float));
         if (!buf || !vals) {
             vdx_free(buf);
             vdx_free(vals);
             return VDX_ERR_OUT_OF_MEMORY;
         }
-        for (int64_t i0 = 0; i0 < ix->ntotal; i0 += BLOCK) {
-            int64_t m = VDX_MIN((int64_t)BLOCK, ix->ntotal - i0);
+        for (int64_t i0 = 0; i0 < ix->ntotal; i0 += blk) {
+            int64_t m = VDX_MIN(blk, ix->ntotal - i0);
             decode_block(t, i0, m, buf);
 #pragma omp parallel for if (n > 1) num_threads(nth)
             for (int64_t q = 0; q < n; q++)
                 scan_block(K, ip, x + (size_t)q * d, buf, d, i0, m, k, sel,
-                           vals + (size_t)omp_get_thread_num() * BLOCK,
+                           vals + (size_t)omp_get_thread_num() * (size_t)blk,
                            D + q * k, I + q * k);
         }
         vdx_free(buf);
@@ -271,7 +277,7 @@ static vdx_status tl_search(const vdx_index *ix, int64_t n, const float *x,
     } else {
         /* few queries: the blocks shared out among threads, each with its
          * own heaps for every query, merged at the end */
-        size_t per = (size_t)BLOCK * d + BLOCK;
+        size_t per = (size_t)blk * d + (size_t)blk;
         float *work = vdx_malloc_array((size_t)nth, per * sizeof(float));
         float *tk = vdx_malloc_array((size_t)nth * (size_t)(n * k), sizeof(float));
         vdx_idx_t *ti =
@@ -285,13 +291,13 @@ static vdx_status tl_search(const vdx_index *ix, int64_t n, const float *x,
 #pragma omp parallel num_threads(nth)
         {
             int th = omp_get_thread_num();
-            float *buf = work + (size_t)th * per, *v = buf + (size_t)BLOCK * d;
+            float *buf = work + (size_t)th * per, *v = buf + (size_t)blk * d;
             float *hk = tk + (size_t)th * (size_t)(n * k);
             vdx_idx_t *hi = ti + (size_t)th * (size_t)(n * k);
             for (int64_t q = 0; q < n; q++) vdx_heap_init(k, hk + q * k, hi + q * k);
 #pragma omp for schedule(dynamic, 1)
             for (int64_t b = 0; b < nblocks; b++) {
-                int64_t i0 = b * BLOCK, m = VDX_MIN((int64_t)BLOCK, ix->ntotal - i0);
+                int64_t i0 = b * blk, m = VDX_MIN(blk, ix->ntotal - i0);
                 for (int64_t i = 0; i < m; i++)
                     vdx_2layer_decode(t, i0 + i, buf + (size_t)i * d);
                 for (int64_t q = 0; q < n; q++)
@@ -322,15 +328,16 @@ static vdx_status tl_range_search(const vdx_index *ix, int64_t n,
     const vdx_selector *sel = prm ? prm->sel : NULL;
     const size_t d = (size_t)ix->d;
     const int nth = vdx_nthreads();
-    float *buf = vdx_malloc_array(BLOCK, d * sizeof(float));
-    float *vals = vdx_malloc_array((size_t)nth * BLOCK, sizeof(float));
+    const int64_t blk = block_size(d);
+    float *buf = vdx_malloc_array((size_t)blk, d * sizeof(float));
+    float *vals = vdx_malloc_array((size_t)nth * (size_t)blk, sizeof(float));
     vdx_status st = buf && vals ? VDX_OK : VDX_ERR_OUT_OF_MEMORY;
-    for (int64_t i0 = 0; !st && i0 < ix->ntotal; i0 += BLOCK) {
-        int64_t m = VDX_MIN((int64_t)BLOCK, ix->ntotal - i0);
+    for (int64_t i0 = 0; !st && i0 < ix->ntotal; i0 += blk) {
+        int64_t m = VDX_MIN(blk, ix->ntotal - i0);
         decode_block(t, i0, m, buf);
 #pragma omp parallel for if (n > 1) num_threads(nth)
         for (int64_t q = 0; q < n; q++) {
-            float *v = vals + (size_t)omp_get_thread_num() * BLOCK;
+            float *v = vals + (size_t)omp_get_thread_num() * (size_t)blk;
             score(K, ip, x + (size_t)q * d, buf, d, (size_t)m, v);
             vdx_status s = vdx_range_collect(rb, q, v, (size_t)m, ip, 0, radius,
                                              NULL, i0, sel);
