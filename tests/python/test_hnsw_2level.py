@@ -272,3 +272,22 @@ def test_bad_input(ds):
         vecdex.deserialize_index(bytes(buf))
     with pytest.raises(RuntimeError):
         vecdex.deserialize_index(bytes(buf[:-1]))
+
+
+def test_2layer_inner_product(ds):
+    """Index2Layer with METRIC_INNER_PRODUCT (FAISS builds it but cannot
+    search it): the largest inner products over the decoded vectors; its
+    file carries the metric to FAISS."""
+    xb, xq, _ = ds
+    q = vecdex.IndexFlatIP(D)
+    v = vecdex.Index2Layer(q, 32, 8, 8, vecdex.METRIC_INNER_PRODUCT)
+    v.train(xb)
+    v.add(xb)
+    dec = v.reconstruct_n(0, v.ntotal)
+    Dg, Ig = faiss.knn(xq, dec, 10, metric=faiss.METRIC_INNER_PRODUCT)
+    Dv, Iv = v.search(xq, 10)
+    assert np.mean(Iv == Ig) > 0.99
+    np.testing.assert_allclose(Dv, Dg, rtol=1e-5, atol=1e-4)
+    f = to_faiss(v)
+    assert f.metric_type == faiss.METRIC_INNER_PRODUCT
+    np.testing.assert_array_equal(f.reconstruct_n(0, f.ntotal), dec)
