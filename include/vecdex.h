@@ -751,6 +751,42 @@ VDX_API vdx_status vdx_deserialize_index(const uint8_t *buf, size_t size,
                                          vdx_index **out);
 VDX_API void vdx_free_buffer(void *buf);
 
+/* ------------------------------------------------------------------------- */
+/* Two-level codes (FAISS: Index2Layer, IndexHNSW2Level)                     */
+/* ------------------------------------------------------------------------- */
+/** Index2Layer: each vector stored as its coarse list number (the nearest
+ *  of the quantizer's nlist centroids, in code_size_1 bytes) followed by a
+ *  PQ code (M sub-quantizers of nbits bits) of the residual x - centroid;
+ *  codes are kept in insertion order (an IVFPQ without inverted lists).
+ *  d is the quantizer's.  train(): k-means of nlist centroids into the
+ *  quantizer (10 iterations; skipped when it already holds nlist
+ *  centroids), then the PQ on the residuals.  Search is exhaustive over the
+ *  decoded vectors (FAISS's Index2Layer has none).  Takes ownership of
+ *  `quantizer` on success only.  Free with vdx_index_free. */
+VDX_API vdx_status vdx_index_2layer_new(vdx_index *quantizer, int64_t nlist,
+                                        int64_t M, int nbits,
+                                        vdx_metric metric, vdx_index **out);
+/** 1 for an Index2Layer. */
+VDX_API int vdx_index_is_2layer(const vdx_index *index);
+/** The coarse quantizer (borrowed), or NULL for other kinds. */
+VDX_API vdx_index *vdx_index_2layer_quantizer(const vdx_index *index);
+/** The product quantizer of the residuals (borrowed), or NULL. */
+VDX_API vdx_pq *vdx_index_2layer_pq(const vdx_index *index);
+/** nlist, or 0 for other kinds. */
+VDX_API int64_t vdx_index_2layer_nlist(const vdx_index *index);
+/** Bytes per code: part 1 the list number (code_size_1), part 2 the PQ
+ *  code (code_size_2), anything else the whole code; 0 for other kinds. */
+VDX_API size_t vdx_index_2layer_code_size(const vdx_index *index, int part);
+/** IndexHNSW2Level: an HNSW graph (M links per node, as the HNSW kinds
+ *  above) over an Index2Layer(quantizer, nlist, m_pq, 8 bits, L2) storage,
+ *  searched by the plain HNSW search with distances to the decoded
+ *  vectors (FAISS's default path).  Takes ownership of `quantizer` on
+ *  success only.  The HNSW accessors apply; vdx_index_hnsw_storage gives
+ *  the Index2Layer. */
+VDX_API vdx_status vdx_index_hnsw_2level_new(vdx_index *quantizer,
+                                             int64_t nlist, int64_t m_pq,
+                                             int M, vdx_index **out);
+
 #ifdef __cplusplus
 }
 #endif

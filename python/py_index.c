@@ -93,6 +93,8 @@ static PyTypeObject *class_for(const vdx_index *ix) {
     if (!strcmp(tn, "IndexHNSWFlat")) return &IndexHNSWFlatType;
     if (!strcmp(tn, "IndexHNSWSQ")) return &IndexHNSWSQType;
     if (!strcmp(tn, "IndexHNSWPQ")) return &IndexHNSWPQType;
+    if (!strcmp(tn, "IndexHNSW2Level")) return &IndexHNSW2LevelType;
+    if (!strcmp(tn, "Index2Layer")) return &Index2LayerType;
     if (!strcmp(tn, "IndexPQFastScan")) return &IndexPQFastScanType;
     if (!strcmp(tn, "IndexIVFPQFastScan")) return &IndexIVFPQFastScanType;
     return &IndexType; /* generic wrapper: every method still works */
@@ -112,6 +114,7 @@ PyObject *wrap_node(vdx_index *ix, owner_t *o) {
     if (!sub) sub = vdx_index_refine_base(ix);
     if (!sub) sub = vdx_index_pretransform_index(ix);
     if (!sub) sub = vdx_index_hnsw_storage(ix);
+    if (!sub) sub = vdx_index_2layer_quantizer(ix);
     vdx_index *sub2 = vdx_index_refine_refine(ix);
     if (sub2) {
         PyObject *child = wrap_node(sub2, o);

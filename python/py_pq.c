@@ -258,6 +258,20 @@ static PyTypeObject PQType = {
     .tp_new = PyType_GenericNew,
 };
 
+/* A ProductQuantizer view of pq, owned by index (Index2Layer.pq). */
+PyObject *pq_view(vdx_pq *pq, IndexObject *index) {
+    if (!pq) {
+        PyErr_SetString(PyExc_AttributeError, "this index has no pq");
+        return NULL;
+    }
+    PQObject *o = (PQObject *)PQType.tp_alloc(&PQType, 0);
+    if (!o) return NULL;
+    o->pq = pq;
+    Py_INCREF(index);
+    o->index = index;
+    return (PyObject *)o;
+}
+
 /* index.pq */
 static PyObject *Index_get_pq(IndexObject *self, void *c) {
     (void)c;

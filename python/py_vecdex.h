@@ -256,6 +256,11 @@ int pyvdx_init_transform(PyObject *m);
 extern PyTypeObject IndexHNSWType, IndexHNSWFlatType, IndexHNSWSQType,
     IndexHNSWPQType;
 int pyvdx_init_hnsw(PyObject *m);
+/* Index2Layer, IndexHNSW2Level (py_2layer.c) */
+extern PyTypeObject Index2LayerType, IndexHNSW2LevelType;
+int pyvdx_init_2layer(PyObject *m);
+/* A ProductQuantizer object viewing pq, kept alive by index (py_pq.c). */
+PyObject *pq_view(vdx_pq *pq, IndexObject *index);
 /* IndexPQFastScan, IndexIVFPQFastScan (py_fastscan.c) */
 extern PyTypeObject IndexPQFastScanType, IndexIVFPQFastScanType;
 int pyvdx_init_fastscan(PyObject *m);

@@ -12,6 +12,8 @@
  *     coarse      := "IVF" <n> [ "k" | "M" ] [ "_HNSW" <M> ]
  *                                    (k = *1024, M = *1024^2; _HNSW: an
  *                                    IndexHNSWFlat coarse quantizer)
+ *                  | "Residual" <n>  (Index2Layer with n lists; the
+ *                                    encoding must be PQ; L2 only)
  *                  | "HNSW" <M>      (graph over the encoding's storage:
  *                                    Flat, SQ or PQ; alone it means Flat;
  *                                    "HNSW32_PQ16" = "HNSW32,PQ16")
@@ -19,6 +21,11 @@
  *                  | "PQ" <M> "x4fs" [ "r" ] [ "_" <bbs> ]  (fast scan)
  *                  | "SQ4" | "SQ6" | "SQ8" | "SQfp16" | "SQbf16"
  *                  | "LSH" [ <nbits> ] [ "r" ] [ "t" ]   (not after IVF)
+ *                  | <n> "+PQ" <m>   (after HNSW only: IndexHNSW2Level,
+ *                                    "HNSW32_256+PQ8"; L2 only)
+ *
+ * FAISS's MultiIndexQuantizer forms ("Residual<M>x<b>", "HNSW<M>_2x<b>+PQ<m>")
+ * parse but are refused: vecdex has no MultiIndexQuantizer.
  *
  * As in FAISS, tokens are case-sensitive and whitespace is not skipped.
  * A description may end with a refinement suffix, handled before the
@@ -52,7 +59,7 @@
 enum stage { ST_WRAPPER = 0, ST_COARSE = 1, ST_ENCODING = 2, ST_TRANSFORM = 3 };
 
 enum kind { K_IDMAP, K_IDMAP2, K_IVF, K_FLAT, K_PQ, K_SQ, K_LSH, K_HNSW,
-            K_PCA, K_OPQ, K_RR, K_L2NORM };
+            K_PCA, K_OPQ, K_RR, K_L2NORM, K_RESID, K_2LEVEL };
 
 /* What the parser extracted from one token. */
 typedef struct parsed_tok {
@@ -217,6 +224,46 @@ static int parse_rr(const char *rest, size_t len, parsed_tok *out) {
     return parse_count(rest, len, out) || out->n < 1 ? -1 : 0;
 }
 
+/* "Residual" <n> (n = nlist) or <M>x<b> (a MultiIndexQuantizer: n2 = 1). */
+static int parse_resid(const char *rest, size_t len, parsed_tok *out) {
+    const char *x = memchr(rest, 'x', len);
+    size_t nl = x ? (size_t)(x - rest) : len;
+    for (size_t i = 0; i < len; i++)
+        if ((rest[i] < '0' || rest[i] > '9') && rest + i != x) return -1;
+    parsed_tok b = {0};
+    if (parse_count(rest, nl, out) || out->n < 1) return -1;
+    if (x && parse_count(x + 1, len - nl - 1, &b)) return -1;
+    out->n2 = x ? 1 : 0;
+    return 0;
+}
+
+/* <n>+PQ<m> (n lists, m sub-quantizers) or 2x<b>+PQ<m> (MultiIndex: n3 =
+ * 1); the token has no prefix of its own. */
+static int parse_2level(const char *rest, size_t len, parsed_tok *out) {
+    const char *pl = NULL;
+    for (size_t i = 0; i + 3 <= len && !pl; i++)
+        if (!memcmp(rest + i, "+PQ", 3)) pl = rest + i;
+    if (!pl || pl == rest) return -1;
+    size_t hl = (size_t)(pl - rest), ml = len - hl - 3;
+    parsed_tok a = {0}, m = {0};
+    out->n3 = 0;
+    if (hl > 2 && rest[0] == '2' && rest[1] == 'x') {
+        out->n3 = 1;
+        rest += 2;
+        hl -= 2;
+    }
+    for (size_t i = 0; i < hl; i++)
+        if (rest[i] < '0' || rest[i] > '9') return -1;
+    for (size_t i = 0; i < ml; i++)
+        if (pl[3 + i] < '0' || pl[3 + i] > '9') return -1;
+    if (parse_count(rest, hl, &a) || a.n < 1 || parse_count(pl + 3, ml, &m) ||
+        m.n < 1)
+        return -1;
+    out->n = a.n;
+    out->n2 = m.n;
+    return 0;
+}
+
 /* Longer prefixes first where one is a prefix of another (IDMap2/IDMap). */
 static const tok_def tokens[] = {
     {"IDMap2", ST_WRAPPER, K_IDMAP2, NULL},
@@ -231,6 +278,8 @@ static const tok_def tokens[] = {
     {"OPQ", ST_TRANSFORM, K_OPQ, parse_opq},
     {"RR", ST_TRANSFORM, K_RR, parse_rr},
     {"L2norm", ST_TRANSFORM, K_L2NORM, NULL},
+    {"Residual", ST_COARSE, K_RESID, parse_resid},
+    {"", ST_ENCODING, K_2LEVEL, parse_2level}, /* no prefix: keep last */
 };
 
 /* Ordering rank of a stage: wrappers and transforms share the prefix. */
@@ -276,6 +325,33 @@ static vdx_status bad_token(const tok_span *t, const char *desc,
 static vdx_status build_core(int64_t d, vdx_metric metric, const parsed_tok *enc,
                              const parsed_tok *ivf, vdx_index **out) {
     vdx_status st;
+    if (enc->kind == K_2LEVEL || (ivf && ivf->kind == K_RESID)) {
+        /* the two-level kinds: a flat L2 quantizer, as FAISS builds them */
+        int hnsw = enc->kind == K_2LEVEL;
+        if (hnsw ? !ivf || ivf->kind != K_HNSW : enc->kind != K_PQ || enc->n3)
+            return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                             hnsw ? "index_factory: '<n>+PQ<m>' must follow "
+                                    "an HNSW token"
+                                  : "index_factory: Residual takes a PQ<M> "
+                                    "encoding");
+        if (metric != VDX_METRIC_L2)
+            return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                             "index_factory: %s is implemented for L2 only",
+                             hnsw ? "IndexHNSW2Level" : "Residual");
+        if (hnsw ? enc->n3 : ivf->n2)
+            return vdx_raise(VDX_ERR_UNSUPPORTED,
+                             "index_factory: a MultiIndexQuantizer "
+                             "('Residual<M>x<b>', '2x<b>+PQ<m>') is not "
+                             "supported");
+        vdx_index *q = NULL;
+        if ((st = vdx_index_flat_new(d, VDX_METRIC_L2, &q))) return st;
+        st = hnsw ? vdx_index_hnsw_2level_new(q, enc->n, enc->n2, (int)ivf->n,
+                                               out)
+                  : vdx_index_2layer_new(q, ivf->n, enc->n, (int)enc->n2,
+                                         VDX_METRIC_L2, out);
+        if (st) vdx_index_free(q); /* ownership passes on success only */
+        return st;
+    }
     if (ivf && ivf->kind == K_HNSW) {
         int M = (int)ivf->n;
         switch (enc->kind) {
@@ -388,7 +464,8 @@ static vdx_status build(int64_t d, vdx_metric metric, const parsed_tok *p,
     vdx_index *ix = NULL;
     int i = np - 1;
     const parsed_tok *ivf = np >= 2 && (p[np - 2].kind == K_IVF ||
-                                        p[np - 2].kind == K_HNSW)
+                                        p[np - 2].kind == K_HNSW ||
+                                        p[np - 2].kind == K_RESID)
                                 ? &p[np - 2]
                                 : NULL;
     parsed_tok flat = {.kind = K_FLAT};

@@ -28,6 +28,7 @@
 
 #include "hnsw.h"
 #include "index_pq.h"
+#include "index_2layer.h"
 #include "index_sq.h"
 #include "common/threads.h"
 #include "common/topk.h"
@@ -202,6 +203,10 @@ float vdx_hnsw_dc_dist(vdx_hnsw_dc *dc, int64_t id) {
     case VDX_HNSW_FLAT:
         return dc->ip ? -K->inner_product(dc->q, flat_vec(h, id), d)
                       : K->l2sqr(dc->q, flat_vec(h, id), d);
+    case VDX_HNSW_2L: /* decoded, then compared, as FAISS's Distance2Level */
+        vdx_2layer_decode((const vdx_index_2layer *)h->storage, id, dc->tmp);
+        return dc->ip ? -K->inner_product(dc->q, dc->tmp, d)
+                      : K->l2sqr(dc->q, dc->tmp, d);
     case VDX_HNSW_SQ: {
         const vdx_index_sq *s = (const vdx_index_sq *)h->storage;
         vdx_sq_score(&s->sq, dc->SK, dc->ip, &dc->sqq,
@@ -250,6 +255,12 @@ float vdx_hnsw_dc_sym(vdx_hnsw_dc *dc, int64_t a, int64_t b) {
         vdx_sq_decode_n(&s->sq, 1, s->codes + (size_t)a * s->sq.code_size, dc->tmp);
         vdx_sq_decode_n(&s->sq, 1, s->codes + (size_t)b * s->sq.code_size,
                         dc->tmp + d);
+        va = dc->tmp;
+        vb = dc->tmp + d;
+    } else if (h->kind == VDX_HNSW_2L) {
+        const vdx_index_2layer *t = (const vdx_index_2layer *)h->storage;
+        vdx_2layer_decode(t, a, dc->tmp);
+        vdx_2layer_decode(t, b, dc->tmp + d);
         va = dc->tmp;
         vb = dc->tmp + d;
     } else {

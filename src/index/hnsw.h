@@ -60,7 +60,8 @@ static inline int32_t *vdx_hnsw_row(const vdx_hnsw *g, int64_t i, int level) {
     return g->upool + g->uoff[i] + (size_t)(level - 1) * (size_t)(1 + g->M);
 }
 
-enum { VDX_HNSW_FLAT = 0, VDX_HNSW_SQ = 1, VDX_HNSW_PQ = 2 };
+enum { VDX_HNSW_FLAT = 0, VDX_HNSW_SQ = 1, VDX_HNSW_PQ = 2,
+       VDX_HNSW_2L = 3 /* Index2Layer storage (IndexHNSW2Level) */ };
 
 typedef struct vdx_index_hnsw {
     vdx_index base;

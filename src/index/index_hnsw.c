@@ -17,11 +17,12 @@
 #include "index_pq.h"
 #include "index_sq.h"
 
-static const vdx_index_ops hnsw_flat_ops, hnsw_sq_ops, hnsw_pq_ops;
+static const vdx_index_ops hnsw_flat_ops, hnsw_sq_ops, hnsw_pq_ops,
+    hnsw_2level_ops;
 
 int vdx_is_hnsw(const vdx_index *ix) {
     return ix && (ix->ops == &hnsw_flat_ops || ix->ops == &hnsw_sq_ops ||
-                  ix->ops == &hnsw_pq_ops);
+                  ix->ops == &hnsw_pq_ops || ix->ops == &hnsw_2level_ops);
 }
 
 static vdx_index_hnsw *as_hnsw(const vdx_index *ix) {
@@ -139,6 +140,9 @@ static void hnsw_destroy(vdx_index *ix) {
 static const vdx_index_ops hnsw_flat_ops = HNSW_OPS("IndexHNSWFlat");
 static const vdx_index_ops hnsw_sq_ops = HNSW_OPS("IndexHNSWSQ");
 static const vdx_index_ops hnsw_pq_ops = HNSW_OPS("IndexHNSWPQ");
+/* IndexHNSW2Level (index_2layer.c builds it): the plain HNSW search
+ * over an Index2Layer storage */
+static const vdx_index_ops hnsw_2level_ops = HNSW_OPS("IndexHNSW2Level");
 
 vdx_status vdx_hnsw_make(vdx_index *storage, int kind, int M,
                          vdx_index_hnsw **out) {
@@ -151,6 +155,7 @@ vdx_status vdx_hnsw_make(vdx_index *storage, int kind, int M,
     if (!h) return VDX_ERR_OUT_OF_MEMORY;
     h->base.ops = kind == VDX_HNSW_FLAT ? &hnsw_flat_ops
                   : kind == VDX_HNSW_SQ ? &hnsw_sq_ops
+                  : kind == VDX_HNSW_2L ? &hnsw_2level_ops
                                         : &hnsw_pq_ops;
     h->base.d = storage->d;
     h->base.metric = storage->metric;

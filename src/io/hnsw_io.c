@@ -18,8 +18,10 @@
  * above) with 2 <= M <= 512; every level in 1..table size; offsets start
  * at 0 and step by exactly the node's link count; every link is -1 or a
  * node in [0, ntotal); entry point and max level agree; the storage has the
- * kind, d, metric and ntotal of the graph.  "IHN2" (IndexHNSW2Level) and
- * "IHNc" (IndexHNSWCagra) are not read.
+ * kind, d, metric and ntotal of the graph.  "IHN2" (IndexHNSW2Level) is
+ * read with an Index2Layer storage ("Ix2L", index_2layer_io.c), not with
+ * the IndexIVFPQ one FAISS's flip_to_ivf leaves; "IHNc" (IndexHNSWCagra)
+ * is not read.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -27,6 +29,7 @@
 
 #include "io_internal.h"
 #include "index/hnsw.h"
+#include "index/index_2layer.h"
 #include "index/index_pq.h"
 #include "index/index_sq.h"
 
@@ -53,6 +56,7 @@ vdx_status vdx_io_write_hnsw(vdx_writer *w, const vdx_index *ix) {
     const vdx_hnsw *g = &h->g;
     const char *fcc = h->kind == VDX_HNSW_FLAT ? "IHNf"
                       : h->kind == VDX_HNSW_SQ ? "IHNs"
+                      : h->kind == VDX_HNSW_2L ? "IHN2"
                                                : "IHNp";
     double probas[VDX_HNSW_MAX_LEVELS];
     int32_t cum[VDX_HNSW_MAX_LEVELS + 1];
@@ -108,6 +112,7 @@ vdx_status vdx_io_read_hnsw(vdx_reader *r, vdx_io_header *h, vdx_index **out) {
     if ((s = vdx_io_metric(h, &metric))) return s;
     const int kind = h->fourcc[3] == 'f' ? VDX_HNSW_FLAT
                      : h->fourcc[3] == 's' ? VDX_HNSW_SQ
+                     : h->fourcc[3] == '2' ? VDX_HNSW_2L
                                            : VDX_HNSW_PQ;
     const char *fc = h->fourcc;
     int32_t *lev = NULL, *buf = NULL;
@@ -261,7 +266,12 @@ vdx_status vdx_io_read_hnsw(vdx_reader *r, vdx_io_header *h, vdx_index **out) {
     if ((s = vdx_read_index_rec(r, &storage))) goto fail;
     int ok = kind == VDX_HNSW_FLAT ? vdx_is_flat(storage)
              : kind == VDX_HNSW_SQ ? vdx_is_index_sq(storage)
+             : kind == VDX_HNSW_2L ? vdx_is_2layer(storage)
                                    : vdx_is_index_pq(storage);
+    if (!ok && kind == VDX_HNSW_2L && vdx_is_ivfpq(storage))
+        FAIL(VDX_ERR_UNSUPPORTED, "%s index: its storage at offset %" PRIu64
+             " is an IndexIVFPQ (FAISS's flip_to_ivf); vecdex reads "
+             "IndexHNSW2Level over an Index2Layer only", fc, at);
     if (!ok)
         FAIL(VDX_ERR_FORMAT, "%s index: its storage at offset %" PRIu64
              " is an %s", fc, at, vdx_index_type_name(storage));

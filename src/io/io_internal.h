@@ -262,4 +262,16 @@ VDX_INTERNAL vdx_status vdx_io_read_hnsw(vdx_reader *r, vdx_io_header *h,
                                          vdx_index **out);
 VDX_INTERNAL vdx_status vdx_io_write_hnsw(vdx_writer *w, const vdx_index *ix);
 
+/* pq_io.c: a ProductQuantizer inside another kind's body (d checked
+ * against h->d; pq set up, centroids allocated when stored). */
+VDX_INTERNAL vdx_status vdx_io_read_pq(vdx_reader *r, const vdx_io_header *h,
+                                       vdx_pq *pq);
+VDX_INTERNAL vdx_status vdx_io_write_pq(vdx_writer *w, const vdx_pq *pq);
+/* index_2layer_io.c: Ix2L (Index2Layer); IHN2 goes through hnsw_io.c */
+VDX_INTERNAL int vdx_io_is_2layer(const vdx_index *ix);
+VDX_INTERNAL vdx_status vdx_io_read_2layer(vdx_reader *r, vdx_io_header *h,
+                                           vdx_index **out);
+VDX_INTERNAL vdx_status vdx_io_write_2layer(vdx_writer *w,
+                                            const vdx_index *ix);
+
 #endif

@@ -223,3 +223,13 @@ vdx_status vdx_io_write_ivfpq(vdx_writer *w, const vdx_index *ix) {
         return s;
     return vdx_io_write_ivf_lists(w, &p->ivf);
 }
+
+/* ---- the ProductQuantizer for other kinds (Index2Layer) ------------------- */
+
+vdx_status vdx_io_read_pq(vdx_reader *r, const vdx_io_header *h, vdx_pq *pq) {
+    return read_pq(r, h, pq);
+}
+
+vdx_status vdx_io_write_pq(vdx_writer *w, const vdx_pq *pq) {
+    return write_pq(w, pq);
+}

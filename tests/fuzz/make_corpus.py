@@ -15,7 +15,9 @@
                                       tests/c/test_fastscan.c (IndexPQFastScan,
                                       IndexIVFPQFastScan) and
                                       tests/c/test_io_transform.c
-                                      (IndexPreTransform)
+                                      (IndexPreTransform) and
+                                      tests/c/test_io_2layer.c
+                                      (Index2Layer, IndexHNSW2Level)
     make_corpus.py --check FILE...    load files (e.g. written by vecdex) with
                                       faiss and print what faiss sees
 
@@ -235,6 +237,61 @@ def build_hnsw(kind, metric):
     return ix
 
 
+# Two-level goldens (tests/c/test_io_2layer.c): Index2Layer (nlist=3,
+# M=2, nbit=2) and IndexHNSW2Level (nlist=3, m_pq=2, nbit 8, M=4) over
+# hnsw_vecs(), with centroids set by formula (exact in float32, no
+# training) so that the C test can recompute every code; no vector is
+# near a tie (checked here).
+TWOLEVEL_GOLDEN = {
+    "ix2l_l2_d4_n20.index": ("Ix2L", 2),
+    "hnsw2l_l2_d4_n20.index": ("IHN2", 8),
+}
+
+
+_KEEP = []
+
+
+def twolevel_centroids(nbit):
+    qc = np.array([[(l - 1) * 4 + 0.25 * j + 0.125 for j in range(D)]
+                   for l in range(3)], dtype="float32")
+    K = 1 << nbit
+    pc = np.array([[[((k * 5 + c * 3 + m) % 11 - 5) * 0.5 + 0.03125 * k
+                     for c in range(2)] for k in range(K)] for m in range(2)],
+                  dtype="float32")
+    return qc, pc
+
+
+def check_no_ties(x, qc, pc):
+    for xi in x:
+        dq = np.sort(((qc - xi) ** 2).sum(1))
+        assert dq[1] - dq[0] > 1e-3, (xi, dq[:2])
+        r = xi - qc[np.argmin(((qc - xi) ** 2).sum(1))]
+        for m in range(2):
+            dp = np.sort(((pc[m] - r[2 * m:2 * m + 2]) ** 2).sum(1))
+            assert dp[1] - dp[0] > 1e-3, (xi, m, dp[:2])
+
+
+def build_twolevel(kind, nbit):
+    faiss.omp_set_num_threads(1)
+    x = hnsw_vecs()
+    qc, pc = twolevel_centroids(nbit)
+    check_no_ties(x, qc, pc)
+    q = faiss.IndexFlatL2(D)
+    q.add(qc)
+    if kind == "Ix2L":
+        ix = faiss.Index2Layer(q, 3, 2, nbit)
+        st = ix
+    else:
+        ix = faiss.IndexHNSW2Level(q, 3, 2, 4)
+        st = faiss.downcast_index(ix.storage)
+    faiss.copy_array_to_vector(pc.ravel(), st.pq.centroids)
+    st.is_trained = True
+    ix.is_trained = True
+    ix.add(x)
+    _KEEP.append(q)  # FAISS's index does not own its quantizer
+    return ix
+
+
 def ser(ix):
     return faiss.serialize_index(ix).tobytes()
 
@@ -291,6 +348,11 @@ def golden(outdir):
     for name, by_residual in IVFPQFS_GOLDEN.items():
         data = ser(build_ivfpqfs(by_residual))
         assert data[:4] == b"IwPf", (name, data[:4])
+        write(outdir, name, data)
+        out[name] = data
+    for name, args in TWOLEVEL_GOLDEN.items():
+        data = ser(build_twolevel(*args))
+        assert data[:4] == args[0].encode(), (name, data[:4])
         write(outdir, name, data)
         out[name] = data
     return out
@@ -529,6 +591,26 @@ def full(outdir):
     off = 37 + 8 + 8 * np_ + 8 + 4 * (np_ + 1) + 8 + 4 * 20 + 8 + 8 * 21 + 8
     write(outdir, "bad_hnsw_link.index", patched(hn, off, "<i", 1000))
     write(outdir, "bad_hnsw_link_neg.index", patched(hn, off, "<i", -7))
+    # Index2Layer: header 37 bytes, the quantizer (IxF2: 37 + 8 + 3 x 4 x
+    # 4 = 93 bytes) to 130, nlist 130, trains_alone 138, the PQ 139 (d, M,
+    # nbits, centroid count, 16 floats) to 235, code sizes 235, 243, 251,
+    # the codes' count 259, the codes 267
+    tl = g["ix2l_l2_d4_n20.index"]
+    for n in (20, 100, 131, 139, 180, 237, 260, 270, len(tl) - 1):
+        write(outdir, "trunc_ix2l_%d.index" % n, tl[:n])
+    write(outdir, "bad_ix2l_nlist.index", patched(tl, 130, "<Q", 1 << 40))
+    write(outdir, "bad_ix2l_nlist_q.index", patched(tl, 130, "<Q", 4))
+    write(outdir, "bad_ix2l_alone.index", patched(tl, 138, "<B", 9))
+    write(outdir, "bad_ix2l_cs1.index", patched(tl, 235, "<Q", 2))
+    write(outdir, "bad_ix2l_cs.index", patched(tl, 251, "<Q", 1 << 62))
+    write(outdir, "bad_ix2l_codes.index", patched(tl, 259, "<Q", 1 << 63))
+    write(outdir, "bad_ix2l_list.index", patched(tl, 267, "<B", 3))
+    h2 = g["hnsw2l_l2_d4_n20.index"]
+    for n in (40, 300, len(h2) - 3000, len(h2) - 1):
+        write(outdir, "trunc_hnsw2l_%d.index" % n, h2[:n])
+    np_ = struct.unpack_from("<Q", h2, 37)[0]
+    off = 37 + 8 + 8 * np_ + 8 + 4 * (np_ + 1) + 8 + 4 * 20 + 8 + 8 * 21 + 8
+    write(outdir, "bad_hnsw2l_link.index", patched(h2, off, "<i", 20))
     # IDMap over IDMap over IDMap ... deeper than any reader should follow
     hdr_end = 37
     deep = m1[:hdr_end] * 40 + m1[hdr_end:]
