@@ -41,37 +41,59 @@ VDX_INTERNAL vdx_status vdx_ivfpqfs_alloc(vdx_index *quantizer, int64_t d,
                                           vdx_metric metric, int64_t bbs,
                                           int by_residual, vdx_ivfpqfs **out);
 
-/* The candidates of one query: a max-heap of k2 approximate keys (bias +
- * scale * the 16-bit sum, the wide sub-quantizers' entries exact, see
- * fastscan.h) with their refs; unfilled slots are +inf / -1. */
+/* The candidates of one query, by approximate key (bias + scale * the
+ * 16-bit sum, the wide sub-quantizers' entries exact, see fastscan.h)
+ * with their refs.  For k2 <= VDX_FS_HEAP_MAX a max-heap of k2 (unfilled
+ * slots +inf / -1); above, as FAISS does for large k, a reservoir of cap
+ * entries that keeps its k2 best when full (appends are cheaper than heap
+ * updates, and top tightens in steps).  A candidate must beat top. */
+#define VDX_FS_HEAP_MAX 20
+
 typedef struct vdx_fs_res {
     float *key;
     int64_t *ref;
-    int64_t k2;
+    int64_t k2, n, cap;
+    float top;
 } vdx_fs_res;
 
-/* key and ref hold k2 entries. */
+/* Entries key and ref must hold for k2. */
+static inline int64_t vdx_fs_res_cap(int64_t k2) {
+    return k2 <= VDX_FS_HEAP_MAX ? k2 : 3 * k2;
+}
 VDX_INTERNAL void vdx_fs_res_init(vdx_fs_res *r, float *key, int64_t *ref,
                                   int64_t k2);
-/* Puts (a, ref) in place of the worst (the caller checked a < key[0]): a
- * max-heap on the key alone (ties between approximate keys need no
- * order). */
-static inline void vdx_fs_res_replace(vdx_fs_res *r, float a, int64_t ref) {
-    float *key = r->key;
-    int64_t *rf = r->ref;
-    const int64_t k = r->k2;
-    int64_t i = 0;
-    for (;;) {
-        int64_t l = 2 * i + 1, rr = l + 1, w;
-        if (l >= k) break;
-        w = (rr < k && key[rr] > key[l]) ? rr : l;
-        if (!(key[w] > a)) break;
-        key[i] = key[w];
-        rf[i] = rf[w];
-        i = w;
+/* Reservoir: keeps the k2 best in key[0 .. k2) and sets top. */
+VDX_INTERNAL void vdx_fs_res_shrink(vdx_fs_res *r);
+/* After the scan: at most k2 candidates remain in [0, n) (refs -1 are
+ * empty heap slots). */
+VDX_INTERNAL void vdx_fs_res_finish(vdx_fs_res *r);
+
+/* Adds (a, ref), a < top; returns 1 when top changed. */
+static inline int vdx_fs_res_add(vdx_fs_res *r, float a, int64_t ref) {
+    if (r->cap == r->k2) { /* heap on the key alone: no tie order needed */
+        float *key = r->key;
+        int64_t *rf = r->ref;
+        const int64_t k = r->k2;
+        int64_t i = 0;
+        for (;;) {
+            int64_t l = 2 * i + 1, rr = l + 1, w;
+            if (l >= k) break;
+            w = (rr < k && key[rr] > key[l]) ? rr : l;
+            if (!(key[w] > a)) break;
+            key[i] = key[w];
+            rf[i] = rf[w];
+            i = w;
+        }
+        key[i] = a;
+        rf[i] = ref;
+        r->top = key[0];
+        return 1;
     }
-    key[i] = a;
-    rf[i] = ref;
+    r->key[r->n] = a;
+    r->ref[r->n] = ref;
+    if (++r->n < r->cap) return 0;
+    vdx_fs_res_shrink(r);
+    return 1;
 }
 
 /* Scans n packed vectors (blocks) against a query: table (M x 16 float

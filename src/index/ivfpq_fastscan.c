@@ -126,8 +126,10 @@ static void fs_scan_ctx(const vdx_ivf *ivf, const void *ctx,
     for (size_t i = 0; i < n; i++) {
         const uint8_t *c = codes + i * p->pq.code_size;
         float s = 0;
-        for (int64_t m = 0; m < M; m++)
-            s += table[m * 16 + ((c[m / 2] >> (4 * (m & 1))) & 15)];
+        int64_t m = 0;
+        for (; m + 1 < M; m += 2, c++) /* two indices per byte */
+            s += table[m * 16 + (*c & 15)] + table[(m + 1) * 16 + (*c >> 4)];
+        if (m < M) s += table[m * 16 + (*c & 15)];
         keys[i] = s;
     }
 }
@@ -239,11 +241,12 @@ static void search_one(const vdx_ivfpqfs *p, const float *xq,
             if (sel && !vdx_sel_member(sel, ids[i])) continue;
             float key;
             fs_scan_ctx(ivf, ctx, codes + (size_t)i * p->pq.code_size, 1, &key);
-            if (key < res->key[0]) vdx_fs_res_replace(res, key, l << 32 | i);
+            if (key < res->top) vdx_fs_res_add(res, key, l << 32 | i);
         }
     }
+    vdx_fs_res_finish(res);
     vdx_heap_init(k, D, I);
-    for (int64_t e = 0; e < res->k2; e++) {
+    for (int64_t e = 0; e < res->n; e++) {
         if (res->ref[e] < 0) continue;
         int64_t l = res->ref[e] >> 32, off = res->ref[e] & 0xFFFFFFFF;
         const uint8_t *code = il->ops->get_codes(il, l) + (size_t)off * p->pq.code_size;
@@ -263,7 +266,7 @@ static vdx_status fs_search(const vdx_index *ix, int64_t n, const float *x,
     const int64_t max_codes =
         prm && prm->max_codes > 0 ? prm->max_codes : ivf->max_codes;
     const vdx_selector *sel = prm ? prm->sel : NULL;
-    const int64_t k2 = vdx_fs_k2(k, ix->ntotal), cap = k2;
+    const int64_t k2 = vdx_fs_k2(k, ix->ntotal), cap = vdx_fs_res_cap(k2);
     const int nthreads = vdx_nthreads();
     const size_t csz = (fs_ctx_size(ivf) + 63) / 64 * 64;
     float *cd = vdx_malloc_array((size_t)n, (size_t)np * sizeof(float));

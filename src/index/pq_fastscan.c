@@ -67,16 +67,63 @@ static inline float approx_key(const vdx_fs_lut *lut, const uint8_t *grp,
     return a;
 }
 
-/* ---- the heap of approximate candidates ---------------------------------- */
+/* ---- the candidates of a query (index_fastscan.h) ----------------------- */
 
 void vdx_fs_res_init(vdx_fs_res *r, float *key, int64_t *ref, int64_t k2) {
     r->key = key;
     r->ref = ref;
     r->k2 = k2;
-    for (int64_t e = 0; e < k2; e++) {
-        key[e] = INFINITY;
-        ref[e] = -1;
+    r->cap = vdx_fs_res_cap(k2);
+    r->top = INFINITY;
+    if (r->cap == k2) {
+        for (int64_t e = 0; e < k2; e++) {
+            key[e] = INFINITY;
+            ref[e] = -1;
+        }
+        r->n = k2;
+    } else {
+        r->n = 0;
     }
+}
+
+void vdx_fs_res_shrink(vdx_fs_res *r) {
+    float *key = r->key;
+    int64_t *ref = r->ref;
+    int64_t lo = 0, hi = r->n - 1;
+    const int64_t kth = r->k2 - 1;
+    while (hi > lo) { /* quickselect (median of three), refs moved along */
+        int64_t mid = lo + (hi - lo) / 2;
+        float x = key[lo], y = key[mid], z = key[hi];
+        float piv = x < y ? (y < z ? y : (x < z ? z : x))
+                          : (x < z ? x : (y < z ? z : y));
+        int64_t i = lo, j = hi;
+        while (i <= j) {
+            while (key[i] < piv) i++;
+            while (key[j] > piv) j--;
+            if (i <= j) {
+                float tk = key[i];
+                key[i] = key[j];
+                key[j] = tk;
+                int64_t tr = ref[i];
+                ref[i++] = ref[j];
+                ref[j--] = tr;
+            }
+        }
+        if (kth <= j)
+            hi = j;
+        else if (kth >= i)
+            lo = i;
+        else
+            break;
+    }
+    r->n = r->k2;
+    float top = key[0];
+    for (int64_t e = 1; e < r->n; e++) top = key[e] > top ? key[e] : top;
+    r->top = top;
+}
+
+void vdx_fs_res_finish(vdx_fs_res *r) {
+    if (r->cap > r->k2 && r->n > r->k2) vdx_fs_res_shrink(r);
 }
 
 /* Offers the candidates of one group (mask, sums) for one query to its
@@ -94,9 +141,8 @@ static inline void take_group(const uint8_t *grp, int64_t bbs, uint32_t mask,
         int64_t ref = ref0 + i0 + v;
         if (sel && !vdx_sel_member(sel, ids ? ids[i0 + v] : ref)) continue;
         float a = approx_key(lut, grp, (size_t)bbs, v, table, sums[v]);
-        if (!(a < r->key[0])) continue;
-        vdx_fs_res_replace(r, a, ref);
-        *thr = vdx_fs_threshold(lut, r->key[0]);
+        if (!(a < r->top)) continue;
+        if (vdx_fs_res_add(r, a, ref)) *thr = vdx_fs_threshold(lut, r->top);
     }
 }
 
@@ -112,7 +158,7 @@ static void scan_run(const vdx_fs_kernels *K, const uint8_t *blocks,
     int32_t thr[VDX_FS_MAX_QBS];
     const uint8_t *q[VDX_FS_MAX_QBS];
     for (int j = 0; j < nq; j++) {
-        thr[j] = vdx_fs_threshold(&luts[j], res[j].key[0]);
+        thr[j] = vdx_fs_threshold(&luts[j], res[j].top);
         thr16[j] = thr[j] < 0 ? 0 : (uint16_t)thr[j];
         q[j] = luts[j].q;
     }
@@ -209,7 +255,7 @@ static void pqfs_rescore(const vdx_pqfs *p, const float *table,
                          const vdx_fs_res *r, int64_t k, float *D,
                          vdx_idx_t *I) {
     const size_t bsz = vdx_fs_block_size(p->nsq, p->bbs);
-    for (int64_t e = 0; e < r->k2; e++) {
+    for (int64_t e = 0; e < r->n; e++) {
         int64_t i = r->ref[e];
         if (i < 0) continue;
         const uint8_t *grp = p->codes + (size_t)(i / p->bbs) * bsz +
@@ -228,7 +274,7 @@ static vdx_status pqfs_search(const vdx_index *ix, int64_t n, const float *x,
     const vdx_fs_kernels *K = vdx_fs_kernels_get();
     const int nthreads = vdx_nthreads();
     const int QB = VDX_FS_MAX_QBS;
-    const int64_t k2 = vdx_fs_k2(k, ix->ntotal), cap = k2;
+    const int64_t k2 = vdx_fs_k2(k, ix->ntotal), cap = vdx_fs_res_cap(k2);
     const size_t tbytes = ((size_t)p->pq.M * 16 * sizeof(float) + 63) / 64 * 64;
     const size_t lbytes = ((size_t)p->nsq * 16 + 63) / 64 * 64;
     const size_t per = (size_t)QB * (tbytes + lbytes);
@@ -271,6 +317,7 @@ static vdx_status pqfs_search(const vdx_index *ix, int64_t n, const float *x,
             float *Dq = D + (q0 + j) * k;
             vdx_idx_t *Iq = I + (q0 + j) * k;
             vdx_heap_init(k, Dq, Iq);
+            vdx_fs_res_finish(&res[j]);
             pqfs_rescore(p, tables[j], &res[j], k, Dq, Iq);
             vdx_topk_finish(k, Dq, Iq, ip, 0);
         }

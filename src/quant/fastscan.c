@@ -120,6 +120,18 @@ static inline void quantize16(const float *t, float lo, float inv,
 }
 
 static inline void minmax16(const float *t, float *lo, float *hi) {
+#ifdef __SSE2__
+    __m128 a = _mm_loadu_ps(t), b = _mm_loadu_ps(t + 4);
+    __m128 c = _mm_loadu_ps(t + 8), d = _mm_loadu_ps(t + 12);
+    __m128 mn = _mm_min_ps(_mm_min_ps(a, b), _mm_min_ps(c, d));
+    __m128 mx = _mm_max_ps(_mm_max_ps(a, b), _mm_max_ps(c, d));
+    mn = _mm_min_ps(mn, _mm_shuffle_ps(mn, mn, _MM_SHUFFLE(1, 0, 3, 2)));
+    mx = _mm_max_ps(mx, _mm_shuffle_ps(mx, mx, _MM_SHUFFLE(1, 0, 3, 2)));
+    mn = _mm_min_ss(mn, _mm_shuffle_ps(mn, mn, _MM_SHUFFLE(2, 3, 0, 1)));
+    mx = _mm_max_ss(mx, _mm_shuffle_ps(mx, mx, _MM_SHUFFLE(2, 3, 0, 1)));
+    *lo = _mm_cvtss_f32(mn);
+    *hi = _mm_cvtss_f32(mx);
+#else
     float l = t[0], h = t[0];
     for (int j = 1; j < 16; j++) {
         l = t[j] < l ? t[j] : l;
@@ -127,6 +139,7 @@ static inline void minmax16(const float *t, float *lo, float *hi) {
     }
     *lo = l;
     *hi = h;
+#endif
 }
 
 #define QZ_KEEP 256 /* sub-quantizers whose minimum and width are kept */
