@@ -38,8 +38,11 @@
 /* Database rows sampled to seed the thresholds (<= FLAT_DB: the tile holds
  * them). */
 #define FLAT_SEED_SAMPLES 256
-/* Entries filtered against one threshold before it is refreshed. */
-#define FLAT_FILTER_RUN 64
+/* Entries filtered against one threshold before it is refreshed (short
+ * runs: with few rows, as an IVF quantizer has, the first run would
+ * otherwise all go through the heap; 16 measured 1.4x faster than 64 for
+ * 100 rows, k = 10, and no slower for 20k rows). */
+#define FLAT_FILTER_RUN 16
 /* Database chunk of the scan path. */
 #define FLAT_SCAN_CHUNK 1024
 

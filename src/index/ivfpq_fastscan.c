@@ -266,14 +266,16 @@ static vdx_status fs_search(const vdx_index *ix, int64_t n, const float *x,
     const int64_t max_codes =
         prm && prm->max_codes > 0 ? prm->max_codes : ivf->max_codes;
     const vdx_selector *sel = prm ? prm->sel : NULL;
-    const int64_t k2 = vdx_fs_k2(k, ix->ntotal), cap = vdx_fs_res_cap(k2);
+    const int64_t k2 = vdx_fs_k2(k, ix->ntotal);
+    /* per query, whole cache lines: threads must not share them */
+    const int64_t cap = (vdx_fs_res_cap(k2) + 15) / 16 * 16;
     const int nthreads = vdx_nthreads();
     const size_t csz = (fs_ctx_size(ivf) + 63) / 64 * 64;
     float *cd = vdx_malloc_array((size_t)n, (size_t)np * sizeof(float));
     int64_t *cl = vdx_malloc_array((size_t)n, (size_t)np * sizeof(int64_t));
     uint8_t *ctxs = vdx_aligned_alloc((size_t)nthreads, csz);
-    float *ak = vdx_malloc_array((size_t)nthreads, (size_t)cap * sizeof(float));
-    int64_t *aref = vdx_malloc_array((size_t)nthreads, (size_t)cap * sizeof(int64_t));
+    float *ak = vdx_aligned_alloc((size_t)nthreads, (size_t)cap * sizeof(float));
+    int64_t *aref = vdx_aligned_alloc((size_t)nthreads, (size_t)cap * sizeof(int64_t));
     float *ct = vdx_malloc_array((size_t)(p->pq.M * p->pq.ksub),
                                  (size_t)p->pq.dsub * sizeof(float));
     vdx_status st = VDX_OK;
@@ -290,7 +292,8 @@ static vdx_status fs_search(const vdx_index *ix, int64_t n, const float *x,
     if (st) goto done;
     for (int64_t i = 0; i < n * np; i++)
         if (cl[i] >= ivf->nlist) cl[i] = -1; /* trust no quantizer */
-#pragma omp parallel for schedule(dynamic, 1) if (n > 1) num_threads(nthreads)
+    /* chunks of queries: neighbouring output rows share cache lines */
+#pragma omp parallel for schedule(dynamic, 8) if (n > 1) num_threads(nthreads)
     for (int64_t q = 0; q < n; q++) {
         const int t = omp_get_thread_num();
         vdx_fs_res res;
@@ -302,8 +305,8 @@ done:
     vdx_free(cd);
     vdx_free(cl);
     vdx_aligned_free(ctxs);
-    vdx_free(ak);
-    vdx_free(aref);
+    vdx_aligned_free(ak);
+    vdx_aligned_free(aref);
     vdx_free(ct);
     return st;
 }

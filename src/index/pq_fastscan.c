@@ -274,20 +274,22 @@ static vdx_status pqfs_search(const vdx_index *ix, int64_t n, const float *x,
     const vdx_fs_kernels *K = vdx_fs_kernels_get();
     const int nthreads = vdx_nthreads();
     const int QB = VDX_FS_MAX_QBS;
-    const int64_t k2 = vdx_fs_k2(k, ix->ntotal), cap = vdx_fs_res_cap(k2);
+    const int64_t k2 = vdx_fs_k2(k, ix->ntotal);
+    /* per query, whole cache lines: threads must not share them */
+    const int64_t cap = (vdx_fs_res_cap(k2) + 15) / 16 * 16;
     const size_t tbytes = ((size_t)p->pq.M * 16 * sizeof(float) + 63) / 64 * 64;
     const size_t lbytes = ((size_t)p->nsq * 16 + 63) / 64 * 64;
     const size_t per = (size_t)QB * (tbytes + lbytes);
     uint8_t *work = vdx_aligned_alloc((size_t)nthreads, per);
-    float *ak = vdx_malloc_array((size_t)nthreads * QB, (size_t)cap * sizeof(float));
-    int64_t *aref = vdx_malloc_array((size_t)nthreads * QB, (size_t)cap * sizeof(int64_t));
+    float *ak = vdx_aligned_alloc((size_t)nthreads * QB, (size_t)cap * sizeof(float));
+    int64_t *aref = vdx_aligned_alloc((size_t)nthreads * QB, (size_t)cap * sizeof(int64_t));
     float *ct = vdx_malloc_array((size_t)(p->pq.M * p->pq.ksub),
                                  (size_t)p->pq.dsub * sizeof(float));
     if (!work || !ak || !aref || !ct) {
         vdx_free(ct);
         vdx_aligned_free(work);
-        vdx_free(ak);
-        vdx_free(aref);
+        vdx_aligned_free(ak);
+        vdx_aligned_free(aref);
         return VDX_ERR_OUT_OF_MEMORY;
     }
     vdx_pq_transpose_centroids(&p->pq, ct);
@@ -323,8 +325,8 @@ static vdx_status pqfs_search(const vdx_index *ix, int64_t n, const float *x,
         }
     }
     vdx_aligned_free(work);
-    vdx_free(ak);
-    vdx_free(aref);
+    vdx_aligned_free(ak);
+    vdx_aligned_free(aref);
     vdx_free(ct);
     return VDX_OK;
 }
