@@ -193,37 +193,42 @@ static void test_sq_pq_recall(void) {
 static void test_determinism_and_batches(void) {
     int saved = vdx_get_num_threads();
     vdx_set_num_threads(1);
-    vdx_index *a = NULL, *b = NULL;
+    vdx_index *a = NULL, *b = NULL, *c = NULL;
     CHECK_OK(vdx_index_hnsw_flat_new(D, 8, VDX_METRIC_L2, &a));
     CHECK_OK(vdx_index_hnsw_flat_new(D, 8, VDX_METRIC_L2, &b));
+    CHECK_OK(vdx_index_hnsw_flat_new(D, 8, VDX_METRIC_L2, &c));
     CHECK_OK(vdx_index_add(a, 2000, xb));
-    /* b: same vectors in three batches; levels come from the same stream */
+    CHECK_OK(vdx_index_add(c, 2000, xb));
+    /* b: same vectors in three batches (the insertion order is per batch,
+     * highest levels first, so the graph differs; it must search well) */
     CHECK_OK(vdx_index_add(b, 700, xb));
     CHECK_OK(vdx_index_add(b, 1, xb + 700 * D));
     CHECK_OK(vdx_index_add(b, 1299, xb + 701 * D));
     vdx_set_num_threads(saved);
-    CHECK(vdx_index_hnsw_entry_point(a) == vdx_index_hnsw_entry_point(b));
+    CHECK(vdx_index_hnsw_entry_point(a) == vdx_index_hnsw_entry_point(c));
     int same = 1;
     int64_t la[64], lb[64];
     for (int64_t i = 0; i < 2000 && same; i++) {
         int va, vb, ca, cb;
         CHECK_OK(vdx_index_hnsw_node_level(a, i, &va));
-        CHECK_OK(vdx_index_hnsw_node_level(b, i, &vb));
-        if (va != vb) same = 0;
+        CHECK_OK(vdx_index_hnsw_node_level(c, i, &vb));
+        CHECK_OK(vdx_index_hnsw_node_level(b, i, &ca));
+        if (va != vb || va != ca) same = 0; /* levels: one seeded stream */
         for (int l = 0; l <= va && same; l++) {
             CHECK_OK(vdx_index_hnsw_neighbors(a, i, l, la, &ca));
-            CHECK_OK(vdx_index_hnsw_neighbors(b, i, l, lb, &cb));
+            CHECK_OK(vdx_index_hnsw_neighbors(c, i, l, lb, &cb));
             same = ca == cb && !memcmp(la, lb, (size_t)ca * sizeof(int64_t));
         }
     }
-    CHECK(same); /* one thread: same graph, batches or not */
+    CHECK(same); /* one thread: the same graph twice */
+    vdx_index_free(c);
     /* a batched build searches well */
     vdx_idx_t *gt = malloc(NQ * K * sizeof(vdx_idx_t));
     ground_truth(xb, 2000, xq, NQ, VDX_METRIC_L2, NULL, gt);
     double r = hnsw_recall(b, xq, gt, 64);
     CHECK(r >= 0.95);
     /* the parallel build is as good */
-    vdx_index *c = NULL;
+    c = NULL;
     CHECK_OK(vdx_index_hnsw_flat_new(D, 8, VDX_METRIC_L2, &c));
     vdx_set_num_threads(2);
     CHECK_OK(vdx_index_add(c, 1000, xb));
