@@ -100,18 +100,18 @@ static uint32_t scan32_avx2(const uint8_t *grp, size_t stride,
                       : scan32_avx2_sat(grp, stride, lut, nsq, thr, sums);
 }
 
-/* NQ queries per pass over the codes (nsq <= 256): the code loads and the
- * nibble extraction are shared; 4 accumulators per query. */
+/* The 32 sums of one group for NQ queries per pass over the codes (nsq <=
+ * 256): the code loads and the nibble extraction are shared, 4
+ * accumulators per query; s[j][0] holds vectors 0..15 of query j,
+ * s[j][1] vectors 16..31. */
 static inline __attribute__((always_inline)) void
-multi_small(const uint8_t *grp, size_t stride, const uint8_t *const *luts,
-            const int NQ, int64_t nsq, const uint16_t *thr, uint16_t *sums,
-            uint32_t *masks) {
+group_sums(const uint8_t *grp, size_t stride, const uint8_t *const *luts,
+           const int NQ, int64_t np, __m256i s[][2]) {
     const __m256i nib = _mm256_set1_epi8(0x0F);
     __m256i a[VDX_FS_MAX_QBS][4];
     for (int j = 0; j < NQ; j++)
         a[j][0] = a[j][1] = a[j][2] = a[j][3] = _mm256_setzero_si256();
     const uint8_t *c0 = grp;
-    const int64_t np = nsq / 2;
     for (int64_t p = 0; p < np; p++, c0 += stride) {
         __m256i c = _mm256_loadu_si256((const __m256i *)(const void *)c0);
         __m256i lo = _mm256_and_si256(c, nib);
@@ -129,17 +129,35 @@ multi_small(const uint8_t *grp, size_t stride, const uint8_t *const *luts,
     for (int j = 0; j < NQ; j++) {
         __m256i a0 = _mm256_sub_epi16(a[j][0], _mm256_slli_epi16(a[j][1], 8));
         __m256i a2 = _mm256_sub_epi16(a[j][2], _mm256_slli_epi16(a[j][3], 8));
-        __m256i s0 = _mm256_add_epi16(_mm256_permute2x128_si256(a0, a[j][1], 0x20),
-                                      _mm256_permute2x128_si256(a0, a[j][1], 0x31));
-        __m256i s1 = _mm256_add_epi16(_mm256_permute2x128_si256(a2, a[j][3], 0x20),
-                                      _mm256_permute2x128_si256(a2, a[j][3], 0x31));
-        _mm256_storeu_si256((__m256i *)(void *)(sums + 32 * j), s0);
-        _mm256_storeu_si256((__m256i *)(void *)(sums + 32 * j + 16), s1);
-        const __m256i th = _mm256_set1_epi16((short)thr[j]);
-        __m256i le0 = _mm256_cmpeq_epi16(_mm256_min_epu16(s0, th), s0);
-        __m256i le1 = _mm256_cmpeq_epi16(_mm256_min_epu16(s1, th), s1);
-        __m256i b = _mm256_permute4x64_epi64(_mm256_packs_epi16(le0, le1), 0xD8);
-        masks[j] = (uint32_t)_mm256_movemask_epi8(b);
+        s[j][0] = _mm256_add_epi16(_mm256_permute2x128_si256(a0, a[j][1], 0x20),
+                                   _mm256_permute2x128_si256(a0, a[j][1], 0x31));
+        s[j][1] = _mm256_add_epi16(_mm256_permute2x128_si256(a2, a[j][3], 0x20),
+                                   _mm256_permute2x128_si256(a2, a[j][3], 0x31));
+    }
+}
+
+/* 0xFF bytes where a sum is <= th, in lane-interleaved order (packs);
+ * le_order puts them back in vector order */
+static inline __m256i le_bytes(__m256i s0, __m256i s1, __m256i th) {
+    __m256i l0 = _mm256_cmpeq_epi16(_mm256_min_epu16(s0, th), s0);
+    __m256i l1 = _mm256_cmpeq_epi16(_mm256_min_epu16(s1, th), s1);
+    return _mm256_packs_epi16(l0, l1);
+}
+static inline uint32_t le_order(__m256i le) {
+    return (uint32_t)_mm256_movemask_epi8(_mm256_permute4x64_epi64(le, 0xD8));
+}
+
+static inline __attribute__((always_inline)) void
+multi_small(const uint8_t *grp, size_t stride, const uint8_t *const *luts,
+            const int NQ, int64_t nsq, const uint16_t *thr, uint16_t *sums,
+            uint32_t *masks) {
+    __m256i s[VDX_FS_MAX_QBS][2];
+    group_sums(grp, stride, luts, NQ, nsq / 2, s);
+    for (int j = 0; j < NQ; j++) {
+        _mm256_storeu_si256((__m256i *)(void *)(sums + 32 * j), s[j][0]);
+        _mm256_storeu_si256((__m256i *)(void *)(sums + 32 * j + 16), s[j][1]);
+        masks[j] = le_order(le_bytes(s[j][0], s[j][1],
+                                     _mm256_set1_epi16((short)thr[j])));
     }
 }
 
@@ -159,15 +177,14 @@ static void scan32_multi_avx2(const uint8_t *grp, size_t stride,
     }
 }
 
-/* scan_run for NQ queries, nsq <= 256: multi_small's accumulation with the
- * sums kept in registers unless some vector passes. */
+/* scan_run for NQ queries, nsq <= 256: group_sums with the sums kept in
+ * registers unless some vector passes. */
 static inline __attribute__((always_inline)) int64_t
 run_small(const uint8_t *blocks, int64_t bbs, int64_t nsq, int64_t g0,
           int64_t g1, const uint8_t *const *luts, const int NQ,
           const uint16_t *thr, uint16_t *sums, uint32_t *masks) {
-    const __m256i nib = _mm256_set1_epi8(0x0F);
     const size_t bsz = vdx_fs_block_size(nsq, bbs);
-    const int64_t gpb = bbs / 32, np = nsq / 2;
+    const int64_t gpb = bbs / 32;
     __m256i th[VDX_FS_MAX_QBS];
     for (int j = 0; j < NQ; j++) th[j] = _mm256_set1_epi16((short)thr[j]);
     const uint8_t *blk = blocks + (size_t)(g0 / gpb) * bsz;
@@ -177,44 +194,18 @@ run_small(const uint8_t *blocks, int64_t bbs, int64_t nsq, int64_t g0,
             blk += bsz;
             in_blk = 0;
         }
-        const uint8_t *c0 = blk + (size_t)in_blk * 32;
-        __m256i a[VDX_FS_MAX_QBS][4];
-        for (int j = 0; j < NQ; j++)
-            a[j][0] = a[j][1] = a[j][2] = a[j][3] = _mm256_setzero_si256();
-        for (int64_t p = 0; p < np; p++, c0 += bbs) {
-            __m256i c = _mm256_loadu_si256((const __m256i *)(const void *)c0);
-            __m256i lo = _mm256_and_si256(c, nib);
-            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), nib);
-            for (int j = 0; j < NQ; j++) {
-                __m256i t = _mm256_load_si256((const __m256i *)(const void *)(luts[j] + p * 32));
-                __m256i rl = _mm256_shuffle_epi8(t, lo);
-                __m256i rh = _mm256_shuffle_epi8(t, hi);
-                a[j][0] = _mm256_add_epi16(a[j][0], rl);
-                a[j][1] = _mm256_add_epi16(a[j][1], _mm256_srli_epi16(rl, 8));
-                a[j][2] = _mm256_add_epi16(a[j][2], rh);
-                a[j][3] = _mm256_add_epi16(a[j][3], _mm256_srli_epi16(rh, 8));
-            }
-        }
         __m256i s[VDX_FS_MAX_QBS][2], le[VDX_FS_MAX_QBS];
+        group_sums(blk + (size_t)in_blk * 32, (size_t)bbs, luts, NQ, nsq / 2, s);
         __m256i any = _mm256_setzero_si256();
         for (int j = 0; j < NQ; j++) {
-            __m256i a0 = _mm256_sub_epi16(a[j][0], _mm256_slli_epi16(a[j][1], 8));
-            __m256i a2 = _mm256_sub_epi16(a[j][2], _mm256_slli_epi16(a[j][3], 8));
-            s[j][0] = _mm256_add_epi16(_mm256_permute2x128_si256(a0, a[j][1], 0x20),
-                                       _mm256_permute2x128_si256(a0, a[j][1], 0x31));
-            s[j][1] = _mm256_add_epi16(_mm256_permute2x128_si256(a2, a[j][3], 0x20),
-                                       _mm256_permute2x128_si256(a2, a[j][3], 0x31));
-            __m256i l0 = _mm256_cmpeq_epi16(_mm256_min_epu16(s[j][0], th[j]), s[j][0]);
-            __m256i l1 = _mm256_cmpeq_epi16(_mm256_min_epu16(s[j][1], th[j]), s[j][1]);
-            le[j] = _mm256_packs_epi16(l0, l1);
+            le[j] = le_bytes(s[j][0], s[j][1], th[j]);
             any = _mm256_or_si256(any, le[j]);
         }
         if (_mm256_testz_si256(any, any)) continue;
         for (int j = 0; j < NQ; j++) {
             _mm256_storeu_si256((__m256i *)(void *)(sums + 32 * j), s[j][0]);
             _mm256_storeu_si256((__m256i *)(void *)(sums + 32 * j + 16), s[j][1]);
-            masks[j] = (uint32_t)_mm256_movemask_epi8(
-                _mm256_permute4x64_epi64(le[j], 0xD8));
+            masks[j] = le_order(le[j]);
         }
         return g;
     }
