@@ -363,6 +363,41 @@ static void test_ivf(void) {
     free(xq);
 }
 
+/* k above VDX_FS_HEAP_MAX: the candidates go through the reservoir */
+static void test_large_k(void) {
+    const int64_t d = 16, M = 8, n = 3000, nq = 7, k = 100, nlist = 8;
+    float *x = make_data(n, d, 21, 20);
+    float *xq = make_data(nq, d, 22, 2);
+    float *D0 = malloc(sizeof(float) * (size_t)(nq * k)), *D1 = malloc(sizeof(float) * (size_t)(nq * k));
+    vdx_idx_t *I0 = malloc(sizeof(vdx_idx_t) * (size_t)(nq * k)), *I1 = malloc(sizeof(vdx_idx_t) * (size_t)(nq * k));
+    for (int mi = 0; mi < 2; mi++) {
+        vdx_metric metric = mi ? VDX_METRIC_INNER_PRODUCT : VDX_METRIC_L2;
+        vdx_index *fs = NULL, *q = NULL, *ivf = NULL;
+        CHECK_OK(vdx_index_pq_fastscan_new(d, M, 4, metric, 32, &fs));
+        CHECK_OK(vdx_index_train(fs, n, x));
+        CHECK_OK(vdx_index_add(fs, n, x));
+        vdx_index *pq = twin_pq(vdx_index_fastscan_pq(fs), metric, n, x);
+        CHECK_OK(vdx_index_search(pq, nq, xq, k, NULL, D0, I0));
+        CHECK_OK(vdx_index_search(fs, nq, xq, k, NULL, D1, I1));
+        CHECK(near_results(nq, k, mi, D0, I0, D1, I1, 0.9));
+        vdx_index_free(pq);
+        CHECK_OK(vdx_index_flat_new(d, metric, &q));
+        CHECK_OK(vdx_index_ivfpq_fastscan_new(q, d, nlist, M, 4, metric, 32, &ivf));
+        CHECK_OK(vdx_index_train(ivf, n, x));
+        CHECK_OK(vdx_index_add(ivf, n, x));
+        CHECK_OK(vdx_index_ivf_set_nprobe(ivf, nlist));
+        pq = twin_pq(vdx_index_fastscan_pq(ivf), metric, n, x);
+        CHECK_OK(vdx_index_search(pq, nq, xq, k, NULL, D0, I0));
+        CHECK_OK(vdx_index_search(ivf, nq, xq, k, NULL, D1, I1));
+        CHECK(near_results(nq, k, mi, D0, I0, D1, I1, 0.9));
+        vdx_index_free(pq);
+        vdx_index_free(ivf);
+        vdx_index_free(fs);
+    }
+    free(D0); free(D1); free(I0); free(I1);
+    free(x); free(xq);
+}
+
 static void test_errors(void) {
     vdx_index *ix = NULL;
     CHECK_ERR(vdx_index_pq_fastscan_new(16, 8, 8, VDX_METRIC_L2, 32, &ix), VDX_ERR_INVALID_ARGUMENT);
@@ -521,6 +556,7 @@ int main(void) {
     RUN(test_layout);
     RUN(test_pqfs_vs_pq);
     RUN(test_ivf);
+    RUN(test_large_k);
     RUN(test_errors);
     RUN(test_factory);
     RUN(test_golden_files);
