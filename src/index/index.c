@@ -271,6 +271,22 @@ vdx_status vdx_index_reconstruct_n(const vdx_index *ix, vdx_idx_t i0,
     return VDX_OK;
 }
 
+vdx_status vdx_codes_remove_ids(vdx_index *ix, uint8_t *codes,
+                                size_t code_size, const vdx_selector *sel,
+                                int64_t *nremoved) {
+    int64_t j = 0;
+    for (int64_t i = 0; i < ix->ntotal; i++) {
+        if (vdx_sel_member(sel, i)) continue;
+        if (i != j)
+            memcpy(codes + (size_t)j * code_size, codes + (size_t)i * code_size,
+                   code_size);
+        j++;
+    }
+    *nremoved = ix->ntotal - j;
+    ix->ntotal = j;
+    return VDX_OK;
+}
+
 vdx_status vdx_index_remove_ids(vdx_index *ix, const vdx_selector *sel,
                                 int64_t *nremoved) {
     CHECK_INDEX(ix);

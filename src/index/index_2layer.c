@@ -382,17 +382,8 @@ static vdx_status tl_reconstruct_n(const vdx_index *ix, vdx_idx_t i0,
 /* As FAISS's IndexFlatCodes: kept codes compacted, renumbered 0..n-1. */
 static vdx_status tl_remove_ids(vdx_index *ix, const vdx_selector *sel,
                                 int64_t *nremoved) {
-    vdx_index_2layer *t = (vdx_index_2layer *)ix;
-    const size_t cs = t->code_size;
-    int64_t j = 0;
-    for (int64_t i = 0; i < ix->ntotal; i++) {
-        if (vdx_sel_member(sel, i)) continue;
-        if (i != j) memmove(t->codes + (size_t)j * cs, t->codes + (size_t)i * cs, cs);
-        j++;
-    }
-    *nremoved = ix->ntotal - j;
-    ix->ntotal = j;
-    return VDX_OK;
+    vdx_index_2layer *c = (vdx_index_2layer *)ix;
+    return vdx_codes_remove_ids(ix, c->codes, c->code_size, sel, nremoved);
 }
 
 static void tl_destroy(vdx_index *ix) {

@@ -103,6 +103,14 @@ VDX_INTERNAL int vdx_is_refine(const vdx_index *ix);
 VDX_INTERNAL vdx_status vdx_refine_make(vdx_index *base, vdx_index *refine,
                                         int flat, vdx_index **out);
 
+/* remove_ids of the flat-code kinds (FAISS's IndexFlatCodes): the codes
+ * (code_size bytes each) of the ids outside sel are moved to the front in
+ * order, so ids are renumbered 0..kept-1; sets ntotal and *nremoved. */
+VDX_INTERNAL vdx_status vdx_codes_remove_ids(vdx_index *ix, uint8_t *codes,
+                                             size_t code_size,
+                                             const vdx_selector *sel,
+                                             int64_t *nremoved);
+
 /* ---- IVF ------------------------------------------------------------------ */
 #include "invlists.h"
 

@@ -258,17 +258,8 @@ static vdx_status sq_reconstruct_n(const vdx_index *ix, vdx_idx_t i0,
 /* Compacts the kept codes to the front, in order (FAISS's semantics). */
 static vdx_status sq_remove_ids(vdx_index *ix, const vdx_selector *sel,
                                 int64_t *nremoved) {
-    vdx_index_sq *s = (vdx_index_sq *)ix;
-    size_t cs = s->sq.code_size;
-    int64_t j = 0;
-    for (int64_t i = 0; i < ix->ntotal; i++) {
-        if (vdx_sel_member(sel, i)) continue;
-        if (i != j) memcpy(s->codes + (size_t)j * cs, s->codes + (size_t)i * cs, cs);
-        j++;
-    }
-    *nremoved = ix->ntotal - j;
-    ix->ntotal = j;
-    return VDX_OK;
+    vdx_index_sq *c = (vdx_index_sq *)ix;
+    return vdx_codes_remove_ids(ix, c->codes, c->sq.code_size, sel, nremoved);
 }
 
 static void sq_destroy(vdx_index *ix) {

@@ -445,17 +445,8 @@ static vdx_status lsh_reset(vdx_index *ix) {
 /* As FAISS (IndexFlatCodes): the kept codes are compacted and renumbered. */
 static vdx_status lsh_remove_ids(vdx_index *ix, const vdx_selector *sel,
                                  int64_t *nremoved) {
-    vdx_lsh *l = (vdx_lsh *)ix;
-    const size_t cs = l->code_size;
-    int64_t j = 0;
-    for (int64_t i = 0; i < ix->ntotal; i++) {
-        if (vdx_sel_member(sel, i)) continue;
-        if (i != j) memmove(l->codes + (size_t)j * cs, l->codes + (size_t)i * cs, cs);
-        j++;
-    }
-    *nremoved = ix->ntotal - j;
-    ix->ntotal = j;
-    return VDX_OK;
+    vdx_lsh *c = (vdx_lsh *)ix;
+    return vdx_codes_remove_ids(ix, c->codes, c->code_size, sel, nremoved);
 }
 
 static void lsh_destroy(vdx_index *ix) {

@@ -209,17 +209,8 @@ static vdx_status pq_reconstruct_n(const vdx_index *ix, vdx_idx_t i0,
  * compacted and renumbered 0..ntotal-1. */
 static vdx_status pq_remove_ids(vdx_index *ix, const vdx_selector *sel,
                                 int64_t *nremoved) {
-    vdx_index_pq *p = (vdx_index_pq *)ix;
-    const size_t cs = p->pq.code_size;
-    int64_t j = 0;
-    for (int64_t i = 0; i < ix->ntotal; i++) {
-        if (vdx_sel_member(sel, i)) continue;
-        if (i != j) memmove(p->codes + (size_t)j * cs, p->codes + (size_t)i * cs, cs);
-        j++;
-    }
-    *nremoved = ix->ntotal - j;
-    ix->ntotal = j;
-    return VDX_OK;
+    vdx_index_pq *c = (vdx_index_pq *)ix;
+    return vdx_codes_remove_ids(ix, c->codes, c->pq.code_size, sel, nremoved);
 }
 
 static void pq_destroy(vdx_index *ix) {
