@@ -23,7 +23,6 @@
  * quantizer holding nlist centroids when trained.
  */
 #include <inttypes.h>
-#include <math.h>
 #include <string.h>
 
 #include "io_internal.h"
@@ -35,38 +34,17 @@
 int vdx_io_is_pqfs(const vdx_index *ix) { return vdx_is_pqfs(ix); }
 int vdx_io_is_ivfpqfs(const vdx_index *ix) { return vdx_is_ivfpqfs(ix); }
 
+/* The ProductQuantizer of a fast-scan index (pq_io.c's reader), which
+ * must have 4-bit sub-quantizers. */
 static vdx_status read_pq4(vdx_reader *r, const vdx_io_header *h, vdx_pq *pq) {
-    uint64_t d, M, nbits, at = r->pos;
-    vdx_status s;
-    if ((s = vdx_rd_u64(r, &d, "PQ d")) || (s = vdx_rd_u64(r, &M, "PQ M")) ||
-        (s = vdx_rd_u64(r, &nbits, "PQ nbits")))
-        return s;
-    if (d != (uint64_t)h->d || M < 1 || M > d || d % M != 0 || nbits != 4)
+    uint64_t at = r->pos;
+    vdx_status s = vdx_io_read_pq(r, h, pq);
+    if (s) return s;
+    if (pq->nbits != 4)
         return vdx_raise(VDX_ERR_FORMAT,
                          "%s index: product quantizer at offset %" PRIu64
-                         " has d=%" PRIu64 ", M=%" PRIu64 ", nbits=%" PRIu64
-                         " (need d=%" PRId64 ", M dividing d, nbits 4)",
-                         h->fourcc, at, d, M, nbits, h->d);
-    if ((s = vdx_pq_setup(pq, (int64_t)d, (int64_t)M, 4))) return s;
-    uint64_t nf = d << 4, cat = r->pos, count;
-    if ((s = vdx_rd_u64(r, &count, "PQ centroids size"))) return s;
-    if (count == 0 && !h->is_trained) return VDX_OK;
-    if (count != nf)
-        return vdx_raise(VDX_ERR_FORMAT,
-                         "%s index: PQ centroids at offset %" PRIu64
-                         " hold %" PRIu64 " floats, expected d x 16 = %" PRIu64,
-                         h->fourcc, cat, count, nf);
-    if ((s = vdx_rd_need(r, nf * sizeof(float), "PQ centroids"))) return s;
-    if ((s = vdx_pq_alloc_centroids(pq))) return s;
-    uint64_t fat = r->pos;
-    if ((s = vdx_rd_bytes(r, pq->centroids, nf * sizeof(float), "PQ centroids")))
-        return s;
-    for (uint64_t i = 0; i < nf; i++)
-        if (!isfinite(pq->centroids[i]))
-            return vdx_raise(VDX_ERR_FORMAT,
-                             "%s index: non-finite PQ centroid value at "
-                             "offset %" PRIu64,
-                             h->fourcc, fat + i * 4);
+                         " has nbits=%d (fast scan needs 4)",
+                         h->fourcc, at, pq->nbits);
     if (h->is_trained == 0) {
         /* FAISS sizes the table at construction: an untrained index
          * carries zeros that mean nothing */
@@ -74,20 +52,6 @@ static vdx_status read_pq4(vdx_reader *r, const vdx_io_header *h, vdx_pq *pq) {
         pq->centroids = NULL;
     }
     return VDX_OK;
-}
-
-static vdx_status write_pq4(vdx_writer *w, const vdx_pq *pq) {
-    vdx_status s;
-    uint64_t nf = (uint64_t)pq->d << 4;
-    if ((s = vdx_wr_u64(w, (uint64_t)pq->d)) ||
-        (s = vdx_wr_u64(w, (uint64_t)pq->M)) || (s = vdx_wr_u64(w, 4)) ||
-        (s = vdx_wr_u64(w, nf)))
-        return s;
-    if (pq->centroids) return vdx_wr_bytes(w, pq->centroids, nf * sizeof(float));
-    static const float zero[256];
-    for (uint64_t i = 0; i < nf && !s; i += 256)
-        s = vdx_wr_bytes(w, zero, (size_t)VDX_MIN(256, nf - i) * sizeof(float));
-    return s;
 }
 
 static vdx_status check_bbs(const vdx_io_header *h, int32_t bbs, uint64_t at) {
@@ -171,7 +135,7 @@ fail:
 vdx_status vdx_io_write_pqfs(vdx_writer *w, const vdx_index *ix) {
     const vdx_pqfs *p = (const vdx_pqfs *)(const void *)ix;
     vdx_status s = vdx_wr_header(w, "IPfs", ix);
-    if (s || (s = write_pq4(w, &p->pq))) return s;
+    if (s || (s = vdx_io_write_pq(w, &p->pq))) return s;
     uint64_t ntotal2 = ((uint64_t)ix->ntotal + (uint64_t)p->bbs - 1) /
                        (uint64_t)p->bbs * (uint64_t)p->bbs;
     uint64_t nbytes = ntotal2 * (uint64_t)(p->nsq / 2);
@@ -384,7 +348,7 @@ vdx_status vdx_io_write_ivfpqfs(vdx_writer *w, const vdx_index *ix) {
         (s = vdx_wr_i32(w, (int32_t)p->bbs)) ||
         (s = vdx_wr_u64(w, (uint64_t)p->nsq)) ||
         (s = vdx_wr_i32(w, p->implem)) || (s = vdx_wr_u64(w, p->qbs2)) ||
-        (s = write_pq4(w, &p->pq)))
+        (s = vdx_io_write_pq(w, &p->pq)))
         return s;
     const size_t bsz = vdx_fs_block_size(p->nsq, p->bbs);
     if ((s = vdx_wr_bytes(w, "ilbl", 4)) ||
