@@ -4,12 +4,16 @@
  * VDX_ERR_OUT_OF_MEMORY with the size asked for.
  */
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "common.h"
 
 /* Refuse single requests above this size outright: a corrupt count must never
  * turn into a multi-terabyte request that the OS might overcommit. */
 #define VDX_MAX_ALLOC ((size_t)1 << 44)
+/* Aligned requests from this size on are placed on 2 MiB boundaries. */
+#define VDX_HUGE_PAGE ((size_t)2 << 20)
+#define VDX_HUGE_MIN ((size_t)8 << 20)
 
 void *vdx_malloc(size_t size) {
     if (size > VDX_MAX_ALLOC) {
@@ -73,6 +77,23 @@ void *vdx_aligned_alloc(size_t n, size_t size) {
         return NULL;
     }
     void *p = NULL;
+    if (t >= VDX_HUGE_MIN) {
+        /* Large arrays (vectors, graph links) are read at random by graph
+         * walks and scans: on 2 MiB boundaries, with the advice to back
+         * them with huge pages (fewer TLB misses) where the kernel grants
+         * transparent huge pages on request.  Only whole huge pages are
+         * advised: the tail keeps small pages, so no memory is added. */
+        size_t len = (t + 63) & ~(size_t)63;
+        if (posix_memalign(&p, VDX_HUGE_PAGE, len) != 0) {
+            vdx_raise(VDX_ERR_OUT_OF_MEMORY,
+                      "out of memory allocating %zu bytes", t);
+            return NULL;
+        }
+#ifdef MADV_HUGEPAGE
+        (void)madvise(p, len & ~(VDX_HUGE_PAGE - 1), MADV_HUGEPAGE);
+#endif
+        return p;
+    }
     if (posix_memalign(&p, 64, t ? (t + 63) & ~(size_t)63 : 64) != 0) {
         vdx_raise(VDX_ERR_OUT_OF_MEMORY, "out of memory allocating %zu bytes",
                   t);

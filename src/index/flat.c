@@ -52,21 +52,34 @@ int vdx_is_flat(const vdx_index *ix) {
     return ix && (ix->ops == &flat_ops_l2 || ix->ops == &flat_ops_ip);
 }
 
+/* Squared norms are kept for the L2 sgemm path only. */
+static int flat_keeps_norms(const vdx_flat *f) {
+    return f->base.metric == VDX_METRIC_L2 && !f->no_norms;
+}
+
+void vdx_flat_drop_norms(vdx_flat *f) {
+    f->no_norms = 1;
+    vdx_aligned_free(f->norms);
+    f->norms = NULL;
+}
+
 vdx_status vdx_flat_reserve(vdx_flat *f, int64_t n) {
     if (n <= f->cap) return VDX_OK;
     /* geometric growth for repeated adds, exact for one large add (loads) */
     int64_t nc = VDX_MAX(n, f->cap + f->cap / 2);
     size_t d = (size_t)f->base.d;
+    const int keep = flat_keeps_norms(f);
     float *nx = vdx_aligned_alloc((size_t)nc, d * sizeof(float));
     if (!nx) return VDX_ERR_OUT_OF_MEMORY;
-    float *nn = vdx_aligned_alloc((size_t)nc, sizeof(float));
-    if (!nn) {
+    float *nn = keep ? vdx_aligned_alloc((size_t)nc, sizeof(float)) : NULL;
+    if (keep && !nn) {
         vdx_aligned_free(nx);
         return VDX_ERR_OUT_OF_MEMORY;
     }
     if (f->base.ntotal) {
         memcpy(nx, f->xb, (size_t)f->base.ntotal * d * sizeof(float));
-        memcpy(nn, f->norms, (size_t)f->base.ntotal * sizeof(float));
+        if (keep)
+            memcpy(nn, f->norms, (size_t)f->base.ntotal * sizeof(float));
     }
     vdx_aligned_free(f->xb);
     vdx_aligned_free(f->norms);
@@ -84,7 +97,8 @@ static vdx_status flat_add(vdx_index *ix, int64_t n, const float *x,
     if (st) return st;
     size_t d = (size_t)ix->d;
     memcpy(f->xb + (size_t)ix->ntotal * d, x, (size_t)n * d * sizeof(float));
-    vdx_kernels_get()->norms_sqr_ny(f->norms + ix->ntotal, x, d, (size_t)n);
+    if (f->norms)
+        vdx_kernels_get()->norms_sqr_ny(f->norms + ix->ntotal, x, d, (size_t)n);
     ix->ntotal += n;
     return VDX_OK;
 }
@@ -162,7 +176,10 @@ static vdx_status search_blas(const vdx_flat *f, int64_t n, const float *x,
         if (sx && sn)
             for (int64_t j = 0; j < ns; j++) {
                 memcpy(sx + j * d, f->xb + (size_t)(j * stride) * d, (size_t)d * sizeof(float));
-                sn[j] = f->norms[j * stride];
+                const float *v = f->xb + (size_t)(j * stride) * d;
+                sn[j] = !is_l2     ? 0.0f
+                        : f->norms ? f->norms[j * stride]
+                                   : K->inner_product(v, v, (size_t)d);
             }
     }
     if (!work || !rkey || !rid || !res || (ns && (!sx || !sn))) {
@@ -213,8 +230,14 @@ static vdx_status search_blas(const vdx_flat *f, int64_t n, const float *x,
                  * laid down first and sgemm accumulates onto them);
                  * IP: tile[i*bn + j] = -<x_i, y_j> */
                 if (is_l2) {
-                    for (int64_t i = 0; i < qn; i++)
-                        memcpy(tile + (size_t)i * bn, f->norms + b0,
+                    if (f->norms) {
+                        memcpy(tile, f->norms + b0, (size_t)bn * sizeof(float));
+                    } else {
+                        K->norms_sqr_ny(tile, f->xb + (size_t)b0 * d,
+                                        (size_t)d, (size_t)bn);
+                    }
+                    for (int64_t i = 1; i < qn; i++)
+                        memcpy(tile + (size_t)i * bn, tile,
                                (size_t)bn * sizeof(float));
                     vdx_gemm_xyt_acc(qni, bn, d, -2.0f, x + (size_t)q0 * d,
                                      f->xb + (size_t)b0 * d, tile);
@@ -481,7 +504,7 @@ static vdx_status flat_remove_ids(vdx_index *ix, const vdx_selector *sel,
         if (i != j) {
             memcpy(f->xb + (size_t)j * d, f->xb + (size_t)i * d,
                    d * sizeof(float));
-            f->norms[j] = f->norms[i];
+            if (f->norms) f->norms[j] = f->norms[i];
         }
         j++;
     }

@@ -89,12 +89,10 @@ vdx_status vdx_hnsw_reserve(vdx_hnsw *g, int64_t n) {
         return VDX_ERR_OUT_OF_MEMORY;
     }
     g->uoff = uo;
-    uint8_t *lk = vdx_realloc_array(g->locks, (size_t)nc, 1);
-    if (!lk) {
+    if (!g->locks && !(g->locks = vdx_calloc(VDX_HNSW_NLOCKS, 1))) {
         vdx_aligned_free(l0);
         return VDX_ERR_OUT_OF_MEMORY;
     }
-    g->locks = lk;
     vdx_aligned_free(g->links0);
     g->links0 = l0;
     g->cap = nc;
@@ -108,7 +106,6 @@ vdx_status vdx_hnsw_push_node(vdx_hnsw *g, int level) {
     }
     int64_t i = g->n;
     g->levels[i] = (int8_t)level;
-    g->locks[i] = 0;
     g->uoff[i] = 0;
     vdx_hnsw_row(g, i, 0)[0] = 0;
     if (level > 0) {

@@ -46,9 +46,19 @@ typedef struct vdx_hnsw {
     uint32_t *uoff;        /* start of the upper rows in upool */
     int32_t *upool;
     int64_t upool_n, upool_cap;
-    uint8_t *locks;        /* one spin lock per node (build only) */
+    uint8_t *locks;        /* VDX_HNSW_NLOCKS spin locks, node i's is
+                              vdx_hnsw_lock(g, i) (build only; never nested,
+                              so nodes may share one) */
     vdx_rng rng;           /* level generator */
 } vdx_hnsw;
+
+/* Lock stripes: a byte per node would cost more memory per vector than
+ * FAISS's layout; 4096 stripes keep collisions between the few building
+ * threads rare. */
+#define VDX_HNSW_NLOCKS 4096
+static inline uint8_t *vdx_hnsw_lock(const vdx_hnsw *g, int64_t i) {
+    return &g->locks[(uint64_t)i & (VDX_HNSW_NLOCKS - 1)];
+}
 
 static inline int vdx_hnsw_degree(const vdx_hnsw *g, int level) {
     return level == 0 ? 2 * g->M : g->M;

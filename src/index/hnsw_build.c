@@ -82,11 +82,11 @@ static void bctx_free(build_ctx *c) {
 
 /* Copies node i's list at level l under its lock; returns the count. */
 static int copy_links(vdx_hnsw *g, int64_t i, int l, int32_t *out) {
-    node_lock(&g->locks[i]);
+    node_lock(vdx_hnsw_lock(g, i));
     const int32_t *row = vdx_hnsw_row(g, i, l);
     int cnt = row[0];
     memcpy(out, row + 1, (size_t)cnt * sizeof(int32_t));
-    node_unlock(&g->locks[i]);
+    node_unlock(vdx_hnsw_lock(g, i));
     return cnt;
 }
 
@@ -244,16 +244,16 @@ static vdx_status insert_one(vdx_index_hnsw *h, build_ctx *c,
         vdx_hnsw_sort_cands(r, m);
         if (m) cur = r[0];
         int kept = vdx_hnsw_select(&c->dc, r, m, vdx_hnsw_degree(g, l));
-        node_lock(&g->locks[id]);
+        node_lock(vdx_hnsw_lock(g, id));
         int32_t *row = vdx_hnsw_row(g, id, l);
         for (int j = 0; j < kept; j++) row[1 + j] = r[j].id;
         row[0] = kept;
-        node_unlock(&g->locks[id]);
+        node_unlock(vdx_hnsw_lock(g, id));
         for (int j = 0; j < kept; j++) {
             int32_t nb = r[j].id;
-            node_lock(&g->locks[nb]);
+            node_lock(vdx_hnsw_lock(g, nb));
             add_link(g, c, nb, id, l);
-            node_unlock(&g->locks[nb]);
+            node_unlock(vdx_hnsw_lock(g, nb));
         }
     }
     if (hold) {
@@ -488,7 +488,6 @@ vdx_status vdx_hnsw_remove(vdx_index_hnsw *h, const vdx_selector *sel,
             memmove(g->links0 + (size_t)ni * stride0,
                     g->links0 + (size_t)i * stride0, stride0 * sizeof(int32_t));
         g->levels[ni] = (int8_t)L;
-        g->locks[ni] = 0;
     }
     vdx_free(g->upool);
     g->upool = pool;

@@ -162,6 +162,8 @@ vdx_status vdx_hnsw_make(vdx_index *storage, int kind, int M,
     h->base.is_trained = storage->is_trained;
     h->kind = kind;
     h->storage = storage;
+    if (kind == VDX_HNSW_FLAT && vdx_is_flat(storage))
+        vdx_flat_drop_norms((vdx_flat *)storage);
     vdx_hnsw_init(&h->g, M);
     *out = h;
     return VDX_OK;

@@ -69,13 +69,18 @@ struct vdx_index {
 typedef struct vdx_flat {
     vdx_index base;
     float *xb;       /* ntotal x d, 64-byte aligned */
-    float *norms;    /* ntotal squared norms (L2 only), cached for sgemm */
+    float *norms;    /* ntotal squared norms cached for sgemm (L2 only), or
+                        NULL: computed per block when needed */
     int64_t cap;     /* capacity in vectors */
+    int no_norms;    /* keep no norms (an HNSW storage: the graph walk never
+                        reads them, and they would cost 4 bytes a vector) */
 } vdx_flat;
 
 VDX_INTERNAL int vdx_is_flat(const vdx_index *ix);
 /* Makes room for n vectors in total (keeps contents). */
 VDX_INTERNAL vdx_status vdx_flat_reserve(vdx_flat *f, int64_t n);
+/* Frees the cached norms and keeps none from then on. */
+VDX_INTERNAL void vdx_flat_drop_norms(vdx_flat *f);
 
 /* ---- IndexIDMap / IndexIDMap2 ------------------------------------------- */
 typedef struct vdx_idmap {

@@ -114,6 +114,25 @@ static void test_flat_recall(void) {
             CHECK(fabsf(e - dd[j]) <= 1e-4f * (1 + fabsf(e)));
             if (j) CHECK(ip ? dd[j] <= dd[j - 1] : dd[j] >= dd[j - 1]);
         }
+        /* the flat storage keeps no squared norms (the walk needs none):
+         * its own sgemm search computes them per block, and must still
+         * return the exact neighbours */
+        vdx_index *st = vdx_index_hnsw_storage(ix);
+        CHECK(st != NULL);
+        float *sd = malloc((size_t)NQ * K * sizeof(float));
+        vdx_idx_t *si = malloc((size_t)NQ * K * sizeof(vdx_idx_t));
+        CHECK_OK(vdx_index_search(st, NQ, q, K, NULL, sd, si));
+        CHECK(recall(si, gt, NQ, K) >= 0.999);
+        for (int j = 0; j < K; j++) {
+            float e = 0;
+            for (int t = 0; t < D; t++) {
+                float a = q[t], c = b[si[j] * D + t];
+                e += ip ? a * c : (a - c) * (a - c);
+            }
+            CHECK(fabsf(e - sd[j]) <= 1e-4f * (1 + fabsf(e)));
+        }
+        free(sd);
+        free(si);
         vdx_index_free(ix);
         free(gt);
     }
