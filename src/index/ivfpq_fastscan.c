@@ -76,14 +76,15 @@ static float *ctx_table(const void *ctx) {
     return (float *)(void *)((uint8_t *)(uintptr_t)ctx + CTX_HEAD);
 }
 
-/* Key table of query xq for list (keys: L2 distances or -scores). */
-static void fs_prepare(const vdx_ivf *ivf, const float *xq, int64_t list,
-                       void *ctx) {
+/* Key table of query xq for list (keys: L2 distances or -scores) into
+ * table (by_residual off: the context's own table, which it caches), and
+ * its quantized form into the context. */
+static void prepare_into(const vdx_ivf *ivf, const float *xq, int64_t list,
+                         void *ctx, float *table) {
     const vdx_ivfpqfs *p = as_fs(ivf);
     const int64_t d = ivf->base.d;
     fs_ctx_head *h = ctx;
-    float *table = ctx_table(ctx);
-    uint8_t *q = (uint8_t *)table + ctx_table_bytes(p);
+    uint8_t *q = (uint8_t *)ctx_table(ctx) + ctx_table_bytes(p);
     float *r = (float *)(void *)(q + ctx_lut_bytes(p));
     const int64_t tn = p->pq.M * 16;
     if (!p->by_residual) {
@@ -118,20 +119,29 @@ static void fs_prepare(const vdx_ivf *ivf, const float *xq, int64_t list,
     h->xq = p->by_residual ? NULL : xq;
 }
 
+static void fs_prepare(const vdx_ivf *ivf, const float *xq, int64_t list,
+                       void *ctx) {
+    prepare_into(ivf, xq, list, ctx, ctx_table(ctx));
+}
+
+/* Float-table key of one code. */
+static float table_key(const vdx_ivfpqfs *p, const float *table,
+                       const uint8_t *c) {
+    const int64_t M = p->pq.M;
+    float s = 0;
+    int64_t m = 0;
+    for (; m + 1 < M; m += 2, c++) /* two indices per byte */
+        s += table[m * 16 + (*c & 15)] + table[(m + 1) * 16 + (*c >> 4)];
+    if (m < M) s += table[m * 16 + (*c & 15)];
+    return s;
+}
+
 static void fs_scan_ctx(const vdx_ivf *ivf, const void *ctx,
                         const uint8_t *codes, size_t n, float *keys) {
     const vdx_ivfpqfs *p = as_fs(ivf);
     const float *table = ctx_table(ctx);
-    const int64_t M = p->pq.M;
-    for (size_t i = 0; i < n; i++) {
-        const uint8_t *c = codes + i * p->pq.code_size;
-        float s = 0;
-        int64_t m = 0;
-        for (; m + 1 < M; m += 2, c++) /* two indices per byte */
-            s += table[m * 16 + (*c & 15)] + table[(m + 1) * 16 + (*c >> 4)];
-        if (m < M) s += table[m * 16 + (*c & 15)];
-        keys[i] = s;
-    }
+    for (size_t i = 0; i < n; i++)
+        keys[i] = table_key(p, table, codes + i * p->pq.code_size);
 }
 
 static void fs_scan(const vdx_ivf *ivf, const float *xq, int64_t list,
@@ -187,17 +197,16 @@ static const uint8_t *packed_list(const vdx_ivfpqfs *pc, int64_t l,
     return res;
 }
 
-/* The exact float-table key of entry off of list l for the query whose
- * context ctx holds (by_residual: through the decoded vector, as the
- * table is the list's). */
+/* The exact float-table key of a code of list l for the query whose
+ * context ctx holds: from the list's float table when kept (tab), else
+ * through the decoded vector (by_residual: the context's table is the last
+ * list's). */
 static float exact_key(const vdx_ivfpqfs *p, const float *xq, const void *ctx,
-                       int64_t l, const uint8_t *code, float *buf) {
+                       const float *tab, int64_t l, const uint8_t *code,
+                       float *buf) {
     const vdx_ivf *ivf = &p->ivf;
-    if (!p->by_residual) {
-        float key;
-        fs_scan_ctx(ivf, ctx, code, 1, &key);
-        return key;
-    }
+    if (!p->by_residual) return table_key(p, ctx_table(ctx), code);
+    if (tab) return table_key(p, tab, code);
     const vdx_kernels *K = vdx_kernels_get();
     vdx_ivf_pq_decode(ivf, &p->pq, 1, l, code, buf);
     return ivf->base.metric == VDX_METRIC_L2
@@ -205,18 +214,24 @@ static float exact_key(const vdx_ivfpqfs *p, const float *xq, const void *ctx,
                : -K->inner_product(xq, buf, (size_t)ivf->base.d);
 }
 
+/* Float tables kept per probed list (by_residual) for the exact keys of
+ * the candidates, up to this many bytes per thread; above, candidates are
+ * decoded. */
+#define FS_PROBE_TABLES_MAX ((size_t)4 << 20)
+
 /* One query: the nprobe lists of cl in probe order (max_codes: stop once
- * that many codes were scanned) into the heap of approximate keys
- * (refs list << 32 | offset), then the exact keys of those into (k,
- * D, I). */
+ * that many codes were scanned) into the heap of approximate keys (refs
+ * probe << 32 | offset), then the exact keys of those into (k, D, I).
+ * tabs (by_residual, or NULL): room for np float tables. */
 static void search_one(const vdx_ivfpqfs *p, const float *xq,
                        const int64_t *cl, int64_t np, int64_t max_codes,
-                       const vdx_selector *sel, void *ctx, vdx_fs_res *res,
-                       int64_t k, float *D, vdx_idx_t *I) {
+                       const vdx_selector *sel, void *ctx, float *tabs,
+                       vdx_fs_res *res, int64_t k, float *D, vdx_idx_t *I) {
     const vdx_ivf *ivf = &p->ivf;
     const vdx_invlists *il = ivf->il;
     const vdx_fs_kernels *K = vdx_fs_kernels_get();
     const fs_ctx_head *h = ctx;
+    const int64_t tn = p->pq.M * 16;
     float *buf = (float *)(void *)((uint8_t *)ctx + CTX_HEAD + ctx_table_bytes(p) +
                                    ctx_lut_bytes(p));
     int64_t nscan = 0;
@@ -227,30 +242,33 @@ static void search_one(const vdx_ivfpqfs *p, const float *xq,
         int64_t ls = il->ops->list_size(il, l);
         if (ls == 0) continue;
         nscan += ls;
-        fs_prepare(ivf, xq, l, ctx);
+        float *table = tabs ? tabs + j * tn : ctx_table(ctx);
+        prepare_into(ivf, xq, l, ctx, table);
         const vdx_idx_t *ids = il->ops->get_ids(il, l);
         const uint8_t *blocks = packed_list(p, l, ls);
         if (blocks) {
-            vdx_fs_scan_blocks(K, blocks, ls, p->bbs, p->nsq, ctx_table(ctx),
-                               &h->lut, ids, l << 32, sel, res);
+            vdx_fs_scan_blocks(K, blocks, ls, p->bbs, p->nsq, table, &h->lut,
+                               ids, j << 32, sel, res);
             continue;
         }
         /* no memory for the packed copy: the float scan */
         const uint8_t *codes = il->ops->get_codes(il, l);
         for (int64_t i = 0; i < ls; i++) {
             if (sel && !vdx_sel_member(sel, ids[i])) continue;
-            float key;
-            fs_scan_ctx(ivf, ctx, codes + (size_t)i * p->pq.code_size, 1, &key);
-            if (key < res->top) vdx_fs_res_add(res, key, l << 32 | i);
+            float key = table_key(p, table, codes + (size_t)i * p->pq.code_size);
+            if (key < res->top) vdx_fs_res_add(res, key, j << 32 | i);
         }
     }
     vdx_fs_res_finish(res);
     vdx_heap_init(k, D, I);
     for (int64_t e = 0; e < res->n; e++) {
         if (res->ref[e] < 0) continue;
-        int64_t l = res->ref[e] >> 32, off = res->ref[e] & 0xFFFFFFFF;
+        int64_t j = res->ref[e] >> 32, off = res->ref[e] & 0xFFFFFFFF;
+        int64_t l = cl[j];
         const uint8_t *code = il->ops->get_codes(il, l) + (size_t)off * p->pq.code_size;
-        vdx_heap_push(k, D, I, exact_key(p, xq, ctx, l, code, buf),
+        vdx_heap_push(k, D, I,
+                      exact_key(p, xq, ctx, tabs ? tabs + j * tn : NULL, l,
+                                code, buf),
                       il->ops->get_ids(il, l)[off]);
     }
     vdx_topk_finish(k, D, I, ivf->base.metric == VDX_METRIC_INNER_PRODUCT, 0);
@@ -278,6 +296,12 @@ static vdx_status fs_search(const vdx_index *ix, int64_t n, const float *x,
     int64_t *aref = vdx_aligned_alloc((size_t)nthreads, (size_t)cap * sizeof(int64_t));
     float *ct = vdx_malloc_array((size_t)(p->pq.M * p->pq.ksub),
                                  (size_t)p->pq.dsub * sizeof(float));
+    const size_t tabsz = (size_t)np * (size_t)p->pq.M * 16 * sizeof(float);
+    float *tabs = p->by_residual && tabsz <= FS_PROBE_TABLES_MAX
+                      ? vdx_aligned_alloc((size_t)nthreads, tabsz)
+                      : NULL;
+    if (p->by_residual && tabsz <= FS_PROBE_TABLES_MAX && !tabs)
+        vdx_clear_error(); /* optional: candidates are then decoded */
     vdx_status st = VDX_OK;
     if (!cd || !cl || !ctxs || !ak || !aref || !ct) {
         st = VDX_ERR_OUT_OF_MEMORY;
@@ -299,7 +323,9 @@ static vdx_status fs_search(const vdx_index *ix, int64_t n, const float *x,
         vdx_fs_res res;
         vdx_fs_res_init(&res, ak + (size_t)t * cap, aref + (size_t)t * cap, k2);
         search_one(p, x + q * ix->d, cl + q * np, np, max_codes, sel,
-                   ctxs + (size_t)t * csz, &res, k, D + q * k, I + q * k);
+                   ctxs + (size_t)t * csz,
+                   tabs ? tabs + (size_t)t * (tabsz / sizeof(float)) : NULL,
+                   &res, k, D + q * k, I + q * k);
     }
 done:
     vdx_free(cd);
@@ -308,6 +334,7 @@ done:
     vdx_aligned_free(ak);
     vdx_aligned_free(aref);
     vdx_free(ct);
+    vdx_aligned_free(tabs);
     return st;
 }
 
