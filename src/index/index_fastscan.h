@@ -108,6 +108,19 @@ VDX_INTERNAL void vdx_fs_scan_blocks(const vdx_fs_kernels *K,
                                      const float *table, const vdx_fs_lut *lut,
                                      const vdx_idx_t *ids, int64_t ref0,
                                      const vdx_selector *sel, vdx_fs_res *res);
+/* As vdx_fs_scan_blocks for a query whose heap is still empty, without
+ * selector (IVF: its first list): the 32-aligned sums of all n vectors go
+ * to sums (room for n rounded up to 32), about the k2 smallest seed the
+ * heap first, then only the vectors under the threshold they set are
+ * offered.  Fills the heap with ~k2 additions instead of the ~k2 (1 + ln
+ * (n / k2)) of a scan in order. */
+VDX_INTERNAL void vdx_fs_scan_blocks_seeded(const vdx_fs_kernels *K,
+                                            const uint8_t *blocks, int64_t n,
+                                            int64_t bbs, int64_t nsq,
+                                            const float *table,
+                                            const vdx_fs_lut *lut,
+                                            const vdx_idx_t *ids, int64_t ref0,
+                                            vdx_fs_res *res, uint16_t *sums);
 /* The number of candidates kept for k results among ntotal. */
 VDX_INTERNAL int64_t vdx_fs_k2(int64_t k, int64_t ntotal);
 

@@ -219,6 +219,10 @@ static float exact_key(const vdx_ivfpqfs *p, const float *xq, const void *ctx,
  * decoded. */
 #define FS_PROBE_TABLES_MAX ((size_t)4 << 20)
 
+/* Longest list whose sums a query's first list may keep for seeding (a
+ * 32 KiB buffer per thread); longer ones are scanned in order. */
+#define FS_SEED_MAX 16384
+
 /* One query: the nprobe lists of cl in probe order (max_codes: stop once
  * that many codes were scanned) into the heap of approximate keys (refs
  * probe << 32 | offset), then the exact keys of those into (k, D, I).
@@ -226,7 +230,8 @@ static float exact_key(const vdx_ivfpqfs *p, const float *xq, const void *ctx,
 static void search_one(const vdx_ivfpqfs *p, const float *xq,
                        const int64_t *cl, int64_t np, int64_t max_codes,
                        const vdx_selector *sel, void *ctx, float *tabs,
-                       vdx_fs_res *res, int64_t k, float *D, vdx_idx_t *I) {
+                       uint16_t *seed, vdx_fs_res *res, int64_t k, float *D,
+                       vdx_idx_t *I) {
     const vdx_ivf *ivf = &p->ivf;
     const vdx_invlists *il = ivf->il;
     const vdx_fs_kernels *K = vdx_fs_kernels_get();
@@ -246,6 +251,12 @@ static void search_one(const vdx_ivfpqfs *p, const float *xq,
         prepare_into(ivf, xq, l, ctx, table);
         const vdx_idx_t *ids = il->ops->get_ids(il, l);
         const uint8_t *blocks = packed_list(p, l, ls);
+        if (blocks && seed && !sel && res->top == INFINITY &&
+            ls >= 2 * res->k2 && ls <= FS_SEED_MAX) {
+            vdx_fs_scan_blocks_seeded(K, blocks, ls, p->bbs, p->nsq, table,
+                                      &h->lut, ids, j << 32, res, seed);
+            continue;
+        }
         if (blocks) {
             vdx_fs_scan_blocks(K, blocks, ls, p->bbs, p->nsq, table, &h->lut,
                                ids, j << 32, sel, res);
@@ -302,6 +313,8 @@ static vdx_status fs_search(const vdx_index *ix, int64_t n, const float *x,
                       : NULL;
     if (p->by_residual && tabsz <= FS_PROBE_TABLES_MAX && !tabs)
         vdx_clear_error(); /* optional: candidates are then decoded */
+    uint16_t *seeds = vdx_aligned_alloc((size_t)nthreads, FS_SEED_MAX * sizeof(uint16_t));
+    if (!seeds) vdx_clear_error(); /* optional: lists are then scanned in order */
     vdx_status st = VDX_OK;
     if (!cd || !cl || !ctxs || !ak || !aref || !ct) {
         st = VDX_ERR_OUT_OF_MEMORY;
@@ -325,7 +338,7 @@ static vdx_status fs_search(const vdx_index *ix, int64_t n, const float *x,
         search_one(p, x + q * ix->d, cl + q * np, np, max_codes, sel,
                    ctxs + (size_t)t * csz,
                    tabs ? tabs + (size_t)t * (tabsz / sizeof(float)) : NULL,
-                   &res, k, D + q * k, I + q * k);
+                   seeds ? seeds + (size_t)t * FS_SEED_MAX : NULL, &res, k, D + q * k, I + q * k);
     }
 done:
     vdx_free(cd);
@@ -335,6 +348,7 @@ done:
     vdx_aligned_free(aref);
     vdx_free(ct);
     vdx_aligned_free(tabs);
+    vdx_aligned_free(seeds);
     return st;
 }
 

@@ -21,6 +21,10 @@
 #include "common/topk.h"
 #include "common/threads.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 static const vdx_index_ops pqfs_ops;
 
 int vdx_is_pqfs(const vdx_index *ix) { return ix && ix->ops == &pqfs_ops; }
@@ -186,6 +190,99 @@ void vdx_fs_scan_blocks(const vdx_fs_kernels *K, const uint8_t *blocks,
                         const vdx_idx_t *ids, int64_t ref0,
                         const vdx_selector *sel, vdx_fs_res *res) {
     scan_run(K, blocks, n, bbs, nsq, 1, &table, lut, ids, ref0, sel, res);
+}
+
+/* Entries of s[0 .. n) that are <= t. */
+static int64_t count_le(const uint16_t *s, int64_t n, uint16_t t) {
+    int64_t c = 0, i = 0;
+#ifdef __SSE2__
+    const __m128i tv = _mm_set1_epi16((short)t), z = _mm_setzero_si128();
+    while (i + 8 <= n) { /* lane counts stay below 2^16 per 2^19 entries */
+        __m128i acc = z;
+        int64_t e = VDX_MIN(n, i + ((int64_t)1 << 18));
+        for (; i + 8 <= e; i += 8) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+            /* v <= t exactly where the saturating v - t is 0 */
+            acc = _mm_sub_epi16(acc, _mm_cmpeq_epi16(_mm_subs_epu16(v, tv), z));
+        }
+        uint16_t l[8];
+        _mm_storeu_si128((__m128i *)(void *)l, acc);
+        for (int j = 0; j < 8; j++) c += l[j];
+    }
+#endif
+    for (; i < n; i++) c += s[i] <= t;
+    return c;
+}
+
+/* Mask of the 32 entries of s that are <= t. */
+static inline uint32_t le_mask32(const uint16_t *s, uint16_t t) {
+#ifdef __SSE2__
+    const __m128i tv = _mm_set1_epi16((short)t), z = _mm_setzero_si128();
+    uint32_t m = 0;
+    for (int h = 0; h < 2; h++) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(s + 16 * h));
+        __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(s + 16 * h + 8));
+        __m128i la = _mm_cmpeq_epi16(_mm_subs_epu16(a, tv), z);
+        __m128i lb = _mm_cmpeq_epi16(_mm_subs_epu16(b, tv), z);
+        m |= (uint32_t)_mm_movemask_epi8(_mm_packs_epi16(la, lb)) << (16 * h);
+    }
+    return m;
+#else
+    uint32_t m = 0;
+    for (int v = 0; v < 32; v++) m |= (uint32_t)(s[v] <= t) << v;
+    return m;
+#endif
+}
+
+void vdx_fs_scan_blocks_seeded(const vdx_fs_kernels *K, const uint8_t *blocks,
+                               int64_t n, int64_t bbs, int64_t nsq,
+                               const float *table, const vdx_fs_lut *lut,
+                               const vdx_idx_t *ids, int64_t ref0,
+                               vdx_fs_res *res, uint16_t *sums) {
+    (void)ids;
+    const size_t bsz = vdx_fs_block_size(nsq, bbs);
+    const int64_t ng = (n + 31) / 32, gpb = bbs / 32;
+    uint16_t lo = 0xFFFF, hi = 0;
+    for (int64_t g = 0; g < ng; g++) {
+        const uint8_t *grp = blocks + (size_t)(g / gpb) * bsz + (size_t)(g % gpb) * 32;
+        K->scan32(grp, (size_t)bbs, lut->q, nsq, 0, sums + 32 * g);
+    }
+    for (int64_t i = 0; i < n; i++) { /* vectorised by the compiler */
+        lo = sums[i] < lo ? sums[i] : lo;
+        hi = sums[i] > hi ? sums[i] : hi;
+    }
+    /* t: about the k2-th smallest sum, by bisection of [lo, hi] while
+     * count(<= hi) >= k2 (a few more seeds than k2 cost little) */
+    for (int it = 0; it < 10 && lo < hi; it++) {
+        uint16_t mid = (uint16_t)(lo + (hi - lo) / 2);
+        if (count_le(sums, n, mid) >= res->k2)
+            hi = mid;
+        else
+            lo = (uint16_t)(mid + 1);
+    }
+    const uint16_t t = hi;
+    int32_t thr = vdx_fs_threshold(lut, res->top);
+    for (int pass = 0; pass < 2 && thr >= 0; pass++) {
+        /* pass 0: the seeds (sum <= t); pass 1: the others that pass the
+         * threshold the seeds set */
+        for (int64_t g = 0; g < ng && thr >= 0; g++) {
+            const uint16_t *gs = sums + 32 * g;
+            uint32_t mask = pass == 0 ? le_mask32(gs, t)
+                                      : le_mask32(gs, (uint16_t)VDX_MIN(thr, 0xFFFF)) &
+                                            ~le_mask32(gs, t);
+            if (n - 32 * g < 32) mask &= (1u << (n - 32 * g)) - 1u;
+            const uint8_t *grp = blocks + (size_t)(g / gpb) * bsz + (size_t)(g % gpb) * 32;
+            while (mask) {
+                int v = __builtin_ctz(mask);
+                mask &= mask - 1;
+                if (pass == 1 && (int32_t)gs[v] > thr) continue;
+                float a = approx_key(lut, grp, (size_t)bbs, v, table, gs[v]);
+                if (!(a < res->top)) continue;
+                if (vdx_fs_res_add(res, a, ref0 + 32 * g + v))
+                    thr = vdx_fs_threshold(lut, res->top);
+            }
+        }
+    }
 }
 
 int64_t vdx_fs_k2(int64_t k, int64_t ntotal) {
