@@ -363,6 +363,48 @@ static void test_ivf(void) {
     free(xq);
 }
 
+/* Many equal codes (each vector 40 times): the seeding of a query's
+ * first list meets long runs of equal sums; no id may come back twice and
+ * the distances stay those of the float-table search, for k under and
+ * over VDX_FS_HEAP_MAX. */
+static void test_ties(void) {
+    const int64_t d = 16, M = 8, nd = 60, rep = 40, n = nd * rep, nq = 9, nlist = 4;
+    float *u = make_data(nd, d, 31, 5);
+    float *x = malloc(sizeof(float) * (size_t)(n * d));
+    for (int64_t i = 0; i < n; i++)
+        memcpy(x + i * d, u + (i % nd) * d, sizeof(float) * (size_t)d);
+    float *xq = make_data(nq, d, 32, 5);
+    const int64_t ks[2] = {10, 150};
+    float *D0 = malloc(sizeof(float) * (size_t)(nq * 150)), *D1 = malloc(sizeof(float) * (size_t)(nq * 150));
+    vdx_idx_t *I0 = malloc(sizeof(vdx_idx_t) * (size_t)(nq * 150)), *I1 = malloc(sizeof(vdx_idx_t) * (size_t)(nq * 150));
+    vdx_index *q = NULL, *ivf = NULL;
+    CHECK_OK(vdx_index_flat_new(d, VDX_METRIC_L2, &q));
+    CHECK_OK(vdx_index_ivfpq_fastscan_new(q, d, nlist, M, 4, VDX_METRIC_L2, 32, &ivf));
+    CHECK_OK(vdx_index_train(ivf, n, x));
+    CHECK_OK(vdx_index_add(ivf, n, x));
+    CHECK_OK(vdx_index_ivf_set_nprobe(ivf, nlist));
+    vdx_index *pq = twin_pq(vdx_index_fastscan_pq(ivf), VDX_METRIC_L2, n, x);
+    for (int ki = 0; ki < 2; ki++) {
+        const int64_t k = ks[ki];
+        CHECK_OK(vdx_index_search(pq, nq, xq, k, NULL, D0, I0));
+        CHECK_OK(vdx_index_search(ivf, nq, xq, k, NULL, D1, I1));
+        CHECK(near_results(nq, k, 0, D0, I0, D1, I1, 0.0));
+        for (int64_t qq = 0; qq < nq; qq++) {
+            vdx_idx_t *row = I1 + qq * k;
+            qsort(row, (size_t)k, sizeof *row, cmp_idx);
+            for (int64_t j = 1; j < k; j++) CHECK(row[j] != row[j - 1]);
+            /* the k-th distance equals the float-table k-th distance:
+             * ties are cut at the same value */
+            CHECK(fabsf(D1[qq * k + k - 1] - D0[qq * k + k - 1]) <=
+                  1e-4f * (fabsf(D0[qq * k + k - 1]) + 1));
+        }
+    }
+    vdx_index_free(pq);
+    vdx_index_free(ivf);
+    free(D0); free(D1); free(I0); free(I1);
+    free(u); free(x); free(xq);
+}
+
 /* k above VDX_FS_HEAP_MAX: the candidates go through the reservoir */
 static void test_large_k(void) {
     const int64_t d = 16, M = 8, n = 3000, nq = 7, k = 100, nlist = 8;
@@ -557,6 +599,7 @@ int main(void) {
     RUN(test_pqfs_vs_pq);
     RUN(test_ivf);
     RUN(test_large_k);
+    RUN(test_ties);
     RUN(test_errors);
     RUN(test_factory);
     RUN(test_golden_files);
