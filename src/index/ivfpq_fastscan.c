@@ -271,6 +271,14 @@ static void search_one(const vdx_ivfpqfs *p, const float *xq,
         }
     }
     vdx_fs_res_finish(res);
+    /* the candidates' codes and ids (cold: the scan read the packed
+     * copy) are requested together, so their misses overlap */
+    for (int64_t e = 0; e < res->n; e++) {
+        if (res->ref[e] < 0) continue;
+        int64_t l = cl[res->ref[e] >> 32], off = res->ref[e] & 0xFFFFFFFF;
+        __builtin_prefetch(il->ops->get_codes(il, l) + (size_t)off * p->pq.code_size);
+        __builtin_prefetch(il->ops->get_ids(il, l) + off);
+    }
     vdx_heap_init(k, D, I);
     for (int64_t e = 0; e < res->n; e++) {
         if (res->ref[e] < 0) continue;

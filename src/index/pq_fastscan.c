@@ -352,6 +352,17 @@ static void pqfs_rescore(const vdx_pqfs *p, const float *table,
                          const vdx_fs_res *r, int64_t k, float *D,
                          vdx_idx_t *I) {
     const size_t bsz = vdx_fs_block_size(p->nsq, p->bbs);
+    /* the candidates' groups are scattered over the codes (a group spans
+     * nsq / 2 lines of bbs bytes): all their lines are requested first,
+     * so the misses overlap instead of following each other */
+    for (int64_t e = 0; e < r->n; e++) {
+        int64_t i = r->ref[e];
+        if (i < 0) continue;
+        const uint8_t *grp = p->codes + (size_t)(i / p->bbs) * bsz +
+                             (size_t)(i % p->bbs / 32 * 32);
+        for (int64_t m = 0; m < p->nsq; m += 2)
+            __builtin_prefetch(grp + (size_t)(m / 2) * (size_t)p->bbs);
+    }
     for (int64_t e = 0; e < r->n; e++) {
         int64_t i = r->ref[e];
         if (i < 0) continue;
