@@ -157,8 +157,9 @@ static void scan_run(const vdx_fs_kernels *K, const uint8_t *blocks,
                      const float *const *tables, const vdx_fs_lut *luts,
                      const vdx_idx_t *ids, int64_t ref0,
                      const vdx_selector *sel, vdx_fs_res *res) {
-    uint16_t sums[32 * VDX_FS_MAX_QBS], thr16[VDX_FS_MAX_QBS];
-    uint32_t masks[VDX_FS_MAX_QBS];
+    uint16_t sums[32 * VDX_FS_MAX_QBS * VDX_FS_RUN_HITS], thr16[VDX_FS_MAX_QBS];
+    uint32_t masks[VDX_FS_MAX_QBS * VDX_FS_RUN_HITS];
+    int64_t hits[VDX_FS_RUN_HITS];
     int32_t thr[VDX_FS_MAX_QBS];
     const uint8_t *q[VDX_FS_MAX_QBS];
     for (int j = 0; j < nq; j++) {
@@ -168,18 +169,21 @@ static void scan_run(const vdx_fs_kernels *K, const uint8_t *blocks,
     }
     const size_t bsz = vdx_fs_block_size(nsq, bbs);
     const int64_t ng = (n + 31) / 32, gpb = bbs / 32;
-    for (int64_t g = 0; g < ng; g++) {
-        g = K->scan_run(blocks, bbs, nsq, g, ng, q, nq, thr16, sums, masks);
-        if (g == ng) break;
-        const uint8_t *grp = blocks + (size_t)(g / gpb) * bsz + (size_t)(g % gpb) * 32;
-        const int64_t i0 = g * 32;
-        const uint32_t tail = n - i0 < 32 ? (1u << (n - i0)) - 1u : ~0u;
-        for (int j = 0; j < nq; j++) {
-            uint32_t mask = thr[j] < 0 ? 0 : masks[j] & tail;
-            if (!mask) continue;
-            take_group(grp, bbs, mask, sums + 32 * j, &thr[j], i0, tables[j],
-                       &luts[j], ids, ref0, sel, &res[j]);
-            thr16[j] = thr[j] < 0 ? 0 : (uint16_t)thr[j];
+    for (int64_t g = 0; g < ng;) {
+        int nh = K->scan_run(blocks, bbs, nsq, g, ng, q, nq, thr16,
+                             VDX_FS_RUN_HITS, hits, sums, masks, &g);
+        for (int h = 0; h < nh; h++) {
+            const int64_t gh = hits[h];
+            const uint8_t *grp = blocks + (size_t)(gh / gpb) * bsz + (size_t)(gh % gpb) * 32;
+            const int64_t i0 = gh * 32;
+            const uint32_t tail = n - i0 < 32 ? (1u << (n - i0)) - 1u : ~0u;
+            for (int j = 0; j < nq; j++) {
+                uint32_t mask = thr[j] < 0 ? 0 : masks[h * nq + j] & tail;
+                if (!mask) continue;
+                take_group(grp, bbs, mask, sums + 32 * (h * nq + j), &thr[j],
+                           i0, tables[j], &luts[j], ids, ref0, sel, &res[j]);
+                thr16[j] = thr[j] < 0 ? 0 : (uint16_t)thr[j];
+            }
         }
     }
 }

@@ -243,31 +243,39 @@ static void scan32_multi_scalar(const uint8_t *grp, size_t stride,
         masks[j] = scan32_scalar(grp, stride, luts[j], nsq, thr[j], sums + 32 * j);
 }
 
-int64_t vdx_fs_scan_run_with(vdx_fs_scan32_multi_fn multi,
-                             const uint8_t *blocks, int64_t bbs, int64_t nsq,
-                             int64_t g0, int64_t g1,
-                             const uint8_t *const *luts, int nq,
-                             const uint16_t *thr, uint16_t *sums,
-                             uint32_t *masks) {
+int vdx_fs_scan_run_with(vdx_fs_scan32_multi_fn multi, const uint8_t *blocks,
+                         int64_t bbs, int64_t nsq, int64_t g0, int64_t g1,
+                         const uint8_t *const *luts, int nq,
+                         const uint16_t *thr, int cap, int64_t *hits,
+                         uint16_t *sums, uint32_t *masks, int64_t *next) {
     const size_t bsz = vdx_fs_block_size(nsq, bbs);
     const int64_t gpb = bbs / 32;
+    int nh = 0;
     for (int64_t g = g0; g < g1; g++) {
         const uint8_t *grp = blocks + (size_t)(g / gpb) * bsz + (size_t)(g % gpb) * 32;
-        multi(grp, (size_t)bbs, luts, nq, nsq, thr, sums, masks);
+        uint16_t *s = sums + (size_t)32 * nh * nq;
+        uint32_t *m = masks + (size_t)nh * nq;
+        multi(grp, (size_t)bbs, luts, nq, nsq, thr, s, m);
         uint32_t any = 0;
-        for (int j = 0; j < nq; j++) any |= masks[j];
-        if (any) return g;
+        for (int j = 0; j < nq; j++) any |= m[j];
+        if (!any) continue;
+        hits[nh++] = g;
+        if (nh == cap) {
+            *next = g + 1;
+            return nh;
+        }
     }
-    return g1;
+    *next = g1;
+    return nh;
 }
 
-static int64_t scan_run_scalar(const uint8_t *blocks, int64_t bbs, int64_t nsq,
-                               int64_t g0, int64_t g1,
-                               const uint8_t *const *luts, int nq,
-                               const uint16_t *thr, uint16_t *sums,
-                               uint32_t *masks) {
+static int scan_run_scalar(const uint8_t *blocks, int64_t bbs, int64_t nsq,
+                           int64_t g0, int64_t g1, const uint8_t *const *luts,
+                           int nq, const uint16_t *thr, int cap,
+                           int64_t *hits, uint16_t *sums, uint32_t *masks,
+                           int64_t *next) {
     return vdx_fs_scan_run_with(scan32_multi_scalar, blocks, bbs, nsq, g0, g1,
-                                luts, nq, thr, sums, masks);
+                                luts, nq, thr, cap, hits, sums, masks, next);
 }
 
 const vdx_fs_kernels vdx_fs_kernels_scalar = {"scalar", scan32_scalar,

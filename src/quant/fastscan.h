@@ -107,16 +107,22 @@ typedef void (*vdx_fs_scan32_multi_fn)(const uint8_t *grp, size_t stride,
                                        uint16_t *sums, uint32_t *masks);
 
 /* A run of groups g0 .. g1 - 1 of packed blocks (group g: block g * 32 /
- * bbs, offset g * 32 % bbs) for nq <= VDX_FS_MAX_QBS queries: stops at
- * the first group where some query has a vector whose sum is <= its
- * threshold, fills sums (32 per query) and masks for that group and
- * returns its number; returns g1 when no group has one.  Most groups have
- * none, so this loop stays in the kernel. */
-typedef int64_t (*vdx_fs_scan_run_fn)(const uint8_t *blocks, int64_t bbs,
-                                      int64_t nsq, int64_t g0, int64_t g1,
-                                      const uint8_t *const *luts, int nq,
-                                      const uint16_t *thr, uint16_t *sums,
-                                      uint32_t *masks);
+ * bbs, offset g * 32 % bbs) for nq <= VDX_FS_MAX_QBS queries: collects
+ * the groups where some query has a vector whose sum is <= its threshold,
+ * up to cap of them (cap <= VDX_FS_RUN_HITS): hit h's number goes to
+ * hits[h], its sums to sums + 32 (h nq + j) for query j, its masks to
+ * masks[h nq + j].  Stops after cap hits or at g1; returns the number of
+ * hits and sets *next to the first group not scanned.  Most groups have
+ * no hit, and a hit does not leave the kernel until cap of them were
+ * collected (the caller's thresholds tighten between calls only, so a
+ * lane may be reported under a threshold that has tightened since). */
+#define VDX_FS_RUN_HITS 8
+typedef int (*vdx_fs_scan_run_fn)(const uint8_t *blocks, int64_t bbs,
+                                  int64_t nsq, int64_t g0, int64_t g1,
+                                  const uint8_t *const *luts, int nq,
+                                  const uint16_t *thr, int cap, int64_t *hits,
+                                  uint16_t *sums, uint32_t *masks,
+                                  int64_t *next);
 
 typedef struct vdx_fs_kernels {
     const char *name;
@@ -127,12 +133,13 @@ typedef struct vdx_fs_kernels {
 
 /* scan_run over a level's scan32_multi, group by group (the scalar and
  * AVX-512 levels; AVX2 has its own). */
-VDX_INTERNAL int64_t vdx_fs_scan_run_with(vdx_fs_scan32_multi_fn multi,
-                                          const uint8_t *blocks, int64_t bbs,
-                                          int64_t nsq, int64_t g0, int64_t g1,
-                                          const uint8_t *const *luts, int nq,
-                                          const uint16_t *thr, uint16_t *sums,
-                                          uint32_t *masks);
+VDX_INTERNAL int vdx_fs_scan_run_with(vdx_fs_scan32_multi_fn multi,
+                                      const uint8_t *blocks, int64_t bbs,
+                                      int64_t nsq, int64_t g0, int64_t g1,
+                                      const uint8_t *const *luts, int nq,
+                                      const uint16_t *thr, int cap,
+                                      int64_t *hits, uint16_t *sums,
+                                      uint32_t *masks, int64_t *next);
 
 VDX_INTERNAL extern const vdx_fs_kernels vdx_fs_kernels_scalar;
 VDX_INTERNAL extern const vdx_fs_kernels vdx_fs_kernels_avx2;

@@ -179,16 +179,18 @@ static void scan32_multi_avx2(const uint8_t *grp, size_t stride,
 
 /* scan_run for NQ queries, nsq <= 256: group_sums with the sums kept in
  * registers unless some vector passes. */
-static inline __attribute__((always_inline)) int64_t
+static inline __attribute__((always_inline)) int
 run_small(const uint8_t *blocks, int64_t bbs, int64_t nsq, int64_t g0,
           int64_t g1, const uint8_t *const *luts, const int NQ,
-          const uint16_t *thr, uint16_t *sums, uint32_t *masks) {
+          const uint16_t *thr, int cap, int64_t *hits, uint16_t *sums,
+          uint32_t *masks, int64_t *next) {
     const size_t bsz = vdx_fs_block_size(nsq, bbs);
     const int64_t gpb = bbs / 32;
     __m256i th[VDX_FS_MAX_QBS];
     for (int j = 0; j < NQ; j++) th[j] = _mm256_set1_epi16((short)thr[j]);
     const uint8_t *blk = blocks + (size_t)(g0 / gpb) * bsz;
     int64_t in_blk = g0 % gpb;
+    int nh = 0;
     for (int64_t g = g0; g < g1; g++, in_blk++) {
         if (in_blk == gpb) {
             blk += bsz;
@@ -202,27 +204,34 @@ run_small(const uint8_t *blocks, int64_t bbs, int64_t nsq, int64_t g0,
             any = _mm256_or_si256(any, le[j]);
         }
         if (_mm256_testz_si256(any, any)) continue;
+        uint16_t *sh = sums + (size_t)32 * nh * NQ;
         for (int j = 0; j < NQ; j++) {
-            _mm256_storeu_si256((__m256i *)(void *)(sums + 32 * j), s[j][0]);
-            _mm256_storeu_si256((__m256i *)(void *)(sums + 32 * j + 16), s[j][1]);
-            masks[j] = le_order(le[j]);
+            _mm256_storeu_si256((__m256i *)(void *)(sh + 32 * j), s[j][0]);
+            _mm256_storeu_si256((__m256i *)(void *)(sh + 32 * j + 16), s[j][1]);
+            masks[nh * NQ + j] = le_order(le[j]);
         }
-        return g;
+        hits[nh++] = g;
+        if (nh == cap) {
+            *next = g + 1;
+            return nh;
+        }
     }
-    return g1;
+    *next = g1;
+    return nh;
 }
 
-static int64_t scan_run_avx2(const uint8_t *blocks, int64_t bbs, int64_t nsq,
-                             int64_t g0, int64_t g1,
-                             const uint8_t *const *luts, int nq,
-                             const uint16_t *thr, uint16_t *sums,
-                             uint32_t *masks) {
+static int scan_run_avx2(const uint8_t *blocks, int64_t bbs, int64_t nsq,
+                         int64_t g0, int64_t g1, const uint8_t *const *luts,
+                         int nq, const uint16_t *thr, int cap, int64_t *hits,
+                         uint16_t *sums, uint32_t *masks, int64_t *next) {
     if (nsq <= 256 && nq == 1)
-        return run_small(blocks, bbs, nsq, g0, g1, luts, 1, thr, sums, masks);
+        return run_small(blocks, bbs, nsq, g0, g1, luts, 1, thr, cap, hits,
+                         sums, masks, next);
     if (nsq <= 256 && nq == 2)
-        return run_small(blocks, bbs, nsq, g0, g1, luts, 2, thr, sums, masks);
+        return run_small(blocks, bbs, nsq, g0, g1, luts, 2, thr, cap, hits,
+                         sums, masks, next);
     return vdx_fs_scan_run_with(scan32_multi_avx2, blocks, bbs, nsq, g0, g1,
-                                luts, nq, thr, sums, masks);
+                                luts, nq, thr, cap, hits, sums, masks, next);
 }
 
 const vdx_fs_kernels vdx_fs_kernels_avx2 = {"avx2", scan32_avx2,

@@ -74,13 +74,13 @@ static void scan32_multi_avx512(const uint8_t *grp, size_t stride,
         masks[j] = scan32_avx512(grp, stride, luts[j], nsq, thr[j], sums + 32 * j);
 }
 
-static int64_t scan_run_avx512(const uint8_t *blocks, int64_t bbs,
-                               int64_t nsq, int64_t g0, int64_t g1,
-                               const uint8_t *const *luts, int nq,
-                               const uint16_t *thr, uint16_t *sums,
-                               uint32_t *masks) {
+static int scan_run_avx512(const uint8_t *blocks, int64_t bbs, int64_t nsq,
+                           int64_t g0, int64_t g1, const uint8_t *const *luts,
+                           int nq, const uint16_t *thr, int cap,
+                           int64_t *hits, uint16_t *sums, uint32_t *masks,
+                           int64_t *next) {
     return vdx_fs_scan_run_with(scan32_multi_avx512, blocks, bbs, nsq, g0, g1,
-                                luts, nq, thr, sums, masks);
+                                luts, nq, thr, cap, hits, sums, masks, next);
 }
 
 const vdx_fs_kernels vdx_fs_kernels_avx512 = {"avx512", scan32_avx512,
