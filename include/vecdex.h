@@ -142,7 +142,13 @@ typedef struct vdx_search_params {
     int efSearch;            /* HNSW: search-time beam width                */
     float k_factor;          /* refine: base index fetches k * k_factor     */
     const struct vdx_search_params *base_params; /* refine / pretransform  */
-    int64_t reserved[8];     /* zero; room to grow without breaking ABI     */
+    int candidates_only;     /* the caller re-ranks the results itself (as
+                                IndexRefine does with its base): distances
+                                may be the index's approximate ones (fast
+                                scan skips its float-table re-scoring);
+                                results stay sorted by them              */
+    int reserved_pad;        /* zero                                        */
+    int64_t reserved[7];     /* zero; room to grow without breaking ABI     */
 } vdx_search_params;
 
 VDX_API void vdx_search_params_init(vdx_search_params *p);

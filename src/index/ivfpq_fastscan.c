@@ -230,8 +230,8 @@ static float exact_key(const vdx_ivfpqfs *p, const float *xq, const void *ctx,
 static void search_one(const vdx_ivfpqfs *p, const float *xq,
                        const int64_t *cl, int64_t np, int64_t max_codes,
                        const vdx_selector *sel, void *ctx, float *tabs,
-                       uint16_t *seed, vdx_fs_res *res, int64_t k, float *D,
-                       vdx_idx_t *I) {
+                       uint16_t *seed, vdx_fs_res *res, int approx,
+                       int64_t k, float *D, vdx_idx_t *I) {
     const vdx_ivf *ivf = &p->ivf;
     const vdx_invlists *il = ivf->il;
     const vdx_fs_kernels *K = vdx_fs_kernels_get();
@@ -271,6 +271,16 @@ static void search_one(const vdx_ivfpqfs *p, const float *xq,
         }
     }
     vdx_fs_res_finish(res);
+    if (approx) { /* candidates only: their approximate keys */
+        vdx_heap_init(k, D, I);
+        for (int64_t e = 0; e < res->n; e++) {
+            if (res->ref[e] < 0) continue;
+            int64_t l = cl[res->ref[e] >> 32], off = res->ref[e] & 0xFFFFFFFF;
+            vdx_heap_push(k, D, I, res->key[e], il->ops->get_ids(il, l)[off]);
+        }
+        vdx_topk_finish(k, D, I, ivf->base.metric == VDX_METRIC_INNER_PRODUCT, 0);
+        return;
+    }
     /* the candidates' codes and ids (cold: the scan read the packed
      * copy) are requested together, so their misses overlap */
     for (int64_t e = 0; e < res->n; e++) {
@@ -346,7 +356,8 @@ static vdx_status fs_search(const vdx_index *ix, int64_t n, const float *x,
         search_one(p, x + q * ix->d, cl + q * np, np, max_codes, sel,
                    ctxs + (size_t)t * csz,
                    tabs ? tabs + (size_t)t * (tabsz / sizeof(float)) : NULL,
-                   seeds ? seeds + (size_t)t * FS_SEED_MAX : NULL, &res, k, D + q * k, I + q * k);
+                   seeds ? seeds + (size_t)t * FS_SEED_MAX : NULL, &res,
+                   prm && prm->candidates_only, k, D + q * k, I + q * k);
     }
 done:
     vdx_free(cd);

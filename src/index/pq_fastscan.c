@@ -353,9 +353,14 @@ static void query_table(const vdx_pq *pq, const float *ct, vdx_metric metric,
 /* The exact float-table keys of a heap's candidates (refs =
  * positions), offered to the output heap (k, D, I). */
 static void pqfs_rescore(const vdx_pqfs *p, const float *table,
-                         const vdx_fs_res *r, int64_t k, float *D,
+                         const vdx_fs_res *r, int approx, int64_t k, float *D,
                          vdx_idx_t *I) {
     const size_t bsz = vdx_fs_block_size(p->nsq, p->bbs);
+    if (approx) { /* candidates only: their approximate keys */
+        for (int64_t e = 0; e < r->n; e++)
+            if (r->ref[e] >= 0) vdx_heap_push(k, D, I, r->key[e], r->ref[e]);
+        return;
+    }
     /* the candidates' groups are scattered over the codes (a group spans
      * nsq / 2 lines of bbs bytes): all their lines are requested first,
      * so the misses overlap instead of following each other */
@@ -383,6 +388,7 @@ static vdx_status pqfs_search(const vdx_index *ix, int64_t n, const float *x,
     const vdx_pqfs *p = (const vdx_pqfs *)ix;
     const int ip = ix->metric == VDX_METRIC_INNER_PRODUCT;
     const vdx_selector *sel = prm ? prm->sel : NULL;
+    const int approx = prm && prm->candidates_only;
     const vdx_fs_kernels *K = vdx_fs_kernels_get();
     const int nthreads = vdx_nthreads();
     const int QB = VDX_FS_MAX_QBS;
@@ -432,7 +438,7 @@ static vdx_status pqfs_search(const vdx_index *ix, int64_t n, const float *x,
             vdx_idx_t *Iq = I + (q0 + j) * k;
             vdx_heap_init(k, Dq, Iq);
             vdx_fs_res_finish(&res[j]);
-            pqfs_rescore(p, tables[j], &res[j], k, Dq, Iq);
+            pqfs_rescore(p, tables[j], &res[j], approx, k, Dq, Iq);
             vdx_topk_finish(k, Dq, Iq, ip, 0);
         }
     }

@@ -88,13 +88,17 @@ static vdx_status refine_search(const vdx_index *ix, int64_t n, const float *x,
         return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
                          "search: n * k * k_factor is too large");
 
+    /* the base's distances are replaced here: it may return approximate
+     * ones (candidates_only) */
     vdx_search_params bp;
-    const vdx_search_params *bpp = p ? p->base_params : NULL;
-    if (p && !bpp && p->sel) {
+    if (p && p->base_params) {
+        bp = *p->base_params;
+    } else {
         vdx_search_params_init(&bp);
-        bp.sel = p->sel;
-        bpp = &bp;
+        if (p) bp.sel = p->sel;
     }
+    bp.candidates_only = 1;
+    const vdx_search_params *bpp = &bp;
     float *bd = vdx_malloc_array((size_t)(n * kb), sizeof(float));
     vdx_idx_t *bi = vdx_malloc_array((size_t)(n * kb), sizeof(vdx_idx_t));
     if (!bd || !bi) {

@@ -149,6 +149,52 @@ static void test_refine_sq(void) {
     vdx_index_free(r);
 }
 
+/* Over fast-scan bases (which return approximate distances to
+ * IndexRefine: candidates_only), the result is the exact re-ranking of the
+ * candidate set the base returns to a plain search with k * k_factor. */
+static void test_fastscan_base(void) {
+    const char *descs[2] = {"PQ8x4fs,RFlat", "IVF4,PQ8x4fs,RFlat"};
+    enum { KF = 3, KB = K * KF };
+    for (int di = 0; di < 2; di++)
+        for (int mi = 0; mi < 2; mi++) {
+            vdx_metric m = mi ? VDX_METRIC_INNER_PRODUCT : VDX_METRIC_L2;
+            vdx_index *r = NULL;
+            CHECK_OK(vdx_index_factory(D, descs[di], m, &r));
+            CHECK_OK(vdx_index_train(r, N, xb));
+            CHECK_OK(vdx_index_add(r, N, xb));
+            if (di) CHECK_OK(vdx_index_ivf_set_nprobe(vdx_index_refine_base(r), 2));
+            vdx_search_params p;
+            vdx_search_params_init(&p);
+            p.k_factor = KF;
+            float Dr[NQ * K], Db[NQ * KB];
+            int64_t Ir[NQ * K], Ib[NQ * KB];
+            CHECK_OK(vdx_index_search(r, NQ, xq, K, &p, Dr, Ir));
+            CHECK_OK(vdx_index_search(vdx_index_refine_base(r), NQ, xq, KB,
+                                      NULL, Db, Ib));
+            for (int q = 0; q < NQ; q++) {
+                /* exact keys of the base's candidates, best K by selection */
+                float key[KB];
+                for (int j = 0; j < KB; j++) {
+                    key[j] = INFINITY;
+                    if (Ib[q * KB + j] < 0) continue;
+                    const float *v = xb + Ib[q * KB + j] * D, *u = xq + q * D;
+                    float e = 0;
+                    for (int t = 0; t < D; t++)
+                        e += mi ? -u[t] * v[t] : (u[t] - v[t]) * (u[t] - v[t]);
+                    key[j] = e;
+                }
+                for (int j = 0; j < K; j++) {
+                    int b = 0;
+                    for (int t = 1; t < KB; t++) b = key[t] < key[b] ? t : b;
+                    float want = mi ? -key[b] : key[b];
+                    CHECK(fabsf(Dr[q * K + j] - want) <= 1e-4f * (1 + fabsf(want)));
+                    key[b] = INFINITY;
+                }
+            }
+            vdx_index_free(r);
+        }
+}
+
 static void test_factory(void) {
     static const struct { const char *s, *tn, *base, *ref; } cases[] = {
         {"PQ4x4,RFlat", "IndexRefineFlat", "IndexPQ", "IndexFlat"},
@@ -235,6 +281,7 @@ int main(void) {
     test_rand_fill(xq, sizeof xq / sizeof xq[0], 12);
     RUN(test_exact_when_covered);
     RUN(test_refine_sq);
+    RUN(test_fastscan_base);
     RUN(test_factory);
     RUN(test_bad);
     return TEST_SUMMARY();
