@@ -276,17 +276,7 @@ PyObject *pq_view(vdx_pq *pq, IndexObject *index) {
 static PyObject *Index_get_pq(IndexObject *self, void *c) {
     (void)c;
     if (ready(self) < 0) return NULL;
-    vdx_pq *pq = vdx_index_pq_quantizer(self->ix);
-    if (!pq) {
-        PyErr_SetString(PyExc_AttributeError, "this index has no pq");
-        return NULL;
-    }
-    PQObject *o = (PQObject *)PQType.tp_alloc(&PQType, 0);
-    if (!o) return NULL;
-    o->pq = pq;
-    Py_INCREF(self);
-    o->index = self;
-    return (PyObject *)o;
+    return pq_view(vdx_index_pq_quantizer(self->ix), self);
 }
 
 static PyObject *Index_get_code_size(IndexObject *self, void *c) {

@@ -475,10 +475,8 @@ static vdx_status flat_range_search(const vdx_index *ix, int64_t n,
 static vdx_status flat_reconstruct(const vdx_index *ix, vdx_idx_t key,
                                    float *out) {
     const vdx_flat *f = (const vdx_flat *)ix;
-    if (key < 0 || key >= ix->ntotal)
-        return vdx_raise(VDX_ERR_NOT_FOUND,
-                         "reconstruct: key %lld is outside [0, ntotal=%lld)",
-                         (long long)key, (long long)ix->ntotal);
+    vdx_status kst = vdx_check_key(ix, key);
+    if (kst) return kst;
     memcpy(out, f->xb + (size_t)key * (size_t)ix->d,
            (size_t)ix->d * sizeof(float));
     return VDX_OK;

@@ -271,6 +271,24 @@ vdx_status vdx_index_reconstruct_n(const vdx_index *ix, vdx_idx_t i0,
     return VDX_OK;
 }
 
+vdx_status vdx_check_key(const vdx_index *ix, vdx_idx_t key) {
+    if (key < 0 || key >= ix->ntotal)
+        return vdx_raise(VDX_ERR_NOT_FOUND,
+                         "reconstruct: key %lld is outside [0, ntotal=%lld)",
+                         (long long)key, (long long)ix->ntotal);
+    return VDX_OK;
+}
+
+vdx_status vdx_check_range(const vdx_index *ix, vdx_idx_t i0, int64_t ni) {
+    if (i0 < 0 || ni < 0 || i0 > ix->ntotal || ni > ix->ntotal - i0)
+        return vdx_raise(VDX_ERR_NOT_FOUND,
+                         "reconstruct_n: [%lld, %lld) is outside [0, "
+                         "ntotal=%lld)",
+                         (long long)i0, (long long)(i0 + ni),
+                         (long long)ix->ntotal);
+    return VDX_OK;
+}
+
 vdx_status vdx_codes_remove_ids(vdx_index *ix, uint8_t *codes,
                                 size_t code_size, const vdx_selector *sel,
                                 int64_t *nremoved) {

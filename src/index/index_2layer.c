@@ -359,22 +359,16 @@ static vdx_status tl_reset(vdx_index *ix) {
 
 static vdx_status tl_reconstruct(const vdx_index *ix, vdx_idx_t key,
                                  float *out) {
-    if (key < 0 || key >= ix->ntotal)
-        return vdx_raise(VDX_ERR_NOT_FOUND,
-                         "reconstruct: key %lld is outside [0, ntotal=%lld)",
-                         (long long)key, (long long)ix->ntotal);
+    vdx_status kst = vdx_check_key(ix, key);
+    if (kst) return kst;
     vdx_2layer_decode((const vdx_index_2layer *)ix, key, out);
     return VDX_OK;
 }
 
 static vdx_status tl_reconstruct_n(const vdx_index *ix, vdx_idx_t i0,
                                    int64_t ni, float *out) {
-    if (i0 < 0 || ni < 0 || i0 + ni > ix->ntotal)
-        return vdx_raise(VDX_ERR_NOT_FOUND,
-                         "reconstruct_n: [%lld, %lld) is outside [0, "
-                         "ntotal=%lld)",
-                         (long long)i0, (long long)(i0 + ni),
-                         (long long)ix->ntotal);
+    vdx_status rst = vdx_check_range(ix, i0, ni);
+    if (rst) return rst;
     decode_block((const vdx_index_2layer *)ix, i0, ni, out);
     return VDX_OK;
 }

@@ -79,6 +79,12 @@ typedef struct vdx_flat {
 VDX_INTERNAL int vdx_is_flat(const vdx_index *ix);
 /* Makes room for n vectors in total (keeps contents). */
 VDX_INTERNAL vdx_status vdx_flat_reserve(vdx_flat *f, int64_t n);
+/* VDX_OK when key is a position in [0, ntotal), else VDX_ERR_NOT_FOUND
+ * naming it (reconstruct of the kinds numbered by position). */
+VDX_INTERNAL vdx_status vdx_check_key(const vdx_index *ix, vdx_idx_t key);
+/* The same for the positions [i0, i0 + ni) (reconstruct_n). */
+VDX_INTERNAL vdx_status vdx_check_range(const vdx_index *ix, vdx_idx_t i0,
+                                        int64_t ni);
 /* Frees the cached norms and keeps none from then on. */
 VDX_INTERNAL void vdx_flat_drop_norms(vdx_flat *f);
 

@@ -240,10 +240,8 @@ static vdx_status sq_range_search(const vdx_index *ix, int64_t n,
 static vdx_status sq_reconstruct(const vdx_index *ix, vdx_idx_t key,
                                  float *out) {
     const vdx_index_sq *s = (const vdx_index_sq *)ix;
-    if (key < 0 || key >= ix->ntotal)
-        return vdx_raise(VDX_ERR_NOT_FOUND,
-                         "reconstruct: key %lld is outside [0, ntotal=%lld)",
-                         (long long)key, (long long)ix->ntotal);
+    vdx_status kst = vdx_check_key(ix, key);
+    if (kst) return kst;
     vdx_sq_decode_n(&s->sq, 1, s->codes + (size_t)key * s->sq.code_size, out);
     return VDX_OK;
 }

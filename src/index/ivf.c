@@ -606,10 +606,8 @@ static vdx_status ivf_reconstruct(const vdx_index *ix, vdx_idx_t key,
         return vdx_raise(VDX_ERR_UNSUPPORTED,
                          "reconstruct needs the direct map: call "
                          "make_direct_map() first");
-    if (key < 0 || key >= ix->ntotal)
-        return vdx_raise(VDX_ERR_NOT_FOUND,
-                         "reconstruct: key %lld is outside [0, ntotal=%lld)",
-                         (long long)key, (long long)ix->ntotal);
+    vdx_status kst = vdx_check_key(ix, key);
+    if (kst) return kst;
     int64_t lo = ivf->dm[key], l = lo >> 32, off = lo & 0xffffffffLL;
     ivf->codec->decode(ivf, l,
                        ivf->il->ops->get_codes(ivf->il, l) + (size_t)off * ivf->code_size,

@@ -514,21 +514,15 @@ static vdx_status decode_range(const vdx_pqfs *p, int64_t i0, int64_t ni,
 
 static vdx_status pqfs_reconstruct(const vdx_index *ix, vdx_idx_t key,
                                    float *out) {
-    if (key < 0 || key >= ix->ntotal)
-        return vdx_raise(VDX_ERR_NOT_FOUND,
-                         "reconstruct: key %lld is outside [0, ntotal=%lld)",
-                         (long long)key, (long long)ix->ntotal);
+    vdx_status kst = vdx_check_key(ix, key);
+    if (kst) return kst;
     return decode_range((const vdx_pqfs *)ix, key, 1, out);
 }
 
 static vdx_status pqfs_reconstruct_n(const vdx_index *ix, vdx_idx_t i0,
                                      int64_t ni, float *out) {
-    if (i0 < 0 || ni < 0 || i0 + ni > ix->ntotal)
-        return vdx_raise(VDX_ERR_NOT_FOUND,
-                         "reconstruct_n: [%lld, %lld) is outside [0, "
-                         "ntotal=%lld)",
-                         (long long)i0, (long long)(i0 + ni),
-                         (long long)ix->ntotal);
+    vdx_status rst = vdx_check_range(ix, i0, ni);
+    if (rst) return rst;
     return decode_range((const vdx_pqfs *)ix, i0, ni, out);
 }
 

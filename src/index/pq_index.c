@@ -184,10 +184,8 @@ static vdx_status pq_reset(vdx_index *ix) {
 static vdx_status pq_reconstruct(const vdx_index *ix, vdx_idx_t key,
                                  float *out) {
     const vdx_index_pq *p = (const vdx_index_pq *)ix;
-    if (key < 0 || key >= ix->ntotal)
-        return vdx_raise(VDX_ERR_NOT_FOUND,
-                         "reconstruct: key %lld is outside [0, ntotal=%lld)",
-                         (long long)key, (long long)ix->ntotal);
+    vdx_status kst = vdx_check_key(ix, key);
+    if (kst) return kst;
     vdx_pq_decode_n(&p->pq, 1, p->codes + (size_t)key * p->pq.code_size, out);
     return VDX_OK;
 }
@@ -195,12 +193,8 @@ static vdx_status pq_reconstruct(const vdx_index *ix, vdx_idx_t key,
 static vdx_status pq_reconstruct_n(const vdx_index *ix, vdx_idx_t i0,
                                    int64_t ni, float *out) {
     const vdx_index_pq *p = (const vdx_index_pq *)ix;
-    if (i0 < 0 || ni < 0 || i0 + ni > ix->ntotal)
-        return vdx_raise(VDX_ERR_NOT_FOUND,
-                         "reconstruct_n: [%lld, %lld) is outside [0, "
-                         "ntotal=%lld)",
-                         (long long)i0, (long long)(i0 + ni),
-                         (long long)ix->ntotal);
+    vdx_status rst = vdx_check_range(ix, i0, ni);
+    if (rst) return rst;
     vdx_pq_decode_n(&p->pq, ni, p->codes + (size_t)i0 * p->pq.code_size, out);
     return VDX_OK;
 }
