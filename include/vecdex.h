@@ -145,8 +145,9 @@ typedef struct vdx_search_params {
     int candidates_only;     /* the caller re-ranks the results itself (as
                                 IndexRefine does with its base): distances
                                 may be the index's approximate ones (fast
-                                scan skips its float-table re-scoring);
-                                results stay sorted by them              */
+                                scan skips its float-table re-scoring)
+                                and may come in any order, -1 slots
+                                anywhere                                 */
     int reserved_pad;        /* zero                                        */
     int64_t reserved[7];     /* zero; room to grow without breaking ABI     */
 } vdx_search_params;

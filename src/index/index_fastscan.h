@@ -57,9 +57,13 @@ typedef struct vdx_fs_res {
     float top;
 } vdx_fs_res;
 
-/* Entries key and ref must hold for k2. */
+/* Entries key and ref must hold for k2 (a heap has a sentinel after its
+ * k2 entries). */
 static inline int64_t vdx_fs_res_cap(int64_t k2) {
-    return k2 <= VDX_FS_HEAP_MAX ? k2 : 3 * k2;
+    return k2 <= VDX_FS_HEAP_MAX ? k2 + 1 : 3 * k2;
+}
+static inline int vdx_fs_res_is_heap(const vdx_fs_res *r) {
+    return r->k2 <= VDX_FS_HEAP_MAX;
 }
 VDX_INTERNAL void vdx_fs_res_init(vdx_fs_res *r, float *key, int64_t *ref,
                                   int64_t k2);
@@ -71,15 +75,17 @@ VDX_INTERNAL void vdx_fs_res_finish(vdx_fs_res *r);
 
 /* Adds (a, ref), a < top; returns 1 when top changed. */
 static inline int vdx_fs_res_add(vdx_fs_res *r, float a, int64_t ref) {
-    if (r->cap == r->k2) { /* heap on the key alone: no tie order needed */
+    if (vdx_fs_res_is_heap(r)) { /* on the key alone: no tie order needed */
         float *key = r->key;
         int64_t *rf = r->ref;
         const int64_t k = r->k2;
         int64_t i = 0;
         for (;;) {
-            int64_t l = 2 * i + 1, rr = l + 1, w;
+            int64_t l = 2 * i + 1;
             if (l >= k) break;
-            w = (rr < k && key[rr] > key[l]) ? rr : l;
+            /* the larger child without a branch (key[k] is the -inf
+             * sentinel) */
+            int64_t w = l + (int64_t)(key[l + 1] > key[l]);
             if (!(key[w] > a)) break;
             key[i] = key[w];
             rf[i] = rf[w];
@@ -97,17 +103,32 @@ static inline int vdx_fs_res_add(vdx_fs_res *r, float a, int64_t ref) {
     return 1;
 }
 
-/* Scans n packed vectors (blocks) against a query: table (M x 16 float
- * keys, smaller is better), lut (its quantized form).  Vector i has ref
+/* The distance of a key (smaller is better) as vdx_topk_finish gives it:
+ * inner product the negated key, L2 the key clamped at 0. */
+static inline float vdx_fs_key_distance(float key, int ip) {
+    return ip ? -key : (key < 0 ? 0 : key);
+}
+
+/* Scans n packed vectors (blocks) against a query: lut (the quantized
+ * form of its M x 16 float keys, smaller is better).  Vector i has ref
  * ref0 + i and id ids[i] (the ref when ids is NULL); ids outside sel are
  * skipped.  The heap collects the refs of the best approximate keys;
  * the caller re-scores them with the float table. */
 VDX_INTERNAL void vdx_fs_scan_blocks(const vdx_fs_kernels *K,
                                      const uint8_t *blocks, int64_t n,
                                      int64_t bbs, int64_t nsq,
-                                     const float *table, const vdx_fs_lut *lut,
+                                     const vdx_fs_lut *lut,
                                      const vdx_idx_t *ids, int64_t ref0,
                                      const vdx_selector *sel, vdx_fs_res *res);
+/* As vdx_fs_scan_blocks for nq <= VDX_FS_MAX_QBS queries in one pass
+ * over the codes: query j with luts[j] and res[j]. */
+VDX_INTERNAL void vdx_fs_scan_blocks_multi(const vdx_fs_kernels *K,
+                                           const uint8_t *blocks, int64_t n,
+                                           int64_t bbs, int64_t nsq, int nq,
+                                           const vdx_fs_lut *luts,
+                                           const vdx_idx_t *ids, int64_t ref0,
+                                           const vdx_selector *sel,
+                                           vdx_fs_res *res);
 /* As vdx_fs_scan_blocks for a query whose heap is still empty, without
  * selector (IVF: its first list): the 32-aligned sums of all n vectors go
  * to sums (room for n rounded up to 32), about the k2 smallest seed the
@@ -117,7 +138,6 @@ VDX_INTERNAL void vdx_fs_scan_blocks(const vdx_fs_kernels *K,
 VDX_INTERNAL void vdx_fs_scan_blocks_seeded(const vdx_fs_kernels *K,
                                             const uint8_t *blocks, int64_t n,
                                             int64_t bbs, int64_t nsq,
-                                            const float *table,
                                             const vdx_fs_lut *lut,
                                             const vdx_idx_t *ids, int64_t ref0,
                                             vdx_fs_res *res, uint16_t *sums);

@@ -14,6 +14,7 @@
  * the same bounded block scan as IndexPQFastScan: results equal those of
  * the float table on the same codes (see fastscan.h).
  */
+#include <float.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -64,7 +65,7 @@ typedef struct fs_ctx_head {
     vdx_fs_lut lut;
     const float *ct; /* transposed PQ centroids (fs_search), or NULL */
 } fs_ctx_head;
-#define CTX_HEAD 128
+#define CTX_HEAD ((sizeof(fs_ctx_head) + 63) / 64 * 64)
 
 static size_t fs_ctx_size(const vdx_ivf *ivf) {
     const vdx_ivfpqfs *p = as_fs(ivf);
@@ -74,6 +75,19 @@ static size_t fs_ctx_size(const vdx_ivf *ivf) {
 
 static float *ctx_table(const void *ctx) {
     return (float *)(void *)((uint8_t *)(uintptr_t)ctx + CTX_HEAD);
+}
+
+/* Key table of query xq without by_residual (keys: L2 distances or
+ * -scores); ct: the transposed centroids, or NULL. */
+static void query_table(const vdx_ivfpqfs *p, const float *ct, const float *xq,
+                        float *table) {
+    const vdx_metric metric = p->ivf.base.metric;
+    if (ct)
+        vdx_pq_table_t(&p->pq, ct, metric, xq, table);
+    else
+        vdx_pq_table(&p->pq, metric, xq, table);
+    if (metric == VDX_METRIC_INNER_PRODUCT)
+        for (int64_t i = 0; i < p->pq.M * 16; i++) table[i] = -table[i];
 }
 
 /* Key table of query xq for list (keys: L2 distances or -scores) into
@@ -89,12 +103,7 @@ static void prepare_into(const vdx_ivf *ivf, const float *xq, int64_t list,
     const int64_t tn = p->pq.M * 16;
     if (!p->by_residual) {
         if (h->xq == xq) return; /* this query's tables are already here */
-        if (h->ct)
-            vdx_pq_table_t(&p->pq, h->ct, ivf->base.metric, xq, table);
-        else
-            vdx_pq_table(&p->pq, ivf->base.metric, xq, table);
-        if (ivf->base.metric == VDX_METRIC_INNER_PRODUCT)
-            for (int64_t i = 0; i < tn; i++) table[i] = -table[i];
+        query_table(p, h->ct, xq, table);
     } else {
         centroid(ivf, list, r);
         if (ivf->base.metric == VDX_METRIC_L2) {
@@ -197,15 +206,14 @@ static const uint8_t *packed_list(const vdx_ivfpqfs *pc, int64_t l,
     return res;
 }
 
-/* The exact float-table key of a code of list l for the query whose
- * context ctx holds: from the list's float table when kept (tab), else
- * through the decoded vector (by_residual: the context's table is the last
- * list's). */
-static float exact_key(const vdx_ivfpqfs *p, const float *xq, const void *ctx,
-                       const float *tab, int64_t l, const uint8_t *code,
-                       float *buf) {
+/* The exact float-table key of a code of list l for query xq: without
+ * by_residual from the query's table qtab; with it from the list's float
+ * table when kept (tab), else through the decoded vector. */
+static float exact_key(const vdx_ivfpqfs *p, const float *xq,
+                       const float *qtab, const float *tab, int64_t l,
+                       const uint8_t *code, float *buf) {
     const vdx_ivf *ivf = &p->ivf;
-    if (!p->by_residual) return table_key(p, ctx_table(ctx), code);
+    if (!p->by_residual) return table_key(p, qtab, code);
     if (tab) return table_key(p, tab, code);
     const vdx_kernels *K = vdx_kernels_get();
     vdx_ivf_pq_decode(ivf, &p->pq, 1, l, code, buf);
@@ -222,6 +230,61 @@ static float exact_key(const vdx_ivfpqfs *p, const float *xq, const void *ctx,
 /* Longest list whose sums a query's first list may keep for seeding (a
  * 32 KiB buffer per thread); longer ones are scanned in order. */
 #define FS_SEED_MAX 16384
+
+/* The candidates of one query (res) into its results (k, D, I): their
+ * approximate keys (approx), else their exact float-table keys.  A ref is
+ * probe << 32 | offset with the probes' lists in cl, or list << 32 |
+ * offset when cl is NULL; qtab: the query's table (by_residual off), tabs:
+ * the per-probe tables (by_residual) or NULL; buf: d floats. */
+static void finish_one(const vdx_ivfpqfs *p, const float *xq,
+                       const int64_t *cl, const float *qtab, const float *tabs,
+                       float *buf, vdx_fs_res *res, int approx, int64_t k,
+                       float *D, vdx_idx_t *I) {
+    const vdx_ivf *ivf = &p->ivf;
+    const vdx_invlists *il = ivf->il;
+    const int64_t tn = p->pq.M * 16;
+    const int ip = ivf->base.metric == VDX_METRIC_INNER_PRODUCT;
+    vdx_fs_res_finish(res);
+    /* the candidates' ids and codes (cold: the scan read the packed copy)
+     * are requested together, so their misses overlap */
+    for (int64_t e = 0; e < res->n; e++) {
+        if (res->ref[e] < 0) continue;
+        int64_t r = res->ref[e] >> 32, off = res->ref[e] & 0xFFFFFFFF;
+        int64_t l = cl ? cl[r] : r;
+        __builtin_prefetch(il->ops->get_ids(il, l) + off);
+        if (!approx)
+            __builtin_prefetch(il->ops->get_codes(il, l) + (size_t)off * p->pq.code_size);
+    }
+    if (approx && res->n <= k) { /* unsorted (see vdx_search_params) */
+        for (int64_t e = 0; e < k; e++) {
+            int64_t rf = e < res->n ? res->ref[e] : -1;
+            if (rf < 0) {
+                D[e] = ip ? -FLT_MAX : FLT_MAX;
+                I[e] = -1;
+                continue;
+            }
+            int64_t r = rf >> 32, off = rf & 0xFFFFFFFF;
+            D[e] = vdx_fs_key_distance(res->key[e], ip);
+            I[e] = il->ops->get_ids(il, cl ? cl[r] : r)[off];
+        }
+        return;
+    }
+    vdx_heap_init(k, D, I);
+    for (int64_t e = 0; e < res->n; e++) {
+        if (res->ref[e] < 0) continue;
+        int64_t r = res->ref[e] >> 32, off = res->ref[e] & 0xFFFFFFFF;
+        int64_t l = cl ? cl[r] : r;
+        float key = res->key[e];
+        if (!approx) {
+            const uint8_t *code =
+                il->ops->get_codes(il, l) + (size_t)off * p->pq.code_size;
+            key = exact_key(p, xq, qtab, tabs && cl ? tabs + r * tn : NULL, l,
+                            code, buf);
+        }
+        vdx_heap_push(k, D, I, key, il->ops->get_ids(il, l)[off]);
+    }
+    vdx_topk_finish(k, D, I, ip, 0);
+}
 
 /* One query: the nprobe lists of cl in probe order (max_codes: stop once
  * that many codes were scanned) into the heap of approximate keys (refs
@@ -253,13 +316,13 @@ static void search_one(const vdx_ivfpqfs *p, const float *xq,
         const uint8_t *blocks = packed_list(p, l, ls);
         if (blocks && seed && !sel && res->top == INFINITY &&
             ls >= 2 * res->k2 && ls <= FS_SEED_MAX) {
-            vdx_fs_scan_blocks_seeded(K, blocks, ls, p->bbs, p->nsq, table,
-                                      &h->lut, ids, j << 32, res, seed);
+            vdx_fs_scan_blocks_seeded(K, blocks, ls, p->bbs, p->nsq, &h->lut,
+                                      ids, j << 32, res, seed);
             continue;
         }
         if (blocks) {
-            vdx_fs_scan_blocks(K, blocks, ls, p->bbs, p->nsq, table, &h->lut,
-                               ids, j << 32, sel, res);
+            vdx_fs_scan_blocks(K, blocks, ls, p->bbs, p->nsq, &h->lut, ids,
+                               j << 32, sel, res);
             continue;
         }
         /* no memory for the packed copy: the float scan */
@@ -270,37 +333,161 @@ static void search_one(const vdx_ivfpqfs *p, const float *xq,
             if (key < res->top) vdx_fs_res_add(res, key, j << 32 | i);
         }
     }
-    vdx_fs_res_finish(res);
-    if (approx) { /* candidates only: their approximate keys */
-        vdx_heap_init(k, D, I);
-        for (int64_t e = 0; e < res->n; e++) {
-            if (res->ref[e] < 0) continue;
-            int64_t l = cl[res->ref[e] >> 32], off = res->ref[e] & 0xFFFFFFFF;
-            vdx_heap_push(k, D, I, res->key[e], il->ops->get_ids(il, l)[off]);
+    finish_one(p, xq, cl, ctx_table(ctx), tabs, buf, res, approx, k, D, I);
+}
+
+/* ---- list-major search (by_residual off) -------------------------------
+ *
+ * The scan of a list reads its codes at about 30 GB/s, more than one core
+ * gets from memory: query by query, a search is bound by memory bandwidth
+ * once the lists outgrow the caches.  So a chunk of queries goes list by
+ * list instead: every query first scans its nearest non-empty list on its
+ * own (seeded, so its threshold is tight from the start), then the other
+ * (query, list) pairs are sorted by list and each list is scanned once for
+ * the queries of the chunk that probe it, two at a time through one pass of
+ * the kernel, while the list sits in the first-level cache.  Without
+ * by_residual a query has one table for all lists, so refs are list << 32
+ * | offset. */
+
+/* Most queries per chunk, and most workspace bytes per thread. */
+#define FS_LM_CHUNK 512
+#define FS_LM_BYTES ((size_t)32 << 20)
+
+typedef struct lm_layout {
+    size_t tables, lq, luts, res, key, ref, pairs, seed, total;
+} lm_layout;
+
+/* Offsets of the workspace of a chunk of c queries. */
+static lm_layout lm_plan(const vdx_ivfpqfs *p, int64_t c, int64_t np,
+                         int64_t cap) {
+    lm_layout o;
+    size_t at = 0;
+#define LM_TAKE(f, bytes) (o.f = at, at += ((size_t)(bytes) + 63) / 64 * 64)
+    LM_TAKE(tables, (size_t)c * ctx_table_bytes(p));
+    LM_TAKE(lq, (size_t)c * ctx_lut_bytes(p));
+    LM_TAKE(luts, (size_t)c * sizeof(vdx_fs_lut));
+    LM_TAKE(res, (size_t)c * sizeof(vdx_fs_res));
+    LM_TAKE(key, (size_t)c * (size_t)cap * sizeof(float));
+    LM_TAKE(ref, (size_t)c * (size_t)cap * sizeof(int64_t));
+    LM_TAKE(pairs, (size_t)2 * (size_t)c * (size_t)np * sizeof(uint64_t)); /* + sort */
+    LM_TAKE(seed, FS_SEED_MAX * sizeof(uint16_t));
+#undef LM_TAKE
+    o.total = at;
+    return o;
+}
+
+/* Sorts n keys by their high 32 bits (list numbers below nlist), the low
+ * ones (query numbers) staying in order: an LSD radix sort, 11 bits per
+ * pass, through tmp (room for n). */
+static void lm_sort(uint64_t *a, uint64_t *tmp, int64_t n, int64_t nlist) {
+    int passes = 0;
+    for (int64_t v = nlist - 1; v > 0; v >>= 11) passes++;
+    uint64_t *src = a, *dst = tmp;
+    for (int ps = 0; ps < passes; ps++) {
+        int64_t cnt[2048] = {0};
+        const int sh = 32 + 11 * ps;
+        for (int64_t i = 0; i < n; i++) cnt[(src[i] >> sh) & 2047]++;
+        int64_t sum = 0;
+        for (int b = 0; b < 2048; b++) {
+            int64_t c = cnt[b];
+            cnt[b] = sum;
+            sum += c;
         }
-        vdx_topk_finish(k, D, I, ivf->base.metric == VDX_METRIC_INNER_PRODUCT, 0);
-        return;
+        for (int64_t i = 0; i < n; i++) dst[cnt[(src[i] >> sh) & 2047]++] = src[i];
+        uint64_t *t = src;
+        src = dst;
+        dst = t;
     }
-    /* the candidates' codes and ids (cold: the scan read the packed
-     * copy) are requested together, so their misses overlap */
-    for (int64_t e = 0; e < res->n; e++) {
-        if (res->ref[e] < 0) continue;
-        int64_t l = cl[res->ref[e] >> 32], off = res->ref[e] & 0xFFFFFFFF;
-        __builtin_prefetch(il->ops->get_codes(il, l) + (size_t)off * p->pq.code_size);
-        __builtin_prefetch(il->ops->get_ids(il, l) + off);
+    if (src != a) memcpy(a, src, (size_t)n * sizeof(uint64_t));
+}
+
+static void search_chunk(const vdx_ivfpqfs *p, const float *x, int64_t q0,
+                         int64_t nq, const int64_t *cl, int64_t np,
+                         const vdx_selector *sel, const float *ct,
+                         uint8_t *w, const lm_layout *o, int64_t cap,
+                         int64_t k2, int approx, int64_t k, float *D,
+                         vdx_idx_t *I) {
+    const vdx_ivf *ivf = &p->ivf;
+    const vdx_invlists *il = ivf->il;
+    const vdx_fs_kernels *K = vdx_fs_kernels_get();
+    const int64_t d = ivf->base.d, tn = ctx_table_bytes(p) / sizeof(float);
+    float *tables = (float *)(void *)(w + o->tables);
+    uint8_t *lq = w + o->lq;
+    vdx_fs_lut *luts = (vdx_fs_lut *)(void *)(w + o->luts);
+    vdx_fs_res *res = (vdx_fs_res *)(void *)(w + o->res);
+    float *key = (float *)(void *)(w + o->key);
+    int64_t *ref = (int64_t *)(void *)(w + o->ref);
+    uint64_t *pairs = (uint64_t *)(void *)(w + o->pairs);
+    uint16_t *seed = (uint16_t *)(void *)(w + o->seed);
+    int64_t npairs = 0;
+    for (int64_t qi = 0; qi < nq; qi++) {
+        const float *xq = x + (q0 + qi) * d;
+        float *table = tables + qi * tn;
+        luts[qi].q = lq + (size_t)qi * ctx_lut_bytes(p);
+        query_table(p, ct, xq, table);
+        vdx_fs_quantize(table, p->pq.M, p->nsq, &luts[qi]);
+        vdx_fs_res_init(&res[qi], key + qi * cap, ref + qi * cap, k2);
+        const int64_t *cq = cl + (q0 + qi) * np;
+        int first = 1;
+        for (int64_t j = 0; j < np; j++) {
+            int64_t l = cq[j];
+            if (l < 0) continue;
+            int64_t ls = il->ops->list_size(il, l);
+            if (ls == 0) continue;
+            if (!first) {
+                pairs[npairs++] = (uint64_t)l << 32 | (uint64_t)qi;
+                continue;
+            }
+            first = 0;
+            const vdx_idx_t *ids = il->ops->get_ids(il, l);
+            const uint8_t *blocks = packed_list(p, l, ls);
+            if (blocks && !sel && ls >= 2 * k2 && ls <= FS_SEED_MAX)
+                vdx_fs_scan_blocks_seeded(K, blocks, ls, p->bbs, p->nsq,
+                                          &luts[qi], ids, l << 32, &res[qi],
+                                          seed);
+            else /* the pair list takes it */
+                pairs[npairs++] = (uint64_t)l << 32 | (uint64_t)qi;
+        }
     }
-    vdx_heap_init(k, D, I);
-    for (int64_t e = 0; e < res->n; e++) {
-        if (res->ref[e] < 0) continue;
-        int64_t j = res->ref[e] >> 32, off = res->ref[e] & 0xFFFFFFFF;
-        int64_t l = cl[j];
-        const uint8_t *code = il->ops->get_codes(il, l) + (size_t)off * p->pq.code_size;
-        vdx_heap_push(k, D, I,
-                      exact_key(p, xq, ctx, tabs ? tabs + j * tn : NULL, l,
-                                code, buf),
-                      il->ops->get_ids(il, l)[off]);
+    lm_sort(pairs, pairs + npairs, npairs, ivf->nlist);
+    for (int64_t e = 0; e < npairs;) {
+        const int64_t l = (int64_t)(pairs[e] >> 32);
+        int64_t f = e + 1;
+        while (f < npairs && (int64_t)(pairs[f] >> 32) == l) f++;
+        const int64_t ls = il->ops->list_size(il, l);
+        const vdx_idx_t *ids = il->ops->get_ids(il, l);
+        const uint8_t *blocks = packed_list(p, l, ls);
+        for (int64_t g = e; g < f; g += VDX_FS_MAX_QBS) {
+            const int nqq = (int)VDX_MIN(VDX_FS_MAX_QBS, f - g);
+            const float *tb[VDX_FS_MAX_QBS];
+            vdx_fs_lut lu[VDX_FS_MAX_QBS];
+            vdx_fs_res rs[VDX_FS_MAX_QBS];
+            int64_t qs[VDX_FS_MAX_QBS];
+            for (int j = 0; j < nqq; j++) {
+                qs[j] = (int64_t)(pairs[g + j] & 0xFFFFFFFFu);
+                tb[j] = tables + qs[j] * tn;
+                lu[j] = luts[qs[j]];
+                rs[j] = res[qs[j]];
+            }
+            if (blocks) {
+                vdx_fs_scan_blocks_multi(K, blocks, ls, p->bbs, p->nsq, nqq,
+                                         lu, ids, l << 32, sel, rs);
+            } else { /* no memory for the packed copy: the float scan */
+                const uint8_t *codes = il->ops->get_codes(il, l);
+                for (int j = 0; j < nqq; j++)
+                    for (int64_t i = 0; i < ls; i++) {
+                        if (sel && !vdx_sel_member(sel, ids[i])) continue;
+                        float a = table_key(p, tb[j], codes + (size_t)i * p->pq.code_size);
+                        if (a < rs[j].top) vdx_fs_res_add(&rs[j], a, l << 32 | i);
+                    }
+            }
+            for (int j = 0; j < nqq; j++) res[qs[j]] = rs[j];
+        }
+        e = f;
     }
-    vdx_topk_finish(k, D, I, ivf->base.metric == VDX_METRIC_INNER_PRODUCT, 0);
+    for (int64_t qi = 0; qi < nq; qi++)
+        finish_one(p, x + (q0 + qi) * d, NULL, tables + qi * tn, NULL, NULL,
+                   &res[qi], approx, k, D + (q0 + qi) * k, I + (q0 + qi) * k);
 }
 
 static vdx_status fs_search(const vdx_index *ix, int64_t n, const float *x,
@@ -347,6 +534,31 @@ static vdx_status fs_search(const vdx_index *ix, int64_t n, const float *x,
     if (st) goto done;
     for (int64_t i = 0; i < n * np; i++)
         if (cl[i] >= ivf->nlist) cl[i] = -1; /* trust no quantizer */
+    /* list-major when the queries of a chunk share lists (about two per
+     * probed list or more) */
+    if (!p->by_residual && !max_codes) {
+        int64_t chunk = VDX_MIN(FS_LM_CHUNK, (n + 2 * nthreads - 1) / (2 * nthreads));
+        lm_layout lo = lm_plan(p, chunk, np, cap);
+        while (chunk > 1 && lo.total > FS_LM_BYTES) {
+            chunk /= 2;
+            lo = lm_plan(p, chunk, np, cap);
+        }
+        uint8_t *lmw = chunk * np >= 2 * ivf->nlist
+                           ? vdx_aligned_alloc((size_t)nthreads, lo.total)
+                           : NULL;
+        if (lmw) {
+            const int64_t nchunk = (n + chunk - 1) / chunk;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
+            for (int64_t c = 0; c < nchunk; c++)
+                search_chunk(p, x, c * chunk, VDX_MIN(chunk, n - c * chunk), cl,
+                             np, sel, ct,
+                             lmw + (size_t)omp_get_thread_num() * lo.total, &lo,
+                             cap, k2, prm && prm->candidates_only, k, D, I);
+            vdx_aligned_free(lmw);
+            goto done;
+        }
+        vdx_clear_error(); /* optional: queries then go one by one */
+    }
     /* chunks of queries: neighbouring output rows share cache lines */
 #pragma omp parallel for schedule(dynamic, 8) if (n > 1) num_threads(nthreads)
     for (int64_t q = 0; q < n; q++) {

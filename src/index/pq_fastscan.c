@@ -12,6 +12,7 @@
  * same codes, keys and distances included, whatever the spread of the
  * data, at the speed of the integer scan.  Threads take queries.
  */
+#include <float.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -52,10 +53,9 @@ static inline float rescore(const uint8_t *grp, size_t stride, int v,
 
 /* The approximate key of lane v from its 16-bit sum s: bias + scale s,
  * with the saturating wide sub-quantizers' entries replaced by their exact
- * float values (one lookup each). */
+ * float values (one lookup of their corrections each). */
 static inline float approx_key(const vdx_fs_lut *lut, const uint8_t *grp,
-                               size_t stride, int v, const float *table,
-                               uint16_t s) {
+                               size_t stride, int v, uint16_t s) {
     float a = lut->bias + lut->scale * (float)s;
     if (lut->nwide) {
         int u = v & 15, sh = v >= 16 ? 4 : 0;
@@ -63,9 +63,7 @@ static inline float approx_key(const vdx_fs_lut *lut, const uint8_t *grp,
         for (int w = 0; w < lut->nwide; w++) {
             int64_t m = lut->wide[w];
             const uint8_t *c = grp + (size_t)(m / 2) * stride + (m & 1) * 16;
-            int code = (c[j] >> sh) & 15;
-            a += table[m * 16 + code] - lut->wide_min[w] -
-                 lut->scale * (float)lut->q[m * 16 + code];
+            a += lut->wide_corr[w][(c[j] >> sh) & 15];
         }
     }
     return a;
@@ -79,11 +77,12 @@ void vdx_fs_res_init(vdx_fs_res *r, float *key, int64_t *ref, int64_t k2) {
     r->k2 = k2;
     r->cap = vdx_fs_res_cap(k2);
     r->top = INFINITY;
-    if (r->cap == k2) {
+    if (vdx_fs_res_is_heap(r)) {
         for (int64_t e = 0; e < k2; e++) {
             key[e] = INFINITY;
             ref[e] = -1;
         }
+        key[k2] = -INFINITY; /* the sentinel: never the larger child */
         r->n = k2;
     } else {
         r->n = 0;
@@ -127,7 +126,7 @@ void vdx_fs_res_shrink(vdx_fs_res *r) {
 }
 
 void vdx_fs_res_finish(vdx_fs_res *r) {
-    if (r->cap > r->k2 && r->n > r->k2) vdx_fs_res_shrink(r);
+    if (!vdx_fs_res_is_heap(r) && r->n > r->k2) vdx_fs_res_shrink(r);
 }
 
 /* Offers the candidates of one group (mask, sums) for one query to its
@@ -135,7 +134,7 @@ void vdx_fs_res_finish(vdx_fs_res *r) {
  * ids[position] (the ref itself when ids is NULL). */
 static inline void take_group(const uint8_t *grp, int64_t bbs, uint32_t mask,
                               const uint16_t *sums, int32_t *thr, int64_t i0,
-                              const float *table, const vdx_fs_lut *lut,
+                              const vdx_fs_lut *lut,
                               const vdx_idx_t *ids, int64_t ref0,
                               const vdx_selector *sel, vdx_fs_res *r) {
     while (mask) {
@@ -144,7 +143,7 @@ static inline void take_group(const uint8_t *grp, int64_t bbs, uint32_t mask,
         if ((int32_t)sums[v] > *thr) continue; /* tightened meanwhile */
         int64_t ref = ref0 + i0 + v;
         if (sel && !vdx_sel_member(sel, ids ? ids[i0 + v] : ref)) continue;
-        float a = approx_key(lut, grp, (size_t)bbs, v, table, sums[v]);
+        float a = approx_key(lut, grp, (size_t)bbs, v, sums[v]);
         if (!(a < r->top)) continue;
         if (vdx_fs_res_add(r, a, ref)) *thr = vdx_fs_threshold(lut, r->top);
     }
@@ -154,7 +153,7 @@ static inline void take_group(const uint8_t *grp, int64_t bbs, uint32_t mask,
  * until a group has candidates, which go to take_group. */
 static void scan_run(const vdx_fs_kernels *K, const uint8_t *blocks,
                      int64_t n, int64_t bbs, int64_t nsq, int nq,
-                     const float *const *tables, const vdx_fs_lut *luts,
+                     const vdx_fs_lut *luts,
                      const vdx_idx_t *ids, int64_t ref0,
                      const vdx_selector *sel, vdx_fs_res *res) {
     uint16_t sums[32 * VDX_FS_MAX_QBS * VDX_FS_RUN_HITS], thr16[VDX_FS_MAX_QBS];
@@ -181,7 +180,7 @@ static void scan_run(const vdx_fs_kernels *K, const uint8_t *blocks,
                 uint32_t mask = thr[j] < 0 ? 0 : masks[h * nq + j] & tail;
                 if (!mask) continue;
                 take_group(grp, bbs, mask, sums + 32 * (h * nq + j), &thr[j],
-                           i0, tables[j], &luts[j], ids, ref0, sel, &res[j]);
+                           i0, &luts[j], ids, ref0, sel, &res[j]);
                 thr16[j] = thr[j] < 0 ? 0 : (uint16_t)thr[j];
             }
         }
@@ -190,10 +189,18 @@ static void scan_run(const vdx_fs_kernels *K, const uint8_t *blocks,
 
 void vdx_fs_scan_blocks(const vdx_fs_kernels *K, const uint8_t *blocks,
                         int64_t n, int64_t bbs, int64_t nsq,
-                        const float *table, const vdx_fs_lut *lut,
+                        const vdx_fs_lut *lut,
                         const vdx_idx_t *ids, int64_t ref0,
                         const vdx_selector *sel, vdx_fs_res *res) {
-    scan_run(K, blocks, n, bbs, nsq, 1, &table, lut, ids, ref0, sel, res);
+    scan_run(K, blocks, n, bbs, nsq, 1, lut, ids, ref0, sel, res);
+}
+
+void vdx_fs_scan_blocks_multi(const vdx_fs_kernels *K, const uint8_t *blocks,
+                              int64_t n, int64_t bbs, int64_t nsq, int nq,
+                              const vdx_fs_lut *luts, const vdx_idx_t *ids,
+                              int64_t ref0, const vdx_selector *sel,
+                              vdx_fs_res *res) {
+    scan_run(K, blocks, n, bbs, nsq, nq, luts, ids, ref0, sel, res);
 }
 
 /* Entries of s[0 .. n) that are <= t. */
@@ -240,7 +247,7 @@ static inline uint32_t le_mask32(const uint16_t *s, uint16_t t) {
 
 void vdx_fs_scan_blocks_seeded(const vdx_fs_kernels *K, const uint8_t *blocks,
                                int64_t n, int64_t bbs, int64_t nsq,
-                               const float *table, const vdx_fs_lut *lut,
+                               const vdx_fs_lut *lut,
                                const vdx_idx_t *ids, int64_t ref0,
                                vdx_fs_res *res, uint16_t *sums) {
     (void)ids;
@@ -280,7 +287,7 @@ void vdx_fs_scan_blocks_seeded(const vdx_fs_kernels *K, const uint8_t *blocks,
                 int v = __builtin_ctz(mask);
                 mask &= mask - 1;
                 if (pass == 1 && (int32_t)gs[v] > thr) continue;
-                float a = approx_key(lut, grp, (size_t)bbs, v, table, gs[v]);
+                float a = approx_key(lut, grp, (size_t)bbs, v, gs[v]);
                 if (!(a < res->top)) continue;
                 if (vdx_fs_res_add(res, a, ref0 + 32 * g + v))
                     thr = vdx_fs_threshold(lut, res->top);
@@ -431,13 +438,22 @@ static vdx_status pqfs_search(const vdx_index *ix, int64_t n, const float *x,
             vdx_fs_quantize(table, p->pq.M, p->nsq, &luts[j]);
             tables[j] = table;
         }
-        scan_run(K, p->codes, ix->ntotal, p->bbs, p->nsq, nq, tables, luts,
+        scan_run(K, p->codes, ix->ntotal, p->bbs, p->nsq, nq, luts,
                  NULL, 0, sel, res);
         for (int j = 0; j < nq; j++) {
             float *Dq = D + (q0 + j) * k;
             vdx_idx_t *Iq = I + (q0 + j) * k;
-            vdx_heap_init(k, Dq, Iq);
             vdx_fs_res_finish(&res[j]);
+            if (approx && res[j].n <= k) { /* unsorted (vdx_search_params) */
+                for (int64_t e = 0; e < k; e++) {
+                    int64_t rf = e < res[j].n ? res[j].ref[e] : -1;
+                    Dq[e] = rf < 0 ? (ip ? -FLT_MAX : FLT_MAX)
+                                   : vdx_fs_key_distance(res[j].key[e], ip);
+                    Iq[e] = rf < 0 ? -1 : rf;
+                }
+                continue;
+            }
+            vdx_heap_init(k, Dq, Iq);
             pqfs_rescore(p, tables[j], &res[j], approx, k, Dq, Iq);
             vdx_topk_finish(k, Dq, Iq, ip, 0);
         }

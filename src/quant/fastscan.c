@@ -205,6 +205,12 @@ void vdx_fs_quantize(const float *table, int64_t M, int64_t nsq,
     lut->bias = bias;
     lut->scale = ref / 255.0f;
     lut->inv_scale = inv;
+    for (int w = 0; w < lut->nwide; w++) {
+        const int64_t m = lut->wide[w];
+        for (int c = 0; c < 16; c++)
+            lut->wide_corr[w][c] = table[m * 16 + c] - lut->wide_min[w] -
+                                   lut->scale * (float)lut->q[m * 16 + c];
+    }
     lut->M = M;
     lut->nsq = nsq;
 }

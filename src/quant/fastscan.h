@@ -72,6 +72,9 @@ typedef struct vdx_fs_lut {
     int nwide;
     int64_t wide[VDX_FS_MAX_WIDE];
     float wide_min[VDX_FS_MAX_WIDE];
+    /* per wide sub-quantizer and code: its exact entry minus what the
+     * 8-bit sum counts for it (wide_min + scale * q) */
+    float wide_corr[VDX_FS_MAX_WIDE][16];
 } vdx_fs_lut;
 
 /* Quantizes table (M x 16 keys: smaller is better) into lut->q. */

@@ -220,8 +220,8 @@ static void test_pqfs_vs_pq(void) {
             float table[64 * 16];
             uint8_t *q = vdx_aligned_alloc((size_t)p->nsq, 16);
             for (int64_t qi = 0; qi < nq; qi++) {
-                float hk[10];
-                int64_t hr[10];
+                float hk[11]; /* k + the heap sentinel (vdx_fs_res_cap) */
+                int64_t hr[11];
                 vdx_idx_t want[10];
                 vdx_fs_res res;
                 vdx_fs_res_init(&res, hk, hr, k);
@@ -231,7 +231,7 @@ static void test_pqfs_vs_pq(void) {
                 vdx_fs_lut lut;
                 lut.q = q;
                 vdx_fs_quantize(table, p->pq.M, p->nsq, &lut);
-                vdx_fs_scan_blocks(K, p->codes, n, p->bbs, p->nsq, table, &lut, NULL, 0, NULL, &res);
+                vdx_fs_scan_blocks(K, p->codes, n, p->bbs, p->nsq, &lut, NULL, 0, NULL, &res);
                 memcpy(want, I1 + qi * k, sizeof want);
                 qsort(hr, (size_t)k, sizeof hr[0], cmp_idx);
                 qsort(want, (size_t)k, sizeof want[0], cmp_idx);
@@ -440,6 +440,68 @@ static void test_large_k(void) {
     free(x); free(xq);
 }
 
+/* A batch of queries goes list by list (each list scanned once for the
+ * queries of a chunk that probe it); one query alone goes probe by probe.
+ * Both keep the k best approximate keys of the same codes, so they agree
+ * but for ties at the k-th key: same number of results, ids in both with
+ * the same distance, nearly all ids shared.  candidates_only returns the
+ * same candidates, unsorted. */
+static void test_list_major(void) {
+    const int64_t d = 32, M = 16, nlist = 32, n = 6000, nq = 256;
+    float *x = make_data(n, d, 41, 30);
+    float *xq = make_data(nq, d, 42, 3);
+    const int64_t ks[2] = {10, 100}, nps[2] = {4, nlist};
+    float *D0 = malloc(sizeof(float) * (size_t)(nq * 100)), *D1 = malloc(sizeof(float) * (size_t)(nq * 100));
+    vdx_idx_t *I0 = malloc(sizeof(vdx_idx_t) * (size_t)(nq * 100)), *I1 = malloc(sizeof(vdx_idx_t) * (size_t)(nq * 100));
+    vdx_selector *sel = NULL;
+    CHECK_OK(vdx_selector_range(0, 2 * n / 3, &sel));
+    for (int mi = 0; mi < 2; mi++) {
+        vdx_metric metric = mi ? VDX_METRIC_INNER_PRODUCT : VDX_METRIC_L2;
+        vdx_index *q = NULL, *ivf = NULL;
+        CHECK_OK(vdx_index_flat_new(d, metric, &q));
+        CHECK_OK(vdx_index_ivfpq_fastscan_new(q, d, nlist, M, 4, metric, 32, &ivf));
+        CHECK_OK(vdx_index_train(ivf, n, x));
+        CHECK_OK(vdx_index_add(ivf, n, x));
+        for (int c = 0; c < 8; c++) {
+            const int64_t k = ks[c & 1];
+            vdx_search_params prm;
+            vdx_search_params_init(&prm);
+            prm.nprobe = nps[(c >> 1) & 1];
+            prm.sel = c & 4 ? sel : NULL;
+            CHECK_OK(vdx_index_search(ivf, nq, xq, k, &prm, D1, I1));
+            for (int64_t i = 0; i < nq; i++)
+                CHECK_OK(vdx_index_search(ivf, 1, xq + i * d, k, &prm, D0 + i * k, I0 + i * k));
+            int64_t common = 0, total = 0;
+            int ok = 1;
+            for (int64_t i = 0; i < nq * k; i++) {
+                if ((I0[i] < 0) != (I1[i] < 0)) ok = 0;
+                if (I1[i] < 0) continue;
+                if (c & 4 && I1[i] >= 2 * n / 3) ok = 0;
+                total++;
+                const int64_t r = i / k * k;
+                for (int64_t j = r; j < r + k; j++)
+                    if (I0[j] == I1[i]) {
+                        common++;
+                        if (fabsf(D0[j] - D1[i]) > 1e-4f * (fabsf(D0[j]) + 1)) ok = 0;
+                    }
+            }
+            CHECK(ok && total > 0 && common >= total * 97 / 100);
+            /* candidates only: the same ids, in any order */
+            prm.candidates_only = 1;
+            CHECK_OK(vdx_index_search(ivf, nq, xq, k, &prm, D0, I0));
+            for (int64_t i = 0; i < nq; i++) {
+                qsort(I0 + i * k, (size_t)k, sizeof(vdx_idx_t), cmp_idx);
+                qsort(I1 + i * k, (size_t)k, sizeof(vdx_idx_t), cmp_idx);
+            }
+            CHECK(memcmp(I0, I1, sizeof(vdx_idx_t) * (size_t)(nq * k)) == 0);
+        }
+        vdx_index_free(ivf);
+    }
+    vdx_selector_free(sel);
+    free(D0); free(D1); free(I0); free(I1);
+    free(x); free(xq);
+}
+
 static void test_errors(void) {
     vdx_index *ix = NULL;
     CHECK_ERR(vdx_index_pq_fastscan_new(16, 8, 8, VDX_METRIC_L2, 32, &ix), VDX_ERR_INVALID_ARGUMENT);
@@ -599,6 +661,7 @@ int main(void) {
     RUN(test_pqfs_vs_pq);
     RUN(test_ivf);
     RUN(test_large_k);
+    RUN(test_list_major);
     RUN(test_ties);
     RUN(test_errors);
     RUN(test_factory);
