@@ -77,12 +77,17 @@ void vdx_fs_res_init(vdx_fs_res *r, float *key, int64_t *ref, int64_t k2) {
     r->k2 = k2;
     r->cap = vdx_fs_res_cap(k2);
     r->top = INFINITY;
-    if (vdx_fs_res_is_heap(r)) {
+    r->imax = 0;
+    r->fill = 0;
+    if (vdx_fs_res_is_set(r)) {
         for (int64_t e = 0; e < k2; e++) {
             key[e] = INFINITY;
             ref[e] = -1;
         }
-        key[k2] = -INFINITY; /* the sentinel: never the larger child */
+        for (int64_t e = k2; e < r->cap; e++) { /* padding: never the largest */
+            key[e] = -INFINITY;
+            ref[e] = -1;
+        }
         r->n = k2;
     } else {
         r->n = 0;
@@ -126,7 +131,7 @@ void vdx_fs_res_shrink(vdx_fs_res *r) {
 }
 
 void vdx_fs_res_finish(vdx_fs_res *r) {
-    if (!vdx_fs_res_is_heap(r) && r->n > r->k2) vdx_fs_res_shrink(r);
+    if (!vdx_fs_res_is_set(r) && r->n > r->k2) vdx_fs_res_shrink(r);
 }
 
 /* Offers the candidates of one group (mask, sums) for one query to its

@@ -220,10 +220,11 @@ static void test_pqfs_vs_pq(void) {
             float table[64 * 16];
             uint8_t *q = vdx_aligned_alloc((size_t)p->nsq, 16);
             for (int64_t qi = 0; qi < nq; qi++) {
-                float hk[11]; /* k + the heap sentinel (vdx_fs_res_cap) */
-                int64_t hr[11];
+                float hk[16]; /* vdx_fs_res_cap(k) */
+                int64_t hr[16];
                 vdx_idx_t want[10];
                 vdx_fs_res res;
+                CHECK(vdx_fs_res_cap(k) <= 16);
                 vdx_fs_res_init(&res, hk, hr, k);
                 vdx_pq_table(&p->pq, cases[c].metric, xq + qi * d, table);
                 if (ip)
