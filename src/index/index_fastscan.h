@@ -50,7 +50,7 @@ VDX_INTERNAL vdx_status vdx_ivfpqfs_alloc(vdx_index *quantizer, int64_t d,
  * with their refs.  For k2 <= VDX_FS_HEAP_MAX an unordered set of k2
  * slots (unfilled ones +inf / -1) whose largest key is top: a candidate
  * replaces the largest, and the next largest is found by a branch-free
- * SIMD pass over the slots (padded with -inf to a multiple of 4).  It beat
+ * SIMD pass over the slots (padded with -inf to a multiple of 16).  It beat
  * a binary max-heap (whose sift mispredicts at every level) at k = 10 and
  * k = 30.  Above, a reservoir of cap entries that keeps its k2 best when
  * full (appends are cheaper, but top tightens in steps, so more candidates
@@ -69,9 +69,9 @@ typedef struct vdx_fs_res {
 } vdx_fs_res;
 
 /* Entries key and ref must hold for k2 (a set is padded to a multiple of
- * 4 slots). */
+ * 16 slots). */
 static inline int64_t vdx_fs_res_cap(int64_t k2) {
-    return k2 <= VDX_FS_HEAP_MAX ? (k2 + 3) / 4 * 4 : 3 * k2;
+    return k2 <= VDX_FS_HEAP_MAX ? (k2 + 15) / 16 * 16 : 3 * k2;
 }
 static inline int vdx_fs_res_is_set(const vdx_fs_res *r) {
     return r->k2 <= VDX_FS_HEAP_MAX;
@@ -84,18 +84,31 @@ VDX_INTERNAL void vdx_fs_res_shrink(vdx_fs_res *r);
  * empty slots). */
 VDX_INTERNAL void vdx_fs_res_finish(vdx_fs_res *r);
 
-/* Set: the largest key of the nk (a multiple of 4) slots into top, its
- * slot into imax. */
+/* Set: the largest key of the nk (a multiple of 16) slots into top, its
+ * slot into imax (four independent maxima per 16 slots: the chain of
+ * dependent maxps would cost more than the loads). */
 static inline void vdx_fs_set_max(vdx_fs_res *r, int64_t nk) {
     const float *key = r->key;
 #ifdef __SSE2__
-    __m128 m = _mm_loadu_ps(key);
-    for (int64_t i = 4; i < nk; i += 4) m = _mm_max_ps(m, _mm_loadu_ps(key + i));
+    __m128 m0 = _mm_loadu_ps(key), m1 = _mm_loadu_ps(key + 4);
+    __m128 m2 = _mm_loadu_ps(key + 8), m3 = _mm_loadu_ps(key + 12);
+    for (int64_t i = 16; i < nk; i += 16) {
+        m0 = _mm_max_ps(m0, _mm_loadu_ps(key + i));
+        m1 = _mm_max_ps(m1, _mm_loadu_ps(key + i + 4));
+        m2 = _mm_max_ps(m2, _mm_loadu_ps(key + i + 8));
+        m3 = _mm_max_ps(m3, _mm_loadu_ps(key + i + 12));
+    }
+    __m128 m = _mm_max_ps(_mm_max_ps(m0, m1), _mm_max_ps(m2, m3));
     m = _mm_max_ps(m, _mm_shuffle_ps(m, m, _MM_SHUFFLE(1, 0, 3, 2)));
     m = _mm_max_ps(m, _mm_shuffle_ps(m, m, _MM_SHUFFLE(2, 3, 0, 1)));
     uint64_t bits = 0;
-    for (int64_t i = 0; i < nk; i += 4)
-        bits |= (uint64_t)_mm_movemask_ps(_mm_cmpeq_ps(_mm_loadu_ps(key + i), m)) << i;
+    for (int64_t i = 0; i < nk; i += 16) {
+        uint64_t b = (uint64_t)_mm_movemask_ps(_mm_cmpeq_ps(_mm_loadu_ps(key + i), m)) |
+                     (uint64_t)_mm_movemask_ps(_mm_cmpeq_ps(_mm_loadu_ps(key + i + 4), m)) << 4 |
+                     (uint64_t)_mm_movemask_ps(_mm_cmpeq_ps(_mm_loadu_ps(key + i + 8), m)) << 8 |
+                     (uint64_t)_mm_movemask_ps(_mm_cmpeq_ps(_mm_loadu_ps(key + i + 12), m)) << 12;
+        bits |= b << i;
+    }
     r->top = _mm_cvtss_f32(m);
     r->imax = bits ? __builtin_ctzll(bits) : 0; /* 0: NaN keys */
 #else
@@ -113,12 +126,12 @@ static inline int vdx_fs_res_add(vdx_fs_res *r, float a, int64_t ref) {
             r->key[r->fill] = a;
             r->ref[r->fill] = ref;
             if (++r->fill < r->k2) return 0;
-            vdx_fs_set_max(r, (r->k2 + 3) & ~(int64_t)3);
+            vdx_fs_set_max(r, (r->k2 + 15) & ~(int64_t)15);
             return 1;
         }
         r->key[r->imax] = a;
         r->ref[r->imax] = ref;
-        vdx_fs_set_max(r, (r->k2 + 3) & ~(int64_t)3);
+        vdx_fs_set_max(r, (r->k2 + 15) & ~(int64_t)15);
         return 1;
     }
     r->key[r->n] = a;
