@@ -7,12 +7,14 @@
  * quantizer, training, add, nprobe, selectors, remove_ids, direct map,
  * threading — with the codes stored flat (FAISS's PQ layout) in the
  * inverted lists.  For the scan, each list also has a packed copy in
- * fast-scan blocks, rebuilt lazily when the list changed; the framework
- * hands each (query, list) to scan_heap, which builds the query's float
- * table (with by_residual, off by default as in FAISS, of the residual to
- * the list's centroid; inner product: the scores plus <x, c>), quantizes it, and runs
- * the same bounded block scan as IndexPQFastScan: results equal those of
- * the float table on the same codes (see fastscan.h).
+ * fast-scan blocks, rebuilt lazily when the list changed.  Search has its
+ * own driver (fs_search): per query the float table (with by_residual,
+ * off by default as in FAISS, of the residual to the list's centroid;
+ * inner product: the scores plus <x, c>), its 8-bit form, and the same
+ * candidate scan as IndexPQFastScan (see fastscan.h and index_fastscan.h),
+ * query by query in probe order, or for batches without by_residual list
+ * by list (search_chunk).  The framework's scanner (fs_scanner) serves
+ * its generic paths.
  */
 #include <float.h>
 #include <math.h>
