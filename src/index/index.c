@@ -252,10 +252,9 @@ vdx_status vdx_index_reconstruct_n(const vdx_index *ix, vdx_idx_t i0,
     CHECK_INDEX(ix);
     if (ni < 0 || i0 < 0 || i0 > ix->ntotal || ni > ix->ntotal - i0)
         return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
-                         "reconstruct_n: range [%lld, %lld) is outside "
+                         "reconstruct_n: %lld vectors from %lld are outside "
                          "[0, ntotal=%lld)",
-                         (long long)i0, (long long)(i0 + ni),
-                         (long long)ix->ntotal);
+                         (long long)ni, (long long)i0, (long long)ix->ntotal);
     if (ni > 0 && !out)
         return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "out is NULL");
     if (ni == 0) return VDX_OK;
@@ -282,10 +281,9 @@ vdx_status vdx_check_key(const vdx_index *ix, vdx_idx_t key) {
 vdx_status vdx_check_range(const vdx_index *ix, vdx_idx_t i0, int64_t ni) {
     if (i0 < 0 || ni < 0 || i0 > ix->ntotal || ni > ix->ntotal - i0)
         return vdx_raise(VDX_ERR_NOT_FOUND,
-                         "reconstruct_n: [%lld, %lld) is outside [0, "
-                         "ntotal=%lld)",
-                         (long long)i0, (long long)(i0 + ni),
-                         (long long)ix->ntotal);
+                         "reconstruct_n: %lld vectors from %lld are outside "
+                         "[0, ntotal=%lld)",
+                         (long long)ni, (long long)i0, (long long)ix->ntotal);
     return VDX_OK;
 }
 
