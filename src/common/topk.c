@@ -2,6 +2,7 @@
  * topk.c — the out-of-line parts of the top-k heaps (see topk.h).
  */
 #include <float.h>
+#include <math.h>
 
 #include "topk.h"
 
@@ -22,8 +23,114 @@ void vdx_heap_merge(int64_t k, float *akey, vdx_idx_t *aid, const float *bkey,
         if (bid[i] >= 0) vdx_heap_push(k, akey, aid, bkey[i], bid[i]);
 }
 
+/* Rank sort of up to this many entries (O(n^2) compares, no mispredicts);
+ * above, a heap sort. */
+#define SORT_RANK_MAX 32
+
+/* Bits set in a 4-bit mask (the baseline target has no popcnt
+ * instruction: __builtin_popcount would be a library call). */
+static inline int pop4(int m) {
+    return (int)((0x4332322132212110ull >> (4 * m)) & 0xF);
+}
+
+void vdx_sort_entries(int64_t n, const float *key, const vdx_idx_t *id,
+                      float *D, vdx_idx_t *I) {
+    if (n <= SORT_RANK_MAX) {
+        uint64_t used = 0;
+#ifdef __SSE2__
+        /* the keys in vectors, padded with +inf (never smaller) */
+        __m128 kv[SORT_RANK_MAX / 4];
+        float pad[4];
+        const int64_t nv = (n + 3) / 4;
+        for (int64_t v = 0; v < nv; v++) {
+            for (int l = 0; l < 4; l++)
+                pad[l] = 4 * v + l < n ? key[4 * v + l] : INFINITY;
+            kv[v] = _mm_loadu_ps(pad);
+        }
+#endif
+        for (int64_t i = 0; i < n; i++) {
+            const float ki = key[i];
+            const vdx_idx_t ii = id[i];
+            int64_t r = 0;
+#ifdef __SSE2__
+            const __m128 b = _mm_set1_ps(ki);
+            int eq = 0;
+            for (int64_t v = 0; v < nv; v++) {
+                r += pop4(_mm_movemask_ps(_mm_cmplt_ps(kv[v], b)));
+                eq += pop4(_mm_movemask_ps(_mm_cmpeq_ps(kv[v], b)));
+            }
+            if (eq != 1) /* equal keys (or NaN): by id too */
+#endif
+            {
+                r = 0;
+                for (int64_t j = 0; j < n; j++)
+                    r += (key[j] < ki) | ((key[j] == ki) & (id[j] < ii));
+            }
+            D[r] = ki;
+            I[r] = ii;
+            used |= (uint64_t)1 << r;
+        }
+        if (used == ((uint64_t)1 << n) - 1) return;
+        /* NaN keys or repeated ids: an insertion sort, NaN last */
+        for (int64_t i = 0; i < n; i++) {
+            const float ki = key[i];
+            const vdx_idx_t ii = id[i];
+            int64_t u = i;
+            while (u > 0 && (isnan(D[u - 1]) ? !isnan(ki) || I[u - 1] > ii
+                                             : vdx_worse(D[u - 1], I[u - 1], ki, ii))) {
+                D[u] = D[u - 1];
+                I[u] = I[u - 1];
+                u--;
+            }
+            D[u] = ki;
+            I[u] = ii;
+        }
+        return;
+    }
+    vdx_heap_init(n, D, I);
+    for (int64_t i = 0; i < n; i++) vdx_heap_push(n, D, I, key[i], id[i]);
+    vdx_heap_sort(n, D, I);
+}
+
+void vdx_kset_init(vdx_kset *s, int64_t k, float *key, vdx_idx_t *id) {
+    s->key = key;
+    s->id = id;
+    s->k = k;
+    s->fill = 0;
+    s->imax = 0;
+    s->top = INFINITY;
+    for (int64_t e = k; e < vdx_set_slots(k); e++) { /* never the largest */
+        key[e] = -INFINITY;
+        id[e] = -1;
+    }
+}
+
+void vdx_topk_select_sorted(int64_t k, int64_t n, const float *key,
+                            const vdx_idx_t *id, float *D, vdx_idx_t *I) {
+    if (n > k) {
+        vdx_heap_init(k, D, I);
+        for (int64_t i = 0; i < n; i++) vdx_heap_push(k, D, I, key[i], id[i]);
+        vdx_heap_sort(k, D, I);
+        return;
+    }
+    vdx_sort_entries(n, key, id, D, I);
+    for (int64_t e = n; e < k; e++) {
+        D[e] = INFINITY;
+        I[e] = -1;
+    }
+}
+
+void vdx_kset_sorted(const vdx_kset *s, float *D, vdx_idx_t *I) {
+    vdx_topk_select_sorted(s->k, s->fill, s->key, s->id, D, I);
+}
+
 void vdx_topk_finish(int64_t k, float *D, vdx_idx_t *I, int is_ip, float add) {
     vdx_heap_sort(k, D, I);
+    vdx_topk_finish_sorted(k, D, I, is_ip, add);
+}
+
+void vdx_topk_finish_sorted(int64_t k, float *D, vdx_idx_t *I, int is_ip,
+                            float add) {
     int64_t m = 0; /* filled slots come first after the sort */
     while (m < k && I[m] >= 0) m++;
     for (int64_t j = 0; j < m; j++) {

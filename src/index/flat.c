@@ -122,17 +122,115 @@ static void finish_heap(const vdx_index *ix, int64_t k, float *D,
 
 /* ---- search: sgemm path ------------------------------------------------ */
 
-/* Largest k collected with a heap; above, a reservoir. */
-#define FLAT_HEAP_MAX_K 64
+/* Per query of a tile, the k best so far: a set (topk.h) for small k
+ * (every candidate tightens the threshold), a reservoir for large k (no
+ * per-candidate maximum). */
+typedef struct flat_coll {
+    vdx_kset s;
+    vdx_reservoir r;
+} flat_coll;
 
-static inline float threshold(const vdx_reservoir *r, int use_heap) {
-    return use_heap ? r->key[0] : r->thr;
+static inline float threshold(const flat_coll *c, int use_set) {
+    return use_set ? c->s.top : c->r.thr;
 }
 
-static inline void collect(vdx_reservoir *r, int use_heap, float key,
-                           vdx_idx_t id) {
-    if (use_heap) vdx_heap_push(r->k, r->key, r->id, key, id);
-    else vdx_reservoir_push(r, key, id);
+/* ---- the k smallest of a tile row, by extraction ----
+ *
+ * With a small k most of a row never enters the set, and what does enters
+ * in an order no branch predictor guesses: filtering against the set's top
+ * and adding costs a mispredicted branch or two per candidate.  Instead the
+ * row's smallest keys are taken out one at a time, in ascending order,
+ * until one is not better than the set's top: a minimum per block of 64
+ * keys, the smallest block minimum, its first position, and that block's
+ * minimum again (about 50 vector operations per key, no data-dependent
+ * branch but the last).  Ascending order with the first position among
+ * equal keys is the order a heap of (key, id) would take them in. */
+#define XB 64 /* keys per block */
+
+/* The minimum of the XB keys at b. */
+static inline float block_min(const float *b) {
+#ifdef __SSE2__
+    __m128 m0 = _mm_loadu_ps(b), m1 = _mm_loadu_ps(b + 4);
+    __m128 m2 = _mm_loadu_ps(b + 8), m3 = _mm_loadu_ps(b + 12);
+    for (int i = 16; i < XB; i += 16) {
+        m0 = _mm_min_ps(m0, _mm_loadu_ps(b + i));
+        m1 = _mm_min_ps(m1, _mm_loadu_ps(b + i + 4));
+        m2 = _mm_min_ps(m2, _mm_loadu_ps(b + i + 8));
+        m3 = _mm_min_ps(m3, _mm_loadu_ps(b + i + 12));
+    }
+    __m128 m = _mm_min_ps(_mm_min_ps(m0, m1), _mm_min_ps(m2, m3));
+    m = _mm_min_ps(m, _mm_shuffle_ps(m, m, _MM_SHUFFLE(1, 0, 3, 2)));
+    m = _mm_min_ps(m, _mm_shuffle_ps(m, m, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtss_f32(m);
+#else
+    float m = b[0];
+    for (int i = 1; i < XB; i++) m = b[i] < m ? b[i] : m;
+    return m;
+#endif
+}
+
+/* Mask of the positions of b[0 .. 4 * nv) equal to v (nv <= 16). */
+static inline uint64_t eq_mask(const float *b, int nv, float v) {
+    uint64_t at = 0;
+#ifdef __SSE2__
+    const __m128 vv = _mm_set1_ps(v);
+    for (int j = 0; j < nv; j++)
+        at |= (uint64_t)_mm_movemask_ps(_mm_cmpeq_ps(_mm_loadu_ps(b + 4 * j), vv)) << (4 * j);
+#else
+    for (int j = 0; j < 4 * nv; j++) at |= (uint64_t)(b[j] == v) << j;
+#endif
+    return at;
+}
+
+/* Offers the smallest keys of row[0 .. n) (plus add[0 .. n) unless NULL;
+ * n <= FLAT_DB; ids id0 + j) to
+ * the set, smallest first, while the set takes them; ids that are
+ * multiples of stride below ns * stride were offered already (the seed
+ * sample) and are passed over.  buf: room for FLAT_DB keys. */
+static void extract_into(const float *row, const float *add, int64_t n,
+                         vdx_idx_t id0, int64_t stride, int64_t ns,
+                         vdx_kset *s, float *buf) {
+    const int nblk = (int)((n + XB - 1) / XB);
+    float bm[FLAT_DB / XB + 4];
+    int64_t j0 = 0;
+#ifdef __SSE2__
+    if (add) /* whole vectors: the compiler would not, for the aliasing */
+        for (; j0 + 4 <= n; j0 += 4)
+            _mm_storeu_ps(buf + j0, _mm_add_ps(_mm_loadu_ps(row + j0),
+                                               _mm_loadu_ps(add + j0)));
+#endif
+    for (int64_t j = j0; j < n; j++) buf[j] = add ? row[j] + add[j] : row[j];
+    for (int64_t j = n; j < (int64_t)nblk * XB; j++) buf[j] = INFINITY;
+    const int nbv = (nblk + 3) / 4;
+    for (int b = 0; b < 4 * nbv; b++)
+        bm[b] = b < nblk ? block_min(buf + b * XB) : INFINITY;
+    for (;;) {
+        float m = bm[0];
+        for (int b = 1; b < 4 * nbv; b++) m = bm[b] < m ? bm[b] : m;
+        if (!(m < INFINITY)) return; /* all taken (or NaN) */
+        uint64_t bb = eq_mask(bm, nbv, m);
+        if (!bb) return;
+        const int blk = __builtin_ctzll(bb);
+        uint64_t at = eq_mask(buf + blk * XB, XB / 4, m);
+        if (!at) return;
+        const int64_t j = (int64_t)blk * XB + __builtin_ctzll(at);
+        const vdx_idx_t id = id0 + j;
+        if (!vdx_kset_takes(s, m, id)) return;
+        if (!(ns && id % stride == 0 && id / stride < ns)) vdx_kset_add(s, m, id);
+        vdx_set_store(buf, j, INFINITY);
+        vdx_set_store(bm, blk, block_min(buf + blk * XB));
+    }
+}
+
+/* Offers a candidate.  A key equal to the reservoir's threshold may still
+ * win on its id (when the seed sample came first, ids arrive out of
+ * order); its selection sorts that out. */
+static inline void collect(flat_coll *c, int use_set, float key, vdx_idx_t id) {
+    if (use_set) {
+        if (vdx_kset_takes(&c->s, key, id)) vdx_kset_add(&c->s, key, id);
+    } else if (key <= c->r.thr) {
+        vdx_reservoir_push(&c->r, key, id);
+    }
 }
 
 static vdx_status search_blas(const vdx_flat *f, int64_t n, const float *x,
@@ -150,18 +248,18 @@ static vdx_status search_blas(const vdx_flat *f, int64_t n, const float *x,
     if (nthreads > ntiles) nthreads = (int)ntiles;
 
     /* per-thread: a tile buffer, a candidate list and a collector per query
-     * of the tile: a heap for small k (every push tightens the threshold),
-     * a reservoir for large k (no log k sift per candidate) */
-    const int use_heap = k <= FLAT_HEAP_MAX_K;
-    const int64_t rcap = use_heap ? 1 : vdx_reservoir_cap(k);
+     * of the tile */
+    const int use_set = k <= VDX_SET_MAX;
+    const int64_t rcap = use_set ? vdx_set_slots(k) : vdx_reservoir_cap(k);
     /* the tile never needs more columns than the database has rows */
     const int64_t db = VDX_MAX(VDX_MIN(FLAT_DB, nb), FLAT_SEED_SAMPLES);
-    size_t per = (size_t)qb * (size_t)db + (size_t)db;
+    /* tile, candidate positions (db), extraction buffer (FLAT_DB) */
+    size_t per = (size_t)qb * (size_t)db + (size_t)db + FLAT_DB;
     float *work = vdx_aligned_alloc((size_t)nthreads, per * sizeof(float));
     float *rkey = vdx_malloc_array((size_t)nthreads * qb, (size_t)rcap * sizeof(float));
     vdx_idx_t *rid = vdx_malloc_array((size_t)nthreads * qb,
                                       (size_t)rcap * sizeof(vdx_idx_t));
-    vdx_reservoir *res = vdx_malloc_array((size_t)nthreads * qb, sizeof(vdx_reservoir));
+    flat_coll *res = vdx_malloc_array((size_t)nthreads * qb, sizeof(flat_coll));
     /* A spread sample of the database seeds every query's reservoir, so
      * the filter threshold is tight from the first block on instead of
      * starting at +inf (it matters most when scores trend along the ids).
@@ -197,19 +295,16 @@ static vdx_status search_blas(const vdx_flat *f, int64_t n, const float *x,
         int t = omp_get_thread_num();
         float *tile = work + (size_t)t * per;
         uint32_t *cand = (uint32_t *)(tile + (size_t)qb * (size_t)db);
-        vdx_reservoir *R = res + (size_t)t * qb;
+        float *xbuf = tile + (size_t)qb * (size_t)db + (size_t)db;
+        flat_coll *R = res + (size_t)t * qb;
 #pragma omp for schedule(dynamic, 1)
         for (int64_t tt = 0; tt < ntiles; tt++) {
             int64_t q0 = tt * qb, qn = VDX_MIN(qb, n - q0);
             for (int64_t i = 0; i < qn; i++) {
-                if (use_heap) { /* the heap lives in the output rows */
-                    vdx_reservoir_init(&R[i], k, D + (q0 + i) * k, I + (q0 + i) * k);
-                    vdx_heap_init(k, R[i].key, R[i].id);
-                } else {
-                    vdx_reservoir_init(&R[i], k,
-                                       rkey + ((size_t)t * qb + (size_t)i) * (size_t)rcap,
-                                       rid + ((size_t)t * qb + (size_t)i) * (size_t)rcap);
-                }
+                float *ck = rkey + ((size_t)t * qb + (size_t)i) * (size_t)rcap;
+                vdx_idx_t *ci = rid + ((size_t)t * qb + (size_t)i) * (size_t)rcap;
+                if (use_set) vdx_kset_init(&R[i].s, k, ck, ci);
+                else vdx_reservoir_init(&R[i].r, k, ck, ci);
             }
             if (ns) {
                 vdx_gemm_xyt((int)qn, (int)ns, d, is_l2 ? -2.0f : -1.0f,
@@ -219,9 +314,9 @@ static vdx_status search_blas(const vdx_flat *f, int64_t n, const float *x,
                     for (int64_t j = 0; j < ns; j++) {
                         vdx_idx_t id = j * stride;
                         if (sel && !vdx_sel_member(sel, id)) continue;
-                        collect(&R[i], use_heap, is_l2 ? row[j] + sn[j] : row[j], id);
+                        collect(&R[i], use_set, is_l2 ? row[j] + sn[j] : row[j], id);
                     }
-                    if (!use_heap) vdx_reservoir_shrink(&R[i]);
+                    if (!use_set) vdx_reservoir_shrink(&R[i].r);
                 }
             }
             for (int64_t b0 = 0; b0 < nb; b0 += FLAT_DB) {
@@ -229,7 +324,14 @@ static vdx_status search_blas(const vdx_flat *f, int64_t n, const float *x,
                 /* L2: tile[i*bn + j] = |y_j|^2 - 2 <x_i, y_j> (the norms are
                  * laid down first and sgemm accumulates onto them);
                  * IP: tile[i*bn + j] = -<x_i, y_j> */
-                if (is_l2) {
+                /* extraction adds the norms as it copies a row */
+                const int extract = use_set && k > 1 && !sel;
+                const float *add = extract && is_l2 ? f->norms : NULL;
+                if (add) {
+                    add += b0;
+                    vdx_gemm_xyt(qni, bn, d, -2.0f, x + (size_t)q0 * d,
+                                 f->xb + (size_t)b0 * d, tile);
+                } else if (is_l2) {
                     if (f->norms) {
                         memcpy(tile, f->norms + b0, (size_t)bn * sizeof(float));
                     } else {
@@ -247,14 +349,15 @@ static vdx_status search_blas(const vdx_flat *f, int64_t n, const float *x,
                 }
                 for (int64_t i = 0; i < qn; i++) {
                     float *row = tile + (size_t)i * bn;
-                    vdx_reservoir *r = &R[i];
+                    flat_coll *r = &R[i];
+                    if (extract) {
+                        extract_into(row, add, bn, b0, stride, ns, &r->s, xbuf);
+                        continue;
+                    }
                     if (k == 1 && !sel) { /* nearest only: a SIMD arg-min */
                         float m;
                         size_t j = K->argmin(row, (size_t)bn, &m);
-                        if (m < r->key[0]) {
-                            r->key[0] = m;
-                            r->id[0] = b0 + (vdx_idx_t)j;
-                        }
+                        collect(r, 1, m, b0 + (vdx_idx_t)j);
                         continue;
                     }
                     /* filter in short runs so that the threshold tightens as
@@ -262,21 +365,31 @@ static vdx_status search_blas(const vdx_flat *f, int64_t n, const float *x,
                      * upward along the ids, as in the tutorial data) */
                     for (int c0 = 0; c0 < bn; c0 += FLAT_FILTER_RUN) {
                         size_t cn = (size_t)VDX_MIN(FLAT_FILTER_RUN, bn - c0);
-                        size_t nc = K->filter_less(row + c0, cn,
-                                                   threshold(r, use_heap), cand);
+                        /* after the seed sample, keys equal to the
+                         * threshold can win on a lower id */
+                        float th = threshold(r, use_set);
+                        if (ns) th = nextafterf(th, INFINITY);
+                        size_t nc = K->filter_less(row + c0, cn, th, cand);
                         for (size_t c = 0; c < nc; c++) {
                             vdx_idx_t id = b0 + c0 + cand[c];
                             if (ns && id % stride == 0 && id / stride < ns)
                                 continue; /* seeded already */
                             if (sel && !vdx_sel_member(sel, id)) continue;
-                            collect(r, use_heap, row[c0 + cand[c]], id);
+                            collect(r, use_set, row[c0 + cand[c]], id);
                         }
                     }
                 }
             }
             for (int64_t q = q0; q < q0 + qn; q++) {
                 float xn = is_l2 ? K->norm_sqr(x + q * d, (size_t)d) : 0;
-                if (!use_heap) vdx_reservoir_to_heap(&R[q - q0], D + q * k, I + q * k);
+                if (use_set) {
+                    vdx_kset_sorted(&R[q - q0].s, D + q * k, I + q * k);
+                    vdx_topk_finish_sorted(k, D + q * k, I + q * k,
+                                           ix->metric == VDX_METRIC_INNER_PRODUCT,
+                                           is_l2 ? xn : 0);
+                    continue;
+                }
+                vdx_reservoir_to_heap(&R[q - q0].r, D + q * k, I + q * k);
                 finish_heap(ix, k, D + q * k, I + q * k, is_l2 ? xn : 0);
             }
         }

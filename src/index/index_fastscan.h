@@ -7,12 +7,10 @@
 #define VDX_INDEX_FASTSCAN_H
 
 #include "index_internal.h"
+#include "common/topk.h"
 #include "quant/fastscan.h"
 #include "quant/pq.h"
 
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 
 typedef struct vdx_pqfs {
     vdx_index base;
@@ -48,14 +46,14 @@ VDX_INTERNAL vdx_status vdx_ivfpqfs_alloc(vdx_index *quantizer, int64_t d,
 /* The candidates of one query, by approximate key (bias + scale * the
  * 16-bit sum, the wide sub-quantizers' entries exact, see fastscan.h)
  * with their refs.  For k2 <= VDX_FS_HEAP_MAX an unordered set of k2
- * slots (unfilled ones +inf / -1) whose largest key is top: a candidate
- * replaces the largest, and the next largest is found by a branch-free
- * SIMD pass over the slots (padded with -inf to a multiple of 16).  It beat
- * a binary max-heap (whose sift mispredicts at every level) at k = 10 and
- * k = 30.  Above, a reservoir of cap entries that keeps its k2 best when
- * full (appends are cheaper, but top tightens in steps, so more candidates
- * pass: measured slower than the set for k = 30, as in IndexFlat).  A
- * candidate must beat top. */
+ * slots (unfilled ones +inf / -1) whose largest key is top, as topk.h's
+ * vdx_kset: a candidate replaces the largest, and the next largest is found
+ * by a branch-free SIMD pass over the slots (padded with -inf to a multiple
+ * of 16).  It beat a binary max-heap (whose sift mispredicts at every
+ * level) at k = 10 and k = 30.  Above, a reservoir of cap entries that
+ * keeps its k2 best when full (appends are cheaper, but top tightens in
+ * steps, so more candidates pass: measured slower than the set for k =
+ * 30).  A candidate must beat top. */
 #define VDX_FS_HEAP_MAX 64
 
 typedef struct vdx_fs_res {
@@ -85,38 +83,9 @@ VDX_INTERNAL void vdx_fs_res_shrink(vdx_fs_res *r);
 VDX_INTERNAL void vdx_fs_res_finish(vdx_fs_res *r);
 
 /* Set: the largest key of the nk (a multiple of 16) slots into top, its
- * slot into imax (four independent maxima per 16 slots: the chain of
- * dependent maxps would cost more than the loads). */
+ * slot into imax (topk.h). */
 static inline void vdx_fs_set_max(vdx_fs_res *r, int64_t nk) {
-    const float *key = r->key;
-#ifdef __SSE2__
-    __m128 m0 = _mm_loadu_ps(key), m1 = _mm_loadu_ps(key + 4);
-    __m128 m2 = _mm_loadu_ps(key + 8), m3 = _mm_loadu_ps(key + 12);
-    for (int64_t i = 16; i < nk; i += 16) {
-        m0 = _mm_max_ps(m0, _mm_loadu_ps(key + i));
-        m1 = _mm_max_ps(m1, _mm_loadu_ps(key + i + 4));
-        m2 = _mm_max_ps(m2, _mm_loadu_ps(key + i + 8));
-        m3 = _mm_max_ps(m3, _mm_loadu_ps(key + i + 12));
-    }
-    __m128 m = _mm_max_ps(_mm_max_ps(m0, m1), _mm_max_ps(m2, m3));
-    m = _mm_max_ps(m, _mm_shuffle_ps(m, m, _MM_SHUFFLE(1, 0, 3, 2)));
-    m = _mm_max_ps(m, _mm_shuffle_ps(m, m, _MM_SHUFFLE(2, 3, 0, 1)));
-    uint64_t bits = 0;
-    for (int64_t i = 0; i < nk; i += 16) {
-        uint64_t b = (uint64_t)_mm_movemask_ps(_mm_cmpeq_ps(_mm_loadu_ps(key + i), m)) |
-                     (uint64_t)_mm_movemask_ps(_mm_cmpeq_ps(_mm_loadu_ps(key + i + 4), m)) << 4 |
-                     (uint64_t)_mm_movemask_ps(_mm_cmpeq_ps(_mm_loadu_ps(key + i + 8), m)) << 8 |
-                     (uint64_t)_mm_movemask_ps(_mm_cmpeq_ps(_mm_loadu_ps(key + i + 12), m)) << 12;
-        bits |= b << i;
-    }
-    r->top = _mm_cvtss_f32(m);
-    r->imax = bits ? __builtin_ctzll(bits) : 0; /* 0: NaN keys */
-#else
-    int64_t im = 0;
-    for (int64_t i = 1; i < nk; i++) im = key[i] > key[im] ? i : im;
-    r->top = key[im];
-    r->imax = im;
-#endif
+    r->imax = vdx_set_argmax(r->key, r->ref, nk, &r->top);
 }
 
 /* Adds (a, ref), a < top; returns 1 when top changed. */
@@ -129,7 +98,7 @@ static inline int vdx_fs_res_add(vdx_fs_res *r, float a, int64_t ref) {
             vdx_fs_set_max(r, (r->k2 + 15) & ~(int64_t)15);
             return 1;
         }
-        r->key[r->imax] = a;
+        vdx_set_store(r->key, r->imax, a);
         r->ref[r->imax] = ref;
         vdx_fs_set_max(r, (r->k2 + 15) & ~(int64_t)15);
         return 1;

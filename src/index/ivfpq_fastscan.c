@@ -271,7 +271,8 @@ static void finish_one(const vdx_ivfpqfs *p, const float *xq,
         }
         return;
     }
-    vdx_heap_init(k, D, I);
+    /* the candidates, compacted in place: their keys, their ids */
+    int64_t m = 0;
     for (int64_t e = 0; e < res->n; e++) {
         if (res->ref[e] < 0) continue;
         int64_t r = res->ref[e] >> 32, off = res->ref[e] & 0xFFFFFFFF;
@@ -283,9 +284,11 @@ static void finish_one(const vdx_ivfpqfs *p, const float *xq,
             key = exact_key(p, xq, qtab, tabs && cl ? tabs + r * tn : NULL, l,
                             code, buf);
         }
-        vdx_heap_push(k, D, I, key, il->ops->get_ids(il, l)[off]);
+        res->key[m] = key;
+        res->ref[m++] = il->ops->get_ids(il, l)[off];
     }
-    vdx_topk_finish(k, D, I, ip, 0);
+    vdx_topk_select_sorted(k, m, res->key, res->ref, D, I);
+    vdx_topk_finish_sorted(k, D, I, ip, 0);
 }
 
 /* One query: the nprobe lists of cl in probe order (max_codes: stop once

@@ -213,17 +213,25 @@ static int64_t count_le(const uint16_t *s, int64_t n, uint16_t t) {
     int64_t c = 0, i = 0;
 #ifdef __SSE2__
     const __m128i tv = _mm_set1_epi16((short)t), z = _mm_setzero_si128();
-    while (i + 8 <= n) { /* lane counts stay below 2^16 per 2^19 entries */
-        __m128i acc = z;
-        int64_t e = VDX_MIN(n, i + ((int64_t)1 << 18));
-        for (; i + 8 <= e; i += 8) {
-            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+    while (i + 32 <= n) { /* lane counts stay below 2^15 (madd is signed) */
+        /* four independent sums: one would wait on its own latency */
+        __m128i a0 = z, a1 = z, a2 = z, a3 = z;
+        int64_t e = VDX_MIN(n, i + ((int64_t)1 << 19));
+        for (; i + 32 <= e; i += 32) {
+            const __m128i *p = (const __m128i *)(const void *)(s + i);
             /* v <= t exactly where the saturating v - t is 0 */
-            acc = _mm_sub_epi16(acc, _mm_cmpeq_epi16(_mm_subs_epu16(v, tv), z));
+            a0 = _mm_sub_epi16(a0, _mm_cmpeq_epi16(_mm_subs_epu16(_mm_loadu_si128(p), tv), z));
+            a1 = _mm_sub_epi16(a1, _mm_cmpeq_epi16(_mm_subs_epu16(_mm_loadu_si128(p + 1), tv), z));
+            a2 = _mm_sub_epi16(a2, _mm_cmpeq_epi16(_mm_subs_epu16(_mm_loadu_si128(p + 2), tv), z));
+            a3 = _mm_sub_epi16(a3, _mm_cmpeq_epi16(_mm_subs_epu16(_mm_loadu_si128(p + 3), tv), z));
         }
-        uint16_t l[8];
-        _mm_storeu_si128((__m128i *)(void *)l, acc);
-        for (int j = 0; j < 8; j++) c += l[j];
+        /* widen to 32 bits before adding the four */
+        __m128i w = _mm_add_epi32(
+            _mm_add_epi32(_mm_madd_epi16(a0, _mm_set1_epi16(1)), _mm_madd_epi16(a1, _mm_set1_epi16(1))),
+            _mm_add_epi32(_mm_madd_epi16(a2, _mm_set1_epi16(1)), _mm_madd_epi16(a3, _mm_set1_epi16(1))));
+        uint32_t l[4];
+        _mm_storeu_si128((__m128i *)(void *)l, w);
+        c += (int64_t)l[0] + l[1] + l[2] + l[3];
     }
 #endif
     for (; i < n; i++) c += s[i] <= t;
@@ -271,10 +279,13 @@ void vdx_fs_scan_blocks_seeded(const vdx_fs_kernels *K, const uint8_t *blocks,
      * count(<= hi) >= k2 (a few more seeds than k2 cost little) */
     for (int it = 0; it < 10 && lo < hi; it++) {
         uint16_t mid = (uint16_t)(lo + (hi - lo) / 2);
-        if (count_le(sums, n, mid) >= res->k2)
+        int64_t c = count_le(sums, n, mid);
+        if (c >= res->k2) {
             hi = mid;
-        else
+            if (c <= res->k2 + res->k2 / 4 + 4) break; /* close enough */
+        } else {
             lo = (uint16_t)(mid + 1);
+        }
     }
     const uint16_t t = hi;
     int32_t thr = vdx_fs_threshold(lut, res->top);

@@ -144,6 +144,40 @@ static inline void minmax16(const float *t, float *lo, float *hi) {
 
 #define QZ_KEEP 256 /* sub-quantizers whose minimum and width are kept */
 
+/* The kth smallest of r[0 .. n) when few entries lie above it (n - kth <=
+ * 8, n <= 64): the n - kth largest are taken out one by one, each a SIMD
+ * maximum and a search for its first position, with no data-dependent
+ * branch (quickselect mispredicts about once per entry, and at M = 32 it
+ * took most of the table quantization). */
+static float kth_by_removal(const float *src, int64_t n, int64_t kth) {
+#ifdef __SSE2__
+    float r[64];
+    const int64_t nv = (n + 3) / 4;
+    for (int64_t i = 0; i < n; i++) /* NaN (inf - inf): the widest */
+        r[i] = src[i] == src[i] ? src[i] : INFINITY;
+    for (int64_t i = n; i < nv * 4; i++) r[i] = -INFINITY;
+    float m = -INFINITY;
+    for (int64_t e = 0; e < n - kth; e++) {
+        __m128 mx = _mm_loadu_ps(r);
+        for (int64_t v = 1; v < nv; v++) mx = _mm_max_ps(mx, _mm_loadu_ps(r + 4 * v));
+        mx = _mm_max_ps(mx, _mm_shuffle_ps(mx, mx, _MM_SHUFFLE(1, 0, 3, 2)));
+        mx = _mm_max_ps(mx, _mm_shuffle_ps(mx, mx, _MM_SHUFFLE(2, 3, 0, 1)));
+        m = _mm_cvtss_f32(mx);
+        uint64_t at = 0; /* positions of the maximum */
+        for (int64_t v = 0; v < nv; v++)
+            at |= (uint64_t)_mm_movemask_ps(_mm_cmpeq_ps(_mm_loadu_ps(r + 4 * v), mx))
+                  << (4 * v);
+        r[__builtin_ctzll(at)] = -INFINITY;
+    }
+    return m;
+#else
+    float r[64];
+    memcpy(r, src, (size_t)n * sizeof(float));
+    select_kth(r, n, kth);
+    return r[kth];
+#endif
+}
+
 void vdx_fs_quantize(const float *table, int64_t M, int64_t nsq,
                      vdx_fs_lut *lut) {
     /* the scale: the 90th percentile of the per-sub-quantizer ranges (of
@@ -163,8 +197,13 @@ void vdx_fs_quantize(const float *table, int64_t M, int64_t nsq,
         widest = hi - lo > widest ? hi - lo : widest;
     }
     const int64_t kth = (nr - 1) * 9 / 10;
-    select_kth(r, nr, kth);
-    float ref = r[kth];
+    float ref;
+    if (nr <= 64 && nr - kth <= 8) {
+        ref = kth_by_removal(r, nr, kth);
+    } else {
+        select_kth(r, nr, kth);
+        ref = r[kth];
+    }
     if (!(ref > 0)) ref = widest;
     if (!(ref > 0)) ref = 1;
     const float inv = 255.0f / ref;

@@ -151,6 +151,60 @@ static void test_ties(void) {
     vdx_index_free(ix);
 }
 
+/* Small integer coordinates: sgemm's distances are exact, so the many
+ * equal distances must come out exactly as a (distance, id) sort of the
+ * brute force has them (the extraction and set paths of the sgemm search,
+ * seeded or not, the reservoir above k = 64; the scan path). */
+static void exact_ties(int64_t nq) {
+    const int64_t d = 8;
+    const int64_t nbs[] = {7, 60, 100, 513, 1500, 5000};
+    const int64_t ks[] = {1, 2, 10, 33, 64, 65};
+    float xq[40 * 8];
+    for (int64_t i = 0; i < nq * d; i++) xq[i] = (float)((i * 5 + 3) % 3);
+    for (size_t a = 0; a < sizeof nbs / sizeof nbs[0]; a++) {
+        const int64_t nb = nbs[a];
+        float *xb = malloc(sizeof(float) * (size_t)(nb * d));
+        for (int64_t i = 0; i < nb * d; i++)
+            xb[i] = (float)(((i * 7919) >> 3) % 3);
+        for (int ip = 0; ip < 2; ip++) {
+            vdx_index *ix = NULL;
+            CHECK_OK(vdx_index_flat_new(d, ip ? VDX_METRIC_INNER_PRODUCT : VDX_METRIC_L2, &ix));
+            CHECK_OK(vdx_index_add(ix, nb, xb));
+            for (size_t b = 0; b < sizeof ks / sizeof ks[0]; b++) {
+                const int64_t k = ks[b];
+                float *D = malloc(sizeof(float) * (size_t)(nq * k));
+                int64_t *I = malloc(sizeof(int64_t) * (size_t)(nq * k));
+                double *RD = malloc(sizeof(double) * (size_t)k);
+                int64_t *RI = malloc(sizeof(int64_t) * (size_t)k);
+                CHECK_OK(vdx_index_search(ix, nq, xq, k, NULL, D, I));
+                int bad = 0;
+                for (int64_t q = 0; q < nq; q++) {
+                    brute(xb, nb, xq + q * d, d, ip, k, NULL, RD, RI);
+                    for (int64_t j = 0; j < k; j++) {
+                        int ok = I[q * k + j] == RI[j] &&
+                                 (RI[j] < 0 || (double)D[q * k + j] == RD[j]);
+                        if (!ok && !bad)
+                            fprintf(stderr, "  nq=%lld nb=%lld k=%lld ip=%d q=%lld j=%lld: got %lld %g want %lld %g\n",
+                                    (long long)nq, (long long)nb, (long long)k, ip, (long long)q,
+                                    (long long)j, (long long)I[q * k + j],
+                                    D[q * k + j], (long long)RI[j], RD[j]);
+                        bad += !ok;
+                    }
+                }
+                CHECK(bad == 0);
+                free(D); free(I); free(RD); free(RI);
+            }
+            vdx_index_free(ix);
+        }
+        free(xb);
+    }
+}
+
+static void test_exact_ties(void) {
+    exact_ties(3);  /* the scan path */
+    exact_ties(40); /* the sgemm path */
+}
+
 static void test_range(void) {
     int64_t d = 8, nb = 3000, nq = 20;
     float *xb = malloc(sizeof(float) * nb * d), *xq = malloc(sizeof(float) * nq * d);
@@ -237,6 +291,7 @@ int main(void) {
     RUN(test_knn);
     RUN(test_selector_search);
     RUN(test_ties);
+    RUN(test_exact_ties);
     RUN(test_range);
     RUN(test_reconstruct_remove);
     return TEST_SUMMARY();

@@ -62,7 +62,84 @@ static void test_finish(void) {
     CHECK(i1[0] == 4 && k1[0] == 2.0f && i1[1] == -1 && k1[1] == -FLT_MAX);
 }
 
+/* The set keeps what a heap keeps, candidate for candidate: keys with
+ * many ties, ids out of order (as seeded searches offer them), each k. */
+static void test_set_vs_heap(void) {
+    enum { N = 3000 };
+    float v[N];
+    vdx_idx_t ids[N];
+    test_rand_fill(v, N, 7);
+    for (int i = 0; i < N; i++) {
+        v[i] = (float)(int)(v[i] * 40.0f); /* 40 distinct keys */
+        ids[i] = (vdx_idx_t)((i * 7919) % N);
+    }
+    for (int64_t k = 1; k <= VDX_SET_MAX; k += k < 16 ? 3 : 16) {
+        float hk[VDX_SET_MAX], sk[VDX_SET_MAX], D[VDX_SET_MAX];
+        vdx_idx_t hi[VDX_SET_MAX], si[VDX_SET_MAX], I[VDX_SET_MAX];
+        vdx_kset s;
+        vdx_heap_init(k, hk, hi);
+        vdx_kset_init(&s, k, sk, si);
+        int bad = 0;
+        for (int i = 0; i < N; i++) {
+            int took = vdx_kset_takes(&s, v[i], ids[i]);
+            if (took) vdx_kset_add(&s, v[i], ids[i]);
+            int heap_takes = vdx_worse(hk[0], hi[0], v[i], ids[i]);
+            vdx_heap_push(k, hk, hi, v[i], ids[i]);
+            bad += took != heap_takes;
+            bad += s.fill == k && s.top != hk[0];
+        }
+        vdx_heap_sort(k, hk, hi);
+        vdx_kset_sorted(&s, D, I);
+        for (int64_t e = 0; e < k; e++) bad += D[e] != hk[e] || I[e] != hi[e];
+        CHECK(bad == 0);
+    }
+    /* fewer candidates than slots: the rest are empty, sorted last */
+    float sk[16], D[16];
+    vdx_idx_t si[16], I[16];
+    vdx_kset s;
+    vdx_kset_init(&s, 5, sk, si);
+    vdx_kset_add(&s, 2.0f, 8);
+    vdx_kset_add(&s, 1.0f, 9);
+    vdx_kset_sorted(&s, D, I);
+    CHECK(I[0] == 9 && I[1] == 8 && I[2] == -1 && I[4] == -1 && isinf(D[3]));
+}
+
+/* vdx_sort_entries against qsort, both sides of its rank-sort bound, with
+ * equal keys ordered by id; NaN keys must still give a permutation. */
+static int cmp_entry(const void *a, const void *b) {
+    const float *x = a, *y = b;
+    if (x[0] != y[0]) return x[0] < y[0] ? -1 : 1;
+    return (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+static void test_sort_entries(void) {
+    for (int64_t n = 0; n <= 70; n += n < 40 ? 1 : 15) {
+        float key[70], D[70], ref[70][2];
+        vdx_idx_t id[70], I[70];
+        test_rand_fill(key, 70, (uint64_t)n + 3);
+        for (int64_t i = 0; i < n; i++) {
+            key[i] = (float)(int)(key[i] * 8.0f); /* ties */
+            id[i] = (vdx_idx_t)((i * 37 + 11) % 101);
+            ref[i][0] = key[i];
+            ref[i][1] = (float)id[i];
+        }
+        qsort(ref, (size_t)n, sizeof ref[0], cmp_entry);
+        vdx_sort_entries(n, key, id, D, I);
+        int bad = 0;
+        for (int64_t i = 0; i < n; i++) bad += D[i] != ref[i][0] || I[i] != (vdx_idx_t)ref[i][1];
+        CHECK(bad == 0);
+    }
+    float key[6] = {3, NAN, 1, NAN, 2, 0}, D[6];
+    vdx_idx_t id[6] = {0, 1, 2, 3, 4, 5}, I[6];
+    vdx_sort_entries(6, key, id, D, I);
+    int seen = 0;
+    for (int i = 0; i < 6; i++) seen |= 1 << I[i];
+    CHECK(seen == 63);
+}
+
 int main(void) {
+    RUN(test_set_vs_heap);
+    RUN(test_sort_entries);
     RUN(test_heap_vs_sort);
     RUN(test_merge_and_empty);
     RUN(test_finish);
