@@ -37,8 +37,13 @@ vdx_sq *vdx_index_get_sq(const vdx_index *ix) {
 vdx_status vdx_index_sq_reserve(vdx_index_sq *s, int64_t n) {
     if (n <= s->cap) return VDX_OK;
     int64_t nc = VDX_MAX(n, s->cap + s->cap / 2);
-    uint8_t *p = vdx_realloc_array(s->codes, (size_t)nc, s->sq.code_size);
+    /* aligned (rows on cache lines when the code size allows, huge pages
+     * when large: refinement reads rows at random) */
+    uint8_t *p = vdx_aligned_alloc((size_t)nc, s->sq.code_size);
     if (!p) return VDX_ERR_OUT_OF_MEMORY;
+    if (s->codes)
+        memcpy(p, s->codes, (size_t)s->base.ntotal * (size_t)s->sq.code_size);
+    vdx_aligned_free(s->codes);
     s->codes = p;
     s->cap = nc;
     return VDX_OK;
