@@ -102,16 +102,15 @@ void *vdx_aligned_alloc(size_t n, size_t size) {
          * walks and scans: on 2 MiB boundaries, with the advice to back
          * them with huge pages (fewer TLB misses) where the kernel grants
          * transparent huge pages on request.  Only whole huge pages are
-         * advised: the tail keeps small pages, so no memory is added. */
+         * advised (advise_huge): the tail keeps small pages, so no memory
+         * is added. */
         size_t len = (t + 63) & ~(size_t)63;
         if (posix_memalign(&p, VDX_HUGE_PAGE, len) != 0) {
             vdx_raise(VDX_ERR_OUT_OF_MEMORY,
                       "out of memory allocating %zu bytes", t);
             return NULL;
         }
-#ifdef MADV_HUGEPAGE
-        (void)madvise(p, len & ~(VDX_HUGE_PAGE - 1), MADV_HUGEPAGE);
-#endif
+        advise_huge(p, len);
         return p;
     }
     if (posix_memalign(&p, 64, t ? (t + 63) & ~(size_t)63 : 64) != 0) {
