@@ -7,7 +7,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi
 
 need_apt=""
-for pkg in build-essential cmake libopenblas-openmp-dev libomp-dev clang libclang-rt-14-dev python3-dev; do
+for pkg in build-essential cmake libopenblas-openmp-dev libomp-dev clang libclang-rt-14-dev python3-dev libsimde-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt="$need_apt $pkg"
 done
 if [ -n "$need_apt" ]; then
