@@ -10,17 +10,21 @@ Cases (each library in its own process, same data):
 each plain, with ",RFlat" and with ",Refine(SQfp16)" (k_factor 3).
 vecdex runs once per SIMD level forced with VECDEX_SIMD (avx2, avx512);
 a level the CPU lacks is reported as not measured.  Prints 10-recall@10,
-QPS and vecdex/faiss QPS ratios.  The libraries take turns for --rounds
-rounds (default 2) and each keeps its best QPS per case, since this
-machine's speed drifts over minutes.  --quick shrinks everything.
+QPS and vecdex/faiss QPS ratios.
+
+Each library's worker builds its indexes once and stays up; then, per
+case, the libraries take --turns turns (default 8) of about 0.3 s of
+repeated searches each, alternating, and each keeps its best time.  This
+machine's speed drifts by tens of percent over minutes: turns a fraction
+of a second apart see the same drift, separate runs did not.  --quick
+shrinks everything.
 
     python3 bench/bench_fastscan.py [--quick | --full] [--levels avx2,avx512]
-                                    [--rounds R]
+                                    [--turns T]
 """
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -30,94 +34,69 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 K = 10
+# seconds of repeated searches per turn (at least two searches)
+TURN_SECONDS = 0.3
 VARIANTS = ["", ",RFlat", ",Refine(SQfp16)"]
 
 
-def timed_min(fn, min_time=1.5, min_rep=3):
-    """Best time of repeated calls: at least min_rep, and until min_time
-    seconds were spent (the IVF cases take milliseconds, where one
-    scheduling hiccup would decide a single timing)."""
-    best, out, spent, rep = 1e30, None, 0.0, 0
-    while rep < min_rep or spent < min_time:
-        t, out = common.timed(fn)
-        best, spent, rep = min(best, t), spent + t, rep + 1
-    return best, out
-
-
 def worker(lib, folder):
+    """Builds every variant's index, then serves timing requests."""
     L = common.import_lib(lib)
     cfg = json.load(open(os.path.join(folder, "cfg.json")))
     xt, xb, xq = (np.ascontiguousarray(common.load(folder, n))
                   for n in ("xt", "xb", "xq"))
     d = xb.shape[1]
-    out = {}
+    info = {}
     if lib == "vecdex":
-        out["simd"] = L.build_info().split("simd=")[1].split(";")[0]
+        info["simd"] = L.build_info().split("simd=")[1].split(";")[0]
+    searches = []
     for v in VARIANTS:
-        desc = cfg["desc"] + v
-        index = L.index_factory(d, desc)
+        index = L.index_factory(d, cfg["desc"] + v)
         index.train(xt)
         index.add(xb)
-        params = None
-        if "IVF" in desc:
-            ivf = L.extract_index_ivf(index)
-            ivf.nprobe = cfg["nprobe"]
-        if v:
-            params = L.IndexRefineSearchParameters(k_factor=3)
-        t, (D, I) = timed_min(lambda: index.search(xq, K, params=params))
-        np.save(os.path.join(folder, f"I_{lib}_{len(out)}.npy"), I)
-        out[desc] = dict(qps=len(xq) / t, file=f"I_{lib}_{len(out)}.npy")
-    print(json.dumps(out))
+        if "IVF" in cfg["desc"]:
+            L.extract_index_ivf(index).nprobe = cfg["nprobe"]
+        params = L.IndexRefineSearchParameters(k_factor=3) if v else None
+        searches.append(lambda index=index, params=params:
+                        index.search(xq, K, params=params))
+    common.serve(searches, info)
 
 
-def run_vecdex_level(folder, level):
-    env = dict(os.environ, VECDEX_SIMD=level)
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", "vecdex",
-           "--data", folder]
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if p.returncode != 0:
-        raise SystemExit(f"vecdex worker failed:\n{p.stderr[-4000:]}")
-    return json.loads(p.stdout.strip().splitlines()[-1])
-
-
-def best_of(acc, r):
-    """Keeps, per case, the run with the higher QPS."""
-    if acc is None:
-        return r
-    for k, v in r.items():
-        if k != "simd" and v["qps"] > acc[k]["qps"]:
-            acc[k] = v
-    return acc
-
-
-def run(name, cfg, xt, xb, xq, levels, rounds):
+def run(name, cfg, xt, xb, xq, levels, turns):
     with tempfile.TemporaryDirectory() as folder:
         common.save(folder, xt=xt, xb=xb, xq=xq)
         json.dump(cfg, open(os.path.join(folder, "cfg.json"), "w"))
         gt = common.exact_knn(xb, xq, K)
-        res, skipped = {}, set()
-        # the libraries take turns, each round rebuilding its indexes: this
-        # machine's speed drifts over minutes, and the best of interleaved
-        # rounds compares the two in the same state
-        for _ in range(rounds):
-            r = common.run_worker(os.path.abspath(__file__), "faiss", folder)
-            r = {k: dict(v, recall=common.recall_at(np.load(os.path.join(folder, v["file"])), gt, K))
-                 for k, v in r.items()}
-            res["faiss"] = best_of(res.get("faiss"), r)
+        script = os.path.abspath(__file__)
+        # every library's worker stays up (built one after the other), and
+        # they take turns timing each case
+        servers = {"faiss": common.Server(script, "faiss", folder)}
+        try:
             for lv in levels:
-                if lv in skipped:
-                    continue
-                r = run_vecdex_level(folder, lv)
-                if r["simd"] != lv:
+                s = common.Server(script, "vecdex", folder,
+                                  env=dict(os.environ, VECDEX_SIMD=lv))
+                if s.info["simd"] != lv:
                     print(f"  [{name}] vecdex {lv}: not available on this CPU "
-                          f"(it would run {r['simd']}); not measured")
-                    skipped.add(lv)
+                          f"(it would run {s.info['simd']}); not measured")
+                    s.close()
                     continue
-                r = {k: v if k == "simd" else
-                     dict(v, recall=common.recall_at(np.load(os.path.join(folder, v["file"])), gt, K))
-                     for k, v in r.items()}
-                res["vecdex-" + lv] = best_of(res.get("vecdex-" + lv), r)
-    rec = {c: {k: v["recall"] for k, v in r.items() if k != "simd"} for c, r in res.items()}
+                servers["vecdex-" + lv] = s
+            res = {c: {} for c in servers}
+            for vi, v in enumerate(VARIANTS):
+                desc = cfg["desc"] + v
+                best = {c: 1e30 for c in servers}
+                for turn in range(turns):
+                    order = list(servers) if turn % 2 == 0 else list(servers)[::-1]
+                    for c in order:
+                        best[c] = min(best[c], servers[c].ask("time", vi, TURN_SECONDS)["t"])
+                for c, s in servers.items():
+                    f = os.path.join(folder, f"I_{c}_{vi}.npy")
+                    s.ask("save", vi, f)
+                    res[c][desc] = dict(qps=len(xq) / best[c],
+                                        recall=common.recall_at(np.load(f), gt, K))
+        finally:
+            for s in servers.values():
+                s.close()
     print(f"\n{name}: d={xb.shape[1]} nt={len(xt)} nb={len(xb)} nq={len(xq)}"
           + (f" nprobe={cfg['nprobe']}" if "IVF" in cfg["desc"] else ""))
     cols = list(res)
@@ -127,7 +106,7 @@ def run(name, cfg, xt, xb, xq, levels, rounds):
         desc = cfg["desc"] + v
         line = f"  {desc:<34}"
         for c in cols:
-            line += f"{rec[c][desc]:>18.4f}{res[c][desc]['qps']:>9.0f}"
+            line += f"{res[c][desc]['recall']:>18.4f}{res[c][desc]['qps']:>9.0f}"
         for c in cols[1:]:
             line += f"{res[c][desc]['qps'] / res['faiss'][desc]['qps']:>10.2f}"
         print(line)
@@ -140,8 +119,9 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--full", action="store_true")
     ap.add_argument("--levels", default="avx2,avx512")
-    ap.add_argument("--rounds", type=int, default=2,
-                    help="interleaved rounds per case; the best QPS is kept")
+    ap.add_argument("--turns", type=int, default=8,
+                    help="turns per case and library, alternating between the "
+                         "libraries; the best time is kept")
     a = ap.parse_args()
     if a.worker:
         worker(a.worker, a.data)
@@ -152,11 +132,11 @@ def main():
     xt = xb[:nt]
     for desc in ("PQ32x4fs", "IVF100,PQ32x4fs"):
         run(f"tutorial data, {desc}", dict(desc=desc, nprobe=10), xt, xb, xq, levels,
-            a.rounds)
+            a.turns)
     xt, xb, xq = common.synthetic(64, nt, nb, nq)
     for desc in ("PQ32x4fs", "IVF100,PQ32x4fs"):
         run(f"synthetic d=64, {desc}", dict(desc=desc, nprobe=10), xt, xb, xq, levels,
-            a.rounds)
+            a.turns)
     if a.full:
         nt, nb, nq = 100000, 1000000, 2000
     elif a.quick:
@@ -165,7 +145,7 @@ def main():
         nt, nb, nq = 20000, 100000, 500
     xt, xb, xq = common.synthetic(128, nt, nb, nq)
     run("synthetic d=128, IVF1024,PQ32x4fs", dict(desc="IVF1024,PQ32x4fs", nprobe=10),
-        xt, xb, xq, levels, a.rounds)
+        xt, xb, xq, levels, a.turns)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,72 @@ def run_worker(script, lib, folder, extra=()):
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
+class Server:
+    """A library's worker kept running: it builds its indexes once, then
+    times searches when asked (see serve), so that the libraries can take
+    turns a fraction of a second apart.  This machine's speed drifts over
+    seconds to minutes; best times taken in alternating turns see the same
+    drift, best times taken minutes apart do not."""
+
+    def __init__(self, script, lib, folder, env=None):
+        cmd = [sys.executable, script, "--worker", lib, "--data", folder]
+        self.lib = lib
+        self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  text=True, env=env)
+        self.info = self._answer()
+
+    def _answer(self):
+        line = self.p.stdout.readline()
+        if not line:
+            raise SystemExit(f"{self.lib} worker failed ({self.p.wait()})")
+        return json.loads(line)
+
+    def ask(self, *words):
+        self.p.stdin.write(" ".join(str(w) for w in words) + "\n")
+        self.p.stdin.flush()
+        return self._answer()
+
+    def close(self):
+        try:
+            self.p.stdin.write("quit\n")
+            self.p.stdin.close()
+        except OSError:
+            pass
+        self.p.wait()
+
+
+def serve(searches, info):
+    """Worker side of Server: prints info (JSON), then answers one JSON
+    line per request on stdin:
+      time I S  -> {"t": best seconds of searches[I]() over >= S seconds, >= 2 calls}
+      save I F  -> {} after saving the labels searches[I]() returns to F (.npy)
+      quit
+    The libraries' own output goes to stderr, away from the answers."""
+    out = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+
+    def answer(obj):
+        out.write(json.dumps(obj) + "\n")
+        out.flush()
+
+    answer(info)
+    for line in sys.stdin:
+        w = line.split()
+        if not w or w[0] == "quit":
+            break
+        fn = searches[int(w[1])]
+        if w[0] == "time":
+            best, spent, rep = 1e30, 0.0, 0
+            while rep < 2 or spent < float(w[2]):
+                t, _ = timed(fn)
+                best, spent, rep = min(best, t), spent + t, rep + 1
+            answer({"t": best})
+        elif w[0] == "save":
+            _, I = fn()
+            np.save(w[2], I)
+            answer({})
+
+
 def timed(fn, *a, repeat=1):
     best, out = 1e30, None
     for _ in range(repeat):
