@@ -14,19 +14,24 @@ QPS and vecdex/faiss QPS ratios.
 
 Each library's worker builds its indexes once and stays up; then, per
 case, the libraries take --turns turns (default 8) of about 0.3 s of
-repeated searches each, alternating, and each keeps its best time.  This
-machine's speed drifts by tens of percent over minutes: turns a fraction
-of a second apart see the same drift, separate runs did not.  --quick
-shrinks everything.
+repeated searches each, alternating, and each turn keeps its best time.
+QPS is the median over a library's turns; the ratio is the median over
+turns of faiss's time / vecdex's time in the same turn.  This machine's
+speed drifts: the best of 300 two-thread searches moved between 340k
+and 510k QPS from one second to the next while one-thread searches stayed
+within 3%.  Turns a fraction of a second apart see the same drift, and the medians keep a lucky or unlucky turn of
+one library from deciding.  Each case is timed on one thread and on all
+(--threads, default "1,<cores>").  --quick shrinks everything.
 
     python3 bench/bench_fastscan.py [--quick | --full] [--levels avx2,avx512]
-                                    [--turns T]
+                                    [--threads 1,2] [--turns T]
 """
 import argparse
 import json
 import os
 import sys
 import tempfile
+import time
 
 import numpy as np
 
@@ -36,6 +41,7 @@ import common  # noqa: E402
 K = 10
 # seconds of repeated searches per turn (at least two searches)
 TURN_SECONDS = 0.3
+TURN_PAUSE = 0.2
 VARIANTS = ["", ",RFlat", ",Refine(SQfp16)"]
 
 
@@ -59,10 +65,10 @@ def worker(lib, folder):
         params = L.IndexRefineSearchParameters(k_factor=3) if v else None
         searches.append(lambda index=index, params=params:
                         index.search(xq, K, params=params))
-    common.serve(searches, info)
+    common.serve(searches, info, L)
 
 
-def run(name, cfg, xt, xb, xq, levels, turns):
+def run(name, cfg, xt, xb, xq, levels, turns, threads):
     with tempfile.TemporaryDirectory() as folder:
         common.save(folder, xt=xt, xb=xb, xq=xq)
         json.dump(cfg, open(os.path.join(folder, "cfg.json"), "w"))
@@ -83,33 +89,41 @@ def run(name, cfg, xt, xb, xq, levels, turns):
                 servers["vecdex-" + lv] = s
             res = {c: {} for c in servers}
             for vi, v in enumerate(VARIANTS):
-                desc = cfg["desc"] + v
-                best = {c: 1e30 for c in servers}
-                for turn in range(turns):
-                    order = list(servers) if turn % 2 == 0 else list(servers)[::-1]
-                    for c in order:
-                        best[c] = min(best[c], servers[c].ask("time", vi, TURN_SECONDS)["t"])
                 for c, s in servers.items():
                     f = os.path.join(folder, f"I_{c}_{vi}.npy")
                     s.ask("save", vi, f)
-                    res[c][desc] = dict(qps=len(xq) / best[c],
-                                        recall=common.recall_at(np.load(f), gt, K))
+                    res[c][vi] = dict(recall=common.recall_at(np.load(f), gt, K))
+                for nt in threads:
+                    times = {c: [] for c in servers}
+                    for turn in range(turns):
+                        order = list(servers) if turn % 2 == 0 else list(servers)[::-1]
+                        for c in order:
+                            # a pause first: threads that spin after a search
+                            # (OpenMP, OpenBLAS) must not overlap the next turn
+                            time.sleep(TURN_PAUSE)
+                            times[c].append(servers[c].ask("time", vi, TURN_SECONDS, nt)["t"])
+                    tf = np.array(times["faiss"])
+                    for c in servers:
+                        tc = np.array(times[c])
+                        res[c][vi][nt] = dict(qps=len(xq) / np.median(tc),
+                                              ratio=float(np.median(tf / tc)))
         finally:
             for s in servers.values():
                 s.close()
     print(f"\n{name}: d={xb.shape[1]} nt={len(xt)} nb={len(xb)} nq={len(xq)}"
           + (f" nprobe={cfg['nprobe']}" if "IVF" in cfg["desc"] else ""))
     cols = list(res)
-    print(f"  {'index':<34}" + "".join(f"{c + ' R@10':>18}{'QPS':>9}" for c in cols)
+    print(f"  {'index':<34}{'threads':>8}"
+          + "".join(f"{c + ' R@10':>18}{'QPS':>9}" for c in cols)
           + "".join(f"{'x ' + c[7:]:>10}" for c in cols[1:]))
-    for v in VARIANTS:
-        desc = cfg["desc"] + v
-        line = f"  {desc:<34}"
-        for c in cols:
-            line += f"{res[c][desc]['recall']:>18.4f}{res[c][desc]['qps']:>9.0f}"
-        for c in cols[1:]:
-            line += f"{res[c][desc]['qps'] / res['faiss'][desc]['qps']:>10.2f}"
-        print(line)
+    for vi, v in enumerate(VARIANTS):
+        for nt in threads:
+            line = f"  {cfg['desc'] + v:<34}{nt:>8}"
+            for c in cols:
+                line += f"{res[c][vi]['recall']:>18.4f}{res[c][vi][nt]['qps']:>9.0f}"
+            for c in cols[1:]:
+                line += f"{res[c][vi][nt]['ratio']:>10.2f}"
+            print(line)
 
 
 def main():
@@ -119,24 +133,29 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--full", action="store_true")
     ap.add_argument("--levels", default="avx2,avx512")
-    ap.add_argument("--turns", type=int, default=8,
+    ap.add_argument("--threads", default=f"1,{os.cpu_count()}",
+                    help="thread counts timed (omp_set_num_threads in both)")
+    ap.add_argument("--turns", type=int, default=None,
                     help="turns per case and library, alternating between the "
-                         "libraries; the best time is kept")
+                         "libraries (default 8, 3 with --quick)")
     a = ap.parse_args()
     if a.worker:
         worker(a.worker, a.data)
         return
     levels = a.levels.split(",")
+    threads = sorted({int(t) for t in a.threads.split(",")})
+    if a.turns is None:
+        a.turns = 3 if a.quick else 8
     nb, nq, nt = (20000, 500, 10000) if a.quick else (100000, 1000, 20000)
     _, xb, xq = common.tutorial(nb=nb, nq=nq)
     xt = xb[:nt]
     for desc in ("PQ32x4fs", "IVF100,PQ32x4fs"):
         run(f"tutorial data, {desc}", dict(desc=desc, nprobe=10), xt, xb, xq, levels,
-            a.turns)
+            a.turns, threads)
     xt, xb, xq = common.synthetic(64, nt, nb, nq)
     for desc in ("PQ32x4fs", "IVF100,PQ32x4fs"):
         run(f"synthetic d=64, {desc}", dict(desc=desc, nprobe=10), xt, xb, xq, levels,
-            a.turns)
+            a.turns, threads)
     if a.full:
         nt, nb, nq = 100000, 1000000, 2000
     elif a.quick:
@@ -145,7 +164,7 @@ def main():
         nt, nb, nq = 20000, 100000, 500
     xt, xb, xq = common.synthetic(128, nt, nb, nq)
     run("synthetic d=128, IVF1024,PQ32x4fs", dict(desc="IVF1024,PQ32x4fs", nprobe=10),
-        xt, xb, xq, levels, a.turns)
+        xt, xb, xq, levels, a.turns, threads)
 
 
 if __name__ == "__main__":

@@ -101,10 +101,11 @@ class Server:
         self.p.wait()
 
 
-def serve(searches, info):
-    """Worker side of Server: prints info (JSON), then answers one JSON
+def serve(searches, info, lib):
+    """Worker side of Server (lib: the library module): prints info (JSON), then answers one JSON
     line per request on stdin:
-      time I S  -> {"t": best seconds of searches[I]() over >= S seconds, >= 2 calls}
+      time I S T -> {"t": best seconds of searches[I]() over >= S seconds,
+                    >= 2 calls, on T threads (omp_set_num_threads)}
       save I F  -> {} after saving the labels searches[I]() returns to F (.npy)
       quit
     The libraries' own output goes to stderr, away from the answers."""
@@ -122,6 +123,7 @@ def serve(searches, info):
             break
         fn = searches[int(w[1])]
         if w[0] == "time":
+            lib.omp_set_num_threads(int(w[3]))
             best, spent, rep = 1e30, 0.0, 0
             while rep < 2 or spent < float(w[2]):
                 t, _ = timed(fn)
