@@ -9,8 +9,11 @@
  *                       (i & 1) * 4 of byte i / 2, (int)(15 * t);
  *   6bit: four per 3 bytes, little-endian bit order, (int)(63 * t);
  *   fp16: IEEE half, ties rounded away from zero (FAISS's encode_fp16);
- *         bf16: top 16 bits after adding
- *         0x8000; 8bit_direct: (uint8_t)x.
+ *   bf16: the float's top 16 bits, rounded to nearest, ties to even (IEEE's
+ *         default and what AVX512-BF16's VCVTNEPS2BF16 computes; FAISS's
+ *         generic code rounds ties up, its AVX512_SPR build to even, so the
+ *         two agree except on exact ties, 1 value in 65536);
+ *   8bit_direct: (uint8_t)x.
  * where t = clamp((x - vmin) / vdiff, 0, 1) (0 when vdiff == 0), and a code
  * c decodes to vmin + (c + 0.5) / levels * vdiff.
  */
@@ -70,7 +73,8 @@ float vdx_fp16_to_float(uint16_t h) {
 static inline uint16_t bf16_from_float(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
-    return (uint16_t)((u + 0x8000u) >> 16);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u); /* NaN stays NaN */
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
 static inline float bf16_to_float(uint16_t h) {

@@ -186,12 +186,29 @@ def test_factory_bad(desc):
 
 
 def test_same_rotation_as_faiss(faiss_ref):
-    """IndexLSH draws FAISS's rotation for the same seed: codes and files
-    are byte-identical."""
+    """IndexLSH draws FAISS's rotation for the same seed: faiss reads
+    vecdex's file, and its rotation and codes are FAISS's own.  The rotation
+    is orthogonalised by LAPACK, whose kernels (vecdex's OpenBLAS, faiss's
+    bundled one, each picked per CPU) round differently: the matrices agree to
+    float precision, not bit for bit, and a code bit may differ only where the
+    projection is within rounding of the threshold."""
     x = np.random.default_rng(1).standard_normal((500, 24)).astype("float32")
     for nbits in (16, 24, 40):
         a = vecdex.IndexLSH(24, nbits, True, False)
         b = faiss_ref.IndexLSH(24, nbits, True, False)
         a.add(x)
         b.add(x)
-        assert bytes(vecdex.serialize_index(a)) == faiss_ref.serialize_index(b).tobytes()
+        fa = faiss_ref.deserialize_index(
+            np.frombuffer(bytes(vecdex.serialize_index(a)), dtype="uint8"))
+        assert (fa.d, fa.nbits, fa.ntotal) == (24, nbits, 500)
+        A = faiss_ref.vector_to_array(fa.rrot.A)
+        B = faiss_ref.vector_to_array(b.rrot.A)
+        np.testing.assert_allclose(A, B, rtol=0, atol=2e-6)
+        ca = np.unpackbits(faiss_ref.vector_to_array(fa.codes), bitorder="little")
+        cb = np.unpackbits(faiss_ref.vector_to_array(b.codes), bitorder="little")
+        proj = (x @ B.reshape(nbits, 24).T).ravel()
+        bits_per_row = fa.code_size * 8
+        ca = ca.reshape(500, bits_per_row)[:, :nbits].ravel()
+        cb = cb.reshape(500, bits_per_row)[:, :nbits].ravel()
+        tie = np.abs(proj) < 1e-4
+        assert np.array_equal(ca[~tie], cb[~tie])
