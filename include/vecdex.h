@@ -47,7 +47,8 @@ typedef enum vdx_status {
     VDX_ERR_FORMAT = 5,           /* a file or buffer is corrupt or truncated */
     VDX_ERR_UNSUPPORTED = 6,      /* the index kind cannot do this            */
     VDX_ERR_NOT_FOUND = 7,        /* an id or key does not exist              */
-    VDX_ERR_INTERNAL = 8          /* a bug: please report                     */
+    VDX_ERR_INTERNAL = 8,         /* a bug: please report                     */
+    VDX_ERR_INTERRUPTED = 9       /* the interrupt handler asked to stop      */
 } vdx_status;
 
 /** @return the pinned name of a status ("VDX_ERR_FORMAT"); never NULL. */
@@ -90,10 +91,30 @@ VDX_API const char *vdx_simd_level(void);
  *  thread); n <= 0 restores the default (OpenMP's, which honours
  *  OMP_NUM_THREADS).  Calls running at the same time share the threads:
  *  each takes setting / (calls in flight), at least one, so concurrent
- *  searches never oversubscribe the cores. */
+ *  searches never oversubscribe the cores.  n (and OMP_NUM_THREADS) is
+ *  clamped to vdx_max_threads(): OpenMP exits the process when it cannot
+ *  create a team's threads. */
 VDX_API void vdx_set_num_threads(int n);
-/** @return the library-wide thread setting. */
+/** @return the library-wide thread setting (after clamping). */
 VDX_API int vdx_get_num_threads(void);
+/** @return the most threads a setting may ask for: 4 per processor
+ *  (omp_get_num_procs()), at least 64, at most 1024. */
+VDX_API int vdx_max_threads(void);
+
+/** An interrupt check (e.g. "did the user press Ctrl-C?"): returns non-zero
+ *  to stop the call in progress. */
+typedef int (*vdx_interrupt_fn)(void *ctx);
+
+/** Installs fn (NULL: none), process-wide.  Long-running calls poll it from
+ *  the thread that made the call, at most every 50 ms: k-means (each
+ *  iteration; so the training of IVF, PQ and fast-scan indexes), searches
+ *  of flat, IVF and HNSW indexes (between blocks of queries or of the
+ *  database; so an IVF add's list assignment too).  A stopped call returns
+ *  VDX_ERR_INTERRUPTED having changed nothing (a search's outputs are then
+ *  undefined).  Adds that modify an index once begun (an HNSW graph's
+ *  insertions, appends to inverted lists) run to the end: stopping them half
+ *  way would leave a partly added batch. */
+VDX_API void vdx_set_interrupt_handler(vdx_interrupt_fn fn, void *ctx);
 
 /* ------------------------------------------------------------------------- */
 /* Vector utilities                                                          */

@@ -70,7 +70,11 @@ void cerr_capture(cerr *e, vdx_status st) {
 
 PyObject *raise_cerr(const cerr *e) {
     PyObject *type;
+    /* interrupted by the handler below: the KeyboardInterrupt (or whatever
+     * the signal handler raised) is already set */
+    if (e->st == VDX_ERR_INTERRUPTED && PyErr_Occurred()) return NULL;
     switch (e->st) {
+    case VDX_ERR_INTERRUPTED: type = PyExc_KeyboardInterrupt; break;
     case VDX_ERR_INVALID_ARGUMENT: type = InvalidArgumentError; break;
     case VDX_ERR_OUT_OF_MEMORY: type = PyExc_MemoryError; break;
     default: type = PyExc_RuntimeError; break;
@@ -305,7 +309,9 @@ static PyObject *mod_omp_set_num_threads(PyObject *m, PyObject *arg) {
     (void)m;
     long n = PyLong_AsLong(arg);
     if (n == -1 && PyErr_Occurred()) return NULL;
-    if (n > 1 << 20) n = 1 << 20;
+    /* vdx_set_num_threads clamps to vdx_max_threads() (say so through
+     * omp_get_max_threads(), which returns the clamped value) */
+    if (n > vdx_max_threads()) n = vdx_max_threads();
     vdx_set_num_threads((int)n);
     Py_RETURN_NONE;
 }
@@ -408,6 +414,39 @@ static PyObject *new_exception(const char *qualname, PyObject *b1,
     return e;
 }
 
+/* ---- Ctrl-C during long C calls ------------------------------------------
+ * The library polls this handler (at most every 50 ms) from the thread that
+ * made the call, which released the GIL.  Only Python's main thread runs
+ * signal handlers, so other threads answer at once without the GIL; the
+ * main thread takes the GIL back and lets Python run its pending handlers:
+ * SIGINT's raises KeyboardInterrupt, which the call then returns with. */
+static unsigned long main_thread_ident;
+
+static int check_signals(void *ctx) {
+    (void)ctx;
+    if (PyThread_get_thread_ident() != main_thread_ident) return 0;
+    PyGILState_STATE g = PyGILState_Ensure();
+    int stop = PyErr_CheckSignals() != 0;
+    PyGILState_Release(g);
+    return stop;
+}
+
+static int install_interrupt_handler(void) {
+    PyObject *threading = PyImport_ImportModule("threading");
+    if (!threading) return -1;
+    PyObject *mt = PyObject_CallMethod(threading, "main_thread", NULL);
+    Py_DECREF(threading);
+    if (!mt) return -1;
+    PyObject *ident = PyObject_GetAttrString(mt, "ident");
+    Py_DECREF(mt);
+    if (!ident) return -1;
+    main_thread_ident = PyLong_AsUnsignedLong(ident);
+    Py_DECREF(ident);
+    if (PyErr_Occurred()) return -1;
+    vdx_set_interrupt_handler(check_signals, NULL);
+    return 0;
+}
+
 PyMODINIT_FUNC PyInit__vecdex(void); /* the one exported symbol */
 
 PyMODINIT_FUNC PyInit__vecdex(void) {
@@ -446,6 +485,7 @@ PyMODINIT_FUNC PyInit__vecdex(void) {
         pyvdx_init_cp(m) < 0 ||
         pyvdx_init_factory(m) < 0 || pyvdx_init_transform(m) < 0)
         goto fail;
+    if (install_interrupt_handler() < 0) goto fail;
     return m;
 fail:
     Py_DECREF(m);

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "common/common.h"
+#include "common/interrupt.h"
 #include "common/rng.h"
 #include "common/threads.h"
 #include "simd/kernels.h"
@@ -70,20 +71,31 @@ static void normalize_rows(float *x, int64_t n, int64_t d) {
 }
 
 /* Re-seeds empty clusters by splitting populated ones.  Returns how many
- * were split. */
+ * were split.  The counts add up to n >= k (every point has a centroid), so
+ * while a cluster is empty another holds two points or more and the draw
+ * ends; one full cycle has total probability sum (count - 1) / (n - k) =
+ * 1, so it ends within a few cycles.  The cycles are still bounded, then
+ * the largest cluster is split, so that no input can make it spin. */
 static int64_t split_empty(float *cent, int64_t *count, int64_t k, int64_t d,
                            int64_t n, vdx_rng *r) {
     const float eps = 1.0f / 1024;
     int64_t nsplit = 0;
     for (int64_t ci = 0; ci < k; ci++) {
         if (count[ci] != 0) continue;
-        int64_t cj = 0;
+        int64_t cj = 0, tries = 0;
         for (;;) { /* size-proportional choice of the cluster to split */
             float pr = n > k ? (float)(count[cj] - 1) / (float)(n - k)
                              : (float)(count[cj] > 1);
             if (vdx_rng_float(r) < pr) break;
             cj = (cj + 1) % k;
+            if (++tries == 64 * k) {
+                cj = 0;
+                for (int64_t c = 1; c < k; c++)
+                    if (count[c] > count[cj]) cj = c;
+                break;
+            }
         }
+        if (count[cj] < 2) break; /* nothing left to split */
         memcpy(cent + ci * d, cent + cj * d, (size_t)d * sizeof(float));
         for (int64_t j = 0; j < d; j++) {
             float s = (j % 2 == 0) ? 1 + eps : 1 - eps;
@@ -165,6 +177,11 @@ static vdx_status run_once(int64_t d, int64_t k, int64_t n, const float *x,
         goto done;
     }
     for (int it = 0; it < p->niter; it++) {
+        if (vdx_interrupted()) {
+            st = vdx_raise(VDX_ERR_INTERRUPTED, "kmeans: interrupted at iteration %d of %d",
+                           it + 1, p->niter);
+            goto done;
+        }
         if (small) {
             float *cn = ct + d * k; /* the norms follow the d rows */
             for (int64_t c = 0; c < k; c++) {
@@ -182,6 +199,16 @@ static vdx_status run_once(int64_t d, int64_t k, int64_t n, const float *x,
             /* x was checked once; the op skips the public entry's re-check */
             if ((st = q->ops->search(q, n, x, 1, NULL, dist, assign))) goto done;
         }
+        /* every point must have a centroid (a -1 would index count[-1]):
+         * inputs are bounded by vdx_max_magnitude, so distances are finite */
+        for (int64_t i = 0; i < n; i++)
+            if (assign[i] < 0 || assign[i] >= k) {
+                st = vdx_raise(VDX_ERR_INTERNAL,
+                               "kmeans: point %lld was assigned to no centroid "
+                               "(label %lld, distance %g)",
+                               (long long)i, (long long)assign[i], (double)dist[i]);
+                goto done;
+            }
         double o = 0;
         for (int64_t i = 0; i < n; i++) o += dist[i];
         if (obj) obj[it] = (float)o;
@@ -260,7 +287,7 @@ vdx_status vdx_kmeans_train_metric(int64_t d, int64_t k, int64_t n,
                          "kmeans: %lld training points cannot make %lld "
                          "clusters (need n >= k)",
                          (long long)n, (long long)k);
-    vdx_status st = vdx_check_finite(x, n, d, "training vectors");
+    vdx_status st = vdx_check_vectors(x, n, d, "training vectors");
     if (st) return st;
     const float *xt = x;
     float *sub = NULL;

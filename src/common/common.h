@@ -40,8 +40,19 @@ static inline int vdx_mul_ok(size_t a, size_t b, size_t *out) {
 /* Largest k accepted by search. */
 #define VDX_MAX_K ((int64_t)1 << 30)
 
-/* Returns VDX_OK when the n x d floats are all finite, else raises with the
- * position of the first offender.  `what` names the argument. */
+/* Returns VDX_OK when the n x d floats are all finite and no larger in
+ * magnitude than vdx_max_magnitude(d), else raises with the position and
+ * value of the first offender.  `what` names the argument (a plural noun:
+ * "training vectors"). */
+VDX_INTERNAL vdx_status vdx_check_vectors(const float *x, int64_t n, int64_t d,
+                                          const char *what);
+/* The largest component magnitude accepted in vectors of dimension d:
+ * sqrt(FLT_MAX / (32 d)) (5.8e17 at d = 32, 1.0e17 at d = 1024), below which
+ * no distance, residual or reconstruction the library computes overflows
+ * float32. */
+VDX_INTERNAL float vdx_max_magnitude(int64_t d);
+/* The same test for finiteness alone: parameter arrays (trained ranges,
+ * transform matrices) rather than vectors. */
 VDX_INTERNAL vdx_status vdx_check_finite(const float *x, int64_t n, int64_t d,
                                          const char *what);
 

@@ -1,6 +1,8 @@
 /*
  * error.c — the per-thread last-error message and the pinned status names.
  */
+#include <float.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -40,26 +42,60 @@ const char *vdx_status_name(vdx_status s) {
     case VDX_ERR_UNSUPPORTED: return "VDX_ERR_UNSUPPORTED";
     case VDX_ERR_NOT_FOUND: return "VDX_ERR_NOT_FOUND";
     case VDX_ERR_INTERNAL: return "VDX_ERR_INTERNAL";
+    case VDX_ERR_INTERRUPTED: return "VDX_ERR_INTERRUPTED";
     }
     return "VDX_ERR_UNKNOWN";
 }
 
-vdx_status vdx_check_finite(const float *x, int64_t n, int64_t d,
-                            const char *what) {
+float vdx_max_magnitude(int64_t d) {
+    /* Components bounded by B keep every squared distance the library
+     * forms below FLT_MAX: IVF residuals and PQ/SQ reconstructions stay
+     * within 2B per component, so an L2 distance (or its |x|^2 + |y|^2 -
+     * 2<x, y> expansion) is at most 4 d (2B)^2 = 16 d B^2 < FLT_MAX / 2. */
+    if (d < 1) d = 1;
+    return (float)sqrt((double)FLT_MAX / (32.0 * (double)d));
+}
+
+static vdx_status check_values(const float *x, int64_t n, int64_t d,
+                               const char *what, float lim) {
     size_t total = (size_t)n * (size_t)d;
-    /* branch-free accumulation keeps this at memory speed; locate the
-     * offender only when one exists */
-    int bad = 0;
-    for (size_t i = 0; i < total; i++) bad |= !isfinite_f(x[i]);
-    if (!bad) return VDX_OK;
+    uint32_t lim_bits;
+    memcpy(&lim_bits, &lim, 4);
+    /* one branch-free pass at memory speed: the largest magnitude as bits
+     * (non-negative floats order as their bit patterns, Inf and NaN above
+     * every finite value); the offender is located only when one exists */
+    uint32_t worst = 0;
     for (size_t i = 0; i < total; i++) {
+        uint32_t u;
+        memcpy(&u, x + i, 4);
+        u &= 0x7fffffffu;
+        worst = u > worst ? u : worst;
+    }
+    if (worst <= lim_bits) return VDX_OK;
+    for (size_t i = 0; i < total; i++) {
+        long long row = (long long)(i / (size_t)d), col = (long long)(i % (size_t)d);
         if (!isfinite_f(x[i]))
             return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
-                             "%s contains a non-finite value (%s) at row %lld, "
+                             "%s contain a non-finite value (%s) at row %lld, "
                              "column %lld",
-                             what, x[i] != x[i] ? "NaN" : "Inf",
-                             (long long)(i / (size_t)d),
-                             (long long)(i % (size_t)d));
+                             what, x[i] != x[i] ? "NaN" : "Inf", row, col);
+        if (fabsf(x[i]) > lim)
+            return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                             "%s contain a value too large for float32 "
+                             "distances: %g at row %lld, column %lld (vecdex "
+                             "accepts magnitudes up to %.3g for d=%lld)",
+                             what, (double)x[i], row, col, (double)lim,
+                             (long long)d);
     }
     return VDX_OK;
+}
+
+vdx_status vdx_check_vectors(const float *x, int64_t n, int64_t d,
+                             const char *what) {
+    return check_values(x, n, d, what, vdx_max_magnitude(d));
+}
+
+vdx_status vdx_check_finite(const float *x, int64_t n, int64_t d,
+                            const char *what) {
+    return check_values(x, n, d, what, FLT_MAX);
 }

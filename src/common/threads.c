@@ -8,6 +8,13 @@
  * searching at once get half the threads each instead of oversubscribing
  * the cores, where spinning OpenMP teams slow everyone down.  Every parallel
  * region asks vdx_nthreads() for its team size.
+ *
+ * Both the setting and OpenMP's default (OMP_NUM_THREADS) are clamped to
+ * vdx_max_threads(): 4 threads per processor, at least 64 and at most 1024.
+ * libgomp cannot fail a team gracefully: past what the system lets it
+ * create it exits the process ("Thread creation failed"), and teams of
+ * 1e5 threads overflowed its bookkeeping (a segfault).  No search or
+ * training gains from more than a few threads per core.
  */
 #include <omp.h>
 
@@ -18,20 +25,35 @@ static int g_default;          /* captured once */
 static int g_active;           /* public calls in flight */
 static _Thread_local int tl_team, tl_depth, tl_saved_icv;
 
+int vdx_max_threads(void) {
+    static int cap;
+    int c = __atomic_load_n(&cap, __ATOMIC_RELAXED);
+    if (c <= 0) {
+        c = 4 * omp_get_num_procs();
+        c = c < 64 ? 64 : c > 1024 ? 1024 : c;
+        __atomic_store_n(&cap, c, __ATOMIC_RELAXED);
+    }
+    return c;
+}
+
+static int clamp_threads(int n) {
+    int c = vdx_max_threads();
+    return n < 1 ? 1 : n > c ? c : n;
+}
+
 static int setting(void) {
     int s = __atomic_load_n(&g_setting, __ATOMIC_RELAXED);
     if (s > 0) return s;
     int d = __atomic_load_n(&g_default, __ATOMIC_RELAXED);
     if (d <= 0) {
-        d = omp_get_max_threads(); /* honours OMP_NUM_THREADS */
-        if (d < 1) d = 1;
+        d = clamp_threads(omp_get_max_threads()); /* honours OMP_NUM_THREADS */
         __atomic_store_n(&g_default, d, __ATOMIC_RELAXED);
     }
     return d;
 }
 
 void vdx_set_num_threads(int n) {
-    __atomic_store_n(&g_setting, n > 0 ? n : 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&g_setting, n > 0 ? clamp_threads(n) : 0, __ATOMIC_RELAXED);
 }
 
 int vdx_get_num_threads(void) { return setting(); }

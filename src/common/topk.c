@@ -20,7 +20,7 @@ void vdx_heap_sort(int64_t k, float *key, vdx_idx_t *id) {
 void vdx_heap_merge(int64_t k, float *akey, vdx_idx_t *aid, const float *bkey,
                     const vdx_idx_t *bid) {
     for (int64_t i = 0; i < k; i++)
-        if (bid[i] >= 0) vdx_heap_push(k, akey, aid, bkey[i], bid[i]);
+        if (bid[i] != -1) vdx_heap_push(k, akey, aid, bkey[i], bid[i]);
 }
 
 /* Rank sort of up to this many entries (O(n^2) compares, no mispredicts);
@@ -131,8 +131,10 @@ void vdx_topk_finish(int64_t k, float *D, vdx_idx_t *I, int is_ip, float add) {
 
 void vdx_topk_finish_sorted(int64_t k, float *D, vdx_idx_t *I, int is_ip,
                             float add) {
-    int64_t m = 0; /* filled slots come first after the sort */
-    while (m < k && I[m] >= 0) m++;
+    /* filled slots come first after the sort; only -1 marks an empty one
+     * (user ids may be negative: 64-bit hashes are, half the time) */
+    int64_t m = 0;
+    while (m < k && I[m] != -1) m++;
     for (int64_t j = 0; j < m; j++) {
         if (is_ip) {
             D[j] = -D[j];

@@ -21,6 +21,7 @@
 
 #include "index_internal.h"
 #include "common/blas.h"
+#include "common/interrupt.h"
 #include "common/topk.h"
 #include "common/threads.h"
 #include "simd/kernels.h"
@@ -290,6 +291,7 @@ static vdx_status search_blas(const vdx_flat *f, int64_t n, const float *x,
         return VDX_ERR_OUT_OF_MEMORY;
     }
 
+    int stop = 0; /* the interrupt handler asked to stop */
 #pragma omp parallel num_threads(nthreads)
     {
         int t = omp_get_thread_num();
@@ -299,6 +301,7 @@ static vdx_status search_blas(const vdx_flat *f, int64_t n, const float *x,
         flat_coll *R = res + (size_t)t * qb;
 #pragma omp for schedule(dynamic, 1)
         for (int64_t tt = 0; tt < ntiles; tt++) {
+            if (vdx_poll_stop(&stop)) continue;
             int64_t q0 = tt * qb, qn = VDX_MIN(qb, n - q0);
             for (int64_t i = 0; i < qn; i++) {
                 float *ck = rkey + ((size_t)t * qb + (size_t)i) * (size_t)rcap;
@@ -319,7 +322,7 @@ static vdx_status search_blas(const vdx_flat *f, int64_t n, const float *x,
                     if (!use_set) vdx_reservoir_shrink(&R[i].r);
                 }
             }
-            for (int64_t b0 = 0; b0 < nb; b0 += FLAT_DB) {
+            for (int64_t b0 = 0; b0 < nb && !vdx_poll_stop(&stop); b0 += FLAT_DB) {
                 int bn = (int)VDX_MIN(FLAT_DB, nb - b0), qni = (int)qn;
                 /* L2: tile[i*bn + j] = |y_j|^2 - 2 <x_i, y_j> (the norms are
                  * laid down first and sgemm accumulates onto them);
@@ -400,6 +403,9 @@ static vdx_status search_blas(const vdx_flat *f, int64_t n, const float *x,
     vdx_free(rkey);
     vdx_free(rid);
     vdx_free(res);
+    if (stop)
+        return vdx_raise(VDX_ERR_INTERRUPTED, "search of %lld queries interrupted",
+                         (long long)n);
     return VDX_OK;
 }
 

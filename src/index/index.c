@@ -34,7 +34,7 @@ vdx_status vdx_index_train(vdx_index *ix, int64_t n, const float *x) {
     CHECK_INDEX(ix);
     vdx_status st = check_matrix(ix, n, x, "train");
     if (st) return st;
-    if ((st = vdx_check_finite(x, n, ix->d, "training vectors"))) return st;
+    if ((st = vdx_check_vectors(x, n, ix->d, "training vectors"))) return st;
     if (!ix->ops->train) return VDX_OK; /* nothing to learn (flat) */
     vdx_team_begin();
     st = ix->ops->train(ix, n, x);
@@ -50,7 +50,7 @@ static vdx_status add_common(vdx_index *ix, int64_t n, const float *x,
         return vdx_raise(VDX_ERR_NOT_TRAINED,
                          "%s: the index must be trained before add",
                          ix->ops->type_name);
-    if ((st = vdx_check_finite(x, n, ix->d, "added vectors"))) return st;
+    if ((st = vdx_check_vectors(x, n, ix->d, "added vectors"))) return st;
     if (n == 0) return VDX_OK;
     vdx_team_begin();
     st = ix->ops->add(ix, n, x, ids);
@@ -73,6 +73,14 @@ vdx_status vdx_index_add_with_ids(vdx_index *ix, int64_t n, const float *x,
                          "add_with_ids is not supported by %s: wrap it in "
                          "IndexIDMap",
                          ix->ops->type_name);
+    /* any int64 is an id (hashes are negative half the time) except -1,
+     * which search results use for "no result" */
+    for (int64_t i = 0; i < n; i++)
+        if (ids[i] == -1)
+            return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                             "add_with_ids: ids[%lld] is -1, which marks empty "
+                             "result slots; use another id",
+                             (long long)i);
     return add_common(ix, n, x, ids);
 }
 
@@ -84,7 +92,7 @@ static vdx_status check_search(const vdx_index *ix, int64_t n, const float *x,
         return vdx_raise(VDX_ERR_NOT_TRAINED,
                          "%s: the index must be trained before search",
                          ix->ops->type_name);
-    return vdx_check_finite(x, n, ix->d, "query vectors");
+    return vdx_check_vectors(x, n, ix->d, "query vectors");
 }
 
 vdx_status vdx_index_search(const vdx_index *ix, int64_t n, const float *x,

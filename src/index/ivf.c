@@ -25,6 +25,7 @@
 #include "index_internal.h"
 #include "cluster/kmeans.h"
 #include "common/blas.h"
+#include "common/interrupt.h"
 #include "common/topk.h"
 #include "common/threads.h"
 #include "simd/kernels.h"
@@ -306,6 +307,7 @@ static vdx_status search_list_major(const vdx_ivf *ivf, int64_t n,
             if (cl[i] >= 0) visit[fill[cl[i]]++] = i / np;
         vdx_free(fill);
     }
+    int stop = 0; /* the interrupt handler asked to stop */
 #pragma omp parallel num_threads(nthreads)
     {
         int t = omp_get_thread_num();
@@ -321,13 +323,14 @@ static vdx_status search_list_major(const vdx_ivf *ivf, int64_t n,
         }
 #pragma omp for schedule(dynamic, 1)
         for (int64_t l = 0; l < nlist; l++) {
+            if (vdx_poll_stop(&stop)) continue;
             int64_t nv = start[l + 1] - start[l];
             int64_t ls = ivf->il->ops->list_size(ivf->il, l);
             if (!nv || !ls) continue;
             const float *y = (const float *)(const void *)ivf->il->ops->get_codes(ivf->il, l);
             const vdx_idx_t *ids = ivf->il->ops->get_ids(ivf->il, l);
             if (is_l2) K->norms_sqr_ny(ynorm, y, (size_t)d, (size_t)ls);
-            for (int64_t v0 = 0; v0 < nv; v0 += LM_QB) {
+            for (int64_t v0 = 0; v0 < nv && !vdx_poll_stop(&stop); v0 += LM_QB) {
                 int qn = (int)VDX_MIN(LM_QB, nv - v0);
                 const int64_t *vq = visit + start[l] + v0;
                 for (int i = 0; i < qn; i++)
@@ -375,6 +378,9 @@ static vdx_status search_list_major(const vdx_ivf *ivf, int64_t n,
                             is_l2 ? K->norm_sqr(x + q * d, (size_t)d) : 0);
         }
     }
+    if (stop)
+        st = vdx_raise(VDX_ERR_INTERRUPTED, "search of %lld queries interrupted",
+                       (long long)n);
 done:
     vdx_free(start);
     vdx_free(visit);
@@ -413,8 +419,10 @@ static vdx_status ivf_search(const vdx_index *ix, int64_t n, const float *x,
         goto done;
     }
     if (n >= nthreads || nthreads == 1) {
+        int stop = 0; /* the interrupt handler asked to stop */
 #pragma omp parallel for schedule(dynamic, 1) if (n > 1) num_threads(vdx_nthreads())
         for (int64_t q = 0; q < n; q++) {
+            if (vdx_poll_stop(&stop)) continue;
             uint8_t *w = scratch + (size_t)omp_get_thread_num() * per;
             float *keys = (float *)(void *)w;
             uint32_t *cand = (uint32_t *)(keys + IVF_CHUNK);
@@ -433,6 +441,9 @@ static vdx_status ivf_search(const vdx_index *ix, int64_t n, const float *x,
             }
             finish(ix, k, hk, hi);
         }
+        if (stop)
+            st = vdx_raise(VDX_ERR_INTERRUPTED, "search of %lld queries interrupted",
+                           (long long)n);
         goto done;
     }
     /* few queries: split each query's probes over threads */

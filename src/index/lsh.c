@@ -561,7 +561,7 @@ vdx_status vdx_index_lsh_encode(const vdx_index *ix, int64_t n,
     if (!ix->is_trained)
         return vdx_raise(VDX_ERR_NOT_TRAINED,
                          "IndexLSH: the index must be trained before encoding");
-    vdx_status st = vdx_check_finite(x, n, ix->d, "encoded vectors");
+    vdx_status st = vdx_check_vectors(x, n, ix->d, "encoded vectors");
     if (st || n == 0) return st;
     vdx_team_begin();
     st = encode_n(l, n, x, codes);

@@ -374,7 +374,7 @@ vdx_status vdx_index_pretransform_apply(const vdx_index *ix, int64_t n,
             return vdx_raise(VDX_ERR_NOT_TRAINED,
                              "apply_chain: transform %lld (%s) is not trained",
                              (long long)i, vdx_vt_type_name(p->chain[i]));
-    vdx_status st = vdx_check_finite(x, n, ix->d, "vectors to transform");
+    vdx_status st = vdx_check_vectors(x, n, ix->d, "vectors to transform");
     if (st || n == 0) return st;
     const float *xt;
     int owned;

@@ -386,20 +386,11 @@ void vdx_pq_free(vdx_pq *pq) {
     vdx_free(pq);
 }
 
-static vdx_status check_finite(int64_t n, const float *x, const char *what) {
-    for (int64_t i = 0; i < n; i++)
-        if (!isfinite(x[i]))
-            return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
-                             "%s: non-finite value at position %lld", what,
-                             (long long)i);
-    return VDX_OK;
-}
-
 vdx_status vdx_pq_train(vdx_pq *pq, int64_t n, const float *x) {
     vdx_clear_error();
     if (!pq || n < 0 || (n > 0 && !x))
         return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "PQ train: bad arguments");
-    vdx_status st = check_finite(n * pq->d, x, "PQ train");
+    vdx_status st = vdx_check_vectors(x, n, pq->d, "PQ training vectors");
     return st ? st : vdx_pq_train_internal(pq, n, x);
 }
 
@@ -410,7 +401,7 @@ vdx_status vdx_pq_compute_codes(const vdx_pq *pq, int64_t n, const float *x,
         return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "compute_codes: bad arguments");
     if (!pq->centroids)
         return vdx_raise(VDX_ERR_NOT_TRAINED, "the product quantizer is not trained");
-    vdx_status st = check_finite(n * pq->d, x, "compute_codes");
+    vdx_status st = vdx_check_vectors(x, n, pq->d, "vectors to encode");
     if (!st) vdx_pq_encode(pq, n, x, codes);
     return st;
 }
@@ -451,7 +442,7 @@ vdx_status vdx_pq_set_centroids(vdx_pq *pq, const float *c) {
     if (!pq || !c)
         return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "set_centroids: bad arguments");
     int64_t nf = pq->M * pq->ksub * pq->dsub;
-    vdx_status st = check_finite(nf, c, "set_centroids");
+    vdx_status st = vdx_check_finite(c, 1, nf, "PQ centroids");
     if (!st) st = vdx_pq_alloc_centroids(pq);
     if (st) return st;
     memcpy(pq->centroids, c, (size_t)nf * sizeof(float));

@@ -593,7 +593,7 @@ vdx_status vdx_sq_train(vdx_sq *sq, int64_t n, const float *x) {
     if (!sq) return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "sq is NULL");
     if (n < 0 || (n > 0 && !x))
         return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "train: bad arguments");
-    vdx_status st = vdx_check_finite(x, n, sq->d, "training vectors");
+    vdx_status st = vdx_check_vectors(x, n, sq->d, "training vectors");
     if (st) return st;
     return vdx_sq_fit(sq, n, x);
 }
@@ -603,7 +603,7 @@ vdx_status vdx_sq_compute_codes(const vdx_sq *sq, int64_t n, const float *x,
     vdx_clear_error();
     vdx_status st = check_io(sq, n, x, codes, "compute_codes");
     if (st) return st;
-    if ((st = vdx_check_finite(x, n, sq->d, "vectors"))) return st;
+    if ((st = vdx_check_vectors(x, n, sq->d, "vectors"))) return st;
     vdx_sq_encode_n(sq, n, x, codes);
     return VDX_OK;
 }

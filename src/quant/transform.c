@@ -414,7 +414,7 @@ vdx_status vdx_vt_apply(const vdx_vt *vt, int64_t n, const float *x,
     vdx_clear_error();
     vdx_status st = check_io(vt, n, x, y, "apply");
     if (st) return st;
-    if ((st = vdx_check_finite(x, n, vt->d_in, "vectors to transform")))
+    if ((st = vdx_check_vectors(x, n, vt->d_in, "vectors to transform")))
         return st;
     if (n == 0) return VDX_OK;
     vdx_team_begin();
@@ -433,7 +433,7 @@ vdx_status vdx_vt_reverse(const vdx_vt *vt, int64_t n, const float *y,
                          "reverse_transform: the %s is not orthonormal, so "
                          "it cannot be reversed",
                          kind_names[vt->kind]);
-    if ((st = vdx_check_finite(y, n, vt->d_out, "vectors to reverse")))
+    if ((st = vdx_check_vectors(y, n, vt->d_out, "vectors to reverse")))
         return st;
     if (n == 0) return VDX_OK;
     vdx_team_begin();
@@ -736,7 +736,7 @@ vdx_status vdx_vt_train(vdx_vt *vt, int64_t n, const float *x) {
         return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
                          "%s: training needs at least one vector (n=%lld)",
                          kind_names[vt->kind], (long long)n);
-    vdx_status st = vdx_check_finite(x, n, vt->d_in, "training vectors");
+    vdx_status st = vdx_check_vectors(x, n, vt->d_in, "training vectors");
     if (st) return st;
     vdx_team_begin();
     st = vdx_vt_train_internal(vt, n, x);

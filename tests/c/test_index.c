@@ -73,7 +73,65 @@ static void test_getters_and_utils(void) {
     CHECK(vdx_get_num_threads() == before);
 }
 
+/* omp_set_num_threads(100000) crashed the next parallel call; the setting
+ * is clamped to vdx_max_threads() (4 per processor, 64..1024). */
+static void test_thread_clamp(void) {
+    int cap = vdx_max_threads();
+    CHECK(cap >= 64 && cap <= 1024);
+    vdx_set_num_threads(100000);
+    CHECK(vdx_get_num_threads() == cap);
+    vdx_set_num_threads(3);
+    CHECK(vdx_get_num_threads() == 3);
+    vdx_set_num_threads(0);
+    CHECK(vdx_get_num_threads() >= 1 && vdx_get_num_threads() <= cap);
+}
+
+/* -1 is "no result" in every search: refused as a user id; any other
+ * negative id is kept. */
+static void test_reserved_id(void) {
+    vdx_index *f, *m;
+    CHECK_OK(vdx_index_flat_new(2, VDX_METRIC_L2, &f));
+    CHECK_OK(vdx_index_idmap_new(f, &m));
+    float x[6] = {0, 0, 1, 1, 2, 2};
+    vdx_idx_t ids[3] = {-5, -1, 9};
+    CHECK_ERR(vdx_index_add_with_ids(m, 3, x, ids), VDX_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(vdx_last_error(), "ids[1] is -1") != NULL);
+    CHECK(vdx_index_ntotal(m) == 0);
+    ids[1] = -2;
+    CHECK_OK(vdx_index_add_with_ids(m, 3, x, ids));
+    float D[3];
+    vdx_idx_t I[3];
+    float q[2] = {1.1f, 1.1f};
+    CHECK_OK(vdx_index_search(m, 1, q, 3, NULL, D, I));
+    CHECK(I[0] == -2 && I[1] == 9 && I[2] == -5);
+    vdx_index_free(m);
+}
+
+/* Vectors whose components exceed vdx_max_magnitude(d) are refused by
+ * train, add and search, with the value, row and column. */
+static void test_magnitude_limit(void) {
+    vdx_index *f;
+    CHECK_OK(vdx_index_flat_new(4, VDX_METRIC_L2, &f));
+    float x[8] = {0, 1, 2, 3, 4, 5, -3e20f, 7};
+    CHECK_ERR(vdx_index_add(f, 2, x), VDX_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(vdx_last_error(), "-3e+20 at row 1, column 2") != NULL);
+    CHECK(vdx_index_ntotal(f) == 0);
+    float lim = sqrtf(FLT_MAX / (32.0f * 4));
+    x[6] = -lim; /* the limit itself is accepted */
+    CHECK_OK(vdx_index_add(f, 2, x));
+    float D[2];
+    vdx_idx_t I[2];
+    x[1] = nextafterf(lim, INFINITY);
+    CHECK_ERR(vdx_index_search(f, 1, x, 2, NULL, D, I), VDX_ERR_INVALID_ARGUMENT);
+    CHECK_OK(vdx_index_search(f, 1, x + 4, 2, NULL, D, I));
+    CHECK(I[0] == 1 && isfinite(D[1]));
+    vdx_index_free(f);
+}
+
 int main(void) {
+    RUN(test_thread_clamp);
+    RUN(test_reserved_id);
+    RUN(test_magnitude_limit);
     RUN(test_bad_inputs);
     RUN(test_getters_and_utils);
     return TEST_SUMMARY();

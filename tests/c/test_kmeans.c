@@ -117,7 +117,61 @@ static void test_empty_clusters_and_bad(void) {
     CHECK_ERR(vdx_kmeans_train(D, K, N, x, NULL, c, NULL, NULL), VDX_ERR_INVALID_ARGUMENT);
 }
 
+/* A 1e20 "missing value" sentinel in one column of 1% of the rows made
+ * the assignment return -1 and k-means write count[-1] (heap corruption);
+ * now such data is refused with its value and place.  Just below the
+ * limit, training works and gives finite centroids. */
+static void test_huge_magnitudes(void) {
+    enum { D = 32, K = 16, N = 2000 };
+    float *x = malloc(sizeof(float) * N * D), c[K * D];
+    uint64_t s = 7;
+    for (int i = 0; i < N * D; i++) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        x[i] = (float)(s >> 40) / (float)(1 << 24);
+    }
+    for (int i = 0; i < N; i += 100) x[i * D + 5] = 1e20f;
+    CHECK_ERR(vdx_kmeans_train(D, K, N, x, NULL, c, NULL, NULL), VDX_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(vdx_last_error(), "too large") && strstr(vdx_last_error(), "1e+20"));
+    CHECK(strstr(vdx_last_error(), "row 0, column 5"));
+    /* all of it at 1e19: once an endless split_empty loop */
+    for (int i = 0; i < N * D; i++) x[i] = (float)(i % 97) * 1e19f;
+    CHECK_ERR(vdx_kmeans_train(D, K, N, x, NULL, c, NULL, NULL), VDX_ERR_INVALID_ARGUMENT);
+    /* the largest accepted magnitude: sqrt(FLT_MAX / (32 d)) */
+    const float lim = sqrtf(FLT_MAX / (32.0f * D)) * 0.999f;
+    for (int i = 0; i < N * D; i++) x[i] = (float)((i * 31 + i / D) % 101) / 100.0f * lim;
+    CHECK_OK(vdx_kmeans_train(D, K, N, x, NULL, c, NULL, NULL));
+    for (int i = 0; i < K * D; i++) CHECK(isfinite(c[i]) && fabsf(c[i]) <= lim * 1.01f);
+    free(x);
+}
+
+static int calls;
+static int stop_at_second(void *ctx) {
+    (void)ctx;
+    return ++calls >= 2;
+}
+
+/* The interrupt handler stops k-means between iterations. */
+static void test_interrupt(void) {
+    enum { D = 8, K = 64, N = 20000 };
+    float *x = malloc(sizeof(float) * N * D), c[K * D];
+    for (int i = 0; i < N * D; i++) x[i] = (float)((i * 7919) % 1009);
+    vdx_kmeans_params p;
+    vdx_kmeans_params_init(&p);
+    p.niter = 1000000; /* would run for hours */
+    calls = 0;
+    vdx_set_interrupt_handler(stop_at_second, NULL);
+    CHECK_ERR(vdx_kmeans_train(D, K, N, x, &p, c, NULL, NULL), VDX_ERR_INTERRUPTED);
+    CHECK(strstr(vdx_last_error(), "interrupted") != NULL);
+    CHECK(calls == 2);
+    vdx_set_interrupt_handler(NULL, NULL);
+    p.niter = 3;
+    CHECK_OK(vdx_kmeans_train(D, K, N, x, &p, c, NULL, NULL));
+    free(x);
+}
+
 int main(void) {
+    RUN(test_huge_magnitudes);
+    RUN(test_interrupt);
     RUN(test_planted);
     RUN(test_deterministic_and_spherical);
     RUN(test_empty_clusters_and_bad);

@@ -62,6 +62,33 @@ static void test_finish(void) {
     CHECK(i1[0] == 4 && k1[0] == 2.0f && i1[1] == -1 && k1[1] == -FLT_MAX);
 }
 
+/* Negative ids are ids: only -1 marks an empty slot (a hit with id -54
+ * once emptied its slot and every slot after it). */
+static void test_negative_ids(void) {
+    float a[4], b[4];
+    vdx_idx_t ia[4], ib[4];
+    vdx_heap_init(4, a, ia);
+    vdx_heap_init(4, b, ib);
+    vdx_heap_push(4, a, ia, 1.0f, 0);
+    vdx_heap_push(4, a, ia, 3.0f, -54);
+    vdx_heap_push(4, b, ib, 2.0f, INT64_MIN);
+    vdx_heap_push(4, b, ib, 4.0f, 1596);
+    vdx_heap_merge(4, a, ia, b, ib);
+    vdx_topk_finish(4, a, ia, 0, 0.0f);
+    CHECK(ia[0] == 0 && ia[1] == INT64_MIN && ia[2] == -54 && ia[3] == 1596);
+    CHECK(a[0] == 1.0f && a[1] == 2.0f && a[2] == 3.0f && a[3] == 4.0f);
+    /* fewer hits than k: the negative one stays, then the empty slots */
+    vdx_heap_init(4, a, ia);
+    vdx_heap_push(4, a, ia, 0.5f, -7);
+    vdx_topk_finish(4, a, ia, 1, 0.0f);
+    CHECK(ia[0] == -7 && a[0] == -0.5f && ia[1] == -1 && a[1] == -FLT_MAX);
+    float d[3] = {2.0f, 1.0f, 3.0f}, D[3];
+    vdx_idx_t id[3] = {-3, -2, 5}, I[3];
+    vdx_topk_select_sorted(3, 3, d, id, D, I);
+    vdx_topk_finish_sorted(3, D, I, 0, 0.0f);
+    CHECK(I[0] == -2 && I[1] == -3 && I[2] == 5 && D[2] == 3.0f);
+}
+
 /* The set keeps what a heap keeps, candidate for candidate: keys with
  * many ties, ids out of order (as seeded searches offer them), each k. */
 static void test_set_vs_heap(void) {
@@ -138,6 +165,7 @@ static void test_sort_entries(void) {
 }
 
 int main(void) {
+    RUN(test_negative_ids);
     RUN(test_set_vs_heap);
     RUN(test_sort_entries);
     RUN(test_heap_vs_sort);

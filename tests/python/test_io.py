@@ -82,7 +82,7 @@ def test_faiss_writes_vecdex_reads(tmp_path, faiss_ref, dataset, kind):
     if kind.startswith("IndexIDMap"):
         np.testing.assert_array_equal(v.id_map, ids)
         assert type(v.index) is vecdex.IndexFlatIP and v.index.ntotal == 300
-        v.add_with_ids(xb[:2], np.array([-1, -2]))          # still fully usable
+        v.add_with_ids(xb[:2], np.array([-2, -3]))          # still fully usable
         assert v.ntotal == 302 and v.index.ntotal == 302
         with pytest.raises(RuntimeError):
             v.index.add(xb[:1])
