@@ -297,3 +297,83 @@ def test_bad_output_extension(data):
     t = data["dir"]
     err(run("search", t / "flat.index", "--queries", t / "xq.npy", "-o",
             t / "r.txt", rc=1), "r.txt")
+
+
+# --- an output that is also an input (issue 17, item 12) -----------------
+def names_for(path, how, tmp):
+    """Another name of `path`: itself, a symlink, a hard link, a detour."""
+    if how == "same":
+        return path
+    n = len(os.listdir(tmp))
+    if how == "symlink":
+        q = tmp / ("link%d_%s" % (n, path.name))
+        os.symlink(path, q)
+        return q
+    if how == "hardlink":
+        q = tmp / ("hard%d_%s" % (n, path.name))
+        os.link(path, q)
+        return q
+    (tmp / "sub").mkdir(exist_ok=True)
+    return tmp / "sub" / ".." / path.name          # "detour"
+
+
+def contents(*paths):
+    return [open(p, "rb").read() for p in paths]
+
+
+@pytest.mark.parametrize("how", ["same", "symlink", "hardlink", "detour"])
+@pytest.mark.parametrize("opt", ["--add", "--train"])
+def test_build_output_is_input(data, tmp_path, how, opt):
+    src = tmp_path / "xb.fvecs"
+    shutil.copy(data["dir"] / "xb.fvecs", src)
+    other = data["dir"] / "xb.fvecs"
+    args = ["--add", other, "--train", src] if opt == "--train" else ["--add", src]
+    before = contents(src)
+    p = run("build", "--factory", "Flat", *args, "-o", names_for(src, how, tmp_path),
+            rc=2)
+    err(p, "-o", opt, "same file")
+    assert contents(src) == before
+
+
+@pytest.mark.parametrize("how", ["same", "symlink", "hardlink", "detour"])
+def test_search_output_is_input(data, tmp_path, how):
+    t = data["dir"]
+    index, xq = tmp_path / "flat.index", tmp_path / "xq.npy"
+    shutil.copy(t / "flat.index", index)
+    shutil.copy(t / "xq.npy", xq)
+    before = contents(index, xq)
+    for args, needles in [
+            (["-o", names_for(xq, how, tmp_path)], ["-o", "--queries"]),
+            (["-o", tmp_path / "ok.npy", "--distances", names_for(index, how, tmp_path)],
+             ["--distances", "INDEX"]),
+            (["-o", names_for(index, how, tmp_path)], ["-o", "INDEX"])]:
+        p = run("search", index, "--queries", xq, *args, rc=2)
+        err(p, "same file", *needles)
+    assert contents(index, xq) == before
+    assert not os.path.exists(tmp_path / "ok.npy")
+
+
+def test_search_two_outputs_one_file(data, tmp_path):
+    t = data["dir"]
+    base = ["search", t / "flat.index", "--queries", t / "xq.npy", "-k", 3]
+    # ids and distances in one (new) file: distances would overwrite the ids
+    err(run(*base, "-o", tmp_path / "r.npy", "--distances", tmp_path / "r.npy",
+            rc=2), "--distances", "-o", "same file")
+    (tmp_path / "sub").mkdir()
+    err(run(*base, "-o", tmp_path / "r.npy", "--distances",
+            tmp_path / "sub" / ".." / "r.npy", rc=2), "same file")
+    assert not os.path.exists(tmp_path / "r.npy")
+    # existing, through a symlink
+    np.save(tmp_path / "e.npy", np.zeros(3))
+    os.symlink("e.npy", tmp_path / "e_link.npy")
+    err(run(*base, "-o", tmp_path / "e.npy", "--distances", tmp_path / "e_link.npy",
+            rc=2), "same file")
+    # the default distances file (IDS's stem + .dist) being the queries
+    shutil.copy(t / "xq.npy", tmp_path / "r.dist.npy")
+    before = contents(tmp_path / "r.dist.npy")
+    err(run("search", t / "flat.index", "--queries", tmp_path / "r.dist.npy",
+            "-o", tmp_path / "r.npy", rc=2), "r.dist.npy", "--queries")
+    assert contents(tmp_path / "r.dist.npy") == before
+    # different files are fine
+    run(*base, "-o", tmp_path / "r.npy", "--distances", tmp_path / "d.npy")
+    np.testing.assert_array_equal(np.load(tmp_path / "r.npy"), data["gt"][:, :3])
