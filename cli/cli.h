@@ -45,6 +45,9 @@ int mat_to_i64(matrix *m, char *err, size_t errlen);
 int mat_write(const char *path, const matrix *m, char *err, size_t errlen);
 void mat_free(matrix *m);
 
+/* Prints s as a JSON string (quoted, escaped) on stdout. */
+void json_str(const char *s);
+
 /* Subcommands: argc/argv after the command name; return the exit code. */
 int cmd_build(int argc, char **argv);
 int cmd_search(int argc, char **argv);

@@ -209,7 +209,7 @@ static int check_outputs(const opts *o, const named_path *outs, int nout,
 }
 
 /* --- output helpers ------------------------------------------------------ */
-static void json_str(const char *s) {
+void json_str(const char *s) {
     putchar('"');
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;

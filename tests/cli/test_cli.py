@@ -188,6 +188,31 @@ def test_demo_small():
     run("demo", "--bogus", rc=2)
 
 
+def test_demo_json_quiet():
+    """--help says every subcommand takes --json and --quiet: demo too."""
+    text = run("demo", "--nb", 2000, "--nq", 50, "--quiet").stdout
+    rows = [l.split() for l in text.splitlines() if l[:1].isupper() and
+            len(l.split()) >= 6 and l.split()[-1].isdigit()]
+    j = json.loads(run("demo", "--nb", 2000, "--nq", 50, "--json").stdout)
+    assert j["nb"] == 2000 and j["nq"] == 50 and j["d"] == 64 and j["k"] == 10
+    assert [r["index"] for r in j["rows"]] == [" ".join(r[:-5]) for r in rows]
+    for r in j["rows"]:
+        assert set(r) >= {"factory", "build_s", "qps", "recall_at_1",
+                          "recall_at_10", "bytes_per_vector"}
+        assert 0 <= r["recall_at_1"] <= 1 and r["qps"] > 0
+    by = {r["index"]: r for r in j["rows"]}
+    # exact search against the demo's double-precision ground truth
+    assert by["Flat"]["recall_at_1"] == 1.0 and by["Flat"]["recall_at_10"] == 1.0
+    assert by["HNSW32 efSearch=64"]["recall_at_10"] > 0.9
+    # the deterministic rows agree with the table
+    for r in rows:
+        name = " ".join(r[:-5])
+        if name.startswith(("Flat", "IDMap2", "IVF100,Flat")):
+            assert float(r[-3]) == pytest.approx(by[name]["recall_at_1"], abs=1e-3)
+    j2 = json.loads(run("demo", "--nb", 2000, "--nq", 50, "--json", "--quiet").stdout)
+    assert [r["index"] for r in j2["rows"]] == [r["index"] for r in j["rows"]]
+
+
 # --- bad inputs ----------------------------------------------------------
 def err(p, *needles):
     for n in needles:
