@@ -325,6 +325,15 @@ def test_bad_output_extension(data):
 
 
 # --- an output that is also an input (issue 17, item 12) -----------------
+def flat_index(data):
+    """data's Flat index file, built here when no earlier test made it."""
+    path = data["dir"] / "flat.index"
+    if not os.path.exists(path):
+        run("build", "--factory", "Flat", "--add", data["dir"] / "xb.fvecs",
+            "-o", path)
+    return path
+
+
 def names_for(path, how, tmp):
     """Another name of `path`: itself, a symlink, a hard link, a detour."""
     if how == "same":
@@ -364,7 +373,7 @@ def test_build_output_is_input(data, tmp_path, how, opt):
 def test_search_output_is_input(data, tmp_path, how):
     t = data["dir"]
     index, xq = tmp_path / "flat.index", tmp_path / "xq.npy"
-    shutil.copy(t / "flat.index", index)
+    shutil.copy(flat_index(data), index)
     shutil.copy(t / "xq.npy", xq)
     before = contents(index, xq)
     for args, needles in [
@@ -380,7 +389,7 @@ def test_search_output_is_input(data, tmp_path, how):
 
 def test_search_two_outputs_one_file(data, tmp_path):
     t = data["dir"]
-    base = ["search", t / "flat.index", "--queries", t / "xq.npy", "-k", 3]
+    base = ["search", flat_index(data), "--queries", t / "xq.npy", "-k", 3]
     # ids and distances in one (new) file: distances would overwrite the ids
     err(run(*base, "-o", tmp_path / "r.npy", "--distances", tmp_path / "r.npy",
             rc=2), "--distances", "-o", "same file")
@@ -396,9 +405,28 @@ def test_search_two_outputs_one_file(data, tmp_path):
     # the default distances file (IDS's stem + .dist) being the queries
     shutil.copy(t / "xq.npy", tmp_path / "r.dist.npy")
     before = contents(tmp_path / "r.dist.npy")
-    err(run("search", t / "flat.index", "--queries", tmp_path / "r.dist.npy",
+    err(run("search", flat_index(data), "--queries", tmp_path / "r.dist.npy",
             "-o", tmp_path / "r.npy", rc=2), "r.dist.npy", "--queries")
     assert contents(tmp_path / "r.dist.npy") == before
     # different files are fine
     run(*base, "-o", tmp_path / "r.npy", "--distances", tmp_path / "d.npy")
     np.testing.assert_array_equal(np.load(tmp_path / "r.npy"), data["gt"][:, :3])
+
+
+def test_outputs_written_like_indexes(data, tmp_path):
+    """Vector outputs follow write_index's rules: a symlink stays a symlink,
+    a mode is kept, no temporary is left (they were renamed over the path
+    from a fixed "<path>.tmp", shared by concurrent runs)."""
+    t = data["dir"]
+    target = tmp_path / "ids_target.npy"
+    np.save(target, np.zeros(1))
+    os.symlink("ids_target.npy", tmp_path / "ids.npy")
+    np.save(tmp_path / "dist.npy", np.zeros(1))
+    os.chmod(tmp_path / "dist.npy", 0o600)
+    run("search", flat_index(data), "--queries", t / "xq.npy", "-k", 3,
+        "-o", tmp_path / "ids.npy", "--distances", tmp_path / "dist.npy")
+    assert os.path.islink(tmp_path / "ids.npy")
+    np.testing.assert_array_equal(np.load(target), data["gt"][:, :3])
+    assert oct(os.stat(tmp_path / "dist.npy").st_mode & 0o777) == "0o600"
+    assert np.load(tmp_path / "dist.npy").shape == (40, 3)
+    assert sorted(os.listdir(tmp_path)) == ["dist.npy", "ids.npy", "ids_target.npy"]
