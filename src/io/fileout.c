@@ -329,7 +329,9 @@ vdx_status vdx_fileout_open(vdx_fileout *o, const char *path) {
     if (s != VDX_OK) return s;
     if ((s = split(target, &dir, &name)) != VDX_OK) goto fail;
     if ((exists && S_ISDIR(st.st_mode)) || !name[0]) {
-        s = vdx_raise(VDX_ERR_IO, "cannot write '%s': it is a directory", path);
+        s = vdx_raise(VDX_ERR_IO, "cannot write '%s': %s", path,
+                      exists || path[0] ? "it is a directory"
+                                        : "the path is empty");
         goto fail;
     }
     int fd = -1, in_place = exists && !S_ISREG(st.st_mode);

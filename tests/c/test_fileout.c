@@ -311,6 +311,12 @@ static void test_symlinks_followed(void) {
     CHECK(is_link(la) && is_link(lb));
     CHECK(count_all(dir) == before);
 
+    /* a directory, or no name at all */
+    CHECK_ERR(vdx_write_index(ix, sub), VDX_ERR_IO);
+    CHECK(strstr(vdx_last_error(), "directory") != NULL);
+    CHECK_ERR(vdx_write_index(ix, ""), VDX_ERR_IO);
+    CHECK(strstr(vdx_last_error(), "empty") != NULL);
+
     vdx_free_buffer(sx.b);
     vdx_free_buffer(sy.b);
     vdx_index_free(ix);
