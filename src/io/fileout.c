@@ -20,7 +20,8 @@
  *    silently split the names, the others keeping the old index: whoever
  *    linked them wants them to stay one file, and FAISS keeps them so); a
  *    writable file in a directory the caller cannot write (no temporary can
- *    be made there).  Such a write is not atomic: a crash or a full disk
+ *    be made there), or another user's file in a sticky directory such as
+ *    /tmp (only its owner may rename over it).  Such a write is not atomic: a crash or a full disk
  *    leaves a torn file, as with FAISS (concurrent vecdex writers of such a
  *    file take turns on an flock, so the last one's index is whole).  SIGPIPE is held back while writing
  *    through a FIFO, so a reader that goes away is an error, not a kill.
@@ -345,6 +346,11 @@ vdx_status vdx_fileout_open(vdx_fileout *o, const char *path) {
         }
         vdx_fileout_remove_stale(target);
         in_place = exists && st.st_nlink > 1;
+        struct stat ds;
+        if (exists && !in_place && st.st_uid != geteuid() && geteuid() != 0 &&
+            stat(dir, &ds) == 0 && (ds.st_mode & S_ISVTX) &&
+            ds.st_uid != geteuid())
+            in_place = 1; /* a sticky directory: only the owner may replace */
     }
     if (!in_place) {
         fd = create_tmp(dir, name, exists ? 0600 : 0666, &o->tmp);

@@ -510,6 +510,14 @@ static void unprivileged_checks(void) {
     CHECK_OK(vdx_write_index(ix, inner));
     CHECK(holds(inner, s));
     CHECK(count_all(locked_dir) == 1);
+    /* someone else's writable file in a sticky directory: written in place
+     * (a rename over it is refused there) */
+    char sticky[800];
+    snprintf(sticky, sizeof sticky, "%s/sticky/theirs.index", perm_dir);
+    if (geteuid() != 0) {
+        CHECK_OK(vdx_write_index(ix, sticky));
+        CHECK(holds(sticky, s));
+    }
     vdx_free_buffer(s.b);
     vdx_index_free(ix);
 }
@@ -534,7 +542,16 @@ static void test_permissions_respected(void) {
     }
     CHECK(chmod(ro, 0444) == 0);
     CHECK(chmod(inner, 0644) == 0);
+    char sticky_dir[700], theirs[800];
+    snprintf(sticky_dir, sizeof sticky_dir, "%s/sticky", perm_dir);
+    snprintf(theirs, sizeof theirs, "%s/theirs.index", sticky_dir);
+    CHECK(mkdir(sticky_dir, 0777) == 0);
+    CHECK(chmod(sticky_dir, 01777) == 0);
+    write_bytes(theirs, "old");
+    CHECK(chmod(theirs, 0666) == 0);
     CHECK(as_unprivileged(unprivileged_checks));
+    remove(theirs);
+    rmdir(sticky_dir);
     chmod(locked_dir, 0755);
     remove(inner);
     rmdir(locked_dir);
