@@ -759,7 +759,8 @@ VDX_API vdx_status vdx_index_fastscan_set_by_residual(vdx_index *index,
  *  Symlinks are followed (chains too): the final target is written and the
  *  links stay.  Written through in place, as fopen("wb") would, and so not
  *  atomically: a FIFO or device (never replaced: as root, /dev/null stays
- *  /dev/null; a FIFO waits for its reader), a regular file with several
+ *  /dev/null; a FIFO waits for its reader; "/dev/stdout" writes to the
+ *  process's standard output, pipe or terminal), a regular file with several
  *  hard links (all names keep sharing the new index), a writable file in a
  *  directory the caller cannot write, and another user's writable file in a
  *  sticky directory such as /tmp (where only its owner may replace it).  A file the caller may not write

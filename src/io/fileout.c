@@ -2,6 +2,8 @@
  * fileout.c — where the bytes of vdx_write_index go, and what an existing
  * path keeps (the contract is vdx_write_index's, in include/vecdex.h).
  *
+ *  - A path naming (through any links) a FIFO or device is opened as
+ *    named, so that magic links such as /dev/stdout work.
  *  - Symlinks are followed to the end of a chain (at most 40, as the kernel
  *    does), a relative one from the directory that holds it; the final target
  *    is written, and a dangling link's target is created.
@@ -326,8 +328,16 @@ vdx_status vdx_fileout_open(vdx_fileout *o, const char *path) {
     struct stat st;
     int exists = 0;
     char *target = NULL, *dir = NULL, *name = NULL;
-    vdx_status s = resolve(path, &target, &st, &exists);
-    if (s != VDX_OK) return s;
+    vdx_status s;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+        /* a FIFO or device, perhaps behind a magic link whose "target" is
+         * no path ("/dev/stdout" -> /proc/self/fd/1 -> "pipe:[123]"): the
+         * kernel opens it as named */
+        exists = 1;
+        if (!(target = dup_str(path))) return VDX_ERR_OUT_OF_MEMORY;
+    } else if ((s = resolve(path, &target, &st, &exists)) != VDX_OK) {
+        return s;
+    }
     if ((s = split(target, &dir, &name)) != VDX_OK) goto fail;
     if ((exists && S_ISDIR(st.st_mode)) || !name[0]) {
         s = vdx_raise(VDX_ERR_IO, "cannot write '%s': %s", path,
@@ -370,8 +380,10 @@ vdx_status vdx_fileout_open(vdx_fileout *o, const char *path) {
         }
     }
     if (in_place) {
-        /* a FIFO waits for its reader here, as with fopen */
-        fd = open(target, O_WRONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+        /* a FIFO waits for its reader here, as with fopen; a regular file
+         * must still be the one examined, not a link put in its place */
+        fd = open(target, O_WRONLY | O_NOCTTY | O_CLOEXEC |
+                              (o->regular ? O_NOFOLLOW : 0));
         if (fd < 0) {
             s = vdx_raise(VDX_ERR_IO, "cannot open '%s': %s", target,
                           strerror(errno));

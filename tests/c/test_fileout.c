@@ -442,6 +442,46 @@ static void test_fifo_reader_gone(void) {
     vdx_index_free(ix);
 }
 
+typedef struct pipe_reader {
+    int fd;
+    blob got;
+} pipe_reader;
+
+static void *pipe_read_thread(void *p) {
+    pipe_reader *r = p;
+    size_t cap = 1 << 16;
+    r->got.b = malloc(cap);
+    for (;;) {
+        if (r->got.n == cap) r->got.b = realloc(r->got.b, cap *= 2);
+        ssize_t k = read(r->fd, r->got.b + r->got.n, cap - r->got.n);
+        if (k <= 0) break;
+        r->got.n += (size_t)k;
+    }
+    return NULL;
+}
+
+/* "/dev/stdout" is a link to /proc/self/fd/1, whose "target" (pipe:[N]) is
+ * no path: such magic links to a pipe or device are opened as they are. */
+static void test_proc_fd_link_written_through(void) {
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    char p[64];
+    snprintf(p, sizeof p, "/proc/self/fd/%d", fds[1]);
+    vdx_index *ix = make_flat(16, 5000, 18);
+    blob s = serialized(ix);
+    pipe_reader r = {fds[0], {NULL, 0}};
+    pthread_t t;
+    pthread_create(&t, NULL, pipe_read_thread, &r);
+    CHECK_OK(vdx_write_index(ix, p));
+    close(fds[1]); /* EOF for the reader: vecdex closed its own descriptor */
+    pthread_join(t, NULL);
+    CHECK(r.got.n == s.n && memcmp(r.got.b, s.b, s.n) == 0);
+    close(fds[0]);
+    free(r.got.b);
+    vdx_free_buffer(s.b);
+    vdx_index_free(ix);
+}
+
 static void test_device_written_through(void) {
     char p[600];
     at(p, sizeof p, "null");
@@ -774,6 +814,7 @@ int main(void) {
     RUN(test_hard_link_kept);
     RUN(test_fifo_written_through);
     RUN(test_fifo_reader_gone);
+    RUN(test_proc_fd_link_written_through);
     RUN(test_device_written_through);
     RUN(test_unsupported_touches_nothing);
     RUN(test_permissions_respected);
