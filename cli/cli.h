@@ -41,9 +41,14 @@ int mat_to_f32(matrix *m, char *err, size_t errlen);
 /* The matrix as int64 (converted in place when needed); 0 or -1. */
 int mat_to_i64(matrix *m, char *err, size_t errlen);
 /* Writes by extension: .npy (any type), .fvecs (F32), .ivecs (I32 / I64
- * with values in int32 range), .f32 (F32).  0 or -1 with err. */
+ * with values in int32 range), .f32 (F32), as write_index writes files
+ * (src/io/fileout.c: atomic replace, links and modes kept).  0 or -1 with
+ * err. */
 int mat_write(const char *path, const matrix *m, char *err, size_t errlen);
 void mat_free(matrix *m);
+
+/* Prints s as a JSON string (quoted, escaped) on stdout. */
+void json_str(const char *s);
 
 /* Subcommands: argc/argv after the command name; return the exit code. */
 int cmd_build(int argc, char **argv);

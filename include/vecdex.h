@@ -767,7 +767,39 @@ VDX_API vdx_status vdx_index_fastscan_set_by_residual(vdx_index *index,
 /* ------------------------------------------------------------------------- */
 /* Persistence in FAISS's binary format                                      */
 /* ------------------------------------------------------------------------- */
-/** Writes the index to `path` (through a temporary file and a rename). */
+/** Writes the index to `path` in FAISS's format.
+ *
+ *  A new file, or an existing regular file with a single link, is replaced
+ *  atomically: the bytes go to a temporary file in the same directory,
+ *  ".<name>.vdxtmp.<pid>.<random>", which is fsync'd and renamed over the
+ *  path, so readers see the old index or the complete new one; concurrent
+ *  writes of one path (threads or processes) each use their own temporary,
+ *  and the last rename wins, whole.  An existing file keeps its mode, and
+ *  its owner and group where the caller may set them (ACLs and extended
+ *  attributes are not copied); a new file gets 0666 less the umask.
+ *  Symlinks are followed (chains too): the final target is written and the
+ *  links stay.  Written through in place, as fopen("wb") would, and so not
+ *  atomically: a FIFO or device (never replaced: as root, /dev/null stays
+ *  /dev/null; a FIFO waits for its reader; "/dev/stdout" writes to the
+ *  process's standard output, pipe or terminal), a regular file with several
+ *  hard links (all names keep sharing the new index), a writable file in a
+ *  directory the caller cannot write, and another user's writable file in a
+ *  sticky directory such as /tmp (where only its owner may replace it).  A file the caller may not write
+ *  is refused.  An index that cannot be written fails before the path is
+ *  touched.
+ *
+ *  A writer that is killed leaves its temporary file (up to the index's
+ *  size) behind; the next vdx_write_index of the same path removes those
+ *  whose writer is gone (no lock held, and the pid gone or the file
+ *  unmodified for 10 minutes).  Nothing else removes them: a path that is
+ *  never written again keeps its stale temporaries until someone deletes
+ *  ".<name>.vdxtmp.*".
+ *  @return VDX_OK; VDX_ERR_IO (the message quotes the path and the OS's
+ *    reason) with the old file left as it was, except for in-place writes;
+ *    VDX_ERR_UNSUPPORTED for an index kind with no writer.
+ *  Thread safety: may run concurrently with searches on the same index and
+ *  with other writes; SIGPIPE is blocked in the calling thread while it
+ *  writes through a FIFO (a reader leaving is VDX_ERR_IO, not a kill). */
 VDX_API vdx_status vdx_write_index(const vdx_index *index, const char *path);
 /** Reads an index written by vecdex or FAISS.  io_flags: 0 (reserved). */
 VDX_API vdx_status vdx_read_index(const char *path, int io_flags,
