@@ -265,14 +265,16 @@ static int flat_common(IndexObject *self, PyObject *reso, PyObject *a,
 
 static int GpuFlat_init(IndexObject *self, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"res", "d", "metric", "config", NULL};
-    PyObject *reso, *a, *cfg = Py_None;
-    int metric = VDX_METRIC_L2;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|iO:GpuIndexFlat", kwlist,
-                                     &reso, &a, &metric, &cfg))
+    PyObject *reso, *a, *mo = Py_None, *cfg = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OO:GpuIndexFlat", kwlist,
+                                     &reso, &a, &mo, &cfg))
         return -1;
-    if (PyObject_TypeCheck(a, &IndexType) && PyTuple_GET_SIZE(args) == 3 &&
-        !PyLong_Check(PyTuple_GET_ITEM(args, 2))) { /* (res, index, config) */
-        cfg = PyTuple_GET_ITEM(args, 2);
+    int metric = VDX_METRIC_L2;
+    if (mo != Py_None && !PyLong_Check(mo)) { /* (res, index, config) */
+        cfg = mo;
+    } else if (mo != Py_None) {
+        metric = (int)PyLong_AsLong(mo);
+        if (metric == -1 && PyErr_Occurred()) return -1;
     }
     return flat_common(self, reso, a, metric, cfg);
 }

@@ -432,3 +432,27 @@ def test_tutorial_4_gpu(res):
     gpu_index.add(xb)
     D, I = gpu_index.search(xq, k)
     same_up_to_ties(Dc, Ic, D, I)
+
+
+@need_gpu
+def test_constructors_from_cpu(res):
+    d = 16
+    xb, xq = clustered(3000, d, 23), clustered(20, d, 24)
+    c = vecdex.IndexFlatIP(d)
+    c.add(xb)
+    cfg = vecdex.GpuIndexFlatConfig()
+    cfg.device = 0
+    for g in [vecdex.GpuIndexFlat(res, c, cfg), vecdex.GpuIndexFlatIP(res, c),
+              vecdex.GpuIndexFlat(res, d, vecdex.METRIC_INNER_PRODUCT)]:
+        if g.ntotal == 0:
+            g.add(xb)
+        assert g.metric_type == vecdex.METRIC_INNER_PRODUCT and g.getDevice() == 0
+        same_up_to_ties(*c.search(xq, 5), *g.search(xq, 5))
+    ivf = ivf_cpu("flat", d, 16)
+    ivf.train(xb)
+    ivf.add(xb)
+    g = vecdex.GpuIndexIVFFlat(res, ivf)
+    assert g.ntotal == 3000 and g.nlist == 16
+    q = vecdex.IndexFlatL2(d)
+    g2 = vecdex.GpuIndexIVFFlat(res, q, d, 16, vecdex.METRIC_L2)
+    assert not g2.is_trained
