@@ -42,8 +42,9 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   OPENBLAS_NUM_THREADS=1 ctest --test-dir build/emu-asan --output-on-failure -j"$JOBS"
 
 echo "== fuzz: file reader (${FUZZ_SECONDS}s)"
+# (no GPU part: nvcc's objects would make CMake link libFuzzer with g++)
 CC=clang cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVDX_BUILD_FUZZ=ON \
-      -DVDX_BUILD_TESTS=OFF -DVDX_BUILD_CLI=OFF >/dev/null
+      -DVDX_BUILD_TESTS=OFF -DVDX_BUILD_CLI=OFF -DVDX_GPU=OFF >/dev/null
 cmake --build build/fuzz -j"$JOBS" --target fuzz_read_index >/dev/null
 mkdir -p build/fuzz/corpus
 cp tests/fuzz/corpus/* build/fuzz/corpus/ 2>/dev/null || true
