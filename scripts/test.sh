@@ -10,7 +10,7 @@ JOBS=$(nproc)
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 PY=${PYTHON:-python3}
 
-echo "== C unit tests (Release, -Werror)"
+echo "== C unit tests (Release, -Werror; the CUDA kernels too where nvcc is)"
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DVDX_WERROR=ON >/dev/null
 cmake --build build/release -j"$JOBS" >/dev/null
 ctest --test-dir build/release --output-on-failure -j"$JOBS"
@@ -19,8 +19,12 @@ echo "== C unit tests, scalar kernels forced"
 VECDEX_SIMD=scalar ctest --test-dir build/release --output-on-failure -j"$JOBS"
 
 echo "== C unit tests under AddressSanitizer + UBSan"
+# (with the GPU host code over the CPU emulation of the device, when the
+# CUDA headers are there: test_gpu then checks it under the sanitizers)
+GPU_MODE=OFF
+[ -e /usr/local/cuda/include/cuda_runtime_api.h ] && GPU_MODE=EMULATE
 cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DVDX_WERROR=ON -DVDX_SANITIZE=ON \
-      -DVDX_BUILD_CLI=OFF >/dev/null
+      -DVDX_BUILD_CLI=OFF -DVDX_GPU=$GPU_MODE >/dev/null
 cmake --build build/asan -j"$JOBS" >/dev/null
 # OpenBLAS' threads and libomp confuse LeakSanitizer's stack scanning; leaks
 # are still reported for the library's own allocations.
@@ -38,8 +42,9 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   OPENBLAS_NUM_THREADS=1 ctest --test-dir build/emu-asan --output-on-failure -j"$JOBS"
 
 echo "== fuzz: file reader (${FUZZ_SECONDS}s)"
+# (no GPU part: nvcc's objects would make CMake link libFuzzer with g++)
 CC=clang cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVDX_BUILD_FUZZ=ON \
-      -DVDX_BUILD_TESTS=OFF -DVDX_BUILD_CLI=OFF >/dev/null
+      -DVDX_BUILD_TESTS=OFF -DVDX_BUILD_CLI=OFF -DVDX_GPU=OFF >/dev/null
 cmake --build build/fuzz -j"$JOBS" --target fuzz_read_index >/dev/null
 mkdir -p build/fuzz/corpus
 cp tests/fuzz/corpus/* build/fuzz/corpus/ 2>/dev/null || true

@@ -67,6 +67,10 @@ def extract_index_ivf(index):
                        + type(index).__name__)
 
 
+from .gpu import *  # noqa: F401,F403,E402  (GPU options and helpers)
+from . import gpu as _gpu  # noqa: E402
+
 __all__ = [name for name in dir(_vecdex) if not name.startswith("_")]
+__all__ += _gpu.__all__
 __all__ += ["swig_ptr", "knn", "__version__", "write_VectorTransform",
             "read_VectorTransform", "extract_index_ivf"]
