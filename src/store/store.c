@@ -516,7 +516,14 @@ static vdx_store *store_alloc(const char *path) {
     pthread_mutex_init(&s->wmu, NULL);
     pthread_mutex_init(&s->pool_mu, NULL);
     pthread_cond_init(&s->pool_cv, NULL);
-    pthread_rwlock_init(&s->rw, NULL);
+    /* writers first: with readers preferred (glibc's default), searches
+     * overlapping without pause would starve the writer */
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    pthread_rwlockattr_setkind_np(&ra,
+                                  PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&s->rw, &ra);
+    pthread_rwlockattr_destroy(&ra);
     pthread_mutex_init(&s->lat_mu, NULL);
     s->path = dupstr(path);
     if (!s->path) {
