@@ -264,6 +264,8 @@ PyObject *pq_view(vdx_pq *pq, IndexObject *index);
 /* IndexPQFastScan, IndexIVFPQFastScan (py_fastscan.c) */
 extern PyTypeObject IndexPQFastScanType, IndexIVFPQFastScanType;
 int pyvdx_init_fastscan(PyObject *m);
+/* vecdex._Store (py_store.c) */
+int pyvdx_init_store(PyObject *m);
 /* index_factory (py_factory.c) */
 int pyvdx_init_factory(PyObject *m);
 
