@@ -4,6 +4,7 @@
  *   vecdex_cli.c   main, usage, demo, version
  *   commands.c     build, search, eval, bench, info
  *   vecio.c        vector files: .fvecs .ivecs .bvecs .npy .f32
+ *   store_cmd.c    vecdex store ...
  *
  * Exit codes: 0 success, 1 runtime failure (bad file, library error),
  * 2 usage error (bad option or value).
@@ -56,5 +57,7 @@ int cmd_search(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+/* store_cmd.c: vecdex store create|upsert|search|hybrid|delete|get|info|compact */
+int cmd_store(int argc, char **argv);
 
 #endif /* VDX_CLI_H */

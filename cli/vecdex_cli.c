@@ -233,6 +233,12 @@ static void usage(FILE *f) {
             "  demo [--nb N] [--nq N]  index built-in data, print recall and "
             "speed\n"
             "  version                 print version and build information\n"
+            "  store create|upsert|search|hybrid|delete|get|info|compact PATH ...\n"
+            "        a store: ids, metadata, filters, keyword + vector search "
+            "(vecdex store --help)\n"
+            "  store create|upsert|search|hybrid|delete|get|info|compact PATH ...\n"
+            "        a store: ids, metadata, filters, keyword + vector search "
+            "(vecdex store --help)\n"
             "common options: --json (one JSON object on stdout), --quiet (no "
             "progress bars),\n"
             "  --dim N (for raw .f32 files).  Vector files: .fvecs .ivecs "
@@ -249,6 +255,7 @@ int main(int argc, char **argv) {
     const char *cmd = argv[1];
     if (!strcmp(cmd, "demo")) return demo(argc - 2, argv + 2);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
+    if (!strcmp(cmd, "store")) return cmd_store(argc - 2, argv + 2);
     if (!strcmp(cmd, "build")) return cmd_build(argc - 2, argv + 2);
     if (!strcmp(cmd, "search")) return cmd_search(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);

@@ -8,6 +8,7 @@ relies on.
 from . import _vecdex
 from ._vecdex import *  # noqa: F401,F403  (the public API)
 from ._vecdex import __version__  # noqa: F401
+from .store import Store, Hits  # noqa: F401
 
 
 def swig_ptr(a):
@@ -72,5 +73,5 @@ from . import gpu as _gpu  # noqa: E402
 
 __all__ = [name for name in dir(_vecdex) if not name.startswith("_")]
 __all__ += _gpu.__all__
-__all__ += ["swig_ptr", "knn", "__version__", "write_VectorTransform",
+__all__ += ["Store", "Hits", "swig_ptr", "knn", "__version__", "write_VectorTransform",
             "read_VectorTransform", "extract_index_ivf"]
