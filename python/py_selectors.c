@@ -389,7 +389,9 @@ static int Params_set_k_factor(ParamsObject *self, PyObject *v, void *c) {
     double f = PyFloat_AsDouble(v);
     if (f == -1.0 && PyErr_Occurred()) return -1;
     if (!(f >= 1.0) || f > 1e9) {
-        PyErr_Format(PyExc_ValueError, "k_factor must be >= 1, got %g", f);
+        /* PyErr_Format has no %g: quote the object itself */
+        PyErr_Format(PyExc_ValueError, "k_factor must be in [1, 1e9], got %R",
+                     v);
         return -1;
     }
     self->p.k_factor = (float)f;
