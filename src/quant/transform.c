@@ -679,7 +679,8 @@ static vdx_status pca_train(vdx_vt *vt, int64_t n, const float *x) {
     for (int64_t i = 0; i < d; i++) {
         int64_t src = d - 1 - i;
         double e = w[src] / (scale * scale);
-        ev[i] = (float)VDX_MIN(e, (double)FLT_MAX);
+        /* rounding can leave a tiny negative eigenvalue: clamp both ways */
+        ev[i] = (float)VDX_MAX(VDX_MIN(e, (double)FLT_MAX), -(double)FLT_MAX);
         for (int64_t j = 0; j < d; j++) pm[i * d + j] = (float)a[src * d + j];
     }
     vdx_free(vt->mean);
