@@ -304,8 +304,11 @@ def keys_of(store, metric, q):
         return q @ x.T
 
 
-def tolerance(store, metric, q, kind_lossy):
-    """Absolute tolerance per (query, vector) for comparing distances."""
+def tolerance(store, metric, q, kind_lossy, train_scale=0.0):
+    """Absolute tolerance per (query, vector) for comparing distances.
+    train_scale: the largest training magnitude; lossy kinds compute with
+    centroids of that size (residual codes), whose float32 rounding the
+    reconstruction does not show."""
     kind, _, data = store
     if kind == "ham":
         return np.zeros((len(q), len(data)))
@@ -315,9 +318,12 @@ def tolerance(store, metric, q, kind_lossy):
         qn = (q ** 2).sum(1)[:, None]
         xn = (x ** 2).sum(1)[None, :]
     rel = 2e-3 if kind_lossy else 2e-4
+    extra = 0.0
+    if kind_lossy and train_scale > 0:
+        extra = 1e-6 * train_scale * (np.sqrt(qn) + np.sqrt(xn) + train_scale)
     if metric == vecdex.METRIC_L2:
-        return rel * (qn + xn) + 1e-5
-    return rel * np.sqrt(qn * xn) + 1e-5
+        return rel * (qn + xn) + 1e-5 + extra
+    return rel * np.sqrt(qn * xn) + 1e-5 + extra
 
 
 def f32_key(k):
@@ -820,7 +826,10 @@ def run_case(case):
     alive_sel = alive & selmask
     qt = qmap(q32) if nq else q32
     keys = keys_of(store, metric, qt) if n else np.zeros((nq, 0))
-    tol = tolerance(store, metric, qt, lossy) if n else np.zeros((nq, 0))
+    fin = xt32[np.isfinite(xt32)] if ntrain else np.zeros(0)
+    tscale = float(np.abs(fin).max()) if fin.size else 0.0
+    tol = tolerance(store, metric, qt, lossy, tscale) if n else \
+        np.zeros((nq, 0))
     ncand = int(alive_sel.sum())
     distinct = store[0] == "vec" and \
         len(np.unique(np.asarray(store[2]), axis=0)) == len(store[2])

@@ -12,8 +12,8 @@ replays it) instead of killing pytest; a case running longer than
 CASE_TIMEOUT seconds is reported as a hang.
 
 Run time: CI uses a derandomized profile (the same cases every run) of
-VECDEX_PROP_EXAMPLES examples per test (default 40: about a minute and a
-half in all on two cores).  For a longer local hunt:
+VECDEX_PROP_EXAMPLES examples per test (default 200: under a minute in all
+on two cores).  For a longer local hunt:
 
     VECDEX_PROP_EXAMPLES=2000 VECDEX_PROP_RANDOM=1 pytest test_properties.py
 
@@ -43,7 +43,7 @@ WORKER = os.path.join(HERE, "prop_worker.py")
 sys.path.insert(0, HERE)
 import prop_worker  # noqa: E402
 
-EXAMPLES = int(os.environ.get("VECDEX_PROP_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("VECDEX_PROP_EXAMPLES", "200"))
 RANDOM = os.environ.get("VECDEX_PROP_RANDOM", "") not in ("", "0")
 BATCH = 50
 CASE_TIMEOUT = float(os.environ.get("VECDEX_PROP_CASE_TIMEOUT", "60"))
