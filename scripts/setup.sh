@@ -18,9 +18,10 @@ if [ -n "$need_apt" ]; then
 fi
 
 PY=${PYTHON:-python3}
-# build + runtime: numpy, scikit-build-core; tests: pytest and the reference
-# libraries (faiss-cpu, hnswlib) the results are compared with
-want_py="numpy scikit-build-core pytest faiss-cpu"
+# build + runtime: numpy, scikit-build-core; tests: pytest, hypothesis (the
+# property suite) and the reference libraries (faiss-cpu, hnswlib) the
+# results are compared with
+want_py="numpy scikit-build-core pytest hypothesis faiss-cpu"
 missing=""
 for mod in $want_py; do
   imp=${mod//-/_}
