@@ -245,11 +245,18 @@ vdx_status vdx_io_read_ivfpqfs(vdx_reader *r, vdx_io_header *h,
     if ((s = vdx_rd_u64(r, &nlist, "IVF nlist")) ||
         (s = vdx_rd_u64(r, &nprobe, "IVF nprobe")))
         return s;
-    if (nlist < 1 || nlist > FS_MAX_NLIST ||
-        (!h->is_trained && nlist > FS_MAX_NLIST_UNTRAINED))
+    if (nlist < 1 || nlist > FS_MAX_NLIST)
         return vdx_raise(VDX_ERR_FORMAT,
                          "%s index: nlist=%" PRIu64 " at offset %" PRIu64
-                         " is out of range",
+                         " is out of range 1..2^31",
+                         h->fourcc, nlist, nlist_at);
+    /* nothing in an untrained index's file bounds its list count (same cap
+     * and message as the IVF reader) */
+    if (!h->is_trained && nlist > FS_MAX_NLIST_UNTRAINED)
+        return vdx_raise(VDX_ERR_FORMAT,
+                         "%s index: nlist=%" PRIu64 " at offset %" PRIu64
+                         " exceeds the limit of 2^20 lists for an untrained "
+                         "index",
                          h->fourcc, nlist, nlist_at);
     if (!h->is_trained && h->ntotal != 0)
         return vdx_raise(VDX_ERR_FORMAT,
