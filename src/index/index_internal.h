@@ -76,6 +76,14 @@ typedef struct vdx_flat {
                         reads them, and they would cost 4 bytes a vector) */
 } vdx_flat;
 
+/* Training learns what the stored codes were made with (codebooks, ranges,
+ * thresholds, centroids): a second train of a populated index would leave
+ * them meaningless.  VDX_OK when ix holds nothing, else
+ * VDX_ERR_INVALID_ARGUMENT naming the count ("reset() it before training
+ * again").  Kinds whose second train changes nothing (flat storage, IVF with
+ * its centroids in place, fast-scan PQ as FAISS) do not call it. */
+VDX_INTERNAL vdx_status vdx_refuse_populated_train(const vdx_index *ix);
+
 VDX_INTERNAL int vdx_is_flat(const vdx_index *ix);
 /* Makes room for n vectors in total (keeps contents). */
 VDX_INTERNAL vdx_status vdx_flat_reserve(vdx_flat *f, int64_t n);

@@ -51,7 +51,11 @@ vdx_status vdx_index_sq_reserve(vdx_index_sq *s, int64_t n) {
 
 static vdx_status sq_train(vdx_index *ix, int64_t n, const float *x) {
     vdx_index_sq *s = (vdx_index_sq *)ix;
-    vdx_status st = vdx_sq_fit(&s->sq, n, x);
+    vdx_status st = VDX_OK;
+    /* fp16 / bf16 / 8bit_direct learn nothing: a second train is harmless */
+    if (!vdx_sq_trainless(s->sq.qtype) && (st = vdx_refuse_populated_train(ix)))
+        return st;
+    st = vdx_sq_fit(&s->sq, n, x);
     if (!st) ix->is_trained = 1;
     return st;
 }

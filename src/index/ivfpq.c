@@ -261,7 +261,9 @@ done:
 
 static vdx_status ivfpq_train(vdx_index *ix, int64_t n, const float *x) {
     vdx_ivfpq *p = (vdx_ivfpq *)ix;
-    vdx_status st = generic.train(ix, n, x);
+    vdx_status st = vdx_refuse_populated_train(ix);
+    if (st) return st;
+    st = generic.train(ix, n, x);
     if (st) return st;
     ix->is_trained = 0;
     st = vdx_ivf_pq_train(ix, &p->pq, p->by_residual, n, x);

@@ -33,7 +33,9 @@ vdx_status vdx_index_pq_reserve(vdx_index_pq *p, int64_t n) {
 
 static vdx_status pq_train(vdx_index *ix, int64_t n, const float *x) {
     vdx_index_pq *p = (vdx_index_pq *)ix;
-    vdx_status st = vdx_pq_train_internal(&p->pq, n, x);
+    vdx_status st = vdx_refuse_populated_train(ix);
+    if (st) return st;
+    st = vdx_pq_train_internal(&p->pq, n, x);
     if (!st) ix->is_trained = 1;
     return st;
 }
