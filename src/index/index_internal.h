@@ -112,6 +112,13 @@ typedef struct vdx_idmap {
 VDX_INTERNAL int vdx_is_idmap(const vdx_index *ix);
 /* Rebuilds the IDMap2 reverse map from id_map (after load or removal). */
 VDX_INTERNAL vdx_status vdx_idmap2_rebuild(vdx_idmap *m);
+/* VDX_OK unless an IVF index holds sub's vectors (sub itself or below
+ * pre-transforms) and its ids are not the positions 0..ntotal-1, each once,
+ * which an IDMap relies on; then raises `code` with `what`, the id and its
+ * list.  The file reader calls it before it trusts a wrapped IVF. */
+VDX_INTERNAL vdx_status vdx_idmap_check_positions(const vdx_index *sub,
+                                                  vdx_status code,
+                                                  const char *what);
 /* Appends n entries to id_map (used by add and by the file reader). */
 VDX_INTERNAL vdx_status vdx_idmap_reserve(vdx_idmap *m, int64_t n);
 

@@ -385,3 +385,83 @@ def test_retrain_fastscan_matches_faiss():
     assert rec["vecdex"][0] == rec["vecdex"][1], rec
     assert rec["faiss"][0] == rec["faiss"][1], rec
     assert abs(rec["vecdex"][0] - rec["faiss"][0]) < 0.15, rec
+
+
+# ---- item 10: the reader checks the invariants it relies on ----------------
+
+def _idmap_ivf_bytes(desc="IDMap,IVF2,Flat"):
+    d = 8
+    xb = np.random.RandomState(0).rand(40, d).astype("float32")
+    ix = vecdex.index_factory(d, desc)
+    ix.train(xb)
+    ix.add_with_ids(xb, np.arange(40, dtype="int64") * 10 + 1000)
+    buf = bytearray(np.asarray(vecdex.serialize_index(ix)).tobytes())
+    ids0 = np.asarray(vecdex.extract_index_ivf(ix).invlists.get_ids(0))
+    off = bytes(buf).find(np.array(ids0[:2], "<i8").tobytes())
+    assert off > 0
+    return ix, xb, buf, off, ids0
+
+
+@pytest.mark.parametrize("desc", ["IDMap,IVF2,Flat", "IDMap2,IVF2,Flat",
+                                  "IDMap,IVF2,SQ8", "IDMap,PCA4,IVF2,Flat"])
+@pytest.mark.parametrize("bad", ["repeated", "out of range"])
+def test_idmap_inner_ids_checked_on_read(desc, bad):
+    """The repro of item 10 (shared/repros/repro_5.py): inner IVF ids that
+    repeat (or leave 0..ntotal-1) under an IDMap are refused on read, with
+    the id and its list, instead of loading and failing later."""
+    ix, xb, buf, off, ids0 = _idmap_ivf_bytes(desc)
+    # PCA: the codes come first in a list, so the pattern is found too
+    val = int(ids0[0]) if bad == "repeated" else 40
+    buf[off + 8:off + 16] = np.array([val], "<i8").tobytes()
+    with pytest.raises(RuntimeError,
+                       match="holds id %d \\(list 0, entry 1\\), %s" %
+                       (val, "a second time" if bad == "repeated"
+                        else "out of range")):
+        vecdex.deserialize_index(np.frombuffer(bytes(buf), dtype="uint8"))
+
+
+def test_idmap_repeated_user_ids_file_reads_like_faiss(tmp_path):
+    """Repeated *user* ids are legitimate (FAISS's IndexIDMap allows them):
+    a file faiss wrote with them reads, searches as faiss does, and
+    remove_ids removes every copy, as faiss does."""
+    faiss = pytest.importorskip("faiss")
+    d = 8
+    rs = np.random.RandomState(1)
+    xb = rs.rand(300, d).astype("float32")
+    ids = rs.randint(0, 60, 300).astype("int64")
+    for cls in ("IndexIDMap", "IndexIDMap2"):
+        q = faiss.IndexFlatL2(d)
+        ivf = faiss.IndexIVFFlat(q, d, 4)
+        ivf.train(xb)
+        f = getattr(faiss, cls)(ivf)
+        f.add_with_ids(xb, ids)
+        fn = str(tmp_path / (cls + ".index"))
+        faiss.write_index(f, fn)
+        v = vecdex.read_index(fn)
+        assert v.ntotal == 300
+        Df, If = f.search(xb[:20], 5)
+        Dv, Iv = v.search(xb[:20], 5)
+        np.testing.assert_array_equal(If, Iv)
+        np.testing.assert_allclose(Df, Dv, rtol=1e-5, atol=1e-6)
+        gone = np.array([int(ids[0]), int(ids[1])], dtype="int64")
+        nf = f.remove_ids(gone)
+        nv = v.remove_ids(gone)
+        assert nv == nf == int(np.isin(ids, gone).sum())
+        assert v.ntotal == f.ntotal
+        # after the removal, exact answers over the survivors (all lists
+        # probed); faiss's own IDMap over IVF returns wrong labels here,
+        # as it does not renumber the kept positions
+        vecdex.extract_index_ivf(v).nprobe = 4
+        kept = ~np.isin(ids, gone)
+        Dv, Iv = v.search(xb[:40], 5)
+        dist = ((xb[:40, None] - xb[None, kept]) ** 2).sum(-1)
+        want = np.sort(dist, 1)[:, :5]
+        np.testing.assert_allclose(Dv, want, rtol=1e-4, atol=1e-5)
+        for i in range(40):
+            for j in range(5):
+                cand = ids[kept][np.abs(dist[i] - Dv[i, j]) <= 1e-5]
+                assert Iv[i, j] in set(cand.tolist())
+        # and it still writes and reads back
+        v2 = vecdex.deserialize_index(vecdex.serialize_index(v))
+        np.testing.assert_array_equal(v2.search(xb[:20], 3)[1],
+                                      v.search(xb[:20], 3)[1])
