@@ -465,3 +465,31 @@ def test_idmap_repeated_user_ids_file_reads_like_faiss(tmp_path):
         v2 = vecdex.deserialize_index(vecdex.serialize_index(v))
         np.testing.assert_array_equal(v2.search(xb[:20], 3)[1],
                                       v.search(xb[:20], 3)[1])
+
+
+# ---- stored vectors: a file cannot bring in what add refuses ---------------
+
+@pytest.mark.parametrize("desc", ["Flat", "IVF2,Flat", "HNSW8", "IDMap,Flat"])
+def test_file_vectors_beyond_magnitude_refused(desc):
+    d = 8
+    x = np.random.RandomState(0).rand(20, d).astype("float32")
+    ix = vecdex.index_factory(d, desc)
+    ix.train(x)
+    if desc.startswith("IDMap"):
+        ix.add_with_ids(x, np.arange(20, dtype="int64"))
+    else:
+        ix.add(x)
+    buf = bytearray(np.asarray(vecdex.serialize_index(ix)).tobytes())
+    off = bytes(buf).find(x[5].tobytes())
+    assert off > 0
+    lim = max_magnitude(d)
+    buf[off + 8:off + 12] = np.float32(lim * 1.5).tobytes()   # row 5, col 2
+    with pytest.raises(RuntimeError, match=r"value [0-9.e+]+ in .*component "
+                       r"2 at offset %d .*too large" % (off + 8)):
+        vecdex.deserialize_index(np.frombuffer(bytes(buf), dtype="uint8"))
+    with pytest.raises(ValueError, match="too large"):
+        ix.add(np.frombuffer(np.float32(lim * 1.5).tobytes() * d,
+                             dtype="float32").reshape(1, d))
+    buf[off + 8:off + 12] = np.float32(lim).tobytes()           # the bound: ok
+    back = vecdex.deserialize_index(np.frombuffer(bytes(buf), dtype="uint8"))
+    assert back.ntotal == 20
