@@ -259,7 +259,8 @@ def test_id_minus_one_refused():
 
 # ---- Ctrl-C ------------------------------------------------------------------
 
-@pytest.mark.parametrize("work", ["kmeans", "flat", "ivf"])
+@pytest.mark.parametrize("work", ["kmeans", "flat", "ivf", "hnsw", "hnsw_add",
+                                  "pq", "sq"])
 def test_ctrl_c_interrupts_long_calls(work):
     """Item 2's second half: long C calls let Python see Ctrl-C.  A SIGINT
     sent 0.5 s into a call that would run for minutes raises
@@ -277,6 +278,26 @@ def test_ctrl_c_interrupts_long_calls(work):
             obj = vecdex.IndexFlatL2(128)
             obj.add(rs.rand(200000, 128).astype('float32'))
             xq = rs.rand(200000, 128).astype('float32')
+            call = lambda: obj.search(xq, 10)
+        elif work == 'hnsw':
+            obj = vecdex.IndexHNSWFlat(32, 16)
+            obj.add(rs.rand(20000, 32).astype('float32'))
+            obj.hnsw.efSearch = 512
+            xq = rs.rand(2000000, 32).astype('float32')
+            call = lambda: obj.search(xq, 10)
+        elif work == 'hnsw_add':
+            obj = vecdex.IndexHNSWFlat(64, 32)
+            obj.add(rs.rand(2000, 64).astype('float32'))
+            obj.hnsw.efConstruction = 400
+            xq = rs.rand(400000, 64).astype('float32')
+            call = lambda: obj.add(xq)
+        elif work in ('pq', 'sq'):
+            obj = (vecdex.IndexPQ(32, 8, 8) if work == 'pq' else
+                   vecdex.IndexScalarQuantizer(32, vecdex.ScalarQuantizer.QT_8bit))
+            xb = rs.rand(200000, 32).astype('float32')
+            obj.train(xb[:10000])
+            obj.add(xb)
+            xq = rs.rand(200000, 32).astype('float32')
             call = lambda: obj.search(xq, 10)
         else:
             obj = vecdex.IndexIVFFlat(vecdex.IndexFlatL2(64), 64, 16)
@@ -298,6 +319,10 @@ def test_ctrl_c_interrupts_long_calls(work):
             again = vecdex.Kmeans(64, 8, niter=2)
             again.train(x[:1000])
             assert np.isfinite(again.centroids).all()
+        elif work == 'hnsw_add':  # all or nothing: the add is undone
+            assert obj.ntotal == 2000, obj.ntotal
+            D, I = obj.search(xq[:5], 3)
+            assert (I >= 0).all() and (I < 2000).all()
         else:
             assert obj.ntotal > 0
             obj.search(xq[:5], 3)  # still usable
