@@ -260,7 +260,7 @@ def test_id_minus_one_refused():
 # ---- Ctrl-C ------------------------------------------------------------------
 
 @pytest.mark.parametrize("work", ["kmeans", "flat", "ivf", "hnsw", "hnsw_add",
-                                  "pq", "sq"])
+                                  "pq", "sq", "ivfpq_add"])
 def test_ctrl_c_interrupts_long_calls(work):
     """Item 2's second half: long C calls let Python see Ctrl-C.  A SIGINT
     sent 0.5 s into a call that would run for minutes raises
@@ -291,6 +291,12 @@ def test_ctrl_c_interrupts_long_calls(work):
             obj.hnsw.efConstruction = 400
             xq = rs.rand(400000, 64).astype('float32')
             call = lambda: obj.add(xq)
+        elif work == 'ivfpq_add':
+            obj = vecdex.IndexIVFPQ(vecdex.IndexFlatL2(64), 64, 16, 32, 8)
+            obj.train(rs.rand(10000, 64).astype('float32'))
+            obj.add(rs.rand(100, 64).astype('float32'))
+            xq = rs.rand(1500000, 64).astype('float32')
+            call = lambda: obj.add(xq)
         elif work in ('pq', 'sq'):
             obj = (vecdex.IndexPQ(32, 8, 8) if work == 'pq' else
                    vecdex.IndexScalarQuantizer(32, vecdex.ScalarQuantizer.QT_8bit))
@@ -319,10 +325,10 @@ def test_ctrl_c_interrupts_long_calls(work):
             again = vecdex.Kmeans(64, 8, niter=2)
             again.train(x[:1000])
             assert np.isfinite(again.centroids).all()
-        elif work == 'hnsw_add':  # all or nothing: the add is undone
-            assert obj.ntotal == 2000, obj.ntotal
+        elif work in ('hnsw_add', 'ivfpq_add'):  # all or nothing
+            assert obj.ntotal == (2000 if work == 'hnsw_add' else 100), obj.ntotal
             D, I = obj.search(xq[:5], 3)
-            assert (I >= 0).all() and (I < 2000).all()
+            assert (I >= 0).all() and (I < obj.ntotal).all()
         else:
             assert obj.ntotal > 0
             obj.search(xq[:5], 3)  # still usable
