@@ -688,14 +688,17 @@ def run_case(case):
                           needles=("shape",) if bshape else
                           why_a[0] if bad_add else ("ids",))
         else:
+            # -1 marks empty result slots: refused as an id
+            minus1 = nb > 0 and bool(np.any(np.asarray(ids) == -1))
             _, err = call(f"{where} with ids", lambda: ix.add_with_ids(xb, ids),
                           expect_error=("shape" if bshape else
                                         "refused values" if bad_add else
+                                        "id -1" if minus1 else
                                         None if takes_ids or nb == 0
                                         else "no ids"),
                           needles=("shape",) if bshape else
-                          why_a[0] if bad_add else
-                          ("ids", "IDMap", "support"))
+                          why_a[0] + ("-1",) if bad_add else
+                          ("ids", "IDMap", "support", "-1"))
         if err is not None:
             check_refusal(err, why_a if ids is None or takes_ids else None,
                           where)
@@ -812,7 +815,8 @@ def run_case(case):
                     why_q[0] + ("k",) if bad_q else ("k",),
                     allow_error=k > 4096 or nq * k > 10 ** 7)
     if err is not None:
-        if not k_bad:
+        # k is checked before the queries: a refusal may name k instead
+        if not k_bad and "k=" not in str(err):
             check_refusal(err, why_q, "search")
         return "; ".join(notes) or f"search refused as expected: {err}"
     D, I = res
