@@ -16,6 +16,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <float.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,10 +41,16 @@ typedef struct opts {
     int json, quiet;
 } opts;
 
-static int usage_err(const opts *o, const char *fmt, const char *a) {
+/* printf-style, so that the compiler checks every message's arguments */
+static int usage_err(const opts *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int usage_err(const opts *o, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
     fprintf(stderr, "vecdex %s: ", o->cmd);
-    fprintf(stderr, fmt, a);
+    vfprintf(stderr, fmt, ap);
     fprintf(stderr, " (see vecdex --help)\n");
+    va_end(ap);
     return EXIT_USAGE;
 }
 

@@ -15,6 +15,7 @@
  * the other commands: 0, 1 runtime failure, 2 usage error.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,10 +28,15 @@ static int fail(const char *what, vdx_status st) {
     return EXIT_RUNTIME;
 }
 
-static int usage(const char *msg, const char *a) {
+/* printf-style, so that the compiler checks every message's arguments */
+static int usage(const char *msg, ...) __attribute__((format(printf, 1, 2)));
+static int usage(const char *msg, ...) {
+    va_list ap;
+    va_start(ap, msg);
     fprintf(stderr, "vecdex store: ");
-    fprintf(stderr, msg, a);
+    vfprintf(stderr, msg, ap);
     fprintf(stderr, " (see vecdex store --help)\n");
+    va_end(ap);
     return EXIT_USAGE;
 }
 

@@ -156,7 +156,9 @@ static const char *npy_field(const char *h, const char *key) {
     if (*p != ':') return NULL;
     p++;
     while (*p == ' ') p++;
-    return p;
+    /* a key at the very end has no value (callers look past its first
+     * character) */
+    return *p ? p : NULL;
 }
 
 static int read_npy(const char *path, matrix *m, char *err, size_t errlen) {

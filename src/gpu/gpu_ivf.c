@@ -261,7 +261,17 @@ static void free_lists(vdx_gpu_ivf *v) {
 
 static vdx_status givf_train(vdx_index *ix, int64_t n, const float *x) {
     vdx_gpu_ivf *v = (vdx_gpu_ivf *)ix;
-    vdx_status st = vdx_index_train(v->tmpl, n, x); /* on the CPU */
+    vdx_status st;
+    /* the codes live on the device, so the CPU template is empty and cannot
+     * see that retraining its PQ / SQ would orphan them: only an IVFFlat
+     * whose centroids are in place (training changes nothing) may go on */
+    if (ix->ntotal > 0) {
+        const vdx_ivf *t = (const vdx_ivf *)v->tmpl;
+        int keeps = strcmp(v->tmpl->ops->type_name, "IndexIVFFlat") == 0 &&
+                    t->quantizer->is_trained && t->quantizer->ntotal == t->nlist;
+        if (!keeps) return vdx_refuse_populated_train(ix);
+    }
+    st = vdx_index_train(v->tmpl, n, x); /* on the CPU */
     if (st) return st;
     vdx_gpu_dev *g;
     if ((st = vdx_gpu_enter(v->g.res, v->g.device, &g))) return st;

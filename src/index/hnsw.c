@@ -30,6 +30,7 @@
 #include "index_pq.h"
 #include "index_2layer.h"
 #include "index_sq.h"
+#include "common/interrupt.h"
 #include "common/threads.h"
 #include "common/topk.h"
 #include "simd/kernels.h"
@@ -576,6 +577,7 @@ vdx_status vdx_hnsw_search(const vdx_index_hnsw *h, int64_t n, const float *x,
     const int fast = h->kind == VDX_HNSW_FLAT && !vdx_hnsw_test_generic &&
                      strcmp(vdx_kernels_get()->name, "scalar") != 0;
     vdx_status st = VDX_OK;
+    int stop = 0; /* the interrupt handler asked to stop */
 #pragma omp parallel if (n > 1) num_threads(vdx_nthreads())
     {
         hnsw_ctx c;
@@ -586,7 +588,7 @@ vdx_status vdx_hnsw_search(const vdx_index_hnsw *h, int64_t n, const float *x,
         }
 #pragma omp for schedule(dynamic, 4)
         for (int64_t q = 0; q < n; q++) {
-            if (lst) continue;
+            if (lst || vdx_poll_stop(&stop)) continue;
             float *hk = D + q * k;
             vdx_idx_t *hi = I + q * k;
             vdx_heap_init(k, hk, hi);
@@ -628,6 +630,9 @@ vdx_status vdx_hnsw_search(const vdx_index_hnsw *h, int64_t n, const float *x,
         }
         ctx_free(&c);
     }
+    if (!st && stop)
+        st = vdx_raise(VDX_ERR_INTERRUPTED,
+                       "HNSW search of %lld queries interrupted", (long long)n);
     return st;
 }
 

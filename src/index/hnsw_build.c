@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "hnsw.h"
+#include "common/interrupt.h"
 #include "common/threads.h"
 
 static inline void node_lock(uint8_t *l) {
@@ -271,8 +272,11 @@ static vdx_status insert_one(vdx_index_hnsw *h, build_ctx *c,
 /* Inserts nodes [n0, g->n) except those with skip[i] set (skip may be
  * NULL); node i's vector is x + row * d with row = xrow[i] when xrow is
  * given, else i - n0. */
+/* interruptible: poll the interrupt handler between nodes (an add, which
+ * its caller rolls back; never a rebuild, which must finish) */
 static vdx_status insert_nodes(vdx_index_hnsw *h, int64_t n0, const float *x,
-                               const uint8_t *skip, const int32_t *xrow) {
+                               const uint8_t *skip, const int32_t *xrow,
+                               int interruptible) {
     vdx_hnsw *g = &h->g;
     const int64_t n1 = g->n, d = h->base.d;
     if (n1 <= n0) return VDX_OK;
@@ -333,6 +337,7 @@ static vdx_status insert_nodes(vdx_index_hnsw *h, int64_t n0, const float *x,
         start = 1;
     }
     int nth = (int)VDX_MIN((int64_t)vdx_nthreads(), VDX_MAX(cnt - start, 1));
+    int stop = 0; /* the interrupt handler asked to stop */
 #pragma omp parallel num_threads(nth)
     {
         build_ctx c;
@@ -343,7 +348,7 @@ static vdx_status insert_nodes(vdx_index_hnsw *h, int64_t n0, const float *x,
         }
 #pragma omp for schedule(dynamic, 16)
         for (int64_t j = start; j < cnt; j++) {
-            if (lst) continue;
+            if (lst || (interruptible && vdx_poll_stop(&stop))) continue;
             const int32_t i = order[j];
             const int64_t row = xrow ? xrow[i] : i - n0;
             lst = insert_one(h, &c, &bs, i, x + row * d);
@@ -356,11 +361,14 @@ static vdx_status insert_nodes(vdx_index_hnsw *h, int64_t n0, const float *x,
     }
     vdx_free(order);
     omp_destroy_lock(&bs.top);
+    if (!st && stop)
+        st = vdx_raise(VDX_ERR_INTERRUPTED,
+                       "HNSW add of %lld vectors interrupted", (long long)cnt);
     return st;
 }
 
 vdx_status vdx_hnsw_insert(vdx_index_hnsw *h, int64_t n0, const float *x) {
-    return insert_nodes(h, n0, x, NULL, NULL);
+    return insert_nodes(h, n0, x, NULL, NULL, 1);
 }
 
 /* ---- removal ------------------------------------------------------------------- */
@@ -521,7 +529,7 @@ static vdx_status rebuild(vdx_index_hnsw *h, const uint8_t *del,
         st = vdx_hnsw_push_node(&ng, old.levels[i]);
     if (!st) {
         h->g = ng;
-        st = insert_nodes(h, 0, x, del, xrow);
+        st = insert_nodes(h, 0, x, del, xrow, 0);
         ng = h->g;
         h->g = old;
     }

@@ -109,6 +109,59 @@ vdx_status vdx_idmap2_rebuild(vdx_idmap *m) {
     return VDX_OK;
 }
 
+/* The IVF index holding an IDMap's vectors (itself, or under transforms),
+ * or NULL. */
+static vdx_ivf *ivf_below(const vdx_index *sub) {
+    while (sub && !vdx_index_is_ivf(sub))
+        sub = vdx_index_pretransform_index(sub);
+    return (vdx_ivf *)(void *)sub;
+}
+
+/* Under an IDMap, an IVF's ids are positions: each of 0..ntotal-1 once.
+ * Finds the first that is not (out of range, or seen before). */
+static vdx_status check_ivf_positions(const vdx_ivf *ivf, vdx_status code,
+                                      const char *what) {
+    const int64_t nt = ivf->base.ntotal;
+    uint8_t *seen = vdx_calloc((size_t)(nt ? nt : 1), 1);
+    if (!seen) return VDX_ERR_OUT_OF_MEMORY;
+    vdx_status st = VDX_OK;
+    int64_t total = 0;
+    for (int64_t l = 0; l < ivf->nlist && !st; l++) {
+        int64_t ls = ivf->il->ops->list_size(ivf->il, l);
+        const vdx_idx_t *ids = ls ? ivf->il->ops->get_ids(ivf->il, l) : NULL;
+        total += ls;
+        for (int64_t o = 0; o < ls; o++) {
+            vdx_idx_t id = ids[o];
+            if (id >= 0 && id < nt && !seen[id]) {
+                seen[id] = 1;
+                continue;
+            }
+            st = vdx_raise(code,
+                           "%s: the IVF index under the IDMap holds id %lld "
+                           "(list %lld, entry %lld), %s; its ids must be the "
+                           "positions 0..%lld, each once",
+                           what, (long long)id, (long long)l, (long long)o,
+                           id >= 0 && id < nt ? "a second time"
+                                              : "out of range",
+                           (long long)nt - 1);
+            break;
+        }
+    }
+    if (!st && total != nt)
+        st = vdx_raise(code,
+                       "%s: the IVF lists under the IDMap hold %lld entries, "
+                       "ntotal is %lld",
+                       what, (long long)total, (long long)nt);
+    vdx_free(seen);
+    return st;
+}
+
+vdx_status vdx_idmap_check_positions(const vdx_index *sub, vdx_status code,
+                                     const char *what) {
+    const vdx_ivf *ivf = ivf_below(sub);
+    return ivf ? check_ivf_positions(ivf, code, what) : VDX_OK;
+}
+
 /* ---- ops ---------------------------------------------------------------- */
 
 static vdx_status idmap_train(vdx_index *ix, int64_t n, const float *x) {
@@ -222,83 +275,80 @@ static vdx_status idmap_reconstruct_n(const vdx_index *ix, vdx_idx_t i0,
     return vdx_index_reconstruct_n(m->sub, i0, ni, out);
 }
 
-/* The IVF index holding an IDMap's vectors (itself, or under transforms),
- * or NULL. */
-static vdx_ivf *ivf_below(vdx_index *sub) {
-    while (sub && !vdx_index_is_ivf(sub))
-        sub = vdx_index_pretransform_index(sub);
-    return (vdx_ivf *)sub;
-}
-
 /* An IDMap's sub-index numbers its vectors by position (id_map[i] is the
  * user id of position i).  Positional kinds renumber when vectors are
  * removed, IVF lists keep their ids: there, the kept ids (old positions)
  * are renumbered to their new positions, as the id map is compacted —
  * without it the labels of later vectors pointed at other vectors (FAISS
- * has the same flaw).  keep[i]: old position i survives. */
-static vdx_status renumber_ivf(vdx_ivf *ivf, const uint8_t *keep, int64_t nold) {
-    int64_t *pos = vdx_malloc_array((size_t)(nold ? nold : 1), sizeof(int64_t));
-    if (!pos) return VDX_ERR_OUT_OF_MEMORY;
-    int64_t j = 0;
-    for (int64_t i = 0; i < nold; i++) pos[i] = keep[i] ? j++ : -1;
+ * has the same flaw).  pos[i]: the new position of old position i, or -1.
+ * Cannot fail: the ids were checked to be positions before anything
+ * changed. */
+static void renumber_ivf(vdx_ivf *ivf, const int64_t *pos) {
     vdx_invlists *il = ivf->il;
-    vdx_status st = VDX_OK;
-    for (int64_t l = 0; l < il->nlist && !st; l++) {
+    for (int64_t l = 0; l < il->nlist; l++) {
         int64_t ls = il->ops->list_size(il, l);
         if (ls == 0) continue;
-        vdx_idx_t *ids = il->ops->ids_rw ? il->ops->ids_rw(il, l) : NULL;
-        if (!ids) {
-            st = vdx_raise(VDX_ERR_UNSUPPORTED,
-                           "remove_ids: the inverted lists under this IDMap "
-                           "are read-only");
-            break;
-        }
-        for (int64_t o = 0; o < ls; o++) {
-            if (ids[o] < 0 || ids[o] >= nold || pos[ids[o]] < 0) {
-                st = vdx_raise(VDX_ERR_INTERNAL,
-                               "remove_ids: IVF id %lld under an IDMap is not "
-                               "a kept position",
-                               (long long)ids[o]);
-                break;
-            }
-            ids[o] = pos[ids[o]];
-        }
+        vdx_idx_t *ids = il->ops->ids_rw(il, l);
+        for (int64_t o = 0; o < ls; o++) ids[o] = pos[ids[o]];
     }
-    vdx_free(pos);
-    if (!st && ivf->dm) st = vdx_ivf_rebuild_direct_map(ivf);
-    return st;
 }
 
+/* All or nothing: everything that can fail (allocation, read-only lists,
+ * ids under the IDMap that are not positions) is checked before the
+ * sub-index changes. */
 static vdx_status idmap_remove_ids(vdx_index *ix, const vdx_selector *sel,
                                    int64_t *nremoved) {
     vdx_idmap *m = (vdx_idmap *)ix;
-    vdx_selector tr = vdx_selector_translated(sel, m->id_map, ix->ntotal);
+    const int64_t nold = ix->ntotal;
+    vdx_selector tr = vdx_selector_translated(sel, m->id_map, nold);
     vdx_ivf *ivf = ivf_below(m->sub);
-    uint8_t *keep = NULL;
+    int64_t *pos = NULL, nkeep = 0;
+    vdx_status st;
     if (ivf) {
-        keep = vdx_malloc_array((size_t)(ix->ntotal ? ix->ntotal : 1), 1);
-        if (!keep) return VDX_ERR_OUT_OF_MEMORY;
-        for (int64_t i = 0; i < ix->ntotal; i++)
-            keep[i] = !vdx_sel_member(sel, m->id_map[i]);
+        if (!ivf->il->ops->ids_rw)
+            return vdx_raise(VDX_ERR_UNSUPPORTED,
+                             "remove_ids: the inverted lists under this "
+                             "IDMap are read-only");
+        if (ivf->dm)
+            return vdx_raise(VDX_ERR_UNSUPPORTED,
+                             "remove_ids is not possible while the direct "
+                             "map is on: call make_direct_map(False) first");
+        if ((st = check_ivf_positions(ivf, VDX_ERR_INTERNAL, "remove_ids")))
+            return st;
+        pos = vdx_malloc_array((size_t)(nold ? nold : 1), sizeof(int64_t));
+        if (!pos) return VDX_ERR_OUT_OF_MEMORY;
+    }
+    for (int64_t i = 0; i < nold; i++) {
+        int keep = !vdx_sel_member(sel, m->id_map[i]);
+        if (pos) pos[i] = keep ? nkeep : -1;
+        nkeep += keep;
     }
     int64_t nr = 0;
-    vdx_status st = vdx_index_remove_ids(m->sub, &tr, &nr);
-    if (!st && ivf) st = renumber_ivf(ivf, keep, ix->ntotal);
-    vdx_free(keep);
-    if (st) return st;
+    st = vdx_index_remove_ids(m->sub, &tr, &nr);
+    if (st || m->sub->ntotal != nkeep) {
+        vdx_free(pos);
+        if (st) return st;
+        return vdx_raise(VDX_ERR_INTERNAL,
+                         "remove_ids: sub-index kept %lld vectors, id map "
+                         "%lld",
+                         (long long)m->sub->ntotal, (long long)nkeep);
+    }
+    if (ivf) renumber_ivf(ivf, pos);
+    vdx_free(pos);
     /* the sub-index compacted in order; compact id_map the same way */
     int64_t j = 0;
-    for (int64_t i = 0; i < ix->ntotal; i++) {
+    for (int64_t i = 0; i < nold; i++) {
         if (vdx_sel_member(sel, m->id_map[i])) continue;
         m->id_map[j++] = m->id_map[i];
     }
-    if (j != m->sub->ntotal)
-        return vdx_raise(VDX_ERR_INTERNAL,
-                         "remove_ids: sub-index kept %lld vectors, id map %lld",
-                         (long long)m->sub->ntotal, (long long)j);
     ix->ntotal = j;
     *nremoved = nr;
-    if (m->is_map2) return vdx_idmap2_rebuild(m);
+    if (m->is_map2) {
+        /* refilled in place: the table already has room for more than the
+         * survivors, so nothing can fail after the removal */
+        for (int64_t h = 0; h < m->rev_cap; h++) m->rev_keys[h] = REV_EMPTY;
+        for (int64_t i = 0; i < j; i++) rev_put(m, m->id_map[i], i);
+    }
     return VDX_OK;
 }
 

@@ -30,6 +30,15 @@ static vdx_status check_matrix(const vdx_index *ix, int64_t n, const void *x,
     return VDX_OK;
 }
 
+vdx_status vdx_refuse_populated_train(const vdx_index *ix) {
+    if (ix->ntotal == 0) return VDX_OK;
+    return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                     "%s: index holds %lld vectors; reset() it before "
+                     "training again (a second train would leave the stored "
+                     "codes meaningless)",
+                     ix->ops->type_name, (long long)ix->ntotal);
+}
+
 vdx_status vdx_index_train(vdx_index *ix, int64_t n, const float *x) {
     CHECK_INDEX(ix);
     vdx_status st = check_matrix(ix, n, x, "train");

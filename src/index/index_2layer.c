@@ -124,7 +124,8 @@ static vdx_status tl_train(vdx_index *ix, int64_t n, const float *x) {
     vdx_index_2layer *t = (vdx_index_2layer *)ix;
     vdx_index *q = t->quantizer;
     const int64_t d = ix->d;
-    vdx_status st;
+    vdx_status st = vdx_refuse_populated_train(ix);
+    if (st) return st;
     if (!(q->is_trained && q->ntotal == t->nlist)) {
         if (t->trains_alone != 0)
             return vdx_raise(VDX_ERR_UNSUPPORTED,

@@ -72,6 +72,20 @@ static vdx_status hnsw_add(vdx_index *ix, int64_t n, const float *x,
      * one: they are kept (findable through their own links) */
     st = vdx_hnsw_insert(h, n0, x);
     ix->ntotal = g->n;
+    if (st == VDX_ERR_INTERRUPTED) {
+        /* all or nothing: the new nodes (the last ones, so no id moves)
+         * are removed again, and the links made to them repaired */
+        vdx_selector *sel = NULL;
+        int64_t nr = 0;
+        vdx_status rs = vdx_selector_range(n0, n0 + n, &sel);
+        if (!rs) rs = ix->ops->remove_ids(ix, sel, &nr);
+        vdx_selector_free(sel);
+        if (rs) return rs;
+        return vdx_raise(VDX_ERR_INTERRUPTED,
+                         "%s: add of %lld vectors interrupted; the index "
+                         "holds its %lld vectors from before",
+                         ix->ops->type_name, (long long)n, (long long)n0);
+    }
     return st;
 }
 

@@ -76,6 +76,14 @@ typedef struct vdx_flat {
                         reads them, and they would cost 4 bytes a vector) */
 } vdx_flat;
 
+/* Training learns what the stored codes were made with (codebooks, ranges,
+ * thresholds, centroids): a second train of a populated index would leave
+ * them meaningless.  VDX_OK when ix holds nothing, else
+ * VDX_ERR_INVALID_ARGUMENT naming the count ("reset() it before training
+ * again").  Kinds whose second train changes nothing (flat storage, IVF with
+ * its centroids in place, fast-scan PQ as FAISS) do not call it. */
+VDX_INTERNAL vdx_status vdx_refuse_populated_train(const vdx_index *ix);
+
 VDX_INTERNAL int vdx_is_flat(const vdx_index *ix);
 /* Makes room for n vectors in total (keeps contents). */
 VDX_INTERNAL vdx_status vdx_flat_reserve(vdx_flat *f, int64_t n);
@@ -104,6 +112,13 @@ typedef struct vdx_idmap {
 VDX_INTERNAL int vdx_is_idmap(const vdx_index *ix);
 /* Rebuilds the IDMap2 reverse map from id_map (after load or removal). */
 VDX_INTERNAL vdx_status vdx_idmap2_rebuild(vdx_idmap *m);
+/* VDX_OK unless an IVF index holds sub's vectors (sub itself or below
+ * pre-transforms) and its ids are not the positions 0..ntotal-1, each once,
+ * which an IDMap relies on; then raises `code` with `what`, the id and its
+ * list.  The file reader calls it before it trusts a wrapped IVF. */
+VDX_INTERNAL vdx_status vdx_idmap_check_positions(const vdx_index *sub,
+                                                  vdx_status code,
+                                                  const char *what);
 /* Appends n entries to id_map (used by add and by the file reader). */
 VDX_INTERNAL vdx_status vdx_idmap_reserve(vdx_idmap *m, int64_t n);
 

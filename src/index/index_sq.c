@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "index_sq.h"
+#include "common/interrupt.h"
 #include "common/threads.h"
 #include "common/topk.h"
 #include "simd/kernels.h"
@@ -51,7 +52,11 @@ vdx_status vdx_index_sq_reserve(vdx_index_sq *s, int64_t n) {
 
 static vdx_status sq_train(vdx_index *ix, int64_t n, const float *x) {
     vdx_index_sq *s = (vdx_index_sq *)ix;
-    vdx_status st = vdx_sq_fit(&s->sq, n, x);
+    vdx_status st = VDX_OK;
+    /* fp16 / bf16 / 8bit_direct learn nothing: a second train is harmless */
+    if (!vdx_sq_trainless(s->sq.qtype) && (st = vdx_refuse_populated_train(ix)))
+        return st;
+    st = vdx_sq_fit(&s->sq, n, x);
     if (!st) ix->is_trained = 1;
     return st;
 }
@@ -134,8 +139,10 @@ static vdx_status sq_search(const vdx_index *ix, int64_t n, const float *x,
             VDX_MAX(1, (int64_t)((128 << 10) / s->sq.code_size) / SQ_CHUNK) *
             SQ_CHUNK;
         const int64_t qb = VDX_MAX(1, VDX_MIN(SQ_QB, (n + nthreads - 1) / nthreads));
+        int stop = 0; /* the interrupt handler asked to stop */
 #pragma omp parallel for schedule(dynamic, 1) if (n > 1) num_threads(nthreads)
         for (int64_t q0 = 0; q0 < n; q0 += qb) {
+            if (vdx_poll_stop(&stop)) continue;
             const int64_t q1 = VDX_MIN(n, q0 + qb);
             float *w = scratch + (size_t)omp_get_thread_num() * per;
             vdx_sq_query qq[SQ_QB];
@@ -153,6 +160,11 @@ static vdx_status sq_search(const vdx_index *ix, int64_t n, const float *x,
             for (int64_t q = q0; q < q1; q++) finish(ix, k, D + q * k, I + q * k);
         }
         vdx_aligned_free(scratch);
+        if (stop)
+            return vdx_raise(VDX_ERR_INTERRUPTED,
+                             "IndexScalarQuantizer search of %lld queries "
+                             "interrupted",
+                             (long long)n);
         return VDX_OK;
     }
     size_t hs;

@@ -45,6 +45,9 @@ static vdx_status ivf_train(vdx_index *ix, int64_t n, const float *x) {
         ix->is_trained = 1; /* the caller supplied the centroids */
         return VDX_OK;
     }
+    /* new centroids under stored lists would misfile every vector */
+    vdx_status st0 = vdx_refuse_populated_train(ix);
+    if (st0) return st0;
     if (n < ivf->nlist)
         return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
                          "IVF train: %lld training points cannot make "

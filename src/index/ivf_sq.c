@@ -142,7 +142,10 @@ static const vdx_ivf_scanner sq_scanner = {sq_ctx_size, sq_prepare,
 static vdx_status ivfsq_train(vdx_index *ix, int64_t n, const float *x) {
     vdx_ivfsq *s = (vdx_ivfsq *)ix;
     vdx_ivf *ivf = &s->ivf;
-    vdx_status st = generic_train(ix, n, x);
+    vdx_status st;
+    if (!vdx_sq_trainless(s->sq.qtype) && (st = vdx_refuse_populated_train(ix)))
+        return st;
+    st = generic_train(ix, n, x);
     if (st) return st;
     if (vdx_sq_trainless(s->sq.qtype)) return VDX_OK;
     ix->is_trained = 0;

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "common/blas.h"
+#include "common/interrupt.h"
 #include "index_pq.h"
 #include "simd/kernels.h"
 
@@ -32,26 +33,46 @@ static void centroid(const vdx_ivf *ivf, int64_t list, float *c) {
         memset(c, 0, (size_t)ivf->base.d * sizeof(float));
 }
 
+/* In blocks of ENC_BLOCK vectors, polling the interrupt handler between
+ * them: nothing is stored before the whole batch is encoded, so stopping
+ * leaves the index as it was. */
+#define ENC_BLOCK 65536
 vdx_status vdx_ivf_pq_encode(const vdx_ivf *ivf, const vdx_pq *pq,
                              int by_residual, int64_t n, const float *x,
                              const int64_t *lists, uint8_t *codes) {
     const int64_t d = ivf->base.d;
-    if (!by_residual) {
-        vdx_pq_encode(pq, n, x, codes);
-        return VDX_OK;
+    float *r = NULL;
+    if (by_residual) {
+        r = vdx_malloc_array((size_t)VDX_MAX(1, VDX_MIN(n, ENC_BLOCK)),
+                             (size_t)d * sizeof(float));
+        if (!r) return VDX_ERR_OUT_OF_MEMORY;
     }
-    float *r = vdx_malloc_array((size_t)(n ? n : 1), (size_t)d * sizeof(float));
-    if (!r) return VDX_ERR_OUT_OF_MEMORY;
-    for (int64_t i = 0; i < n; i++) {
-        float *ri = r + i * d;
-        if (lists[i] < 0) {
-            memset(ri, 0, (size_t)d * sizeof(float));
+    for (int64_t i0 = 0; i0 < n; i0 += ENC_BLOCK) {
+        if (i0 > 0 && vdx_interrupted()) {
+            vdx_free(r);
+            return vdx_raise(VDX_ERR_INTERRUPTED,
+                             "IVF-PQ encoding of %lld vectors interrupted",
+                             (long long)n);
+        }
+        const int64_t nb = VDX_MIN(ENC_BLOCK, n - i0);
+        uint8_t *out = codes + (size_t)i0 * pq->code_size;
+        if (!by_residual) {
+            vdx_pq_encode(pq, nb, x + (size_t)i0 * (size_t)d, out);
             continue;
         }
-        centroid(ivf, lists[i], ri);
-        for (int64_t j = 0; j < d; j++) ri[j] = x[i * d + j] - ri[j];
+        for (int64_t i = 0; i < nb; i++) {
+            float *ri = r + i * d;
+            const int64_t l = lists[i0 + i];
+            if (l < 0) {
+                memset(ri, 0, (size_t)d * sizeof(float));
+                continue;
+            }
+            centroid(ivf, l, ri);
+            const float *xi = x + (size_t)(i0 + i) * (size_t)d;
+            for (int64_t j = 0; j < d; j++) ri[j] = xi[j] - ri[j];
+        }
+        vdx_pq_encode(pq, nb, r, out);
     }
-    vdx_pq_encode(pq, n, r, codes);
     vdx_free(r);
     return VDX_OK;
 }
@@ -261,7 +282,9 @@ done:
 
 static vdx_status ivfpq_train(vdx_index *ix, int64_t n, const float *x) {
     vdx_ivfpq *p = (vdx_ivfpq *)ix;
-    vdx_status st = generic.train(ix, n, x);
+    vdx_status st = vdx_refuse_populated_train(ix);
+    if (st) return st;
+    st = generic.train(ix, n, x);
     if (st) return st;
     ix->is_trained = 0;
     st = vdx_ivf_pq_train(ix, &p->pq, p->by_residual, n, x);

@@ -596,7 +596,10 @@ static vdx_index_ops generic;
 
 static vdx_status fs_train(vdx_index *ix, int64_t n, const float *x) {
     vdx_ivfpqfs *p = (vdx_ivfpqfs *)ix;
-    vdx_status st = generic.train(ix, n, x);
+    /* FAISS's IVF fast scan retrains its PQ (IndexIVF::train): refused */
+    vdx_status st = vdx_refuse_populated_train(ix);
+    if (st) return st;
+    st = generic.train(ix, n, x);
     if (st) return st;
     ix->is_trained = 0;
     st = vdx_ivf_pq_train(ix, &p->pq, p->by_residual, n, x);

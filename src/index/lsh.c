@@ -125,6 +125,8 @@ static int cmp_float(const void *a, const void *b) {
 static vdx_status lsh_train(vdx_index *ix, int64_t n, const float *x) {
     vdx_lsh *l = (vdx_lsh *)ix;
     if (!l->train_thresholds) return VDX_OK; /* nothing to learn */
+    vdx_status st0 = vdx_refuse_populated_train(ix);
+    if (st0) return st0;
     if (n < 1)
         return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
                          "IndexLSH: training needs at least 1 vector");

@@ -336,6 +336,9 @@ vdx_status vdx_pqfs_reserve(vdx_pqfs *p, int64_t n) {
 
 static vdx_status pqfs_train(vdx_index *ix, int64_t n, const float *x) {
     vdx_pqfs *p = (vdx_pqfs *)ix;
+    /* as FAISS's IndexPQFastScan::train: a trained index ignores the call,
+     * so the stored codes keep their codebook */
+    if (ix->is_trained) return VDX_OK;
     vdx_status st = vdx_pq_train_internal(&p->pq, n, x);
     if (!st) ix->is_trained = 1;
     return st;

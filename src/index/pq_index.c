@@ -12,6 +12,7 @@
 
 #include "index_pq.h"
 #include "common/topk.h"
+#include "common/interrupt.h"
 #include "common/threads.h"
 #include "simd/kernels.h"
 
@@ -33,7 +34,9 @@ vdx_status vdx_index_pq_reserve(vdx_index_pq *p, int64_t n) {
 
 static vdx_status pq_train(vdx_index *ix, int64_t n, const float *x) {
     vdx_index_pq *p = (vdx_index_pq *)ix;
-    vdx_status st = vdx_pq_train_internal(&p->pq, n, x);
+    vdx_status st = vdx_refuse_populated_train(ix);
+    if (st) return st;
+    st = vdx_pq_train_internal(&p->pq, n, x);
     if (!st) ix->is_trained = 1;
     return st;
 }
@@ -87,9 +90,11 @@ static vdx_status pq_search(const vdx_index *ix, int64_t n, const float *x,
     float *work = vdx_aligned_alloc((size_t)nthreads, per * sizeof(float));
     if (!work) return VDX_ERR_OUT_OF_MEMORY;
     vdx_status st = VDX_OK;
+    int stop = 0; /* the interrupt handler asked to stop */
     if (n >= nthreads || nthreads == 1 || ix->ntotal < 4 * PQ_CHUNK) {
 #pragma omp parallel for schedule(dynamic, 1) if (n > 1) num_threads(nthreads)
         for (int64_t q = 0; q < n; q++) {
+            if (vdx_poll_stop(&stop)) continue;
             float *w = work + (size_t)omp_get_thread_num() * per;
             float *keys = w + tsz;
             uint32_t *cand = (uint32_t *)(keys + PQ_CHUNK);
@@ -107,7 +112,7 @@ static vdx_status pq_search(const vdx_index *ix, int64_t n, const float *x,
         if (!tk || !ti) {
             st = VDX_ERR_OUT_OF_MEMORY;
         } else {
-            for (int64_t q = 0; q < n; q++) {
+            for (int64_t q = 0; q < n && !vdx_poll_stop(&stop); q++) {
                 vdx_pq_table(&p->pq, ix->metric, x + q * ix->d, work);
 #pragma omp parallel num_threads(nthreads)
                 {
@@ -136,6 +141,9 @@ static vdx_status pq_search(const vdx_index *ix, int64_t n, const float *x,
         vdx_free(ti);
     }
     vdx_aligned_free(work);
+    if (!st && stop)
+        st = vdx_raise(VDX_ERR_INTERRUPTED,
+                       "IndexPQ search of %lld queries interrupted", (long long)n);
     return st;
 }
 

@@ -54,6 +54,16 @@ static vdx_status read_pq4(vdx_reader *r, const vdx_io_header *h, vdx_pq *pq) {
     return VDX_OK;
 }
 
+/* An untrained index's PQ is written as zeros, which read_pq4 drops: a
+ * training that failed part way leaves centroids that mean nothing, and a
+ * copy must serialize to the same bytes (found by fuzz_ops). */
+static vdx_status write_pq4(vdx_writer *w, const vdx_index *ix,
+                            const vdx_pq *pq) {
+    vdx_pq shown = *pq;
+    if (!ix->is_trained) shown.centroids = NULL;
+    return vdx_io_write_pq(w, &shown);
+}
+
 static vdx_status check_bbs(const vdx_io_header *h, int32_t bbs, uint64_t at) {
     if (bbs < 32 || bbs % 32 != 0 || bbs > VDX_FS_BBS_MAX)
         return vdx_raise(VDX_ERR_FORMAT,
@@ -135,7 +145,7 @@ fail:
 vdx_status vdx_io_write_pqfs(vdx_writer *w, const vdx_index *ix) {
     const vdx_pqfs *p = (const vdx_pqfs *)(const void *)ix;
     vdx_status s = vdx_wr_header(w, "IPfs", ix);
-    if (s || (s = vdx_io_write_pq(w, &p->pq))) return s;
+    if (s || (s = write_pq4(w, ix, &p->pq))) return s;
     uint64_t ntotal2 = ((uint64_t)ix->ntotal + (uint64_t)p->bbs - 1) /
                        (uint64_t)p->bbs * (uint64_t)p->bbs;
     uint64_t nbytes = ntotal2 * (uint64_t)(p->nsq / 2);
@@ -355,7 +365,7 @@ vdx_status vdx_io_write_ivfpqfs(vdx_writer *w, const vdx_index *ix) {
         (s = vdx_wr_i32(w, (int32_t)p->bbs)) ||
         (s = vdx_wr_u64(w, (uint64_t)p->nsq)) ||
         (s = vdx_wr_i32(w, p->implem)) || (s = vdx_wr_u64(w, p->qbs2)) ||
-        (s = vdx_io_write_pq(w, &p->pq)))
+        (s = write_pq4(w, ix, &p->pq)))
         return s;
     const size_t bsz = vdx_fs_block_size(p->nsq, p->bbs);
     if ((s = vdx_wr_bytes(w, "ilbl", 4)) ||

@@ -17,23 +17,6 @@
 #define FLAT_IO_CHUNK_FLOATS ((int64_t)1 << 18)
 
 /* Stored vectors must be finite like everything vdx_index_add accepts. */
-static vdx_status check_finite_chunk(const vdx_reader *r, const float *x,
-                                     int64_t n, int64_t d, int64_t row0,
-                                     uint64_t at) {
-    for (int64_t i = 0; i < n * d; i++) {
-        uint32_t u;
-        memcpy(&u, &x[i], 4);
-        if ((u & 0x7f800000u) == 0x7f800000u)
-            return vdx_raise(VDX_ERR_FORMAT,
-                             "non-finite value in vector %" PRId64
-                             ", component %" PRId64 " at offset %" PRIu64
-                             " of the %s",
-                             row0 + i / d, i % d, at + (uint64_t)i * 4,
-                             r->kind);
-    }
-    return VDX_OK;
-}
-
 vdx_status vdx_io_read_flat(vdx_reader *r, vdx_io_header *h,
                             vdx_index **out) {
     vdx_status s = vdx_rd_header(r, h);
@@ -72,7 +55,8 @@ vdx_status vdx_io_read_flat(vdx_reader *r, vdx_io_header *h,
             s = vdx_rd_bytes(r, chunk, (uint64_t)n * h->d * sizeof(float),
                              "vectors");
             if (s != VDX_OK) goto fail;
-            s = check_finite_chunk(r, chunk, n, h->d, i0, at);
+            s = vdx_io_check_vectors(r, chunk, (uint64_t)n, h->d, (uint64_t)i0,
+                                     at, "vector");
             if (s != VDX_OK) goto fail;
             if ((s = ix->ops->add(ix, n, chunk, NULL)) != VDX_OK) goto fail;
         }

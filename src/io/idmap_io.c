@@ -8,6 +8,7 @@
  * is rebuilt after loading, as FAISS does.
  */
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "io_internal.h"
@@ -32,6 +33,16 @@ vdx_status vdx_io_read_idmap(vdx_reader *r, vdx_io_header *h,
                       h->fourcc, h->offset, h->d, h->ntotal,
                       vdx_io_metric_name((int32_t)metric), sub_at, sub->d,
                       sub->ntotal, vdx_io_metric_name((int32_t)sub->metric));
+        vdx_index_free(sub);
+        return s;
+    }
+    /* the IDMap translates the sub-index's labels as positions: an IVF's
+     * ids must be 0..ntotal-1, each once (else remove_ids and later
+     * searches would go wrong) */
+    char what[96];
+    snprintf(what, sizeof what, "%s index at offset %" PRIu64, h->fourcc,
+             h->offset);
+    if ((s = vdx_idmap_check_positions(sub, VDX_ERR_FORMAT, what)) != VDX_OK) {
         vdx_index_free(sub);
         return s;
     }

@@ -77,6 +77,15 @@ VDX_INTERNAL vdx_status vdx_rd_need(const vdx_reader *r, uint64_t n,
 /* Reads exactly n bytes into dst (checked first with vdx_rd_need). */
 VDX_INTERNAL vdx_status vdx_rd_bytes(vdx_reader *r, void *dst, uint64_t n,
                                      const char *what);
+/* Stored float vectors (n rows of d, read from offset `at`) must be what
+ * vdx_index_add accepts: finite and within vdx_max_magnitude(d), so that a
+ * file cannot bring in what add refuses.  VDX_ERR_FORMAT names the record
+ * ("vector" / "inverted list 3, entry"), row0 + row, column, offset and
+ * value. */
+VDX_INTERNAL vdx_status vdx_io_check_vectors(const vdx_reader *r,
+                                             const float *x, uint64_t n,
+                                             int64_t d, uint64_t row0,
+                                             uint64_t at, const char *record);
 VDX_INTERNAL vdx_status vdx_rd_u8(vdx_reader *r, uint8_t *v, const char *what);
 VDX_INTERNAL vdx_status vdx_rd_i32(vdx_reader *r, int32_t *v,
                                    const char *what);

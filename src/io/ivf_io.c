@@ -32,6 +32,7 @@
  * empty lists.  The writer writes any quantizer vecdex can write.
  */
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "io_internal.h"
@@ -54,19 +55,14 @@ int vdx_io_is_ivf_flat(const vdx_index *ix) {
            strcmp(ix->ops->type_name, "IndexIVFFlat") == 0;
 }
 
-/* Stored vectors must be finite like everything vdx_index_add accepts. */
-static vdx_status check_finite_codes(const vdx_reader *r, const float *x,
-                                     uint64_t n, int64_t list, uint64_t at) {
-    for (uint64_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &x[i], 4);
-        if ((u & 0x7f800000u) == 0x7f800000u)
-            return vdx_raise(VDX_ERR_FORMAT,
-                             "non-finite value in inverted list %" PRId64
-                             " at offset %" PRIu64 " of the %s",
-                             list, at + i * 4, r->kind);
-    }
-    return VDX_OK;
+/* Stored vectors must be what vdx_index_add accepts (finite, within
+ * vdx_max_magnitude(d)). */
+static vdx_status check_list_vectors(const vdx_reader *r, const float *x,
+                                     uint64_t n, int64_t d, int64_t list,
+                                     uint64_t at) {
+    char rec[64];
+    snprintf(rec, sizeof rec, "inverted list %" PRId64 ", entry", list);
+    return vdx_io_check_vectors(r, x, n, d, 0, at, rec);
 }
 
 /* Reads a fourcc and returns it NUL-terminated in out[5]. */
@@ -259,8 +255,8 @@ static vdx_status read_invlists(vdx_reader *r, const vdx_io_header *h,
             VDX_OK)
             goto done;
         if (vdx_io_is_ivf_flat(&ivf->base)) {
-            s = check_finite_codes(r, (const float *)(const void *)codes,
-                                   n * code_size / sizeof(float), l, codes_at);
+            s = check_list_vectors(r, (const float *)(const void *)codes, n,
+                                   h->d, l, codes_at);
             if (s != VDX_OK) goto done;
         }
         if ((s = vdx_rd_bytes(r, il->ops->ids_rw(il, l), n * sizeof(vdx_idx_t),
@@ -357,8 +353,9 @@ static vdx_status read_legacy_codes(vdx_reader *r, const vdx_io_header *h,
         uint64_t codes_at = r->pos;
         if ((s = vdx_rd_bytes(r, codes, bytes, "legacy list codes"))) return s;
         if (is_flat &&
-            (s = check_finite_codes(r, (const float *)(const void *)codes,
-                                    bytes / sizeof(float), (int64_t)l, codes_at)))
+            (s = check_list_vectors(r, (const float *)(const void *)codes,
+                                    bytes / sizeof(float) / (uint64_t)h->d,
+                                    h->d, (int64_t)l, codes_at)))
             return s;
         memcpy(il->ops->ids_rw(il, (int64_t)l), ids, n * sizeof(vdx_idx_t));
         ids += n;

@@ -300,3 +300,43 @@ vdx_status vdx_deserialize_index(const uint8_t *buf, size_t size,
     r.size = size;
     return vdx_read_index_rec(&r, out);
 }
+
+vdx_status vdx_io_check_vectors(const vdx_reader *r, const float *x,
+                                uint64_t n, int64_t d, uint64_t row0,
+                                uint64_t at, const char *record) {
+    const float lim = vdx_max_magnitude(d);
+    uint32_t lim_bits, worst = 0;
+    memcpy(&lim_bits, &lim, 4);
+    const uint64_t total = n * (uint64_t)d;
+    /* the largest magnitude as bits first (Inf and NaN order above every
+     * finite value); the offender is located only when there is one */
+    for (uint64_t i = 0; i < total; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        u &= 0x7fffffffu;
+        worst = u > worst ? u : worst;
+    }
+    if (worst <= lim_bits) return VDX_OK;
+    for (uint64_t i = 0; i < total; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        u &= 0x7fffffffu;
+        if (u <= lim_bits) continue;
+        uint64_t row = row0 + i / (uint64_t)d, col = i % (uint64_t)d;
+        if (u >= 0x7f800000u)
+            return vdx_raise(VDX_ERR_FORMAT,
+                             "non-finite value (%s) in %s %" PRIu64
+                             ", component %" PRIu64 " at offset %" PRIu64
+                             " of the %s",
+                             u > 0x7f800000u ? "NaN" : "Inf", record, row, col,
+                             at + i * 4, r->kind);
+        return vdx_raise(VDX_ERR_FORMAT,
+                         "value %g in %s %" PRIu64 ", component %" PRIu64
+                         " at offset %" PRIu64 " of the %s is too large for "
+                         "float32 distances (vecdex accepts magnitudes up to "
+                         "%.3g for d=%" PRId64 ", as add does)",
+                         (double)x[i], record, row, col, at + i * 4, r->kind,
+                         (double)lim, d);
+    }
+    return VDX_OK;
+}

@@ -126,9 +126,82 @@ static void test_remove_over_ivf(void) {
     }
 }
 
+
+/* Item 10 of issue 17: a file whose IVF ids under an IDMap are not the
+ * positions 0..ntotal-1 (one repeated, one out of range) is refused on
+ * read, naming the id and its list; a legitimate file with repeated user
+ * ids (FAISS allows them) reads back and removes all-or-nothing. */
+static void test_read_checks_positions(void) {
+    enum { N = 40, D = 8 };
+    float xb[N * D], Dd[5], D2[5];
+    int64_t ids[N], I[5], I2[5];
+    test_rand_fill(xb, N * D, 5);
+    for (int64_t i = 0; i < N; i++) ids[i] = 1000 + 10 * (i % 13); /* repeats */
+    for (int map2 = 0; map2 < 2; map2++) {
+        vdx_index *ix = NULL, *back = NULL;
+        CHECK_OK(vdx_index_factory(D, map2 ? "IDMap2,IVF2,Flat" : "IDMap,IVF2,Flat",
+                                   VDX_METRIC_L2, &ix));
+        if (!ix) continue;
+        CHECK_OK(vdx_index_train(ix, N, xb));
+        CHECK_OK(vdx_index_add_with_ids(ix, N, xb, ids));
+        uint8_t *buf = NULL;
+        size_t size = 0;
+        CHECK_OK(vdx_serialize_index(ix, &buf, &size));
+        /* the legitimate file reads back and answers the same */
+        CHECK_OK(vdx_deserialize_index(buf, size, &back));
+        CHECK_OK(vdx_index_search(ix, 1, xb + 7 * D, 5, NULL, Dd, I));
+        if (back) {
+            CHECK_OK(vdx_index_search(back, 1, xb + 7 * D, 5, NULL, D2, I2));
+            CHECK(!memcmp(I, I2, sizeof I) && !memcmp(Dd, D2, sizeof Dd));
+            vdx_selector *sel = NULL;
+            vdx_idx_t gone = 1000 + 10 * 3; /* rows 3, 16 and 29 */
+            CHECK_OK(vdx_selector_batch(1, &gone, &sel));
+            int64_t nr = 0;
+            CHECK_OK(vdx_index_remove_ids(back, sel, &nr));
+            CHECK(nr == 3 && vdx_index_ntotal(back) == N - 3);
+            vdx_selector_free(sel);
+            vdx_index_free(back);
+            back = NULL;
+        }
+        /* the inner IVF's first two ids of list 0, as stored */
+        vdx_index *ivf = vdx_index_sub_index(ix);
+        int64_t l0 = vdx_index_ivf_list_size(ivf, 0);
+        int64_t *lids = malloc(sizeof(int64_t) * (size_t)(l0 > 0 ? l0 : 1));
+        CHECK(l0 >= 2);
+        CHECK_OK(vdx_index_ivf_list_ids(ivf, 0, lids));
+        size_t off = 0;
+        for (size_t o = 0; l0 >= 2 && o + 16 <= size; o++)
+            if (!memcmp(buf + o, &lids[0], 8) && !memcmp(buf + o + 8, &lids[1], 8)) {
+                off = o;
+                break;
+            }
+        CHECK(off > 0);
+        if (off > 0) {
+            int64_t save;
+            memcpy(&save, buf + off + 8, 8);
+            static const int64_t bad[2] = {0, N}; /* [0]: repeated, [1]: out of range */
+            for (int b = 0; b < 2; b++) {
+                int64_t v = b == 0 ? lids[0] : bad[1];
+                memcpy(buf + off + 8, &v, 8);
+                CHECK_ERR(vdx_deserialize_index(buf, size, &back), VDX_ERR_FORMAT);
+                CHECK(back == NULL);
+                CHECK(strstr(vdx_last_error(), b == 0 ? "a second time" : "out of range") != NULL);
+                CHECK(strstr(vdx_last_error(), "list 0, entry 1") != NULL);
+            }
+            memcpy(buf + off + 8, &save, 8);
+            CHECK_OK(vdx_deserialize_index(buf, size, &back));
+            vdx_index_free(back);
+        }
+        free(lids);
+        vdx_free_buffer(buf);
+        vdx_index_free(ix);
+    }
+}
+
 int main(void) {
     RUN(test_search_ids);
     RUN(test_bad);
     RUN(test_remove_over_ivf);
+    RUN(test_read_checks_positions);
     return TEST_SUMMARY();
 }

@@ -128,10 +128,109 @@ static void test_magnitude_limit(void) {
     vdx_index_free(f);
 }
 
+
+/* Item 9 of issue 17: a second train of a populated index either changes
+ * nothing (the results stay bit for bit the same, as FAISS's
+ * IndexPQFastScan::train or an IVF whose centroids are in place) or is
+ * refused with a message naming the count; reset() then allows it.  Recall
+ * against brute force is checked before and after the call. */
+static double recall_at(const float *xb, int64_t nb, const float *xq,
+                        int64_t nq, int64_t d, int k, const vdx_idx_t *I) {
+    int hit = 0;
+    for (int64_t q = 0; q < nq; q++) {
+        float best = INFINITY;
+        int64_t arg = -1;
+        for (int64_t i = 0; i < nb; i++) {
+            float s = 0;
+            for (int64_t j = 0; j < d; j++) {
+                float t = xq[q * d + j] - xb[i * d + j];
+                s += t * t;
+            }
+            if (s < best) best = s, arg = i;
+        }
+        for (int j = 0; j < k; j++)
+            if (I[q * k + j] == arg) hit++;
+    }
+    return (double)hit / (double)nq;
+}
+
+static void test_retrain_populated(void) {
+    static const struct {
+        const char *desc;
+        int refused; /* 1: a second train is refused, 0: it changes nothing */
+    } cases[] = {
+        {"PQ8", 1},            {"PQ8x4fs", 0},        {"IVF16,Flat", 0},
+        {"IVF16,PQ8", 1},      {"IVF16,PQ8x4fs", 1},  {"IVF16,SQ8", 1},
+        {"IVF16,SQfp16", 0},   {"SQ8", 1},            {"SQ4", 1},
+        {"SQfp16", 0},         {"LSH", 0},            {"LSHt", 1},
+        {"HNSW16", 0},         {"HNSW16,PQ8", 1},     {"HNSW16,SQ8", 1},
+        {"PCA16,IVF16,PQ8", 0}, {"PCA16,PQ8", 0},     {"IVF16,PQ8,RFlat", 0},
+        {"IDMap,PQ8", 1},      {"IDMap2,IVF16,SQ8", 1}, {"IDMap,PQ8x4fs", 0},
+        {"Residual16,PQ8", 1},
+    };
+    const int64_t d = 32, nb = 2000, nq = 50;
+    const int k = 10;
+    float *xb = malloc(sizeof(float) * nb * d), *xt = malloc(sizeof(float) * nb * d);
+    float *xq = malloc(sizeof(float) * nq * d);
+    float *D1 = malloc(sizeof(float) * nq * k), *D2 = malloc(sizeof(float) * nq * k);
+    vdx_idx_t *I1 = malloc(sizeof(vdx_idx_t) * nq * k), *I2 = malloc(sizeof(vdx_idx_t) * nq * k);
+    uint64_t r = 12345;
+    for (int64_t i = 0; i < nb * d; i++) {
+        r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+        xb[i] = (float)(r >> 40) / (float)(1 << 24);
+        xt[i] = 3 * xb[i] - 1 + 0.5f * (float)((r >> 20) & 0xff) / 256.0f;
+    }
+    for (int64_t i = 0; i < nq * d; i++) xq[i] = xb[(i * 7) % (nb * d)] + 0.01f;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        vdx_index *ix = NULL;
+        CHECK_OK(vdx_index_factory(d, cases[c].desc, VDX_METRIC_L2, &ix));
+        if (!ix) continue;
+        int idm = !strncmp(cases[c].desc, "IDMap", 5);
+        vdx_idx_t *ids = malloc(sizeof(vdx_idx_t) * nb);
+        for (int64_t i = 0; i < nb; i++) ids[i] = i;
+        CHECK_OK(vdx_index_train(ix, nb, xb));
+        CHECK_OK(idm ? vdx_index_add_with_ids(ix, nb, xb, ids) : vdx_index_add(ix, nb, xb));
+        CHECK_OK(vdx_index_search(ix, nq, xq, k, NULL, D1, I1));
+        double r1 = recall_at(xb, nb, xq, nq, d, k, I1);
+        vdx_status st = vdx_index_train(ix, nb, xt);
+        if (cases[c].refused) {
+            if (st != VDX_ERR_INVALID_ARGUMENT ||
+                !strstr(vdx_last_error(), "index holds 2000 vectors; reset() it before training again")) {
+                fprintf(stderr, "  %s: second train -> %s '%s'\n", cases[c].desc,
+                        vdx_status_name(st), vdx_last_error());
+                CHECK(0);
+            }
+        } else if (st != VDX_OK) {
+            fprintf(stderr, "  %s: second train -> %s '%s'\n", cases[c].desc,
+                    vdx_status_name(st), vdx_last_error());
+            CHECK(0);
+        }
+        CHECK(vdx_index_ntotal(ix) == nb);
+        CHECK_OK(vdx_index_search(ix, nq, xq, k, NULL, D2, I2));
+        double r2 = recall_at(xb, nb, xq, nq, d, k, I2);
+        int same = !memcmp(I1, I2, sizeof(vdx_idx_t) * nq * k) &&
+                   !memcmp(D1, D2, sizeof(float) * nq * k);
+        /* plain LSH (no thresholds) on positive data sets every bit: no recall */
+        double rmin = !strcmp(cases[c].desc, "LSH") ? 0.0 : 0.2;
+        if (!same || r1 < rmin || r2 != r1) {
+            fprintf(stderr, "  %s: recall@%d %.2f -> %.2f, results %s\n",
+                    cases[c].desc, k, r1, r2, same ? "same" : "changed");
+            CHECK(0);
+        }
+        /* after reset() the index trains again */
+        CHECK_OK(vdx_index_reset(ix));
+        CHECK_OK(vdx_index_train(ix, nb, xt));
+        vdx_index_free(ix);
+        free(ids);
+    }
+    free(xb), free(xt), free(xq), free(D1), free(D2), free(I1), free(I2);
+}
+
 int main(void) {
     RUN(test_thread_clamp);
     RUN(test_reserved_id);
     RUN(test_magnitude_limit);
+    RUN(test_retrain_populated);
     RUN(test_bad_inputs);
     RUN(test_getters_and_utils);
     return TEST_SUMMARY();

@@ -534,6 +534,20 @@ static void test_hostile_headers(void) {
     put_flat(&o, "IxF2", 2, 2, 1, 4, 3);
     put_f32(&o, NAN);
     expect(&o, VDX_ERR_FORMAT, "vector 1, component 1");
+    /* beyond vdx_max_magnitude(2) = 2.3e18, which add refuses too */
+    memset(&o, 0, sizeof o);
+    put_flat(&o, "IxF2", 2, 2, 1, 4, 2);
+    put_f32(&o, -3e18f), put_f32(&o, 0.5f);
+    expect(&o, VDX_ERR_FORMAT,
+           "value -3e+18 in vector 1, component 0 at offset");
+    memset(&o, 0, sizeof o);
+    put_flat(&o, "IxF2", 2, 2, 1, 4, 2);
+    put_f32(&o, -2.3e18f), put_f32(&o, 0.5f); /* within the bound */
+    {
+        vdx_index *ok = NULL;
+        CHECK_OK(vdx_deserialize_index(o.b, o.n, &ok));
+        vdx_index_free(ok);
+    }
 
     /* IDMap: id count, ntotal and sub-index must agree */
     memset(&o, 0, sizeof o);

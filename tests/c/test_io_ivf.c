@@ -688,7 +688,14 @@ static void test_corrupt_fields(void) {
     {
         float nan = NAN;
         uint8_t *c = patched(buf, size, o.data + 4, &nan, 4);
-        EXPECT(c, size, VDX_ERR_FORMAT, "non-finite value in inverted list");
+        EXPECT(c, size, VDX_ERR_FORMAT, "non-finite value (NaN) in inverted list");
+        free(c);
+    }
+    /* a vector beyond vdx_max_magnitude(d) (add refuses it too) */
+    {
+        float big = 1e30f;
+        uint8_t *c = patched(buf, size, o.data + 4, &big, 4);
+        EXPECT(c, size, VDX_ERR_FORMAT, "value 1e+30 in inverted list");
         free(c);
     }
     /* nprobe: out of range values are clamped, never break search */

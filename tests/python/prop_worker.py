@@ -31,38 +31,48 @@ import vecdex
 
 FLT_MAX = float(np.finfo(np.float32).max)
 
+
+def max_magnitude(d):
+    """vecdex's bound on vector components (vdx_max_magnitude): beyond it,
+    float32 distances could overflow, and train / add / search refuse the
+    data with a ValueError naming the value."""
+    return np.float32(math.sqrt(FLT_MAX / (32.0 * max(1, d))))
+
+
+def refusal(a32, d):
+    """Why vecdex must refuse the float32 matrix it sees: None, or
+    (needles, value): the first offending element in row-major order is
+    non-finite (named "finite" / "NaN" / "Inf") or beyond max_magnitude(d)
+    (named "too large" and the value as %g prints it)."""
+    a = np.asarray(a32, np.float32).reshape(-1)
+    if a.size == 0:
+        return None
+    with np.errstate(invalid="ignore"):
+        off = ~(np.abs(a) <= max_magnitude(d))   # NaN compares False
+    if not off.any():
+        return None
+    v = float(a[int(np.argmax(off))])
+    if not math.isfinite(v):
+        return ("finite", "nan", "inf"), None
+    return ("too large",), "%g" % v
+
+
+def check_refusal(err, why, where):
+    """A refusal for a value beyond the bound is a ValueError that names
+    the value."""
+    if why is None or why[1] is None or err is None:
+        return
+    if not isinstance(err, ValueError) or why[1] not in str(err):
+        fail(f"{where}: refused with {type(err).__name__} {err!r}; expected "
+             f"a ValueError naming the value {why[1]}")
+
 # ---------------------------------------------------------------------------
 # KNOWN_OPEN: bugs that other engineers are fixing now.  Each name switches
 # off exactly the inputs that hit one bug, so that CI stays green until the
 # fix merges; remove a name (and the code under it goes live again) once its
 # fix is on main.  The generator keeps producing these inputs either way.
 # ---------------------------------------------------------------------------
-KNOWN_OPEN = {
-    # k-means crashes or hangs on huge values (1e20 sentinel columns, 1e19
-    # data): src/cluster/kmeans.c.  Skips training a k-means kind (IVF, PQ,
-    # OPQ, Residual, HNSW-PQ, fast scan) on "huge" / "sentinel" data.
-    "kmeans_huge_values",
-    # IVF search drops vectors added with negative ids (add_with_ids on an
-    # IVF index directly).  Skips the result checks of such cases.
-    "ivf_negative_ids",
-    # omp_set_num_threads(100000) crashes.  Skips thread counts > 4096.
-    "omp_huge_thread_count",
-    # Search returns -1 (empty slots) where distances overflow to Inf
-    # (1e19..3e38 data, fp16 codes of data beyond 65504, ...): PQ / SQ /
-    # HNSW-SQ with 1e38 data (the suite sees it for every kind: the heaps
-    # drop Inf keys).  Relaxes "min(k, ntotal) results" to the results
-    # whose reference distance is finite in float32.
-    "inf_distances_dropped",
-    # HNSW after heavy remove_ids (graph repair).  Skips removing more
-    # than a quarter of an HNSW index's vectors.
-    "hnsw_heavy_remove",
-    # Retraining a populated fast-scan index.  Skips the "train again after
-    # add" step for the fast-scan kinds.
-    "fastscan_retrain_populated",
-    # An IDMap written with repeated ids does not read back.  Skips the
-    # serialize round trip of IDMap / IDMap2 cases with duplicate ids.
-    "idmap_repeated_ids_file",
-}
+KNOWN_OPEN = set()  # empty: every bug the suite found is fixed on main
 
 
 class CaseFailure(AssertionError):
@@ -165,6 +175,10 @@ def make_values(rng, n, d, mag):
         return g * 10.0 ** rng.uniform(3, 15)
     if mag == "huge":          # 1e19 .. 3e38: distances overflow float32
         return np.clip(g * 10.0 ** rng.uniform(19, 38.5), -3e38, 3e38)
+    if mag == "edge":          # up to vecdex's bound (exact answers)
+        lim = float(max_magnitude(d)) * 0.999
+        s = np.abs(g).max() if g.size else 1.0
+        return g / max(s, 1e-30) * lim * rng.uniform(0.25, 1.0)
     if mag == "sentinel":      # one column of 1e20 (a "missing" marker)
         g[:, rng.integers(0, d)] = 1e20
         return g
@@ -352,7 +366,6 @@ def check_knn(case, D, I, nq, k, keys, tol, ids, alive, exhaustive, metric,
         if a:
             idset.setdefault(v, []).append(j)
     ncand = int(alive.sum())
-    relax_inf = "inf_distances_dropped" in KNOWN_OPEN
     for i in range(nq):
         row_i, row_d = I[i], D[i].astype(np.float64)
         got = [(lab, dd) for lab, dd in zip(row_i.tolist(), row_d.tolist())]
@@ -409,11 +422,6 @@ def check_knn(case, D, I, nq, k, keys, tol, ids, alive, exhaustive, metric,
         order = np.sort(-ck if ip else ck)
         best = -order if ip else order
         nexp = min(k, ncand)
-        if relax_inf:
-            # KNOWN_OPEN inf_distances_dropped: infinite keys may be dropped
-            nfin = int(np.sum(np.abs(best[:nexp]) < np.inf))
-            if overflow or (len(got) < nexp and len(got) >= nfin):
-                nexp = min(nexp, len(got))
         if exhaustive == "half":
             if 2 * len(got) < nexp:
                 fail(f"{where}: query {i}: {len(got)} results of {nexp} "
@@ -451,11 +459,8 @@ def check_range(lims, Dr, Ir, nq, radius, keys, tol, ids, alive, metric,
         got = {}
         for l, dd in zip(gi, gd):
             got.setdefault(l, []).append(dd)
-        relax_inf = "inf_distances_dropped" in KNOWN_OPEN
         for j in np.flatnonzero(alive):
             kj, tj = keys[i, j], tol[i, j]
-            if relax_inf and math.isinf(f32_key(kj)):
-                continue   # KNOWN_OPEN inf_distances_dropped
             hit = kj > radius if ip else kj < radius
             near = abs(kj - radius) <= tj
             l = int(ids[j])
@@ -605,13 +610,8 @@ def run_case(case):
     mag = case["mag"]
     threads = case.get("threads")
     if threads is not None:
-        if threads > 4096 and "omp_huge_thread_count" in KNOWN_OPEN:
-            return "skipped: KNOWN_OPEN omp_huge_thread_count"
         call("omp_set_num_threads", lambda: vecdex.omp_set_num_threads(threads),
              allow_error=True)
-    if (mag in ("huge", "sentinel") and kmeans_kind(kind) and
-            "kmeans_huge_values" in KNOWN_OPEN):
-        return "skipped: KNOWN_OPEN kmeans_huge_values"
 
     desc = describe(case)
     ix, err = call(f"index_factory({d}, {desc!r}, {metric})",
@@ -640,13 +640,16 @@ def run_case(case):
 
     ntrain = case["ntrain"]
     xt, xt32, tshape = data(ntrain, "train", case.get("bad_at") == "train")
-    bad_train = not np.all(np.isfinite(xt32)) and ntrain > 0
+    why_t = None if tshape else refusal(xt32, d)
+    bad_train = why_t is not None
     few = ntrain < min_train(kind, p)
     _, err = call("train", lambda: ix.train(xt),
                   expect_error=("shape" if tshape else
-                                "non-finite" if bad_train else None),
-                  needles=("shape",) if tshape else ("finite", "nan", "inf"),
+                                "refused values" if bad_train else None),
+                  needles=("shape",) if tshape else
+                  why_t[0] if bad_train else (),
                   allow_error=few)
+    check_refusal(err, why_t, "train")
     if err is not None:
         if not (tshape or bad_train):
             notes.append(f"train refused ({ntrain} points): {err}")
@@ -669,7 +672,8 @@ def run_case(case):
     for b, nb in enumerate(case["nadd"]):
         where = f"add{b}"
         xb, xb32, bshape = data(nb, where, case.get("bad_at") == where)
-        bad_add = not np.all(np.isfinite(xb32)) and nb > 0
+        why_a = None if bshape else refusal(xb32, d)
+        bad_add = why_a is not None
         if ids_mode is None:
             ids = None
         else:
@@ -679,20 +683,25 @@ def run_case(case):
             # an IDMap takes ids only (as FAISS)
             _, err = call(where, lambda: ix.add(xb),
                           expect_error=("shape" if bshape else
-                                        "non-finite" if bad_add else
+                                        "refused values" if bad_add else
                                         "ids needed" if has_idmap else None),
                           needles=("shape",) if bshape else
-                          ("finite", "nan", "inf") if bad_add else ("ids",))
+                          why_a[0] if bad_add else ("ids",))
         else:
+            # -1 marks empty result slots: refused as an id
+            minus1 = nb > 0 and bool(np.any(np.asarray(ids) == -1))
             _, err = call(f"{where} with ids", lambda: ix.add_with_ids(xb, ids),
                           expect_error=("shape" if bshape else
-                                        "non-finite" if bad_add else
+                                        "refused values" if bad_add else
+                                        "id -1" if minus1 else
                                         None if takes_ids or nb == 0
                                         else "no ids"),
                           needles=("shape",) if bshape else
-                          ("finite", "nan", "inf") if bad_add else
-                          ("ids", "IDMap", "support"))
+                          why_a[0] + ("-1",) if bad_add else
+                          ("ids", "IDMap", "support", "-1"))
         if err is not None:
+            check_refusal(err, why_a if ids is None or takes_ids else None,
+                          where)
             if ix.ntotal != before:
                 fail(f"{where}: failed ({err}) but ntotal went {before} -> "
                      f"{ix.ntotal}")
@@ -727,46 +736,38 @@ def run_case(case):
     rm = case.get("remove")
     if rm and n:
         frac = rm["frac"]
-        if ("HNSW" in kind and frac > 0.25 and
-                "hnsw_heavy_remove" in KNOWN_OPEN):
-            notes.append("remove skipped: KNOWN_OPEN hnsw_heavy_remove")
-        else:
-            nrm = int(round(frac * n))
-            pick = rng.choice(n, nrm, replace=False) if nrm else []
-            sel_ids = np.unique(ids_all[pick]) if nrm else \
-                np.zeros(0, np.int64)
-            # some kinds cannot remove (IndexRefine over IVF, ...): a
-            # clear error is fine
-            removed, err = call("remove_ids",
-                                lambda: ix.remove_ids(sel_ids.copy()),
-                                allow_error=True)
-            if err is not None:
-                notes.append(f"remove_ids refused: {err}")
-            if err is None:
-                gone = np.isin(ids_all, sel_ids)
-                if removed != int(gone.sum()):
-                    fail(f"remove_ids removed {removed}, expected "
-                         f"{int(gone.sum())}")
-                alive &= ~gone
-                if ix.ntotal != int(alive.sum()):
-                    fail(f"ntotal {ix.ntotal} after remove_ids, expected "
-                         f"{int(alive.sum())}")
-                if shifting:  # later ids shift down, as in FAISS
-                    ids_all = np.where(alive, np.cumsum(alive) - 1, -2)
+        nrm = int(round(frac * n))
+        pick = rng.choice(n, nrm, replace=False) if nrm else []
+        sel_ids = np.unique(ids_all[pick]) if nrm else \
+            np.zeros(0, np.int64)
+        # some kinds cannot remove (IndexRefine over IVF, ...): a
+        # clear error is fine
+        removed, err = call("remove_ids",
+                            lambda: ix.remove_ids(sel_ids.copy()),
+                            allow_error=True)
+        if err is not None:
+            notes.append(f"remove_ids refused: {err}")
+        if err is None:
+            gone = np.isin(ids_all, sel_ids)
+            if removed != int(gone.sum()):
+                fail(f"remove_ids removed {removed}, expected "
+                     f"{int(gone.sum())}")
+            alive &= ~gone
+            if ix.ntotal != int(alive.sum()):
+                fail(f"ntotal {ix.ntotal} after remove_ids, expected "
+                     f"{int(alive.sum())}")
+            if shifting:  # later ids shift down, as in FAISS
+                ids_all = np.where(alive, np.cumsum(alive) - 1, -2)
 
     # --- train again on a populated index -------------------------------------
     if case.get("retrain") and n:
-        if "fs" in KINDS[kind] and "fastscan_retrain_populated" in KNOWN_OPEN:
-            notes.append("retrain skipped: KNOWN_OPEN "
-                         "fastscan_retrain_populated")
-        else:
-            call("train again after add", lambda: ix.train(xt32),
-                 allow_error=True)
-            if ix.ntotal != int(alive.sum()):
-                fail(f"train after add changed ntotal to {ix.ntotal}")
-            # the stored codes may now be read with new parameters (the
-            # generator never combines retrain with remove)
-            qmap, store = reference_store(ix, raw)
+        call("train again after add", lambda: ix.train(xt32),
+             allow_error=True)
+        if ix.ntotal != int(alive.sum()):
+            fail(f"train after add changed ntotal to {ix.ntotal}")
+        # the stored codes may now be read with new parameters (the
+        # generator never combines retrain with remove)
+        qmap, store = reference_store(ix, raw)
 
     # --- search ---------------------------------------------------------------
     s = case["search"]
@@ -782,7 +783,8 @@ def run_case(case):
     qa, q32 = present(q64, lay if target == "query" else "c32", rng)
     qshape = target == "query" and (lay in ("1d", "3d") or
                                     (lay == "list" and nq == 0))
-    bad_q = not np.all(np.isfinite(q32)) and nq > 0
+    why_q = None if qshape else refusal(q32, d)
+    bad_q = why_q is not None
     k = s["k"]
     sel = None
     selmask = np.ones(n, bool)
@@ -804,25 +806,26 @@ def run_case(case):
     if eff.get("sel_dropped"):
         selmask = np.ones(n, bool)
     k_bad = not isinstance(k, int) or k <= 0
+    # results too big to allocate: any clear error (MemoryError first)
+    huge_k = isinstance(k, int) and (k > 4096 or nq * k > 10 ** 7)
     res, err = call(f"search(k={k})",
                     lambda: ix.search(qa, k, params=params),
                     expect_error=("shape" if qshape else
-                                  "non-finite" if bad_q else
+                                  "refused values" if bad_q and not huge_k else
                                   "k <= 0" if k_bad else None),
                     needles=("shape",) if qshape else
-                    ("finite", "nan", "inf") if bad_q else ("k",),
+                    why_q[0] + ("k",) if bad_q else ("k",),
                     allow_error=k > 4096 or nq * k > 10 ** 7)
     if err is not None:
+        # k is checked before the queries: a refusal may name k instead
+        if not k_bad and not huge_k and "k=" not in str(err):
+            check_refusal(err, why_q, "search")
         return "; ".join(notes) or f"search refused as expected: {err}"
     D, I = res
     if nq == 0:
         if D.shape != (0, k) or I.shape != (0, k):
             fail(f"search of no queries: shapes {D.shape} {I.shape}")
         return "; ".join(notes) or "ok (no queries)"
-    if case.get("ids") == "neg" and kind in ("IVF,Flat", "IVF_HNSW,Flat") and \
-            "ivf_negative_ids" in KNOWN_OPEN:
-        return "; ".join(notes + ["checks skipped: KNOWN_OPEN "
-                                  "ivf_negative_ids"])
     alive_sel = alive & selmask
     qt = qmap(q32) if nq else q32
     keys = keys_of(store, metric, qt) if n else np.zeros((nq, 0))
@@ -862,30 +865,25 @@ def run_case(case):
 
     # --- serialize round trip: the same answers ---------------------------------
     if case.get("roundtrip"):
-        if ("IDMap" in kind and ids_mode == "dup" and
-                "idmap_repeated_ids_file" in KNOWN_OPEN):
-            notes.append("round trip skipped: KNOWN_OPEN "
-                         "idmap_repeated_ids_file")
-        else:
-            buf = vecdex.serialize_index(ix)
-            ix2, _ = call("deserialize_index(serialize_index(ix))",
-                          lambda: vecdex.deserialize_index(buf))
-            if type(ix2) is not type(ix) or ix2.ntotal != ix.ntotal:
-                fail(f"round trip: {type(ix2).__name__} ntotal "
-                     f"{ix2.ntotal}, was {type(ix).__name__} {ix.ntotal}")
-            p2, _ = make_params(ix2, case, sel)
-            D2, I2 = ix2.search(qa, k, params=p2)
-            if not (np.array_equal(I, I2) and
-                    np.array_equal(D.view(np.int32), D2.view(np.int32))):
-                fail(f"round trip: results differ:\n{I}\n{I2}\n{D}\n{D2}")
-            if case.get("to_file"):
-                with tempfile.TemporaryDirectory() as tmp:
-                    fn = os.path.join(tmp, "x.index")
-                    vecdex.write_index(ix, fn)
-                    ix3 = vecdex.read_index(fn)
-                    if bytes(vecdex.serialize_index(ix3)) != bytes(buf):
-                        fail("write_index / read_index round trip changed "
-                             "the bytes")
+        buf = vecdex.serialize_index(ix)
+        ix2, _ = call("deserialize_index(serialize_index(ix))",
+                      lambda: vecdex.deserialize_index(buf))
+        if type(ix2) is not type(ix) or ix2.ntotal != ix.ntotal:
+            fail(f"round trip: {type(ix2).__name__} ntotal "
+                 f"{ix2.ntotal}, was {type(ix).__name__} {ix.ntotal}")
+        p2, _ = make_params(ix2, case, sel)
+        D2, I2 = ix2.search(qa, k, params=p2)
+        if not (np.array_equal(I, I2) and
+                np.array_equal(D.view(np.int32), D2.view(np.int32))):
+            fail(f"round trip: results differ:\n{I}\n{I2}\n{D}\n{D2}")
+        if case.get("to_file"):
+            with tempfile.TemporaryDirectory() as tmp:
+                fn = os.path.join(tmp, "x.index")
+                vecdex.write_index(ix, fn)
+                ix3 = vecdex.read_index(fn)
+                if bytes(vecdex.serialize_index(ix3)) != bytes(buf):
+                    fail("write_index / read_index round trip changed "
+                         "the bytes")
     return "; ".join(notes) or "ok"
 
 

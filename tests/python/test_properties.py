@@ -162,7 +162,8 @@ def check(case):
 # Strategies
 # ---------------------------------------------------------------------------
 ALL_KINDS = sorted(prop_worker.KINDS)
-MAGS = ["unit", "ints", "dup", "zeros", "tiny", "big", "huge", "sentinel"]
+MAGS = ["unit", "ints", "dup", "zeros", "tiny", "big", "edge", "huge",
+        "sentinel"]
 LAYOUTS = ["c32", "f64", "fortran", "strided", "reversed", "int32", "int64",
            "list", "1d", "3d"]
 ID_KINDS = {"IDMap,Flat", "IDMap2,Flat", "IDMap,IVF,Flat", "IDMap2,IVF,Flat",
@@ -273,8 +274,10 @@ def test_clean_inputs_match_brute_force(case):
 
 @given(cases(mags=MAGS, edges=True))
 def test_extreme_magnitudes_and_search_edges(case):
-    """1e-30 .. 3e38 values, 1e20 sentinels, all-zero and tied data; k,
-    nprobe, efSearch and k_factor at and past their limits."""
+    """1e-30 .. 3e38 values and 1e20 sentinels (beyond vecdex's magnitude
+    bound: refused with a ValueError naming the value; up to it: exact
+    answers), all-zero and tied data; k, nprobe, efSearch and k_factor at
+    and past their limits."""
     check(case)
 
 
