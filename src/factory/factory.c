@@ -107,6 +107,7 @@ static int parse_hnsw(const char *rest, size_t len, parsed_tok *out) {
 }
 
 /* IVF<n>[k|M][_HNSW<M>]: nlist, and an HNSW coarse quantizer. */
+#define VDX_FACTORY_MAX_NLIST ((int64_t)1 << 24)
 static int parse_ivf(const char *rest, size_t len, parsed_tok *out) {
     const char *u = memchr(rest, '_', len);
     size_t nl = u ? (size_t)(u - rest) : len;
@@ -622,6 +623,11 @@ vdx_status vdx_index_factory(int64_t d, const char *description,
             return bad_token(t, description, "repeated wrapper");
         if (def->kind == K_IVF && p[i].n < 1)
             return bad_token(t, description, "nlist must be >= 1 in token");
+        /* an empty IVF index holds a list header per list (32 bytes): a
+         * mistyped IVF999990999 would ask for 32 GB before any vector */
+        if (def->kind == K_IVF && p[i].n > VDX_FACTORY_MAX_NLIST)
+            return bad_token(t, description,
+                             "nlist must be <= 2^24 (16777216) in token");
         if (def->stage == ST_TRANSFORM) {
             p[i].din = dcur;
             switch (def->kind) {
