@@ -52,7 +52,7 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 # build/fuzz/ as crash-* / timeout-* (add it to the target's seed corpus,
 # which fuzz_replay_<target> replays in every ctest pass, once fixed).
 FUZZ_TARGETS="read_index factory vecio ops"
-declare -A FUZZ_RUNS=([read_index]=300000 [factory]=30000 [vecio]=6000 [ops]=1000)
+declare -A FUZZ_RUNS=([read_index]=1500000 [factory]=100000 [vecio]=60000 [ops]=5000)
 echo "== fuzz: $FUZZ_TARGETS (${FUZZ_SECONDS:+${FUZZ_SECONDS}s each, random seed}${FUZZ_SECONDS:-fixed seed and run counts})"
 CC=clang cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVDX_BUILD_FUZZ=ON \
       -DVDX_BUILD_TESTS=OFF -DVDX_BUILD_CLI=OFF -DVDX_GPU=OFF >/dev/null
