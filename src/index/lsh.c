@@ -387,7 +387,8 @@ static vdx_status lsh_search(const vdx_index *ix, int64_t n, const float *x,
     const size_t cs = l->code_size;
     const int64_t nb = ix->ntotal;
     const hamming_fn ham = pick_hamming();
-    const int nthreads = vdx_nthreads();
+    /* a popcount per 8 code bytes */
+    const int nthreads = vdx_nthreads_for((double)n * (double)nb * (double)(cs / 8 + 1));
     /* split the database when there are fewer queries than threads */
     const int split = n < nthreads && nthreads > 1 && nb >= 4 * LSH_CHUNK;
     uint8_t *qc = vdx_malloc_array((size_t)n, cs);
@@ -405,7 +406,7 @@ static vdx_status lsh_search(const vdx_index *ix, int64_t n, const float *x,
                                     (int64_t)((256 << 10) / cs) / LSH_CHUNK *
                                         LSH_CHUNK);
         const int64_t qb = 32; /* queries per slice */
-#pragma omp parallel for schedule(dynamic, 1) if (n > 1) num_threads(nthreads)
+#pragma omp parallel for schedule(dynamic, 1) if (n > 1 && nthreads > 1) num_threads(nthreads)
         for (int64_t q0 = 0; q0 < n; q0 += qb) {
             int64_t q1 = VDX_MIN(n, q0 + qb);
             uint32_t *dd = dist + (size_t)omp_get_thread_num() * 2 * LSH_CHUNK;
@@ -457,7 +458,8 @@ static vdx_status lsh_range_search(const vdx_index *ix, int64_t n,
     const vdx_selector *sel = prm ? prm->sel : NULL;
     const size_t cs = l->code_size;
     const hamming_fn ham = pick_hamming();
-    const int nthreads = vdx_nthreads();
+    const int nthreads =
+        vdx_nthreads_for((double)n * (double)ix->ntotal * (double)(cs / 8 + 1));
     uint8_t *qc = vdx_malloc_array((size_t)n, cs);
     uint32_t *dist = vdx_malloc_array((size_t)nthreads, 2 * LSH_CHUNK * sizeof(uint32_t));
     vdx_status st = (!qc || !dist) ? VDX_ERR_OUT_OF_MEMORY : VDX_OK;
@@ -468,7 +470,7 @@ static vdx_status lsh_range_search(const vdx_index *ix, int64_t n,
                          : radius > 4294967295.0f ? UINT32_MAX
                                                   : (uint32_t)ceilf(radius) - 1;
     if (!st && !none) {
-#pragma omp parallel for schedule(dynamic, 1) if (n > 1) num_threads(nthreads)
+#pragma omp parallel for schedule(dynamic, 1) if (n > 1 && nthreads > 1) num_threads(nthreads)
         for (int64_t q = 0; q < n; q++) {
             uint32_t *dd = dist + (size_t)omp_get_thread_num() * 2 * LSH_CHUNK;
             for (int64_t c0 = 0; c0 < ix->ntotal; c0 += LSH_CHUNK) {
