@@ -48,6 +48,18 @@ def load(folder, name):
     return np.load(os.path.join(folder, name + ".npy"), mmap_mode="r")
 
 
+def cpu_model():
+    """The CPU's model name (/proc/cpuinfo), for the benchmarks' headers."""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor()
+
+
 def import_lib(name):
     if name == "vecdex":
         import vecdex as L

@@ -16,8 +16,10 @@ cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DVDX_WERROR=ON >/dev/nul
 cmake --build build/release -j"$JOBS" >/dev/null
 ctest --test-dir build/release --output-on-failure -j"$JOBS"
 
-echo "== C unit tests, scalar kernels forced"
-VECDEX_SIMD=scalar ctest --test-dir build/release --output-on-failure -j"$JOBS"
+echo "== C unit tests, scalar kernels forced, every parallel path taken"
+# (small calls run serially by default, threads.h: VECDEX_PAR_MIN_WORK=1
+# sends the tests' small searches down the parallel and split paths again)
+VECDEX_SIMD=scalar VECDEX_PAR_MIN_WORK=1 ctest --test-dir build/release --output-on-failure -j"$JOBS"
 
 echo "== C unit tests under AddressSanitizer + UBSan"
 # (with the GPU host code over the CPU emulation of the device, when the
@@ -30,7 +32,7 @@ cmake --build build/asan -j"$JOBS" >/dev/null
 # OpenBLAS' threads and libomp confuse LeakSanitizer's stack scanning; leaks
 # are still reported for the library's own allocations.
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  OPENBLAS_NUM_THREADS=1 ctest --test-dir build/asan --output-on-failure -j"$JOBS"
+  OPENBLAS_NUM_THREADS=1 VECDEX_PAR_MIN_WORK=1 ctest --test-dir build/asan --output-on-failure -j"$JOBS"
 
 echo "== C unit tests with the AVX-512 kernels emulated (SIMDe), ASan + UBSan"
 # This machine class has no AVX-512: the level tests would skip it.  Here the

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "threads.h"
 
 /* finite test on the bit pattern: immune to -ffast-math and vectorisable */
 static inline int isfinite_f(float v) {
@@ -67,6 +68,9 @@ static vdx_status check_values(const float *x, int64_t n, int64_t d,
      * (non-negative floats order as their bit patterns, Inf and NaN above
      * every finite value); the offender is located only when one exists */
     uint32_t worst = 0;
+    /* big batches on the team: the pass is a share of an add's time */
+    const int64_t nt = total >= ((size_t)1 << 22) ? vdx_nthreads() : 1;
+#pragma omp parallel for schedule(static) reduction(max : worst) if (nt > 1) num_threads(nt)
     for (size_t i = 0; i < total; i++) {
         uint32_t u;
         memcpy(&u, x + i, 4);

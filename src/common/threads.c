@@ -17,6 +17,7 @@
  * training gains from more than a few threads per core.
  */
 #include <omp.h>
+#include <stdlib.h>
 
 #include "threads.h"
 
@@ -59,6 +60,23 @@ void vdx_set_num_threads(int n) {
 int vdx_get_num_threads(void) { return setting(); }
 
 int vdx_nthreads(void) { return tl_team > 0 ? tl_team : setting(); }
+
+static double min_work(void) {
+    static long long w; /* benign race: all threads compute the same value */
+    long long v = __atomic_load_n(&w, __ATOMIC_RELAXED);
+    if (v <= 0) {
+        const char *e = getenv("VECDEX_PAR_MIN_WORK");
+        double f = e && *e ? atof(e) : VDX_PAR_MIN_WORK;
+        v = f >= 1 && f < 1e18 ? (long long)f : 1; /* also NaN */
+        __atomic_store_n(&w, v, __ATOMIC_RELAXED);
+    }
+    return (double)v;
+}
+
+int vdx_nthreads_for(double work) {
+    int n = vdx_nthreads();
+    return n > 1 && work < min_work() ? 1 : n;
+}
 
 void vdx_team_begin(void) {
     if (tl_depth++ > 0) return; /* nested public call: keep the share */

@@ -242,7 +242,7 @@ static vdx_status search_blas(const vdx_flat *f, int64_t n, const float *x,
     const int64_t nb = ix->ntotal;
     const int d = (int)ix->d;
     const int is_l2 = ix->metric == VDX_METRIC_L2;
-    int nthreads = vdx_nthreads();
+    int nthreads = vdx_nthreads_for((double)n * (double)nb * d / 8);
     int64_t qb = (n + nthreads - 1) / nthreads;
     qb = VDX_MAX(FLAT_QB_MIN, VDX_MIN(FLAT_QB_MAX, qb));
     const int64_t ntiles = (n + qb - 1) / qb;
@@ -447,15 +447,18 @@ static void scan_range(const vdx_flat *f, const float *xq, int64_t b0,
             }
             continue;
         }
+        /* the filters admit keys equal to the heap's worst too: a seeded
+         * row of a higher id may hold the top with the same key, and the
+         * heap breaks that tie by id (nextafterf: <= as a strict test) */
         if (is_l2) {
             K->l2sqr_ny(dist, xq, y, d, cn);
-            size_t nc = K->filter_less(dist, cn, hk[0], cand);
+            size_t nc = K->filter_less(dist, cn, nextafterf(hk[0], HUGE_VALF), cand);
             for (size_t c = 0; c < nc; c++)
                 if (!SEEDED(c0 + cand[c]))
                     vdx_heap_push(k, hk, hi, dist[cand[c]], c0 + cand[c]);
         } else { /* scores above -(worst key) can enter */
             K->inner_product_ny(dist, xq, y, d, cn);
-            size_t nc = K->filter_greater(dist, cn, -hk[0], cand);
+            size_t nc = K->filter_greater(dist, cn, nextafterf(-hk[0], -HUGE_VALF), cand);
             for (size_t c = 0; c < nc; c++)
                 if (!SEEDED(c0 + cand[c]))
                     vdx_heap_push(k, hk, hi, -dist[cand[c]], c0 + cand[c]);
@@ -470,14 +473,15 @@ static vdx_status search_scan(const vdx_flat *f, int64_t n, const float *x,
     const vdx_index *ix = &f->base;
     const int64_t nb = ix->ntotal;
     const int64_t d = ix->d;
-    int nthreads = vdx_nthreads();
+    /* small calls stay on this thread (threads.h) */
+    int nthreads = vdx_nthreads_for((double)n * (double)nb * (double)d / 8);
     /* split the database when there are fewer queries than threads */
     int split = n < 2 * nthreads && nb >= 4 * FLAT_SCAN_CHUNK && nthreads > 1;
     if (!split) {
         float *scratch = vdx_aligned_alloc((size_t)nthreads,
                                            2 * FLAT_SCAN_CHUNK * sizeof(float));
         if (!scratch) return VDX_ERR_OUT_OF_MEMORY;
-#pragma omp parallel for schedule(dynamic, 1) if (n > 1) num_threads(vdx_nthreads())
+#pragma omp parallel for schedule(dynamic, 1) if (nthreads > 1) num_threads(nthreads)
         for (int64_t q = 0; q < n; q++) {
             float *dist = scratch + (size_t)omp_get_thread_num() * 2 *
                                         FLAT_SCAN_CHUNK;
@@ -560,7 +564,8 @@ static vdx_status flat_range_search(const vdx_index *ix, int64_t n,
     vdx_status st = VDX_OK;
     /* one query per iteration; each query's list is only touched by the
      * thread that owns it */
-#pragma omp parallel if (n > 1) num_threads(vdx_nthreads())
+    const int nthreads = vdx_nthreads_for((double)n * (double)nb * (double)d / 8);
+#pragma omp parallel if (n > 1 && nthreads > 1) num_threads(nthreads)
     {
         float *dist = vdx_aligned_alloc(FLAT_SCAN_CHUNK, sizeof(float));
         if (!dist) {

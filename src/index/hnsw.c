@@ -578,7 +578,12 @@ vdx_status vdx_hnsw_search(const vdx_index_hnsw *h, int64_t n, const float *x,
                      strcmp(vdx_kernels_get()->name, "scalar") != 0;
     vdx_status st = VDX_OK;
     int stop = 0; /* the interrupt handler asked to stop */
-#pragma omp parallel if (n > 1) num_threads(vdx_nthreads())
+    /* a walk visits about ef * 2M neighbours of d/8 SIMD steps each (or
+     * scans everything when brute): serial for small batches (threads.h) */
+    const int nthreads = vdx_nthreads_for(
+        (double)n * (double)h->base.d / 8 *
+        (brute ? (double)g->n : (double)VDX_MAX(ef, (int)k) * 2.0 * (double)g->M));
+#pragma omp parallel if (n > 1 && nthreads > 1) num_threads(nthreads)
     {
         hnsw_ctx c;
         vdx_status lst = ctx_init(&c, h, ef);
@@ -648,7 +653,10 @@ vdx_status vdx_hnsw_range_search(const vdx_index_hnsw *h, int64_t n,
     const int64_t d = h->base.d;
     if (g->n == 0) return VDX_OK;
     vdx_status st = VDX_OK;
-#pragma omp parallel if (n > 1) num_threads(vdx_nthreads())
+    /* a walk visits about ef * 2M neighbours, then the radius grows it */
+    const int nthreads = vdx_nthreads_for((double)n * (double)d / 8 * (double)ef *
+                                          2.0 * (double)g->M * 4.0);
+#pragma omp parallel if (n > 1 && nthreads > 1) num_threads(nthreads)
     {
         hnsw_ctx c;
         vdx_status lst = ctx_init(&c, h, ef);

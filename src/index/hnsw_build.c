@@ -358,7 +358,12 @@ static vdx_status insert_nodes(vdx_index_hnsw *h, int64_t n0, const float *x,
         bctx_free(&c);
         start = warm;
     }
-    int nth = (int)VDX_MIN((int64_t)vdx_nthreads(), VDX_MAX(cnt - start, 1));
+    /* an insertion walks about efConstruction * 2M neighbours of d/8 SIMD
+     * steps: a few vectors (a store's adds) stay on this thread */
+    const double ins_work = (double)VDX_MAX(g->efConstruction, 1) * 2.0 *
+                            (double)g->M * (double)h->base.d / 8;
+    int nth = (int)VDX_MIN((int64_t)vdx_nthreads_for((double)(cnt - start) * ins_work),
+                           VDX_MAX(cnt - start, 1));
     if (st || stop) start = cnt; /* the team has nothing to do */
 #pragma omp parallel num_threads(nth) if (start < cnt)
     {

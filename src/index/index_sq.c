@@ -124,7 +124,8 @@ static vdx_status sq_search(const vdx_index *ix, int64_t n, const float *x,
     const vdx_selector *sel = p ? p->sel : NULL;
     const int64_t nb = ix->ntotal, d = ix->d;
     const int ip = ix->metric == VDX_METRIC_INNER_PRODUCT;
-    const int nthreads = vdx_nthreads();
+    /* codes are widened and scored in SIMD: ~ d/4 steps a code */
+    const int nthreads = vdx_nthreads_for((double)n * (double)nb * (double)d / 4);
     /* per thread: keys, candidates, SQ_QB prepared queries */
     const size_t per = 2 * SQ_CHUNK + SQ_QB * (size_t)d;
     float *scratch = vdx_aligned_alloc((size_t)nthreads, per * sizeof(float));
@@ -140,7 +141,7 @@ static vdx_status sq_search(const vdx_index *ix, int64_t n, const float *x,
             SQ_CHUNK;
         const int64_t qb = VDX_MAX(1, VDX_MIN(SQ_QB, (n + nthreads - 1) / nthreads));
         int stop = 0; /* the interrupt handler asked to stop */
-#pragma omp parallel for schedule(dynamic, 1) if (n > 1) num_threads(nthreads)
+#pragma omp parallel for schedule(dynamic, 1) if (n > 1 && nthreads > 1) num_threads(nthreads)
         for (int64_t q0 = 0; q0 < n; q0 += qb) {
             if (vdx_poll_stop(&stop)) continue;
             const int64_t q1 = VDX_MIN(n, q0 + qb);
@@ -225,7 +226,8 @@ static vdx_status sq_range_search(const vdx_index *ix, int64_t n,
     const int ip = ix->metric == VDX_METRIC_INNER_PRODUCT;
     const size_t cs = s->sq.code_size;
     vdx_status st = VDX_OK;
-#pragma omp parallel if (n > 1) num_threads(vdx_nthreads())
+    const int nthreads = vdx_nthreads_for((double)n * (double)nb * (double)d / 4);
+#pragma omp parallel if (n > 1 && nthreads > 1) num_threads(nthreads)
     {
         float *w = vdx_aligned_alloc(SQ_CHUNK + (size_t)d, sizeof(float));
         if (!w) {

@@ -141,7 +141,7 @@ static vdx_status ivf_add(vdx_index *ix, int64_t n, const float *x,
     }
     /* each thread appends to the lists it owns, in vector order, so the
      * layout does not depend on the thread count */
-#pragma omp parallel num_threads(vdx_nthreads())
+#pragma omp parallel num_threads(vdx_nthreads_for((double)n * (double)(ivf->code_size + 64)))
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
         for (int64_t i = 0; i < n; i++) {
@@ -393,6 +393,16 @@ done:
     return st;
 }
 
+/* Team size for scanning np lists for each of n queries: serial when the
+ * expected work is small (threads.h): codes of an average list times the
+ * cost of a code (flat: d/8 SIMD steps; else about a step a byte). */
+static int scan_threads(const vdx_ivf *ivf, int64_t n, int64_t np) {
+    const vdx_index *ix = &ivf->base;
+    double per_code = codec_is_flat(ivf) ? (double)ix->d / 8 : (double)ivf->code_size;
+    double listlen = (double)ix->ntotal / (double)VDX_MAX(ivf->nlist, (int64_t)1);
+    return vdx_nthreads_for((double)n * (double)np * (listlen * per_code + 16));
+}
+
 static vdx_status ivf_search(const vdx_index *ix, int64_t n, const float *x,
                              int64_t k, const vdx_search_params *p, float *D,
                              vdx_idx_t *I) {
@@ -402,7 +412,7 @@ static vdx_status ivf_search(const vdx_index *ix, int64_t n, const float *x,
     vdx_status st = VDX_OK;
     float *cd = vdx_malloc_array((size_t)n * (size_t)np, sizeof(float));
     int64_t *cl = vdx_malloc_array((size_t)n * (size_t)np, sizeof(int64_t));
-    int nthreads = vdx_nthreads();
+    int nthreads = scan_threads(ivf, n, np);
     /* per thread: keys, candidates, then the codec's context */
     const size_t per = 2 * IVF_CHUNK * sizeof(float) + codec_ctx_size(ivf);
     uint8_t *scratch = vdx_aligned_alloc((size_t)nthreads, per);
@@ -423,7 +433,7 @@ static vdx_status ivf_search(const vdx_index *ix, int64_t n, const float *x,
     }
     if (n >= nthreads || nthreads == 1) {
         int stop = 0; /* the interrupt handler asked to stop */
-#pragma omp parallel for schedule(dynamic, 1) if (n > 1) num_threads(vdx_nthreads())
+#pragma omp parallel for schedule(dynamic, 1) if (n > 1 && nthreads > 1) num_threads(nthreads)
         for (int64_t q = 0; q < n; q++) {
             if (vdx_poll_stop(&stop)) continue;
             uint8_t *w = scratch + (size_t)omp_get_thread_num() * per;
@@ -524,7 +534,8 @@ static vdx_status ivf_range_search(const vdx_index *ix, int64_t n,
     }
     if ((st = coarse(ivf, n, x, np, cd, cl)))
         goto done;
-#pragma omp parallel if (n > 1) num_threads(vdx_nthreads())
+    const int nthreads = scan_threads(ivf, n, np);
+#pragma omp parallel if (n > 1 && nthreads > 1) num_threads(nthreads)
     {
         float keys[IVF_CHUNK];
         size_t ctxb = codec_ctx_size(ivf);

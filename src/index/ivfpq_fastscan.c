@@ -508,7 +508,11 @@ static vdx_status fs_search(const vdx_index *ix, int64_t n, const float *x,
     const int64_t k2 = vdx_fs_k2(k, ix->ntotal);
     /* per query, whole cache lines: threads must not share them */
     const int64_t cap = (vdx_fs_res_cap(k2) + 15) / 16 * 16;
-    const int nthreads = vdx_nthreads();
+    /* np average lists of 4-bit codes (1/32 of a shuffle each) plus the
+     * tables: serial for small calls (threads.h) */
+    const double listlen = (double)ix->ntotal / (double)VDX_MAX(ivf->nlist, (int64_t)1);
+    const int nthreads = vdx_nthreads_for(
+        (double)n * (double)np * (listlen * (double)p->pq.M / 32 + 4096));
     const size_t csz = (fs_ctx_size(ivf) + 63) / 64 * 64;
     float *cd = vdx_malloc_array((size_t)n, (size_t)np * sizeof(float));
     int64_t *cl = vdx_malloc_array((size_t)n, (size_t)np * sizeof(int64_t));
@@ -565,7 +569,7 @@ static vdx_status fs_search(const vdx_index *ix, int64_t n, const float *x,
         vdx_clear_error(); /* optional: queries then go one by one */
     }
     /* chunks of queries: neighbouring output rows share cache lines */
-#pragma omp parallel for schedule(dynamic, 8) if (n > 1) num_threads(nthreads)
+#pragma omp parallel for schedule(dynamic, 8) if (n > 1 && nthreads > 1) num_threads(nthreads)
     for (int64_t q = 0; q < n; q++) {
         const int t = omp_get_thread_num();
         vdx_fs_res res;

@@ -86,11 +86,25 @@ static void project_n(const vdx_lsh *l, int64_t n, const float *x, float *y) {
 }
 
 static void bits_of(const vdx_lsh *l, const float *y, uint8_t *code) {
-    memset(code, 0, l->code_size);
     const float *t = l->train_thresholds ? l->thresholds : NULL;
-    for (int j = 0; j < l->nbits; j++) {
-        /* FAISS: x - t >= 0, which is exactly x >= t in IEEE arithmetic */
-        if (y[j] >= (t ? t[j] : 0.0f)) code[j >> 3] |= (uint8_t)(1u << (j & 7));
+    const int nb = l->nbits;
+    /* FAISS: x - t >= 0, which is exactly x >= t in IEEE arithmetic; eight
+     * compares per byte, branch-free so that the compiler vectorises them */
+    int j0 = 0;
+    for (; j0 + 8 <= nb; j0 += 8) {
+        unsigned b = 0;
+        if (t)
+            for (int i = 0; i < 8; i++) b |= (unsigned)(y[j0 + i] >= t[j0 + i]) << i;
+        else
+            for (int i = 0; i < 8; i++) b |= (unsigned)(y[j0 + i] >= 0.0f) << i;
+        code[j0 >> 3] = (uint8_t)b;
+    }
+    if (j0 < nb) {
+        unsigned b = 0;
+        for (int j = j0; j < nb; j++)
+            b |= (unsigned)(y[j] >= (t ? t[j] : 0.0f)) << (j - j0);
+        code[j0 >> 3] = (uint8_t)b;
+        for (size_t c = (size_t)(j0 >> 3) + 1; c < l->code_size; c++) code[c] = 0;
     }
 }
 
@@ -101,15 +115,23 @@ static int64_t enc_block(const vdx_lsh *l) {
 
 static vdx_status encode_n(const vdx_lsh *l, int64_t n, const float *x,
                            uint8_t *codes) {
-    const int nthreads = vdx_nthreads();
+    const int64_t d = l->base.d;
+    if (!(l->rotate_data && l->A)) {
+        /* the first nbits components, thresholded in place: no copy */
+#pragma omp parallel for schedule(static) if (n * l->nbits > 65536) num_threads(vdx_nthreads())
+        for (int64_t i = 0; i < n; i++)
+            bits_of(l, x + (size_t)i * (size_t)d, codes + (size_t)i * l->code_size);
+        return VDX_OK;
+    }
     const int64_t B = enc_block(l), nblk = (n + B - 1) / B;
+    const int nthreads = nblk > 1 ? vdx_nthreads() : 1;
     float *y = vdx_malloc_array((size_t)nthreads, (size_t)(B * l->nbits) * sizeof(float));
     if (!y) return VDX_ERR_OUT_OF_MEMORY;
 #pragma omp parallel for schedule(dynamic, 1) if (nblk > 1) num_threads(nthreads)
     for (int64_t b = 0; b < nblk; b++) {
         int64_t i0 = b * B, bn = VDX_MIN(B, n - i0);
         float *yt = y + (size_t)omp_get_thread_num() * (size_t)(B * l->nbits);
-        project_n(l, bn, x + (size_t)i0 * (size_t)l->base.d, yt);
+        project_n(l, bn, x + (size_t)i0 * (size_t)d, yt);
         for (int64_t i = 0; i < bn; i++)
             bits_of(l, yt + i * l->nbits, codes + (size_t)(i0 + i) * l->code_size);
     }
@@ -117,9 +139,45 @@ static vdx_status encode_n(const vdx_lsh *l, int64_t n, const float *x,
     return VDX_OK;
 }
 
-static int cmp_float(const void *a, const void *b) {
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
+/* The k-th smallest of v[0..n) (0-based; v is reordered): Hoare's
+ * selection with a median-of-three pivot, expected O(n) where a sort takes
+ * O(n log n).  The values are finite (checked at the door). */
+static float select_kth(float *v, int64_t n, int64_t k) {
+    int64_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        float a = v[lo], b = v[mid], c = v[hi];
+        float p = a < b ? (b < c ? b : a < c ? c : a) : (a < c ? a : b < c ? c : b);
+        int64_t i = lo, j = hi;
+        while (i <= j) {
+            while (v[i] < p) i++;
+            while (v[j] > p) j--;
+            if (i <= j) {
+                float t = v[i];
+                v[i] = v[j];
+                v[j] = t;
+                i++;
+                j--;
+            }
+        }
+        /* now v[lo..j] <= p <= v[i..hi], and v[j+1..i-1] == p */
+        if (k <= j) hi = j;
+        else if (k >= i) lo = i;
+        else return v[k];
+    }
+    return v[k];
+}
+
+/* The median as FAISS takes it: the middle value, or the mean of the two
+ * middle values when n is even. */
+static float median_of(float *v, int64_t n) {
+    float hi = select_kth(v, n, n / 2);
+    if (n % 2) return hi;
+    /* the lower middle is the largest of v[0..n/2), all <= hi */
+    float lo = v[0];
+    for (int64_t i = 1; i < n / 2; i++)
+        if (v[i] > lo) lo = v[i];
+    return (lo + hi) / 2;
 }
 
 static vdx_status lsh_train(vdx_index *ix, int64_t n, const float *x) {
@@ -140,14 +198,16 @@ static vdx_status lsh_train(vdx_index *ix, int64_t n, const float *x) {
         if (t != l->thresholds) vdx_free(t);
         return VDX_ERR_OUT_OF_MEMORY;
     }
-    const int64_t B = enc_block(l);
+    /* y holds every row: few big sgemm calls, not one per small block
+     * (each BLAS call opens its own thread team, which costs a scheduler
+     * time slice on a loaded machine) */
+    const int64_t B = VDX_MAX(1, ((int64_t)1 << 26) / VDX_MAX(nb, (int64_t)ix->d));
     for (int64_t i0 = 0; i0 < n; i0 += B)
         project_n(l, VDX_MIN(B, n - i0), x + (size_t)i0 * (size_t)ix->d,
                   y + (size_t)i0 * nb);
     for (int j = 0; j < nb; j++) {
         for (int64_t i = 0; i < n; i++) col[i] = y[(size_t)i * nb + j];
-        qsort(col, (size_t)n, sizeof(float), cmp_float);
-        t[j] = n % 2 ? col[n / 2] : (col[n / 2 - 1] + col[n / 2]) / 2;
+        t[j] = median_of(col, n);
     }
     vdx_free(y);
     vdx_free(col);
@@ -329,7 +389,8 @@ static vdx_status lsh_search(const vdx_index *ix, int64_t n, const float *x,
     const size_t cs = l->code_size;
     const int64_t nb = ix->ntotal;
     const hamming_fn ham = pick_hamming();
-    const int nthreads = vdx_nthreads();
+    /* a popcount per 8 code bytes */
+    const int nthreads = vdx_nthreads_for((double)n * (double)nb * (double)(cs / 8 + 1));
     /* split the database when there are fewer queries than threads */
     const int split = n < nthreads && nthreads > 1 && nb >= 4 * LSH_CHUNK;
     uint8_t *qc = vdx_malloc_array((size_t)n, cs);
@@ -347,7 +408,7 @@ static vdx_status lsh_search(const vdx_index *ix, int64_t n, const float *x,
                                     (int64_t)((256 << 10) / cs) / LSH_CHUNK *
                                         LSH_CHUNK);
         const int64_t qb = 32; /* queries per slice */
-#pragma omp parallel for schedule(dynamic, 1) if (n > 1) num_threads(nthreads)
+#pragma omp parallel for schedule(dynamic, 1) if (n > 1 && nthreads > 1) num_threads(nthreads)
         for (int64_t q0 = 0; q0 < n; q0 += qb) {
             int64_t q1 = VDX_MIN(n, q0 + qb);
             uint32_t *dd = dist + (size_t)omp_get_thread_num() * 2 * LSH_CHUNK;
@@ -399,7 +460,8 @@ static vdx_status lsh_range_search(const vdx_index *ix, int64_t n,
     const vdx_selector *sel = prm ? prm->sel : NULL;
     const size_t cs = l->code_size;
     const hamming_fn ham = pick_hamming();
-    const int nthreads = vdx_nthreads();
+    const int nthreads =
+        vdx_nthreads_for((double)n * (double)ix->ntotal * (double)(cs / 8 + 1));
     uint8_t *qc = vdx_malloc_array((size_t)n, cs);
     uint32_t *dist = vdx_malloc_array((size_t)nthreads, 2 * LSH_CHUNK * sizeof(uint32_t));
     vdx_status st = (!qc || !dist) ? VDX_ERR_OUT_OF_MEMORY : VDX_OK;
@@ -410,7 +472,7 @@ static vdx_status lsh_range_search(const vdx_index *ix, int64_t n,
                          : radius > 4294967295.0f ? UINT32_MAX
                                                   : (uint32_t)ceilf(radius) - 1;
     if (!st && !none) {
-#pragma omp parallel for schedule(dynamic, 1) if (n > 1) num_threads(nthreads)
+#pragma omp parallel for schedule(dynamic, 1) if (n > 1 && nthreads > 1) num_threads(nthreads)
         for (int64_t q = 0; q < n; q++) {
             uint32_t *dd = dist + (size_t)omp_get_thread_num() * 2 * LSH_CHUNK;
             for (int64_t c0 = 0; c0 < ix->ntotal; c0 += LSH_CHUNK) {

@@ -416,7 +416,9 @@ static vdx_status pqfs_search(const vdx_index *ix, int64_t n, const float *x,
     const vdx_selector *sel = prm ? prm->sel : NULL;
     const int approx = prm && prm->candidates_only;
     const vdx_fs_kernels *K = vdx_fs_kernels_get();
-    const int nthreads = vdx_nthreads();
+    /* a 4-bit look-up is 1/32 of a shuffle; serial for small calls */
+    const int nthreads = vdx_nthreads_for((double)n * (double)ix->ntotal *
+                                          (double)p->pq.M / 32 + (double)n * 4096);
     const int QB = VDX_FS_MAX_QBS;
     const int64_t k2 = vdx_fs_k2(k, ix->ntotal);
     /* per query, whole cache lines: threads must not share them */
@@ -493,7 +495,9 @@ static vdx_status pqfs_range_search(const vdx_index *ix, int64_t n,
     const vdx_selector *sel = prm ? prm->sel : NULL;
     const size_t tsz = (size_t)p->pq.M * 16;
     vdx_status st = VDX_OK;
-#pragma omp parallel if (n > 1) num_threads(vdx_nthreads())
+    const int nthreads = vdx_nthreads_for((double)n * (double)ix->ntotal *
+                                          (double)p->pq.M / 32 + (double)n * 4096);
+#pragma omp parallel if (n > 1 && nthreads > 1) num_threads(nthreads)
     {
         float *table = vdx_malloc_array(tsz + 32, sizeof(float));
         if (!table) {

@@ -83,7 +83,10 @@ static vdx_status pq_search(const vdx_index *ix, int64_t n, const float *x,
     const vdx_index_pq *p = (const vdx_index_pq *)ix;
     const int ip = ix->metric == VDX_METRIC_INNER_PRODUCT;
     const vdx_selector *sel = prm ? prm->sel : NULL;
-    const int nthreads = vdx_nthreads();
+    /* per query: the tables (ksub * d multiply-adds) and M look-ups a code */
+    const int nthreads = vdx_nthreads_for(
+        (double)n * ((double)ix->ntotal * (double)p->pq.M +
+                     (double)p->pq.ksub * (double)ix->d / 8));
     const size_t tsz = (size_t)(p->pq.M * p->pq.ksub);
     /* per thread: table, keys, candidates */
     const size_t per = tsz + 2 * PQ_CHUNK;
@@ -92,7 +95,7 @@ static vdx_status pq_search(const vdx_index *ix, int64_t n, const float *x,
     vdx_status st = VDX_OK;
     int stop = 0; /* the interrupt handler asked to stop */
     if (n >= nthreads || nthreads == 1 || ix->ntotal < 4 * PQ_CHUNK) {
-#pragma omp parallel for schedule(dynamic, 1) if (n > 1) num_threads(nthreads)
+#pragma omp parallel for schedule(dynamic, 1) if (n > 1 && nthreads > 1) num_threads(nthreads)
         for (int64_t q = 0; q < n; q++) {
             if (vdx_poll_stop(&stop)) continue;
             float *w = work + (size_t)omp_get_thread_num() * per;
@@ -156,7 +159,10 @@ static vdx_status pq_range_search(const vdx_index *ix, int64_t n,
     const vdx_selector *sel = prm ? prm->sel : NULL;
     const size_t tsz = (size_t)(p->pq.M * p->pq.ksub);
     vdx_status st = VDX_OK;
-#pragma omp parallel if (n > 1) num_threads(vdx_nthreads())
+    const int nthreads = vdx_nthreads_for(
+        (double)n * ((double)ix->ntotal * (double)p->pq.M +
+                     (double)p->pq.ksub * (double)ix->d / 8));
+#pragma omp parallel if (n > 1 && nthreads > 1) num_threads(nthreads)
     {
         float *table = vdx_malloc_array(tsz + PQ_CHUNK, sizeof(float));
         if (!table) {

@@ -134,8 +134,10 @@ static vdx_status refine_search(const vdx_index *ix, int64_t n, const float *x,
                           : rs ? rs->codes : NULL;
     const size_t row_bytes = xb ? d * sizeof(float) : rs ? rs->sq.code_size : 0;
     vdx_status err = VDX_OK;
-    int nth = vdx_nthreads();
-#pragma omp parallel for schedule(dynamic, 16) if (n > 1) num_threads(nth)
+    /* kb candidates a query, a distance of d/8 SIMD steps (or a random
+     * memory access) each */
+    int nth = vdx_nthreads_for((double)n * (double)kb * ((double)d / 8 + 64));
+#pragma omp parallel for schedule(dynamic, 16) if (n > 1 && nth > 1) num_threads(nth)
     for (int64_t q = 0; q < n; q++) {
         if (rows) {
             /* the first query of a chunk fetches its own rows too */

@@ -22,6 +22,7 @@
 
 #include "sq.h"
 #include "simd/kernels.h"
+#include "common/threads.h"
 
 /* ---- half floats ---------------------------------------------------------- */
 
@@ -153,9 +154,39 @@ static float ip_u4_ref(const float *w, const uint8_t *c, size_t d) {
     return s;
 }
 
+static void enc_f16_ref(const float *x, uint8_t *c, size_t d) {
+    for (size_t i = 0; i < d; i++) {
+        uint16_t h = vdx_fp16_from_float(x[i]);
+        c[2 * i] = (uint8_t)h;
+        c[2 * i + 1] = (uint8_t)(h >> 8);
+    }
+}
+
+static void enc_bf16_ref(const float *x, uint8_t *c, size_t d) {
+    for (size_t i = 0; i < d; i++) {
+        uint16_t h = bf16_from_float(x[i]);
+        c[2 * i] = (uint8_t)h;
+        c[2 * i + 1] = (uint8_t)(h >> 8);
+    }
+}
+
+static void enc_u8_ref(const float *x, const float *vmin, const float *vdiff,
+                       uint8_t *c, size_t d) {
+    for (size_t i = 0; i < d; i++) {
+        float t = 0;
+        if (vdiff[i] != 0) {
+            t = (x[i] - vmin[i]) / vdiff[i];
+            if (t < 0) t = 0;
+            if (t > 1.0f) t = 1.0f;
+        }
+        c[i] = (uint8_t)(int)(t * 255.0f);
+    }
+}
+
 const vdx_sq_kernels vdx_sq_kernels_scalar = {
-    "scalar",   l2_u8_ref,   ip_u8_ref,   l2_f16_ref, ip_f16_ref,
-    l2_bf16_ref, ip_bf16_ref, l2_u4_ref,  ip_u4_ref};
+    "scalar",    l2_u8_ref,   ip_u8_ref,   l2_f16_ref,  ip_f16_ref,
+    l2_bf16_ref, ip_bf16_ref, l2_u4_ref,   ip_u4_ref,   enc_f16_ref,
+    enc_bf16_ref, enc_u8_ref};
 
 const vdx_sq_kernels *vdx_sq_kernels_get(void) {
     const vdx_kernels *k = vdx_kernels_get();
@@ -387,23 +418,14 @@ static inline int get_bits(int qtype, const uint8_t *code, int64_t i) {
     }
 }
 
-static void encode_one(const vdx_sq *sq, const float *x, uint8_t *code) {
+static void encode_one(const vdx_sq *sq, const vdx_sq_kernels *SK,
+                       const float *x, uint8_t *code) {
     const int64_t d = sq->d;
-    memset(code, 0, sq->code_size);
     switch (sq->qtype) {
-    case VDX_QT_FP16:
-        for (int64_t i = 0; i < d; i++) {
-            uint16_t h = vdx_fp16_from_float(x[i]);
-            code[2 * i] = (uint8_t)h;
-            code[2 * i + 1] = (uint8_t)(h >> 8);
-        }
-        return;
-    case VDX_QT_BF16:
-        for (int64_t i = 0; i < d; i++) {
-            uint16_t h = bf16_from_float(x[i]);
-            code[2 * i] = (uint8_t)h;
-            code[2 * i + 1] = (uint8_t)(h >> 8);
-        }
+    case VDX_QT_FP16: SK->enc_f16(x, code, (size_t)d); return;
+    case VDX_QT_BF16: SK->enc_bf16(x, code, (size_t)d); return;
+    case VDX_QT_8BIT:
+        SK->enc_u8(x, sq->trained, sq->trained + d, code, (size_t)d);
         return;
     case VDX_QT_8BIT_DIRECT:
         /* FAISS casts; values outside [0, 256) are clamped here instead of
@@ -415,6 +437,7 @@ static void encode_one(const vdx_sq *sq, const float *x, uint8_t *code) {
         return;
     default: break;
     }
+    memset(code, 0, sq->code_size);
     const int L = levels_of(sq->qtype), uni = is_uniform(sq->qtype);
     for (int64_t i = 0; i < d; i++) {
         float vmin = uni ? sq->trained[0] : sq->trained[i];
@@ -431,9 +454,11 @@ static void encode_one(const vdx_sq *sq, const float *x, uint8_t *code) {
 
 void vdx_sq_encode_n(const vdx_sq *sq, int64_t n, const float *x,
                    uint8_t *codes) {
-#pragma omp parallel for if (n > 1000)
+    const vdx_sq_kernels *SK = vdx_sq_kernels_get();
+    /* a few microseconds a vector at most: a team only for big batches */
+#pragma omp parallel for schedule(static) if (n * sq->d > 65536) num_threads(vdx_nthreads())
     for (int64_t i = 0; i < n; i++)
-        encode_one(sq, x + i * sq->d, codes + (size_t)i * sq->code_size);
+        encode_one(sq, SK, x + i * sq->d, codes + (size_t)i * sq->code_size);
 }
 
 static void decode_one(const vdx_sq *sq, const uint8_t *code, float *x) {

@@ -69,6 +69,13 @@ typedef struct vdx_sq_kernels {
     /* 4-bit codes (component i in nibble i & 1 of byte i / 2) */
     float (*l2_u4)(const float *r, const float *b, const uint8_t *c, size_t d);
     float (*ip_u4)(const float *w, const uint8_t *c, size_t d);
+    /* encoders, bit for bit the reference's (sq.c): fp16 (FAISS's rounding,
+     * ties away from zero), bf16 (nearest even), and 8-bit codes
+     * (int)(255 * clamp((x_i - vmin_i) / vdiff_i, 0, 1)), 0 where vdiff_i = 0 */
+    void (*enc_f16)(const float *x, uint8_t *c, size_t d);
+    void (*enc_bf16)(const float *x, uint8_t *c, size_t d);
+    void (*enc_u8)(const float *x, const float *vmin, const float *vdiff,
+                   uint8_t *c, size_t d);
 } vdx_sq_kernels;
 
 VDX_INTERNAL extern const vdx_sq_kernels vdx_sq_kernels_scalar;

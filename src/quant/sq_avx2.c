@@ -184,6 +184,105 @@ static float ip_u4(const float *w, const uint8_t *c, size_t d) {
     return s;
 }
 
+/* ---- encoders ------------------------------------------------------------ */
+
+/* Eight halves (low 16 bits of each 32-bit lane) stored as 16 bytes. */
+static inline void store_halves(__m256i h, uint8_t *c) {
+    __m128i lo = _mm256_castsi256_si128(h), hi = _mm256_extracti128_si256(h, 1);
+    _mm_storeu_si128((__m128i *)(void *)c, _mm_packus_epi32(lo, hi));
+}
+
+/* vdx_fp16_from_float on eight lanes, the same operations in the same
+ * order (FAISS's generic conversion, ties away from zero; F16C's
+ * vcvtps2ph rounds ties to even, so it would change codes). */
+static void enc_f16(const float *x, uint8_t *c, size_t d) {
+    const __m256i absm = _mm256_set1_epi32(0x7fffffff);
+    const __m256i inf = _mm256_set1_epi32(255 << 23);
+    const __m256i rmask = _mm256_set1_epi32((int)~0xfffu);
+    const __m256 scale = _mm256_castsi256_ps(_mm256_set1_epi32(15 << 23));
+    const __m256 cap = _mm256_castsi256_ps(_mm256_set1_epi32((31 << 23) - 0x1000));
+    const __m256i half = _mm256_set1_epi32(0x1000);
+    size_t i = 0;
+    for (; i + 8 <= d; i += 8) {
+        __m256i u = _mm256_castps_si256(_mm256_loadu_ps(x + i));
+        __m256i a = _mm256_and_si256(u, absm);
+        __m256i sign = _mm256_srli_epi32(_mm256_andnot_si256(absm, u), 16);
+        __m256 fs = _mm256_mul_ps(_mm256_castsi256_ps(_mm256_and_si256(a, rmask)), scale);
+        fs = _mm256_min_ps(fs, cap);
+        __m256i o = _mm256_srli_epi32(_mm256_add_epi32(_mm256_castps_si256(fs), half), 13);
+        /* Inf -> 0x7c00, NaN -> 0x7e00 */
+        __m256i nan = _mm256_cmpgt_epi32(a, inf);
+        __m256i big = _mm256_or_si256(nan, _mm256_cmpeq_epi32(a, inf));
+        __m256i sp = _mm256_or_si256(_mm256_set1_epi32(0x7c00),
+                                     _mm256_and_si256(nan, _mm256_set1_epi32(0x0200)));
+        o = _mm256_blendv_epi8(o, sp, big);
+        store_halves(_mm256_or_si256(o, sign), c + 2 * i);
+    }
+    for (; i < d; i++) {
+        uint16_t h = vdx_fp16_from_float(x[i]);
+        c[2 * i] = (uint8_t)h;
+        c[2 * i + 1] = (uint8_t)(h >> 8);
+    }
+}
+
+/* bf16 with round to nearest even, NaN kept quiet: sq.c's bf16_from_float
+ * on eight lanes (integer arithmetic; AVX512-BF16's vcvtneps2bf16 would
+ * flush subnormals, so it is not used). */
+static void enc_bf16(const float *x, uint8_t *c, size_t d) {
+    const __m256i absm = _mm256_set1_epi32(0x7fffffff);
+    const __m256i inf = _mm256_set1_epi32(0x7f800000);
+    const __m256i bias = _mm256_set1_epi32(0x7fff), one = _mm256_set1_epi32(1);
+    size_t i = 0;
+    for (; i + 8 <= d; i += 8) {
+        __m256i u = _mm256_castps_si256(_mm256_loadu_ps(x + i));
+        __m256i r = _mm256_add_epi32(
+            u, _mm256_add_epi32(bias, _mm256_and_si256(_mm256_srli_epi32(u, 16), one)));
+        r = _mm256_srli_epi32(r, 16);
+        __m256i q = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
+        __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, absm), inf);
+        store_halves(_mm256_blendv_epi8(r, q, nan), c + 2 * i);
+    }
+    for (; i < d; i++) {
+        uint32_t u;
+        memcpy(&u, x + i, 4);
+        uint16_t h = (u & 0x7fffffffu) > 0x7f800000u
+                         ? (uint16_t)((u >> 16) | 0x40u)
+                         : (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+        c[2 * i] = (uint8_t)h;
+        c[2 * i + 1] = (uint8_t)(h >> 8);
+    }
+}
+
+/* 8-bit codes: the reference's division (exact in IEEE arithmetic, so the
+ * same as the scalar one), clamp, scale and truncation. */
+static void enc_u8(const float *x, const float *vmin, const float *vdiff,
+                   uint8_t *c, size_t d) {
+    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f),
+                 l = _mm256_set1_ps(255.0f);
+    size_t i = 0;
+    for (; i + 8 <= d; i += 8) {
+        __m256 vd = _mm256_loadu_ps(vdiff + i);
+        __m256 t = _mm256_div_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i),
+                                               _mm256_loadu_ps(vmin + i)), vd);
+        /* max/min return their second operand on NaN: a 0/0 lane -> 0 */
+        t = _mm256_min_ps(_mm256_max_ps(t, zero), one);
+        t = _mm256_and_ps(t, _mm256_cmp_ps(vd, zero, _CMP_NEQ_OQ));
+        __m256i b = _mm256_cvttps_epi32(_mm256_mul_ps(t, l));
+        __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(b),
+                                     _mm256_extracti128_si256(b, 1));
+        _mm_storel_epi64((__m128i *)(void *)(c + i), _mm_packus_epi16(w, w));
+    }
+    for (; i < d; i++) {
+        float t = 0;
+        if (vdiff[i] != 0) {
+            t = (x[i] - vmin[i]) / vdiff[i];
+            if (t < 0) t = 0;
+            if (t > 1.0f) t = 1.0f;
+        }
+        c[i] = (uint8_t)(int)(t * 255.0f);
+    }
+}
+
 const vdx_sq_kernels vdx_sq_kernels_avx2 = {
-    "avx2", l2_u8,   ip_u8, l2_f16, ip_f16,
-    l2_bf16, ip_bf16, l2_u4, ip_u4};
+    "avx2",  l2_u8,   ip_u8, l2_f16, ip_f16,  l2_bf16,
+    ip_bf16, l2_u4,   ip_u4, enc_f16, enc_bf16, enc_u8};

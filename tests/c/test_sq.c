@@ -52,6 +52,70 @@ static void test_kernels_vs_scalar(void) {
     }
 }
 
+/* The encoders of every level equal the scalar ones bit for bit, on random
+ * values and on the special ones: fp16 and bf16 ties, subnormals, values
+ * past the fp16 range, infinities, NaNs, signed zeros; 8-bit codes with
+ * values outside the trained range and a zero-width dimension. */
+static void test_encoders_vs_scalar(void) {
+    const vdx_sq_kernels *R = vdx_sq_kernels_level("scalar");
+    const vdx_sq_kernels *A = vdx_sq_kernels_level("avx2");
+    if (!A) {
+        printf("  (no AVX2 on this machine: encoder comparison skipped)\n");
+        return;
+    }
+    static const uint32_t special[] = {
+        0x00000000u, 0x80000000u, 0x3f801000u, 0x3f803000u, 0xbf801000u, /* fp16 ties */
+        0x3f808000u, 0x3f818000u, 0xc00e8000u, /* bf16 ties (-2.2265625) */
+        0x33000000u, 0x33000001u, 0xb3800000u, 0x387fe000u, 0x38800000u,
+        0x00000001u, 0x807fffffu, /* subnormals of both formats */
+        0x477ff000u, 0x477fefffu, 0x47800000u, 0xc7ffffffu, 0x7f7fffffu,
+        0x7f800000u, 0xff800000u, 0x7fc00000u, 0x7f800001u, 0xffffffffu};
+    const size_t ns = sizeof special / sizeof special[0];
+    uint64_t st = 12345;
+    for (size_t d = 1; d <= 70; d++) {
+        float *x = malloc(d * sizeof(float)), *vmin = malloc(d * sizeof(float)),
+              *vdiff = malloc(d * sizeof(float));
+        uint8_t *c1 = malloc(2 * d), *c2 = malloc(2 * d);
+        for (int rep = 0; rep < 40; rep++) {
+            for (size_t i = 0; i < d; i++) {
+                st = st * 6364136223846793005ull + 1442695040888963407ull;
+                uint32_t r = (uint32_t)(st >> 32);
+                if (rep % 4 == 0) memcpy(x + i, &special[r % ns], 4);
+                else if (rep % 4 == 1) memcpy(x + i, &r, 4); /* any bits */
+                else x[i] = ((float)(r >> 8) / 16777216.0f - 0.5f) * 3.0f;
+                vmin[i] = -1.0f + (float)(i % 3) * 0.1f;
+                vdiff[i] = i % 7 == 3 ? 0.0f : 2.0f;
+            }
+            int okf = 1, okb = 1, oku = 1;
+            R->enc_f16(x, c1, d);
+            A->enc_f16(x, c2, d);
+            okf = !memcmp(c1, c2, 2 * d);
+            R->enc_bf16(x, c1, d);
+            A->enc_bf16(x, c2, d);
+            okb = !memcmp(c1, c2, 2 * d);
+            if (rep % 4 != 1) { /* NaN-free: the 8-bit path's inputs are checked */
+                R->enc_u8(x, vmin, vdiff, c1, d);
+                A->enc_u8(x, vmin, vdiff, c2, d);
+                oku = !memcmp(c1, c2, d);
+            }
+            CHECK(okf);
+            CHECK(okb);
+            CHECK(oku);
+            if (!okf || !okb || !oku) break;
+        }
+        free(x);
+        free(vmin);
+        free(vdiff);
+        free(c1);
+        free(c2);
+    }
+    /* the tie that made faiss's builds disagree stays nearest-even */
+    float t = -2.2265625f;
+    uint8_t c[2];
+    A->enc_bf16(&t, c, 1);
+    CHECK((c[0] | c[1] << 8) == 0xc00e);
+}
+
 static void test_fp16_conversion(void) {
     /* exact values survive; FAISS rounds ties away from zero */
     CHECK(vdx_fp16_from_float(1.0f) == 0x3c00);
@@ -212,6 +276,7 @@ static void test_recall(void) {
 
 int main(void) {
     RUN(test_kernels_vs_scalar);
+    RUN(test_encoders_vs_scalar);
     RUN(test_fp16_conversion);
     RUN(test_encode_decode_bounds);
     RUN(test_bad_args);
