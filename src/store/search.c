@@ -23,6 +23,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/topk.h"
+#include "simd/kernels.h"
 #include "store.h"
 
 static double now_ms(void) {
@@ -183,16 +185,18 @@ static int64_t ef_of(const vdx_store *s, const vdx_search_params *p) {
     return ef > 0 ? ef : 16;
 }
 
-/* 1 when scoring the m matching rows exactly is cheaper (store.h). */
+/* 1 when scoring the m matching rows exactly is cheaper (store.h).  An
+ * exact scan costs m distances (the rows gathered from the raw vectors in
+ * memory), or ~4 m when the vectors must be read from SQLite. */
 static int choose_exact(const vdx_store *s, int64_t m, int64_t k,
                         const vdx_search_params *p) {
     if (s->exact_threshold > 0) return m <= s->exact_threshold;
     if (s->exact_threshold < 0) return 0;
     double n = (double)s->ntotal, sel = (double)m / (n > 0 ? n : 1);
     const vdx_index *fs = flat_storage(s);
-    double exact = fs ? n / 16 + (double)m : 4.0 * (double)m;
+    double exact = fs ? (double)m : 4.0 * (double)m;
     double idx;
-    if (fs == s->index) return 1; /* a flat index: the same scan either way */
+    if (fs == s->index) return 1; /* a flat index: exact either way */
     if (vdx_index_is_hnsw(s->index)) {
         double ef = (double)ef_of(s, p);
         if (ef < (double)k) ef = (double)k;
@@ -207,6 +211,33 @@ static int choose_exact(const vdx_store *s, int64_t m, int64_t k,
         idx = n;
     }
     return exact <= idx;
+}
+
+/* Exact k nearest of nq queries among the m rows vids[]: the vector of
+ * vids[i] at base + vids[i] * d (dense = 0: the index's flat storage) or at
+ * base + i * d (dense = 1: gathered).  On the calling thread: these scans
+ * are small (the cost model sends large ones to the index), and an OpenMP
+ * team costs more than such a scan, much more on a loaded machine. */
+static void exact_scan(const vdx_store *s, const float *base, int dense,
+                       const float *x, int64_t nq, int64_t k,
+                       const int64_t *vids, int64_t m, vlist *out) {
+    const vdx_kernels *kr = vdx_kernels_get();
+    int ip = s->imetric == VDX_METRIC_INNER_PRODUCT;
+    size_t d = (size_t)s->dim;
+    for (int64_t q = 0; q < nq; q++) {
+        float *key = out->score + q * k;
+        int64_t *id = out->vid + q * k;
+        const float *xq = x + (size_t)q * d;
+        vdx_heap_init(k, key, id);
+        for (int64_t i = 0; i < m; i++) {
+            if (!dense && (vids[i] < 0 || vids[i] >= s->ntotal)) continue;
+            const float *y = base + (size_t)(dense ? i : vids[i]) * d;
+            float v = ip ? -kr->inner_product(xq, y, d) : kr->l2sqr(xq, y, d);
+            if (vdx_worse(key[0], id[0], v, vids[i]))
+                vdx_heap_replace_top(k, key, id, v, vids[i]);
+        }
+        vdx_topk_finish(k, key, id, ip, 0.0f);
+    }
 }
 
 static vdx_status make_bitmap_sel(const vdx_store *s, const int64_t *vids,
@@ -227,11 +258,8 @@ static vdx_status exact_from_db(reader *r, const float *x, int64_t nq,
                                 int64_t k, const int64_t *vids, int64_t m,
                                 vlist *out) {
     vdx_store *s = r->s;
-    vdx_index *tmp = NULL;
     float *buf = vdx_malloc_array((size_t)m * (size_t)s->dim, sizeof(float));
-    float *D = vdx_malloc_array((size_t)nq * (size_t)k, sizeof(float));
-    int64_t *I = vdx_malloc_array((size_t)nq * (size_t)k, sizeof(int64_t));
-    vdx_status st = (!buf || !D || !I) ? VDX_ERR_OUT_OF_MEMORY : VDX_OK;
+    vdx_status st = !buf ? VDX_ERR_OUT_OF_MEMORY : VDX_OK;
     sqlite3_stmt *q = r->c->vec_by_vid;
     size_t bytes = (size_t)s->dim * sizeof(float);
     for (int64_t i = 0; i < m && !st; i++) {
@@ -247,17 +275,8 @@ static vdx_status exact_from_db(reader *r, const float *x, int64_t nq,
             memcpy(buf + i * s->dim, sqlite3_column_blob(q, 0), bytes);
     }
     sqlite3_reset(q);
-    if (!st) st = vdx_index_flat_new(s->dim, s->imetric, &tmp);
-    if (!st) st = vdx_index_add(tmp, m, buf);
-    if (!st) st = vdx_index_search(tmp, nq, x, k, NULL, D, I);
-    for (int64_t i = 0; !st && i < nq * k; i++) {
-        out->vid[i] = I[i] >= 0 ? vids[I[i]] : -1;
-        out->score[i] = D[i];
-    }
-    vdx_index_free(tmp);
+    if (!st) exact_scan(s, buf, 1, x, nq, k, vids, m, out);
     vdx_free(buf);
-    vdx_free(D);
-    vdx_free(I);
     return st;
 }
 
@@ -280,11 +299,12 @@ static vdx_status vsearch(reader *r, const float *x, int64_t nq, int64_t k,
         if (m == 0) goto done;
         if (choose_exact(s, m, k, &p)) {
             const vdx_index *fs = flat_storage(s);
-            if (!fs) {
+            if (!fs)
                 st = exact_from_db(r, x, nq, k, vids, m, out);
-                goto done;
-            }
-            target = fs;
+            else
+                exact_scan(s, vdx_index_flat_data(fs), 0, x, nq, k, vids, m,
+                           out);
+            goto done;
         }
         if ((st = make_bitmap_sel(s, vids, m, &sel))) goto done;
     } else if (s->nlive < s->ntotal) {

@@ -206,3 +206,53 @@ def test_threads_search_while_writing(tmp_path):
     assert s.count() == 2000
     s.check()
     s.close()
+
+
+@pytest.mark.parametrize("metric,index", [("l2", "Flat"), ("ip", "HNSW16"),
+                                          ("cosine", "HNSW16"), ("l2", "IVF8,PQ4")])
+@pytest.mark.parametrize("exact_threshold", [10 ** 9, 0])
+def test_filtered_exact_vs_numpy(tmp_path, metric, index, exact_threshold):
+    """Filtered searches that score the matching rows exactly (forced by a
+    huge exact_threshold; 0 = the cost model) return the brute-force top k
+    of the matching rows, computed here in float64: the flat storage in
+    memory (Flat, HNSW) and the vectors read back from SQLite (IVF-PQ)."""
+    n, k = 3000, 10
+    x, meta = rows(n, seed=5)
+    x = x * np.random.RandomState(6).uniform(0.5, 2, size=(n, 1)).astype("float32")
+    s = vecdex.Store.create(tmp_path / "s", D, metric=metric, index=index,
+                            schema=SCHEMA, exact_threshold=exact_threshold,
+                            train_size=1000)
+    s.upsert(range(n), x, meta)
+    s.delete(ids=range(0, n, 11))  # dead vids stay in the index
+    s.upsert([3, 4], x[10:12], [meta[10], meta[11]])  # replaced: new vids
+    vec = {i: x[i] for i in range(n) if i % 11}
+    md = {i: meta[i] for i in range(n) if i % 11}
+    vec[3], vec[4], md[3], md[4] = x[10], x[11], meta[10], meta[11]
+    q = np.random.RandomState(7).normal(size=(20, D)).astype("float32")
+    xb = np.array([vec[i] for i in sorted(vec)], dtype="float64")
+    ids = np.array(sorted(vec))
+    if metric == "cosine":
+        xb /= np.linalg.norm(xb, axis=1, keepdims=True)
+    for where in [{"sel": {"$lt": 30}}, {"category": {"$in": ["c1", "c2"]}},
+                  {"$or": [{"year": 2003}, {"tags": {"$contains": "rag"}}]}]:
+        ok = np.array([matches(md[i], where) for i in ids])
+        assert ok.sum() >= k
+        qq = q.astype("float64")
+        if metric == "cosine":
+            qq /= np.linalg.norm(qq, axis=1, keepdims=True)
+        if metric == "l2":
+            sc = ((qq[:, None, :] - xb[None, ok, :]) ** 2).sum(-1)
+            order = np.argsort(sc, axis=1)
+        else:
+            sc = qq @ xb[ok].T
+            order = np.argsort(-sc, axis=1)
+        res = s.search(q, k, where=where)
+        for r, o, srow in zip(res, order, sc):
+            assert len(r.ids) == k
+            if exact_threshold or index == "Flat":
+                assert r.ids == ids[ok][o[:k]].tolist(), where
+                np.testing.assert_allclose(r.scores, srow[o[:k]], rtol=1e-4, atol=1e-4)
+            elif index.startswith("HNSW"):
+                assert len(set(r.ids) & set(ids[ok][o[:k]].tolist())) >= 8
+            assert all(matches(md[i], where) for i in r.ids)
+    s.close()
