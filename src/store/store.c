@@ -501,6 +501,7 @@ static void store_free(vdx_store *s) {
     conn_close(&s->w);
     vdx_index_free(s->index);
     vdx_free(s->live);
+    store_cols_free(s);
     vdx_free(s->fields);
     vdx_free(s->factory);
     free(s->info_json);
@@ -686,6 +687,7 @@ vdx_status vdx_store_create(const char *path, int64_t dim,
         if ((st = vdx_index_flat_new(dim, s->imetric, &s->index))) goto fail;
     }
     s->trained = !s->needs_training;
+    if ((st = store_cols_init(s))) goto fail;
     if ((st = make_info(s))) goto fail;
     vdx_free(dbp);
     *out = s;
@@ -932,6 +934,7 @@ vdx_status vdx_store_open(const char *path, const vdx_store_options *opts,
     }
     if ((st = load_index(s, nvec))) goto fail;
     if ((st = load_live(s))) goto fail;
+    if ((st = store_cols_load(s, s->w.db))) goto fail;
     if (!s->read_only) {
         remove_stale_files(s);
         if ((st = store_maybe_train(s, 0))) goto fail;
@@ -1102,6 +1105,8 @@ vdx_status vdx_store_compact(vdx_store *s) {
     memset(s->live, 0, (size_t)s->live_cap);
     s->nlive = 0;
     for (int64_t v = 0; v < n; v++) store_live_set(s, v, 1);
+    /* the vids were renumbered; on failure filters use SQLite */
+    if (store_cols_load(s, db)) store_cols_free(s);
     pthread_rwlock_unlock(&s->rw);
     vdx_index_free(old);
     st = store_checkpoint_locked(s);
