@@ -622,6 +622,14 @@ vdx_status vdx_store_create(const char *path, int64_t dim,
     }
     if ((st = take_lock(s, 0))) goto fail;
     if ((st = conn_open(s, dbp, 0, 1, &s->w))) goto fail;
+    {
+        /* pages of 64 KiB: a vector row is d * 4 bytes (1.5 KiB at d=384),
+         * and small pages spend more on page headers, b-tree splits and
+         * WAL frames than on the vectors (raw SQLite, 384-d rows: 8.6 us
+         * per row at 4 KiB, 3.6 at 64 KiB).  Set before the first table
+         * and before WAL, which fix it. */
+        if ((st = store_exec(s->w.db, "PRAGMA page_size=65536"))) goto fail;
+    }
     if ((st = store_exec(s->w.db, "PRAGMA journal_mode=WAL"))) goto fail;
     if ((st = set_pragmas(s, o))) goto fail;
     if ((st = store_exec(s->w.db, "BEGIN IMMEDIATE"))) goto fail;
