@@ -10,6 +10,8 @@
  * fields (a filter becomes a table of matching codes), and a sorted
  * posting list of vids per tag (vids only grow, so appending keeps them
  * sorted).  Dead vids keep their stale values; the live bitmap masks them.
+ * The callers' int64 keys by vid let a search that wants no metadata answer
+ * without touching SQLite at all.
  *
  * Semantics are those of the SQL that filter.c compiles, in two-valued
  * form: a comparison with a missing value is false, except $ne and $nin
@@ -110,7 +112,11 @@ void store_cols_free(vdx_store *s) {
             dict_free(&c->dict);
         }
     vdx_free(s->cols);
+    vdx_free(s->cols_key);
+    vdx_free(s->cols_kint);
     s->cols = NULL;
+    s->cols_key = NULL;
+    s->cols_kint = NULL;
     s->cols_n = s->cols_cap = 0;
     s->cols_ok = 0;
 }
@@ -128,6 +134,12 @@ static int cols_reserve(vdx_store *s, int64_t n) {
     if (n <= s->cols_cap) return 0;
     int64_t cap = s->cols_cap ? s->cols_cap : 1024;
     while (cap < n) cap *= 2;
+    int64_t *k = vdx_realloc_array(s->cols_key, (size_t)cap, sizeof *k);
+    if (!k) return -1;
+    s->cols_key = k;
+    uint8_t *ki = vdx_realloc_array(s->cols_kint, (size_t)cap, 1);
+    if (!ki) return -1;
+    s->cols_kint = ki;
     for (int f = 0; f < s->nfields; f++) {
         store_col *c = &s->cols[f];
         int t = s->fields[f].type;
@@ -181,6 +193,7 @@ static int post_add(store_col *c, const char *tag, int64_t vid) {
 
 /* Clears vids [from, to) to "no value". */
 static void cols_clear(vdx_store *s, int64_t from, int64_t to) {
+    memset(s->cols_kint + from, 0, (size_t)(to - from));
     for (int f = 0; f < s->nfields; f++) {
         store_col *c = &s->cols[f];
         if (c->has) memset(c->has + from, 0, (size_t)(to - from));
@@ -189,12 +202,17 @@ static void cols_clear(vdx_store *s, int64_t from, int64_t to) {
     }
 }
 
-void store_cols_add(vdx_store *s, int64_t vid, const void *meta) {
+void store_cols_add(vdx_store *s, int64_t vid, const void *meta,
+                    const vdx_store_key *key) {
     const json_t *obj = meta;
     if (!s->cols_ok) return;
     if (vid != s->cols_n || cols_reserve(s, vid + 1)) goto off;
     cols_clear(s, vid, vid + 1);
     s->cols_n = vid + 1;
+    if (key && !key->text) {
+        s->cols_key[vid] = key->id;
+        s->cols_kint[vid] = 1;
+    }
     for (int f = 0; obj && f < s->nfields; f++) {
         store_col *c = &s->cols[f];
         json_t *v = json_object_get(obj, s->fields[f].name);
@@ -238,7 +256,7 @@ vdx_status store_cols_load(vdx_store *s, sqlite3 *db) {
     if (st) return st;
     /* the typed columns, in vid order */
     char sql[256 * 80 + 64];
-    size_t len = (size_t)snprintf(sql, sizeof sql, "SELECT vid");
+    size_t len = (size_t)snprintf(sql, sizeof sql, "SELECT vid, key");
     for (int f = 0; f < s->nfields; f++)
         if (s->fields[f].type != F_TAGS)
             len += (size_t)snprintf(sql + len, sizeof sql - len, ", \"f_%s\"",
@@ -260,7 +278,11 @@ vdx_status store_cols_load(vdx_store *s, sqlite3 *db) {
         }
         cols_clear(s, s->cols_n, vid + 1);
         s->cols_n = vid + 1;
-        int col = 1;
+        if (sqlite3_column_type(q, 1) == SQLITE_INTEGER) {
+            s->cols_key[vid] = sqlite3_column_int64(q, 1);
+            s->cols_kint[vid] = 1;
+        }
+        int col = 2;
         for (int f = 0; f < s->nfields; f++) {
             store_col *c = &s->cols[f];
             int t = s->fields[f].type;

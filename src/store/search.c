@@ -117,25 +117,40 @@ typedef struct reader {
     double t0;
 } reader;
 
-static vdx_status reader_begin(vdx_store *s, reader *r) {
-    r->s = s;
-    r->t0 = now_ms();
-    r->c = store_conn_get(s);
+/* The reader's SQLite read transaction, begun on first use: under the
+ * shared lock, so what it reads agrees with the index whenever it starts. */
+static vdx_status reader_sql(reader *r) {
+    if (r->c) return VDX_OK;
+    r->c = store_conn_get(r->s);
     if (!r->c) return VDX_ERR_IO;
-    pthread_rwlock_rdlock(&s->rw);
     if (sqlite3_exec(r->c->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
         vdx_status st = store_sql_err(r->c->db, "begin");
-        pthread_rwlock_unlock(&s->rw);
-        store_conn_put(s, r->c);
+        store_conn_put(r->s, r->c);
+        r->c = NULL;
         return st;
     }
     return VDX_OK;
 }
 
+/* Takes the shared lock; lazy = 1 leaves SQLite until reader_sql. */
+static vdx_status reader_begin_lazy(vdx_store *s, reader *r, int lazy) {
+    r->s = s;
+    r->t0 = now_ms();
+    r->c = NULL;
+    pthread_rwlock_rdlock(&s->rw);
+    vdx_status st = lazy ? VDX_OK : reader_sql(r);
+    if (st) pthread_rwlock_unlock(&s->rw);
+    return st;
+}
+
+static vdx_status reader_begin(vdx_store *s, reader *r) {
+    return reader_begin_lazy(s, r, 0);
+}
+
 static void reader_end(reader *r, int timed) {
-    sqlite3_exec(r->c->db, "COMMIT", NULL, NULL, NULL);
+    if (r->c) sqlite3_exec(r->c->db, "COMMIT", NULL, NULL, NULL);
     pthread_rwlock_unlock(&r->s->rw);
-    store_conn_put(r->s, r->c);
+    if (r->c) store_conn_put(r->s, r->c);
     if (timed) store_record_latency(r->s, now_ms() - r->t0);
 }
 
@@ -295,11 +310,17 @@ static vdx_status vsearch(reader *r, const float *x, int64_t nq, int64_t k,
     int64_t *vids = NULL, m = -1;
     const vdx_index *target = s->index;
     if (where) {
-        if ((st = store_filter_vids(s, r->c, where, &vids, &m))) goto done;
+        store_sql chk;
+        if ((st = store_filter_compile(s, where, &chk))) goto done;
+        store_sql_free(&chk);
+        if (store_cols_filter(s, where, &vids, &m) &&
+            ((st = reader_sql(r)) ||
+             (st = store_filter_vids(s, r->c, where, &vids, &m))))
+            goto done;
         if (m == 0) goto done;
         if (choose_exact(s, m, k, &p)) {
             const vdx_index *fs = flat_storage(s);
-            if (!fs)
+            if (!fs && !(st = reader_sql(r)))
                 st = exact_from_db(r, x, nq, k, vids, m, out);
             else
                 exact_scan(s, vdx_index_flat_data(fs), 0, x, nq, k, vids, m,
@@ -380,7 +401,7 @@ vdx_status vdx_store_search(vdx_store *s, int64_t nq, const float *x,
         return st;
     }
     reader r;
-    if ((st = reader_begin(s, &r))) {
+    if ((st = reader_begin_lazy(s, &r, 1))) {
         vdx_free(q);
         vdx_store_hits_free(h);
         return st;
@@ -388,10 +409,17 @@ vdx_status vdx_store_search(vdx_store *s, int64_t nq, const float *x,
     vlist v = {0};
     st = vsearch(&r, q, nq, k, where, params, &v);
     for (int64_t i = 0; !st && i < nq; i++)
-        for (int64_t j = 0; j < k && !st; j++)
-            if (v.vid[i * k + j] >= 0)
-                st = fill_hit(r.c, h, i, v.vid[i * k + j], v.score[i * k + j],
-                              flags);
+        for (int64_t j = 0; j < k && !st; j++) {
+            int64_t vid = v.vid[i * k + j], id;
+            if (vid < 0) continue;
+            if (!flags && store_cols_key(s, vid, &id)) {
+                vdx_store_hit *hit = &h->hits[i * k + h->count[i]++];
+                hit->key.id = id;
+                hit->score = v.score[i * k + j];
+            } else if (!(st = reader_sql(&r))) {
+                st = fill_hit(r.c, h, i, vid, v.score[i * k + j], flags);
+            }
+        }
     reader_end(&r, st == VDX_OK);
     vlist_free(&v);
     vdx_free(q);

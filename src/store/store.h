@@ -127,6 +127,8 @@ struct vdx_store {
     /* the schema's fields by vid (columns.c), under `rw` like the index;
      * cols_ok = 0: off, filters run in SQLite */
     store_col *cols;
+    int64_t *cols_key;    /* the caller's int64 key by vid */
+    uint8_t *cols_kint;   /* 1: cols_key holds it; 0: a text key (SQLite) */
     int64_t cols_n, cols_cap;
     int cols_ok;
 
@@ -209,7 +211,15 @@ VDX_INTERNAL void store_cols_free(vdx_store *s);
 VDX_INTERNAL vdx_status store_cols_load(vdx_store *s, sqlite3 *db);
 /* Appends vid (== cols_n) with metadata meta (a json_t object, or NULL);
  * switches the columns off on OOM.  Writer, under `rw` exclusive. */
-VDX_INTERNAL void store_cols_add(vdx_store *s, int64_t vid, const void *meta);
+VDX_INTERNAL void store_cols_add(vdx_store *s, int64_t vid, const void *meta,
+                                 const vdx_store_key *key);
+/* The int64 key of live vid from the columns: 1, or 0 (ask SQLite). */
+static inline int store_cols_key(const vdx_store *s, int64_t vid, int64_t *id) {
+    if (!s->cols_ok || vid < 0 || vid >= s->cols_n || !s->cols_kint[vid])
+        return 0;
+    *id = s->cols_key[vid];
+    return 1;
+}
 /* Covers vids < n (no values). */
 VDX_INTERNAL void store_cols_extend(vdx_store *s, int64_t n);
 /* The live vids matching where (already compiled without error), sorted

@@ -314,3 +314,29 @@ def test_filters_in_memory_columns_vs_reference(tmp_path):
     s.compact()
     check(s)
     s.close()
+
+
+def test_search_keys_from_memory_mixed_kinds(tmp_path):
+    """Searches without metadata take int keys from memory and text keys
+    from SQLite: both kinds in one result list, against numpy, before and
+    after reopening, with a replaced row."""
+    x, meta = rows(400, seed=11)
+    ids = list(range(200)) + [f"s{i}" for i in range(200)]
+    p = tmp_path / "s"
+    s = vecdex.Store.create(p, D, metric="l2", index="Flat", schema=SCHEMA)
+    s.upsert(ids, x, meta)
+    y = np.random.RandomState(13).normal(size=(2, D)).astype("float32")
+    s.upsert([7, "s7"], y, [meta[8], meta[208]])
+    cur = x.copy()
+    cur[7], cur[207] = y
+    q = np.random.RandomState(12).normal(size=(10, D)).astype("float32")
+    gt = np.argsort(((q[:, None, :] - cur[None]) ** 2).sum(-1), axis=1)[:, :20]
+    for reopen in (False, True):
+        if reopen:
+            s.close()
+            s = vecdex.Store.open(p)
+        for h, g in zip(s.search(q, 20), gt):
+            assert h.ids == [ids[i] for i in g]
+        for h, g in zip(s.search(q, 20, where={"sel": {"$lt": 1000}}), gt):
+            assert h.ids == [ids[i] for i in g]
+    s.close()
