@@ -121,6 +121,24 @@ void store_cols_free(vdx_store *s) {
     s->cols_ok = 0;
 }
 
+int64_t store_cols_bytes(const vdx_store *s) {
+    if (!s->cols_ok) return 0;
+    int64_t b = s->cols_cap * 9;
+    for (int f = 0; f < s->nfields; f++) {
+        const store_col *c = &s->cols[f];
+        int t = s->fields[f].type;
+        b += t == F_INT || t == F_FLOAT ? s->cols_cap * 9
+             : t == F_TEXT             ? s->cols_cap * 4
+                                       : 0;
+        b += (int64_t)c->dict.cap * 8 + (int64_t)c->dict.nslot * 4;
+        for (int32_t i = 0; i < c->dict.n; i++)
+            b += (int64_t)strlen(c->dict.str[i]) + 1;
+        for (int32_t i = 0; c->post && i < c->dict.n; i++)
+            b += c->post[i].cap * 8;
+    }
+    return b;
+}
+
 vdx_status store_cols_init(vdx_store *s) {
     store_cols_free(s);
     s->cols = vdx_calloc((size_t)(s->nfields ? s->nfields : 1), sizeof *s->cols);

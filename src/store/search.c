@@ -2,12 +2,12 @@
  * search.c — reading a store: vector search with filters inside the
  * search, keyword search (FTS5 BM25), hybrid fusion, get and count.
  *
- * A filtered vector search first runs the filter in SQL (the vids of the
- * matching rows, m of them), then a cost model picks how to score:
- *   - exactly, over those m rows: for an index that keeps the raw vectors
- *     in memory (flat, or HNSW over flat storage) a flat scan restricted to
- *     the rows (~ntotal/16 for the membership tests + m distances), else
- *     the m vectors read from SQLite (~4 m);
+ * A filtered vector search first finds the vids of the matching rows, m
+ * of them, from the in-memory columns (columns.c; SQL when they cannot
+ * answer), then a cost model picks how to score:
+ *   - exactly, over those m rows, on the calling thread: gathered from the
+ *     raw vectors when the index keeps them in memory (flat, or HNSW over
+ *     flat storage; ~m), else read from SQLite (~4 m);
  *   - or through the index with the rows as a bitmap selector: HNSW's walk
  *     visits about 20 ef / (m / ntotal) nodes to find ef admitted ones,
  *     IVF scans nprobe / nlist of the vectors, a flat index all of them.

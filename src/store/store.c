@@ -1169,6 +1169,7 @@ vdx_status vdx_store_stats_get(vdx_store *s, vdx_store_stats *o) {
     o->checkpointed = s->ck_ntotal;
     o->trained = s->trained;
     int64_t ifb = s->index_file_bytes, ck = s->ck_ntotal, nt = s->ntotal;
+    int64_t colb = store_cols_bytes(s);
     pthread_rwlock_unlock(&s->rw);
     char name[64];
     snprintf(name, sizeof name, "index.%lld.faiss", (long long)s->generation);
@@ -1178,7 +1179,7 @@ vdx_status vdx_store_stats_get(vdx_store *s, vdx_store_stats *o) {
      * added since it was written (raw vectors when there is no file yet) */
     double per = ck > 0 ? (double)ifb / (double)ck
                         : (double)s->dim * sizeof(float) + 8;
-    o->bytes_memory = (int64_t)(per * (double)nt) + s->live_cap +
+    o->bytes_memory = (int64_t)(per * (double)nt) + s->live_cap + colb +
                       (int64_t)sqlite3_memory_used();
     pthread_mutex_lock(&s->lat_mu);
     int64_t n = s->nlat < STORE_LAT_N ? s->nlat : STORE_LAT_N;

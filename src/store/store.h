@@ -213,6 +213,8 @@ VDX_INTERNAL vdx_status store_cols_load(vdx_store *s, sqlite3 *db);
  * switches the columns off on OOM.  Writer, under `rw` exclusive. */
 VDX_INTERNAL void store_cols_add(vdx_store *s, int64_t vid, const void *meta,
                                  const vdx_store_key *key);
+/* Bytes the columns hold (under `rw`). */
+VDX_INTERNAL int64_t store_cols_bytes(const vdx_store *s);
 /* The int64 key of live vid from the columns: 1, or 0 (ask SQLite). */
 static inline int store_cols_key(const vdx_store *s, int64_t vid, int64_t *id) {
     if (!s->cols_ok || vid < 0 || vid >= s->cols_n || !s->cols_kint[vid])
