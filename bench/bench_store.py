@@ -17,7 +17,7 @@ second apart, so that the machine's drift hits them alike:
     than k (with k matching rows) counted and reported;
   - bytes on disk.
 
-  vecdex: HNSW32 (efSearch 64); chromadb: its default HNSW (hnswlib, M 16);
+  vecdex: HNSW32 (efConstruction 100, the store's default; efSearch 128); chromadb: its default HNSW (hnswlib, M 16);
   lancedb: no ANN index (its flat scan, exact) with prefilter.  vecdex's
   tags field is a list ["t3"]; the peers hold the same tag as a text field,
   so `$contains` and `=` select the same rows.
@@ -84,7 +84,7 @@ class VecdexLib:
         self.s = vecdex.Store.create(path, D, metric="cosine", index="HNSW32",
                                      schema={"category": "text", "year": "int",
                                              "tags": "tags"})
-        self.P = {"efSearch": 64}
+        self.P = {"efSearch": 128}
 
     def ingest(self, ids, x, cat, year, tag, texts):
         self.s.upsert(ids, x, [{"category": f"c{c}", "year": int(y), "tags": [f"t{t}"]}

@@ -88,6 +88,7 @@ typedef struct store_col {
 } store_col;
 
 #define STORE_POOL_MAX 32
+#define STORE_HNSW_EF_CONSTRUCTION 100 /* store.c: store_new_index */
 #define STORE_LAT_N 1024
 
 struct vdx_store {
