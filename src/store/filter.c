@@ -344,6 +344,10 @@ vdx_status store_filter_vids(vdx_store *s, store_conn *conn, const char *where,
     store_sql q;
     vdx_status st = store_filter_compile(s, where, &q);
     if (st) return st;
+    if (store_cols_filter(s, where, vids, n) == 0) {
+        store_sql_free(&q);
+        return VDX_OK;
+    }
     store_sql full = {0};
     if (store_sql_cat(&full, "SELECT vid FROM vdx_rows WHERE %s ORDER BY vid",
                       q.sql)) {

@@ -2,12 +2,12 @@
  * search.c — reading a store: vector search with filters inside the
  * search, keyword search (FTS5 BM25), hybrid fusion, get and count.
  *
- * A filtered vector search first runs the filter in SQL (the vids of the
- * matching rows, m of them), then a cost model picks how to score:
- *   - exactly, over those m rows: for an index that keeps the raw vectors
- *     in memory (flat, or HNSW over flat storage) a flat scan restricted to
- *     the rows (~ntotal/16 for the membership tests + m distances), else
- *     the m vectors read from SQLite (~4 m);
+ * A filtered vector search first finds the vids of the matching rows, m
+ * of them, from the in-memory columns (columns.c; SQL when they cannot
+ * answer), then a cost model picks how to score:
+ *   - exactly, over those m rows, on the calling thread: gathered from the
+ *     raw vectors when the index keeps them in memory (flat, or HNSW over
+ *     flat storage; ~m), else read from SQLite (~4 m);
  *   - or through the index with the rows as a bitmap selector: HNSW's walk
  *     visits about 20 ef / (m / ntotal) nodes to find ef admitted ones,
  *     IVF scans nprobe / nlist of the vectors, a flat index all of them.
@@ -23,6 +23,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/topk.h"
+#include "simd/kernels.h"
 #include "store.h"
 
 static double now_ms(void) {
@@ -115,25 +117,40 @@ typedef struct reader {
     double t0;
 } reader;
 
-static vdx_status reader_begin(vdx_store *s, reader *r) {
-    r->s = s;
-    r->t0 = now_ms();
-    r->c = store_conn_get(s);
+/* The reader's SQLite read transaction, begun on first use: under the
+ * shared lock, so what it reads agrees with the index whenever it starts. */
+static vdx_status reader_sql(reader *r) {
+    if (r->c) return VDX_OK;
+    r->c = store_conn_get(r->s);
     if (!r->c) return VDX_ERR_IO;
-    pthread_rwlock_rdlock(&s->rw);
     if (sqlite3_exec(r->c->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
         vdx_status st = store_sql_err(r->c->db, "begin");
-        pthread_rwlock_unlock(&s->rw);
-        store_conn_put(s, r->c);
+        store_conn_put(r->s, r->c);
+        r->c = NULL;
         return st;
     }
     return VDX_OK;
 }
 
+/* Takes the shared lock; lazy = 1 leaves SQLite until reader_sql. */
+static vdx_status reader_begin_lazy(vdx_store *s, reader *r, int lazy) {
+    r->s = s;
+    r->t0 = now_ms();
+    r->c = NULL;
+    pthread_rwlock_rdlock(&s->rw);
+    vdx_status st = lazy ? VDX_OK : reader_sql(r);
+    if (st) pthread_rwlock_unlock(&s->rw);
+    return st;
+}
+
+static vdx_status reader_begin(vdx_store *s, reader *r) {
+    return reader_begin_lazy(s, r, 0);
+}
+
 static void reader_end(reader *r, int timed) {
-    sqlite3_exec(r->c->db, "COMMIT", NULL, NULL, NULL);
+    if (r->c) sqlite3_exec(r->c->db, "COMMIT", NULL, NULL, NULL);
     pthread_rwlock_unlock(&r->s->rw);
-    store_conn_put(r->s, r->c);
+    if (r->c) store_conn_put(r->s, r->c);
     if (timed) store_record_latency(r->s, now_ms() - r->t0);
 }
 
@@ -183,16 +200,18 @@ static int64_t ef_of(const vdx_store *s, const vdx_search_params *p) {
     return ef > 0 ? ef : 16;
 }
 
-/* 1 when scoring the m matching rows exactly is cheaper (store.h). */
+/* 1 when scoring the m matching rows exactly is cheaper (store.h).  An
+ * exact scan costs m distances (the rows gathered from the raw vectors in
+ * memory), or ~4 m when the vectors must be read from SQLite. */
 static int choose_exact(const vdx_store *s, int64_t m, int64_t k,
                         const vdx_search_params *p) {
     if (s->exact_threshold > 0) return m <= s->exact_threshold;
     if (s->exact_threshold < 0) return 0;
     double n = (double)s->ntotal, sel = (double)m / (n > 0 ? n : 1);
     const vdx_index *fs = flat_storage(s);
-    double exact = fs ? n / 16 + (double)m : 4.0 * (double)m;
+    double exact = fs ? (double)m : 4.0 * (double)m;
     double idx;
-    if (fs == s->index) return 1; /* a flat index: the same scan either way */
+    if (fs == s->index) return 1; /* a flat index: exact either way */
     if (vdx_index_is_hnsw(s->index)) {
         double ef = (double)ef_of(s, p);
         if (ef < (double)k) ef = (double)k;
@@ -207,6 +226,33 @@ static int choose_exact(const vdx_store *s, int64_t m, int64_t k,
         idx = n;
     }
     return exact <= idx;
+}
+
+/* Exact k nearest of nq queries among the m rows vids[]: the vector of
+ * vids[i] at base + vids[i] * d (dense = 0: the index's flat storage) or at
+ * base + i * d (dense = 1: gathered).  On the calling thread: these scans
+ * are small (the cost model sends large ones to the index), and an OpenMP
+ * team costs more than such a scan, much more on a loaded machine. */
+static void exact_scan(const vdx_store *s, const float *base, int dense,
+                       const float *x, int64_t nq, int64_t k,
+                       const int64_t *vids, int64_t m, vlist *out) {
+    const vdx_kernels *kr = vdx_kernels_get();
+    int ip = s->imetric == VDX_METRIC_INNER_PRODUCT;
+    size_t d = (size_t)s->dim;
+    for (int64_t q = 0; q < nq; q++) {
+        float *key = out->score + q * k;
+        int64_t *id = out->vid + q * k;
+        const float *xq = x + (size_t)q * d;
+        vdx_heap_init(k, key, id);
+        for (int64_t i = 0; i < m; i++) {
+            if (!dense && (vids[i] < 0 || vids[i] >= s->ntotal)) continue;
+            const float *y = base + (size_t)(dense ? i : vids[i]) * d;
+            float v = ip ? -kr->inner_product(xq, y, d) : kr->l2sqr(xq, y, d);
+            if (vdx_worse(key[0], id[0], v, vids[i]))
+                vdx_heap_replace_top(k, key, id, v, vids[i]);
+        }
+        vdx_topk_finish(k, key, id, ip, 0.0f);
+    }
 }
 
 static vdx_status make_bitmap_sel(const vdx_store *s, const int64_t *vids,
@@ -227,11 +273,8 @@ static vdx_status exact_from_db(reader *r, const float *x, int64_t nq,
                                 int64_t k, const int64_t *vids, int64_t m,
                                 vlist *out) {
     vdx_store *s = r->s;
-    vdx_index *tmp = NULL;
     float *buf = vdx_malloc_array((size_t)m * (size_t)s->dim, sizeof(float));
-    float *D = vdx_malloc_array((size_t)nq * (size_t)k, sizeof(float));
-    int64_t *I = vdx_malloc_array((size_t)nq * (size_t)k, sizeof(int64_t));
-    vdx_status st = (!buf || !D || !I) ? VDX_ERR_OUT_OF_MEMORY : VDX_OK;
+    vdx_status st = !buf ? VDX_ERR_OUT_OF_MEMORY : VDX_OK;
     sqlite3_stmt *q = r->c->vec_by_vid;
     size_t bytes = (size_t)s->dim * sizeof(float);
     for (int64_t i = 0; i < m && !st; i++) {
@@ -247,17 +290,8 @@ static vdx_status exact_from_db(reader *r, const float *x, int64_t nq,
             memcpy(buf + i * s->dim, sqlite3_column_blob(q, 0), bytes);
     }
     sqlite3_reset(q);
-    if (!st) st = vdx_index_flat_new(s->dim, s->imetric, &tmp);
-    if (!st) st = vdx_index_add(tmp, m, buf);
-    if (!st) st = vdx_index_search(tmp, nq, x, k, NULL, D, I);
-    for (int64_t i = 0; !st && i < nq * k; i++) {
-        out->vid[i] = I[i] >= 0 ? vids[I[i]] : -1;
-        out->score[i] = D[i];
-    }
-    vdx_index_free(tmp);
+    if (!st) exact_scan(s, buf, 1, x, nq, k, vids, m, out);
     vdx_free(buf);
-    vdx_free(D);
-    vdx_free(I);
     return st;
 }
 
@@ -276,15 +310,22 @@ static vdx_status vsearch(reader *r, const float *x, int64_t nq, int64_t k,
     int64_t *vids = NULL, m = -1;
     const vdx_index *target = s->index;
     if (where) {
-        if ((st = store_filter_vids(s, r->c, where, &vids, &m))) goto done;
+        store_sql chk;
+        if ((st = store_filter_compile(s, where, &chk))) goto done;
+        store_sql_free(&chk);
+        if (store_cols_filter(s, where, &vids, &m) &&
+            ((st = reader_sql(r)) ||
+             (st = store_filter_vids(s, r->c, where, &vids, &m))))
+            goto done;
         if (m == 0) goto done;
         if (choose_exact(s, m, k, &p)) {
             const vdx_index *fs = flat_storage(s);
-            if (!fs) {
+            if (!fs && !(st = reader_sql(r)))
                 st = exact_from_db(r, x, nq, k, vids, m, out);
-                goto done;
-            }
-            target = fs;
+            else
+                exact_scan(s, vdx_index_flat_data(fs), 0, x, nq, k, vids, m,
+                           out);
+            goto done;
         }
         if ((st = make_bitmap_sel(s, vids, m, &sel))) goto done;
     } else if (s->nlive < s->ntotal) {
@@ -360,7 +401,7 @@ vdx_status vdx_store_search(vdx_store *s, int64_t nq, const float *x,
         return st;
     }
     reader r;
-    if ((st = reader_begin(s, &r))) {
+    if ((st = reader_begin_lazy(s, &r, 1))) {
         vdx_free(q);
         vdx_store_hits_free(h);
         return st;
@@ -368,10 +409,17 @@ vdx_status vdx_store_search(vdx_store *s, int64_t nq, const float *x,
     vlist v = {0};
     st = vsearch(&r, q, nq, k, where, params, &v);
     for (int64_t i = 0; !st && i < nq; i++)
-        for (int64_t j = 0; j < k && !st; j++)
-            if (v.vid[i * k + j] >= 0)
-                st = fill_hit(r.c, h, i, v.vid[i * k + j], v.score[i * k + j],
-                              flags);
+        for (int64_t j = 0; j < k && !st; j++) {
+            int64_t vid = v.vid[i * k + j], id;
+            if (vid < 0) continue;
+            if (!flags && store_cols_key(s, vid, &id)) {
+                vdx_store_hit *hit = &h->hits[i * k + h->count[i]++];
+                hit->key.id = id;
+                hit->score = v.score[i * k + j];
+            } else if (!(st = reader_sql(&r))) {
+                st = fill_hit(r.c, h, i, vid, v.score[i * k + j], flags);
+            }
+        }
     reader_end(&r, st == VDX_OK);
     vlist_free(&v);
     vdx_free(q);

@@ -8,6 +8,7 @@
  *              then the in-memory index; training of the flat buffer
  *   filter.c   JSON filters -> parameterised SQL
  *   search.c   vector, keyword and hybrid search, get, count
+ *   columns.c  the schema's fields in memory; filters evaluated over them
  *
  * The store depends on the public API (vecdex.h) for its index and on
  * src/common for errors and allocation, nothing else of the library.
@@ -63,7 +64,31 @@ typedef struct store_conn {
     int cache_next;
 } store_conn;
 
+/* In-memory columns (columns.c): strings -> dense codes. */
+typedef struct store_dict {
+    char **str;
+    int32_t n, cap;
+    int32_t *slot; /* open addressing, -1 empty */
+    uint32_t nslot;
+} store_dict;
+
+typedef struct store_post {
+    int64_t *v; /* ascending vids */
+    int64_t n, cap;
+} store_post;
+
+typedef struct store_col {
+    int64_t *iv;     /* F_INT value by vid */
+    double *fv;      /* F_FLOAT value by vid */
+    uint8_t *has;    /* F_INT / F_FLOAT: 1 when the row has a value */
+    int32_t *code;   /* F_TEXT: code in dict, -1 none */
+    store_dict dict; /* F_TEXT values, F_TAGS tags */
+    store_post *post; /* F_TAGS: vids by tag code */
+    int32_t npost_cap;
+} store_col;
+
 #define STORE_POOL_MAX 32
+#define STORE_HNSW_EF_CONSTRUCTION 100 /* store.c: store_new_index */
 #define STORE_LAT_N 1024
 
 struct vdx_store {
@@ -99,6 +124,14 @@ struct vdx_store {
     int64_t generation, ck_ntotal;
     int broken;        /* the index missed a committed write: reopen */
     int64_t index_file_bytes;
+
+    /* the schema's fields by vid (columns.c), under `rw` like the index;
+     * cols_ok = 0: off, filters run in SQLite */
+    store_col *cols;
+    int64_t *cols_key;    /* the caller's int64 key by vid */
+    uint8_t *cols_kint;   /* 1: cols_key holds it; 0: a text key (SQLite) */
+    int64_t cols_n, cols_cap;
+    int cols_ok;
 
     pthread_mutex_t lat_mu;
     float lat_ms[STORE_LAT_N];
@@ -170,5 +203,32 @@ VDX_INTERNAL vdx_status store_sql_bind(const store_sql *q, sqlite3_stmt *st,
 VDX_INTERNAL vdx_status store_filter_vids(vdx_store *s, store_conn *c,
                                           const char *where, int64_t **vids,
                                           int64_t *n);
+
+/* ---- columns.c ---- */
+VDX_INTERNAL vdx_status store_cols_init(vdx_store *s);
+VDX_INTERNAL void store_cols_free(vdx_store *s);
+/* Rebuilds the columns from the database (for vids < s->ntotal); on OOM
+ * they are switched off (VDX_OK); a vid out of range is VDX_ERR_FORMAT. */
+VDX_INTERNAL vdx_status store_cols_load(vdx_store *s, sqlite3 *db);
+/* Appends vid (== cols_n) with metadata meta (a json_t object, or NULL);
+ * switches the columns off on OOM.  Writer, under `rw` exclusive. */
+VDX_INTERNAL void store_cols_add(vdx_store *s, int64_t vid, const void *meta,
+                                 const vdx_store_key *key);
+/* Bytes the columns hold (under `rw`). */
+VDX_INTERNAL int64_t store_cols_bytes(const vdx_store *s);
+/* The int64 key of live vid from the columns: 1, or 0 (ask SQLite). */
+static inline int store_cols_key(const vdx_store *s, int64_t vid, int64_t *id) {
+    if (!s->cols_ok || vid < 0 || vid >= s->cols_n || !s->cols_kint[vid])
+        return 0;
+    *id = s->cols_key[vid];
+    return 1;
+}
+/* Covers vids < n (no values). */
+VDX_INTERNAL void store_cols_extend(vdx_store *s, int64_t n);
+/* The live vids matching where (already compiled without error), sorted
+ * ascending, from the columns: 0, or -1 when the columns cannot answer
+ * (off, or out of memory): ask SQLite. */
+VDX_INTERNAL int store_cols_filter(const vdx_store *s, const char *where,
+                                   int64_t **vids, int64_t *n);
 
 #endif

@@ -258,7 +258,9 @@ static vdx_status require_writable(const vdx_store *s, const char *what) {
  * (nnew of them, vids ntotal..) added, vids kill[] dead.  Called with the
  * transaction open; on failure it is rolled back. */
 static vdx_status commit_apply(vdx_store *s, int64_t nnew, const float *xs,
-                               const int64_t *kill, int64_t nkill) {
+                               const row_meta *meta, const vdx_store_key *keys,
+                               const int64_t *kill,
+                               int64_t nkill) {
     pthread_rwlock_wrlock(&s->rw);
     if (sqlite3_exec(s->w.db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
         vdx_status st = store_sql_err(s->w.db, "commit");
@@ -274,6 +276,9 @@ static vdx_status commit_apply(vdx_store *s, int64_t nnew, const float *xs,
         for (int64_t i = 0; i < nnew && st == VDX_OK; i++)
             if (store_live_set(s, s->ntotal + i, 1)) st = VDX_ERR_OUT_OF_MEMORY;
         for (int64_t i = 0; i < nkill; i++) store_live_set(s, kill[i], 0);
+        for (int64_t i = 0; i < nnew; i++)
+            store_cols_add(s, s->ntotal + i, meta ? meta[i].obj : NULL,
+                           &keys[i]);
         s->ntotal += nnew;
     }
     if (st != VDX_OK) {
@@ -534,7 +539,7 @@ vdx_status vdx_store_upsert(vdx_store *s, int64_t n, const vdx_store_key *keys,
             sqlite3_reset(q);
         }
     }
-    st = commit_apply(s, n, xs, kill, nkill);
+    st = commit_apply(s, n, xs, meta, keys, kill, nkill);
     if (st == VDX_OK) st = store_maybe_train(s, 0);
     if (st == VDX_OK) st = maybe_checkpoint(s);
     goto unlock;
@@ -597,7 +602,7 @@ vdx_status vdx_store_delete(vdx_store *s, int64_t n, const vdx_store_key *keys,
         sqlite3_exec(s->w.db, "ROLLBACK", NULL, NULL, NULL);
         goto unlock;
     }
-    st = commit_apply(s, 0, NULL, kill, nkill);
+    st = commit_apply(s, 0, NULL, NULL, NULL, kill, nkill);
     if (st == VDX_OK && ndeleted) *ndeleted = nkill;
     goto unlock;
 rollback: {
