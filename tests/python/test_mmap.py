@@ -28,9 +28,10 @@ KINDS = [
     ("IVF16,Flat", True),
     ("IVF16,PQ6", True),
     ("IVF16,SQ8", True),
-    ("HNSW12", True),
-    ("PQ6", False),
-    ("SQ8", False),
+    ("HNSW12", True),       # storage mapped; the graph is converted (copied)
+    ("PQ6", True),
+    ("SQ8", True),
+    ("HNSW12,SQ8", True),
     # fast-scan lists are unpacked on read (copied); only the coarse
     # quantizer's centroids stay borrowed from the map
     ("IVF16,PQ6x4fs", True),
@@ -121,7 +122,8 @@ def test_mapped_search_equals_in_memory_and_faiss(tmp_path, data, key,
 
 
 @pytest.mark.parametrize("key", ["Flat", "IDMap,Flat", "IVF16,Flat",
-                                 "IVF16,PQ6", "IVF16,SQ8", "HNSW12"])
+                                 "IVF16,PQ6", "IVF16,SQ8", "HNSW12", "PQ6",
+                                 "SQ8"])
 def test_changes_copy_and_leave_the_file_intact(tmp_path, data, key):
     xb, xq = data
     fi = build_faiss(key, xb)
