@@ -26,8 +26,9 @@ vdx_status vdx_mapping_from_fd(int fd, uint64_t len, const char *path,
             return vdx_raise(VDX_ERR_IO, "cannot map '%s' (%llu bytes): %s",
                              path, (unsigned long long)len, strerror(e));
         }
-        /* searches jump between lists and vectors: no readahead storms */
-        (void)madvise(p, (size_t)len, MADV_RANDOM);
+        /* no madvise: the kernel's readahead serves the sequential reads of
+         * an inverted list or a flat scan from a cold cache (MADV_RANDOM
+         * made a cold IVF query 4x slower) */
         m->base = p;
     }
     m->len = len;
