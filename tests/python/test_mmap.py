@@ -403,3 +403,30 @@ def test_merge_from(data):
         a.merge_from(vecdex.IndexIVFFlat(vecdex.IndexFlatL2(D), D, 8))
     with pytest.raises(TypeError):
         a.merge_from(vecdex.IndexFlatL2(D))
+
+
+def test_faiss_ondisk_lists_grown_by_add(tmp_path, data):
+    """faiss's own growth (power-of-two capacities, moved lists, free
+    slots) read by vecdex, searched the same; written back, read by faiss."""
+    xb, xq = data
+    q = faiss.IndexFlatL2(D)
+    fi = faiss.IndexIVFFlat(q, D, 16)
+    fi.train(xb)
+    il = faiss.OnDiskInvertedLists(16, fi.code_size,
+                                   str(tmp_path / "grown.ivfdata"))
+    fi.replace_invlists(il, True)
+    il.this.disown()
+    for i in range(0, NB, 700):
+        fi.add(xb[i:i + 700])
+    faiss.write_index(fi, str(tmp_path / "grown.index"))
+    for flags in (0, vecdex.IO_FLAG_MMAP):
+        vi = vecdex.read_index(str(tmp_path / "grown.index"), flags)
+        set_nprobe(fi, vi)
+        Df, If = fi.search(xq, 10)
+        Dv, Iv = vi.search(xq, 10)
+        np.testing.assert_array_equal(Iv, If)
+        np.testing.assert_allclose(Dv, Df, rtol=1e-5, atol=1e-5)
+    vecdex.write_index(vi, str(tmp_path / "back.index"))   # unchanged lists
+    fb = faiss.read_index(str(tmp_path / "back.index"))
+    set_nprobe(fb)
+    np.testing.assert_array_equal(fb.search(xq, 10)[1], If)
