@@ -803,9 +803,64 @@ VDX_API vdx_status vdx_index_fastscan_set_by_residual(vdx_index *index,
  *  with other writes; SIGPIPE is blocked in the calling thread while it
  *  writes through a FIFO (a reader leaving is VDX_ERR_IO, not a kill). */
 VDX_API vdx_status vdx_write_index(const vdx_index *index, const char *path);
-/** Reads an index written by vecdex or FAISS.  io_flags: 0 (reserved). */
+/* FAISS's IO flags, with FAISS's values (faiss/index_io.h). */
+#define VDX_IO_FLAG_READ_ONLY 2       /* on-disk lists: never written */
+#define VDX_IO_FLAG_ONDISK_SAME_DIR 4 /* on-disk lists: data file next to
+                                         the index file */
+#define VDX_IO_FLAG_SKIP_IVF_DATA 8
+#define VDX_IO_FLAG_MMAP (VDX_IO_FLAG_SKIP_IVF_DATA | 0x646f0000)
+#define VDX_IO_FLAG_MMAP_IFC (1 << 9)
+/** Reads an index written by vecdex or FAISS from path.
+ *  io_flags: 0, or FAISS's flags.  VDX_IO_FLAG_MMAP or VDX_IO_FLAG_MMAP_IFC
+ *  map the file read-only (MAP_PRIVATE) and let the index borrow its large
+ *  arrays from the map instead of copying them: the vectors of a Flat index
+ *  (also under IndexIDMap / IDMap2 and as HNSW storage) and the inverted
+ *  lists of IVF-Flat / IVF-PQ / IVF-SQ.  Search results are the same as
+ *  without the flag.  Mapped data is never written through: add,
+ *  remove_ids or reset copy what they change first (copy-on-write of the
+ *  vectors, or of one inverted list), and the file stays as it was.  Sizes
+ *  are validated against the file at open; mapped vectors are not scanned
+ *  for NaN / Inf (that would read the whole file).  A file truncated in
+ *  place by another process while mapped raises SIGBUS on access, as in
+ *  FAISS: replace files by rename (as vdx_write_index does) instead.
+ *  FAISS's OnDiskInvertedLists ("ilod", lists in a separate .ivfdata file)
+ *  are read with or without the flag (the data file is mapped);
+ *  VDX_IO_FLAG_ONDISK_SAME_DIR looks for the data file in the index file's
+ *  directory.  Unknown flag bits are ignored, as FAISS does.
+ *  @return VDX_OK and a new index in *out (free with vdx_index_free);
+ *  VDX_ERR_IO, VDX_ERR_FORMAT, VDX_ERR_UNSUPPORTED; *out NULL on error. */
 VDX_API vdx_status vdx_read_index(const char *path, int io_flags,
                                   vdx_index **out);
+/** Merges the inverted lists of the IVF indexes stored in the nshards files
+ *  shard_paths (same kind, d, nlist and code size as index) into one data
+ *  file at ivfdata_path in FAISS's OnDiskInvertedLists layout, and makes
+ *  index use it (its lists become on-disk lists borrowing from a read-only
+ *  map of the file; its old lists are dropped), as
+ *  faiss.contrib.ondisk.merge_ondisk does.  Shards are opened memory-mapped
+ *  one at a time, twice (sizes, then data), so the memory needed is about
+ *  one list table, not the data.  shift_ids: add to each shard's ids the
+ *  ntotal of the shards before it.  The data file is written to a temporary
+ *  file and renamed.  On error the index is unchanged.  write_index then
+ *  writes the index with an "ilod" record naming ivfdata_path (readable by
+ *  FAISS).
+ *  @return VDX_OK with *ntotal (may be NULL) the entries merged;
+ *  VDX_ERR_INVALID_ARGUMENT (incompatible shard, named), VDX_ERR_IO,
+ *  VDX_ERR_FORMAT from reading a shard. */
+VDX_API vdx_status vdx_index_ivf_merge_ondisk(vdx_index *index,
+                                              const char *const *shard_paths,
+                                              int nshards,
+                                              const char *ivfdata_path,
+                                              int shift_ids, int64_t *ntotal);
+/** Moves every entry of the IVF index src into dst (same kind, d, nlist,
+ *  metric), adding add_id to the ids; src is left empty (FAISS's
+ *  IndexIVF::merge_from).  Refused with a direct map on either.
+ *  @return VDX_OK, VDX_ERR_INVALID_ARGUMENT, VDX_ERR_UNSUPPORTED. */
+VDX_API vdx_status vdx_index_ivf_merge_from(vdx_index *dst, vdx_index *src,
+                                            int64_t add_id);
+/** The same as vdx_read_index (the name the FAISS docs use for the call
+ *  with flags). */
+VDX_API vdx_status vdx_read_index_flags(const char *path, int io_flags,
+                                        vdx_index **out);
 /** Serialises to a new buffer (*buf, *size); free it with vdx_free_buffer. */
 VDX_API vdx_status vdx_serialize_index(const vdx_index *index, uint8_t **buf,
                                        size_t *size);

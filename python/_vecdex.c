@@ -470,6 +470,16 @@ PyMODINIT_FUNC PyInit__vecdex(void) {
     if (add_object(m, "InvalidArgumentError", InvalidArgumentError) < 0)
         goto fail;
 
+    if (PyModule_AddIntConstant(m, "IO_FLAG_READ_ONLY",
+                                VDX_IO_FLAG_READ_ONLY) < 0 ||
+        PyModule_AddIntConstant(m, "IO_FLAG_ONDISK_SAME_DIR",
+                                VDX_IO_FLAG_ONDISK_SAME_DIR) < 0 ||
+        PyModule_AddIntConstant(m, "IO_FLAG_SKIP_IVF_DATA",
+                                VDX_IO_FLAG_SKIP_IVF_DATA) < 0 ||
+        PyModule_AddIntConstant(m, "IO_FLAG_MMAP", VDX_IO_FLAG_MMAP) < 0 ||
+        PyModule_AddIntConstant(m, "IO_FLAG_MMAP_IFC", VDX_IO_FLAG_MMAP_IFC) <
+            0)
+        goto fail;
     if (PyModule_AddIntConstant(m, "METRIC_INNER_PRODUCT",
                                 VDX_METRIC_INNER_PRODUCT) < 0 ||
         PyModule_AddIntConstant(m, "METRIC_L2", VDX_METRIC_L2) < 0 ||

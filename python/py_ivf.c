@@ -129,7 +129,100 @@ static PyObject *IVF_set_direct_map_type(IndexObject *self, PyObject *args,
     return direct_map(self, type);
 }
 
+static PyObject *IVF_merge_from(IndexObject *self, PyObject *args,
+                                PyObject *kw) {
+    static char *kwlist[] = {"otherIndex", "add_id", NULL};
+    PyObject *other_obj;
+    long long add_id = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|L:merge_from", kwlist,
+                                     &other_obj, &add_id))
+        return NULL;
+    if (mutable_(self, "merge_from") < 0) return NULL;
+    if (!PyObject_TypeCheck(other_obj, &IndexIVFType)) {
+        PyErr_Format(PyExc_TypeError,
+                     "merge_from: expected an IVF index, got %.200s",
+                     Py_TYPE(other_obj)->tp_name);
+        return NULL;
+    }
+    IndexObject *other = (IndexObject *)other_obj;
+    if (mutable_(other, "merge_from") < 0) return NULL;
+    cerr e;
+    if (other->owner == self->owner) {
+        RUN_LOCKED(self->owner, wr, e,
+                   vdx_index_ivf_merge_from(self->ix, other->ix, add_id));
+    } else {
+        Py_BEGIN_ALLOW_THREADS
+        rw_wrlock(&self->owner->lock);
+        rw_wrlock(&other->owner->lock);
+        cerr_capture(&e, vdx_index_ivf_merge_from(self->ix, other->ix, add_id));
+        rw_wrunlock(&other->owner->lock);
+        rw_wrunlock(&self->owner->lock);
+        Py_END_ALLOW_THREADS
+    }
+    if (e.st != VDX_OK) return raise_cerr(&e);
+    Py_RETURN_NONE;
+}
+
+/* _merge_ondisk(index, shard_fnames, ivfdata_fname, shift_ids): see
+ * vecdex.contrib.ondisk.merge_ondisk. */
+static PyObject *IVF_merge_ondisk(IndexObject *self, PyObject *args) {
+    PyObject *seq, *outp = NULL;
+    int shift = 0;
+    if (!PyArg_ParseTuple(args, "OO&|p:_merge_ondisk", &seq,
+                          PyUnicode_FSConverter, &outp, &shift))
+        return NULL;
+    if (mutable_(self, "merge_ondisk") < 0) {
+        Py_DECREF(outp);
+        return NULL;
+    }
+    PyObject *fast = PySequence_Fast(seq, "shard_fnames must be a sequence");
+    if (!fast) {
+        Py_DECREF(outp);
+        return NULL;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    PyObject **bytes = PyMem_Calloc((size_t)(n ? n : 1), sizeof(PyObject *));
+    const char **paths = PyMem_Calloc((size_t)(n ? n : 1), sizeof(char *));
+    PyObject *ret = NULL;
+    if (!bytes || !paths) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyUnicode_FSConverter(PySequence_Fast_GET_ITEM(fast, i),
+                                   &bytes[i]))
+            goto done;
+        paths[i] = PyBytes_AS_STRING(bytes[i]);
+    }
+    cerr e;
+    int64_t nt = 0;
+    const char *op = PyBytes_AS_STRING(outp);
+    RUN_LOCKED(self->owner, wr, e,
+               vdx_index_ivf_merge_ondisk(self->ix, paths, (int)n, op, shift,
+                                          &nt));
+    if (e.st != VDX_OK) {
+        raise_cerr(&e);
+        goto done;
+    }
+    ret = PyLong_FromLongLong(nt);
+done:
+    if (bytes)
+        for (Py_ssize_t i = 0; i < n; i++) Py_XDECREF(bytes[i]);
+    PyMem_Free(bytes);
+    PyMem_Free(paths);
+    Py_DECREF(fast);
+    Py_DECREF(outp);
+    return ret;
+}
+
 static PyMethodDef IVF_methods[] = {
+    {"merge_from", METH_KW_FN(IVF_merge_from), METH_VARARGS | METH_KEYWORDS,
+     "merge_from(otherIndex, add_id=0): moves every entry of another IVF "
+     "index of the same kind into this one (ids + add_id); the other is left "
+     "empty."},
+    {"_merge_ondisk", (PyCFunction)IVF_merge_ondisk, METH_VARARGS,
+     "_merge_ondisk(shard_fnames, ivfdata_fname, shift_ids=False): see "
+     "vecdex.contrib.ondisk.merge_ondisk."},
     {"make_direct_map", METH_KW_FN(IVF_make_direct_map),
      METH_VARARGS | METH_KEYWORDS,
      "make_direct_map(new_maintain=True): builds (or drops) the id -> "

@@ -79,10 +79,19 @@ vdx_status vdx_flat_reserve(vdx_flat *f, int64_t n) {
     }
     if (f->base.ntotal) {
         memcpy(nx, f->xb, (size_t)f->base.ntotal * d * sizeof(float));
-        if (keep)
+        if (keep && f->norms)
             memcpy(nn, f->norms, (size_t)f->base.ntotal * sizeof(float));
+        else if (keep) /* a mapped index keeps no norms until it is copied */
+            vdx_kernels_get()->norms_sqr_ny(nn, nx, d,
+                                            (size_t)f->base.ntotal);
     }
-    vdx_aligned_free(f->xb);
+    if (f->map) {
+        /* the old vectors were borrowed from the file map: never freed */
+        vdx_mapping_unref(f->map);
+        f->map = NULL;
+    } else {
+        vdx_aligned_free(f->xb);
+    }
     vdx_aligned_free(f->norms);
     f->xb = nx;
     f->norms = nn;
@@ -104,9 +113,32 @@ static vdx_status flat_add(vdx_index *ix, int64_t n, const float *x,
     return VDX_OK;
 }
 
+vdx_status vdx_flat_unmap(vdx_flat *f) {
+    if (!f->map || f->base.ntotal == 0) {
+        if (f->map) {
+            vdx_mapping_unref(f->map);
+            f->map = NULL;
+            f->xb = NULL;
+        }
+        return VDX_OK;
+    }
+    return vdx_flat_reserve(f, f->base.ntotal); /* cap is 0: copies */
+}
+
+/* Releases the vectors: unmaps borrowed ones, frees owned ones. */
+static void flat_release(vdx_flat *f) {
+    if (f->map) {
+        vdx_mapping_unref(f->map);
+        f->map = NULL;
+    } else {
+        vdx_aligned_free(f->xb);
+    }
+    f->xb = NULL;
+}
+
 static vdx_status flat_reset(vdx_index *ix) {
     vdx_flat *f = (vdx_flat *)ix;
-    vdx_aligned_free(f->xb);
+    flat_release(f);
     vdx_aligned_free(f->norms);
     f->xb = f->norms = NULL;
     f->cap = 0;
@@ -621,6 +653,18 @@ static vdx_status flat_remove_ids(vdx_index *ix, const vdx_selector *sel,
     vdx_flat *f = (vdx_flat *)ix;
     size_t d = (size_t)ix->d;
     int64_t j = 0;
+    if (f->map) {
+        /* copy-on-write: the file map is never written through, and only
+         * a removal that removes something pays for the copy */
+        int64_t first = 0;
+        while (first < ix->ntotal && !vdx_sel_member(sel, first)) first++;
+        if (first == ix->ntotal) {
+            *nremoved = 0;
+            return VDX_OK;
+        }
+        vdx_status st = vdx_flat_unmap(f);
+        if (st) return st;
+    }
     for (int64_t i = 0; i < ix->ntotal; i++) {
         if (vdx_sel_member(sel, i)) continue;
         if (i != j) {
@@ -637,7 +681,7 @@ static vdx_status flat_remove_ids(vdx_index *ix, const vdx_selector *sel,
 
 static void flat_destroy(vdx_index *ix) {
     vdx_flat *f = (vdx_flat *)ix;
-    vdx_aligned_free(f->xb);
+    flat_release(f);
     vdx_aligned_free(f->norms);
     vdx_free(f);
 }

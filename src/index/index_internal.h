@@ -10,6 +10,7 @@
 
 #include "../common/common.h"
 #include "../common/selector.h"
+#include "../common/mapping.h"
 
 /* Growable per-query range-search results, filled by range_search ops. */
 typedef struct vdx_range_builder {
@@ -74,6 +75,8 @@ typedef struct vdx_flat {
     int64_t cap;     /* capacity in vectors */
     int no_norms;    /* keep no norms (an HNSW storage: the graph walk never
                         reads them, and they would cost 4 bytes a vector) */
+    vdx_mapping *map; /* non-NULL: xb points into this read-only file map
+                         (cap is 0, norms NULL); any change copies xb first */
 } vdx_flat;
 
 /* Training learns what the stored codes were made with (codebooks, ranges,
@@ -93,6 +96,9 @@ VDX_INTERNAL vdx_status vdx_check_key(const vdx_index *ix, vdx_idx_t key);
 /* The same for the positions [i0, i0 + ni) (reconstruct_n). */
 VDX_INTERNAL vdx_status vdx_check_range(const vdx_index *ix, vdx_idx_t i0,
                                         int64_t ni);
+/* Makes a mapped flat index own its vectors (copy-on-write before a
+ * change); a no-op for an index in memory. */
+VDX_INTERNAL vdx_status vdx_flat_unmap(vdx_flat *f);
 /* Frees the cached norms and keeps none from then on. */
 VDX_INTERNAL void vdx_flat_drop_norms(vdx_flat *f);
 

@@ -13,6 +13,8 @@ typedef struct vdx_index_pq {
     vdx_pq pq;
     uint8_t *codes; /* ntotal x pq.code_size */
     int64_t cap;    /* capacity in codes */
+    vdx_mapping *map; /* non-NULL: codes borrowed from this file map (cap 0);
+                         a change copies them first */
     /* FAISS fields kept for byte-identical files (unused by search) */
     int32_t search_type, polysemous_ht;
     uint8_t encode_signs;

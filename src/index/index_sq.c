@@ -36,15 +36,22 @@ vdx_sq *vdx_index_get_sq(const vdx_index *ix) {
 }
 
 vdx_status vdx_index_sq_reserve(vdx_index_sq *s, int64_t n) {
-    if (n <= s->cap) return VDX_OK;
+    if (s->map) n = VDX_MAX(n, s->base.ntotal); /* copy-on-write */
+    else if (n <= s->cap) return VDX_OK;
     int64_t nc = VDX_MAX(n, s->cap + s->cap / 2);
+    if (nc == 0) nc = 1;
     /* aligned (rows on cache lines when the code size allows, huge pages
      * when large: refinement reads rows at random) */
     uint8_t *p = vdx_aligned_alloc((size_t)nc, s->sq.code_size);
     if (!p) return VDX_ERR_OUT_OF_MEMORY;
     if (s->codes)
         memcpy(p, s->codes, (size_t)s->base.ntotal * (size_t)s->sq.code_size);
-    vdx_aligned_free(s->codes);
+    if (s->map) {
+        vdx_mapping_unref(s->map);
+        s->map = NULL;
+    } else {
+        vdx_aligned_free(s->codes);
+    }
     s->codes = p;
     s->cap = nc;
     return VDX_OK;
@@ -77,7 +84,9 @@ static vdx_status sq_add(vdx_index *ix, int64_t n, const float *x,
 
 static vdx_status sq_reset(vdx_index *ix) {
     vdx_index_sq *s = (vdx_index_sq *)ix;
-    vdx_free(s->codes);
+    if (s->map) vdx_mapping_unref(s->map);
+    else vdx_free(s->codes);
+    s->map = NULL;
     s->codes = NULL;
     s->cap = 0;
     ix->ntotal = 0;
@@ -276,13 +285,18 @@ static vdx_status sq_reconstruct_n(const vdx_index *ix, vdx_idx_t i0,
 static vdx_status sq_remove_ids(vdx_index *ix, const vdx_selector *sel,
                                 int64_t *nremoved) {
     vdx_index_sq *c = (vdx_index_sq *)ix;
+    if (c->map) {
+        vdx_status st = vdx_index_sq_reserve(c, ix->ntotal); /* copy first */
+        if (st) return st;
+    }
     return vdx_codes_remove_ids(ix, c->codes, c->sq.code_size, sel, nremoved);
 }
 
 static void sq_destroy(vdx_index *ix) {
     vdx_index_sq *s = (vdx_index_sq *)ix;
     vdx_sq_release(&s->sq);
-    vdx_free(s->codes);
+    if (s->map) vdx_mapping_unref(s->map);
+    else vdx_free(s->codes);
     vdx_free(s);
 }
 

@@ -14,6 +14,8 @@ typedef struct vdx_index_sq {
     vdx_sq sq;
     uint8_t *codes; /* ntotal x sq.code_size */
     int64_t cap;    /* capacity in codes */
+    vdx_mapping *map; /* non-NULL: codes borrowed from this file map (cap 0);
+                         a change copies them first */
 } vdx_index_sq;
 
 typedef struct vdx_ivfsq {

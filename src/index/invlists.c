@@ -10,8 +10,15 @@ typedef struct {
     vdx_invlists base;
     uint8_t **codes;
     vdx_idx_t **ids;
-    int64_t *size, *cap;
+    int64_t *size, *cap; /* cap 0 with size > 0: borrowed from map */
+    vdx_mapping *map;
+    vdx_ondisk_info *ondisk;
+    int dirty;
 } array_lists;
+
+static int al_borrowed(const array_lists *a, int64_t l) {
+    return a->cap[l] == 0 && a->codes[l] != NULL;
+}
 
 static int64_t al_size(const vdx_invlists *il, int64_t l) {
     return ((const array_lists *)il)->size[l];
@@ -22,14 +29,42 @@ static const uint8_t *al_codes(const vdx_invlists *il, int64_t l) {
 static const vdx_idx_t *al_ids(const vdx_invlists *il, int64_t l) {
     return ((const array_lists *)il)->ids[l];
 }
+static vdx_status al_reserve(array_lists *a, int64_t l, int64_t n);
+
+/* Writable views copy a borrowed list first; NULL when that fails. */
 static uint8_t *al_codes_rw(vdx_invlists *il, int64_t l) {
-    return ((array_lists *)il)->codes[l];
+    array_lists *a = (array_lists *)il;
+    a->dirty = 1;
+    if (al_borrowed(a, l) && al_reserve(a, l, a->size[l]) != VDX_OK)
+        return NULL;
+    return a->codes[l];
 }
 static vdx_idx_t *al_ids_rw(vdx_invlists *il, int64_t l) {
-    return ((array_lists *)il)->ids[l];
+    array_lists *a = (array_lists *)il;
+    a->dirty = 1;
+    if (al_borrowed(a, l) && al_reserve(a, l, a->size[l]) != VDX_OK)
+        return NULL;
+    return a->ids[l];
 }
 
 static vdx_status al_reserve(array_lists *a, int64_t l, int64_t n) {
+    if (al_borrowed(a, l)) {
+        /* copy-on-write of a list borrowed from the file map */
+        int64_t nc = VDX_MAX(n, a->size[l]);
+        uint8_t *c = vdx_malloc_array((size_t)nc, a->base.code_size);
+        vdx_idx_t *i = vdx_malloc_array((size_t)nc, sizeof(vdx_idx_t));
+        if (!c || !i) {
+            vdx_free(c);
+            vdx_free(i);
+            return VDX_ERR_OUT_OF_MEMORY;
+        }
+        memcpy(c, a->codes[l], (size_t)a->size[l] * a->base.code_size);
+        memcpy(i, a->ids[l], (size_t)a->size[l] * sizeof(vdx_idx_t));
+        a->codes[l] = c;
+        a->ids[l] = i;
+        a->cap[l] = nc;
+        return VDX_OK;
+    }
     if (n <= a->cap[l]) return VDX_OK;
     int64_t nc = a->cap[l] ? a->cap[l] : 8;
     while (nc < n) nc *= 2;
@@ -46,6 +81,8 @@ static vdx_status al_reserve(array_lists *a, int64_t l, int64_t n) {
 static vdx_status al_add(vdx_invlists *il, int64_t l, int64_t n,
                          const vdx_idx_t *ids, const uint8_t *codes) {
     array_lists *a = (array_lists *)il;
+    if (n == 0) return VDX_OK;
+    a->dirty = 1;
     vdx_status st = al_reserve(a, l, a->size[l] + n);
     if (st) return st;
     memcpy(a->ids[l] + a->size[l], ids, (size_t)n * sizeof(vdx_idx_t));
@@ -57,6 +94,14 @@ static vdx_status al_add(vdx_invlists *il, int64_t l, int64_t n,
 
 static vdx_status al_resize(vdx_invlists *il, int64_t l, int64_t n) {
     array_lists *a = (array_lists *)il;
+    if (n == a->size[l]) return VDX_OK;
+    a->dirty = 1;
+    if (al_borrowed(a, l) && n < a->size[l]) {
+        /* shrinking a borrowed list only narrows the view */
+        a->size[l] = n;
+        if (n == 0) a->codes[l] = NULL, a->ids[l] = NULL;
+        return VDX_OK;
+    }
     vdx_status st = al_reserve(a, l, n);
     if (st) return st;
     a->size[l] = n;
@@ -66,9 +111,12 @@ static vdx_status al_resize(vdx_invlists *il, int64_t l, int64_t n) {
 static void al_destroy(vdx_invlists *il) {
     array_lists *a = (array_lists *)il;
     for (int64_t l = 0; l < il->nlist; l++) {
+        if (a->cap && a->cap[l] == 0) continue; /* empty or borrowed */
         if (a->codes) vdx_free(a->codes[l]);
         if (a->ids) vdx_free(a->ids[l]);
     }
+    vdx_mapping_unref(a->map);
+    vdx_ondisk_info_free(a->ondisk);
     vdx_free(a->codes);
     vdx_free(a->ids);
     vdx_free(a->size);
@@ -108,4 +156,48 @@ int64_t vdx_invlists_total(const vdx_invlists *il) {
     int64_t t = 0;
     for (int64_t l = 0; l < il->nlist; l++) t += il->ops->list_size(il, l);
     return t;
+}
+
+void vdx_invlists_array_borrow(vdx_invlists *il, vdx_mapping *map, int64_t l,
+                               int64_t n, const uint8_t *codes,
+                               const vdx_idx_t *ids) {
+    array_lists *a = (array_lists *)il;
+    if (n == 0) return;
+    if (!a->map) a->map = vdx_mapping_ref(map);
+    a->codes[l] = (uint8_t *)(uintptr_t)codes;
+    a->ids[l] = (vdx_idx_t *)(uintptr_t)ids;
+    a->size[l] = n;
+    a->cap[l] = 0;
+}
+
+void vdx_ondisk_info_free(vdx_ondisk_info *info) {
+    if (!info) return;
+    vdx_free(info->filename);
+    vdx_free(info->capacity);
+    vdx_free(info->offset);
+    vdx_free(info->slots);
+    vdx_free(info);
+}
+
+void vdx_invlists_set_ondisk(vdx_invlists *il, vdx_ondisk_info *info) {
+    array_lists *a = (array_lists *)il;
+    vdx_ondisk_info_free(a->ondisk);
+    a->ondisk = info;
+    a->dirty = 0;
+}
+
+const vdx_ondisk_info *vdx_invlists_ondisk(const vdx_invlists *il) {
+    return il->ops == &array_ops ? ((const array_lists *)il)->ondisk : NULL;
+}
+
+int vdx_invlists_dirty(const vdx_invlists *il) {
+    return il->ops == &array_ops ? ((const array_lists *)il)->dirty : 1;
+}
+
+int64_t vdx_invlists_nborrowed(const vdx_invlists *il) {
+    if (il->ops != &array_ops) return 0;
+    const array_lists *a = (const array_lists *)il;
+    int64_t n = 0;
+    for (int64_t l = 0; l < il->nlist; l++) n += al_borrowed(a, l);
+    return n;
 }

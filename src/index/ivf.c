@@ -601,14 +601,26 @@ static vdx_status ivf_remove_ids(vdx_index *ix, const vdx_selector *sel,
     if (!ivf->il->ops->codes_rw)
         return vdx_raise(VDX_ERR_UNSUPPORTED, "the inverted lists are read-only");
     int64_t removed = 0;
+    int failed = 0;
     size_t cs = ivf->code_size;
-#pragma omp parallel for reduction(+ : removed) schedule(dynamic, 16) num_threads(vdx_nthreads())
+#pragma omp parallel for reduction(+ : removed, failed) schedule(dynamic, 16) num_threads(vdx_nthreads())
     for (int64_t l = 0; l < ivf->nlist; l++) {
         int64_t ls = ivf->il->ops->list_size(ivf->il, l), j = 0;
         if (!ls) continue;
+        /* only a list that loses an entry asks for writable views, which
+         * copy a list borrowed from a file map (copy-on-write) */
+        const vdx_idx_t *rids = ivf->il->ops->get_ids(ivf->il, l);
+        int64_t first = 0;
+        while (first < ls && !vdx_sel_member(sel, rids[first])) first++;
+        if (first == ls) continue;
         uint8_t *codes = ivf->il->ops->codes_rw(ivf->il, l);
         vdx_idx_t *ids = ivf->il->ops->ids_rw(ivf->il, l);
-        for (int64_t i = 0; i < ls; i++) {
+        if (!codes || !ids) {
+            failed++;
+            continue;
+        }
+        j = first;
+        for (int64_t i = first; i < ls; i++) {
             if (vdx_sel_member(sel, ids[i])) continue;
             if (i != j) {
                 ids[j] = ids[i];
@@ -621,6 +633,11 @@ static vdx_status ivf_remove_ids(vdx_index *ix, const vdx_selector *sel,
     }
     ix->ntotal -= removed;
     *nremoved = removed;
+    if (failed)
+        return vdx_raise(VDX_ERR_OUT_OF_MEMORY,
+                         "remove_ids: no memory to copy %d memory-mapped "
+                         "inverted lists (removed %lld entries elsewhere)",
+                         failed, (long long)removed);
     return VDX_OK;
 }
 
@@ -877,4 +894,65 @@ vdx_status vdx_index_ivf_list_ids(const vdx_index *ix, int64_t l,
 
 vdx_kmeans_params *vdx_index_ivf_cp(vdx_index *ix) {
     return vdx_index_is_ivf(ix) ? &((vdx_ivf *)(void *)ix)->cp : NULL;
+}
+
+/* Moves every entry of src into dst (FAISS's IndexIVF::merge_from): list
+ * by list, ids shifted by add_id; src is left empty.  Checked first, so a
+ * refused merge changes nothing; an out-of-memory failure midway leaves
+ * the entries merged so far in dst and the rest in src (counts kept
+ * right). */
+vdx_status vdx_index_ivf_merge_from(vdx_index *dst, vdx_index *src,
+                                    int64_t add_id) {
+    vdx_clear_error();
+    if (!dst || !src || !vdx_index_is_ivf(dst) || !vdx_index_is_ivf(src))
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "merge_from: both indexes must be IVF indexes");
+    if (dst == src)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "merge_from: cannot merge an index into itself");
+    vdx_ivf *a = (vdx_ivf *)dst, *b = (vdx_ivf *)src;
+    if (strcmp(dst->ops->type_name, src->ops->type_name) != 0 ||
+        dst->d != src->d || a->nlist != b->nlist ||
+        a->code_size != b->code_size || dst->metric != src->metric)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "merge_from: incompatible indexes (%s d=%lld "
+                         "nlist=%lld vs %s d=%lld nlist=%lld)",
+                         dst->ops->type_name, (long long)dst->d,
+                         (long long)a->nlist, src->ops->type_name,
+                         (long long)src->d, (long long)b->nlist);
+    if (a->dm || b->dm)
+        return vdx_raise(VDX_ERR_UNSUPPORTED,
+                         "merge_from: not possible while a direct map is on: "
+                         "call make_direct_map(False) first");
+    if (!a->il->ops->add_entries)
+        return vdx_raise(VDX_ERR_UNSUPPORTED,
+                         "merge_from: the inverted lists are read-only");
+    vdx_idx_t *buf = NULL;
+    size_t bufn = 0;
+    vdx_status st = VDX_OK;
+    for (int64_t l = 0; l < a->nlist && !st; l++) {
+        int64_t n = b->il->ops->list_size(b->il, l);
+        if (!n) continue;
+        const vdx_idx_t *ids = b->il->ops->get_ids(b->il, l);
+        if (add_id) {
+            if ((size_t)n > bufn) {
+                vdx_free(buf);
+                bufn = (size_t)n;
+                if (!(buf = vdx_malloc_array(bufn, sizeof(vdx_idx_t)))) {
+                    st = VDX_ERR_OUT_OF_MEMORY;
+                    break;
+                }
+            }
+            for (int64_t k = 0; k < n; k++) buf[k] = ids[k] + add_id;
+            ids = buf;
+        }
+        st = a->il->ops->add_entries(a->il, l, n, ids,
+                                     b->il->ops->get_codes(b->il, l));
+        if (st) break;
+        b->il->ops->resize(b->il, l, 0); /* shrinking cannot fail */
+        dst->ntotal += n;
+        src->ntotal -= n;
+    }
+    vdx_free(buf);
+    return st;
 }

@@ -23,6 +23,18 @@ static const vdx_index_ops pq_ops;
 int vdx_is_index_pq(const vdx_index *ix) { return ix && ix->ops == &pq_ops; }
 
 vdx_status vdx_index_pq_reserve(vdx_index_pq *p, int64_t n) {
+    if (p->map) {
+        /* copy-on-write of codes borrowed from a file map */
+        int64_t nc = VDX_MAX(n, p->base.ntotal);
+        uint8_t *c = vdx_malloc_array((size_t)(nc ? nc : 1), p->pq.code_size);
+        if (!c) return VDX_ERR_OUT_OF_MEMORY;
+        memcpy(c, p->codes, (size_t)p->base.ntotal * p->pq.code_size);
+        vdx_mapping_unref(p->map);
+        p->map = NULL;
+        p->codes = c;
+        p->cap = nc;
+        return VDX_OK;
+    }
     if (n <= p->cap) return VDX_OK;
     int64_t nc = VDX_MAX(n, p->cap + p->cap / 2);
     uint8_t *c = vdx_realloc_array(p->codes, (size_t)nc, p->pq.code_size);
@@ -218,13 +230,18 @@ static vdx_status pq_reconstruct_n(const vdx_index *ix, vdx_idx_t i0,
 static vdx_status pq_remove_ids(vdx_index *ix, const vdx_selector *sel,
                                 int64_t *nremoved) {
     vdx_index_pq *c = (vdx_index_pq *)ix;
+    if (c->map) {
+        vdx_status st = vdx_index_pq_reserve(c, ix->ntotal); /* copy first */
+        if (st) return st;
+    }
     return vdx_codes_remove_ids(ix, c->codes, c->pq.code_size, sel, nremoved);
 }
 
 static void pq_destroy(vdx_index *ix) {
     vdx_index_pq *p = (vdx_index_pq *)ix;
     vdx_pq_clear(&p->pq);
-    vdx_free(p->codes);
+    if (p->map) vdx_mapping_unref(p->map);
+    else vdx_free(p->codes);
     vdx_free(p);
 }
 

@@ -39,6 +39,23 @@ vdx_status vdx_io_read_flat(vdx_reader *r, vdx_io_header *h,
     ix->is_trained = h->is_trained;
     ix->metric_arg = h->metric_arg;
     vdx_flat *f = (vdx_flat *)ix;
+    /* memory-mapped: borrow the vectors (size checked above).  They are not
+     * scanned for NaN / Inf, which would read the whole file at open; a
+     * non-finite stored value only yields non-finite distances. */
+    const uint8_t *mapped = vdx_rd_borrow(r, nfloats * sizeof(float),
+                                          "vectors", &s);
+    if (s != VDX_OK) {
+        vdx_index_free(ix);
+        return s;
+    }
+    if (mapped) {
+        f->xb = (float *)(uintptr_t)mapped;
+        f->map = vdx_mapping_ref(r->map);
+        f->cap = 0;
+        ix->ntotal = h->ntotal;
+        *out = ix;
+        return VDX_OK;
+    }
     float *chunk = NULL;
     if (h->ntotal > 0) {
         if ((s = vdx_flat_reserve(f, h->ntotal)) != VDX_OK) goto fail;

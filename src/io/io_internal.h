@@ -63,7 +63,25 @@ typedef struct vdx_reader {
     uint64_t pos;       /* bytes consumed so far (the current offset) */
     int depth;          /* nesting depth of the index being read */
     int io_flags;
+    vdx_mapping *map;   /* non-NULL when mem is a map of the whole file:
+                           readers may then borrow arrays (see
+                           vdx_rd_borrow) instead of copying them */
+    const char *path;   /* the file read, or NULL (for on-disk lists) */
 } vdx_reader;
+
+/* FAISS's IO flags (index_io.h); the values are FAISS's. */
+#define VDX_IOF_READ_ONLY 2
+#define VDX_IOF_ONDISK_SAME_DIR 4
+#define VDX_IOF_SKIP_IVF_DATA 8
+#define VDX_IOF_MMAP_BITS 0x646f0000
+#define VDX_IOF_MMAP_IFC (1 << 9)
+
+/* When the source is a file map, consumes n bytes (checked first) and
+ * returns a pointer to them in the map, else returns NULL and consumes
+ * nothing (the caller then copies with vdx_rd_bytes).  The caller keeps
+ * the pointer only together with a reference (vdx_mapping_ref(r->map)). */
+VDX_INTERNAL const uint8_t *vdx_rd_borrow(vdx_reader *r, uint64_t n,
+                                          const char *what, vdx_status *st);
 
 static inline uint64_t vdx_rd_remaining(const vdx_reader *r) {
     return r->size - r->pos;
@@ -212,6 +230,12 @@ VDX_INTERNAL vdx_status vdx_io_write_ivf_head(vdx_writer *w,
                                               const vdx_index *ix);
 VDX_INTERNAL vdx_status vdx_io_write_ivf_lists(vdx_writer *w,
                                                const vdx_ivf *ivf);
+/* ondisk_io.c: the "ilod" record (fourcc consumed) and its data file */
+VDX_INTERNAL vdx_status vdx_io_read_ondisk_lists(vdx_reader *r,
+                                                 const vdx_io_header *h,
+                                                 vdx_ivf *ivf);
+VDX_INTERNAL vdx_status vdx_io_write_ondisk_lists(vdx_writer *w,
+                                                  const vdx_ivf *ivf);
 /* pq_io.c: IxPq (IndexPQ), IwPQ (IndexIVFPQ) */
 VDX_INTERNAL vdx_status vdx_io_read_index_pq(vdx_reader *r, vdx_io_header *h,
                                              vdx_index **out);

@@ -179,12 +179,13 @@ static vdx_status read_invlists(vdx_reader *r, const vdx_io_header *h,
                          "); vecdex cannot load an IVF index without them",
                          h->fourcc, h->offset, h->ntotal, at);
     }
+    if (memcmp(type, "ilod", 4) == 0) return vdx_io_read_ondisk_lists(r, h, ivf);
     if (memcmp(type, "ilar", 4) != 0) {
         if (printable4(type))
             return vdx_raise(VDX_ERR_UNSUPPORTED,
                              "%s index: inverted lists of type '%s' at "
                              "offset %" PRIu64 " are not supported (vecdex "
-                             "reads 'ilar', ArrayInvertedLists)",
+                             "reads 'ilar', ArrayInvertedLists, and 'ilod', OnDiskInvertedLists)",
                              h->fourcc, type, at);
         return vdx_raise(VDX_ERR_FORMAT,
                          "%s index: bad inverted lists type at offset %" PRIu64,
@@ -244,6 +245,25 @@ static vdx_status read_invlists(vdx_reader *r, const vdx_io_header *h,
 
     /* the data of the non-empty lists follows in list order */
     vdx_invlists *il = ivf->il;
+    if (r->map) {
+        /* memory-mapped: the lists borrow their codes and ids from the map
+         * (all bounds checked above: `bytes` remain).  IVF-Flat codes are
+         * not scanned for NaN / Inf here, which would read every page. */
+        for (uint64_t j = 0; j < t.n; j++) {
+            uint64_t n = t.size[j];
+            if (n == 0) continue;
+            const uint8_t *codes =
+                vdx_rd_borrow(r, n * code_size, "inverted list codes", &s);
+            if (s != VDX_OK) goto done;
+            const uint8_t *ids =
+                vdx_rd_borrow(r, n * sizeof(vdx_idx_t), "inverted list ids", &s);
+            if (s != VDX_OK) goto done;
+            vdx_invlists_array_borrow(il, r->map, (int64_t)t.list[j],
+                                      (int64_t)n, codes,
+                                      (const vdx_idx_t *)(const void *)ids);
+        }
+        goto done;
+    }
     for (uint64_t j = 0; j < t.n; j++) {
         int64_t l = (int64_t)t.list[j];
         uint64_t n = t.size[j];
@@ -548,6 +568,7 @@ vdx_status vdx_io_write_ivf_head(vdx_writer *w, const char *fourcc,
 vdx_status vdx_io_write_ivf_lists(vdx_writer *w, const vdx_ivf *ivf) {
     const vdx_invlists *il = ivf->il;
     vdx_status s;
+    if (vdx_invlists_ondisk(il)) return vdx_io_write_ondisk_lists(w, ivf);
     if ((s = vdx_wr_bytes(w, "ilar", 4)) != VDX_OK) return s;
     if ((s = vdx_wr_u64(w, (uint64_t)ivf->nlist)) != VDX_OK) return s;
     if ((s = vdx_wr_u64(w, (uint64_t)ivf->code_size)) != VDX_OK) return s;

@@ -120,8 +120,16 @@ vdx_status vdx_io_read_index_pq(vdx_reader *r, vdx_io_header *h,
     vdx_index_pq *p = (vdx_index_pq *)ix;
     p->pq.centroids = pq.centroids; /* handed over */
     pq.centroids = NULL;
-    if ((s = vdx_index_pq_reserve(p, h->ntotal))) goto fail;
-    if ((s = vdx_rd_bytes(r, p->codes, ncodes, "PQ codes"))) goto fail;
+    const uint8_t *mapped = vdx_rd_borrow(r, ncodes, "PQ codes", &s);
+    if (s) goto fail;
+    if (mapped && ncodes) {
+        p->codes = (uint8_t *)(uintptr_t)mapped;
+        p->map = vdx_mapping_ref(r->map);
+        p->cap = 0;
+    } else {
+        if ((s = vdx_index_pq_reserve(p, h->ntotal))) goto fail;
+        if ((s = vdx_rd_bytes(r, p->codes, ncodes, "PQ codes"))) goto fail;
+    }
     ix->ntotal = h->ntotal;
     ix->is_trained = h->is_trained;
     ix->metric_arg = h->metric_arg;

@@ -58,6 +58,16 @@ vdx_status vdx_rd_bytes(vdx_reader *r, void *dst, uint64_t n,
     return VDX_OK;
 }
 
+const uint8_t *vdx_rd_borrow(vdx_reader *r, uint64_t n, const char *what,
+                             vdx_status *st) {
+    *st = VDX_OK;
+    if (!r->map) return NULL;
+    if ((*st = vdx_rd_need(r, n, what)) != VDX_OK) return NULL;
+    const uint8_t *p = r->mem + r->pos;
+    r->pos += n;
+    return p;
+}
+
 vdx_status vdx_rd_u8(vdx_reader *r, uint8_t *v, const char *what) {
     return vdx_rd_bytes(r, v, 1, what);
 }
@@ -226,9 +236,10 @@ vdx_status vdx_read_index_rec(vdx_reader *r, vdx_index **out) {
 
 /* ---- public entry points ----------------------------------------------- */
 
-/* Reads an index written by vecdex or FAISS from `path`.  io_flags is
- * reserved (FAISS's flags such as IO_FLAG_MMAP are accepted and ignored:
- * the index is always loaded into memory).
+/* Reads an index written by vecdex or FAISS from `path`.  With
+ * VDX_IO_FLAG_MMAP or VDX_IO_FLAG_MMAP_IFC the file is mapped (read-only,
+ * private) and the large arrays are borrowed from the map instead of
+ * copied; other flags as in vecdex.h.
  * @return VDX_OK and a new index in *out (free with vdx_index_free);
  *   VDX_ERR_IO when the file cannot be opened or read, VDX_ERR_FORMAT when
  *   it is corrupt or truncated, VDX_ERR_UNSUPPORTED for an index kind or
@@ -257,6 +268,33 @@ vdx_status vdx_read_index(const char *path, int io_flags, vdx_index **out) {
         close(fd);
         return vdx_raise(VDX_ERR_IO, "'%s' is not a regular file", path);
     }
+    const int want_map =
+        (io_flags & VDX_IOF_MMAP_BITS) == VDX_IOF_MMAP_BITS ||
+        (io_flags & VDX_IOF_MMAP_IFC);
+    if (want_map) {
+        vdx_mapping *map = NULL;
+        vdx_status s = vdx_mapping_from_fd(fd, (uint64_t)st.st_size, path,
+                                           &map);
+        close(fd);
+        if (s != VDX_OK) return s;
+        static const uint8_t empty[1] = {0};
+        vdx_reader r;
+        memset(&r, 0, sizeof r);
+        r.mem = map->base ? map->base : empty;
+        r.kind = "file";
+        r.size = map->len;
+        r.io_flags = io_flags;
+        r.map = map;
+        r.path = path;
+        s = vdx_read_index_rec(&r, out);
+        vdx_mapping_unref(map); /* the borrowers hold their own references */
+        if (s != VDX_OK) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", vdx_last_error());
+            vdx_raise(s, "%s: %s", path, msg);
+        }
+        return s;
+    }
     FILE *fp = fdopen(fd, "rb");
     if (!fp) {
         int e = errno;
@@ -271,6 +309,7 @@ vdx_status vdx_read_index(const char *path, int io_flags, vdx_index **out) {
     r.kind = "file";
     r.size = (uint64_t)st.st_size;
     r.io_flags = io_flags;
+    r.path = path;
     vdx_status s = vdx_read_index_rec(&r, out);
     fclose(fp);
     if (s != VDX_OK) {
@@ -280,6 +319,11 @@ vdx_status vdx_read_index(const char *path, int io_flags, vdx_index **out) {
         vdx_raise(s, "%s: %s", path, msg);
     }
     return s;
+}
+
+vdx_status vdx_read_index_flags(const char *path, int io_flags,
+                                vdx_index **out) {
+    return vdx_read_index(path, io_flags, out);
 }
 
 /* Reads an index from the `size` bytes at `buf` (which stay the caller's).

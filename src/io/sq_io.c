@@ -160,7 +160,17 @@ vdx_status vdx_io_read_index_sq(vdx_reader *r, vdx_io_header *h,
     x->sq = sq; /* takes the arrays */
     ix->is_trained = h->is_trained;
     ix->metric_arg = h->metric_arg;
-    if (h->ntotal) {
+    const uint8_t *mapped = vdx_rd_borrow(r, nbytes, "codes", &s);
+    if (s) {
+        vdx_index_free(ix);
+        return s;
+    }
+    if (mapped && h->ntotal) {
+        x->codes = (uint8_t *)(uintptr_t)mapped;
+        x->map = vdx_mapping_ref(r->map);
+        x->cap = 0;
+        ix->ntotal = h->ntotal;
+    } else if (h->ntotal) {
         if ((s = vdx_index_sq_reserve(x, h->ntotal)) ||
             (s = vdx_rd_bytes(r, x->codes, nbytes, "codes"))) {
             vdx_index_free(ix);

@@ -646,6 +646,36 @@ def full(outdir):
           lt[:37] + struct.pack("<i", 0) + lt[151:])
     ix = faiss.IndexPreTransform(rr, faiss.IndexFlatL2(D))
     write(outdir, "valid_pt_rr_empty.index", ser(ix))
+    ondisk(outdir)
+
+
+def ondisk(outdir):
+    """OnDiskInvertedLists ("ilod"): the record names a data file that the
+    fuzzer's working directory lacks, so a reader gets past the record's
+    checks to the open; corrupt copies stop at the checks."""
+    import tempfile
+    rs = np.random.RandomState(5)
+    x = rs.rand(10, 4).astype("float32")
+    q = faiss.IndexFlatL2(4)
+    ix = faiss.IndexIVFFlat(q, 4, 2)
+    ix.train(x)
+    with tempfile.TemporaryDirectory() as t:
+        old = os.getcwd()
+        os.chdir(t)
+        try:
+            il = faiss.OnDiskInvertedLists(2, ix.code_size, "fz.ivfdata")
+            ix.replace_invlists(il, True)
+            il.this.disown()
+            ix.add(x)
+            data = ser(ix)
+        finally:
+            os.chdir(old)
+    write(outdir, "valid_ilod_d4_n10.index", data)
+    at = data.rfind(b"ilod")
+    write(outdir, "bad_ilod_table_count.index", patched(data, at + 20, "<Q", 3))
+    write(outdir, "bad_ilod_offset.index", patched(data, at + 28 + 16, "<Q", 1 << 40))
+    write(outdir, "bad_ilod_size.index", patched(data, at + 28, "<Q", 1 << 30))
+    write(outdir, "bad_ilod_truncated.index", data[:at + 40])
 
 
 def check(paths):

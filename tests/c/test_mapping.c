@@ -1,0 +1,150 @@
+/*
+ * test_mapping.c — memory-mapped reading (VDX_IO_FLAG_MMAP, common/mapping.c
+ * and the readers that borrow from the map): the same results as a loaded
+ * index, changes copy instead of writing through (the file's bytes are
+ * compared before and after), truncated files refused at open, and the
+ * FAISS flag values.
+ */
+#include <unistd.h>
+
+#include "test.h"
+
+#define D 16
+#define NB 500
+#define NQ 7
+#define K 5
+
+static float *vectors(int n, unsigned seed) {
+    float *x = malloc(sizeof(float) * n * D);
+    for (int i = 0; i < n * D; i++) {
+        seed = seed * 1103515245u + 12345u;
+        x[i] = (float)((seed >> 8) & 0xffff) / 65536.0f - 0.5f;
+    }
+    return x;
+}
+
+static uint8_t *slurp(const char *path, long *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    *n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc((size_t)*n + 1);
+    if (fread(b, 1, (size_t)*n, f) != (size_t)*n) *n = -1;
+    fclose(f);
+    return b;
+}
+
+static void tmpname(char *buf, size_t n, const char *tag) {
+    snprintf(buf, n, "/tmp/vdx_test_mapping_%d_%s.index", (int)getpid(), tag);
+}
+
+/* Writes an index of kind `ivf` (0 flat, 1 IVF-Flat) over xb to path. */
+static void write_kind(int ivf, const float *xb, const char *path) {
+    vdx_index *ix = NULL, *q = NULL;
+    if (ivf) {
+        CHECK_OK(vdx_index_flat_new(D, VDX_METRIC_L2, &q));
+        CHECK_OK(vdx_index_ivf_flat_new(q, D, 8, VDX_METRIC_L2, &ix));
+        CHECK_OK(vdx_index_train(ix, NB, xb));
+    } else {
+        CHECK_OK(vdx_index_flat_new(D, VDX_METRIC_L2, &ix));
+    }
+    CHECK_OK(vdx_index_add(ix, NB, xb));
+    CHECK_OK(vdx_write_index(ix, path));
+    vdx_index_free(ix);
+}
+
+static void same_search(const vdx_index *a, const vdx_index *b,
+                        const float *xq) {
+    float da[NQ * K], db[NQ * K];
+    vdx_idx_t ia[NQ * K], ib[NQ * K];
+    vdx_search_params p;
+    memset(&p, 0, sizeof p);
+    p.nprobe = 8;
+    CHECK_OK(vdx_index_search(a, NQ, xq, K, &p, da, ia));
+    CHECK_OK(vdx_index_search(b, NQ, xq, K, &p, db, ib));
+    CHECK(memcmp(ia, ib, sizeof ia) == 0);
+    CHECK(memcmp(da, db, sizeof da) == 0);
+}
+
+static void test_flag_values(void) {
+    /* faiss/index_io.h */
+    CHECK(VDX_IO_FLAG_MMAP == (8 | 0x646f0000));
+    CHECK(VDX_IO_FLAG_MMAP_IFC == 512);
+    CHECK(VDX_IO_FLAG_READ_ONLY == 2);
+    CHECK(VDX_IO_FLAG_ONDISK_SAME_DIR == 4);
+}
+
+static void mapped_kind(int ivf) {
+    char path[256];
+    tmpname(path, sizeof path, ivf ? "ivf" : "flat");
+    float *xb = vectors(NB, 1), *xq = vectors(NQ, 2);
+    write_kind(ivf, xb, path);
+    long n0, n1;
+    uint8_t *before = slurp(path, &n0);
+    vdx_index *mem = NULL, *mm = NULL;
+    CHECK_OK(vdx_read_index(path, 0, &mem));
+    CHECK_OK(vdx_read_index_flags(path, VDX_IO_FLAG_MMAP, &mm));
+    if (!mem || !mm) goto done;
+    same_search(mem, mm, xq);
+    /* changes copy: add, then remove a range, on both */
+    CHECK_OK(vdx_index_add(mem, NQ, xq));
+    CHECK_OK(vdx_index_add(mm, NQ, xq));
+    vdx_selector *sel = NULL;
+    CHECK_OK(vdx_selector_range(10, 60, &sel));
+    int64_t r1 = 0, r2 = 0;
+    CHECK_OK(vdx_index_remove_ids(mem, sel, &r1));
+    CHECK_OK(vdx_index_remove_ids(mm, sel, &r2));
+    CHECK(r1 == 50 && r2 == 50);
+    vdx_selector_free(sel);
+    same_search(mem, mm, xq);
+    uint8_t *after = slurp(path, &n1);
+    CHECK(n1 == n0 && after && memcmp(before, after, (size_t)n0) == 0);
+    free(after);
+    /* truncated copies are refused at open, never mapped past the end */
+    char cut[256];
+    tmpname(cut, sizeof cut, "cut");
+    long cuts[] = {n0 - 1, n0 - 8, n0 / 2, 30, 2};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        FILE *f = fopen(cut, "wb");
+        fwrite(before, 1, (size_t)cuts[i], f);
+        fclose(f);
+        vdx_index *t = NULL;
+        vdx_status s = vdx_read_index(cut, VDX_IO_FLAG_MMAP, &t);
+        CHECK(s == VDX_ERR_FORMAT && t == NULL);
+        CHECK(strstr(vdx_last_error(), "truncated") != NULL);
+    }
+    unlink(cut);
+done:
+    vdx_index_free(mem);
+    vdx_index_free(mm);
+    free(before);
+    free(xb);
+    free(xq);
+    unlink(path);
+}
+
+static void test_mapped_flat(void) { mapped_kind(0); }
+static void test_mapped_ivf_flat(void) { mapped_kind(1); }
+
+static void test_mapped_empty_and_missing(void) {
+    vdx_index *t = NULL;
+    CHECK(vdx_read_index("/nonexistent/x.index", VDX_IO_FLAG_MMAP, &t) ==
+          VDX_ERR_IO);
+    CHECK(t == NULL);
+    char path[256];
+    tmpname(path, sizeof path, "empty");
+    FILE *f = fopen(path, "wb");
+    fclose(f);
+    CHECK(vdx_read_index(path, VDX_IO_FLAG_MMAP, &t) == VDX_ERR_FORMAT);
+    CHECK(t == NULL);
+    unlink(path);
+}
+
+int main(void) {
+    RUN(test_flag_values);
+    RUN(test_mapped_flat);
+    RUN(test_mapped_ivf_flat);
+    RUN(test_mapped_empty_and_missing);
+    return TEST_SUMMARY();
+}
