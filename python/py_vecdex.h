@@ -270,6 +270,12 @@ int pyvdx_init_fastscan(PyObject *m);
 PyTypeObject *shards_class_for(const vdx_index *ix);
 int shards_wrap_children(IndexObject *obj, owner_t *o);
 int pyvdx_init_shards(PyObject *m);
+/* GPU classes and functions (py_gpu.c) */
+int pyvdx_init_gpu(PyObject *m);
+/* The Python class of a GPU index or of its shards / replicas, or NULL. */
+PyTypeObject *gpu_class_for(const vdx_index *ix, const char *type_name);
+/* vecdex._Store (py_store.c) */
+int pyvdx_init_store(PyObject *m);
 /* index_factory (py_factory.c) */
 int pyvdx_init_factory(PyObject *m);
 

@@ -8,6 +8,7 @@ relies on.
 from . import _vecdex
 from ._vecdex import *  # noqa: F401,F403  (the public API)
 from ._vecdex import __version__  # noqa: F401
+from .store import Store, Hits  # noqa: F401
 
 
 def swig_ptr(a):
@@ -88,6 +89,10 @@ def read_index(fname, io_flags=0):
 IndexProxy = IndexReplicas  # noqa: F405  (FAISS's old name)
 
 
+from .gpu import *  # noqa: F401,F403,E402  (GPU options and helpers)
+from . import gpu as _gpu  # noqa: E402
+
 __all__ = [name for name in dir(_vecdex) if not name.startswith("_")]
-__all__ += ["swig_ptr", "knn", "__version__", "write_VectorTransform", "IndexProxy",
+__all__ += _gpu.__all__
+__all__ += ["Store", "Hits", "IndexProxy", "swig_ptr", "knn", "__version__", "write_VectorTransform",
             "read_VectorTransform", "extract_index_ivf"]
