@@ -50,7 +50,8 @@ typedef enum vdx_status {
     VDX_ERR_INTERNAL = 8,         /* a bug: please report                     */
     VDX_ERR_INTERRUPTED = 9,      /* the interrupt handler asked to stop      */
     VDX_ERR_BUSY = 10,            /* another process holds the store's lock   */
-    VDX_ERR_READ_ONLY = 11        /* a write to a store opened read-only      */
+    VDX_ERR_READ_ONLY = 11,       /* a write to a store opened read-only      */
+    VDX_ERR_TIMEOUT = 12          /* a deadline passed (vecdex_dist.h)        */
 } vdx_status;
 
 /** @return the pinned name of a status ("VDX_ERR_FORMAT"); never NULL. */
