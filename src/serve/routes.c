@@ -42,6 +42,7 @@ static void reply_status(vdx_reply *r, vdx_status st, const char *what) {
                : st == VDX_ERR_NOT_TRAINED                                 ? 409
                : st == VDX_ERR_READ_ONLY                                   ? 403
                : st == VDX_ERR_BUSY || st == VDX_ERR_OUT_OF_MEMORY         ? 503
+               : st == VDX_ERR_TIMEOUT                                     ? 504
                                                                            : 500;
     const char *m = vdx_last_error();
     vdx_reply_error(r, code, "%s: %s", what, m && *m ? m : vdx_status_name(st));
@@ -266,7 +267,20 @@ static void do_search(vdx_server *s, json_t *o, vdx_reply *r) {
     char *where = NULL;
     json_t *out = NULL;
     vdx_status st;
-    if (s->index) {
+    int answered = 0, total = 0;
+    if (s->opt.remote_search) {
+        if (json_object_get(o, "ids") || json_object_get(o, "filter")) {
+            vdx_reply_error(r, 400, "'ids' and 'filter' are not supported by "
+                            "a sharded MPI server");
+            goto done;
+        }
+        json_t *ap = json_object_get(o, "allow_partial");
+        if (ap && !json_is_boolean(ap)) {
+            vdx_reply_error(r, 400, "'allow_partial' must be true or false");
+            goto done;
+        }
+    }
+    if (s->index || s->opt.remote_search) {
         if (json_object_get(o, "ids")) {
             int64_t m;
             vdx_idx_t *allow = parse_ids(o, -1, &m, r);
@@ -291,10 +305,19 @@ static void do_search(vdx_server *s, json_t *o, vdx_reply *r) {
                             (long long)n, (long long)k);
             goto done;
         }
-        pthread_rwlock_rdlock(&s->lock);
-        st = vdx_index_search(s->index, n, x, k, &p, D, I);
-        if (st) reply_status(r, st, "search");
-        pthread_rwlock_unlock(&s->lock);
+        if (s->opt.remote_search) {
+            pthread_mutex_lock(&s->remote_mu);
+            st = s->opt.remote_search(s->opt.remote_ctx, n, x, k, &p,
+                                      json_is_true(json_object_get(o, "allow_partial")),
+                                      D, I, &answered, &total);
+            if (st) reply_status(r, st, "search");
+            pthread_mutex_unlock(&s->remote_mu);
+        } else {
+            pthread_rwlock_rdlock(&s->lock);
+            st = vdx_index_search(s->index, n, x, k, &p, D, I);
+            if (st) reply_status(r, st, "search");
+            pthread_rwlock_unlock(&s->lock);
+        }
         if (st) goto done;
         json_t *jd = json_array(), *ji = json_array();
         out = json_object();
@@ -310,6 +333,12 @@ static void do_search(vdx_server *s, json_t *o, vdx_reply *r) {
         }
         json_object_set_new(out, "distances", jd);
         json_object_set_new(out, "ids", ji);
+        if (s->opt.remote_search) /* as Elasticsearch's _shards */
+            json_object_set_new(out, "_shards",
+                                json_pack("{s:i, s:i, s:i, s:b}", "total", total,
+                                          "successful", answered, "failed",
+                                          total - answered, "partial",
+                                          answered < total));
     } else {
         json_t *f = json_object_get(o, "filter");
         if (f && !json_is_object(f)) {
@@ -412,6 +441,11 @@ static void do_write(vdx_server *s, int route, json_t *o, vdx_reply *r) {
     char **meta = NULL, **texts = NULL;
     vdx_selector *sel = NULL;
     vdx_status st = VDX_OK;
+    if (s->opt.remote_search) {
+        vdx_reply_error(r, 400, "%s: a sharded MPI server takes searches only "
+                        "(write the shards, then serve them)", what);
+        goto done;
+    }
     if (route != R_DELETE && !(x = parse_vectors(s, o, &n, r))) goto done;
     if (s->store) {
         if (route == R_DELETE) {
@@ -482,6 +516,12 @@ done:
 }
 
 static void do_info(vdx_server *s, vdx_reply *r) {
+    if (s->opt.remote_search) {
+        reply_json(r, json_pack("{s:s, s:I, s:I}", "kind", "mpi-sharded", "d",
+                                (json_int_t)s->d, "ntotal",
+                                (json_int_t)s->opt.remote_ntotal));
+        return;
+    }
     if (s->store) {
         const char *info = vdx_store_info(s->store);
         json_t *o = info ? json_loads(info, 0, NULL) : NULL;
@@ -517,12 +557,12 @@ void vdx_serve_handle(vdx_server *s, int route, const char *body, size_t len,
         return;
     }
     if (route == R_METRICS) {
-        int64_t nt = 0;
+        int64_t nt = s->opt.remote_ntotal;
         if (s->index) {
             pthread_rwlock_rdlock(&s->lock);
             nt = vdx_index_ntotal(s->index);
             pthread_rwlock_unlock(&s->lock);
-        } else {
+        } else if (s->store) {
             vdx_store_stats stt;
             if (!vdx_store_stats_get(s->store, &stt)) nt = stt.rows;
         }

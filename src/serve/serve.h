@@ -40,12 +40,26 @@
 #define VDX_SERVE_K_MAX 10000
 #define VDX_SERVE_BATCH_MAX 100000
 
+/* A search answered elsewhere (the shards on MPI ranks of `vecdex serve
+ * --sharded`): as vdx_index_search, plus allow_partial and, out, the
+ * shards that answered of the total.  Called by one request at a time. */
+typedef vdx_status (*vdx_serve_search_fn)(void *ctx, int64_t n, const float *x,
+                                          int64_t k, const vdx_search_params *p,
+                                          int allow_partial, float *D,
+                                          vdx_idx_t *I, int *answered,
+                                          int *total);
+
 typedef struct vdx_serve_options {
     const char *host;  /* address to bind; NULL = "127.0.0.1"            */
     int port;          /* 0: any free port (see vdx_serve_port)          */
     size_t max_body;   /* request bodies above this get 413              */
     const char *token; /* bearer token guarding writes; NULL: none       */
     int threads;       /* threads answering requests                     */
+    /* instead of an index or a store: searches by this function, of
+     * vectors of dimension remote_d among remote_ntotal */
+    vdx_serve_search_fn remote_search;
+    void *remote_ctx;
+    int64_t remote_d, remote_ntotal;
 } vdx_serve_options;
 
 void vdx_serve_options_init(vdx_serve_options *o);
@@ -78,10 +92,12 @@ typedef struct vdx_server {
     vdx_store *store; /* borrowed */
     int64_t d;
     pthread_rwlock_t lock; /* index: searches share, writes exclude */
+    pthread_mutex_t remote_mu; /* remote searches: one at a time */
     vdx_serve_metrics metrics;
 } vdx_server;
 
-/* Starts answering on a thread pool; the index or store (exactly one) is
+/* Starts answering on a thread pool; the index or store (exactly one, or
+ * none with opt->remote_search) is
  * borrowed until vdx_serve_stop.  VDX_ERR_IO when the address cannot be
  * bound (the message says why). */
 vdx_status vdx_serve_start(vdx_index *index, vdx_store *store,

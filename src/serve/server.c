@@ -156,9 +156,10 @@ vdx_status vdx_serve_start(vdx_index *index, vdx_store *store,
                            const vdx_serve_options *opt, vdx_server **out) {
     vdx_clear_error();
     *out = NULL;
-    if (!index == !store)
+    if ((index != NULL) + (store != NULL) + (opt && opt->remote_search) != 1)
         return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
-                         "serve: give exactly one of an index and a store");
+                         "serve: give exactly one of an index, a store and a "
+                         "remote search");
     vdx_serve_options o;
     if (opt) o = *opt;
     else vdx_serve_options_init(&o);
@@ -208,7 +209,10 @@ vdx_status vdx_serve_start(vdx_index *index, vdx_store *store,
     }
     s->opt.token = NULL;
     pthread_rwlock_init(&s->lock, NULL);
-    if (index) {
+    pthread_mutex_init(&s->remote_mu, NULL);
+    if (o.remote_search) {
+        s->d = o.remote_d;
+    } else if (index) {
         s->d = vdx_index_d(index);
     } else {
         /* the store's dimension, from its description */
@@ -244,6 +248,7 @@ void vdx_serve_stop(vdx_server *s) {
     if (!s) return;
     if (s->daemon) MHD_stop_daemon(s->daemon);
     pthread_rwlock_destroy(&s->lock);
+    pthread_mutex_destroy(&s->remote_mu);
     free(s->token);
     free(s);
 }

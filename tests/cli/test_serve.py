@@ -250,3 +250,73 @@ def test_load_burst_has_no_errors(idmap_server, data):
     m = s.client().metrics()
     assert m['vecdex_requests_total{route="search"}'] >= 20000
     assert m['vecdex_errors_total{route="search",class="5xx"}'] == 0
+
+
+def rank_pids(mpirun_pid):
+    """{rank: pid} of the processes mpirun started on this machine."""
+    out = {}
+    for pid in subprocess.run(["pgrep", "-P", str(mpirun_pid)], capture_output=True,
+                              text=True).stdout.split():
+        try:
+            env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        for e in env:
+            if e.startswith(b"OMPI_COMM_WORLD_RANK="):
+                out[int(e.split(b"=")[1])] = int(pid)
+    return out
+
+
+def test_mpi_sharded_server(data, tmp_path):
+    """mpirun -np 3 vecdex serve --sharded DIR: rank r holds shard r; the
+    answers equal one Flat index; a rank killed mid-run gives 504 naming the
+    shard within the deadline, or a result flagged partial."""
+    if not shutil.which("mpirun"):
+        pytest.skip("no mpirun (openmpi-bin)")
+    cli = find_cli()
+    xb, xq = data
+    sh = vecdex.IndexShards(D)
+    for _ in range(3):
+        sh.add_shard(vecdex.IndexFlatL2(D))
+    sh.add(xb)
+    vecdex.write_index(sh, str(tmp_path / "sh"))
+    cmd = ["mpirun", "--oversubscribe", "--allow-run-as-root", "--bind-to", "none",
+           "--enable-recovery", "-x", "OMP_NUM_THREADS=1", "-np", "3", cli, "serve",
+           "--sharded", str(tmp_path / "sh"), "--port", "0", "--deadline-ms", "1500"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline()
+        m = re.search(r"http://(\S+):(\d+)", line)
+        if not m and "needs a vecdex built with MPI" in p.stderr.read():
+            pytest.skip("vecdex built without MPI")
+        assert m, line
+        c = Client(m.group(1), int(m.group(2)))
+        assert c.info() == {"kind": "mpi-sharded", "d": D, "ntotal": len(xb)}
+        status, out = c.request("POST", "/search", {"vectors": xq.tolist(), "k": 8})
+        assert status == 200 and out["_shards"] == {"total": 3, "successful": 3,
+                                                    "failed": 0, "partial": False}
+        Db, Ib = brute(xb, np.arange(len(xb)), xq, 8)
+        np.testing.assert_array_equal(np.array(out["ids"]), Ib)
+        status, out = c.request("POST", "/add", {"vectors": xq[:1].tolist()})
+        assert status == 400 and "searches only" in out["error"]
+        pids = rank_pids(p.pid)
+        assert sorted(pids) == [0, 1, 2], pids
+        os.kill(pids[2], 9)
+        import time
+        t0 = time.time()
+        status, out = c.request("POST", "/search", {"vectors": xq.tolist(), "k": 8})
+        assert time.time() - t0 < 3.0
+        assert status == 504 and "shard 2 of 3" in out["error"], out
+        status, out = c.request("POST", "/search", {"vectors": xq.tolist(), "k": 8,
+                                                     "allow_partial": True})
+        assert status == 200 and out["_shards"]["partial"] and out["_shards"]["successful"] == 2
+        n2 = 2 * len(xb) // 3
+        Db, Ib = brute(xb[:n2], np.arange(n2), xq, 8)
+        np.testing.assert_array_equal(np.array(out["ids"]), Ib)
+    finally:
+        p.terminate()
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
