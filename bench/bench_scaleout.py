@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """bench_scaleout.py — scale-out in one process: vecdex's IndexShards,
 IndexShardsIVF and IndexReplicas against faiss-cpu's, side by side
-(issue 21 §4, in-process part; the MPI part is not written yet).
+(issue 21 §4), and with --mpi the sharded search across MPI ranks.
 
 Cases, the same data for both libraries, each library in its own process
 (common.Server), taking alternating timing turns:
@@ -17,6 +17,15 @@ Prints recall@10 against brute force, QPS and the vecdex/faiss QPS ratio
 (median over turns of the per-turn ratio).
 
     python3 bench/bench_scaleout.py [--small] [--turns N] [--threads 1,2]
+    python3 bench/bench_scaleout.py --mpi [--mpi-nb 1000000] [--ranks 1,2,4]
+                                    [--bench-dist build/release/bench_dist]
+
+MPI part: `mpirun -np N bench_dist KIND NB NQ BATCH` (bench/bench_dist.c,
+built with the C library when MPI is found) for Flat and IVF4096,Flat
+nprobe 16 on NB x 128 (ranks on this machine's cores, one OpenMP thread
+each): QPS, latency per batch, and its parts — the slowest shard's
+search, the merge on rank 0, and the rest (communication and waiting);
+comm + merge share is (latency - search) / latency.
 """
 import argparse
 import json
@@ -101,8 +110,42 @@ def worker(lib, folder):
     common.serve(searches, info, L)
 
 
+def mpi_part(a):
+    import subprocess
+    exe = a.bench_dist
+    if not os.path.exists(exe):
+        raise SystemExit(f"{exe} not built (MPI not found?)")
+    print(f"\nMPI sharded search: nb={a.mpi_nb} d=128 k=10, queries in batches of {a.batch}")
+    print(f"  {'index':<22}{'ranks':>6}{'QPS':>9}{'batch ms':>10}{'search ms':>11}"
+          f"{'merge ms':>10}{'comm ms':>9}{'comm+merge':>11}{'build s':>9}")
+    for kind, nq in (("flat", a.nq_flat), ("ivf", a.nq_ivf)):
+        for np_ in [int(r) for r in a.ranks.split(",")]:
+            cmd = ["mpirun", "--oversubscribe", "--allow-run-as-root", "--bind-to", "none",
+                   "-x", "OMP_NUM_THREADS=1", "-x", "OPENBLAS_NUM_THREADS=1", "-np", str(np_),
+                   exe, kind, str(a.mpi_nb), str(nq), str(a.batch)]
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+            line = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
+            if p.returncode or not line:
+                print(f"  {kind} {np_} ranks failed: {p.stderr[-2000:]}")
+                continue
+            r = json.loads(line[-1])
+            name = "Flat" if kind == "flat" else "IVF4096,Flat np16"
+            print(f"  {name:<22}{np_:>6}{r['qps']:>9.1f}{r['latency_ms']:>10.2f}"
+                  f"{r['search_ms']:>11.2f}{r['merge_ms']:>10.3f}{r['comm_ms']:>9.2f}"
+                  f"{100 * r['comm_merge_share']:>10.1f}%{r['build_s']:>9.1f}", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--mpi", action="store_true")
+    ap.add_argument("--mpi-nb", type=int, default=1000000)
+    ap.add_argument("--ranks", default="1,2,4")
+    ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--nq-flat", type=int, default=300)
+    ap.add_argument("--nq-ivf", type=int, default=2000)
+    ap.add_argument("--bench-dist", default=os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build", "release",
+        "bench_dist"))
     ap.add_argument("--worker")
     ap.add_argument("--data")
     ap.add_argument("--small", action="store_true")
@@ -111,6 +154,9 @@ def main():
     a = ap.parse_args()
     if a.worker:
         worker(a.worker, a.data)
+        return
+    if a.mpi:
+        mpi_part(a)
         return
     nb = 100000 if a.small else 200000
     nq = 500 if a.small else 1000

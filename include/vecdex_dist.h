@@ -57,6 +57,20 @@ VDX_API vdx_status vdx_dist_search(vdx_dist *dist, int64_t n, const float *x,
                                    double deadline_s, int allow_partial,
                                    float *D, vdx_idx_t *I, int *answered);
 
+/** Timing of the last vdx_dist_search on rank 0 (seconds): the whole
+ *  call, the longest search of a shard (each rank measures its own and
+ *  sends it with its answer), and the merge on rank 0.  The rest of the
+ *  call (total - max_search - merge) is communication and waiting. */
+VDX_API void vdx_dist_last_timing(const vdx_dist *dist, double *total_s,
+                                  double *max_search_s, double *merge_s);
+
+/** Collective: the index on rank `root` (*ix there, borrowed) is sent to
+ *  every other rank, where *ix becomes a new index (freed with
+ *  vdx_index_free): training on one rank, then the trained quantizer
+ *  everywhere.  Through FAISS's serialization. */
+VDX_API vdx_status vdx_dist_bcast_index(MPI_Comm comm, int root,
+                                        vdx_index **ix);
+
 /** Ranks other than 0: answers rank 0's calls until it closes the dist;
  *  returns VDX_OK then (or an MPI error). */
 VDX_API vdx_status vdx_dist_worker_loop(vdx_dist *dist);

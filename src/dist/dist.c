@@ -33,7 +33,8 @@ enum { TAG_CALL = 7101, TAG_DATA = 7102, TAG_REPLY = 7103 };
 enum { OP_SEARCH = 1, OP_STOP = 2 };
 #define HDR 6
 #define MSG 256
-#define REPLY_HEAD (2 * sizeof(int64_t) + MSG)
+/* seq, status, search seconds (a double), message */
+#define REPLY_HEAD (3 * sizeof(int64_t) + MSG)
 
 typedef struct peer {
     /* the last call sent: its buffers live until its sends complete */
@@ -57,6 +58,7 @@ struct vdx_dist {
     int metric;
     int64_t seq;
     peer *peers; /* rank 0: one per rank (0 unused) */
+    double t_total, t_search, t_merge; /* the last search's timing */
 };
 
 static double now(void) {
@@ -247,7 +249,9 @@ vdx_status vdx_dist_search(vdx_dist *g, int64_t n, const float *x, int64_t k,
         }
     }
     /* our own shard meanwhile */
+    double t_s0 = now();
     vdx_status s0 = local_search(g, n, x, k, &p, Dall, Iall);
+    g->t_search = now() - t_s0;
     state[0] = s0 ? 2 : 1;
     codes[0] = s0;
     if (s0) snprintf(msgs[0], MSG, "%s", vdx_last_error());
@@ -290,10 +294,13 @@ vdx_status vdx_dist_search(vdx_dist *g, int64_t n, const float *x, int64_t k,
             if (head[1] != VDX_OK) {
                 state[r] = 2;
                 codes[r] = (vdx_status)head[1];
-                memcpy(msgs[r], pe->r + 2 * sizeof(int64_t), MSG);
+                memcpy(msgs[r], pe->r + 3 * sizeof(int64_t), MSG);
                 msgs[r][MSG - 1] = 0;
                 continue;
             }
+            double ts;
+            memcpy(&ts, pe->r + 2 * sizeof(int64_t), sizeof ts);
+            if (ts > g->t_search) g->t_search = ts;
             memcpy(Dall + (size_t)r * nk, pe->r + REPLY_HEAD, nk * sizeof(float));
             memcpy(Iall + (size_t)r * nk, pe->r + REPLY_HEAD + nk * sizeof(float),
                    nk * sizeof(vdx_idx_t));
@@ -329,13 +336,56 @@ vdx_status vdx_dist_search(vdx_dist *g, int64_t n, const float *x, int64_t k,
                 Dall[(size_t)r * nk + i] = keep_max ? -FLT_MAX : FLT_MAX;
                 Iall[(size_t)r * nk + i] = -1;
             }
+    double t_m = now();
     st = vdx_merge_knn_results(n, k, S, Dall, Iall, keep_max, D, I);
+    g->t_merge = now() - t_m;
+    g->t_total = now() - (t_end - deadline_s);
 done:
     vdx_free(Dall);
     vdx_free(Iall);
     free(state);
     free(msgs);
     free(codes);
+    return st;
+}
+
+void vdx_dist_last_timing(const vdx_dist *g, double *total_s,
+                          double *max_search_s, double *merge_s) {
+    if (total_s) *total_s = g ? g->t_total : 0;
+    if (max_search_s) *max_search_s = g ? g->t_search : 0;
+    if (merge_s) *merge_s = g ? g->t_merge : 0;
+}
+
+vdx_status vdx_dist_bcast_index(MPI_Comm comm, int root, vdx_index **ix) {
+    vdx_clear_error();
+    int rank;
+    MPI_TRY(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
+    uint8_t *buf = NULL;
+    size_t size = 0;
+    int64_t sz = -1;
+    if (rank == root && *ix && vdx_serialize_index(*ix, &buf, &size) == VDX_OK)
+        sz = (int64_t)size;
+    int rc = MPI_Bcast(&sz, 1, MPI_INT64_T, root, comm);
+    if (rc != MPI_SUCCESS) {
+        vdx_free_buffer(buf);
+        return mpi_fail(rc, "MPI_Bcast of the index size");
+    }
+    if (sz < 0)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "dist_bcast_index: rank %d has no index to send "
+                         "(or it could not be serialized)", root);
+    if (rank != root && !(buf = malloc((size_t)sz ? (size_t)sz : 1)))
+        return VDX_ERR_OUT_OF_MEMORY; /* the others then fail in MPI_Bcast */
+    /* in pieces: MPI counts are int */
+    for (int64_t off = 0; off < sz && rc == MPI_SUCCESS; off += 1 << 30) {
+        int64_t m = sz - off < (1 << 30) ? sz - off : (1 << 30);
+        rc = MPI_Bcast(buf + off, (int)m, MPI_BYTE, root, comm);
+    }
+    vdx_status st = VDX_OK;
+    if (rc != MPI_SUCCESS) st = mpi_fail(rc, "MPI_Bcast of the index");
+    else if (rank != root) st = vdx_deserialize_index(buf, (size_t)sz, ix);
+    if (rank == root) vdx_free_buffer(buf);
+    else free(buf);
     return st;
 }
 
@@ -391,6 +441,7 @@ vdx_status vdx_dist_worker_loop(vdx_dist *g) {
             rcap = rep ? rsize : 0;
         }
         int64_t head[2] = {h[1], VDX_OK};
+        double ts = 0;
         char msg[MSG] = {0};
         if (!rep || !q) {
             head[1] = VDX_ERR_OUT_OF_MEMORY;
@@ -403,7 +454,9 @@ vdx_status vdx_dist_worker_loop(vdx_dist *g) {
             p.efSearch = (int)h[5];
             D = (float *)(rep + REPLY_HEAD);
             vdx_idx_t *I = malloc(nk * sizeof *I);
+            double t0 = now();
             vdx_status s = I ? local_search(g, n, q, k, &p, D, I) : VDX_ERR_OUT_OF_MEMORY;
+            ts = now() - t0;
             if (s) {
                 head[1] = s;
                 snprintf(msg, MSG, "%s", I ? vdx_last_error() : "out of memory");
@@ -415,7 +468,8 @@ vdx_status vdx_dist_worker_loop(vdx_dist *g) {
         char small[REPLY_HEAD];
         char *out = rep ? rep : small;
         memcpy(out, head, sizeof head);
-        memcpy(out + 2 * sizeof(int64_t), msg, MSG);
+        memcpy(out + 2 * sizeof(int64_t), &ts, sizeof ts);
+        memcpy(out + 3 * sizeof(int64_t), msg, MSG);
         rc = MPI_Send(out, head[1] == VDX_OK ? (int)rsize : (int)REPLY_HEAD, MPI_BYTE, 0,
                       TAG_REPLY, g->comm);
         if (rc != MPI_SUCCESS) {
