@@ -5,6 +5,7 @@
  *   commands.c     build, search, eval, bench, info
  *   vecio.c        vector files: .fvecs .ivecs .bvecs .npy .f32
  *   store_cmd.c    vecdex store ...
+ *   serve_cmd.c    vecdex serve ...
  *
  * Exit codes: 0 success, 1 runtime failure (bad file, library error),
  * 2 usage error (bad option or value).
@@ -59,5 +60,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 /* store_cmd.c: vecdex store create|upsert|search|hybrid|delete|get|info|compact */
 int cmd_store(int argc, char **argv);
+/* serve_cmd.c: vecdex serve INDEX_OR_STORE (src/serve) */
+int cmd_serve(int argc, char **argv);
 
 #endif /* VDX_CLI_H */

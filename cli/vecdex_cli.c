@@ -236,9 +236,10 @@ static void usage(FILE *f) {
             "  store create|upsert|search|hybrid|delete|get|info|compact PATH ...\n"
             "        a store: ids, metadata, filters, keyword + vector search "
             "(vecdex store --help)\n"
-            "  store create|upsert|search|hybrid|delete|get|info|compact PATH ...\n"
-            "        a store: ids, metadata, filters, keyword + vector search "
-            "(vecdex store --help)\n"
+            "  serve INDEX_OR_STORE [--port 8080] [--token T] [--max-body B]\n"
+            "        answer JSON over HTTP: search, add, upsert, delete, info, "
+            "health, metrics\n"
+            "        (vecdex serve --help)\n"
             "common options: --json (one JSON object on stdout), --quiet (no "
             "progress bars),\n"
             "  --dim N (for raw .f32 files).  Vector files: .fvecs .ivecs "
@@ -256,6 +257,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "demo")) return demo(argc - 2, argv + 2);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
     if (!strcmp(cmd, "store")) return cmd_store(argc - 2, argv + 2);
+    if (!strcmp(cmd, "serve")) return cmd_serve(argc - 2, argv + 2);
     if (!strcmp(cmd, "build")) return cmd_build(argc - 2, argv + 2);
     if (!strcmp(cmd, "search")) return cmd_search(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);

@@ -50,7 +50,8 @@ typedef enum vdx_status {
     VDX_ERR_INTERNAL = 8,         /* a bug: please report                     */
     VDX_ERR_INTERRUPTED = 9,      /* the interrupt handler asked to stop      */
     VDX_ERR_BUSY = 10,            /* another process holds the store's lock   */
-    VDX_ERR_READ_ONLY = 11        /* a write to a store opened read-only      */
+    VDX_ERR_READ_ONLY = 11,       /* a write to a store opened read-only      */
+    VDX_ERR_TIMEOUT = 12          /* a deadline passed (vecdex_dist.h)        */
 } vdx_status;
 
 /** @return the pinned name of a status ("VDX_ERR_FORMAT"); never NULL. */
@@ -867,6 +868,90 @@ VDX_API vdx_status vdx_serialize_index(const vdx_index *index, uint8_t **buf,
 VDX_API vdx_status vdx_deserialize_index(const uint8_t *buf, size_t size,
                                          vdx_index **out);
 VDX_API void vdx_free_buffer(void *buf);
+
+/* ------------------------------------------------------------------------- */
+/* Shards and replicas in one process (FAISS: IndexShards, IndexReplicas,    */
+/* IndexShardsIVF).  Their sub-indexes may be of any kind, another           */
+/* IndexShards included.  Every call forwards its search parameters (nprobe, */
+/* efSearch, the selector...) to every sub-index; a sub-index that fails    */
+/* fails the call, the message naming it ("IndexShards search: shard 2 of 4 */
+/* (IndexIVFFlat) failed: ...").  Sub-indexes are borrowed unless added     */
+/* with own=1 (then freed with the index); after changing one directly,     */
+/* call vdx_index_shards_sync (FAISS: syncWithSubIndexes).                   */
+/* ------------------------------------------------------------------------- */
+/** IndexShards: add() splits each batch by rows (shard s gets rows
+ *  [s n/S, (s+1) n/S)); search merges the shards' k best per query (ties to
+ *  the lower id: a sharded exact index answers as one exact index).
+ *  successive_ids (FAISS's default 1): shard s numbers its vectors from the
+ *  total of shards 0..s-1, add() is then allowed once and add_with_ids not
+ *  at all; 0: add() assigns ids ntotal + i, the shards store ids (they must
+ *  take add_with_ids: IDMap, IVF).  threaded: one worker thread per shard
+ *  (FAISS's default 0).  d = 0 takes the first shard's.  Without shards it
+ *  reports is_trained = 1 (FAISS: 0), so that add and search say "no
+ *  shards" rather than "not trained". */
+VDX_API vdx_status vdx_index_shards_new(int64_t d, int threaded,
+                                        int successive_ids, vdx_index **out);
+/** IndexReplicas: every replica holds the same vectors (add, train and
+ *  removal go to all); a search batch is split into consecutive slices, one
+ *  per replica.  FAISS's default threaded is 1. */
+VDX_API vdx_status vdx_index_replicas_new(int64_t d, int threaded,
+                                          vdx_index **out);
+/** IndexShardsIVF: one coarse quantizer (owned on success) of nlist lists;
+ *  the shards are IVF indexes with that nlist.  train() trains the
+ *  quantizer (k-means, 10 iterations as FAISS) and copies its centroids to
+ *  every shard's quantizer; add() and search() run the coarse step once for
+ *  all shards.  nprobe: the call's, else shard 0's. */
+VDX_API vdx_status vdx_index_shards_ivf_new(vdx_index *quantizer,
+                                            int64_t nlist, int threaded,
+                                            int successive_ids,
+                                            vdx_index **out);
+/** Adds a shard (replica); FAISS: add_shard / addIndex.  Its d, metric and
+ *  trained state must match those already there (replicas: ntotal too). */
+VDX_API vdx_status vdx_index_shards_add(vdx_index *index, vdx_index *shard,
+                                        int own);
+/** Removes a shard (replica) given by pointer, freeing it when owned;
+ *  VDX_ERR_NOT_FOUND when it is not one. */
+VDX_API vdx_status vdx_index_shards_remove(vdx_index *index,
+                                           const vdx_index *shard);
+/** 1 IndexShards, 2 IndexReplicas, 3 IndexShardsIVF, 0 other kinds. */
+VDX_API int vdx_index_is_shards(const vdx_index *index);
+VDX_API int64_t vdx_index_shards_count(const vdx_index *index);
+/** Sub-index i (borrowed), or NULL. */
+VDX_API vdx_index *vdx_index_shards_at(const vdx_index *index, int64_t i);
+/** Whether sub-index i is freed with the index; and its setter. */
+VDX_API int vdx_index_shards_owns(const vdx_index *index, int64_t i);
+VDX_API vdx_status vdx_index_shards_set_own(vdx_index *index, int64_t i,
+                                            int own);
+VDX_API int vdx_index_shards_successive_ids(const vdx_index *index);
+VDX_API int vdx_index_shards_threaded(const vdx_index *index);
+/** The quantizer of an IndexShardsIVF (borrowed), else NULL; its k-means
+ *  parameters (FAISS: cp), else NULL. */
+VDX_API vdx_index *vdx_index_shards_ivf_quantizer(const vdx_index *index);
+VDX_API vdx_kmeans_params *vdx_index_shards_ivf_cp(vdx_index *index);
+/** Recomputes d, metric, ntotal and is_trained from the sub-indexes. */
+VDX_API vdx_status vdx_index_shards_sync(vdx_index *index);
+/** Merges nshard sorted k-NN results (Dall, Iall: nshard x n x k, each row
+ *  sorted best first, -1 labels last) into the k best per query (D, I:
+ *  n x k): smallest distances (keep_max = 0, L2) or largest (keep_max = 1,
+ *  inner product), ties to the lower label; missing slots get label -1 and
+ *  +FLT_MAX (L2) or -FLT_MAX.  FAISS: merge_knn_results. */
+VDX_API vdx_status vdx_merge_knn_results(int64_t n, int64_t k, int64_t nshard,
+                                         const float *Dall,
+                                         const vdx_idx_t *Iall, int keep_max,
+                                         float *Dout, vdx_idx_t *Iout);
+/** Writes a shards / replicas index (FAISS has no file format for them) as
+ *  the directory `dir` (created if needed): one FAISS file per sub-index
+ *  (shard-<i>.faissindex; a sub-index that is itself sharded becomes the
+ *  sub-directory shard-<i>), the quantizer of an IndexShardsIVF
+ *  (quantizer.faissindex), and vecdex-manifest.txt, a small text file
+ *  naming them, written last through a rename. */
+VDX_API vdx_status vdx_write_sharded(const vdx_index *index, const char *dir);
+/** Reads what vdx_write_sharded wrote (dir, or the manifest's path); the
+ *  sub-indexes are owned.  io_flags: 0. */
+VDX_API vdx_status vdx_read_sharded(const char *dir, int io_flags,
+                                    vdx_index **out);
+/** The manifest's name inside a sharded directory. */
+#define VDX_SHARDS_MANIFEST "vecdex-manifest.txt"
 
 /* ------------------------------------------------------------------------- */
 /* The store: a folder holding a SQLite database (rows: the caller's ids,    */

@@ -69,6 +69,7 @@ int mutable_(IndexObject *self, const char *what) {
 static PyTypeObject *class_for(const vdx_index *ix) {
     const char *tn = vdx_index_type_name(ix);
     if (!tn) tn = "";
+    if (shards_class_for(ix)) return shards_class_for(ix);
     if (!strcmp(tn, "IndexFlat") || !strcmp(tn, "IndexFlatL2") ||
         !strcmp(tn, "IndexFlatIP")) {
         /* FAISS writes every L2 flat as IxF2 and reads it as IndexFlatL2 */
@@ -117,6 +118,11 @@ PyObject *wrap_node(vdx_index *ix, owner_t *o) {
     if (!sub) sub = vdx_index_pretransform_index(ix);
     if (!sub) sub = vdx_index_hnsw_storage(ix);
     if (!sub) sub = vdx_index_2layer_quantizer(ix);
+    if (!sub) sub = vdx_index_shards_ivf_quantizer(ix);
+    if (vdx_index_is_shards(ix) && shards_wrap_children(obj, o) < 0) {
+        Py_DECREF(obj);
+        return NULL;
+    }
     vdx_index *sub2 = vdx_index_refine_refine(ix);
     if (sub2) {
         PyObject *child = wrap_node(sub2, o);

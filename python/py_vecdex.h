@@ -264,6 +264,12 @@ PyObject *pq_view(vdx_pq *pq, IndexObject *index);
 /* IndexPQFastScan, IndexIVFPQFastScan (py_fastscan.c) */
 extern PyTypeObject IndexPQFastScanType, IndexIVFPQFastScanType;
 int pyvdx_init_fastscan(PyObject *m);
+/* IndexShards, IndexReplicas, IndexShardsIVF (py_shards.c): the class of
+ * a C shards index (NULL for other kinds), and wrap_node's hook that wraps
+ * its sub-indexes (0, or -1 with an exception). */
+PyTypeObject *shards_class_for(const vdx_index *ix);
+int shards_wrap_children(IndexObject *obj, owner_t *o);
+int pyvdx_init_shards(PyObject *m);
 /* GPU classes and functions (py_gpu.c) */
 int pyvdx_init_gpu(PyObject *m);
 /* The Python class of a GPU index or of its shards / replicas, or NULL. */

@@ -68,10 +68,31 @@ def extract_index_ivf(index):
                        + type(index).__name__)
 
 
+def write_index(index, fname):
+    """Writes the index in FAISS's format; a sharded index (IndexShards,
+    IndexShardsIVF, IndexReplicas, for which FAISS has no format) becomes
+    the directory `fname`: FAISS files plus a manifest."""
+    if isinstance(index, (IndexShards, IndexReplicas)):  # noqa: F405
+        return write_index_sharded(index, fname)  # noqa: F405
+    return _vecdex.write_index(index, fname)
+
+
+def read_index(fname, io_flags=0):
+    """Reads an index written by vecdex or FAISS, or a sharded directory
+    written by write_index / write_index_sharded."""
+    import os
+    if os.path.isdir(fname) or str(fname).endswith("vecdex-manifest.txt"):
+        return read_index_sharded(fname, io_flags)  # noqa: F405
+    return _vecdex.read_index(fname, io_flags)
+
+
+IndexProxy = IndexReplicas  # noqa: F405  (FAISS's old name)
+
+
 from .gpu import *  # noqa: F401,F403,E402  (GPU options and helpers)
 from . import gpu as _gpu  # noqa: E402
 
 __all__ = [name for name in dir(_vecdex) if not name.startswith("_")]
 __all__ += _gpu.__all__
-__all__ += ["Store", "Hits", "swig_ptr", "knn", "__version__", "write_VectorTransform",
+__all__ += ["Store", "Hits", "IndexProxy", "swig_ptr", "knn", "__version__", "write_VectorTransform",
             "read_VectorTransform", "extract_index_ivf"]

@@ -46,6 +46,7 @@ const char *vdx_status_name(vdx_status s) {
     case VDX_ERR_INTERRUPTED: return "VDX_ERR_INTERRUPTED";
     case VDX_ERR_BUSY: return "VDX_ERR_BUSY";
     case VDX_ERR_READ_ONLY: return "VDX_ERR_READ_ONLY";
+    case VDX_ERR_TIMEOUT: return "VDX_ERR_TIMEOUT";
     }
     return "VDX_ERR_UNKNOWN";
 }

@@ -181,6 +181,8 @@ int vdx_selector_member_slow(const vdx_selector *s, vdx_idx_t id) {
         return vdx_sel_member(s->a, id) || vdx_sel_member(s->b, id);
     case VDX_SEL_TRANSLATED:
         return id >= 0 && id < s->map_n && vdx_sel_member(s->a, s->map[id]);
+    case VDX_SEL_SHIFTED:
+        return id >= 0 && vdx_sel_member(s->a, id + s->imin);
     }
     return 0;
 }

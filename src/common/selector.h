@@ -15,7 +15,9 @@ typedef enum {
     VDX_SEL_NOT,
     VDX_SEL_AND,
     VDX_SEL_OR,
-    VDX_SEL_TRANSLATED /* internal: tests map[i] against child (IDMap) */
+    VDX_SEL_TRANSLATED, /* internal: tests map[i] against child (IDMap) */
+    VDX_SEL_SHIFTED     /* internal: tests i + imin against child (shards
+                         * numbered from an offset) */
 } vdx_selector_kind;
 
 struct vdx_selector {
@@ -75,6 +77,18 @@ static inline vdx_selector vdx_selector_translated(const vdx_selector *inner,
     t.a = inner;
     t.map = map;
     t.map_n = map_n;
+    return t;
+}
+
+/* Builds (on the stack) a SHIFTED selector: id i is a member when
+ * i + offset is in `inner` (the shards of IndexShards with successive ids
+ * number their vectors from 0; the caller's selector speaks global ids). */
+static inline vdx_selector vdx_selector_shifted(const vdx_selector *inner,
+                                                vdx_idx_t offset) {
+    vdx_selector t = {0};
+    t.kind = VDX_SEL_SHIFTED;
+    t.a = inner;
+    t.imin = offset;
     return t;
 }
 

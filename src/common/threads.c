@@ -95,3 +95,17 @@ void vdx_team_end(void) {
     if (tl_saved_icv != tl_team) omp_set_num_threads(tl_saved_icv);
     tl_team = 0;
 }
+
+void vdx_team_enter(int team, vdx_team_saved *sv) {
+    sv->team = tl_team;
+    sv->icv = omp_get_max_threads();
+    tl_depth++; /* public calls made meanwhile are nested: they keep it */
+    tl_team = team > 0 ? team : 1;
+    if (sv->icv != tl_team) omp_set_num_threads(tl_team);
+}
+
+void vdx_team_leave(const vdx_team_saved *sv) {
+    tl_depth--;
+    if (sv->icv != tl_team) omp_set_num_threads(sv->icv);
+    tl_team = sv->team;
+}

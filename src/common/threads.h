@@ -22,4 +22,14 @@ VDX_INTERNAL int vdx_nthreads_for(double work);
 VDX_INTERNAL void vdx_team_begin(void);
 VDX_INTERNAL void vdx_team_end(void);
 
+/* A part of a call handed to another thread (IndexShards' workers) or run
+ * on a smaller team: until the matching vdx_team_leave, the calling thread's
+ * parallel regions, and the public calls it makes (nested, so they keep
+ * it), use `team` threads (at least 1). */
+typedef struct vdx_team_saved {
+    int team, icv;
+} vdx_team_saved;
+VDX_INTERNAL void vdx_team_enter(int team, vdx_team_saved *sv);
+VDX_INTERNAL void vdx_team_leave(const vdx_team_saved *sv);
+
 #endif

@@ -209,5 +209,21 @@ VDX_INTERNAL vdx_status vdx_ivf_generic_ops(vdx_index_ops *ops,
                                             const char *type_name);
 /* Rebuilds the direct map from the lists (after load). */
 VDX_INTERNAL vdx_status vdx_ivf_rebuild_direct_map(vdx_ivf *ivf);
+/* 1 when ix is an IVF kind whose add and search are the framework's
+ * (IVF-Flat, IVFPQ, IVF-SQ), which can then take lists computed by another
+ * quantizer holding the same centroids (IndexShardsIVF). */
+VDX_INTERNAL int vdx_ivf_preassigned_ok(const vdx_index *ix);
+/* add with the list of each vector given (0..nlist-1, checked); ids may be
+ * NULL (sequential).  Arguments otherwise checked by the caller. */
+VDX_INTERNAL vdx_status vdx_ivf_add_preassigned(vdx_index *ix, int64_t n,
+                                                const float *x,
+                                                const vdx_idx_t *ids,
+                                                const int64_t *lists);
+/* search probing, for query q, lists[q * np .. q * np + np) (-1 skipped),
+ * with p's selector and max_codes (its nprobe is replaced by np). */
+VDX_INTERNAL vdx_status vdx_ivf_search_preassigned(
+    const vdx_index *ix, int64_t n, const float *x, int64_t k,
+    const vdx_search_params *p, int64_t np, const int64_t *lists, float *D,
+    vdx_idx_t *I);
 
 #endif

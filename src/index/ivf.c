@@ -108,8 +108,10 @@ vdx_status vdx_index_ivf_assign(const vdx_index *ix, int64_t n, const float *x,
     return assign_lists(ivf, n, x, lists);
 }
 
-static vdx_status ivf_add(vdx_index *ix, int64_t n, const float *x,
-                          const vdx_idx_t *ids) {
+/* Adds n vectors whose lists the caller computed (lists == NULL: assign
+ * them here), as ivf_add. */
+static vdx_status add_core(vdx_index *ix, int64_t n, const float *x,
+                           const vdx_idx_t *ids, const int64_t *given) {
     vdx_ivf *ivf = (vdx_ivf *)ix;
     if (ivf->dm && ids)
         return vdx_raise(VDX_ERR_UNSUPPORTED,
@@ -124,7 +126,21 @@ static vdx_status ivf_add(vdx_index *ix, int64_t n, const float *x,
         st = VDX_ERR_OUT_OF_MEMORY;
         goto done;
     }
-    if ((st = assign_lists(ivf, n, x, lists))) goto done;
+    if (given) {
+        for (int64_t i = 0; i < n; i++) {
+            if (given[i] < 0 || given[i] >= ivf->nlist) {
+                st = vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                               "add: list %lld of vector %lld is outside "
+                               "0..nlist-1=%lld",
+                               (long long)given[i], (long long)i,
+                               (long long)ivf->nlist - 1);
+                goto done;
+            }
+            lists[i] = given[i];
+        }
+    } else if ((st = assign_lists(ivf, n, x, lists))) {
+        goto done;
+    }
     if ((st = ivf->codec->encode(ivf, n, x, lists, codes))) goto done;
     if (ivf->dm) {
         int64_t need = ix->ntotal + n;
@@ -164,6 +180,11 @@ done:
     vdx_free(lists);
     vdx_free(codes);
     return st;
+}
+
+static vdx_status ivf_add(vdx_index *ix, int64_t n, const float *x,
+                          const vdx_idx_t *ids) {
+    return add_core(ix, n, x, ids, NULL);
 }
 
 /* ---- search --------------------------------------------------------------- */
@@ -403,27 +424,23 @@ static int scan_threads(const vdx_ivf *ivf, int64_t n, int64_t np) {
     return vdx_nthreads_for((double)n * (double)np * (listlen * per_code + 16));
 }
 
-static vdx_status ivf_search(const vdx_index *ix, int64_t n, const float *x,
-                             int64_t k, const vdx_search_params *p, float *D,
-                             vdx_idx_t *I) {
-    const vdx_ivf *ivf = (const vdx_ivf *)ix;
-    ivf_knobs kn = knobs_of(ivf, p);
-    const int64_t np = kn.nprobe, d = ix->d;
+/* The search after the coarse step: cl holds the np lists to probe per
+ * query (-1 entries skipped). */
+static vdx_status search_preassigned(const vdx_ivf *ivf, int64_t n,
+                                     const float *x, int64_t k,
+                                     ivf_knobs kn, int64_t np,
+                                     const int64_t *cl, float *D,
+                                     vdx_idx_t *I) {
+    const vdx_index *ix = &ivf->base;
+    const int64_t d = ix->d;
     vdx_status st = VDX_OK;
-    float *cd = vdx_malloc_array((size_t)n * (size_t)np, sizeof(float));
-    int64_t *cl = vdx_malloc_array((size_t)n * (size_t)np, sizeof(int64_t));
     int nthreads = scan_threads(ivf, n, np);
     /* per thread: keys, candidates, then the codec's context */
     const size_t per = 2 * IVF_CHUNK * sizeof(float) + codec_ctx_size(ivf);
     uint8_t *scratch = vdx_aligned_alloc((size_t)nthreads, per);
-    if (!cd || !cl || !scratch) {
-        st = VDX_ERR_OUT_OF_MEMORY;
-        goto done;
-    }
+    if (!scratch) return VDX_ERR_OUT_OF_MEMORY;
     /* contexts start zeroed: a scanner may cache per-query state in them */
     memset(scratch, 0, (size_t)nthreads * per);
-    if ((st = coarse(ivf, n, x, np, cd, cl)))
-        goto done;
     /* enough visitors per list for sgemm to pay: the list-major path, unless
      * a selective filter makes scoring only the admitted entries cheaper */
     if (codec_is_flat(ivf) && !kn.max_codes && n * np >= 4 * ivf->nlist &&
@@ -511,10 +528,56 @@ static vdx_status ivf_search(const vdx_index *ix, int64_t n, const float *x,
         vdx_free(ti);
     }
 done:
-    vdx_free(cd);
-    vdx_free(cl);
     vdx_aligned_free(scratch);
     return st;
+}
+
+static vdx_status ivf_search(const vdx_index *ix, int64_t n, const float *x,
+                             int64_t k, const vdx_search_params *p, float *D,
+                             vdx_idx_t *I) {
+    const vdx_ivf *ivf = (const vdx_ivf *)ix;
+    ivf_knobs kn = knobs_of(ivf, p);
+    const int64_t np = kn.nprobe;
+    vdx_status st = VDX_ERR_OUT_OF_MEMORY;
+    float *cd = vdx_malloc_array((size_t)n * (size_t)np, sizeof(float));
+    int64_t *cl = vdx_malloc_array((size_t)n * (size_t)np, sizeof(int64_t));
+    if (cd && cl && !(st = coarse(ivf, n, x, np, cd, cl)))
+        st = search_preassigned(ivf, n, x, k, kn, np, cl, D, I);
+    vdx_free(cd);
+    vdx_free(cl);
+    return st;
+}
+
+int vdx_ivf_preassigned_ok(const vdx_index *ix) {
+    return ix && ix->ops->search == ivf_search && ix->ops->add == ivf_add;
+}
+
+vdx_status vdx_ivf_add_preassigned(vdx_index *ix, int64_t n, const float *x,
+                                   const vdx_idx_t *ids,
+                                   const int64_t *lists) {
+    return add_core(ix, n, x, ids, lists);
+}
+
+vdx_status vdx_ivf_search_preassigned(const vdx_index *ix, int64_t n,
+                                      const float *x, int64_t k,
+                                      const vdx_search_params *p, int64_t np,
+                                      const int64_t *lists, float *D,
+                                      vdx_idx_t *I) {
+    const vdx_ivf *ivf = (const vdx_ivf *)ix;
+    ivf_knobs kn = knobs_of(ivf, p);
+    if (np < 1)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "search_preassigned: nprobe=%lld must be >= 1",
+                         (long long)np);
+    kn.nprobe = np;
+    for (int64_t i = 0; i < n * np; i++)
+        if (lists[i] >= ivf->nlist)
+            return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                             "search_preassigned: list %lld (entry %lld) is "
+                             "outside 0..nlist-1=%lld",
+                             (long long)lists[i], (long long)i,
+                             (long long)ivf->nlist - 1);
+    return search_preassigned(ivf, n, x, k, kn, np, lists, D, I);
 }
 
 static vdx_status ivf_range_search(const vdx_index *ix, int64_t n,

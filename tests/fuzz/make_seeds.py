@@ -5,6 +5,8 @@
     tests/fuzz/corpus_factory/   fuzz_factory: d, metric, a factory string
     tests/fuzz/corpus_vecio/     fuzz_vecio: a format byte, a --dim byte, a
                                  vector file (valid ones and corrupt ones)
+    tests/fuzz/corpus_read_sharded/  fuzz_read_sharded: manifests
+    tests/fuzz/corpus_serve/     fuzz_serve: a route byte, a JSON body
     tests/fuzz/corpus_ops/       fuzz_ops: a kind, a mode, operations and
                                  value bytes (see fuzz_ops.c)
 
@@ -132,6 +134,49 @@ def write(dirname, seeds):
             f.write(data)
 
 
+def sharded_seeds():
+    """fuzz_read_sharded: manifests naming the scratch directory's files
+    (shard-0/1.faissindex: flat d=4 ntotal 3; shard-2: a sharded dir,
+    ntotal 2; quantizer.faissindex), valid and corrupt."""
+    head = "vecdex-sharded 1\nkind %s\nd 4\nmetric 1\nthreaded 0\nsuccessive_ids 1\n"
+    ok = (head % "IndexShards" + "count 3\nshard 0 file shard-0.faissindex 3\n"
+          "shard 1 file shard-1.faissindex 3\nshard 2 dir shard-2 2\n")
+    rep = (head % "IndexReplicas" + "count 2\nshard 0 file shard-0.faissindex 3\n"
+           "shard 1 file shard-1.faissindex 3\n")
+    ivf = (head % "IndexShardsIVF" + "nlist 2\nquantizer quantizer.faissindex\n"
+           "count 1\nshard 0 file shard-0.faissindex 3\n")
+    return {
+        "shards": ok.encode(), "replicas": rep.encode(), "shards_ivf": ivf.encode(),
+        "bad_count": ok.replace("count 3", "count 99999999999").encode(),
+        "bad_ntotal": ok.replace("shard-1.faissindex 3", "shard-1.faissindex 4").encode(),
+        "bad_name": ok.replace("shard-0.faissindex", "../shard-0.faissindex").encode(),
+        "bad_dim": ok.replace("d 4", "d 5").encode(),
+        "bad_version": ok.replace("sharded 1", "sharded 9").encode(),
+        "self_nested": ok.replace("dir shard-2 2", "dir . 8").encode(),
+        "truncated": ok[:70].encode(),
+        "empty": b"",
+    }
+
+
+def serve_seeds():
+    """fuzz_serve: a route byte (0 search, 1 add, 2 upsert, 3 delete, 4 info,
+    5 health, 6 metrics, 7 other) and a JSON body, for d = 4."""
+    v = "[0.1, 0.2, 0.3, 0.4]"
+    return {
+        "search": b"\0" + ('{"vectors": [%s, %s], "k": 3}' % (v, v)).encode(),
+        "search_ids": b"\0" + ('{"vector": %s, "k": 2, "ids": [100, 101]}' % v).encode(),
+        "search_nprobe": b"\0" + ('{"vector": %s, "nprobe": 4, "efSearch": 8}' % v).encode(),
+        "search_bad_dim": b"\0" + b'{"vector": [1, 2], "k": 1}',
+        "search_bad_json": b"\0" + b'{"vector": [1, 2',
+        "search_huge": b"\0" + b'{"vector": [1e39, 0, 0, 0]}',
+        "add": b"\1" + ('{"vectors": [%s], "ids": [7]}' % v).encode(),
+        "add_noids": b"\1" + ('{"vectors": [%s]}' % v).encode(),
+        "upsert": b"\2" + ('{"vectors": [%s], "ids": [100]}' % v).encode(),
+        "delete": b"\3" + b'{"ids": [100, 5]}',
+        "info": b"\4", "health": b"\5", "metrics": b"\6", "other": b"\7{}",
+    }
+
+
 def main():
     here = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(
         os.path.abspath(__file__))
@@ -144,6 +189,8 @@ def main():
     write(os.path.join(here, "corpus_factory"), fac)
     write(os.path.join(here, "corpus_vecio"), vecio_seeds())
     write(os.path.join(here, "corpus_ops"), ops_seeds())
+    write(os.path.join(here, "corpus_read_sharded"), sharded_seeds())
+    write(os.path.join(here, "corpus_serve"), serve_seeds())
 
 
 if __name__ == "__main__":
