@@ -87,6 +87,21 @@ VDX_API const char *vdx_build_info(void);
  *  (never above what the CPU and OS support); it is read once. */
 VDX_API const char *vdx_simd_level(void);
 
+/** Sets the SIMD level of the kernels from now on, process-wide: "scalar",
+ *  "avx2" or "avx512"; NULL or "" restores the default (the machine's
+ *  level, lowered by VECDEX_SIMD).  Calls already running finish with the
+ *  level they started with.  For tests and comparisons (FAISS:
+ *  SIMDConfig.set_level); results are the same at every level up to
+ *  floating-point rounding.
+ *  @return VDX_ERR_INVALID_ARGUMENT for an unknown name,
+ *  VDX_ERR_UNSUPPORTED for a level the CPU or OS lacks. */
+VDX_API vdx_status vdx_set_simd_level(const char *name);
+/** @return 1 when the CPU and OS support level `name`, else 0. */
+VDX_API int vdx_simd_level_available(const char *name);
+/** @return the level used when none is set: the machine's, lowered by
+ *  VECDEX_SIMD (what vdx_set_simd_level(NULL) restores). */
+VDX_API const char *vdx_simd_level_default(void);
+
 /** Sets the number of threads vecdex calls use, library-wide (from any
  *  thread); n <= 0 restores the default (OpenMP's, which honours
  *  OMP_NUM_THREADS).  Calls running at the same time share the threads:
@@ -100,6 +115,9 @@ VDX_API int vdx_get_num_threads(void);
 /** @return the most threads a setting may ask for: 4 per processor
  *  (omp_get_num_procs()), at least 64, at most 1024. */
 VDX_API int vdx_max_threads(void);
+/** @return 1 when OpenMP runs a parallel team of 2 threads (FAISS:
+ *  check_openmp), 0 when the build or the system runs it on one. */
+VDX_API int vdx_check_openmp(void);
 
 /** An interrupt check (e.g. "did the user press Ctrl-C?"): returns non-zero
  *  to stop the call in progress. */
@@ -232,6 +250,13 @@ VDX_API int64_t vdx_index_ivf_list_size(const vdx_index *index,
 /** Copies the ids of list `list_no` (list_size entries) into out. */
 VDX_API vdx_status vdx_index_ivf_list_ids(const vdx_index *index,
                                           int64_t list_no, vdx_idx_t *out);
+/** Copies the codes of list `list_no` (list_size * code_size bytes) into
+ *  out, in the order of its ids. */
+VDX_API vdx_status vdx_index_ivf_list_codes(const vdx_index *index,
+                                            int64_t list_no, uint8_t *out);
+/** Bytes per code in the lists of an IVF index (0 for other kinds): the
+ *  float vector for IVF-Flat, the PQ / SQ code otherwise. */
+VDX_API size_t vdx_index_ivf_code_size(const vdx_index *index);
 /** Builds (on=1) or drops (on=0) the id -> (list, offset) map that
  *  reconstruct needs.  Ids must be sequential (vectors added with add()). */
 VDX_API vdx_status vdx_index_ivf_make_direct_map(vdx_index *index, int on);

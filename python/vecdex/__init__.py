@@ -67,6 +67,28 @@ def extract_index_ivf(index):
                        + type(index).__name__)
 
 
+class _Cvar:
+    """FAISS's global variables (faiss.cvar).  vecdex keeps no tunables in
+    globals (its parameters travel with each call), so these are plain
+    attributes: code that sets them runs, and they change nothing; the
+    BLAS thresholds are chosen per call by vecdex itself."""
+
+    def __init__(self):
+        self.distance_compute_blas_threshold = 20
+        self.distance_compute_blas_query_bs = 4096
+        self.distance_compute_blas_database_bs = 1024
+        self.distance_compute_min_k_reservoir = 100
+        self.bucket_sort_verbose = 0
+        self.index_factory_verbose = 0
+        self.check_compatible_for_merge_expensive_check = True
+
+
+cvar = _Cvar()
+
+from ._simd import *  # noqa: F401,F403,E402
+from ._simd import __all__ as _simd_all  # noqa: E402
+
 __all__ = [name for name in dir(_vecdex) if not name.startswith("_")]
+__all__ += _simd_all + ["cvar"]
 __all__ += ["swig_ptr", "knn", "__version__", "write_VectorTransform",
             "read_VectorTransform", "extract_index_ivf"]

@@ -77,3 +77,16 @@ void vdx_team_end(void) {
     if (tl_saved_icv != tl_team) omp_set_num_threads(tl_saved_icv);
     tl_team = 0;
 }
+
+int vdx_check_openmp(void) {
+    /* a team of 2 must really run 2 threads, each seeing its own number */
+    int seen[2] = {0, 0}, size = 0;
+#pragma omp parallel num_threads(2)
+    {
+        int t = omp_get_thread_num();
+        if (t >= 0 && t < 2) seen[t] = 1;
+#pragma omp master
+        size = omp_get_num_threads();
+    }
+    return size == 2 && seen[0] && seen[1];
+}

@@ -861,6 +861,27 @@ vdx_status vdx_index_ivf_list_ids(const vdx_index *ix, int64_t l,
     return VDX_OK;
 }
 
+vdx_status vdx_index_ivf_list_codes(const vdx_index *ix, int64_t l,
+                                    uint8_t *out) {
+    vdx_clear_error();
+    const vdx_ivf *ivf = as_ivf(ix);
+    if (!ivf || l < 0 || l >= ivf->nlist)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "list %lld is not a list of this index (nlist=%lld)",
+                         (long long)l, (long long)(ivf ? ivf->nlist : 0));
+    int64_t ls = ivf->il->ops->list_size(ivf->il, l);
+    if (ls && !out) return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "out is NULL");
+    if (ls)
+        memcpy(out, ivf->il->ops->get_codes(ivf->il, l),
+               (size_t)ls * ivf->code_size);
+    return VDX_OK;
+}
+
+size_t vdx_index_ivf_code_size(const vdx_index *ix) {
+    const vdx_ivf *ivf = as_ivf(ix);
+    return ivf ? ivf->code_size : 0;
+}
+
 vdx_kmeans_params *vdx_index_ivf_cp(vdx_index *ix) {
     return vdx_index_is_ivf(ix) ? &((vdx_ivf *)(void *)ix)->cp : NULL;
 }
