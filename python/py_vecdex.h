@@ -264,6 +264,12 @@ PyObject *pq_view(vdx_pq *pq, IndexObject *index);
 /* IndexPQFastScan, IndexIVFPQFastScan (py_fastscan.c) */
 extern PyTypeObject IndexPQFastScanType, IndexIVFPQFastScanType;
 int pyvdx_init_fastscan(PyObject *m);
+/* GPU classes and functions (py_gpu.c) */
+int pyvdx_init_gpu(PyObject *m);
+/* The Python class of a GPU index or of its shards / replicas, or NULL. */
+PyTypeObject *gpu_class_for(const vdx_index *ix, const char *type_name);
+/* vecdex._Store (py_store.c) */
+int pyvdx_init_store(PyObject *m);
 /* index_factory (py_factory.c) */
 int pyvdx_init_factory(PyObject *m);
 
