@@ -88,11 +88,13 @@ cvar = _Cvar()
 
 from ._simd import *  # noqa: F401,F403,E402
 from ._simd import __all__ as _simd_all  # noqa: E402
+from ._helpers import *  # noqa: F401,F403,E402
+from ._helpers import __all__ as _helpers_all  # noqa: E402
 
 from .gpu import *  # noqa: F401,F403,E402  (GPU options and helpers)
 from . import gpu as _gpu  # noqa: E402
 
 __all__ = [name for name in dir(_vecdex) if not name.startswith("_")]
-__all__ += _gpu.__all__ + _simd_all + ["cvar"]
+__all__ += _gpu.__all__ + _simd_all + _helpers_all + ["cvar"]
 __all__ += ["Store", "Hits", "swig_ptr", "knn", "__version__", "write_VectorTransform",
             "read_VectorTransform", "extract_index_ivf"]
