@@ -459,6 +459,12 @@ VDX_API vdx_pq *vdx_index_pq_quantizer(const vdx_index *index);
  *  thread-safe against concurrent searches of the same index.
  *  @return VDX_ERR_INVALID_ARGUMENT when index is not an IndexIVFPQ or the
  *  value is not -1, 0 or 1; VDX_ERR_OUT_OF_MEMORY. */
+/** by_residual of an IndexIVFPQ (1 by default, as FAISS), 0 for others. */
+VDX_API int vdx_index_ivfpq_by_residual(const vdx_index *index);
+/** Sets by_residual of an IndexIVFPQ, at any time as in FAISS: codes added
+ *  before the change are then read the other way (train and add with the
+ *  setting you search with). */
+VDX_API vdx_status vdx_index_ivfpq_set_by_residual(vdx_index *index, int on);
 VDX_API vdx_status vdx_index_ivfpq_set_use_precomputed_table(vdx_index *index,
                                                              int value);
 /** The current use_precomputed_table of an IndexIVFPQ (0 for other kinds);
@@ -773,6 +779,14 @@ VDX_API vdx_status vdx_index_hnsw_neighbors(const vdx_index *index, int64_t i,
 VDX_API vdx_status vdx_index_pq_fastscan_new(int64_t d, int64_t M, int nbits,
                                              vdx_metric metric, int64_t bbs,
                                              vdx_index **out);
+/** An IndexPQFastScan holding the product quantizer and the codes of
+ *  `index_pq` (an IndexPQ with nbits=4; FAISS: IndexPQFastScan(IndexPQ)),
+ *  which is left unchanged; its searches return what index_pq's do.  Free
+ *  with vdx_index_free.
+ *  @return VDX_ERR_INVALID_ARGUMENT for another kind or nbits != 4. */
+VDX_API vdx_status vdx_index_pq_fastscan_from_pq(const vdx_index *index_pq,
+                                                 int64_t bbs,
+                                                 vdx_index **out);
 /** IVF over 4-bit PQ codes (of the vectors, or of the residuals to the
  *  list centroids with by_residual, off by default as in FAISS), scanned
  *  as above.  Takes ownership of `quantizer` on success only. */
@@ -781,6 +795,15 @@ VDX_API vdx_status vdx_index_ivfpq_fastscan_new(vdx_index *quantizer,
                                                 int64_t M, int nbits,
                                                 vdx_metric metric, int64_t bbs,
                                                 vdx_index **out);
+/** An IndexIVFPQFastScan with the lists (ids and codes), product
+ *  quantizer, by_residual and nprobe of `index_ivfpq` (an IndexIVFPQ with
+ *  nbits=4; FAISS: IndexIVFPQFastScan(IndexIVFPQ)), which is left
+ *  unchanged.  `quantizer` is a copy of index_ivfpq's coarse quantizer (a
+ *  quantizer has one owner in vecdex), owned by the new index on success
+ *  only.  Free with vdx_index_free. */
+VDX_API vdx_status vdx_index_ivfpq_fastscan_from_ivfpq(
+    const vdx_index *index_ivfpq, vdx_index *quantizer, int64_t bbs,
+    vdx_index **out);
 /** @return bbs of a fast-scan index, 0 for other kinds. */
 VDX_API int64_t vdx_index_fastscan_bbs(const vdx_index *index);
 /** The product quantizer of a fast-scan index (borrowed), else NULL. */

@@ -104,21 +104,50 @@ static int FS_set_by_residual(IndexObject *self, PyObject *v, void *c) {
 /* ========================================================================= */
 /* IndexPQFastScan                                                           */
 /* ========================================================================= */
+/* IndexPQFastScan(index_pq, bbs=32): FAISS's conversion constructor */
+static vdx_status pqfs_from(PyObject *args, PyObject *kw, vdx_index **ix) {
+    static char *kwlist[] = {"orig", "bbs", NULL};
+    PyObject *src;
+    long long bbs = 32;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!|L:IndexPQFastScan", kwlist,
+                                     &IndexType, &src, &bbs))
+        return VDX_ERR_INVALID_ARGUMENT;
+    IndexObject *so = (IndexObject *)src;
+    if (!so->ix) {
+        PyErr_SetString(PyExc_RuntimeError, "source index is not initialised");
+        return VDX_ERR_INVALID_ARGUMENT;
+    }
+    cerr e = {VDX_OK, ""};
+    owner_rdlock_gil(so->owner);
+    cerr_capture(&e, vdx_index_pq_fastscan_from_pq(so->ix, bbs, ix));
+    rw_rdunlock(&so->owner->lock);
+    if (e.st) raise_cerr(&e);
+    return e.st;
+}
+
 static int IndexPQFastScan_init(IndexObject *self, PyObject *args,
                                 PyObject *kw) {
     static char *kwlist[] = {"d", "M", "nbits", "metric", "bbs", NULL};
     long long d, M, bbs = 32;
     int nbits = 4, metric = VDX_METRIC_L2;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "LL|iiL:IndexPQFastScan",
-                                     kwlist, &d, &M, &nbits, &metric, &bbs))
-        return -1;
     if (self->ix) {
         PyErr_SetString(PyExc_RuntimeError, "index is already initialised");
         return -1;
     }
     vdx_index *ix = NULL;
-    vdx_status st = vdx_index_pq_fastscan_new(d, M, nbits, (vdx_metric)metric,
-                                              bbs, &ix);
+    vdx_status st;
+    if (PyTuple_GET_SIZE(args) >= 1 &&
+        PyObject_TypeCheck(PyTuple_GET_ITEM(args, 0), &IndexType)) {
+        if (pqfs_from(args, kw, &ix)) return -1;
+        st = VDX_OK;
+    } else {
+        if (!PyArg_ParseTupleAndKeywords(args, kw, "LL|iiL:IndexPQFastScan",
+                                         kwlist, &d, &M, &nbits, &metric,
+                                         &bbs))
+            return -1;
+        st = vdx_index_pq_fastscan_new(d, M, nbits, (vdx_metric)metric, bbs,
+                                       &ix);
+    }
     if (st) {
         raise_status(st);
         return -1;
@@ -163,8 +192,63 @@ static vdx_status build_ivffs(vdx_index *quantizer, void *ctx,
                                         a->nbits, a->metric, a->bbs, out);
 }
 
+/* IndexIVFPQFastScan(index_ivfpq, bbs=32): FAISS's conversion
+ * constructor.  FAISS shares the quantizer; vecdex gives the new index a
+ * copy (an index has one owner here). */
+typedef struct {
+    IndexObject *src;
+    int64_t bbs;
+} ivffs_from_args;
+
+static vdx_status build_ivffs_from(vdx_index *quantizer, void *ctx,
+                                   vdx_index **out) {
+    const ivffs_from_args *a = ctx;
+    rw_rdlock(&a->src->owner->lock);
+    vdx_status st = vdx_index_ivfpq_fastscan_from_ivfpq(a->src->ix, quantizer,
+                                                        a->bbs, out);
+    rw_rdunlock(&a->src->owner->lock);
+    return st;
+}
+
+static int ivffs_from(IndexObject *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"orig", "bbs", NULL};
+    PyObject *src;
+    long long bbs = 32;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!|L:IndexIVFPQFastScan",
+                                     kwlist, &IndexType, &src, &bbs))
+        return -1;
+    if (!((IndexObject *)src)->ix) {
+        PyErr_SetString(PyExc_RuntimeError, "source index is not initialised");
+        return -1;
+    }
+    PyObject *mod = PyImport_ImportModule("vecdex");
+    if (!mod) return -1;
+    PyObject *q = PyObject_GetAttrString(src, "quantizer");
+    PyObject *bytes = q ? PyObject_CallMethod(mod, "serialize_index", "O", q)
+                        : NULL;
+    PyObject *copy = bytes ? PyObject_CallMethod(mod, "deserialize_index", "O",
+                                                 bytes)
+                           : NULL;
+    Py_XDECREF(q);
+    Py_XDECREF(bytes);
+    Py_DECREF(mod);
+    if (!copy) return -1;
+    if (!PyObject_TypeCheck(copy, &IndexType)) {
+        Py_DECREF(copy);
+        PyErr_SetString(PyExc_TypeError, "quantizer copy is not an index");
+        return -1;
+    }
+    ivffs_from_args a = {(IndexObject *)src, bbs};
+    int r = index_adopt(self, copy, build_ivffs_from, &a);
+    Py_DECREF(copy);
+    return r;
+}
+
 static int IndexIVFPQFastScan_init(IndexObject *self, PyObject *args,
                                    PyObject *kw) {
+    if (PyTuple_GET_SIZE(args) >= 1 && PyTuple_GET_SIZE(args) <= 2 &&
+        !(kw && PyDict_GetItemString(kw, "d")))
+        return ivffs_from(self, args, kw);
     static char *kwlist[] = {"quantizer", "d", "nlist", "M", "nbits",
                              "metric", "bbs", NULL};
     PyObject *qo;
