@@ -95,11 +95,13 @@ from ._helpers import *  # noqa: F401,F403,E402
 from ._helpers import __all__ as _helpers_all  # noqa: E402
 from ._metrics import *  # noqa: F401,F403,E402
 from ._metrics import __all__ as _metrics_all  # noqa: E402
+from ._autotune import *  # noqa: F401,F403,E402
+from ._autotune import __all__ as _autotune_all  # noqa: E402
 
 from .gpu import *  # noqa: F401,F403,E402  (GPU options and helpers)
 from . import gpu as _gpu  # noqa: E402
 
 __all__ = [name for name in dir(_vecdex) if not name.startswith("_")]
-__all__ += _gpu.__all__ + _simd_all + _helpers_all + _metrics_all + ["cvar"]
+__all__ += _gpu.__all__ + _simd_all + _helpers_all + _metrics_all + _autotune_all + ["cvar"]
 __all__ += ["Store", "Hits", "swig_ptr", "knn", "__version__", "write_VectorTransform",
             "read_VectorTransform", "extract_index_ivf"]
