@@ -239,7 +239,9 @@ VDX_API vdx_status vdx_index_ivf_flat_new(vdx_index *quantizer, int64_t d,
 VDX_API int vdx_index_is_ivf(const vdx_index *index);
 VDX_API int64_t vdx_index_ivf_nlist(const vdx_index *index);
 VDX_API int64_t vdx_index_ivf_nprobe(const vdx_index *index);
-/** Default nprobe of searches without params.nprobe; clamped to 1..nlist. */
+/** Default nprobe of searches without params.nprobe; clamped to nlist.
+ *  0 is accepted (as in FAISS) and a search with it fails with
+ *  VDX_ERR_INVALID_ARGUMENT; negative values are refused. */
 VDX_API vdx_status vdx_index_ivf_set_nprobe(vdx_index *index, int64_t nprobe);
 VDX_API int64_t vdx_index_ivf_max_codes(const vdx_index *index);
 VDX_API vdx_status vdx_index_ivf_set_max_codes(vdx_index *index,
@@ -352,7 +354,9 @@ typedef struct vdx_kmeans_params {
     int spherical;                   /* normalise centroids (inner product)  */
     int64_t max_points_per_centroid; /* sub-sample above k * this (256)      */
     int64_t min_points_per_centroid; /* warn below k * this (39)             */
-    int64_t reserved[6];
+    int64_t int_centroids;           /* round centroids to integers after each
+                                        iteration (0; FAISS: int_centroids) */
+    int64_t reserved[5];
 } vdx_kmeans_params;
 
 /* Bits of the `warnings` output of vdx_kmeans_train. */

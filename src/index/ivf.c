@@ -174,7 +174,8 @@ static ivf_knobs knobs_of(const vdx_ivf *ivf, const vdx_search_params *p) {
     ivf_knobs k;
     k.nprobe = p && p->nprobe > 0 ? p->nprobe : ivf->nprobe;
     if (k.nprobe > ivf->nlist) k.nprobe = ivf->nlist;
-    if (k.nprobe < 1) k.nprobe = 1;
+    /* nprobe = 0 may be set (FAISS allows it) but a search refuses it:
+     * k.nprobe stays 0 and the searches check it (knobs_check) */
     k.max_codes = p && p->max_codes > 0 ? p->max_codes : ivf->max_codes;
     k.sel = p ? p->sel : NULL;
     return k;
@@ -390,11 +391,20 @@ done:
     return st;
 }
 
+static vdx_status knobs_check(const ivf_knobs *kn) {
+    if (kn->nprobe < 1)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "search: nprobe=%lld, it must be > 0",
+                         (long long)kn->nprobe);
+    return VDX_OK;
+}
+
 static vdx_status ivf_search(const vdx_index *ix, int64_t n, const float *x,
                              int64_t k, const vdx_search_params *p, float *D,
                              vdx_idx_t *I) {
     const vdx_ivf *ivf = (const vdx_ivf *)ix;
     ivf_knobs kn = knobs_of(ivf, p);
+    if (knobs_check(&kn)) return VDX_ERR_INVALID_ARGUMENT;
     const int64_t np = kn.nprobe, d = ix->d;
     vdx_status st = VDX_OK;
     float *cd = vdx_malloc_array((size_t)n * (size_t)np, sizeof(float));
@@ -510,6 +520,7 @@ static vdx_status ivf_range_search(const vdx_index *ix, int64_t n,
                                    vdx_range_builder *rb) {
     const vdx_ivf *ivf = (const vdx_ivf *)ix;
     ivf_knobs kn = knobs_of(ivf, p);
+    if (knobs_check(&kn)) return VDX_ERR_INVALID_ARGUMENT;
     const int64_t np = kn.nprobe, d = ix->d;
     const int ip = ix->metric == VDX_METRIC_INNER_PRODUCT;
     vdx_status st = VDX_OK;
@@ -819,8 +830,9 @@ vdx_status vdx_index_ivf_set_nprobe(vdx_index *ix, int64_t nprobe) {
     vdx_clear_error();
     vdx_ivf *ivf = as_ivf(ix);
     if (!ivf) return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "not an IVF index");
-    if (nprobe < 1)
-        return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "nprobe=%lld must be >= 1",
+    /* 0 is accepted, as in FAISS, and refused by the searches */
+    if (nprobe < 0)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "nprobe=%lld must be >= 0",
                          (long long)nprobe);
     ivf->nprobe = nprobe > ivf->nlist ? ivf->nlist : nprobe;
     return VDX_OK;

@@ -501,7 +501,10 @@ static vdx_status fs_search(const vdx_index *ix, int64_t n, const float *x,
     const vdx_ivfpqfs *p = (const vdx_ivfpqfs *)(const void *)ix;
     const vdx_ivf *ivf = &p->ivf;
     int64_t np = prm && prm->nprobe > 0 ? prm->nprobe : ivf->nprobe;
-    np = VDX_MAX(1, VDX_MIN(np, ivf->nlist));
+    if (np < 1) /* nprobe = 0 can be set, as in FAISS, not searched with */
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "search: nprobe=%lld, it must be > 0", (long long)np);
+    np = VDX_MIN(np, ivf->nlist);
     const int64_t max_codes =
         prm && prm->max_codes > 0 ? prm->max_codes : ivf->max_codes;
     const vdx_selector *sel = prm ? prm->sel : NULL;
