@@ -27,7 +27,7 @@ __all__ = [
     "CMin_uint16_partition_fuzzy", "AlignedTableUint8", "AlignedTableUint16",
     "copy_array_to_AlignedTable", "array_to_AlignedTable",
     "AlignedTable_to_array", "simd_histogram_8", "simd_histogram_16",
-    "popcount64", "get_mem_usage_kb",
+    "popcount64", "get_mem_usage_kb", "quantize_LUT_and_bias",
 ]
 
 
@@ -489,3 +489,69 @@ def get_mem_usage_kb():
     except OSError:
         pass
     return 0
+
+
+def quantize_LUT_and_bias(nprobe, M, ksub, lut_is_3d, LUT, bias, LUTq, M2,
+                          biasq, a_out, b_out):
+    """Quantizes float look-up tables (and per-probe biases) to uint8
+    entries (uint16 biases) with one scale a and offset b, so that a sum
+    of entries s approximates the float sum as s / a + b (FAISS's fast-scan
+    LUT quantization).  LUT: (M, ksub), or (nprobe, M, ksub) when
+    lut_is_3d; bias: nprobe values or None; with biasq None the biases are
+    folded into the first sub-quantizer of a 3-d table.  Outputs go to
+    LUTq (rows of M2 >= M), biasq, a_out[0] and b_out[0]."""
+    nprobe, M, ksub, M2 = (_count(v, n) for v, n in
+                           ((nprobe, "nprobe"), (M, "M"), (ksub, "ksub"),
+                            (M2, "M2")))
+    if M2 < M:
+        raise ValueError(f"quantize_LUT_and_bias: M2={M2} < M={M}")
+    np3 = nprobe if lut_is_3d else 1
+    L = np.array(_flat(LUT, "float32", np3 * M * ksub, "LUT")
+                 [:np3 * M * ksub], dtype=np.float64).reshape(np3, M, ksub)
+    B = None if bias is None else np.array(
+        _flat(bias, "float32", nprobe, "bias")[:nprobe], dtype=np.float64)
+    if B is not None and biasq is None:
+        if not lut_is_3d:
+            raise ValueError("quantize_LUT_and_bias: a bias without biasq "
+                             "needs a 3-d LUT to fold it into")
+        L[:, 0, :] += B[:, None]
+        B = None
+    if lut_is_3d and B is not None:
+        # per (probe, sub-quantizer) minima; each probe's offset goes to
+        # its bias, the smallest offset to b
+        mins = L.min(axis=2)                                # (nprobe, M)
+        span = (L - mins[:, :, None]).max(axis=2)
+        off = B + mins.sum(1)
+        b = float(off.min())
+        B = off - b
+        tot = float((span.sum(1) + B).max())
+        mx = float(span.max())
+        mins3 = mins[:, :, None]
+        bmin = 0.0
+    else:
+        mins = L.min(axis=(0, 2))                        # per sub-quantizer
+        span = (L - mins[None, :, None]).max(axis=(0, 2))
+        b = float(mins.sum())
+        bmin = 0.0
+        if B is not None:
+            bmin = float(B.min())
+            b += bmin
+            B = B - bmin
+        tot = float(span.sum()) + (float(B.max()) if B is not None else 0.0)
+        mx = float(span.max())
+        mins3 = mins[None, :, None]
+    cands = [65535.0 / tot if tot > 0 else np.inf,
+             255.0 / mx if mx > 0 else np.inf]
+    a = min(cands)
+    if not np.isfinite(a):
+        a = 0.0  # all entries equal: every sum is b
+    q = np.clip(np.rint((L - mins3) * a), 0, 255)
+    out = _flat(LUTq, "uint8", np3 * M2 * ksub, "LUTq")
+    tab = out[:np3 * M2 * ksub].reshape(np3, M2, ksub)
+    tab[:, :M] = q.astype(np.uint8)
+    tab[:, M:] = 0
+    if B is not None:
+        _flat(biasq, "uint16", nprobe, "biasq")[:nprobe] = np.clip(
+            np.rint(B * a), 0, 65535).astype(np.uint16)
+    _flat(a_out, "float32", 1, "a_out")[0] = a
+    _flat(b_out, "float32", 1, "b_out")[0] = b

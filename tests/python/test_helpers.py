@@ -122,3 +122,32 @@ def test_bucket_sorts_and_kernels():
     I2 = rng.integers(0, 20, (10, 5))
     ref = sum(len(set(a) & set(b)) for a, b in zip(I1.tolist(), I2.tolist()))
     assert faiss.eval_intersection(I1, I2) == ref
+
+
+@pytest.mark.parametrize("three_d", [False, True])
+def test_quantize_LUT_and_bias(three_d):
+    rng = np.random.default_rng(6)
+    M, ksub, nprobe = 20, 16, 10
+    LUT = rng.random((nprobe, M, ksub) if three_d else (M, ksub)).astype(
+        "float32")
+    bias = (rng.random(nprobe) * 10).astype("float32")
+    LUTq = np.zeros(LUT.shape, "uint8")
+    biasq = np.zeros(nprobe, "uint16")
+    a, b = np.zeros(1, "float32"), np.zeros(1, "float32")
+    faiss.quantize_LUT_and_bias(nprobe, M, ksub, three_d, LUT, bias, LUTq, M,
+                                biasq, a, b)
+    codes = rng.integers(0, ksub, (nprobe, 50, M))
+    for p in range(nprobe):
+        T = LUT[p] if three_d else LUT
+        Tq = LUTq[p] if three_d else LUTq
+        ref = bias[p] + T[np.arange(M), codes[p]].sum(1)
+        s = biasq[p] + Tq[np.arange(M), codes[p]].astype(np.int64).sum(1)
+        assert s.max() <= 65535
+        new = s / a[0] + b[0]
+        # each entry is rounded to 1/a: the error is at most (M + 1) / 2a
+        assert np.abs(new - ref).max() <= (M + 1) / (2 * a[0]) + 1e-4
+    flat = np.full((M, ksub), 5.0, "float32")
+    LUTq = np.zeros(flat.shape, "uint8")
+    faiss.quantize_LUT_and_bias(nprobe, M, ksub, False, flat, None, LUTq, M,
+                                None, a, b)
+    assert a[0] == 0 and (LUTq == 0).all() and b[0] == 5.0 * M
