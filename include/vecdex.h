@@ -808,6 +808,12 @@ VDX_API vdx_status vdx_index_ivfpq_fastscan_new(vdx_index *quantizer,
 VDX_API vdx_status vdx_index_ivfpq_fastscan_from_ivfpq(
     const vdx_index *index_ivfpq, vdx_index *quantizer, int64_t bbs,
     vdx_index **out);
+/** FAISS's implem of a fast-scan index (its choice among kernel variants):
+ *  vecdex has one scan, whose results do not depend on it; it is kept
+ *  and written to files.  Set: 0-6 or 10-15, as FAISS accepts. */
+VDX_API int vdx_index_fastscan_implem(const vdx_index *index);
+VDX_API vdx_status vdx_index_fastscan_set_implem(vdx_index *index,
+                                                 int implem);
 /** @return bbs of a fast-scan index, 0 for other kinds. */
 VDX_API int64_t vdx_index_fastscan_bbs(const vdx_index *index);
 /** The product quantizer of a fast-scan index (borrowed), else NULL. */

@@ -49,6 +49,7 @@ static PyObject *FS_get_int(IndexObject *self, void *which) {
     case 4: v = 16; break;
     case 5: v = (M + 1) / 2 * 2; break;
     case 6: v = 0; break;
+    case 8: v = vdx_index_fastscan_implem(self->ix); break;
     default: {
         long long n = locked_ntotal(self);
         v = bbs ? (n + bbs - 1) / bbs * bbs : n;
@@ -82,6 +83,26 @@ static int FS_set_by_residual(IndexObject *self, PyObject *v, void *c) {
     return 0;
 }
 
+static int FS_set_implem(IndexObject *self, PyObject *v, void *c) {
+    (void)c;
+    if (!v) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete implem");
+        return -1;
+    }
+    if (ready(self) < 0) return -1;
+    long n = PyLong_AsLong(v);
+    if (n == -1 && PyErr_Occurred()) return -1;
+    cerr e;
+    RUN_LOCKED(self->owner, wr, e,
+               vdx_index_fastscan_set_implem(self->ix,
+                                             n < -1 || n > 99 ? -1 : (int)n));
+    if (e.st != VDX_OK) {
+        raise_cerr(&e);
+        return -1;
+    }
+    return 0;
+}
+
 #define FS_COMMON_GETSET                                                     \
     {"pq", (getter)FS_get_pq, NULL, "the product quantizer (nbits = 4)",    \
      NULL},                                                                  \
@@ -94,9 +115,10 @@ static int FS_set_by_residual(IndexObject *self, PyObject *v, void *c) {
     {"ksub", (getter)FS_get_int, NULL, "centroids per sub-quantizer (16)",  \
      (void *)4},                                                             \
     {"M2", (getter)FS_get_int, NULL, "M rounded up to even", (void *)5},    \
-    {"implem", (getter)FS_get_int, NULL,                                     \
-     "FAISS's kernel choice (0: automatic; vecdex picks by CPU)",            \
-     (void *)6},                                                             \
+    {"implem", (getter)FS_get_int, (setter)FS_set_implem,                    \
+     "FAISS's kernel variant (0: automatic); vecdex has one scan whose "     \
+     "results do not depend on it, the value is kept for files",             \
+     (void *)8},                                                             \
     {"qbs", (getter)FS_get_int, NULL, "FAISS's query batch size (0)",       \
      (void *)6},                                                             \
     {"skip", (getter)FS_get_int, NULL, "FAISS's debug field (0)", (void *)6}

@@ -669,6 +669,28 @@ vdx_status vdx_index_pq_fastscan_from_pq(const vdx_index *orig, int64_t bbs,
     return VDX_OK;
 }
 
+int vdx_index_fastscan_implem(const vdx_index *ix) {
+    if (vdx_is_pqfs(ix)) return ((const vdx_pqfs *)ix)->implem;
+    if (vdx_is_ivfpqfs(ix))
+        return ((const vdx_ivfpqfs *)(const void *)ix)->implem;
+    return 0;
+}
+
+vdx_status vdx_index_fastscan_set_implem(vdx_index *ix, int implem) {
+    vdx_clear_error();
+    if (!vdx_is_pqfs(ix) && !vdx_is_ivfpqfs(ix))
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "implem: not a fast-scan index");
+    /* FAISS's variants: 0 (automatic), 1-6 and 10-15 */
+    if (implem < 0 || implem > 15 || implem == 7 || implem == 8 ||
+        implem == 9)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "implem: expected 0-6 or 10-15, got %d", implem);
+    if (vdx_is_pqfs(ix)) ((vdx_pqfs *)ix)->implem = implem;
+    else ((vdx_ivfpqfs *)(void *)ix)->implem = implem;
+    return VDX_OK;
+}
+
 int64_t vdx_index_fastscan_bbs(const vdx_index *ix) {
     if (vdx_is_pqfs(ix)) return ((const vdx_pqfs *)ix)->bbs;
     if (vdx_is_ivfpqfs(ix)) return ((const vdx_ivfpqfs *)(const void *)ix)->bbs;

@@ -86,3 +86,21 @@ def test_ivfpq_by_residual_changes_search():
     _, I3 = ix.search(xq, 5)
     np.testing.assert_array_equal(I1, I3)
     assert not np.array_equal(I1, I2)
+
+
+def test_implem_settable_and_results_unchanged():
+    xb, xq = data()
+    ix = vecdex.IndexPQ(32, 8, 4)
+    ix.train(xb)
+    ix.add(xb)
+    fs = vecdex.IndexPQFastScan(ix)
+    D0, I0 = fs.search(xq, 10)
+    for implem in (1, 2, 12, 15, 0):
+        fs.implem = implem
+        assert fs.implem == implem
+        D, I = fs.search(xq, 10)
+        np.testing.assert_array_equal(I, I0)
+    for bad in (-1, 7, 16):
+        with pytest.raises(ValueError, match="implem"):
+            fs.implem = bad
+    assert fs.implem == 0
