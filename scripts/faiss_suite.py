@@ -228,7 +228,9 @@ def run_file(py, workdir, fname, mode, shimdir, plugdir, timeout, logdir):
         cmd = [py, "-m", "pytest", fname, "-q", "-p", "no:cacheprovider",
                "-p", "_suite_plugin", f"--timeout={timeout}",
                "--timeout-method=thread", "-o", "faulthandler_timeout=0",
-               "--rootdir", workdir, "-W", "ignore"]
+               "--rootdir", workdir, "-W", "ignore",
+               # a class that fails to collect must not stop the others
+               "--continue-on-collection-errors"]
         t0 = time.time()
         p = subprocess.run(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT)
@@ -278,9 +280,12 @@ def run_file(py, workdir, fname, mode, shimdir, plugdir, timeout, logdir):
         if not missing:
             break
         if started is None:
-            # no test was running and none left: charge them all
+            # no test was running and some never ran: pytest stopped (its
+            # collection failed: that cause) or the process died (a crash)
+            cause = collect_error["cause"] if collect_error and \
+                p.returncode in (1, 2) else "crash"
             for n in missing:
-                results[n] = {"outcome": "failed", "cause": "crash",
+                results[n] = {"outcome": "failed", "cause": cause,
                               "msg": f"process ended (exit {p.returncode}) "
                                      f"outside a test: " + out[-1500:]}
             break
