@@ -90,6 +90,21 @@ VDX_API const char *vdx_build_info(void);
  *  (never above what the CPU and OS support); it is read once. */
 VDX_API const char *vdx_simd_level(void);
 
+/** Sets the SIMD level of the kernels from now on, process-wide: "scalar",
+ *  "avx2" or "avx512"; NULL or "" restores the default (the machine's
+ *  level, lowered by VECDEX_SIMD).  Calls already running finish with the
+ *  level they started with.  For tests and comparisons (FAISS:
+ *  SIMDConfig.set_level); results are the same at every level up to
+ *  floating-point rounding.
+ *  @return VDX_ERR_INVALID_ARGUMENT for an unknown name,
+ *  VDX_ERR_UNSUPPORTED for a level the CPU or OS lacks. */
+VDX_API vdx_status vdx_set_simd_level(const char *name);
+/** @return 1 when the CPU and OS support level `name`, else 0. */
+VDX_API int vdx_simd_level_available(const char *name);
+/** @return the level used when none is set: the machine's, lowered by
+ *  VECDEX_SIMD (what vdx_set_simd_level(NULL) restores). */
+VDX_API const char *vdx_simd_level_default(void);
+
 /** Sets the number of threads vecdex calls use, library-wide (from any
  *  thread); n <= 0 restores the default (OpenMP's, which honours
  *  OMP_NUM_THREADS).  Calls running at the same time share the threads:
@@ -103,6 +118,9 @@ VDX_API int vdx_get_num_threads(void);
 /** @return the most threads a setting may ask for: 4 per processor
  *  (omp_get_num_procs()), at least 64, at most 1024. */
 VDX_API int vdx_max_threads(void);
+/** @return 1 when OpenMP runs a parallel team of 2 threads (FAISS:
+ *  check_openmp), 0 when the build or the system runs it on one. */
+VDX_API int vdx_check_openmp(void);
 
 /** An interrupt check (e.g. "did the user press Ctrl-C?"): returns non-zero
  *  to stop the call in progress. */
@@ -222,7 +240,9 @@ VDX_API vdx_status vdx_index_ivf_flat_new(vdx_index *quantizer, int64_t d,
 VDX_API int vdx_index_is_ivf(const vdx_index *index);
 VDX_API int64_t vdx_index_ivf_nlist(const vdx_index *index);
 VDX_API int64_t vdx_index_ivf_nprobe(const vdx_index *index);
-/** Default nprobe of searches without params.nprobe; clamped to 1..nlist. */
+/** Default nprobe of searches without params.nprobe; clamped to nlist.
+ *  0 is accepted (as in FAISS) and a search with it fails with
+ *  VDX_ERR_INVALID_ARGUMENT; negative values are refused. */
 VDX_API vdx_status vdx_index_ivf_set_nprobe(vdx_index *index, int64_t nprobe);
 VDX_API int64_t vdx_index_ivf_max_codes(const vdx_index *index);
 VDX_API vdx_status vdx_index_ivf_set_max_codes(vdx_index *index,
@@ -235,6 +255,13 @@ VDX_API int64_t vdx_index_ivf_list_size(const vdx_index *index,
 /** Copies the ids of list `list_no` (list_size entries) into out. */
 VDX_API vdx_status vdx_index_ivf_list_ids(const vdx_index *index,
                                           int64_t list_no, vdx_idx_t *out);
+/** Copies the codes of list `list_no` (list_size * code_size bytes) into
+ *  out, in the order of its ids. */
+VDX_API vdx_status vdx_index_ivf_list_codes(const vdx_index *index,
+                                            int64_t list_no, uint8_t *out);
+/** Bytes per code in the lists of an IVF index (0 for other kinds): the
+ *  float vector for IVF-Flat, the PQ / SQ code otherwise. */
+VDX_API size_t vdx_index_ivf_code_size(const vdx_index *index);
 /** Builds (on=1) or drops (on=0) the id -> (list, offset) map that
  *  reconstruct needs.  Ids must be sequential (vectors added with add()). */
 VDX_API vdx_status vdx_index_ivf_make_direct_map(vdx_index *index, int on);
@@ -328,7 +355,9 @@ typedef struct vdx_kmeans_params {
     int spherical;                   /* normalise centroids (inner product)  */
     int64_t max_points_per_centroid; /* sub-sample above k * this (256)      */
     int64_t min_points_per_centroid; /* warn below k * this (39)             */
-    int64_t reserved[6];
+    int64_t int_centroids;           /* round centroids to integers after each
+                                        iteration (0; FAISS: int_centroids) */
+    int64_t reserved[5];
 } vdx_kmeans_params;
 
 /* Bits of the `warnings` output of vdx_kmeans_train. */
@@ -435,6 +464,12 @@ VDX_API vdx_pq *vdx_index_pq_quantizer(const vdx_index *index);
  *  thread-safe against concurrent searches of the same index.
  *  @return VDX_ERR_INVALID_ARGUMENT when index is not an IndexIVFPQ or the
  *  value is not -1, 0 or 1; VDX_ERR_OUT_OF_MEMORY. */
+/** by_residual of an IndexIVFPQ (1 by default, as FAISS), 0 for others. */
+VDX_API int vdx_index_ivfpq_by_residual(const vdx_index *index);
+/** Sets by_residual of an IndexIVFPQ, at any time as in FAISS: codes added
+ *  before the change are then read the other way (train and add with the
+ *  setting you search with). */
+VDX_API vdx_status vdx_index_ivfpq_set_by_residual(vdx_index *index, int on);
 VDX_API vdx_status vdx_index_ivfpq_set_use_precomputed_table(vdx_index *index,
                                                              int value);
 /** The current use_precomputed_table of an IndexIVFPQ (0 for other kinds);
@@ -749,6 +784,14 @@ VDX_API vdx_status vdx_index_hnsw_neighbors(const vdx_index *index, int64_t i,
 VDX_API vdx_status vdx_index_pq_fastscan_new(int64_t d, int64_t M, int nbits,
                                              vdx_metric metric, int64_t bbs,
                                              vdx_index **out);
+/** An IndexPQFastScan holding the product quantizer and the codes of
+ *  `index_pq` (an IndexPQ with nbits=4; FAISS: IndexPQFastScan(IndexPQ)),
+ *  which is left unchanged; its searches return what index_pq's do.  Free
+ *  with vdx_index_free.
+ *  @return VDX_ERR_INVALID_ARGUMENT for another kind or nbits != 4. */
+VDX_API vdx_status vdx_index_pq_fastscan_from_pq(const vdx_index *index_pq,
+                                                 int64_t bbs,
+                                                 vdx_index **out);
 /** IVF over 4-bit PQ codes (of the vectors, or of the residuals to the
  *  list centroids with by_residual, off by default as in FAISS), scanned
  *  as above.  Takes ownership of `quantizer` on success only. */
@@ -757,6 +800,21 @@ VDX_API vdx_status vdx_index_ivfpq_fastscan_new(vdx_index *quantizer,
                                                 int64_t M, int nbits,
                                                 vdx_metric metric, int64_t bbs,
                                                 vdx_index **out);
+/** An IndexIVFPQFastScan with the lists (ids and codes), product
+ *  quantizer, by_residual and nprobe of `index_ivfpq` (an IndexIVFPQ with
+ *  nbits=4; FAISS: IndexIVFPQFastScan(IndexIVFPQ)), which is left
+ *  unchanged.  `quantizer` is a copy of index_ivfpq's coarse quantizer (a
+ *  quantizer has one owner in vecdex), owned by the new index on success
+ *  only.  Free with vdx_index_free. */
+VDX_API vdx_status vdx_index_ivfpq_fastscan_from_ivfpq(
+    const vdx_index *index_ivfpq, vdx_index *quantizer, int64_t bbs,
+    vdx_index **out);
+/** FAISS's implem of a fast-scan index (its choice among kernel variants):
+ *  vecdex has one scan, whose results do not depend on it; it is kept
+ *  and written to files.  Set: 0-6 or 10-15, as FAISS accepts. */
+VDX_API int vdx_index_fastscan_implem(const vdx_index *index);
+VDX_API vdx_status vdx_index_fastscan_set_implem(vdx_index *index,
+                                                 int implem);
 /** @return bbs of a fast-scan index, 0 for other kinds. */
 VDX_API int64_t vdx_index_fastscan_bbs(const vdx_index *index);
 /** The product quantizer of a fast-scan index (borrowed), else NULL. */

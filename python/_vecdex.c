@@ -365,7 +365,60 @@ static PyObject *mod_rev_swig_ptr(PyObject *m, PyObject *args, PyObject *kw) {
     return r;
 }
 
+/* The SIMD level of the kernels (vecdex.SIMDConfig is built on these). */
+static PyObject *mod_simd_level(PyObject *m, PyObject *unused) {
+    (void)m;
+    (void)unused;
+    return PyUnicode_FromString(vdx_simd_level());
+}
+
+static PyObject *mod_simd_level_default(PyObject *m, PyObject *unused) {
+    (void)m;
+    (void)unused;
+    return PyUnicode_FromString(vdx_simd_level_default());
+}
+
+static PyObject *mod_set_simd_level(PyObject *m, PyObject *arg) {
+    (void)m;
+    const char *name = NULL;
+    if (arg != Py_None) {
+        name = PyUnicode_AsUTF8(arg);
+        if (!name) return NULL;
+    }
+    vdx_status st = vdx_set_simd_level(name);
+    if (st != VDX_OK) return raise_status(st);
+    Py_RETURN_NONE;
+}
+
+static PyObject *mod_simd_level_available(PyObject *m, PyObject *arg) {
+    (void)m;
+    const char *name = PyUnicode_AsUTF8(arg);
+    if (!name) return NULL;
+    return PyBool_FromLong(vdx_simd_level_available(name));
+}
+
+static PyObject *mod_check_openmp(PyObject *m, PyObject *unused) {
+    (void)m;
+    (void)unused;
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    ok = vdx_check_openmp();
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(ok);
+}
+
 static PyMethodDef module_methods[] = {
+    {"check_openmp", (PyCFunction)mod_check_openmp, METH_NOARGS,
+     "check_openmp() -> True when OpenMP runs parallel teams."},
+    {"simd_level", (PyCFunction)mod_simd_level, METH_NOARGS,
+     "simd_level() -> 'scalar', 'avx2' or 'avx512': the kernels in use."},
+    {"simd_level_default", (PyCFunction)mod_simd_level_default, METH_NOARGS,
+     "simd_level_default() -> the level used when none is set."},
+    {"set_simd_level", (PyCFunction)mod_set_simd_level, METH_O,
+     "set_simd_level(name): 'scalar', 'avx2', 'avx512', or None for the "
+     "default; RuntimeError for a level the CPU lacks."},
+    {"simd_level_available", (PyCFunction)mod_simd_level_available, METH_O,
+     "simd_level_available(name) -> bool."},
     {"normalize_L2", (PyCFunction)mod_normalize_L2, METH_O,
      "normalize_L2(x): L2-normalises the rows of a C-contiguous float32 "
      "(n, d) array in place."},

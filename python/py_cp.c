@@ -46,7 +46,8 @@ static void CP_dealloc(CPObject *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-enum { F_NITER, F_NREDO, F_SEED, F_SPHERICAL, F_MAXP, F_MINP, F_VERBOSE };
+enum { F_NITER, F_NREDO, F_SEED, F_SPHERICAL, F_MAXP, F_MINP, F_VERBOSE,
+       F_INTC };
 
 static PyObject *CP_get(CPObject *self, void *c) {
     const vdx_kmeans_params *p = self->p;
@@ -55,6 +56,7 @@ static PyObject *CP_get(CPObject *self, void *c) {
     case F_NREDO: return PyLong_FromLong(p->nredo);
     case F_SEED: return PyLong_FromLongLong((long long)p->seed);
     case F_SPHERICAL: return PyBool_FromLong(p->spherical);
+    case F_INTC: return PyBool_FromLong(p->int_centroids != 0);
     case F_MAXP: return PyLong_FromLongLong((long long)p->max_points_per_centroid);
     case F_MINP: return PyLong_FromLongLong((long long)p->min_points_per_centroid);
     default: Py_RETURN_FALSE; /* verbose: vecdex never prints */
@@ -67,7 +69,7 @@ static int CP_set(CPObject *self, PyObject *v, void *c) {
         return -1;
     }
     int f = (int)(intptr_t)c;
-    long long x = f == F_SPHERICAL || f == F_VERBOSE ? PyObject_IsTrue(v)
+    long long x = f == F_SPHERICAL || f == F_VERBOSE || f == F_INTC ? PyObject_IsTrue(v)
                                                      : PyLong_AsLongLong(v);
     if (x == -1 && PyErr_Occurred()) return -1;
     vdx_kmeans_params *p = self->p;
@@ -84,6 +86,7 @@ static int CP_set(CPObject *self, PyObject *v, void *c) {
         return 0;
     case F_SEED: p->seed = (int64_t)x; return 0;
     case F_SPHERICAL: p->spherical = x != 0; return 0;
+    case F_INTC: p->int_centroids = x != 0; return 0;
     case F_MAXP:
     case F_MINP:
         if (x < 1) {
@@ -107,6 +110,8 @@ static PyGetSetDef CP_getset[] = {
     CP_FIELD("nredo", F_NREDO, "runs; the best objective wins"),
     CP_FIELD("seed", F_SEED, "random seed"),
     CP_FIELD("spherical", F_SPHERICAL, "normalise the centroids"),
+    CP_FIELD("int_centroids", F_INTC,
+             "round the centroids to integers after each iteration"),
     CP_FIELD("max_points_per_centroid", F_MAXP,
              "sub-sample the training set above k times this"),
     CP_FIELD("min_points_per_centroid", F_MINP,

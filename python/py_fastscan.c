@@ -49,6 +49,7 @@ static PyObject *FS_get_int(IndexObject *self, void *which) {
     case 4: v = 16; break;
     case 5: v = (M + 1) / 2 * 2; break;
     case 6: v = 0; break;
+    case 8: v = vdx_index_fastscan_implem(self->ix); break;
     default: {
         long long n = locked_ntotal(self);
         v = bbs ? (n + bbs - 1) / bbs * bbs : n;
@@ -82,6 +83,26 @@ static int FS_set_by_residual(IndexObject *self, PyObject *v, void *c) {
     return 0;
 }
 
+static int FS_set_implem(IndexObject *self, PyObject *v, void *c) {
+    (void)c;
+    if (!v) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete implem");
+        return -1;
+    }
+    if (ready(self) < 0) return -1;
+    long n = PyLong_AsLong(v);
+    if (n == -1 && PyErr_Occurred()) return -1;
+    cerr e;
+    RUN_LOCKED(self->owner, wr, e,
+               vdx_index_fastscan_set_implem(self->ix,
+                                             n < -1 || n > 99 ? -1 : (int)n));
+    if (e.st != VDX_OK) {
+        raise_cerr(&e);
+        return -1;
+    }
+    return 0;
+}
+
 #define FS_COMMON_GETSET                                                     \
     {"pq", (getter)FS_get_pq, NULL, "the product quantizer (nbits = 4)",    \
      NULL},                                                                  \
@@ -94,9 +115,10 @@ static int FS_set_by_residual(IndexObject *self, PyObject *v, void *c) {
     {"ksub", (getter)FS_get_int, NULL, "centroids per sub-quantizer (16)",  \
      (void *)4},                                                             \
     {"M2", (getter)FS_get_int, NULL, "M rounded up to even", (void *)5},    \
-    {"implem", (getter)FS_get_int, NULL,                                     \
-     "FAISS's kernel choice (0: automatic; vecdex picks by CPU)",            \
-     (void *)6},                                                             \
+    {"implem", (getter)FS_get_int, (setter)FS_set_implem,                    \
+     "FAISS's kernel variant (0: automatic); vecdex has one scan whose "     \
+     "results do not depend on it, the value is kept for files",             \
+     (void *)8},                                                             \
     {"qbs", (getter)FS_get_int, NULL, "FAISS's query batch size (0)",       \
      (void *)6},                                                             \
     {"skip", (getter)FS_get_int, NULL, "FAISS's debug field (0)", (void *)6}
@@ -104,21 +126,50 @@ static int FS_set_by_residual(IndexObject *self, PyObject *v, void *c) {
 /* ========================================================================= */
 /* IndexPQFastScan                                                           */
 /* ========================================================================= */
+/* IndexPQFastScan(index_pq, bbs=32): FAISS's conversion constructor */
+static vdx_status pqfs_from(PyObject *args, PyObject *kw, vdx_index **ix) {
+    static char *kwlist[] = {"orig", "bbs", NULL};
+    PyObject *src;
+    long long bbs = 32;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!|L:IndexPQFastScan", kwlist,
+                                     &IndexType, &src, &bbs))
+        return VDX_ERR_INVALID_ARGUMENT;
+    IndexObject *so = (IndexObject *)src;
+    if (!so->ix) {
+        PyErr_SetString(PyExc_RuntimeError, "source index is not initialised");
+        return VDX_ERR_INVALID_ARGUMENT;
+    }
+    cerr e = {VDX_OK, ""};
+    owner_rdlock_gil(so->owner);
+    cerr_capture(&e, vdx_index_pq_fastscan_from_pq(so->ix, bbs, ix));
+    rw_rdunlock(&so->owner->lock);
+    if (e.st) raise_cerr(&e);
+    return e.st;
+}
+
 static int IndexPQFastScan_init(IndexObject *self, PyObject *args,
                                 PyObject *kw) {
     static char *kwlist[] = {"d", "M", "nbits", "metric", "bbs", NULL};
     long long d, M, bbs = 32;
     int nbits = 4, metric = VDX_METRIC_L2;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "LL|iiL:IndexPQFastScan",
-                                     kwlist, &d, &M, &nbits, &metric, &bbs))
-        return -1;
     if (self->ix) {
         PyErr_SetString(PyExc_RuntimeError, "index is already initialised");
         return -1;
     }
     vdx_index *ix = NULL;
-    vdx_status st = vdx_index_pq_fastscan_new(d, M, nbits, (vdx_metric)metric,
-                                              bbs, &ix);
+    vdx_status st;
+    if (PyTuple_GET_SIZE(args) >= 1 &&
+        PyObject_TypeCheck(PyTuple_GET_ITEM(args, 0), &IndexType)) {
+        if (pqfs_from(args, kw, &ix)) return -1;
+        st = VDX_OK;
+    } else {
+        if (!PyArg_ParseTupleAndKeywords(args, kw, "LL|iiL:IndexPQFastScan",
+                                         kwlist, &d, &M, &nbits, &metric,
+                                         &bbs))
+            return -1;
+        st = vdx_index_pq_fastscan_new(d, M, nbits, (vdx_metric)metric, bbs,
+                                       &ix);
+    }
     if (st) {
         raise_status(st);
         return -1;
@@ -163,8 +214,63 @@ static vdx_status build_ivffs(vdx_index *quantizer, void *ctx,
                                         a->nbits, a->metric, a->bbs, out);
 }
 
+/* IndexIVFPQFastScan(index_ivfpq, bbs=32): FAISS's conversion
+ * constructor.  FAISS shares the quantizer; vecdex gives the new index a
+ * copy (an index has one owner here). */
+typedef struct {
+    IndexObject *src;
+    int64_t bbs;
+} ivffs_from_args;
+
+static vdx_status build_ivffs_from(vdx_index *quantizer, void *ctx,
+                                   vdx_index **out) {
+    const ivffs_from_args *a = ctx;
+    rw_rdlock(&a->src->owner->lock);
+    vdx_status st = vdx_index_ivfpq_fastscan_from_ivfpq(a->src->ix, quantizer,
+                                                        a->bbs, out);
+    rw_rdunlock(&a->src->owner->lock);
+    return st;
+}
+
+static int ivffs_from(IndexObject *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"orig", "bbs", NULL};
+    PyObject *src;
+    long long bbs = 32;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!|L:IndexIVFPQFastScan",
+                                     kwlist, &IndexType, &src, &bbs))
+        return -1;
+    if (!((IndexObject *)src)->ix) {
+        PyErr_SetString(PyExc_RuntimeError, "source index is not initialised");
+        return -1;
+    }
+    PyObject *mod = PyImport_ImportModule("vecdex");
+    if (!mod) return -1;
+    PyObject *q = PyObject_GetAttrString(src, "quantizer");
+    PyObject *bytes = q ? PyObject_CallMethod(mod, "serialize_index", "O", q)
+                        : NULL;
+    PyObject *copy = bytes ? PyObject_CallMethod(mod, "deserialize_index", "O",
+                                                 bytes)
+                           : NULL;
+    Py_XDECREF(q);
+    Py_XDECREF(bytes);
+    Py_DECREF(mod);
+    if (!copy) return -1;
+    if (!PyObject_TypeCheck(copy, &IndexType)) {
+        Py_DECREF(copy);
+        PyErr_SetString(PyExc_TypeError, "quantizer copy is not an index");
+        return -1;
+    }
+    ivffs_from_args a = {(IndexObject *)src, bbs};
+    int r = index_adopt(self, copy, build_ivffs_from, &a);
+    Py_DECREF(copy);
+    return r;
+}
+
 static int IndexIVFPQFastScan_init(IndexObject *self, PyObject *args,
                                    PyObject *kw) {
+    if (PyTuple_GET_SIZE(args) >= 1 && PyTuple_GET_SIZE(args) <= 2 &&
+        !(kw && PyDict_GetItemString(kw, "d")))
+        return ivffs_from(self, args, kw);
     static char *kwlist[] = {"quantizer", "d", "nlist", "M", "nbits",
                              "metric", "bbs", NULL};
     PyObject *qo;

@@ -359,6 +359,34 @@ static PyObject *InvLists_get_ids(InvListsObject *self, PyObject *arg) {
     }
 }
 
+static PyObject *InvLists_get_codes(InvListsObject *self, PyObject *arg) {
+    long long l = list_no(self, arg);
+    if (l < 0) return NULL;
+    IndexObject *ix = self->index;
+    size_t cs = vdx_index_ivf_code_size(ix->ix);
+    for (;;) {
+        npy_intp n = (npy_intp)locked_list_size(ix, l) * (npy_intp)cs;
+        PyArrayObject *a = (PyArrayObject *)PyArray_SimpleNew(1, &n, NPY_UINT8);
+        if (!a) return NULL;
+        cerr e = {VDX_OK, ""};
+        owner_rdlock_gil(ix->owner);
+        int same = vdx_index_ivf_list_size(ix->ix, l) * (npy_intp)cs == n;
+        if (same)
+            cerr_capture(&e,
+                         vdx_index_ivf_list_codes(ix->ix, l, PyArray_DATA(a)));
+        rw_rdunlock(&ix->owner->lock);
+        if (!same) {
+            Py_DECREF(a);
+            continue;
+        }
+        if (e.st != VDX_OK) {
+            Py_DECREF(a);
+            return raise_cerr(&e);
+        }
+        return (PyObject *)a;
+    }
+}
+
 static PyObject *InvLists_get_nlist(InvListsObject *self, void *c) {
     (void)c;
     return PyLong_FromLongLong(vdx_index_ivf_nlist(self->index->ix));
@@ -366,11 +394,8 @@ static PyObject *InvLists_get_nlist(InvListsObject *self, void *c) {
 
 static PyObject *InvLists_get_code_size(InvListsObject *self, void *c) {
     (void)c;
-    const vdx_pq *pq = vdx_index_pq_quantizer(self->index->ix);
-    if (pq) return PyLong_FromLongLong((long long)vdx_pq_code_size(pq));
-    /* IVF-Flat codes are the float32 vectors */
-    return PyLong_FromLongLong(vdx_index_d(self->index->ix) *
-                               (long long)sizeof(float));
+    return PyLong_FromLongLong(
+        (long long)vdx_index_ivf_code_size(self->index->ix));
 }
 
 static PyMethodDef InvLists_methods[] = {
@@ -379,6 +404,9 @@ static PyMethodDef InvLists_methods[] = {
     {"get_ids", (PyCFunction)InvLists_get_ids, METH_O,
      "get_ids(list_no) -> int64 array: a copy of the ids of the list "
      "(rev_swig_ptr(get_ids(l), n) works as in FAISS)."},
+    {"get_codes", (PyCFunction)InvLists_get_codes, METH_O,
+     "get_codes(list_no) -> uint8 array: a copy of the codes of the list "
+     "(list_size * code_size bytes)."},
     {NULL, NULL, 0, NULL}};
 
 static PyGetSetDef InvLists_getset[] = {

@@ -74,7 +74,7 @@ static int Kmeans_init(KmeansObject *self, PyObject *args, PyObject *kw) {
     vdx_kmeans_params_init(&self->p);
     self->verbose = 0;
     /* Known parameters go through their attribute setters (type checks);
-     * others (gpu, int_centroids, ...) are only stored. */
+     * others (gpu, ...) are only stored. */
     if (kw) {
         PyObject *key, *val;
         Py_ssize_t pos = 0;
@@ -263,8 +263,9 @@ static PyObject *Kmeans_get_cp(KmeansObject *self, void *c) {
     return (PyObject *)self;
 }
 
-/* which: 0 = spherical, 1 = verbose */
+/* which: 0 = spherical, 1 = verbose, 2 = int_centroids */
 static PyObject *Kmeans_get_flag(KmeansObject *self, void *which) {
+    if (which == (void *)2) return PyBool_FromLong(self->p.int_centroids != 0);
     return PyBool_FromLong(which ? self->verbose : self->p.spherical);
 }
 
@@ -275,7 +276,8 @@ static int Kmeans_set_flag(KmeansObject *self, PyObject *v, void *which) {
     }
     int b = PyObject_IsTrue(v);
     if (b < 0) return -1;
-    if (which) self->verbose = b;
+    if (which == (void *)2) self->p.int_centroids = b;
+    else if (which) self->verbose = b;
     else self->p.spherical = b;
     return 0;
 }
@@ -306,6 +308,9 @@ static PyMemberDef Kmeans_members[] = {
     {NULL, 0, 0, 0, NULL}};
 
 static PyGetSetDef Kmeans_getset[] = {
+    {"int_centroids", (getter)Kmeans_get_flag, (setter)Kmeans_set_flag,
+     "round the centroids to integers after each iteration (False)",
+     (void *)2},
     {"spherical", (getter)Kmeans_get_flag, (setter)Kmeans_set_flag,
      "normalise the centroids (inner-product clustering)", (void *)0},
     {"verbose", (getter)Kmeans_get_flag, (setter)Kmeans_set_flag,

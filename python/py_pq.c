@@ -361,7 +361,25 @@ static int IndexIVFPQ_init(IndexObject *self, PyObject *args, PyObject *kw) {
 static PyObject *IVFPQ_get_by_residual(IndexObject *self, void *c) {
     (void)c;
     if (ready(self) < 0) return NULL;
-    Py_RETURN_TRUE;
+    return PyBool_FromLong(vdx_index_ivfpq_by_residual(self->ix));
+}
+
+static int IVFPQ_set_by_residual(IndexObject *self, PyObject *v, void *c) {
+    (void)c;
+    if (!v) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete by_residual");
+        return -1;
+    }
+    int on = PyObject_IsTrue(v);
+    if (on < 0) return -1;
+    if (mutable_(self, "by_residual") < 0) return -1;
+    cerr e;
+    RUN_LOCKED(self->owner, wr, e, vdx_index_ivfpq_set_by_residual(self->ix, on));
+    if (e.st) {
+        raise_cerr(&e);
+        return -1;
+    }
+    return 0;
 }
 
 static PyObject *IVFPQ_get_upt(IndexObject *self, void *c) {
@@ -415,8 +433,9 @@ static PyGetSetDef IndexIVFPQ_getset[] = {
     {"pq", (getter)Index_get_pq, NULL, "the product quantizer (residuals)",
      NULL},
     {"code_size", (getter)Index_get_code_size, NULL, "bytes per code", NULL},
-    {"by_residual", (getter)IVFPQ_get_by_residual, NULL,
-     "codes encode x - centroid (always True in vecdex)", NULL},
+    {"by_residual", (getter)IVFPQ_get_by_residual, (setter)IVFPQ_set_by_residual,
+     "codes encode x - centroid (True by default; settable, as in FAISS)",
+     NULL},
     {NULL, NULL, NULL, NULL, NULL}};
 
 PyTypeObject IndexIVFPQType = INDEX_TYPE_BODY(

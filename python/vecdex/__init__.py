@@ -19,19 +19,22 @@ def swig_ptr(a):
 
 
 def knn(xq, xb, k, metric=METRIC_L2, metric_arg=0.0):  # noqa: F405
-    """Exact k nearest neighbours of the rows of xq among the rows of xb,
-    computed with a flat index: (D, I), each (nq, k), as faiss.knn returns
-    (squared L2 distances, or inner products).  metric_arg is accepted for
-    FAISS compatibility and must be 0."""
+    """Exact k nearest neighbours of the rows of xq among the rows of xb:
+    (D, I), each (nq, k), as faiss.knn returns (squared L2 distances, inner
+    products, or one of the extra metrics of vecdex._metrics, metric_arg
+    being Lp's p)."""
     import numpy as np
-    if metric_arg != 0:
-        raise ValueError("knn: metric_arg is not supported")
     xb = np.ascontiguousarray(xb, dtype="float32")
     xq = np.ascontiguousarray(xq, dtype="float32")
     if xb.ndim != 2 or xq.ndim != 2 or xb.shape[1] != xq.shape[1]:
         raise ShapeError(  # noqa: F405
             f"knn: expected xq (nq, d) and xb (nb, d), got {xq.shape} and "
             f"{xb.shape}")
+    if metric not in (METRIC_L2, METRIC_INNER_PRODUCT):  # noqa: F405
+        from ._metrics import knn_extra
+        return knn_extra(xq, xb, k, metric, metric_arg)
+    if metric_arg != 0:
+        raise ValueError("knn: metric_arg is only used by METRIC_Lp")
     index = IndexFlat(xb.shape[1], metric)  # noqa: F405
     index.add(xb)
     return index.search(xq, k)
@@ -89,10 +92,37 @@ def read_index(fname, io_flags=0):
 IndexProxy = IndexReplicas  # noqa: F405  (FAISS's old name)
 
 
+class _Cvar:
+    """FAISS's global variables (faiss.cvar).  vecdex keeps no tunables in
+    globals (its parameters travel with each call), so these are plain
+    attributes: code that sets them runs, and they change nothing; the
+    BLAS thresholds are chosen per call by vecdex itself."""
+
+    def __init__(self):
+        self.distance_compute_blas_threshold = 20
+        self.distance_compute_blas_query_bs = 4096
+        self.distance_compute_blas_database_bs = 1024
+        self.distance_compute_min_k_reservoir = 100
+        self.bucket_sort_verbose = 0
+        self.index_factory_verbose = 0
+        self.check_compatible_for_merge_expensive_check = True
+
+
+cvar = _Cvar()
+
+from ._simd import *  # noqa: F401,F403,E402
+from ._simd import __all__ as _simd_all  # noqa: E402
+from ._helpers import *  # noqa: F401,F403,E402
+from ._helpers import __all__ as _helpers_all  # noqa: E402
+from ._metrics import *  # noqa: F401,F403,E402
+from ._metrics import __all__ as _metrics_all  # noqa: E402
+from ._autotune import *  # noqa: F401,F403,E402
+from ._autotune import __all__ as _autotune_all  # noqa: E402
+
 from .gpu import *  # noqa: F401,F403,E402  (GPU options and helpers)
 from . import gpu as _gpu  # noqa: E402
 
 __all__ = [name for name in dir(_vecdex) if not name.startswith("_")]
-__all__ += _gpu.__all__
+__all__ += _gpu.__all__ + _simd_all + _helpers_all + _metrics_all + _autotune_all + ["cvar"]
 __all__ += ["Store", "Hits", "IndexProxy", "swig_ptr", "knn", "__version__", "write_VectorTransform",
             "read_VectorTransform", "extract_index_ivf"]

@@ -238,6 +238,8 @@ static vdx_status run_once(int64_t d, int64_t k, int64_t n, const float *x,
         }
         split_empty(cent, count, k, d, n, &r);
         if (p->spherical) normalize_rows(cent, k, d);
+        if (p->int_centroids)
+            for (int64_t j = 0; j < k * d; j++) cent[j] = roundf(cent[j]);
     }
 done:
     vdx_index_free(q);

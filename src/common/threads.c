@@ -109,3 +109,16 @@ void vdx_team_leave(const vdx_team_saved *sv) {
     if (sv->icv != tl_team) omp_set_num_threads(sv->icv);
     tl_team = sv->team;
 }
+
+int vdx_check_openmp(void) {
+    /* a team of 2 must really run 2 threads, each seeing its own number */
+    int seen[2] = {0, 0}, size = 0;
+#pragma omp parallel num_threads(2)
+    {
+        int t = omp_get_thread_num();
+        if (t >= 0 && t < 2) seen[t] = 1;
+#pragma omp master
+        size = omp_get_num_threads();
+    }
+    return size == 2 && seen[0] && seen[1];
+}

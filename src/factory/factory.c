@@ -427,6 +427,9 @@ static vdx_status build_core(int64_t d, vdx_metric metric, const parsed_tok *enc
     default: st = vdx_raise(VDX_ERR_INTERNAL, "index_factory: bad encoding");
     }
     if (st) vdx_index_free(q); /* ownership passes on success only */
+    /* FAISS's factory trains IVF centroids on the sphere for inner product */
+    if (!st && metric == VDX_METRIC_INNER_PRODUCT && vdx_index_ivf_cp(*out))
+        vdx_index_ivf_cp(*out)->spherical = 1;
     return st;
 }
 
@@ -545,6 +548,20 @@ vdx_status vdx_index_factory(int64_t d, const char *description,
             rf = c;
             inner = c + 8;
         }
+    }
+    /* "IDMap,X,RFlat" is IDMap(Refine(X)), as in FAISS: the wrapper takes
+     * the whole refined index */
+    int idm = !strncmp(description, "IDMap2,", 7) ? 2
+              : !strncmp(description, "IDMap,", 6) ? 1 : 0;
+    if (rf && idm) {
+        vdx_index *sub = NULL;
+        vdx_status st = vdx_index_factory(d, description + (idm == 2 ? 7 : 6),
+                                          metric, &sub);
+        if (st) return st;
+        st = idm == 2 ? vdx_index_idmap2_new(sub, out)
+                      : vdx_index_idmap_new(sub, out);
+        if (st) vdx_index_free(sub);
+        return st;
     }
     if (rf) {
         char pre[1001], in[1001];

@@ -198,7 +198,8 @@ static ivf_knobs knobs_of(const vdx_ivf *ivf, const vdx_search_params *p) {
     ivf_knobs k;
     k.nprobe = p && p->nprobe > 0 ? p->nprobe : ivf->nprobe;
     if (k.nprobe > ivf->nlist) k.nprobe = ivf->nlist;
-    if (k.nprobe < 1) k.nprobe = 1;
+    /* nprobe = 0 may be set (FAISS allows it) but a search refuses it:
+     * k.nprobe stays 0 and the searches check it (knobs_check) */
     k.max_codes = p && p->max_codes > 0 ? p->max_codes : ivf->max_codes;
     k.sel = p ? p->sel : NULL;
     return k;
@@ -414,6 +415,14 @@ done:
     return st;
 }
 
+static vdx_status knobs_check(const ivf_knobs *kn) {
+    if (kn->nprobe < 1)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "search: nprobe=%lld, it must be > 0",
+                         (long long)kn->nprobe);
+    return VDX_OK;
+}
+
 /* Team size for scanning np lists for each of n queries: serial when the
  * expected work is small (threads.h): codes of an average list times the
  * cost of a code (flat: d/8 SIMD steps; else about a step a byte). */
@@ -537,6 +546,7 @@ static vdx_status ivf_search(const vdx_index *ix, int64_t n, const float *x,
                              vdx_idx_t *I) {
     const vdx_ivf *ivf = (const vdx_ivf *)ix;
     ivf_knobs kn = knobs_of(ivf, p);
+    if (knobs_check(&kn)) return VDX_ERR_INVALID_ARGUMENT;
     const int64_t np = kn.nprobe;
     vdx_status st = VDX_ERR_OUT_OF_MEMORY;
     float *cd = vdx_malloc_array((size_t)n * (size_t)np, sizeof(float));
@@ -586,6 +596,7 @@ static vdx_status ivf_range_search(const vdx_index *ix, int64_t n,
                                    vdx_range_builder *rb) {
     const vdx_ivf *ivf = (const vdx_ivf *)ix;
     ivf_knobs kn = knobs_of(ivf, p);
+    if (knobs_check(&kn)) return VDX_ERR_INVALID_ARGUMENT;
     const int64_t np = kn.nprobe, d = ix->d;
     const int ip = ix->metric == VDX_METRIC_INNER_PRODUCT;
     vdx_status st = VDX_OK;
@@ -913,8 +924,9 @@ vdx_status vdx_index_ivf_set_nprobe(vdx_index *ix, int64_t nprobe) {
     vdx_clear_error();
     vdx_ivf *ivf = as_ivf(ix);
     if (!ivf) return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "not an IVF index");
-    if (nprobe < 1)
-        return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "nprobe=%lld must be >= 1",
+    /* 0 is accepted, as in FAISS, and refused by the searches */
+    if (nprobe < 0)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "nprobe=%lld must be >= 0",
                          (long long)nprobe);
     ivf->nprobe = nprobe > ivf->nlist ? ivf->nlist : nprobe;
     return VDX_OK;
@@ -953,6 +965,27 @@ vdx_status vdx_index_ivf_list_ids(const vdx_index *ix, int64_t l,
     if (ls && !out) return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "out is NULL");
     if (ls) memcpy(out, ivf->il->ops->get_ids(ivf->il, l), (size_t)ls * sizeof(vdx_idx_t));
     return VDX_OK;
+}
+
+vdx_status vdx_index_ivf_list_codes(const vdx_index *ix, int64_t l,
+                                    uint8_t *out) {
+    vdx_clear_error();
+    const vdx_ivf *ivf = as_ivf(ix);
+    if (!ivf || l < 0 || l >= ivf->nlist)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "list %lld is not a list of this index (nlist=%lld)",
+                         (long long)l, (long long)(ivf ? ivf->nlist : 0));
+    int64_t ls = ivf->il->ops->list_size(ivf->il, l);
+    if (ls && !out) return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "out is NULL");
+    if (ls)
+        memcpy(out, ivf->il->ops->get_codes(ivf->il, l),
+               (size_t)ls * ivf->code_size);
+    return VDX_OK;
+}
+
+size_t vdx_index_ivf_code_size(const vdx_index *ix) {
+    const vdx_ivf *ivf = as_ivf(ix);
+    return ivf ? ivf->code_size : 0;
 }
 
 vdx_kmeans_params *vdx_index_ivf_cp(vdx_index *ix) {

@@ -359,6 +359,22 @@ vdx_pq *vdx_index_pq_quantizer(const vdx_index *ix) {
     return NULL;
 }
 
+int vdx_index_ivfpq_by_residual(const vdx_index *ix) {
+    return vdx_is_ivfpq(ix) ? ((const vdx_ivfpq *)(const void *)ix)->by_residual
+                            : 0;
+}
+
+vdx_status vdx_index_ivfpq_set_by_residual(vdx_index *ix, int on) {
+    vdx_clear_error();
+    if (!vdx_is_ivfpq(ix))
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "by_residual: not an IndexIVFPQ");
+    vdx_ivfpq *p = (vdx_ivfpq *)(void *)ix;
+    p->by_residual = on ? 1 : 0;
+    /* the precomputed tables exist only with residuals */
+    return vdx_ivfpq_precompute(p);
+}
+
 vdx_status vdx_index_ivfpq_set_use_precomputed_table(vdx_index *ix, int v) {
     vdx_clear_error();
     if (!vdx_is_ivfpq(ix))

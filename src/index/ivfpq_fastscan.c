@@ -501,7 +501,10 @@ static vdx_status fs_search(const vdx_index *ix, int64_t n, const float *x,
     const vdx_ivfpqfs *p = (const vdx_ivfpqfs *)(const void *)ix;
     const vdx_ivf *ivf = &p->ivf;
     int64_t np = prm && prm->nprobe > 0 ? prm->nprobe : ivf->nprobe;
-    np = VDX_MAX(1, VDX_MIN(np, ivf->nlist));
+    if (np < 1) /* nprobe = 0 can be set, as in FAISS, not searched with */
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "search: nprobe=%lld, it must be > 0", (long long)np);
+    np = VDX_MIN(np, ivf->nlist);
     const int64_t max_codes =
         prm && prm->max_codes > 0 ? prm->max_codes : ivf->max_codes;
     const vdx_selector *sel = prm ? prm->sel : NULL;
@@ -712,6 +715,60 @@ vdx_status vdx_index_ivfpq_fastscan_new(vdx_index *quantizer, int64_t d,
     vdx_status st = vdx_ivfpqfs_alloc(quantizer, d, nlist, M, metric, bbs, 0, &p);
     *out = p ? &p->ivf.base : NULL;
     return st;
+}
+
+vdx_status vdx_index_ivfpq_fastscan_from_ivfpq(const vdx_index *orig,
+                                               vdx_index *quantizer,
+                                               int64_t bbs, vdx_index **out) {
+    vdx_clear_error();
+    if (!out) return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "out is NULL");
+    *out = NULL;
+    if (!vdx_is_ivfpq(orig))
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "IndexIVFPQFastScan(index): expected an IndexIVFPQ, "
+                         "got %s", orig ? orig->ops->type_name : "NULL");
+    const vdx_ivfpq *src = (const vdx_ivfpq *)(const void *)orig;
+    if (src->pq.nbits != 4)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "IndexIVFPQFastScan(index): the IndexIVFPQ must have "
+                         "nbits=4, got %d", src->pq.nbits);
+    if (!quantizer || quantizer->d != orig->d ||
+        quantizer->ntotal != src->ivf.quantizer->ntotal)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "IndexIVFPQFastScan(index): the quantizer copy does "
+                         "not match the index's quantizer");
+    vdx_ivfpqfs *p = NULL;
+    vdx_status st = vdx_ivfpqfs_alloc(quantizer, orig->d, src->ivf.nlist,
+                                      src->pq.M, orig->metric, bbs,
+                                      src->by_residual, &p);
+    if (st) return st;
+    if (src->pq.centroids) {
+        st = vdx_pq_alloc_centroids(&p->pq);
+        if (!st)
+            memcpy(p->pq.centroids, src->pq.centroids,
+                   (size_t)(p->pq.M * p->pq.ksub * p->pq.dsub) *
+                       sizeof(float));
+    }
+    /* the same codes and ids, list by list (packed lazily at search) */
+    const vdx_invlists *sil = src->ivf.il;
+    for (int64_t l = 0; !st && l < src->ivf.nlist; l++) {
+        int64_t n = sil->ops->list_size(sil, l);
+        if (n)
+            st = p->ivf.il->ops->add_entries(p->ivf.il, l, n,
+                                             sil->ops->get_ids(sil, l),
+                                             sil->ops->get_codes(sil, l));
+    }
+    if (st) {
+        p->ivf.quantizer = NULL; /* still the caller's on failure */
+        fs_destroy(&p->ivf.base);
+        return st;
+    }
+    p->ivf.base.ntotal = orig->ntotal;
+    p->ivf.base.is_trained = orig->is_trained;
+    p->ivf.nprobe = src->ivf.nprobe;
+    mark_stale(p);
+    *out = &p->ivf.base;
+    return VDX_OK;
 }
 
 int vdx_index_fastscan_by_residual(const vdx_index *ix) {

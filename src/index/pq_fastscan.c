@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "index_fastscan.h"
+#include "index_pq.h"
 #include "common/topk.h"
 #include "common/threads.h"
 
@@ -631,6 +632,69 @@ vdx_status vdx_index_pq_fastscan_new(int64_t d, int64_t M, int nbits,
     p->bbs = bbs;
     p->nsq = (M + 1) / 2 * 2;
     *out = &p->base;
+    return VDX_OK;
+}
+
+vdx_status vdx_index_pq_fastscan_from_pq(const vdx_index *orig, int64_t bbs,
+                                         vdx_index **out) {
+    vdx_clear_error();
+    if (!out) return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "out is NULL");
+    *out = NULL;
+    if (!vdx_is_index_pq(orig))
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "IndexPQFastScan(index): expected an IndexPQ, got "
+                         "%s", orig ? orig->ops->type_name : "NULL");
+    const vdx_index_pq *src = (const vdx_index_pq *)(const void *)orig;
+    if (src->pq.nbits != 4)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "IndexPQFastScan(index): the IndexPQ must have "
+                         "nbits=4, got %d", src->pq.nbits);
+    vdx_index *ix = NULL;
+    vdx_status st = vdx_index_pq_fastscan_new(orig->d, src->pq.M, 4,
+                                              orig->metric, bbs, &ix);
+    if (st) return st;
+    vdx_pqfs *p = (vdx_pqfs *)ix;
+    if (src->pq.centroids) {
+        st = vdx_pq_alloc_centroids(&p->pq);
+        if (!st)
+            memcpy(p->pq.centroids, src->pq.centroids,
+                   (size_t)(p->pq.M * p->pq.ksub * p->pq.dsub) *
+                       sizeof(float));
+    }
+    if (!st) st = vdx_pqfs_reserve(p, orig->ntotal);
+    if (st) {
+        vdx_index_free(ix);
+        return st;
+    }
+    /* the same codes, packed into blocks (they need no re-encoding) */
+    if (orig->ntotal)
+        vdx_fs_pack(src->codes, orig->ntotal, p->pq.M, p->bbs, p->nsq,
+                    p->codes, 0);
+    ix->ntotal = orig->ntotal;
+    ix->is_trained = orig->is_trained;
+    *out = ix;
+    return VDX_OK;
+}
+
+int vdx_index_fastscan_implem(const vdx_index *ix) {
+    if (vdx_is_pqfs(ix)) return ((const vdx_pqfs *)ix)->implem;
+    if (vdx_is_ivfpqfs(ix))
+        return ((const vdx_ivfpqfs *)(const void *)ix)->implem;
+    return 0;
+}
+
+vdx_status vdx_index_fastscan_set_implem(vdx_index *ix, int implem) {
+    vdx_clear_error();
+    if (!vdx_is_pqfs(ix) && !vdx_is_ivfpqfs(ix))
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "implem: not a fast-scan index");
+    /* FAISS's variants: 0 (automatic), 1-6 and 10-15 */
+    if (implem < 0 || implem > 15 || implem == 7 || implem == 8 ||
+        implem == 9)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "implem: expected 0-6 or 10-15, got %d", implem);
+    if (vdx_is_pqfs(ix)) ((vdx_pqfs *)ix)->implem = implem;
+    else ((vdx_ivfpqfs *)(void *)ix)->implem = implem;
     return VDX_OK;
 }
 

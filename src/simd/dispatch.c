@@ -1,7 +1,7 @@
 /*
  * dispatch.c — picks the kernel table once: the highest level the CPU
  * reports (cpuid) and the OS saves the registers of (xgetbv), lowered by
- * VECDEX_SIMD when set.
+ * VECDEX_SIMD when set; vdx_set_simd_level changes it at run time.
  */
 #include <cpuid.h>
 #include <stdint.h>
@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "vecdex.h"
 
 static uint64_t xgetbv0(void) {
     uint32_t eax, edx;
@@ -58,14 +59,51 @@ const vdx_kernels *vdx_kernels_level(const char *name) {
     return table_of(want);
 }
 
-const vdx_kernels *vdx_kernels_get(void) {
-    static const vdx_kernels *chosen; /* benign race: all threads agree */
-    const vdx_kernels *k = __atomic_load_n(&chosen, __ATOMIC_ACQUIRE);
-    if (k) return k;
+/* The table in use: chosen on first use (the machine's level, lowered by
+ * VECDEX_SIMD), replaced by vdx_set_simd_level.  Readers load it once per
+ * call, so a call in flight keeps the table it started with. */
+static const vdx_kernels *chosen;
+
+static const vdx_kernels *default_table(void) {
     int level = machine_level();
     int forced = level_of_name(getenv("VECDEX_SIMD"));
     if (forced >= 0 && forced < level) level = forced;
-    k = table_of(level);
+    return table_of(level);
+}
+
+const vdx_kernels *vdx_kernels_get(void) {
+    const vdx_kernels *k = __atomic_load_n(&chosen, __ATOMIC_ACQUIRE);
+    if (k) return k;
+    k = default_table(); /* benign race: all threads agree */
     __atomic_store_n(&chosen, k, __ATOMIC_RELEASE);
     return k;
+}
+
+int vdx_simd_level_available(const char *name) {
+    int want = level_of_name(name);
+    return want >= 0 && want <= machine_level();
+}
+
+const char *vdx_simd_level_default(void) { return default_table()->name; }
+
+vdx_status vdx_set_simd_level(const char *name) {
+    vdx_clear_error();
+    const vdx_kernels *k;
+    if (name == NULL || name[0] == '\0') {
+        k = default_table();
+    } else {
+        int want = level_of_name(name);
+        if (want < 0)
+            return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                             "set_simd_level: unknown level '%s' (expected "
+                             "scalar, avx2 or avx512)", name);
+        if (want > machine_level())
+            return vdx_raise(VDX_ERR_UNSUPPORTED,
+                             "set_simd_level: level '%s' is above what this "
+                             "CPU supports ('%s')", name,
+                             table_of(machine_level())->name);
+        k = table_of(want);
+    }
+    __atomic_store_n(&chosen, k, __ATOMIC_RELEASE);
+    return VDX_OK;
 }

@@ -181,7 +181,14 @@ static void test_bad_inputs(void) {
     CHECK_OK(vdx_index_add(ix, 5, xb));
     CHECK_OK(vdx_index_ivf_set_nprobe(ix, 1000));
     CHECK(vdx_index_ivf_nprobe(ix) == NLIST); /* clamped */
-    CHECK_ERR(vdx_index_ivf_set_nprobe(ix, 0), VDX_ERR_INVALID_ARGUMENT);
+    CHECK_ERR(vdx_index_ivf_set_nprobe(ix, -1), VDX_ERR_INVALID_ARGUMENT);
+    /* 0 is accepted (FAISS) and refused by a search, which writes nothing */
+    CHECK_OK(vdx_index_ivf_set_nprobe(ix, 0));
+    I[0] = 12345;
+    CHECK_ERR(vdx_index_search(ix, 1, xb, 10, NULL, Dd, I),
+              VDX_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(vdx_last_error(), "nprobe=0") != NULL && I[0] == 12345);
+    CHECK_OK(vdx_index_ivf_set_nprobe(ix, 1000));
     CHECK_OK(vdx_index_search(ix, 1, xb, 10, NULL, Dd, I)); /* k > ntotal */
     CHECK(I[0] == 0 && I[5] == -1 && Dd[5] == FLT_MAX);
     CHECK(vdx_index_ivf_nlist(ix) == NLIST && vdx_index_ivf_quantizer(ix) != NULL);

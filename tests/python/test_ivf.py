@@ -208,9 +208,14 @@ def test_nprobe_clamps_and_k_larger_than_ntotal(rng, bf):
     ix.nprobe = 1000
     assert ix.nprobe == nlist
     with pytest.raises(ValueError):
-        ix.nprobe = 0
+        ix.nprobe = -1
     assert ix.nprobe == nlist
     ix.add(xb[:7])
+    # 0 is accepted when set and refused when used, as in FAISS
+    ix.nprobe = 0
+    with pytest.raises(RuntimeError, match="nprobe=0"):
+        ix.search(xb[:3], 10)
+    ix.nprobe = 1000
     D, I = ix.search(xb[:3], 10)
     assert (I[:, 7:] == -1).all() and (D[:, 7:] == FLT_MAX).all()
     assert sorted(I[0, :7].tolist()) == list(range(7))

@@ -10,7 +10,9 @@ import numpy as np
 __all__ = ["knn_intersection_measure", "recall_at_k", "recall_at_1",
            "average_precision", "mean_average_precision",
            "range_ground_truth", "filter_range_results", "range_PR",
-           "counts_to_PR"]
+           "counts_to_PR", "range_PR_multiple_thresholds",
+           "sort_range_res_1", "sort_range_res_2", "check_ref_knn_with_draws",
+           "check_ref_range_results", "OperatingPoints"]
 
 
 def _pair(I, gt):
@@ -136,3 +138,112 @@ def range_PR(lims_ref, Iref, lims_new, Inew, mode="overall"):
                        Inew[lims_new[q]:lims_new[q + 1]]).size
         for q in range(nq)], dtype="int64")
     return counts_to_PR(np.diff(lims_ref), np.diff(lims_new), ninter, mode)
+
+
+def range_PR_multiple_thresholds(lims_ref, Iref, lims_new, Dnew, Inew,
+                                 thresholds, mode="overall"):
+    """(precisions, recalls), one per threshold: range_PR of the new
+    results filtered to D < threshold."""
+    thresholds = np.asarray(thresholds)
+    P = np.zeros(len(thresholds))
+    R = np.zeros(len(thresholds))
+    for i, t in enumerate(thresholds):
+        lims2, _, I2 = filter_range_results(lims_new, Dnew, Inew, t)
+        P[i], R[i] = range_PR(lims_ref, Iref, lims2, I2, mode=mode)
+    return P, R
+
+
+def sort_range_res_1(lims, I):
+    """A copy of I with each query's ids sorted."""
+    I = np.array(I)
+    for q in range(len(lims) - 1):
+        I[lims[q]:lims[q + 1]].sort()
+    return I
+
+
+def sort_range_res_2(lims, D, I):
+    """Copies of (D, I) with each query's results sorted by distance, then
+    by id (so that results equal up to order compare equal)."""
+    D, I = np.array(D), np.array(I)
+    for q in range(len(lims) - 1):
+        a, b = lims[q], lims[q + 1]
+        o = np.lexsort((I[a:b], D[a:b]))
+        D[a:b], I[a:b] = D[a:b][o], I[a:b][o]
+    return D, I
+
+
+def check_ref_knn_with_draws(Dref, Iref, Dnew, Inew, rtol=1e-5, atol=0):
+    """Asserts that k-NN results (Dnew, Inew) equal the reference up to the
+    order of results at equal distance: distances close (rtol, atol), and
+    per row the same ids within each run of equal reference distances
+    (except the last run, which the cut at k may split differently)."""
+    Dref, Iref = np.asarray(Dref), np.asarray(Iref)
+    Dnew, Inew = np.asarray(Dnew), np.asarray(Inew)
+    np.testing.assert_allclose(Dref, Dnew, rtol=rtol, atol=max(atol, 1e-7))
+    for i in range(Dref.shape[0]):
+        if np.array_equal(Iref[i], Inew[i]):
+            continue
+        d = Dref[i]
+        start = 0
+        for j in range(1, len(d) + 1):
+            if j < len(d) and np.isclose(d[j], d[start], rtol=rtol,
+                                         atol=atol):
+                continue
+            if j < len(d):  # a complete run: same ids, in any order
+                a = np.sort(Iref[i, start:j])
+                b = np.sort(Inew[i, start:j])
+                np.testing.assert_array_equal(
+                    a, b, err_msg=f"row {i}, ranks {start}..{j - 1}")
+            start = j
+
+
+def check_ref_range_results(Lref, Dref, Iref, Lnew, Dnew, Inew):
+    """Asserts that range results are the same up to the order within each
+    query: equal lims, same ids, distances close."""
+    Lref, Lnew = np.asarray(Lref), np.asarray(Lnew)
+    np.testing.assert_array_equal(Lref, Lnew)
+    for q in range(len(Lref) - 1):
+        a, b = Lref[q], Lref[q + 1]
+        o1 = np.argsort(Iref[a:b], kind="stable")
+        o2 = np.argsort(Inew[a:b], kind="stable")
+        np.testing.assert_array_equal(np.asarray(Iref[a:b])[o1],
+                                      np.asarray(Inew[a:b])[o2])
+        np.testing.assert_allclose(np.asarray(Dref[a:b])[o1],
+                                   np.asarray(Dnew[a:b])[o2], rtol=1e-5,
+                                   atol=1e-5)
+
+
+class OperatingPoints:
+    """The Pareto front of (performance, time) points, higher performance
+    and lower time being better: operating_points holds (key, perf, t)
+    sorted by time, none dominated by another."""
+
+    def __init__(self):
+        self.operating_points = []
+        self.suboptimal_points = []
+
+    def is_pareto_optimal(self, perf_new, t_new):
+        return not any(p >= perf_new and t <= t_new
+                       for _, p, t in self.operating_points)
+
+    def predict_bounds(self, key):
+        """Bounds (perf_max, t_min) nothing else can tell: no prediction."""
+        return np.inf, 0.0
+
+    def should_run_experiment(self, key):
+        return True
+
+    def add_operating_point(self, key, perf, t):
+        if not self.is_pareto_optimal(perf, t):
+            self.suboptimal_points.append((key, perf, t))
+            return False
+        keep = []
+        for op in self.operating_points:
+            if perf >= op[1] and t <= op[2]:
+                self.suboptimal_points.append(op)
+            else:
+                keep.append(op)
+        keep.append((key, perf, t))
+        keep.sort(key=lambda op: op[2])
+        self.operating_points = keep
+        return True
