@@ -85,8 +85,8 @@ def test_big_batch_search_and_clustering():
     assert c.shape == (10, 16)
     _, a = vecdex.knn(xb, c, 1)
     assert 1.0 <= clustering.imbalance_factor(10, a.ravel()) < 3
-    with pytest.raises(NotImplementedError):
-        ondisk.merge_ondisk(ix, [], "x")
+    # merge_ondisk itself is checked against faiss in test_mmap.py
+    assert callable(ondisk.merge_ondisk)
 
 
 def test_operating_points():
