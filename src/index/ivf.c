@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "index_internal.h"
+#include "index_aq.h"
 #include "cluster/kmeans.h"
 #include "common/blas.h"
 #include "common/interrupt.h"
@@ -43,6 +44,20 @@ static vdx_status ivf_train(vdx_index *ix, int64_t n, const float *x) {
     vdx_index *q = ivf->quantizer;
     if (q->is_trained && q->ntotal == ivf->nlist) {
         ix->is_trained = 1; /* the caller supplied the centroids */
+        return VDX_OK;
+    }
+    if (vdx_is_acq(q)) {
+        /* an additive coarse quantizer trains alone (FAISS's
+         * quantizer_trains_alone = 1): its centroids are its codes */
+        vdx_status st = q->ops->train(q, n, x);
+        if (st) return st;
+        if (q->ntotal != ivf->nlist)
+            return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                             "IVF train: nlist=%lld is not consistent with the "
+                             "%lld centroids of the %s",
+                             (long long)ivf->nlist, (long long)q->ntotal,
+                             q->ops->type_name);
+        ix->is_trained = 1;
         return VDX_OK;
     }
     if (n < ivf->nlist)
