@@ -9,6 +9,8 @@
  *                   of C index trees, persistence (read/write/serialize)
  *   py_ivf.c        IndexIVF, IndexIVFFlat and the inverted lists
  *   py_pq.c         ProductQuantizer, IndexPQ, IndexIVFPQ
+ *   py_aq.c         ResidualQuantizer, LocalSearchQuantizer and the product
+ *                   kinds; py_aq_index.c their indexes (flat, coarse, IVF)
  *   py_lsh.c        IndexLSH
  *   py_sq.c         ScalarQuantizer, IndexScalarQuantizer, IndexIVFScalarQuantizer
  *   py_kmeans.c     Kmeans
@@ -264,6 +266,11 @@ PyObject *pq_view(vdx_pq *pq, IndexObject *index);
 /* IndexPQFastScan, IndexIVFPQFastScan (py_fastscan.c) */
 extern PyTypeObject IndexPQFastScanType, IndexIVFPQFastScanType;
 int pyvdx_init_fastscan(PyObject *m);
+/* additive quantizers (py_aq.c) and their indexes (py_aq_index.c) */
+int pyvdx_init_aq(PyObject *m);
+int pyvdx_init_aq_index(PyObject *m);
+/* The class of an additive-quantizer index kind by FAISS's name, or NULL. */
+PyTypeObject *aq_index_class(const char *type_name);
 /* index_factory (py_factory.c) */
 int pyvdx_init_factory(PyObject *m);
 
