@@ -4,6 +4,7 @@
  *   vecdex_cli.c   main, usage, demo, version
  *   commands.c     build, search, eval, bench, info
  *   vecio.c        vector files: .fvecs .ivecs .bvecs .npy .f32
+ *   store_cmd.c    vecdex store ...
  *
  * Exit codes: 0 success, 1 runtime failure (bad file, library error),
  * 2 usage error (bad option or value).
@@ -41,9 +42,14 @@ int mat_to_f32(matrix *m, char *err, size_t errlen);
 /* The matrix as int64 (converted in place when needed); 0 or -1. */
 int mat_to_i64(matrix *m, char *err, size_t errlen);
 /* Writes by extension: .npy (any type), .fvecs (F32), .ivecs (I32 / I64
- * with values in int32 range), .f32 (F32).  0 or -1 with err. */
+ * with values in int32 range), .f32 (F32), as write_index writes files
+ * (src/io/fileout.c: atomic replace, links and modes kept).  0 or -1 with
+ * err. */
 int mat_write(const char *path, const matrix *m, char *err, size_t errlen);
 void mat_free(matrix *m);
+
+/* Prints s as a JSON string (quoted, escaped) on stdout. */
+void json_str(const char *s);
 
 /* Subcommands: argc/argv after the command name; return the exit code. */
 int cmd_build(int argc, char **argv);
@@ -51,5 +57,7 @@ int cmd_search(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+/* store_cmd.c: vecdex store create|upsert|search|hybrid|delete|get|info|compact */
+int cmd_store(int argc, char **argv);
 
 #endif /* VDX_CLI_H */

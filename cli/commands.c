@@ -19,6 +19,7 @@
 #include <float.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -123,8 +124,92 @@ static int need(const opts *o, const char *v, const char *name) {
     return EXIT_USAGE;
 }
 
+/* --- outputs that are inputs -------------------------------------------- */
+/* Which file a path names.  An existing one (symlinks followed) is its
+ * device and inode, so hard links, symlinks and detours ("a/../x") match;
+ * a path not there yet is its directory's device and inode plus its last
+ * component (a dangling symlink's target is the file that would be
+ * written).  Returns 0 when nothing can be said (a missing directory). */
+typedef struct file_key {
+    dev_t dev;
+    ino_t ino;
+    char name[256]; /* "" for an existing file */
+} file_key;
+
+static int key_of(const char *path, file_key *k) {
+    char cur[4096], link[4096];
+    struct stat st;
+    memset(k, 0, sizeof *k);
+    snprintf(cur, sizeof cur, "%s", path);
+    for (int hops = 0; hops < 40; hops++) {
+        if (stat(cur, &st) == 0) {
+            k->dev = st.st_dev;
+            k->ino = st.st_ino;
+            return 1;
+        }
+        if (lstat(cur, &st) != 0 || !S_ISLNK(st.st_mode)) break;
+        ssize_t n = readlink(cur, link, sizeof link - 1);
+        if (n <= 0) return 0;
+        link[n] = '\0';
+        char *slash = strrchr(cur, '/');
+        if (link[0] == '/' || !slash) {
+            snprintf(cur, sizeof cur, "%s", link);
+        } else {
+            slash[1] = '\0';
+            size_t used = strlen(cur);
+            if (used + (size_t)n >= sizeof cur) return 0;
+            memcpy(cur + used, link, (size_t)n + 1);
+        }
+    }
+    char dir[4096];
+    const char *slash = strrchr(cur, '/');
+    const char *name = slash ? slash + 1 : cur;
+    if (!*name || strlen(name) >= sizeof k->name) return 0;
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == cur) snprintf(dir, sizeof dir, "/");
+    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - cur), cur);
+    if (stat(dir, &st) != 0) return 0;
+    k->dev = st.st_dev;
+    k->ino = st.st_ino;
+    snprintf(k->name, sizeof k->name, "%s", name);
+    return 1;
+}
+
+static int same_file(const char *a, const char *b) {
+    file_key ka, kb;
+    if (!strcmp(a, b)) return 1;
+    if (!key_of(a, &ka) || !key_of(b, &kb)) return 0;
+    return ka.dev == kb.dev && ka.ino == kb.ino && !strcmp(ka.name, kb.name);
+}
+
+typedef struct named_path {
+    const char *opt, *path; /* opt as the user would recognise it */
+} named_path;
+
+/* Refuses (usage error, exit 2) an output that is also an input, or the
+ * same file as another output: writing it would destroy the input, or the
+ * second output the first.  Unset (NULL) paths are skipped. */
+static int check_outputs(const opts *o, const named_path *outs, int nout,
+                         const named_path *ins, int nin) {
+    for (int i = 0; i < nout; i++) {
+        if (!outs[i].path) continue;
+        for (int j = 0; j < nin + i; j++) {
+            const named_path *other = j < nin ? &ins[j] : &outs[j - nin];
+            if (!other->path || !same_file(outs[i].path, other->path)) continue;
+            fprintf(stderr,
+                    "vecdex %s: %s '%s' is the same file as %s '%s': %s; "
+                    "choose another output\n", o->cmd, outs[i].opt,
+                    outs[i].path, other->opt, other->path,
+                    j < nin ? "writing it would destroy the input"
+                            : "one output would overwrite the other");
+            return EXIT_USAGE;
+        }
+    }
+    return 0;
+}
+
 /* --- output helpers ------------------------------------------------------ */
-static void json_str(const char *s) {
+void json_str(const char *s) {
     putchar('"');
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
@@ -322,6 +407,9 @@ int cmd_build(int argc, char **argv) {
     if ((rc = need(&o, o.factory, "--factory")) || (rc = need(&o, o.add, "--add")) ||
         (rc = need(&o, o.out, "-o")))
         return rc;
+    const named_path outs[] = {{"-o", o.out}};
+    const named_path ins[] = {{"--add", o.add}, {"--train", o.train}};
+    if ((rc = check_outputs(&o, outs, 1, ins, 2))) return rc;
     matrix xb, xt;
     if ((rc = load_f32(&o, o.add, &xb))) return rc;
     if (o.train) {
@@ -393,6 +481,11 @@ int cmd_search(int argc, char **argv) {
     char dpath[4096], err[512];
     if (o.dist) snprintf(dpath, sizeof dpath, "%s", o.dist);
     else dist_path(o.out, dpath, sizeof dpath);
+    const named_path outs[] = {
+        {"-o", o.out},
+        {o.dist ? "--distances" : "the distances file (-o's stem + .dist)", dpath}};
+    const named_path ins[] = {{"INDEX", o.positional}, {"--queries", o.queries}};
+    if ((rc = check_outputs(&o, outs, 2, ins, 2))) return rc;
     vdx_index *ix = NULL;
     vdx_status st = vdx_read_index(o.positional, 0, &ix);
     if (st) return lib_fail(o.positional, st);

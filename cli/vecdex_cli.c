@@ -74,9 +74,13 @@ static void ground_truth(const float *xb, int64_t nb, const float *xq,
 
 static int demo(int argc, char **argv) {
     int64_t d = 64, nb = 100000, nq = 10000, ngt = 500, k = 10;
+    int json = 0;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--nb") && i + 1 < argc) nb = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--nq") && i + 1 < argc) nq = atoll(argv[++i]);
+        else if (!strcmp(argv[i], "--json")) json = 1;
+        else if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q"))
+            ; /* demo draws no progress bars: nothing to silence */
         else {
             fprintf(stderr, "vecdex demo: unknown option '%s'\n", argv[i]);
             return 2;
@@ -97,16 +101,30 @@ static int demo(int argc, char **argv) {
         fprintf(stderr, "vecdex demo: out of memory\n");
         return 1;
     }
-    printf("vecdex %s demo — %s\n", vdx_version(), vdx_build_info());
-    printf("data: d=%lld, %lld database vectors, %lld queries (the FAISS "
-           "tutorial's shape), k=%lld\n",
-           (long long)d, (long long)nb, (long long)nq, (long long)k);
+    /* --json: one object on stdout, the table's rows in "rows" */
     double t = now();
     ground_truth(xb, nb, xq, ngt, d, k, gt);
-    printf("ground truth for %lld queries (double precision): %.2f s\n\n",
-           (long long)ngt, now() - t);
-    printf("%-26s %10s %12s %10s %10s %12s\n", "index", "build (s)",
-           "QPS", "R@1", "R@10", "bytes/vec");
+    double t_gt = now() - t;
+    if (json) {
+        printf("{\"version\": ");
+        json_str(vdx_version());
+        printf(", \"build_info\": ");
+        json_str(vdx_build_info());
+        printf(", \"d\": %lld, \"nb\": %lld, \"nq\": %lld, \"k\": %lld, "
+               "\"ground_truth_queries\": %lld, \"ground_truth_s\": %.6f, "
+               "\"rows\": [",
+               (long long)d, (long long)nb, (long long)nq, (long long)k,
+               (long long)ngt, t_gt);
+    } else {
+        printf("vecdex %s demo — %s\n", vdx_version(), vdx_build_info());
+        printf("data: d=%lld, %lld database vectors, %lld queries (the FAISS "
+               "tutorial's shape), k=%lld\n",
+               (long long)d, (long long)nb, (long long)nq, (long long)k);
+        printf("ground truth for %lld queries (double precision): %.2f s\n\n",
+               (long long)ngt, t_gt);
+        printf("%-26s %10s %12s %10s %10s %12s\n", "index", "build (s)",
+               "QPS", "R@1", "R@10", "bytes/vec");
+    }
 
     /* the seeds' progression, for the kinds that exist: exact, inverted
      * file, then compressed codes (bytes: code + 8-byte id in IVF lists) */
@@ -161,13 +179,29 @@ static int demo(int argc, char **argv) {
                      (long long)rows[w].efsearch);
         else
             snprintf(name, sizeof name, "%s", rows[w].factory);
-        printf("%-26s %10.2f %12.0f %10.3f %10.3f %12.0f\n", name, build, qps,
-               (double)r1 / (double)ngt, (double)r10 / (double)(ngt * k),
-               rows[w].bytes);
+        double rec1 = (double)r1 / (double)ngt,
+               rec10 = (double)r10 / (double)(ngt * k);
+        if (json) {
+            printf("%s{\"index\": ", w ? ", " : "");
+            json_str(name);
+            printf(", \"factory\": ");
+            json_str(rows[w].factory);
+            printf(", \"nprobe\": %lld, \"efSearch\": %lld, \"build_s\": %.6f, "
+                   "\"qps\": %.1f, \"recall_at_1\": %.6f, \"recall_at_10\": %.6f, "
+                   "\"bytes_per_vector\": %.0f}",
+                   (long long)rows[w].nprobe, (long long)rows[w].efsearch, build,
+                   qps, rec1, rec10, rows[w].bytes);
+        } else {
+            printf("%-26s %10.2f %12.0f %10.3f %10.3f %12.0f\n", name, build,
+                   qps, rec1, rec10, rows[w].bytes);
+        }
         vdx_index_free(ix);
     }
-    printf("\n(R@1: the true nearest neighbour is ranked first; R@10: share "
-           "of the true 10 nearest found in the top 10.)\n");
+    if (json)
+        printf("]}\n");
+    else
+        printf("\n(R@1: the true nearest neighbour is ranked first; R@10: "
+               "share of the true 10 nearest found in the top 10.)\n");
     free(xb);
     free(xq);
     free(D);
@@ -199,6 +233,12 @@ static void usage(FILE *f) {
             "  demo [--nb N] [--nq N]  index built-in data, print recall and "
             "speed\n"
             "  version                 print version and build information\n"
+            "  store create|upsert|search|hybrid|delete|get|info|compact PATH ...\n"
+            "        a store: ids, metadata, filters, keyword + vector search "
+            "(vecdex store --help)\n"
+            "  store create|upsert|search|hybrid|delete|get|info|compact PATH ...\n"
+            "        a store: ids, metadata, filters, keyword + vector search "
+            "(vecdex store --help)\n"
             "common options: --json (one JSON object on stdout), --quiet (no "
             "progress bars),\n"
             "  --dim N (for raw .f32 files).  Vector files: .fvecs .ivecs "
@@ -215,6 +255,7 @@ int main(int argc, char **argv) {
     const char *cmd = argv[1];
     if (!strcmp(cmd, "demo")) return demo(argc - 2, argv + 2);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
+    if (!strcmp(cmd, "store")) return cmd_store(argc - 2, argv + 2);
     if (!strcmp(cmd, "build")) return cmd_build(argc - 2, argv + 2);
     if (!strcmp(cmd, "search")) return cmd_search(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);

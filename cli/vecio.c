@@ -14,6 +14,7 @@
  * (as the formats are).
  */
 #include "cli.h"
+#include "io/fileout.h" /* the library's (private) output-file policy */
 
 #include <errno.h>
 #include <stdarg.h>
@@ -371,15 +372,17 @@ int mat_to_i64(matrix *m, char *err, size_t errlen) {
     return 0;
 }
 
-/* Writes to path.tmp then renames, so a failed write never leaves a
- * half-written file under the final name. */
+/* Writes through the library's file policy (src/io/fileout.c), the one
+ * write_index follows: a unique temporary renamed over a regular file (so a
+ * failed write never leaves a half-written file, and concurrent runs do not
+ * share a temporary), symlinks followed, mode and owner kept, FIFOs, devices
+ * and hard-linked files written through. */
 static int write_file(const char *path, const void *hdr, size_t hlen,
                       const matrix *m, int texmex, char *err, size_t errlen) {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-        return errf(err, errlen, "%s: path too long", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return errf(err, errlen, "%s: cannot create: %s", path, strerror(errno));
+    vdx_fileout out;
+    if (vdx_fileout_open(&out, path) != VDX_OK)
+        return errf(err, errlen, "%s", vdx_last_error());
+    FILE *f = out.fp;
     int ok = !hlen || fwrite(hdr, 1, hlen, f) == hlen;
     size_t item = type_size(m->type);
     size_t row = (size_t)m->d * item;
@@ -399,11 +402,13 @@ static int write_file(const char *path, const void *hdr, size_t hlen,
     } else if (m->n && row) {
         ok = fwrite(m->data, row, (size_t)m->n, f) == (size_t)m->n;
     }
-    if (fclose(f) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        return errf(err, errlen, "%s: write failed: %s", path, strerror(errno));
+    if (!ok) {
+        int e = errno;
+        vdx_fileout_abort(&out);
+        return errf(err, errlen, "%s: write failed: %s", path, strerror(e));
     }
+    if (vdx_fileout_commit(&out) != VDX_OK)
+        return errf(err, errlen, "%s", vdx_last_error());
     return 0;
 }
 

@@ -48,7 +48,9 @@ typedef enum vdx_status {
     VDX_ERR_UNSUPPORTED = 6,      /* the index kind cannot do this            */
     VDX_ERR_NOT_FOUND = 7,        /* an id or key does not exist              */
     VDX_ERR_INTERNAL = 8,         /* a bug: please report                     */
-    VDX_ERR_INTERRUPTED = 9       /* the interrupt handler asked to stop      */
+    VDX_ERR_INTERRUPTED = 9,      /* the interrupt handler asked to stop      */
+    VDX_ERR_BUSY = 10,            /* another process holds the store's lock   */
+    VDX_ERR_READ_ONLY = 11        /* a write to a store opened read-only      */
 } vdx_status;
 
 /** @return the pinned name of a status ("VDX_ERR_FORMAT"); never NULL. */
@@ -768,7 +770,39 @@ VDX_API vdx_status vdx_index_fastscan_set_by_residual(vdx_index *index,
 /* ------------------------------------------------------------------------- */
 /* Persistence in FAISS's binary format                                      */
 /* ------------------------------------------------------------------------- */
-/** Writes the index to `path` (through a temporary file and a rename). */
+/** Writes the index to `path` in FAISS's format.
+ *
+ *  A new file, or an existing regular file with a single link, is replaced
+ *  atomically: the bytes go to a temporary file in the same directory,
+ *  ".<name>.vdxtmp.<pid>.<random>", which is fsync'd and renamed over the
+ *  path, so readers see the old index or the complete new one; concurrent
+ *  writes of one path (threads or processes) each use their own temporary,
+ *  and the last rename wins, whole.  An existing file keeps its mode, and
+ *  its owner and group where the caller may set them (ACLs and extended
+ *  attributes are not copied); a new file gets 0666 less the umask.
+ *  Symlinks are followed (chains too): the final target is written and the
+ *  links stay.  Written through in place, as fopen("wb") would, and so not
+ *  atomically: a FIFO or device (never replaced: as root, /dev/null stays
+ *  /dev/null; a FIFO waits for its reader; "/dev/stdout" writes to the
+ *  process's standard output, pipe or terminal), a regular file with several
+ *  hard links (all names keep sharing the new index), a writable file in a
+ *  directory the caller cannot write, and another user's writable file in a
+ *  sticky directory such as /tmp (where only its owner may replace it).  A file the caller may not write
+ *  is refused.  An index that cannot be written fails before the path is
+ *  touched.
+ *
+ *  A writer that is killed leaves its temporary file (up to the index's
+ *  size) behind; the next vdx_write_index of the same path removes those
+ *  whose writer is gone (no lock held, and the pid gone or the file
+ *  unmodified for 10 minutes).  Nothing else removes them: a path that is
+ *  never written again keeps its stale temporaries until someone deletes
+ *  ".<name>.vdxtmp.*".
+ *  @return VDX_OK; VDX_ERR_IO (the message quotes the path and the OS's
+ *    reason) with the old file left as it was, except for in-place writes;
+ *    VDX_ERR_UNSUPPORTED for an index kind with no writer.
+ *  Thread safety: may run concurrently with searches on the same index and
+ *  with other writes; SIGPIPE is blocked in the calling thread while it
+ *  writes through a FIFO (a reader leaving is VDX_ERR_IO, not a kill). */
 VDX_API vdx_status vdx_write_index(const vdx_index *index, const char *path);
 /** Reads an index written by vecdex or FAISS.  io_flags: 0 (reserved). */
 VDX_API vdx_status vdx_read_index(const char *path, int io_flags,
@@ -779,6 +813,214 @@ VDX_API vdx_status vdx_serialize_index(const vdx_index *index, uint8_t **buf,
 VDX_API vdx_status vdx_deserialize_index(const uint8_t *buf, size_t size,
                                          vdx_index **out);
 VDX_API void vdx_free_buffer(void *buf);
+
+/* ------------------------------------------------------------------------- */
+/* The store: a folder holding a SQLite database (rows: the caller's ids,    */
+/* vectors, JSON metadata, texts; WAL journal, FTS5, JSON1) and a vecdex     */
+/* index in FAISS's format, a checkpoint derived from the database.          */
+/* Metadata and filters are JSON text.  See README.md, "Store".              */
+/* Thread safety: any number of threads may search (search, keyword,        */
+/* hybrid, get, count, stats) while one writes; writes are serialised.       */
+/* One process at a time may open a store for writing (VDX_ERR_BUSY).        */
+/* ------------------------------------------------------------------------- */
+typedef struct vdx_store vdx_store; /* opaque */
+
+/* Store metrics: the index metrics, plus cosine (inner product of vectors
+ * normalised on the way in, queries included). */
+#define VDX_STORE_METRIC_IP 0
+#define VDX_STORE_METRIC_L2 1
+#define VDX_STORE_METRIC_COSINE 2
+
+/* The store format written by this vecdex; newer ones are refused. */
+#define VDX_STORE_FORMAT_VERSION 1
+
+/** One of the caller's ids: a string when text is not NULL (UTF-8), else
+ *  the integer id.  1 and "1" are different ids. */
+typedef struct vdx_store_key {
+    const char *text;
+    int64_t id;
+} vdx_store_key;
+
+typedef struct vdx_store_options {
+    /* creation only */
+    const char *index;   /* index_factory string; NULL = "HNSW32"         */
+    int metric;          /* VDX_STORE_METRIC_*; default cosine              */
+    const char *schema;  /* JSON object {"field": "int"|"float"|"text"|
+                            "tags"}: the filterable metadata fields; NULL
+                            = none                                         */
+    int text;            /* 1 (default): keep texts, keyword search (FTS5) */
+    int64_t train_size;  /* indexes that need training train once this many
+                            vectors are in (0 = auto: max(1000, 40 nlist)),
+                            a flat buffer serving until then               */
+    /* creation and open */
+    int read_only;        /* open: refuse writes (VDX_ERR_READ_ONLY)       */
+    int synchronous;      /* SQLite synchronous: 0 off, 1 normal, 2 full
+                             (default: an acknowledged write survives power
+                             loss), 3 extra                                */
+    int busy_timeout_ms;  /* wait this long for another writer process's
+                             lock (0: fail at once with VDX_ERR_BUSY)      */
+    int64_t checkpoint_rows; /* write the index file once this many vectors
+                                were added since the last one (0 = auto:
+                                max(10000, half the vectors)); close(),
+                                compact() and training write it too       */
+    int64_t exact_threshold; /* filtered searches whose filter matches at
+                                most this many rows score them exactly
+                                (0 = the cost model decides, -1 = never) */
+    int64_t reserved[8];      /* zero */
+} vdx_store_options;
+
+/** Fills o with the defaults above. */
+VDX_API void vdx_store_options_init(vdx_store_options *o);
+
+/** Creates a store in folder `path` (created; it must not hold a store
+ *  already) for vectors of dimension dim.  opts may be NULL.  On success
+ *  *out is the open store (for writing), closed with vdx_store_close.
+ *  @return VDX_ERR_INVALID_ARGUMENT for a bad factory string, schema or
+ *  metric (the message says which), VDX_ERR_IO when the folder cannot be
+ *  made or already holds a store. */
+VDX_API vdx_status vdx_store_create(const char *path, int64_t dim,
+                                    const vdx_store_options *opts,
+                                    vdx_store **out);
+/** Opens an existing store (opts may be NULL: read-write, defaults).
+ *  Vectors added after the index file's checkpoint are added again; a
+ *  missing index file is rebuilt from the database.
+ *  @return VDX_ERR_IO (not a store), VDX_ERR_FORMAT (a damaged database or
+ *  index file, or a newer format version: the message names the file and
+ *  the remedy), VDX_ERR_BUSY (another process has it open for writing). */
+VDX_API vdx_status vdx_store_open(const char *path,
+                                  const vdx_store_options *opts,
+                                  vdx_store **out);
+/** Writes a last checkpoint (when writable) and frees the store (NULL
+ *  accepted).  The store is freed even when the checkpoint fails; nothing
+ *  acknowledged is lost then (the next open replays it). */
+VDX_API vdx_status vdx_store_close(vdx_store *s);
+
+/** Inserts or replaces n rows in one transaction: keys[i] (unique within
+ *  the batch), vectors row i (n x dim, finite), metadata[i] (a JSON object
+ *  or NULL; metadata itself may be NULL) and texts[i] (UTF-8 or NULL).  An
+ *  existing key is replaced atomically.  When it returns VDX_OK the rows
+ *  are in the database (durable as `synchronous` says); on error nothing
+ *  changed. */
+VDX_API vdx_status vdx_store_upsert(vdx_store *s, int64_t n,
+                                    const vdx_store_key *keys,
+                                    const float *vectors,
+                                    const char *const *metadata,
+                                    const char *const *texts);
+/** Deletes the rows of the n keys (missing ones ignored) and/or the rows
+ *  matching `where` (JSON filter, NULL = none), in one transaction.
+ *  *ndeleted (may be NULL) receives the number of rows removed. */
+VDX_API vdx_status vdx_store_delete(vdx_store *s, int64_t n,
+                                    const vdx_store_key *keys,
+                                    const char *where, int64_t *ndeleted);
+/** Number of rows matching where (NULL: all rows). */
+VDX_API vdx_status vdx_store_count(vdx_store *s, const char *where,
+                                   int64_t *count);
+
+/* Flags of what search results carry besides ids and scores. */
+#define VDX_STORE_WITH_METADATA 1
+#define VDX_STORE_WITH_TEXT 2
+
+/** One result.  key.text and the strings point into the vdx_store_hits
+ *  that holds them. */
+typedef struct vdx_store_hit {
+    vdx_store_key key;
+    float score;          /* L2: squared distance (smaller is nearer);
+                             ip / cosine: similarity; keyword: -bm25;
+                             hybrid: the fused score (larger is better) */
+    const char *metadata; /* JSON object, or NULL (not asked / none)     */
+    const char *text;     /* or NULL                                     */
+} vdx_store_hit;
+
+/** Results of nq queries: query i has count[i] hits at hits[i * k ...]. */
+typedef struct vdx_store_hits {
+    int64_t nq, k;
+    int64_t *count;
+    vdx_store_hit *hits;
+} vdx_store_hits;
+VDX_API void vdx_store_hits_free(vdx_store_hits *h);
+
+/** k nearest rows to each of the nq queries (nq x dim) among the rows
+ *  matching where (NULL: all).  The filter runs inside the search: the
+ *  matching rows become a selector for the index, or, when few rows match,
+ *  those rows are scored exactly; so a query gets k hits whenever k rows
+ *  match.  params (may be NULL) tunes the index (efSearch, nprobe...;
+ *  sel is ignored).  *out is freed with vdx_store_hits_free. */
+VDX_API vdx_status vdx_store_search(vdx_store *s, int64_t nq, const float *x,
+                                    int64_t k, const char *where,
+                                    const vdx_search_params *params,
+                                    int flags, vdx_store_hits **out);
+/** The k rows whose texts best match `text` (BM25 through FTS5; the words
+ *  of text are searched for, any of them), among rows matching where. */
+VDX_API vdx_status vdx_store_keyword_search(vdx_store *s, const char *text,
+                                            int64_t k, const char *where,
+                                            int flags, vdx_store_hits **out);
+
+#define VDX_FUSION_RRF 0      /* sum of w / (rrf_k + rank), ranks from 1 */
+#define VDX_FUSION_WEIGHTED 1 /* sum of w * min-max normalised scores   */
+typedef struct vdx_store_fusion {
+    int method;          /* VDX_FUSION_*                                   */
+    double rrf_k;        /* 60 when 0                                      */
+    double w_vector, w_text; /* weights; both 0 = (1, 1)                   */
+    int64_t candidates;  /* per list; 0 = max(4k, 50)                      */
+    int64_t reserved[4];
+} vdx_store_fusion;
+
+/** Hybrid search: the vector search of `x` (one query, dim floats) and the
+ *  keyword search of `text`, each over the rows matching where, fused
+ *  (fusion may be NULL: RRF, rrf_k 60, weights 1, 1). */
+VDX_API vdx_status vdx_store_hybrid_search(vdx_store *s, const float *x,
+                                           const char *text, int64_t k,
+                                           const char *where,
+                                           const vdx_store_fusion *fusion,
+                                           const vdx_search_params *params,
+                                           int flags, vdx_store_hits **out);
+
+/** Rows of n keys: found[i] says whether keys[i] exists; its vector (as
+ *  stored: normalised for cosine), metadata and text. */
+typedef struct vdx_store_rows {
+    int64_t n, d;
+    int *found;
+    float *vectors;          /* n x d (zeros where not found) */
+    const char **metadata;   /* JSON or NULL                  */
+    const char **texts;      /* or NULL                       */
+} vdx_store_rows;
+VDX_API vdx_status vdx_store_get(vdx_store *s, int64_t n,
+                                 const vdx_store_key *keys,
+                                 vdx_store_rows **out);
+VDX_API void vdx_store_rows_free(vdx_store_rows *r);
+
+/** Trains the index now (on every vector in the store), when it needs
+ *  training and is not trained; VDX_OK when there is nothing to do. */
+VDX_API vdx_status vdx_store_train(vdx_store *s);
+/** Writes the index file now (the checkpoint). */
+VDX_API vdx_status vdx_store_checkpoint(vdx_store *s);
+/** Rebuilds the index from the live rows only (deleted and replaced rows'
+ *  vectors are dropped from the database and the index), then writes it. */
+VDX_API vdx_status vdx_store_compact(vdx_store *s);
+/** Integrity check: SQLite's integrity_check of the database, then the
+ *  store's own invariants (every row has its vector, FTS and tag rows match
+ *  the rows, the index holds every vector).  VDX_ERR_FORMAT names the
+ *  first problem. */
+VDX_API vdx_status vdx_store_check(vdx_store *s);
+
+typedef struct vdx_store_stats {
+    int64_t rows;           /* live rows                                   */
+    int64_t vectors;        /* vectors in the index (live + dead)          */
+    int64_t dead;           /* deleted / replaced, until compact()         */
+    int64_t checkpointed;   /* vectors in the index file                   */
+    int trained;            /* 0 while a flat buffer serves                */
+    int64_t bytes_disk;     /* database + WAL + index file                 */
+    int64_t bytes_memory;   /* index (estimated from its file) + SQLite   */
+    int64_t searches;       /* searches timed (all kinds)                  */
+    double p50_ms, p95_ms, p99_ms; /* latency of the last <= 1024 searches */
+    int64_t reserved[8];
+} vdx_store_stats;
+VDX_API vdx_status vdx_store_stats_get(vdx_store *s, vdx_store_stats *out);
+
+/** A JSON object describing the store: format_version, dim, metric,
+ *  index (factory string), index_type, schema, text, path, read_only.
+ *  Borrowed: valid until vdx_store_close. */
+VDX_API const char *vdx_store_info(const vdx_store *s);
 
 /* ------------------------------------------------------------------------- */
 /* Two-level codes (FAISS: Index2Layer, IndexHNSW2Level)                     */

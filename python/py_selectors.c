@@ -568,7 +568,8 @@ static int Params_set_bf(ParamsObject *self, PyObject *v, void *c) {
     double f = PyFloat_AsDouble(v);
     if (f == -1 && PyErr_Occurred()) return -1;
     if (f != f || f > 1e6) {
-        PyErr_Format(PyExc_ValueError, "beam_factor must be finite, got %g", f);
+        PyErr_Format(PyExc_ValueError,
+                     "beam_factor must be finite and at most 1e6, got %R", v);
         return -1;
     }
     /* 0 would mean "the index's own" in the C struct: keep a beam of k */

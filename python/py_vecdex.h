@@ -271,6 +271,12 @@ int pyvdx_init_aq(PyObject *m);
 int pyvdx_init_aq_index(PyObject *m);
 /* The class of an additive-quantizer index kind by FAISS's name, or NULL. */
 PyTypeObject *aq_index_class(const char *type_name);
+/* GPU classes and functions (py_gpu.c) */
+int pyvdx_init_gpu(PyObject *m);
+/* The Python class of a GPU index or of its shards / replicas, or NULL. */
+PyTypeObject *gpu_class_for(const vdx_index *ix, const char *type_name);
+/* vecdex._Store (py_store.c) */
+int pyvdx_init_store(PyObject *m);
 /* index_factory (py_factory.c) */
 int pyvdx_init_factory(PyObject *m);
 

@@ -7,7 +7,8 @@ SUDO=""
 if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi
 
 need_apt=""
-for pkg in build-essential cmake libopenblas-openmp-dev libomp-dev clang libclang-rt-14-dev python3-dev libsimde-dev; do
+for pkg in build-essential cmake libopenblas-openmp-dev libomp-dev clang libclang-rt-14-dev python3-dev libsimde-dev \
+           libsqlite3-dev libjansson-dev pkg-config; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt="$need_apt $pkg"
 done
 if [ -n "$need_apt" ]; then
@@ -17,9 +18,10 @@ if [ -n "$need_apt" ]; then
 fi
 
 PY=${PYTHON:-python3}
-# build + runtime: numpy, scikit-build-core; tests: pytest and the reference
-# libraries (faiss-cpu, hnswlib) the results are compared with
-want_py="numpy scikit-build-core pytest faiss-cpu"
+# build + runtime: numpy, scikit-build-core; tests: pytest, hypothesis (the
+# property suite) and the reference libraries (faiss-cpu, hnswlib) the
+# results are compared with
+want_py="numpy scikit-build-core pytest hypothesis faiss-cpu"
 missing=""
 for mod in $want_py; do
   imp=${mod//-/_}

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Runs every test: the C unit tests (-Werror), the C tests again under
 # AddressSanitizer + UBSan and once more with the AVX-512 kernels emulated,
-# the file-reader fuzz target for a bounded time, then the Python module's and
-# the vecdex command's tests (compared with numpy and faiss).
+# the libFuzzer targets (file reader, factory strings, the command's vector
+# files, operation sequences) for FUZZ_SECONDS each, then the Python
+# module's and the vecdex command's tests (compared with numpy and faiss),
+# including the property suite (VECDEX_PROP_EXAMPLES examples per test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 JOBS=$(nproc)
-FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+FUZZ_SECONDS=${FUZZ_SECONDS:-40}
 PY=${PYTHON:-python3}
 
-echo "== C unit tests (Release, -Werror)"
+echo "== C unit tests (Release, -Werror; the CUDA kernels too where nvcc is)"
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DVDX_WERROR=ON >/dev/null
 cmake --build build/release -j"$JOBS" >/dev/null
 ctest --test-dir build/release --output-on-failure -j"$JOBS"
@@ -19,8 +21,12 @@ echo "== C unit tests, scalar kernels forced"
 VECDEX_SIMD=scalar ctest --test-dir build/release --output-on-failure -j"$JOBS"
 
 echo "== C unit tests under AddressSanitizer + UBSan"
+# (with the GPU host code over the CPU emulation of the device, when the
+# CUDA headers are there: test_gpu then checks it under the sanitizers)
+GPU_MODE=OFF
+[ -e /usr/local/cuda/include/cuda_runtime_api.h ] && GPU_MODE=EMULATE
 cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DVDX_WERROR=ON -DVDX_SANITIZE=ON \
-      -DVDX_BUILD_CLI=OFF >/dev/null
+      -DVDX_BUILD_CLI=OFF -DVDX_GPU=$GPU_MODE >/dev/null
 cmake --build build/asan -j"$JOBS" >/dev/null
 # OpenBLAS' threads and libomp confuse LeakSanitizer's stack scanning; leaks
 # are still reported for the library's own allocations.
@@ -37,14 +43,30 @@ cmake --build build/emu-asan -j"$JOBS" >/dev/null
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   OPENBLAS_NUM_THREADS=1 ctest --test-dir build/emu-asan --output-on-failure -j"$JOBS"
 
-echo "== fuzz: file reader (${FUZZ_SECONDS}s)"
+# (no GPU part: nvcc's objects would make CMake link libFuzzer with g++)
+# Each libFuzzer target runs for FUZZ_SECONDS (default 40: under 3 minutes
+# for the four); a crash, a sanitizer report or a broken invariant fails the
+# run (its input is left in build/fuzz/ as crash-* / timeout-*).
+FUZZ_TARGETS="read_index factory vecio ops"
+echo "== fuzz: $FUZZ_TARGETS (${FUZZ_SECONDS}s each)"
 CC=clang cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVDX_BUILD_FUZZ=ON \
-      -DVDX_BUILD_TESTS=OFF -DVDX_BUILD_CLI=OFF >/dev/null
-cmake --build build/fuzz -j"$JOBS" --target fuzz_read_index >/dev/null
-mkdir -p build/fuzz/corpus
-cp tests/fuzz/corpus/* build/fuzz/corpus/ 2>/dev/null || true
-OPENBLAS_NUM_THREADS=1 ./build/fuzz/fuzz_read_index -max_total_time="$FUZZ_SECONDS" \
-  -rss_limit_mb=2048 -malloc_limit_mb=1024 -print_final_stats=1 build/fuzz/corpus 2>&1 | tail -n 12
+      -DVDX_BUILD_TESTS=OFF -DVDX_BUILD_CLI=OFF -DVDX_GPU=OFF >/dev/null
+for t in $FUZZ_TARGETS; do
+  cmake --build build/fuzz -j"$JOBS" --target "fuzz_$t" >/dev/null
+done
+for t in $FUZZ_TARGETS; do
+  seeds=tests/fuzz/corpus_$t
+  [ "$t" = read_index ] && seeds=tests/fuzz/corpus
+  work=build/fuzz/corpus_$t
+  mkdir -p "$work"
+  cp "$seeds"/* "$work"/ 2>/dev/null || true
+  dict=""
+  [ -f "tests/fuzz/$t.dict" ] && dict="-dict=tests/fuzz/$t.dict"
+  echo "-- fuzz_$t"
+  OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 ./build/fuzz/fuzz_"$t" $dict \
+    -max_total_time="$FUZZ_SECONDS" -timeout=30 -rss_limit_mb=2048 -malloc_limit_mb=1024 \
+    -artifact_prefix=build/fuzz/ -print_final_stats=1 "$work" 2>&1 | tail -n 12
+done
 
 echo "== Python module"
 $PY -m pip install -q --root-user-action=ignore --no-build-isolation . 

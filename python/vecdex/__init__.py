@@ -10,6 +10,7 @@ from ._vecdex import *  # noqa: F401,F403  (the public API)
 from ._vecdex import __version__  # noqa: F401
 from ._swig_idioms import *  # noqa: F401,F403
 from . import _swig_idioms
+from .store import Store, Hits  # noqa: F401
 
 
 def swig_ptr(a):
@@ -69,7 +70,11 @@ def extract_index_ivf(index):
                        + type(index).__name__)
 
 
+from .gpu import *  # noqa: F401,F403,E402  (GPU options and helpers)
+from . import gpu as _gpu  # noqa: E402
+
 __all__ = [name for name in dir(_vecdex) if not name.startswith("_")]
-__all__ += ["swig_ptr", "knn", "__version__", "write_VectorTransform",
+__all__ += _gpu.__all__
+__all__ += ["Store", "Hits", "swig_ptr", "knn", "__version__", "write_VectorTransform",
             "read_VectorTransform", "extract_index_ivf"]
 __all__ += _swig_idioms.__all__

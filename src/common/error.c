@@ -43,6 +43,8 @@ const char *vdx_status_name(vdx_status s) {
     case VDX_ERR_NOT_FOUND: return "VDX_ERR_NOT_FOUND";
     case VDX_ERR_INTERNAL: return "VDX_ERR_INTERNAL";
     case VDX_ERR_INTERRUPTED: return "VDX_ERR_INTERRUPTED";
+    case VDX_ERR_BUSY: return "VDX_ERR_BUSY";
+    case VDX_ERR_READ_ONLY: return "VDX_ERR_READ_ONLY";
     }
     return "VDX_ERR_UNKNOWN";
 }

@@ -617,8 +617,10 @@ vdx_status vdx_hnsw_search(const vdx_index_hnsw *h, int64_t n, const float *x,
                     vdx_heap_push(k, hk, hi, c.res[i].d, c.res[i].id);
                 found = VDX_MIN((int64_t)nr, k);
             }
-            if (found < k && (brute || sel)) {
-                /* too few admitted nodes reached: complete exactly */
+            /* too few nodes reached (a filter the walk rarely meets, a
+             * graph cut by removals): complete exactly, so that k results
+             * come back whenever k admitted vectors exist */
+            if (found < k && (brute || sel || found < g->n)) {
                 vdx_heap_init(k, hk, hi);
                 scan_admitted(h, &c, k, sel, hk, hi);
             }

@@ -50,6 +50,9 @@ typedef struct vdx_hnsw {
                               vdx_hnsw_lock(g, i) (build only; never nested,
                               so nodes may share one) */
     vdx_rng rng;           /* level generator */
+    int64_t nremoved;      /* nodes removed since the graph was last built
+                              whole (removal rebuilds past n / 2; not kept in
+                              files) */
 } vdx_hnsw;
 
 /* Lock stripes: a byte per node would cost more memory per vector than

@@ -222,12 +222,69 @@ static vdx_status idmap_reconstruct_n(const vdx_index *ix, vdx_idx_t i0,
     return vdx_index_reconstruct_n(m->sub, i0, ni, out);
 }
 
+/* The IVF index holding an IDMap's vectors (itself, or under transforms),
+ * or NULL. */
+static vdx_ivf *ivf_below(vdx_index *sub) {
+    while (sub && !vdx_index_is_ivf(sub))
+        sub = vdx_index_pretransform_index(sub);
+    return (vdx_ivf *)sub;
+}
+
+/* An IDMap's sub-index numbers its vectors by position (id_map[i] is the
+ * user id of position i).  Positional kinds renumber when vectors are
+ * removed, IVF lists keep their ids: there, the kept ids (old positions)
+ * are renumbered to their new positions, as the id map is compacted —
+ * without it the labels of later vectors pointed at other vectors (FAISS
+ * has the same flaw).  keep[i]: old position i survives. */
+static vdx_status renumber_ivf(vdx_ivf *ivf, const uint8_t *keep, int64_t nold) {
+    int64_t *pos = vdx_malloc_array((size_t)(nold ? nold : 1), sizeof(int64_t));
+    if (!pos) return VDX_ERR_OUT_OF_MEMORY;
+    int64_t j = 0;
+    for (int64_t i = 0; i < nold; i++) pos[i] = keep[i] ? j++ : -1;
+    vdx_invlists *il = ivf->il;
+    vdx_status st = VDX_OK;
+    for (int64_t l = 0; l < il->nlist && !st; l++) {
+        int64_t ls = il->ops->list_size(il, l);
+        if (ls == 0) continue;
+        vdx_idx_t *ids = il->ops->ids_rw ? il->ops->ids_rw(il, l) : NULL;
+        if (!ids) {
+            st = vdx_raise(VDX_ERR_UNSUPPORTED,
+                           "remove_ids: the inverted lists under this IDMap "
+                           "are read-only");
+            break;
+        }
+        for (int64_t o = 0; o < ls; o++) {
+            if (ids[o] < 0 || ids[o] >= nold || pos[ids[o]] < 0) {
+                st = vdx_raise(VDX_ERR_INTERNAL,
+                               "remove_ids: IVF id %lld under an IDMap is not "
+                               "a kept position",
+                               (long long)ids[o]);
+                break;
+            }
+            ids[o] = pos[ids[o]];
+        }
+    }
+    vdx_free(pos);
+    if (!st && ivf->dm) st = vdx_ivf_rebuild_direct_map(ivf);
+    return st;
+}
+
 static vdx_status idmap_remove_ids(vdx_index *ix, const vdx_selector *sel,
                                    int64_t *nremoved) {
     vdx_idmap *m = (vdx_idmap *)ix;
     vdx_selector tr = vdx_selector_translated(sel, m->id_map, ix->ntotal);
+    vdx_ivf *ivf = ivf_below(m->sub);
+    uint8_t *keep = NULL;
+    if (ivf) {
+        keep = vdx_malloc_array((size_t)(ix->ntotal ? ix->ntotal : 1), 1);
+        if (!keep) return VDX_ERR_OUT_OF_MEMORY;
+        for (int64_t i = 0; i < ix->ntotal; i++)
+            keep[i] = !vdx_sel_member(sel, m->id_map[i]);
+    }
     int64_t nr = 0;
     vdx_status st = vdx_index_remove_ids(m->sub, &tr, &nr);
+    if (!st && ivf) st = renumber_ivf(ivf, keep, ix->ntotal);
+    vdx_free(keep);
     if (st) return st;
     /* the sub-index compacted in order; compact id_map the same way */
     int64_t j = 0;

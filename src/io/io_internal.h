@@ -128,6 +128,7 @@ typedef struct vdx_writer {
     uint8_t *buf;     /* memory sink (vdx_malloc family) */
     size_t len, cap;
     int depth;
+    int count_only;   /* a dry run: only len (the bytes) is kept */
 } vdx_writer;
 
 VDX_INTERNAL vdx_status vdx_wr_bytes(vdx_writer *w, const void *src,

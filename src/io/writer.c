@@ -2,23 +2,29 @@
  * writer.c — writing indexes in FAISS's binary format to a file or to a
  * memory buffer.
  *
- * Design: one byte sink (vdx_writer) serves both cases.  Files are written
- * to "<path>.tmp.<pid>", flushed and synced, then rename()d over `path`, so
- * a reader never sees a half-written index and a failed write leaves any
- * previous file intact; the temporary file is removed on every error.
- * Memory output grows a vdx_malloc'd buffer geometrically.  The index kind
- * selects a write function from the table in registry.c.
+ * Design: one byte sink (vdx_writer) serves both cases, plus a dry run
+ * that only counts bytes.  A file write first does the dry run, so that an
+ * index that cannot be written fails before any file is touched; then
+ * fileout.c opens the output (a temporary file renamed over the target, or
+ * the target itself for FIFOs, devices and hard-linked files: the policy is
+ * there).  Memory output grows a vdx_malloc'd buffer geometrically.  The
+ * index kind selects a write function from the table in registry.c.
  */
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "fileout.h"
 #include "io_internal.h"
 
 /* ---- primitives -------------------------------------------------------- */
 
 vdx_status vdx_wr_bytes(vdx_writer *w, const void *src, size_t n) {
     if (n == 0) return VDX_OK;
+    if (w->count_only) {
+        w->len = n > SIZE_MAX - w->len ? SIZE_MAX : w->len + n;
+        return VDX_OK;
+    }
     if (w->fp) {
         if (fwrite(src, 1, n, w->fp) != n)
             return vdx_raise(VDX_ERR_IO, "write error on '%s': %s", w->path,
@@ -88,47 +94,34 @@ vdx_status vdx_write_index_rec(vdx_writer *w, const vdx_index *ix) {
 
 /* ---- public entry points ----------------------------------------------- */
 
-/* Writes `index` to `path` in FAISS's format, through "<path>.tmp.<pid>"
- * and a rename, so `path` holds either the old file or the complete new one.
- * @return VDX_OK; VDX_ERR_IO when the temporary file cannot be created,
- *   written, synced or renamed (it is removed); VDX_ERR_UNSUPPORTED for an
- *   index kind with no writer.
- * Thread safety: may run concurrently with searches on the same index. */
+/* Writes `index` to `path` in FAISS's format (the contract, and what an
+ * existing path keeps, are in vecdex.h; the policy is fileout.c's).
+ * Thread safety: may run concurrently with searches on the same index, and
+ * with other writes of the same path (the last to finish wins, whole). */
 vdx_status vdx_write_index(const vdx_index *index, const char *path) {
     vdx_clear_error();
     if (!index) return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "index is NULL");
     if (!path) return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "path is NULL");
 
-    size_t tlen = strlen(path) + 32;
-    char *tmp = vdx_malloc(tlen);
-    if (!tmp) return VDX_ERR_OUT_OF_MEMORY;
-    snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
-
-    vdx_status s = VDX_OK;
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        s = vdx_raise(VDX_ERR_IO, "cannot create '%s': %s", tmp,
-                      strerror(errno));
-        vdx_free(tmp);
-        return s;
-    }
+    /* the dry run: nothing is created, truncated or opened (a FIFO's reader
+     * would get half an index) for an index that cannot be written */
     vdx_writer w;
     memset(&w, 0, sizeof w);
-    w.fp = fp;
-    w.path = tmp;
+    w.count_only = 1;
+    vdx_status s = vdx_write_index_rec(&w, index);
+    if (s != VDX_OK) return s;
+
+    vdx_fileout o;
+    if ((s = vdx_fileout_open(&o, path)) != VDX_OK) return s;
+    memset(&w, 0, sizeof w);
+    w.fp = o.fp;
+    w.path = o.target;
     s = vdx_write_index_rec(&w, index);
-    if (s == VDX_OK && (fflush(fp) != 0 || fsync(fileno(fp)) != 0))
-        s = vdx_raise(VDX_ERR_IO, "cannot flush '%s': %s", tmp,
-                      strerror(errno));
-    if (fclose(fp) != 0 && s == VDX_OK)
-        s = vdx_raise(VDX_ERR_IO, "cannot close '%s': %s", tmp,
-                      strerror(errno));
-    if (s == VDX_OK && rename(tmp, path) != 0)
-        s = vdx_raise(VDX_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, path,
-                      strerror(errno));
-    if (s != VDX_OK) remove(tmp);
-    vdx_free(tmp);
-    return s;
+    if (s != VDX_OK) {
+        vdx_fileout_abort(&o);
+        return s;
+    }
+    return vdx_fileout_commit(&o);
 }
 
 /* Serializes `index` into a new buffer.

@@ -23,6 +23,7 @@
  * the thread team of the call; the *_internal functions assume valid input
  * (index/pretransform.c calls them inside its own public calls).
  */
+#include <float.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -622,13 +623,29 @@ static vdx_status pca_train(vdx_vt *vt, int64_t n, const float *x) {
         vdx_free(part);
     }
     for (int64_t j = 0; j < d; j++) mean[j] = (float)(acc[j] / (double)n);
+    /* Values far from 1 (1e19 .. 3e38, or 1e-30) would overflow or
+     * underflow the float scatter sums (dsyev then fails on Inf): centred
+     * values are scaled by a power of two into [1, 2) at the largest, which
+     * leaves the eigenvectors as they are and divides the eigenvalues by
+     * scale^2 (undone below).  Ordinary data keeps scale 1, bit for bit. */
+    double amax = 0, scale = 1;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < d; j++) {
+            double v = fabs((double)x[i * d + j] - (double)mean[j]);
+            if (v > amax) amax = v;
+        }
+    if (amax > 0x1p40 || (amax > 0 && amax < 0x1p-40))
+        scale = ldexp(1.0, -ilogb(amax));
     /* scatter matrix over centred blocks (no cancellation from the mean) */
     for (int64_t i0 = 0; i0 < n; i0 += br) {
         int64_t nb = VDX_MIN(br, n - i0);
 #pragma omp parallel for schedule(static) num_threads(vdx_nthreads())
         for (int64_t i = 0; i < nb; i++)
             for (int64_t j = 0; j < d; j++)
-                blk[i * d + j] = x[(i0 + i) * d + j] - mean[j];
+                blk[i * d + j] =
+                    scale == 1 ? x[(i0 + i) * d + j] - mean[j]
+                               : (float)(((double)x[(i0 + i) * d + j] -
+                                          (double)mean[j]) * scale);
         int di = (int)d, ki = (int)nb;
         float one = 1;
         /* sgemm rather than ssyrk: twice the flops, but OpenBLAS's sgemm
@@ -661,7 +678,9 @@ static vdx_status pca_train(vdx_vt *vt, int64_t n, const float *x) {
     /* ascending -> largest first; eigenvector i (column) -> row i */
     for (int64_t i = 0; i < d; i++) {
         int64_t src = d - 1 - i;
-        ev[i] = (float)w[src];
+        double e = w[src] / (scale * scale);
+        /* rounding can leave a tiny negative eigenvalue: clamp both ways */
+        ev[i] = (float)VDX_MAX(VDX_MIN(e, (double)FLT_MAX), -(double)FLT_MAX);
         for (int64_t j = 0; j < d; j++) pm[i * d + j] = (float)a[src * d + j];
     }
     vdx_free(vt->mean);

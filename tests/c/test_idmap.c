@@ -85,8 +85,50 @@ static void test_bad(void) {
     vdx_index_free(m);
 }
 
+/* IDMap over an IVF index: remove_ids used to compact the id map while the
+ * IVF lists kept their old positions, so later vectors came back under
+ * other vectors' ids (and the same label twice).  Each vector searched for
+ * itself must come back under its own id, after removals and more adds. */
+static void test_remove_over_ivf(void) {
+    const int64_t d = 2, n = 12;
+    float x[14 * 2];
+    for (int64_t i = 0; i < 14; i++) {
+        x[i * d] = (float)(i * 3 % 14);
+        x[i * d + 1] = (float)(i % 2) * 50.0f;
+    }
+    {
+        vdx_index *ix = NULL;
+        CHECK_OK(vdx_index_factory(d, "IDMap,IVF2,Flat", VDX_METRIC_L2, &ix));
+        CHECK_OK(vdx_index_train(ix, n, x));
+        vdx_idx_t ids[14];
+        for (int64_t i = 0; i < 14; i++) ids[i] = 100 + i;
+        CHECK_OK(vdx_index_add_with_ids(ix, n, x, ids));
+        vdx_idx_t gone[3] = {100, 103, 107};
+        vdx_selector *sel = NULL;
+        CHECK_OK(vdx_selector_batch(3, gone, &sel));
+        int64_t nr = 0;
+        CHECK_OK(vdx_index_remove_ids(ix, sel, &nr));
+        CHECK(nr == 3 && vdx_index_ntotal(ix) == n - 3);
+        CHECK_OK(vdx_index_add_with_ids(ix, 2, x + n * d, ids + n));
+        vdx_search_params p;
+        vdx_search_params_init(&p);
+        p.nprobe = 2;
+        for (int64_t i = 0; i < 14; i++) {
+            if (vdx_selector_is_member(sel, ids[i])) continue;
+            float D[2];
+            vdx_idx_t I[2];
+            CHECK_OK(vdx_index_search(ix, 1, x + i * d, 2, &p, D, I));
+            CHECK(I[0] == ids[i] && D[0] == 0.0f);
+            CHECK(I[1] != I[0]);
+        }
+        vdx_selector_free(sel);
+        vdx_index_free(ix);
+    }
+}
+
 int main(void) {
     RUN(test_search_ids);
     RUN(test_bad);
+    RUN(test_remove_over_ivf);
     return TEST_SUMMARY();
 }

@@ -6,6 +6,8 @@
  * for whitening, plain PQ for OPQ, manual transform + sub-index search for
  * the pre-transform.
  */
+#include <float.h>
+
 #include "test.h"
 
 static double dot(const float *a, const float *b, int64_t d) {
@@ -203,6 +205,62 @@ static void test_pca_vs_power_iteration(void) {
 done:
     vdx_vt_free(pca);
     free(x);
+}
+
+/* PCA of huge (1e21 .. 3e38) and tiny (1e-33) values: the float scatter
+ * sums used to overflow (or underflow) and dsyev failed with
+ * VDX_ERR_INTERNAL.  Scaling the data by a power of two must give the same
+ * eigenvectors and eigenvalues scaled by its square (FLT_MAX at most). */
+static void test_pca_extreme_magnitudes(void) {
+    const int64_t n = 500, d = 6;
+    float *x = make_data(n, d, 11);
+    float *y = malloc((size_t)(n * d) * sizeof(float));
+    vdx_vt *ref = NULL;
+    CHECK_OK(vdx_vt_pca_new(d, 3, 0.0f, 0, &ref));
+    CHECK_OK(vdx_vt_train(ref, n, x));
+    const float *ev0 = vdx_vt_array(ref, VDX_VT_EIGENVALUES, NULL);
+    const float *pm0 = vdx_vt_array(ref, VDX_VT_PCAMAT, NULL);
+    /* past vdx_max_magnitude (1.3e18 at d = 6) the data is refused, as at
+     * every other door; below it (2^55 = 3.6e16) and for tiny values the
+     * scatter sums are scaled and the eigenvalues scaled back */
+    static const int refused[] = {70, 126};
+    for (int t = 0; t < 2; t++) {
+        for (int64_t i = 0; i < n * d; i++) y[i] = ldexpf(x[i], refused[t]);
+        vdx_vt *pca = NULL;
+        CHECK_OK(vdx_vt_pca_new(d, 3, 0.0f, 0, &pca));
+        CHECK(vdx_vt_train(pca, n, y) == VDX_ERR_INVALID_ARGUMENT);
+        CHECK(strstr(vdx_last_error(), "too large") != NULL);
+        CHECK(!vdx_vt_is_trained(pca));
+        vdx_vt_free(pca);
+    }
+    static const int exps[] = {55, -110};
+    for (int t = 0; t < 2; t++) {
+        for (int64_t i = 0; i < n * d; i++) y[i] = ldexpf(x[i], exps[t]);
+        vdx_vt *pca = NULL;
+        CHECK_OK(vdx_vt_pca_new(d, 3, 0.0f, 0, &pca));
+        CHECK_OK(vdx_vt_train(pca, n, y));
+        const float *ev = vdx_vt_array(pca, VDX_VT_EIGENVALUES, NULL);
+        const float *pm = vdx_vt_array(pca, VDX_VT_PCAMAT, NULL);
+        CHECK(ev && pm && ev0 && pm0);
+        if (ev && pm && ev0 && pm0) {
+            for (int64_t e = 0; e < 3; e++) {
+                double want = ldexp((double)ev0[e], 2 * exps[t]);
+                if (want > FLT_MAX) want = FLT_MAX;
+                CHECK(isfinite(ev[e]) &&
+                      fabs(ev[e] - want) <= 1e-3 * want + 1e-44);
+                double c = 0;
+                for (int64_t j = 0; j < d; j++)
+                    c += (double)pm[e * d + j] * pm0[e * d + j];
+                CHECK(fabs(fabs(c) - 1.0) < 1e-3);
+            }
+            float out[3];
+            CHECK_OK(vdx_vt_apply(pca, 1, y, out));
+        }
+        vdx_vt_free(pca);
+    }
+    vdx_vt_free(ref);
+    free(x);
+    free(y);
 }
 
 static void test_pca_whitening_and_rotation(void) {
@@ -646,6 +704,7 @@ int main(void) {
     RUN(test_random_rotation);
     RUN(test_pca_vs_power_iteration);
     RUN(test_pca_whitening_and_rotation);
+    RUN(test_pca_extreme_magnitudes);
     RUN(test_opq_beats_pq);
     RUN(test_norm_center_linear);
     RUN(test_transform_errors);

@@ -188,6 +188,31 @@ def test_demo_small():
     run("demo", "--bogus", rc=2)
 
 
+def test_demo_json_quiet():
+    """--help says every subcommand takes --json and --quiet: demo too."""
+    text = run("demo", "--nb", 2000, "--nq", 50, "--quiet").stdout
+    rows = [l.split() for l in text.splitlines() if l[:1].isupper() and
+            len(l.split()) >= 6 and l.split()[-1].isdigit()]
+    j = json.loads(run("demo", "--nb", 2000, "--nq", 50, "--json").stdout)
+    assert j["nb"] == 2000 and j["nq"] == 50 and j["d"] == 64 and j["k"] == 10
+    assert [r["index"] for r in j["rows"]] == [" ".join(r[:-5]) for r in rows]
+    for r in j["rows"]:
+        assert set(r) >= {"factory", "build_s", "qps", "recall_at_1",
+                          "recall_at_10", "bytes_per_vector"}
+        assert 0 <= r["recall_at_1"] <= 1 and r["qps"] > 0
+    by = {r["index"]: r for r in j["rows"]}
+    # exact search against the demo's double-precision ground truth
+    assert by["Flat"]["recall_at_1"] == 1.0 and by["Flat"]["recall_at_10"] == 1.0
+    assert by["HNSW32 efSearch=64"]["recall_at_10"] > 0.9
+    # the deterministic rows agree with the table
+    for r in rows:
+        name = " ".join(r[:-5])
+        if name.startswith(("Flat", "IDMap2", "IVF100,Flat")):
+            assert float(r[-3]) == pytest.approx(by[name]["recall_at_1"], abs=1e-3)
+    j2 = json.loads(run("demo", "--nb", 2000, "--nq", 50, "--json", "--quiet").stdout)
+    assert [r["index"] for r in j2["rows"]] == [r["index"] for r in j["rows"]]
+
+
 # --- bad inputs ----------------------------------------------------------
 def err(p, *needles):
     for n in needles:
@@ -297,3 +322,111 @@ def test_bad_output_extension(data):
     t = data["dir"]
     err(run("search", t / "flat.index", "--queries", t / "xq.npy", "-o",
             t / "r.txt", rc=1), "r.txt")
+
+
+# --- an output that is also an input (issue 17, item 12) -----------------
+def flat_index(data):
+    """data's Flat index file, built here when no earlier test made it."""
+    path = data["dir"] / "flat.index"
+    if not os.path.exists(path):
+        run("build", "--factory", "Flat", "--add", data["dir"] / "xb.fvecs",
+            "-o", path)
+    return path
+
+
+def names_for(path, how, tmp):
+    """Another name of `path`: itself, a symlink, a hard link, a detour."""
+    if how == "same":
+        return path
+    n = len(os.listdir(tmp))
+    if how == "symlink":
+        q = tmp / ("link%d_%s" % (n, path.name))
+        os.symlink(path, q)
+        return q
+    if how == "hardlink":
+        q = tmp / ("hard%d_%s" % (n, path.name))
+        os.link(path, q)
+        return q
+    (tmp / "sub").mkdir(exist_ok=True)
+    return tmp / "sub" / ".." / path.name          # "detour"
+
+
+def contents(*paths):
+    return [open(p, "rb").read() for p in paths]
+
+
+@pytest.mark.parametrize("how", ["same", "symlink", "hardlink", "detour"])
+@pytest.mark.parametrize("opt", ["--add", "--train"])
+def test_build_output_is_input(data, tmp_path, how, opt):
+    src = tmp_path / "xb.fvecs"
+    shutil.copy(data["dir"] / "xb.fvecs", src)
+    other = data["dir"] / "xb.fvecs"
+    args = ["--add", other, "--train", src] if opt == "--train" else ["--add", src]
+    before = contents(src)
+    p = run("build", "--factory", "Flat", *args, "-o", names_for(src, how, tmp_path),
+            rc=2)
+    err(p, "-o", opt, "same file")
+    assert contents(src) == before
+
+
+@pytest.mark.parametrize("how", ["same", "symlink", "hardlink", "detour"])
+def test_search_output_is_input(data, tmp_path, how):
+    t = data["dir"]
+    index, xq = tmp_path / "flat.index", tmp_path / "xq.npy"
+    shutil.copy(flat_index(data), index)
+    shutil.copy(t / "xq.npy", xq)
+    before = contents(index, xq)
+    for args, needles in [
+            (["-o", names_for(xq, how, tmp_path)], ["-o", "--queries"]),
+            (["-o", tmp_path / "ok.npy", "--distances", names_for(index, how, tmp_path)],
+             ["--distances", "INDEX"]),
+            (["-o", names_for(index, how, tmp_path)], ["-o", "INDEX"])]:
+        p = run("search", index, "--queries", xq, *args, rc=2)
+        err(p, "same file", *needles)
+    assert contents(index, xq) == before
+    assert not os.path.exists(tmp_path / "ok.npy")
+
+
+def test_search_two_outputs_one_file(data, tmp_path):
+    t = data["dir"]
+    base = ["search", flat_index(data), "--queries", t / "xq.npy", "-k", 3]
+    # ids and distances in one (new) file: distances would overwrite the ids
+    err(run(*base, "-o", tmp_path / "r.npy", "--distances", tmp_path / "r.npy",
+            rc=2), "--distances", "-o", "same file")
+    (tmp_path / "sub").mkdir()
+    err(run(*base, "-o", tmp_path / "r.npy", "--distances",
+            tmp_path / "sub" / ".." / "r.npy", rc=2), "same file")
+    assert not os.path.exists(tmp_path / "r.npy")
+    # existing, through a symlink
+    np.save(tmp_path / "e.npy", np.zeros(3))
+    os.symlink("e.npy", tmp_path / "e_link.npy")
+    err(run(*base, "-o", tmp_path / "e.npy", "--distances", tmp_path / "e_link.npy",
+            rc=2), "same file")
+    # the default distances file (IDS's stem + .dist) being the queries
+    shutil.copy(t / "xq.npy", tmp_path / "r.dist.npy")
+    before = contents(tmp_path / "r.dist.npy")
+    err(run("search", flat_index(data), "--queries", tmp_path / "r.dist.npy",
+            "-o", tmp_path / "r.npy", rc=2), "r.dist.npy", "--queries")
+    assert contents(tmp_path / "r.dist.npy") == before
+    # different files are fine
+    run(*base, "-o", tmp_path / "r.npy", "--distances", tmp_path / "d.npy")
+    np.testing.assert_array_equal(np.load(tmp_path / "r.npy"), data["gt"][:, :3])
+
+
+def test_outputs_written_like_indexes(data, tmp_path):
+    """Vector outputs follow write_index's rules: a symlink stays a symlink,
+    a mode is kept, no temporary is left (they were renamed over the path
+    from a fixed "<path>.tmp", shared by concurrent runs)."""
+    t = data["dir"]
+    target = tmp_path / "ids_target.npy"
+    np.save(target, np.zeros(1))
+    os.symlink("ids_target.npy", tmp_path / "ids.npy")
+    np.save(tmp_path / "dist.npy", np.zeros(1))
+    os.chmod(tmp_path / "dist.npy", 0o600)
+    run("search", flat_index(data), "--queries", t / "xq.npy", "-k", 3,
+        "-o", tmp_path / "ids.npy", "--distances", tmp_path / "dist.npy")
+    assert os.path.islink(tmp_path / "ids.npy")
+    np.testing.assert_array_equal(np.load(target), data["gt"][:, :3])
+    assert oct(os.stat(tmp_path / "dist.npy").st_mode & 0o777) == "0o600"
+    assert np.load(tmp_path / "dist.npy").shape == (40, 3)
+    assert sorted(os.listdir(tmp_path)) == ["dist.npy", "ids.npy", "ids_target.npy"]

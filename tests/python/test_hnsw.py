@@ -218,6 +218,50 @@ def test_remove_ids(ds):
     assert f.ntotal == len(keep)
 
 
+@pytest.mark.parametrize("frac", [0.5, 0.9, 0.99])
+def test_heavy_removal_recall(frac):
+    """After removing most vectors, recall@10 against brute force on the
+    survivors stays with a fresh build's and every query gets 10 results,
+    also through an IDMap2 (user ids kept) and with a filter."""
+    rs = np.random.RandomState(3)
+    xb, xq = rs.rand(6000, D).astype("float32"), rs.rand(100, D).astype("float32")
+    rm = np.sort(rs.permutation(len(xb))[: int(frac * len(xb))])
+    keep = np.setdiff1d(np.arange(len(xb)), rm)
+    gt = faiss.knn(xq, xb[keep], 10)[1]
+    v = vecdex.IndexIDMap2(vecdex.IndexHNSWFlat(D, 8))
+    v.add_with_ids(xb, np.arange(len(xb), dtype="int64") + 7)
+    assert v.remove_ids(rm + 7) == len(rm)
+    fresh = vecdex.IndexHNSWFlat(D, 8)
+    fresh.add(xb[keep])
+    p = vecdex.SearchParametersHNSW(efSearch=32)
+    _, I = v.search(xq, 10, params=p)
+    assert (I >= 0).all()
+    r_rm = recall(I, keep[gt] + 7)
+    r_fr = recall(fresh.search(xq, 10, params=p)[1], gt)
+    print("%.0f%% removed: recall@10 %.3f, fresh build %.3f" % (100 * frac, r_rm, r_fr))
+    assert r_rm >= r_fr - 0.02, (r_rm, r_fr)
+    # a filter admitting a third of the survivors: 10 results, all admitted
+    adm = keep[::3] + 7
+    p = vecdex.SearchParametersHNSW(efSearch=32, sel=vecdex.IDSelectorBatch(adm))
+    _, I = v.search(xq, 10, params=p)
+    want = min(10, len(adm))
+    assert (I[:, :want] >= 0).all() and np.isin(I[:, :want], adm).all()
+
+
+@pytest.mark.parametrize("left", [300, 10])
+def test_identical_vectors_after_removal(left):
+    # 3000 copies of one vector, all but `left` removed: k results, never 1
+    x = np.repeat(data(1, 5), 3000, 0)
+    v = vecdex.IndexHNSWFlat(D, 8)
+    v.add(x)
+    v.remove_ids(vecdex.IDSelectorRange(0, 3000 - left))
+    assert v.ntotal == left
+    v.hnsw.efSearch = 64
+    Dd, I = v.search(x[:3], 10)
+    assert (I >= 0).all() and (Dd == 0).all()
+    assert all(len(set(row)) == 10 for row in I.tolist())
+
+
 def test_idmap_over_hnsw_keeps_ids(ds):
     xb, xq, _ = ds
     v = vecdex.IndexIDMap2(vecdex.IndexHNSWFlat(D, 16))

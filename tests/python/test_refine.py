@@ -189,3 +189,12 @@ def test_ownership(rng):
     del rf
     gc.collect()
     assert r.ntotal == 0
+
+
+def test_params_k_factor_error_quotes_the_value():
+    # PyErr_Format has no %g: the message used to read "got %g"
+    for bad, shown in ((-1.0, "-1.0"), (0.5, "0.5"), (1e10, "10000000000.0"),
+                       (float("nan"), "nan")):
+        with pytest.raises(ValueError) as e:
+            vecdex.IndexRefineSearchParameters(k_factor=bad)
+        assert "%g" not in str(e.value) and shown in str(e.value)
