@@ -1298,6 +1298,17 @@ VDX_API vdx_status vdx_lsq_update_codebooks(vdx_aq *lsq, const float *x,
  *  product.  Takes ownership of aq on success only. */
 VDX_API vdx_status vdx_index_aq_new(vdx_aq *aq, vdx_metric metric,
                                     vdx_index **out);
+/** The 4-bit fast-scan form (FAISS: IndexResidualQuantizerFastScan,
+ *  IndexLocalSearchQuantizerFastScan and the product kinds by the
+ *  quantizer's kind): every codebook of aq must have nbits = 4, its search
+ *  type ST_norm_rq2x4 or ST_norm_lsq2x4 for L2, ST_LUT_nonorm for inner
+ *  product; codes are packed in blocks of bbs (a multiple of 32, FAISS's
+ *  default 32).  Results are those of the float look-up table on the
+ *  stored codes.  Takes ownership of aq on success only. */
+VDX_API vdx_status vdx_index_aq_fastscan_new(vdx_aq *aq, vdx_metric metric,
+                                             int64_t bbs, vdx_index **out);
+/** The block size of an additive fast-scan index, 0 for other kinds. */
+VDX_API int64_t vdx_index_aq_fastscan_bbs(const vdx_index *index);
 /** IVF over additive-quantizer codes, of the residuals to the list
  *  centroids by default (FAISS: IndexIVFResidualQuantizer and the LSQ /
  *  product kinds).  d is aq's.  Takes ownership of quantizer and aq on

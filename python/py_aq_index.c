@@ -18,7 +18,10 @@ PyTypeObject IndexAdditiveQuantizerType, IndexResidualQuantizerType,
     ResidualCoarseQuantizerType, LocalSearchCoarseQuantizerType,
     IndexIVFAdditiveQuantizerType, IndexIVFResidualQuantizerType,
     IndexIVFLocalSearchQuantizerType, IndexIVFProductResidualQuantizerType,
-    IndexIVFProductLocalSearchQuantizerType;
+    IndexIVFProductLocalSearchQuantizerType, IndexAdditiveQuantizerFastScanType,
+    IndexResidualQuantizerFastScanType, IndexLocalSearchQuantizerFastScanType,
+    IndexProductResidualQuantizerFastScanType,
+    IndexProductLocalSearchQuantizerFastScanType;
 
 static PyObject *IAQ_get_aq(IndexObject *self, void *c) {
     (void)c;
@@ -323,6 +326,152 @@ PyTypeObject IndexProductLocalSearchQuantizerType = INDEX_TYPE_BODY(
     "search_type=ST_decompress)",
     &IndexAdditiveQuantizerType, IPLSQ_init, NULL, IPLSQ_getset);
 
+/* ---- the fast-scan kinds -------------------------------------------------- */
+
+static int fs_init(IndexObject *self, vdx_status st, vdx_aq *aq, int metric,
+                   long long bbs) {
+    if (st) {
+        raise_status(st);
+        return -1;
+    }
+    vdx_index *ix = NULL;
+    st = vdx_index_aq_fastscan_new(aq, (vdx_metric)metric, bbs, &ix);
+    if (st) vdx_aq_free(aq);
+    return take_root(self, st, ix);
+}
+
+/* IndexResidualQuantizerFastScan(d, M, nbits, metric=L2,
+ * search_type=ST_norm_rq2x4, bbs=32) and the LSQ kind */
+static int iaqfs_init(IndexObject *self, PyObject *args, PyObject *kw, int lsq,
+                      const char *fmt) {
+    static char *kwlist[] = {"d", "M", "nbits", "metric", "search_type", "bbs", NULL};
+    long long d, M, bbs = 32;
+    int nbits, metric = VDX_METRIC_L2;
+    int stype = lsq ? VDX_AQ_ST_NORM_LSQ2X4 : VDX_AQ_ST_NORM_RQ2X4;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, fmt, kwlist, &d, &M, &nbits, &metric,
+                                     &stype, &bbs))
+        return -1;
+    if (already(self)) return -1;
+    if (M < 0 || M > 4096) {
+        PyErr_Format(PyExc_ValueError, "M must be in 1..4096, got %lld", M);
+        return -1;
+    }
+    vdx_aq *aq = NULL;
+    vdx_status st;
+    if (lsq) {
+        st = vdx_lsq_new(d, M, nbits, stype, &aq);
+    } else {
+        int *nb = PyMem_Malloc(sizeof(int) * (size_t)(M ? M : 1));
+        if (!nb) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (long long i = 0; i < M; i++) nb[i] = nbits;
+        st = vdx_rq_new(d, M, nb, stype, &aq);
+        PyMem_Free(nb);
+    }
+    return fs_init(self, st, aq, metric, bbs);
+}
+static int IRQFS_init(IndexObject *self, PyObject *args, PyObject *kw) {
+    return iaqfs_init(self, args, kw, 0, "LLi|iiL:IndexResidualQuantizerFastScan");
+}
+static int ILSQFS_init(IndexObject *self, PyObject *args, PyObject *kw) {
+    return iaqfs_init(self, args, kw, 1, "LLi|iiL:IndexLocalSearchQuantizerFastScan");
+}
+
+static int iprodfs_init(IndexObject *self, PyObject *args, PyObject *kw, int kind,
+                        const char *fmt) {
+    static char *kwlist[] = {"d", "nsplits", "Msub", "nbits", "metric",
+                             "search_type", "bbs", NULL};
+    long long d, ns, ms, bbs = 32;
+    int nbits, metric = VDX_METRIC_L2;
+    int stype = kind == VDX_AQ_PLSQ ? VDX_AQ_ST_NORM_LSQ2X4 : VDX_AQ_ST_NORM_RQ2X4;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, fmt, kwlist, &d, &ns, &ms, &nbits,
+                                     &metric, &stype, &bbs))
+        return -1;
+    if (already(self)) return -1;
+    vdx_aq *aq = NULL;
+    vdx_status st = vdx_product_aq_new(kind, d, ns, ms, nbits, stype, &aq);
+    return fs_init(self, st, aq, metric, bbs);
+}
+static int IPRQFS_init(IndexObject *self, PyObject *args, PyObject *kw) {
+    return iprodfs_init(self, args, kw, VDX_AQ_PRQ,
+                        "LLLi|iiL:IndexProductResidualQuantizerFastScan");
+}
+static int IPLSQFS_init(IndexObject *self, PyObject *args, PyObject *kw) {
+    return iprodfs_init(self, args, kw, VDX_AQ_PLSQ,
+                        "LLLi|iiL:IndexProductLocalSearchQuantizerFastScan");
+}
+
+static PyObject *IAQFS_get_bbs(IndexObject *self, void *c) {
+    (void)c;
+    if (ready(self) < 0) return NULL;
+    return PyLong_FromLongLong(vdx_index_aq_fastscan_bbs(self->ix));
+}
+
+/* FAISS's IndexFastScan.M: 4-bit indices per code (the quantizer's M, + 2
+ * for L2's norm); M2 rounded up to even; code_size (M * 4 + 7) / 8 */
+static long long fs_M(IndexObject *self) {
+    const vdx_aq *aq = vdx_index_aq(self->ix);
+    return (long long)vdx_aq_M(aq) +
+           (vdx_index_metric(self->ix) == VDX_METRIC_L2 ? 2 : 0);
+}
+static PyObject *IAQFS_get_M(IndexObject *self, void *c) {
+    (void)c;
+    if (ready(self) < 0) return NULL;
+    return PyLong_FromLongLong(fs_M(self));
+}
+static PyObject *IAQFS_get_M2(IndexObject *self, void *c) {
+    (void)c;
+    if (ready(self) < 0) return NULL;
+    return PyLong_FromLongLong((fs_M(self) + 1) / 2 * 2);
+}
+static PyObject *IAQFS_get_ksub(IndexObject *self, void *c) {
+    (void)c;
+    if (ready(self) < 0) return NULL;
+    return PyLong_FromLong(16);
+}
+static PyObject *IAQFS_get_nbits(IndexObject *self, void *c) {
+    (void)c;
+    if (ready(self) < 0) return NULL;
+    return PyLong_FromLong(4);
+}
+
+static PyGetSetDef IAQFS_getset[] = {
+    IAQ_COMMON,
+    {"bbs", (getter)IAQFS_get_bbs, NULL, "block size (vectors per packed block)", NULL},
+    {"M", (getter)IAQFS_get_M, NULL,
+     "4-bit indices per code (the quantizer's M, + 2 for L2's norm)", NULL},
+    {"M2", (getter)IAQFS_get_M2, NULL, "M rounded up to even", NULL},
+    {"ksub", (getter)IAQFS_get_ksub, NULL, "16", NULL},
+    {"nbits", (getter)IAQFS_get_nbits, NULL, "4", NULL},
+    {NULL, NULL, NULL, NULL, NULL}};
+
+PyTypeObject IndexAdditiveQuantizerFastScanType = INDEX_TYPE_BODY(
+    "IndexAdditiveQuantizerFastScan",
+    "Base of the 4-bit fast-scan additive-quantizer indexes.", &IndexType,
+    abstract_init, IAQ_methods, IAQFS_getset);
+PyTypeObject IndexResidualQuantizerFastScanType = INDEX_TYPE_BODY(
+    "IndexResidualQuantizerFastScan",
+    "IndexResidualQuantizerFastScan(d, M, nbits=4, metric=METRIC_L2, "
+    "search_type=ST_norm_rq2x4, bbs=32)",
+    &IndexAdditiveQuantizerFastScanType, IRQFS_init, NULL, IRQ_getset);
+PyTypeObject IndexLocalSearchQuantizerFastScanType = INDEX_TYPE_BODY(
+    "IndexLocalSearchQuantizerFastScan",
+    "IndexLocalSearchQuantizerFastScan(d, M, nbits=4, metric=METRIC_L2, "
+    "search_type=ST_norm_lsq2x4, bbs=32)",
+    &IndexAdditiveQuantizerFastScanType, ILSQFS_init, NULL, ILSQ_getset);
+PyTypeObject IndexProductResidualQuantizerFastScanType = INDEX_TYPE_BODY(
+    "IndexProductResidualQuantizerFastScan",
+    "IndexProductResidualQuantizerFastScan(d, nsplits, Msub, nbits=4, "
+    "metric=METRIC_L2, search_type=ST_norm_rq2x4, bbs=32)",
+    &IndexAdditiveQuantizerFastScanType, IPRQFS_init, NULL, IPRQ_getset);
+PyTypeObject IndexProductLocalSearchQuantizerFastScanType = INDEX_TYPE_BODY(
+    "IndexProductLocalSearchQuantizerFastScan",
+    "IndexProductLocalSearchQuantizerFastScan(d, nsplits, Msub, nbits=4, "
+    "metric=METRIC_L2, search_type=ST_norm_lsq2x4, bbs=32)",
+    &IndexAdditiveQuantizerFastScanType, IPLSQFS_init, NULL, IPLSQ_getset);
+
 /* ---- coarse quantizers -------------------------------------------------- */
 
 static int coarse_init(IndexObject *self, vdx_status st, vdx_aq *aq, int metric) {
@@ -614,6 +763,12 @@ PyTypeObject *aq_index_class(const char *tn) {
         {"IndexIVFProductResidualQuantizer", &IndexIVFProductResidualQuantizerType},
         {"IndexIVFProductLocalSearchQuantizer",
          &IndexIVFProductLocalSearchQuantizerType},
+        {"IndexResidualQuantizerFastScan", &IndexResidualQuantizerFastScanType},
+        {"IndexLocalSearchQuantizerFastScan", &IndexLocalSearchQuantizerFastScanType},
+        {"IndexProductResidualQuantizerFastScan",
+         &IndexProductResidualQuantizerFastScanType},
+        {"IndexProductLocalSearchQuantizerFastScan",
+         &IndexProductLocalSearchQuantizerFastScanType},
     };
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (!strcmp(tn, map[i].n)) return map[i].t;
@@ -628,7 +783,11 @@ int pyvdx_init_aq_index(PyObject *m) {
         &ResidualCoarseQuantizerType, &LocalSearchCoarseQuantizerType,
         &IndexIVFAdditiveQuantizerType, &IndexIVFResidualQuantizerType,
         &IndexIVFLocalSearchQuantizerType, &IndexIVFProductResidualQuantizerType,
-        &IndexIVFProductLocalSearchQuantizerType};
+        &IndexIVFProductLocalSearchQuantizerType,
+        &IndexAdditiveQuantizerFastScanType, &IndexResidualQuantizerFastScanType,
+        &IndexLocalSearchQuantizerFastScanType,
+        &IndexProductResidualQuantizerFastScanType,
+        &IndexProductLocalSearchQuantizerFastScanType};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (add_type(m, types[i]) < 0) return -1;
     return 0;

@@ -518,13 +518,18 @@ static vdx_status build_aq(int64_t d, vdx_metric metric, const parsed_tok *enc,
     if (!ivf && (enc->aq_fs & 2))
         return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
                          "index_factory: 'fsr' (by_residual) needs an IVF token");
-    if (enc->aq_fs)
+    if (enc->aq_fs && ivf)
         return vdx_raise(VDX_ERR_UNSUPPORTED,
-                         "index_factory: fast-scan additive quantizers are not "
-                         "implemented yet");
+                         "index_factory: IVF fast-scan additive quantizers are "
+                         "not implemented yet");
     vdx_aq *aq = NULL;
     vdx_status st = make_aq(d, metric, enc, &aq);
     if (st) return st;
+    if (enc->aq_fs) {
+        st = vdx_index_aq_fastscan_new(aq, metric, enc->aq_bbs, out);
+        if (st) vdx_aq_free(aq);
+        return st;
+    }
     if (!ivf) {
         st = enc->aq_coarse ? vdx_index_additive_coarse_new(aq, metric, out)
                             : vdx_index_aq_new(aq, metric, out);

@@ -423,12 +423,12 @@ vdx_status vdx_index_aq_new(vdx_aq *aq, vdx_metric metric, vdx_index **out) {
 
 static vdx_status sa_check(const vdx_index *ix, int64_t n, const void *a,
                            const void *b, const char *what) {
-    if (!vdx_is_index_aq(ix))
+    if (!vdx_is_index_aq(ix) && !vdx_is_aqfs(ix))
         return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
                          "%s: not a flat additive-quantizer index", what);
     if (n < 0 || (n > 0 && (!a || !b)))
         return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "%s: bad arguments", what);
-    if (!((const vdx_aqi *)ix)->aq->is_trained)
+    if (!vdx_index_aq(ix)->is_trained)
         return vdx_raise(VDX_ERR_NOT_TRAINED, "%s: the index is not trained", what);
     return VDX_OK;
 }
@@ -440,7 +440,7 @@ vdx_status vdx_index_aq_sa_encode(const vdx_index *ix, int64_t n,
     if (!st) st = vdx_check_vectors(x, n, ix->d, "vectors to encode");
     if (st || n == 0) return st;
     vdx_team_begin();
-    st = vdx_aq_encode(((const vdx_aqi *)ix)->aq, n, x, codes);
+    st = vdx_aq_encode(vdx_index_aq(ix), n, x, codes);
     vdx_team_end();
     return st;
 }
@@ -451,7 +451,7 @@ vdx_status vdx_index_aq_sa_decode(const vdx_index *ix, int64_t n,
     vdx_status st = sa_check(ix, n, codes, x, "sa_decode");
     if (st || n == 0) return st;
     vdx_team_begin();
-    vdx_aq_decode_n(((const vdx_aqi *)ix)->aq, n, codes, x);
+    vdx_aq_decode_n(vdx_index_aq(ix), n, codes, x);
     vdx_team_end();
     return VDX_OK;
 }

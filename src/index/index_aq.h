@@ -32,6 +32,25 @@ typedef struct vdx_ivfaq {
     int32_t use_precomputed_table; /* FAISS field, stored only */
 } vdx_ivfaq;
 
+/* the fast-scan kinds (aq_fastscan.c): 4-bit codebooks, codes packed in
+ * blocks as quant/fastscan.h lays them out */
+typedef struct vdx_aqfs {
+    vdx_index base;
+    vdx_aq *aq;     /* owned; nbits 4, ST_LUT_nonorm (IP) or a 2x4 norm (L2) */
+    int64_t Mfs;    /* 4-bit indices per code: aq->M, + 2 for L2 (FAISS: M) */
+    int64_t nsq;    /* Mfs rounded up to even (FAISS: M2) */
+    int64_t bbs;
+    uint8_t *codes; /* packed blocks covering ntotal */
+    int64_t cap;    /* capacity in vectors, a multiple of bbs */
+    /* FAISS fields kept for files (norm_scale is estimated by train as
+     * FAISS does; vecdex's search re-scores and does not use it) */
+    int32_t implem, qbs, norm_scale;
+    int rescale_norm;
+    uint64_t max_train_points;
+} vdx_aqfs;
+
+VDX_INTERNAL int vdx_is_aqfs(const vdx_index *ix);
+VDX_INTERNAL vdx_status vdx_aqfs_reserve(vdx_aqfs *p, int64_t n);
 VDX_INTERNAL int vdx_is_index_aq(const vdx_index *ix);
 VDX_INTERNAL int vdx_is_acq(const vdx_index *ix);
 VDX_INTERNAL int vdx_is_ivfaq(const vdx_index *ix);

@@ -35,10 +35,12 @@
  */
 #include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "io_internal.h"
 #include "index/index_aq.h"
+#include "quant/fastscan.h"
 
 int vdx_io_is_index_aq(const vdx_index *ix) { return vdx_is_index_aq(ix); }
 int vdx_io_is_acq(const vdx_index *ix) {
@@ -596,4 +598,143 @@ vdx_status vdx_io_write_ivfaq(vdx_writer *w, const vdx_index *ix) {
         (s = vdx_wr_i32(w, p->use_precomputed_table)))
         return s;
     return vdx_io_write_ivf_lists(w, &p->ivf);
+}
+
+/* ---- the fast-scan kinds ------------------------------------------------ */
+/*
+ * "IRfs" / "ILfs" / "IPRf" / "IPLf": the common header, the quantizer,
+ * int32 implem, bbs, qbs, uint64 M (4-bit indices per code: the
+ * quantizer's M, + 2 for L2's norm), nbits (4), ksub (16), code_size,
+ * ntotal2 (ntotal rounded up to bbs), M2 (M rounded up to even), uint8
+ * rescale_norm, int32 norm_scale, uint64 max_train_points, a vector of
+ * ntotal2 x M2 / 2 packed code bytes (quant/fastscan.h).
+ */
+int vdx_io_is_aqfs(const vdx_index *ix) { return vdx_is_aqfs(ix); }
+
+static int fs_kind_of(const char *fourcc) {
+    if (!strcmp(fourcc, "IRfs")) return VDX_AQ_RQ;
+    if (!strcmp(fourcc, "ILfs")) return VDX_AQ_LSQ;
+    if (!strcmp(fourcc, "IPRf")) return VDX_AQ_PRQ;
+    return VDX_AQ_PLSQ;
+}
+
+vdx_status vdx_io_read_aqfs(vdx_reader *r, vdx_io_header *h, vdx_index **out) {
+    vdx_status s = vdx_rd_header(r, h);
+    if (s) return s;
+    vdx_metric metric;
+    if ((s = vdx_io_metric(h, &metric))) return s;
+    if (!h->is_trained && h->ntotal != 0)
+        return vdx_raise(VDX_ERR_FORMAT,
+                         "%s index at offset %" PRIu64 " is not trained but "
+                         "holds ntotal=%" PRId64 " vectors",
+                         h->fourcc, h->offset, h->ntotal);
+    vdx_aq *aq = NULL;
+    uint64_t q_at = r->pos;
+    if ((s = read_quantizer(r, h, fs_kind_of(h->fourcc), h->d, &aq))) return s;
+    vdx_index *ix = NULL;
+    int32_t implem, bbs, qbs, norm_scale;
+    uint64_t M, nbits, ksub, cs, ntotal2, M2, mtp, f_at = r->pos;
+    uint8_t rescale;
+    if ((s = vdx_rd_i32(r, &implem, "fast-scan implem")) ||
+        (s = vdx_rd_i32(r, &bbs, "fast-scan bbs")) ||
+        (s = vdx_rd_i32(r, &qbs, "fast-scan qbs")) ||
+        (s = vdx_rd_u64(r, &M, "fast-scan M")) ||
+        (s = vdx_rd_u64(r, &nbits, "fast-scan nbits")) ||
+        (s = vdx_rd_u64(r, &ksub, "fast-scan ksub")) ||
+        (s = vdx_rd_u64(r, &cs, "fast-scan code_size")) ||
+        (s = vdx_rd_u64(r, &ntotal2, "fast-scan ntotal2")) ||
+        (s = vdx_rd_u64(r, &M2, "fast-scan M2")) ||
+        (s = vdx_rd_u8(r, &rescale, "rescale_norm")) ||
+        (s = vdx_rd_i32(r, &norm_scale, "norm_scale")) ||
+        (s = vdx_rd_u64(r, &mtp, "max_train_points")))
+        goto fail_aq;
+    if (bbs < 32 || bbs % 32 != 0 || bbs > VDX_FS_BBS_MAX || qbs < 0) {
+        s = vdx_raise(VDX_ERR_FORMAT,
+                      "%s index: bbs=%d, qbs=%d at offset %" PRIu64 " (bbs must be "
+                      "a multiple of 32 in 32..%d, qbs >= 0)",
+                      h->fourcc, (int)bbs, (int)qbs, f_at + 4, VDX_FS_BBS_MAX);
+        goto fail_aq;
+    }
+    if ((s = vdx_index_aq_fastscan_new(aq, metric, bbs, &ix))) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", vdx_last_error());
+        s = vdx_raise(VDX_ERR_FORMAT, "%s index: the quantizer at offset %" PRIu64
+                      " does not fit fast scan: %s",
+                      h->fourcc, q_at, why);
+        goto fail_aq;
+    }
+    vdx_aqfs *p = (vdx_aqfs *)(void *)ix;
+    uint64_t want2 = ((uint64_t)h->ntotal + (uint64_t)bbs - 1) /
+                     (uint64_t)bbs * (uint64_t)bbs;
+    if (M != (uint64_t)p->Mfs || nbits != 4 || ksub != 16 ||
+        cs != (uint64_t)(p->Mfs * 4 + 7) / 8 || M2 != (uint64_t)p->nsq ||
+        ntotal2 != want2) {
+        s = vdx_raise(VDX_ERR_FORMAT,
+                      "%s index at offset %" PRIu64 ": M=%" PRIu64 " nbits=%" PRIu64
+                      " ksub=%" PRIu64 " code_size=%" PRIu64 " ntotal2=%" PRIu64
+                      " M2=%" PRIu64 " (expected %lld, 4, 16, %lld, %" PRIu64
+                      ", %lld)",
+                      h->fourcc, f_at, M, nbits, ksub, cs, ntotal2, M2,
+                      (long long)p->Mfs, (long long)(p->Mfs * 4 + 7) / 8, want2,
+                      (long long)p->nsq);
+        goto fail;
+    }
+    if (rescale > 1 || norm_scale < 1 || norm_scale > (1 << 20)) {
+        s = vdx_raise(VDX_ERR_FORMAT,
+                      "%s index: rescale_norm=%u, norm_scale=%d (expected 0 or "
+                      "1, and 1..%d)",
+                      h->fourcc, (unsigned)rescale, (int)norm_scale, 1 << 20);
+        goto fail;
+    }
+    if (h->is_trained && !aq->is_trained) {
+        s = vdx_raise(VDX_ERR_FORMAT,
+                      "%s index at offset %" PRIu64 " is trained, its quantizer not",
+                      h->fourcc, h->offset);
+        goto fail;
+    }
+    uint64_t nbytes = ntotal2 * (M2 / 2);
+    if ((s = vdx_rd_vector_count(r, 1, nbytes, "fast-scan codes"))) goto fail;
+    if ((s = vdx_aqfs_reserve(p, (int64_t)ntotal2))) goto fail;
+    if (nbytes && (s = vdx_rd_bytes(r, p->codes, nbytes, "fast-scan codes")))
+        goto fail;
+    /* slots past ntotal must read as zero codes, as freshly added blocks */
+    for (int64_t i = h->ntotal; i < (int64_t)ntotal2; i++)
+        for (int64_t m = 0; m < p->nsq; m++)
+            vdx_fs_set(p->codes, p->bbs, p->nsq, i, m, 0);
+    p->implem = implem;
+    p->qbs = qbs;
+    p->rescale_norm = rescale;
+    p->norm_scale = norm_scale;
+    p->max_train_points = mtp;
+    ix->ntotal = h->ntotal;
+    ix->is_trained = h->is_trained;
+    ix->metric_arg = h->metric_arg;
+    *out = ix;
+    return VDX_OK;
+fail_aq:
+    vdx_aq_destroy(aq);
+    return s;
+fail:
+    vdx_index_free(ix);
+    return s;
+}
+
+vdx_status vdx_io_write_aqfs(vdx_writer *w, const vdx_index *ix) {
+    const vdx_aqfs *p = (const vdx_aqfs *)(const void *)ix;
+    static const char *cc[4] = {"IRfs", "ILfs", "IPRf", "IPLf"};
+    vdx_status s = vdx_wr_header(w, cc[p->aq->kind], ix);
+    if (s || (s = write_quantizer(w, p->aq))) return s;
+    uint64_t ntotal2 = ((uint64_t)ix->ntotal + (uint64_t)p->bbs - 1) /
+                       (uint64_t)p->bbs * (uint64_t)p->bbs;
+    uint64_t nbytes = ntotal2 * (uint64_t)(p->nsq / 2);
+    if ((s = vdx_wr_i32(w, p->implem)) || (s = vdx_wr_i32(w, (int32_t)p->bbs)) ||
+        (s = vdx_wr_i32(w, p->qbs)) || (s = vdx_wr_u64(w, (uint64_t)p->Mfs)) ||
+        (s = vdx_wr_u64(w, 4)) || (s = vdx_wr_u64(w, 16)) ||
+        (s = vdx_wr_u64(w, (uint64_t)(p->Mfs * 4 + 7) / 8)) ||
+        (s = vdx_wr_u64(w, ntotal2)) || (s = vdx_wr_u64(w, (uint64_t)p->nsq)) ||
+        (s = vdx_wr_u8(w, (uint8_t)(p->rescale_norm != 0))) ||
+        (s = vdx_wr_i32(w, p->norm_scale)) || (s = vdx_wr_u64(w, p->max_train_points)) ||
+        (s = vdx_wr_u64(w, nbytes)))
+        return s;
+    return nbytes ? vdx_wr_bytes(w, p->codes, (size_t)nbytes) : VDX_OK;
 }

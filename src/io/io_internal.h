@@ -279,6 +279,11 @@ VDX_INTERNAL vdx_status vdx_io_read_ivfaq(vdx_reader *r, vdx_io_header *h,
                                           vdx_index **out);
 VDX_INTERNAL vdx_status vdx_io_write_ivfaq(vdx_writer *w,
                                            const vdx_index *ix);
+/* IRfs / ILfs / IPRf / IPLf (the additive fast-scan kinds) */
+VDX_INTERNAL int vdx_io_is_aqfs(const vdx_index *ix);
+VDX_INTERNAL vdx_status vdx_io_read_aqfs(vdx_reader *r, vdx_io_header *h,
+                                         vdx_index **out);
+VDX_INTERNAL vdx_status vdx_io_write_aqfs(vdx_writer *w, const vdx_index *ix);
 
 /* pq_io.c: a ProductQuantizer inside another kind's body (d checked
  * against h->d; pq set up, centroids allocated when stored). */

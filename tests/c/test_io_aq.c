@@ -384,7 +384,91 @@ static void test_round_trip(void) {
     free(x);
 }
 
+/* The fast-scan kinds (IRfs / ILfs / IPRf, FAISS-trained): type, sizes,
+ * byte-identical round trip, search = the float look-up table over the
+ * stored codes (checked against each stored vector's table key computed
+ * here from its reconstruction and its stored norm), every truncation and
+ * the hostile fields refused. */
+static void test_fastscan(void) {
+    const char *names[4] = {"valid_aq_RQ2x4fs_Nrq2x4.index",
+                            "valid_aq_LSQ2x4fs_Nlsq2x4.index",
+                            "valid_aq_PRQ2x1x4fs_Nrq2x4.index",
+                            "valid_aq_RQ3x4fs_ip.index"};
+    const char *types[4] = {"IndexResidualQuantizerFastScan",
+                            "IndexLocalSearchQuantizerFastScan",
+                            "IndexProductResidualQuantizerFastScan",
+                            "IndexResidualQuantizerFastScan"};
+    for (int g = 0; g < 4; g++) {
+        uint8_t *b;
+        size_t n;
+        vdx_index *ix = load(names[g], &b, &n);
+        if (!ix) {
+            free(b);
+            continue;
+        }
+        CHECK(strcmp(vdx_index_type_name(ix), types[g]) == 0);
+        CHECK(vdx_index_ntotal(ix) == 37 && vdx_index_d(ix) == 4);
+        CHECK(vdx_index_aq_fastscan_bbs(ix) == 32);
+        same_bytes(ix, b, n);
+        const int ip = g == 3;
+        const int64_t nt = 37;
+        float rec[37 * 4], q[4] = {0.3f, 0.9f, 0.1f, 0.5f}, zero[4] = {0, 0, 0, 0};
+        CHECK_OK(vdx_index_reconstruct_n(ix, 0, nt, rec));
+        float D[37], D0[37];
+        vdx_idx_t I[37], I0[37];
+        CHECK_OK(vdx_index_search(ix, 1, q, nt, NULL, D, I));
+        int ok = 1;
+        if (!ip) {
+            /* a zero query's distances are the stored norms */
+            CHECK_OK(vdx_index_search(ix, 1, zero, nt, NULL, D0, I0));
+            float norm[37];
+            for (int64_t j = 0; j < nt; j++) norm[I0[j]] = D0[j];
+            for (int64_t j = 0; j < nt; j++) {
+                float ipq = 0, nr = 0;
+                for (int c = 0; c < 4; c++) {
+                    ipq += q[c] * rec[I[j] * 4 + c];
+                    nr += rec[I[j] * 4 + c] * rec[I[j] * 4 + c];
+                }
+                if (fabsf(D[j] - (norm[I[j]] - 2 * ipq)) > 1e-4f) ok = 0;
+                /* the stored norm is a 2x4-bit approximation of |x|^2 */
+                if (fabsf(norm[I[j]] - nr) > 0.25f * (nr + 0.1f)) ok = 0;
+            }
+        } else {
+            for (int64_t j = 0; j < nt; j++) {
+                float ipq = 0;
+                for (int c = 0; c < 4; c++) ipq += q[c] * rec[I[j] * 4 + c];
+                if (fabsf(D[j] - ipq) > 1e-4f) ok = 0;
+            }
+        }
+        /* all 37 returned, each once, best first */
+        int seen[37] = {0};
+        for (int64_t j = 0; j < nt; j++) {
+            if (I[j] < 0 || I[j] >= nt || seen[I[j]]++) ok = 0;
+            if (j && (ip ? D[j] > D[j - 1] : D[j] < D[j - 1])) ok = 0;
+        }
+        CHECK(ok);
+        vdx_index_free(ix);
+        free(b);
+        truncations(names[g]);
+    }
+    const char *bad[5] = {"bad_aqfs_bbs.index", "bad_aqfs_M.index",
+                          "bad_aqfs_ntotal2.index", "bad_aqfs_normscale.index",
+                          "bad_aqfs_truncated.index"};
+    const char *why[5] = {"bbs=48", "M=5", "ntotal2=", "norm_scale=-3", ""};
+    for (int i = 0; i < 5; i++) {
+        char path[512];
+        snprintf(path, sizeof path, CORPUS "%s", bad[i]);
+        size_t n;
+        uint8_t *b = slurp(path, &n);
+        CHECK(b != NULL);
+        if (!b) continue;
+        expect_bad(b, n, VDX_ERR_FORMAT, why[i]);
+        free(b);
+    }
+}
+
 int main(void) {
+    RUN(test_fastscan);
     RUN(test_golden_flat);
     RUN(test_golden_coarse);
     RUN(test_valid_trained);

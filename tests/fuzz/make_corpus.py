@@ -418,6 +418,7 @@ def patched(data, off, fmt, value):
 def full(outdir):
     g = golden(outdir)
     aq_full(outdir, g)
+    aq_fs_full(outdir)
     l2 = g["flat_l2_d4_n3.index"]
     m1 = g["idmap_ip_d4_n3.index"]
     m2 = g["idmap2_l2_d4_n3.index"]
@@ -769,6 +770,35 @@ def aq_full(outdir, g):
     rcq = g["rcq2x3_l2_d4.index"]
     write(outdir, "bad_aq_rcq_beam.index",
           rcq[:-4] + struct.pack("<f", float("nan")))
+
+def aq_fs_full(outdir):
+    # the 4-bit fast-scan kinds (IRfs / ILfs / IPRf), trained by faiss, and
+    # hostile fields of their fast-scan tail
+    rs = np.random.RandomState(321)
+    xt = rs.rand(1000, D).astype("float32")
+    out = {}
+    for key, metric in (("RQ2x4fs_Nrq2x4", faiss.METRIC_L2),
+                        ("LSQ2x4fs_Nlsq2x4", faiss.METRIC_L2),
+                        ("PRQ2x1x4fs_Nrq2x4", faiss.METRIC_L2),
+                        ("RQ3x4fs", faiss.METRIC_INNER_PRODUCT)):
+        ix = faiss.index_factory(D, key, metric)
+        ix.train(xt)
+        ix.add(xt[:37])
+        name = "valid_aq_" + key + ("_ip" if metric == faiss.METRIC_INNER_PRODUCT else "") + ".index"
+        out[name] = ser(ix)
+        write(outdir, name, out[name])
+    rq = out["valid_aq_RQ2x4fs_Nrq2x4.index"]
+    # the tail after the quantizer: implem, bbs, qbs (int32), M, nbits,
+    # ksub, code_size, ntotal2, M2 (uint64), rescale_norm (uint8),
+    # norm_scale (int32), max_train_points (uint64), code count, codes
+    tail = len(rq) - (8 + 64 * 2) - (4 * 3 + 8 * 6 + 1 + 4 + 8)
+    write(outdir, "bad_aqfs_bbs.index", patched(rq, tail + 4, "<i", 48))
+    write(outdir, "bad_aqfs_M.index", patched(rq, tail + 12, "<Q", 5))
+    write(outdir, "bad_aqfs_ntotal2.index", patched(rq, tail + 44, "<Q", 1 << 40))
+    write(outdir, "bad_aqfs_normscale.index", patched(rq, tail + 61, "<i", -3))
+    write(outdir, "bad_aqfs_truncated.index", rq[:len(rq) - 5])
+    return out
+
 
 def check(paths):
     for p in paths:
