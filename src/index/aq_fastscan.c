@@ -195,7 +195,23 @@ static vdx_status aqfs_search(const vdx_index *ix, int64_t n, const float *x,
         vdx_aligned_free(aref);
         return VDX_ERR_OUT_OF_MEMORY;
     }
-    const int64_t nbatch = (n + QB - 1) / QB;
+    /* the tables of a chunk of queries in one sgemm, before the threads
+     * (one small sgemm per query inside them cost more than the scan) */
+    const int64_t TS = p->Mfs * 16, QC = 4096;
+    float *tabs = vdx_malloc_array((size_t)VDX_MIN(n, QC), (size_t)TS * sizeof(float));
+    if (!tabs) {
+        vdx_aligned_free(work);
+        vdx_aligned_free(ak);
+        vdx_aligned_free(aref);
+        return VDX_ERR_OUT_OF_MEMORY;
+    }
+    for (int64_t c0 = 0; c0 < n; c0 += QC) {
+    const int64_t nc = VDX_MIN(QC, n - c0);
+    vdx_aq_lut(p->aq, nc, x + c0 * ix->d, ip ? -1.0f : -2.0f, tabs, TS);
+    if (!ip)
+        for (int64_t q = 0; q < nc; q++)
+            memcpy(tabs + q * TS + p->aq->M * 16, p->aq->norm_tabs, 32 * sizeof(float));
+    const int64_t nbatch = (nc + QB - 1) / QB;
 #pragma omp parallel for schedule(dynamic, 1) if (nbatch > 1) num_threads(nthreads)
     for (int64_t b = 0; b < nbatch; b++) {
         const int t = omp_get_thread_num();
@@ -203,14 +219,13 @@ static vdx_status aqfs_search(const vdx_index *ix, int64_t n, const float *x,
         const float *tables[VDX_FS_MAX_QBS];
         vdx_fs_lut luts[VDX_FS_MAX_QBS];
         vdx_fs_res res[VDX_FS_MAX_QBS];
-        int64_t q0 = b * QB;
+        int64_t q0 = c0 + b * QB;
         int nq = (int)VDX_MIN(QB, n - q0);
         for (int j = 0; j < nq; j++) {
-            float *table = (float *)(void *)(w + (size_t)j * (tbytes + lbytes));
-            luts[j].q = (uint8_t *)table + tbytes;
+            const float *table = tabs + (q0 - c0 + j) * TS;
+            luts[j].q = w + (size_t)j * (tbytes + lbytes) + tbytes;
             size_t o = ((size_t)t * QB + (size_t)j) * (size_t)cap;
             vdx_fs_res_init(&res[j], ak + o, aref + o, k2);
-            query_table(p, x + (q0 + j) * ix->d, table);
             vdx_fs_quantize(table, p->Mfs, p->nsq, &luts[j]);
             tables[j] = table;
         }
@@ -238,6 +253,8 @@ static vdx_status aqfs_search(const vdx_index *ix, int64_t n, const float *x,
             }
         }
     }
+    }
+    vdx_free(tabs);
     vdx_aligned_free(work);
     vdx_aligned_free(ak);
     vdx_aligned_free(aref);
