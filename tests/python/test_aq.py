@@ -56,7 +56,7 @@ def test_mse_within_2pct_of_faiss(kind):
         qf.train(xt)
         e = mse(qv, xb)
         # an additive quantizer must beat the trivial one (the mean)
-        assert e < 0.5 * float(((xb - xt.mean(0)) ** 2).sum(1).mean())
+        assert e < 0.6 * float(((xb - xt.mean(0)) ** 2).sum(1).mean())
         ev += e
         ef += mse(qf, xb)
         assert qv.code_size == qf.code_size
