@@ -190,7 +190,8 @@ typedef struct vdx_search_params {
                                 scan skips its float-table re-scoring)
                                 and may come in any order, -1 slots
                                 anywhere                                 */
-    int reserved_pad;        /* zero                                        */
+    float beam_factor;       /* ResidualCoarseQuantizer: beam of k * this
+                                (< 0: exhaustive); 0 = the index's own     */
     int64_t reserved[7];     /* zero; room to grow without breaking ABI     */
 } vdx_search_params;
 
@@ -1254,6 +1255,296 @@ VDX_API size_t vdx_index_2layer_code_size(const vdx_index *index, int part);
 VDX_API vdx_status vdx_index_hnsw_2level_new(vdx_index *quantizer,
                                              int64_t nlist, int64_t m_pq,
                                              int M, vdx_index **out);
+
+/* ------------------------------------------------------------------------- */
+/* Additive quantizers (FAISS: ResidualQuantizer, LocalSearchQuantizer,      */
+/* ProductResidualQuantizer, ProductLocalSearchQuantizer) and their indexes  */
+/* ------------------------------------------------------------------------- */
+/* A vector is approximated by the sum of M codebook entries, one per
+ * codebook (2^nbits entries each); codes pack the M indices (nbits bits
+ * each) and, depending on the search type, an encoding of the squared norm
+ * of the reconstruction, least significant bit first, as FAISS packs them. */
+typedef struct vdx_aq vdx_aq; /* opaque */
+
+/* Kinds */
+#define VDX_AQ_RQ 0   /* residual quantizer, beam-search encoding          */
+#define VDX_AQ_LSQ 1  /* local search quantizer (LSQ++), ICM encoding      */
+#define VDX_AQ_PRQ 2  /* product of nsplits residual quantizers            */
+#define VDX_AQ_PLSQ 3 /* product of nsplits local search quantizers        */
+
+/* Search types: FAISS's AdditiveQuantizer::Search_type_t numbers (stored in
+ * files).  DECOMPRESS decodes every code; the others score a code with a
+ * table of <q, entry> and a norm: none (LUT_NONORM, for inner product),
+ * computed from codebook products (NORM_FROM_LUT), or stored in the code:
+ * float32, 8 / 4-bit uniform, 8 / 4-bit non-uniform (1-D k-means), or the
+ * 2 x 4-bit additive quantizers of the fast-scan kinds. */
+#define VDX_AQ_ST_DECOMPRESS 0
+#define VDX_AQ_ST_LUT_NONORM 1
+#define VDX_AQ_ST_NORM_FROM_LUT 2
+#define VDX_AQ_ST_NORM_FLOAT 3
+#define VDX_AQ_ST_NORM_QINT8 4
+#define VDX_AQ_ST_NORM_QINT4 5
+#define VDX_AQ_ST_NORM_CQINT8 6
+#define VDX_AQ_ST_NORM_CQINT4 7
+#define VDX_AQ_ST_NORM_LSQ2X4 8
+#define VDX_AQ_ST_NORM_RQ2X4 9
+
+/* Residual quantizer train_type bits (FAISS's values) */
+#define VDX_RQ_TRAIN_DEFAULT 0
+#define VDX_RQ_TRAIN_PROGRESSIVE_DIM 1 /* k-means in growing PCA dims (default) */
+#define VDX_RQ_TRAIN_REFINE_CODEBOOK 2 /* least-squares codebook refinement   */
+#define VDX_RQ_TRAIN_TOP_BEAM 1024     /* train each step on the best beam only */
+#define VDX_RQ_SKIP_CODEBOOK_TABLES 2048 /* no codebook tables after training */
+
+/** ResidualQuantizer for d-vectors with M steps of nbits[m] bits each
+ *  (1..16).  Defaults as FAISS: max_beam_size 5, progressive-dim training,
+ *  k-means of 10 iterations per step.  Free with vdx_aq_free. */
+VDX_API vdx_status vdx_rq_new(int64_t d, int64_t M, const int *nbits,
+                              int search_type, vdx_aq **out);
+/** LocalSearchQuantizer: M codebooks of 2^nbits entries (nbits 1..16).
+ *  Defaults as FAISS: train_iters 25, encode_ils_iters 16, train_ils_iters
+ *  8, icm_iters 4, p 0.5, lambd 0.01, nperts 4, random_seed 0x12345. */
+VDX_API vdx_status vdx_lsq_new(int64_t d, int64_t M, int nbits,
+                               int search_type, vdx_aq **out);
+/** ProductResidualQuantizer (kind VDX_AQ_PRQ) or ProductLocalSearchQuantizer
+ *  (VDX_AQ_PLSQ): nsplits (dividing d) sub-quantizers of Msub codebooks of
+ *  nbits bits over the consecutive d / nsplits-component sub-vectors. */
+VDX_API vdx_status vdx_product_aq_new(int kind, int64_t d, int64_t nsplits,
+                                      int64_t Msub, int nbits,
+                                      int search_type, vdx_aq **out);
+/** Frees a quantizer (NULL accepted; never one borrowed from an index). */
+VDX_API void vdx_aq_free(vdx_aq *aq);
+/** A deep copy, freed with vdx_aq_free. */
+VDX_API vdx_status vdx_aq_clone(const vdx_aq *aq, vdx_aq **out);
+
+/** Trains on n x d vectors (n >= the largest codebook).  Threaded;
+ *  deterministic for a given thread count setting and input. */
+VDX_API vdx_status vdx_aq_train(vdx_aq *aq, int64_t n, const float *x);
+/** Encodes n vectors into n x code_size bytes; VDX_ERR_NOT_TRAINED before
+ *  training.  Thread-safe. */
+VDX_API vdx_status vdx_aq_compute_codes(const vdx_aq *aq, int64_t n,
+                                        const float *x, uint8_t *codes);
+/** Decodes n codes into n x d floats. */
+VDX_API vdx_status vdx_aq_decode(const vdx_aq *aq, int64_t n,
+                                 const uint8_t *codes, float *x);
+/** lut (n x total_codebook_size) = alpha * <x_i, codebook entry j>. */
+VDX_API vdx_status vdx_aq_compute_LUT(const vdx_aq *aq, int64_t n,
+                                      const float *x, float alpha, float *lut);
+/** Packs n codes given as M int32 indices (row i at codes + i * ld_codes,
+ *  ld_codes >= M; 0 means M) into n x code_size bytes; the norm field, when
+ *  the search type has one, is that of norms[i] or, with norms NULL, of the
+ *  reconstruction. */
+VDX_API vdx_status vdx_aq_pack_codes(const vdx_aq *aq, int64_t n,
+                                     const int32_t *codes, int64_t ld_codes,
+                                     const float *norms, uint8_t *packed);
+/** The M indices of n packed codes into codes (n x M int32). */
+VDX_API vdx_status vdx_aq_unpack_codes(const vdx_aq *aq, int64_t n,
+                                       const uint8_t *packed, int32_t *codes);
+/** Decodes n codes given as M int32 indices (stride ld_codes, 0 = M). */
+VDX_API vdx_status vdx_aq_decode_unpacked(const vdx_aq *aq, int64_t n,
+                                          const int32_t *codes,
+                                          int64_t ld_codes, float *x);
+
+/* Getters (0 / -1 for NULL). */
+VDX_API int vdx_aq_kind(const vdx_aq *aq);
+VDX_API int64_t vdx_aq_d(const vdx_aq *aq);
+VDX_API int64_t vdx_aq_M(const vdx_aq *aq);
+/** nbits of codebook m (0 <= m < M), -1 out of range. */
+VDX_API int vdx_aq_nbits(const vdx_aq *aq, int64_t m);
+VDX_API size_t vdx_aq_code_size(const vdx_aq *aq);
+VDX_API int64_t vdx_aq_tot_bits(const vdx_aq *aq);
+VDX_API int64_t vdx_aq_norm_bits(const vdx_aq *aq);
+VDX_API int64_t vdx_aq_total_codebook_size(const vdx_aq *aq);
+/** First entry of codebook m (0 <= m <= M; m = M gives the total). */
+VDX_API int64_t vdx_aq_codebook_offset(const vdx_aq *aq, int64_t m);
+VDX_API int vdx_aq_is_trained(const vdx_aq *aq);
+/** Marks the quantizer trained or not (FAISS code sets is_trained after
+ *  assigning codebooks); trained needs codebooks. */
+VDX_API vdx_status vdx_aq_set_trained(vdx_aq *aq, int trained);
+VDX_API int vdx_aq_search_type(const vdx_aq *aq);
+/** Changes the search type (the code size follows); refused when the
+ *  quantizer's index holds codes whose size would change. */
+VDX_API vdx_status vdx_aq_set_search_type(vdx_aq *aq, int search_type);
+/** The codebooks (total_codebook_size x entry width floats, borrowed; the
+ *  entry width is d, or d / nsplits for the product kinds), NULL before
+ *  training; their count in *n. */
+VDX_API const float *vdx_aq_codebooks(const vdx_aq *aq, size_t *n);
+/** Replaces the codebooks (n = total_codebook_size x entry width finite
+ *  floats); the derived tables are recomputed.  Does not change
+ *  is_trained. */
+VDX_API vdx_status vdx_aq_set_codebooks(vdx_aq *aq, const float *cb,
+                                        size_t n);
+/** The product kinds' split count (1 for RQ / LSQ) and sub-quantizer s
+ *  (borrowed), NULL for the others or out of range. */
+VDX_API int64_t vdx_aq_nsplits(const vdx_aq *aq);
+VDX_API vdx_aq *vdx_aq_subquantizer(const vdx_aq *aq, int64_t s);
+
+/* Training and encoding settings; a kind ignores the fields it does not
+ * use.  Read with vdx_aq_get_options, change, write back. */
+typedef struct vdx_aq_options {
+    int verbose;                /* stored for FAISS; vecdex never prints */
+    float norm_min, norm_max;   /* the uniform norm quantizers' range     */
+    uint64_t max_mem_distances; /* RQ: beam memory bound (5 GiB)          */
+    int train_type;             /* RQ: VDX_RQ_TRAIN_* bits (1)            */
+    int max_beam_size;          /* RQ: beam width (5)                     */
+    int use_beam_LUT;           /* RQ: encode with codebook tables (0)    */
+    int niter_codebook_refine;  /* RQ: refinement iterations (5)          */
+    int progressive_dim_steps;  /* RQ: progressive-dim stages (10)        */
+    int apply_pca;              /* RQ: PCA before progressive dims (1)    */
+    int64_t train_iters;        /* LSQ (25)                               */
+    int64_t encode_ils_iters;   /* LSQ (16)                               */
+    int64_t train_ils_iters;    /* LSQ (8)                                */
+    int64_t icm_iters;          /* LSQ (4)                                */
+    int64_t chunk_size;         /* LSQ (10000): stored only               */
+    int64_t nperts;             /* LSQ: codes perturbed per ILS step (4)  */
+    float p;                    /* LSQ: annealing temperature power (0.5) */
+    float lambd;                /* LSQ: codebook regularisation (0.01)    */
+    int random_seed;            /* LSQ (0x12345)                          */
+    int update_codebooks_with_double; /* LSQ (1)                          */
+    int64_t reserved[8];
+} vdx_aq_options;
+
+VDX_API vdx_status vdx_aq_get_options(const vdx_aq *aq, vdx_aq_options *o);
+VDX_API vdx_status vdx_aq_set_options(vdx_aq *aq, const vdx_aq_options *o);
+/** The k-means parameters of each RQ step (FAISS: rq.cp; niter 10 by
+ *  default).  Borrowed, lives as long as aq. */
+VDX_API vdx_kmeans_params *vdx_aq_cp(vdx_aq *aq);
+
+/* Derived tables: |entry|^2 (total_codebook_size floats) and the products
+ * of each codebook's entries with the earlier codebooks' (FAISS's
+ * codebook_cross_products layout), used by ST_NORM_FROM_LUT and
+ * use_beam_LUT.  Computed after training unless
+ * VDX_RQ_SKIP_CODEBOOK_TABLES. */
+VDX_API vdx_status vdx_aq_compute_codebook_tables(vdx_aq *aq);
+/** Borrowed tables (NULL with *n = 0 when absent). */
+VDX_API const float *vdx_aq_centroid_norms(const vdx_aq *aq, size_t *n);
+VDX_API const float *vdx_aq_codebook_cross_products(const vdx_aq *aq,
+                                                    size_t *n);
+/** norms[c] = |reconstruction of c|^2 for every c < 2^tot_bits (the list
+ *  numbers of a coarse quantizer; tot_bits <= 30). */
+VDX_API vdx_status vdx_aq_compute_centroid_norms(const vdx_aq *aq,
+                                                 float *norms);
+/** Exact k nearest of the 2^tot_bits reconstructions (tot_bits <= 30) for
+ *  n queries: L2 (needs the norms above) or inner product (norms NULL). */
+VDX_API vdx_status vdx_aq_knn_centroids(const vdx_aq *aq, vdx_metric metric,
+                                        int64_t n, const float *x, int64_t k,
+                                        const float *norms, float *distances,
+                                        vdx_idx_t *labels);
+
+/** One beam-search step of residual quantization: for each of the n
+ *  vectors, its beam_size residuals (n x beam_size x d) and their codes (n
+ *  x beam_size x m int32) are extended by the K entries of cent (K x d);
+ *  the new_beam_size (<= beam_size * K) best become new_codes (n x
+ *  new_beam_size x (m + 1)), new_residuals (n x new_beam_size x d) and
+ *  new_distances (squared norms of the residuals, ascending).
+ *  assign_index (may be NULL) holding the K entries (or empty: they are
+ *  added) searches the residuals instead of the exhaustive distances. */
+VDX_API vdx_status vdx_rq_beam_search_encode_step(
+    int64_t d, int64_t K, const float *cent, int64_t n, int64_t beam_size,
+    const float *residuals, int64_t m, const int32_t *codes,
+    int64_t new_beam_size, int32_t *new_codes, float *new_residuals,
+    float *new_distances, vdx_index *assign_index);
+/** The same step from tables (FAISS's beam_search_encode_step_tab): the
+ *  candidate distance of entry k after beam entry b is distances[b] +
+ *  cent_norms[k] - 2 query_cp[k] + 2 sum_l cross[(codebook_offsets[l] +
+ *  code_l) * ldc + k] over the m earlier codes l. */
+VDX_API vdx_status vdx_rq_beam_search_encode_step_tab(
+    int64_t K, int64_t n, int64_t beam_size, const float *cross, int64_t ldc,
+    const uint64_t *codebook_offsets, const float *query_cp, int64_t ldqc,
+    const float *cent_norms, int64_t m, const int32_t *codes,
+    const float *distances, int64_t new_beam_size, int32_t *new_codes,
+    float *new_distances);
+/** The out_beam best codes of each of n vectors (n x out_beam x M int32),
+ *  their distances (n x out_beam, ascending; may be NULL) and residuals (n
+ *  x out_beam x d; may be NULL). */
+VDX_API vdx_status vdx_rq_refine_beam(const vdx_aq *rq, int64_t n,
+                                      const float *x, int64_t out_beam,
+                                      int32_t *codes, float *residuals,
+                                      float *distances);
+/** Least-squares re-estimation of all codebooks for the codes of x (n >=
+ *  total_codebook_size): FAISS's retrain_AQ_codebook.  *err (may be NULL)
+ *  receives the quantization error of the old codes with the new
+ *  codebooks. */
+VDX_API vdx_status vdx_rq_retrain_codebook(vdx_aq *rq, int64_t n,
+                                           const float *x, float *err);
+/** Makes rq (M steps) a copy of steps skip_M .. skip_M + M - 1 of other
+ *  (its settings and codebooks), keeping rq's M and search type. */
+VDX_API vdx_status vdx_rq_initialize_from(vdx_aq *rq, const vdx_aq *other,
+                                          int64_t skip_M);
+
+/** LSQ internals (FAISS's names, layouts of its tests): binaries (M x M x
+ *  K x K) = 2 <c_{m1,k1}, c_{m2,k2}>; unaries (M x n x K) = |c_{m,k}|^2 -
+ *  2 <x_i, c_{m,k}>; one ICM pass per n_iters over the M codes of each of
+ *  n vectors (codes n x M, updated in place); the least-squares codebooks
+ *  of codes (n x M) for x (with the lambd regularisation). */
+VDX_API vdx_status vdx_lsq_compute_binary_terms(const vdx_aq *lsq,
+                                                float *binaries);
+VDX_API vdx_status vdx_lsq_compute_unary_terms(const vdx_aq *lsq, int64_t n,
+                                               const float *x,
+                                               float *unaries);
+VDX_API vdx_status vdx_lsq_icm_encode_step(const vdx_aq *lsq, int32_t *codes,
+                                           const float *unaries,
+                                           const float *binaries, int64_t n,
+                                           int64_t n_iters);
+VDX_API vdx_status vdx_lsq_update_codebooks(vdx_aq *lsq, const float *x,
+                                            const int32_t *codes, int64_t n);
+
+/** Exhaustive index over additive-quantizer codes (FAISS:
+ *  IndexResidualQuantizer, IndexLocalSearchQuantizer,
+ *  IndexProductResidualQuantizer, IndexProductLocalSearchQuantizer by the
+ *  quantizer's kind), searched as the search type says.  L2 or inner
+ *  product.  Takes ownership of aq on success only. */
+VDX_API vdx_status vdx_index_aq_new(vdx_aq *aq, vdx_metric metric,
+                                    vdx_index **out);
+/** The 4-bit fast-scan form (FAISS: IndexResidualQuantizerFastScan,
+ *  IndexLocalSearchQuantizerFastScan and the product kinds by the
+ *  quantizer's kind): every codebook of aq must have nbits = 4, its search
+ *  type ST_norm_rq2x4 or ST_norm_lsq2x4 for L2, ST_LUT_nonorm for inner
+ *  product; codes are packed in blocks of bbs (a multiple of 32, FAISS's
+ *  default 32).  Results are those of the float look-up table on the
+ *  stored codes.  Takes ownership of aq on success only. */
+VDX_API vdx_status vdx_index_aq_fastscan_new(vdx_aq *aq, vdx_metric metric,
+                                             int64_t bbs, vdx_index **out);
+/** The block size of an additive fast-scan index, 0 for other kinds. */
+VDX_API int64_t vdx_index_aq_fastscan_bbs(const vdx_index *index);
+/** IVF over additive-quantizer codes, of the residuals to the list
+ *  centroids by default (FAISS: IndexIVFResidualQuantizer and the LSQ /
+ *  product kinds).  d is aq's.  Takes ownership of quantizer and aq on
+ *  success only; the IVF accessors apply. */
+VDX_API vdx_status vdx_index_ivf_aq_new(vdx_index *quantizer, int64_t nlist,
+                                        vdx_aq *aq, vdx_metric metric,
+                                        vdx_index **out);
+/** A coarse quantizer whose 2^tot_bits centroids are the reconstructions
+ *  of an RQ (FAISS: ResidualCoarseQuantizer, searched by beam search of
+ *  k * beam_factor, exhaustively when beam_factor < 0) or an LSQ
+ *  (LocalSearchCoarseQuantizer, exhaustive).  train() trains the quantizer
+ *  and sets ntotal; add and reset are refused.  tot_bits <= 30.  Takes
+ *  ownership of aq on success only. */
+VDX_API vdx_status vdx_index_additive_coarse_new(vdx_aq *aq,
+                                                 vdx_metric metric,
+                                                 vdx_index **out);
+/** The additive quantizer of any of the index kinds above (and of the
+ *  fast-scan ones), borrowed; NULL for other kinds. */
+VDX_API vdx_aq *vdx_index_aq(const vdx_index *index);
+/** ResidualCoarseQuantizer's beam factor (4 by default; 0 for others). */
+VDX_API float vdx_index_rcq_beam_factor(const vdx_index *index);
+/** Sets it (>= 1, or < 0 for exhaustive search, which needs the centroid
+ *  norms for L2: computed here). */
+VDX_API vdx_status vdx_index_rcq_set_beam_factor(vdx_index *index,
+                                                 float beam_factor);
+/** by_residual of an IVF additive-quantizer index (1 by default). */
+VDX_API int vdx_index_ivf_aq_by_residual(const vdx_index *index);
+/** Sets by_residual; refused once the index holds vectors. */
+VDX_API vdx_status vdx_index_ivf_aq_set_by_residual(vdx_index *index, int on);
+/** Codes of the flat additive-quantizer kinds as stored (FAISS: sa_encode /
+ *  sa_decode); code_size bytes each. */
+VDX_API vdx_status vdx_index_aq_sa_encode(const vdx_index *index, int64_t n,
+                                          const float *x, uint8_t *codes);
+VDX_API vdx_status vdx_index_aq_sa_decode(const vdx_index *index, int64_t n,
+                                          const uint8_t *codes, float *x);
+/** The stored codes of a flat additive-quantizer index (ntotal x
+ *  code_size, borrowed, valid until the next mutating call). */
+VDX_API const uint8_t *vdx_index_aq_codes(const vdx_index *index);
 
 #ifdef __cplusplus
 }

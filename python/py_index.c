@@ -98,6 +98,8 @@ static PyTypeObject *class_for(const vdx_index *ix) {
     if (!strcmp(tn, "Index2Layer")) return &Index2LayerType;
     if (!strcmp(tn, "IndexPQFastScan")) return &IndexPQFastScanType;
     if (!strcmp(tn, "IndexIVFPQFastScan")) return &IndexIVFPQFastScanType;
+    PyTypeObject *aqt = aq_index_class(tn);
+    if (aqt) return aqt;
     PyTypeObject *gt = gpu_class_for(ix, tn);
     if (gt) return gt;
     return &IndexType; /* generic wrapper: every method still works */

@@ -17,6 +17,8 @@
  */
 #include "py_vecdex.h"
 
+#include <string.h>
+
 /* ========================================================================= */
 /* IndexIVFFlat                                                              */
 /* ========================================================================= */
@@ -239,7 +241,37 @@ static PyObject *IVF_get_cp(IndexObject *self, void *c) {
     return cp_view(vdx_index_ivf_cp(self->ix), (PyObject *)self);
 }
 
+/* FAISS's Level1Quantizer::quantizer_trains_alone: vecdex decides by the
+ * quantizer's kind (an additive coarse quantizer trains alone, 1; the
+ * others get k-means centroids, 0), so a value set is kept for reading
+ * back only */
+static PyObject *IVF_get_alone(IndexObject *self, void *c) {
+    (void)c;
+    if (ready(self) < 0) return NULL;
+    PyObject *v = self->dict ? PyDict_GetItemString(self->dict, "_trains_alone") : NULL;
+    if (v) {
+        Py_INCREF(v);
+        return v;
+    }
+    vdx_index *q = vdx_index_ivf_quantizer(self->ix);
+    int alone = q && (!strcmp(vdx_index_type_name(q), "ResidualCoarseQuantizer") ||
+                      !strcmp(vdx_index_type_name(q), "LocalSearchCoarseQuantizer"));
+    return PyLong_FromLong(alone);
+}
+
+static int IVF_set_alone(IndexObject *self, PyObject *v, void *c) {
+    (void)c;
+    if (ready(self) < 0) return -1;
+    if (!self->dict && !(self->dict = PyDict_New())) return -1;
+    if (!v) return PyDict_DelItemString(self->dict, "_trains_alone");
+    return PyDict_SetItemString(self->dict, "_trains_alone", v);
+}
+
 static PyGetSetDef IVF_getset[] = {
+    {"quantizer_trains_alone", (getter)IVF_get_alone, (setter)IVF_set_alone,
+     "1 when the quantizer trains itself (an additive coarse quantizer); "
+     "vecdex chooses by the quantizer's kind",
+     NULL},
     {"cp", (getter)IVF_get_cp, NULL,
      "ClusteringParameters of the coarse quantizer's k-means (niter, seed, "
      "...), as FAISS's IndexIVF.cp",

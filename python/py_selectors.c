@@ -553,6 +553,60 @@ static PyTypeObject ParamsHNSWType = {
     .tp_new = Params_new,
 };
 
+/* SearchParametersResidualCoarseQuantizer(beam_factor=4) */
+static PyObject *Params_get_bf(ParamsObject *self, void *c) {
+    (void)c;
+    return PyFloat_FromDouble(self->p.beam_factor);
+}
+
+static int Params_set_bf(ParamsObject *self, PyObject *v, void *c) {
+    (void)c;
+    if (!v) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete beam_factor");
+        return -1;
+    }
+    double f = PyFloat_AsDouble(v);
+    if (f == -1 && PyErr_Occurred()) return -1;
+    if (f != f || f > 1e6) {
+        PyErr_Format(PyExc_ValueError,
+                     "beam_factor must be finite and at most 1e6, got %R", v);
+        return -1;
+    }
+    /* 0 would mean "the index's own" in the C struct: keep a beam of k */
+    self->p.beam_factor = f == 0 ? -1.0f : (float)f;
+    return 0;
+}
+
+static int ParamsRCQ_init(ParamsObject *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"sel", "beam_factor", NULL};
+    PyObject *sel = Py_None, *bf = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw,
+                                     "|OO:SearchParametersResidualCoarseQuantizer",
+                                     kwlist, &sel, &bf))
+        return -1;
+    if (Params_set_sel(self, sel, NULL) < 0) return -1;
+    self->p.beam_factor = 4.0f; /* FAISS's default, not the index's */
+    return bf ? Params_set_bf(self, bf, NULL) : 0;
+}
+
+static PyGetSetDef ParamsRCQ_getset[] = {
+    {"beam_factor", (getter)Params_get_bf, (setter)Params_set_bf,
+     "beam of k * beam_factor (< 0: exhaustive search)", NULL},
+    {NULL, NULL, NULL, NULL, NULL}};
+
+static PyTypeObject ParamsRCQType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name =
+        "vecdex.SearchParametersResidualCoarseQuantizer",
+    .tp_basicsize = sizeof(ParamsObject),
+    .tp_dealloc = (destructor)Params_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "SearchParametersResidualCoarseQuantizer(sel=None, beam_factor=4).",
+    .tp_getset = ParamsRCQ_getset,
+    .tp_init = (initproc)ParamsRCQ_init,
+    .tp_base = &ParamsType,
+    .tp_new = Params_new,
+};
+
 static PyTypeObject ParamsRefineType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name =
         "vecdex.IndexRefineSearchParameters",
@@ -639,7 +693,7 @@ int pyvdx_init_selectors(PyObject *m) {
         &SelectorArrayType, &SelectorBitmapType, &SelectorNotType,
         &SelectorAndType,   &SelectorOrType,     &ParamsType,
         &ParamsIVFType,     &ParamsRefineType,   &ParamsPTType,
-        &ParamsHNSWType};
+        &ParamsHNSWType,    &ParamsRCQType};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (add_type(m, types[i]) < 0) return -1;
     Py_INCREF(&ParamsIVFType);

@@ -9,6 +9,8 @@
  *                   of C index trees, persistence (read/write/serialize)
  *   py_ivf.c        IndexIVF, IndexIVFFlat and the inverted lists
  *   py_pq.c         ProductQuantizer, IndexPQ, IndexIVFPQ
+ *   py_aq.c         ResidualQuantizer, LocalSearchQuantizer and the product
+ *                   kinds; py_aq_index.c their indexes (flat, coarse, IVF)
  *   py_lsh.c        IndexLSH
  *   py_sq.c         ScalarQuantizer, IndexScalarQuantizer, IndexIVFScalarQuantizer
  *   py_kmeans.c     Kmeans
@@ -270,6 +272,11 @@ int pyvdx_init_fastscan(PyObject *m);
 PyTypeObject *shards_class_for(const vdx_index *ix);
 int shards_wrap_children(IndexObject *obj, owner_t *o);
 int pyvdx_init_shards(PyObject *m);
+/* additive quantizers (py_aq.c) and their indexes (py_aq_index.c) */
+int pyvdx_init_aq(PyObject *m);
+int pyvdx_init_aq_index(PyObject *m);
+/* The class of an additive-quantizer index kind by FAISS's name, or NULL. */
+PyTypeObject *aq_index_class(const char *type_name);
 /* GPU classes and functions (py_gpu.c) */
 int pyvdx_init_gpu(PyObject *m);
 /* The Python class of a GPU index or of its shards / replicas, or NULL. */

@@ -8,6 +8,8 @@ relies on.
 from . import _vecdex
 from ._vecdex import *  # noqa: F401,F403  (the public API)
 from ._vecdex import __version__  # noqa: F401
+from ._swig_idioms import *  # noqa: F401,F403
+from . import _swig_idioms
 from .store import Store, Hits  # noqa: F401
 
 
@@ -126,3 +128,4 @@ __all__ = [name for name in dir(_vecdex) if not name.startswith("_")]
 __all__ += _gpu.__all__ + _simd_all + _helpers_all + _metrics_all + _autotune_all + ["cvar"]
 __all__ += ["Store", "Hits", "IndexProxy", "swig_ptr", "knn", "__version__", "write_VectorTransform",
             "read_VectorTransform", "extract_index_ivf"]
+__all__ += _swig_idioms.__all__

@@ -143,21 +143,28 @@ static void assign_small_d(int64_t d, int64_t k, int64_t n, const float *x,
 /* One Lloyd run; returns the final objective in *final. */
 static vdx_status run_once(int64_t d, int64_t k, int64_t n, const float *x,
                            const vdx_kmeans_params *p, vdx_metric metric,
-                           uint64_t seed,
+                           uint64_t seed, const float *init,
                            float *cent, float *obj, double *final) {
-    vdx_status st;
-    int64_t *perm = NULL;
-    if ((st = sample(n, k, seed, &perm))) return st;
-    for (int64_t c = 0; c < k; c++)
-        memcpy(cent + c * d, x + perm[c] * d, (size_t)d * sizeof(float));
-    vdx_free(perm);
+    vdx_status st = VDX_OK;
+    if (init) {
+        memcpy(cent, init, (size_t)k * (size_t)d * sizeof(float));
+    } else {
+        int64_t *perm = NULL;
+        if ((st = sample(n, k, seed, &perm))) return st;
+        for (int64_t c = 0; c < k; c++)
+            memcpy(cent + c * d, x + perm[c] * d, (size_t)d * sizeof(float));
+        vdx_free(perm);
+    }
     if (p->spherical) normalize_rows(cent, k, d);
 
     float *dist = vdx_malloc_array((size_t)n, sizeof(float));
     int64_t *assign = vdx_malloc_array((size_t)n, sizeof(int64_t));
     int64_t *count = vdx_malloc_array((size_t)k, sizeof(int64_t));
     const int small = metric == VDX_METRIC_L2 && d < SMALL_D;
-    const int nth = vdx_nthreads();
+    /* a small problem runs on one thread: an iteration would cost less
+     * than the team's barriers (much less on a loaded machine, where a
+     * spinning team waits for descheduled threads) */
+    const int nth = (double)n * (double)k * (double)d < 4e6 ? 1 : vdx_nthreads();
     float *ct = NULL, *scratch = NULL;
     vdx_index *q = NULL;
     vdx_rng r;
@@ -217,7 +224,7 @@ static vdx_status run_once(int64_t d, int64_t k, int64_t n, const float *x,
          * their points in point order (deterministic for any thread count) */
         memset(count, 0, (size_t)k * sizeof(int64_t));
         for (int64_t i = 0; i < n; i++) count[assign[i]]++;
-#pragma omp parallel num_threads(vdx_nthreads())
+#pragma omp parallel num_threads(nth)
         {
             int t = omp_get_thread_num(), nt = omp_get_num_threads();
             int64_t c0 = k * t / nt, c1 = k * (t + 1) / nt;
@@ -265,11 +272,37 @@ vdx_status vdx_kmeans_train(int64_t d, int64_t k, int64_t n, const float *x,
     return st;
 }
 
+static vdx_status train_common(int64_t d, int64_t k, int64_t n,
+                               const float *x, const vdx_kmeans_params *params,
+                               vdx_metric metric, const float *init,
+                               float *centroids, float *obj, int *warnings);
+
 vdx_status vdx_kmeans_train_metric(int64_t d, int64_t k, int64_t n,
                                    const float *x,
                                    const vdx_kmeans_params *params,
                                    vdx_metric metric, float *centroids,
                                    float *obj, int *warnings) {
+    return train_common(d, k, n, x, params, metric, NULL, centroids, obj,
+                        warnings);
+}
+
+vdx_status vdx_kmeans_train_from(int64_t d, int64_t k, int64_t n,
+                                 const float *x,
+                                 const vdx_kmeans_params *params,
+                                 vdx_metric metric, float *centroids) {
+    float *init = vdx_malloc_array((size_t)k, (size_t)d * sizeof(float));
+    if (!init) return VDX_ERR_OUT_OF_MEMORY;
+    memcpy(init, centroids, (size_t)k * (size_t)d * sizeof(float));
+    vdx_status st = train_common(d, k, n, x, params, metric, init, centroids,
+                                 NULL, NULL);
+    vdx_free(init);
+    return st;
+}
+
+static vdx_status train_common(int64_t d, int64_t k, int64_t n,
+                               const float *x, const vdx_kmeans_params *params,
+                               vdx_metric metric, const float *init,
+                               float *centroids, float *obj, int *warnings) {
     vdx_kmeans_params p;
     if (params) p = *params;
     else vdx_kmeans_params_init(&p);
@@ -319,7 +352,8 @@ vdx_status vdx_kmeans_train_metric(int64_t d, int64_t k, int64_t n,
     for (int r = 0; r < p.nredo && !st; r++) {
         double fin = 0;
         st = run_once(d, k, n, xt, &p, metric,
-                      (uint64_t)p.seed + 1 + 15486557ULL * (uint64_t)r, centroids,
+                      (uint64_t)p.seed + 1 + 15486557ULL * (uint64_t)r, init,
+                      centroids,
                       obj ? obj + (int64_t)r * p.niter : NULL, &fin);
         if (st) break;
         /* L2: lower is better; similarities: higher */

@@ -13,4 +13,13 @@ VDX_INTERNAL vdx_status vdx_kmeans_train_metric(
     const vdx_kmeans_params *params, vdx_metric metric, float *centroids,
     float *obj, int *warnings);
 
+/* As vdx_kmeans_train_metric, starting from the k centroids given in
+ * `centroids` instead of sampled points (FAISS's Clustering with preset
+ * centroids: the warm start of progressive-dimension training). */
+VDX_INTERNAL vdx_status vdx_kmeans_train_from(int64_t d, int64_t k, int64_t n,
+                                              const float *x,
+                                              const vdx_kmeans_params *params,
+                                              vdx_metric metric,
+                                              float *centroids);
+
 #endif

@@ -32,6 +32,18 @@ extern void sgesvd_(const char *jobu, const char *jobvt, const int *m,
                     const int *ldu, float *vt, const int *ldvt, float *work,
                     const int *lwork, int *info);
 
+/* Cholesky factorisation and solve (additive quantizers' least squares). */
+extern void dpotrf_(const char *uplo, const int *n, double *a, const int *lda,
+                    int *info);
+extern void dpotrs_(const char *uplo, const int *n, const int *nrhs,
+                    const double *a, const int *lda, double *b, const int *ldb,
+                    int *info);
+extern void spotrf_(const char *uplo, const int *n, float *a, const int *lda,
+                    int *info);
+extern void spotrs_(const char *uplo, const int *n, const int *nrhs,
+                    const float *a, const int *lda, float *b, const int *ldb,
+                    int *info);
+
 /* tile[i * ny + j] = alpha * <x_i, y_j> for the nx x d rows x and ny x d
  * rows y (row-major): one column-major sgemm computing tile^T. */
 static inline void vdx_gemm_xyt(int nx, int ny, int d, float alpha,

@@ -9,7 +9,7 @@
  *     wrapper     := "IDMap" | "IDMap2"
  *     transform   := "PCA" ["W"] ["R"] <n> | "OPQ" <M> [ "_" <d> ]
  *                  | "RR" [ <n> ] | "L2norm"
- *     coarse      := "IVF" <n> [ "k" | "M" ] [ "_HNSW" <M> ]
+ *     coarse      := "IVF" <n> [ "k" | "M" ] [ "_HNSW" <M> | "(" <description> ")" ]
  *                                    (k = *1024, M = *1024^2; _HNSW: an
  *                                    IndexHNSWFlat coarse quantizer)
  *                  | "Residual" <n>  (Index2Layer with n lists; the
@@ -23,6 +23,16 @@
  *                  | "LSH" [ <nbits> ] [ "r" ] [ "t" ]   (not after IVF)
  *                  | <n> "+PQ" <m>   (after HNSW only: IndexHNSW2Level,
  *                                    "HNSW32_256+PQ8"; L2 only)
+ *                  | "RQ" <M>x<b> { "_" <M>x<b> } [ norm ]   ("RQ1x16_6x8")
+ *                  | "LSQ" <M>x<b> [ norm ]
+ *                  | ("PRQ" | "PLSQ") <nsplits>x<Msub>x<b> [ norm ]
+ *                  | ("RCQ" | "LSCQ") <M>x<b> ...   (additive coarse
+ *                                    quantizers: alone, or as
+ *                                    "IVF4096(RCQ2x6),Flat")
+ *     norm        := "_Nfloat" | "_Nnone" | "_Nqint8" | "_Nqint4"
+ *                  | "_Ncqint8" | "_Ncqint4" | "_Nlsq2x4" | "_Nrq2x4"
+ *                    (the additive quantizers' search type; none: decompress
+ *                    for L2, the table without norms for inner product)
  *
  * FAISS's MultiIndexQuantizer forms ("Residual<M>x<b>", "HNSW<M>_2x<b>+PQ<m>")
  * parse but are refused: vecdex has no MultiIndexQuantizer.
@@ -59,7 +69,7 @@
 enum stage { ST_WRAPPER = 0, ST_COARSE = 1, ST_ENCODING = 2, ST_TRANSFORM = 3 };
 
 enum kind { K_IDMAP, K_IDMAP2, K_IVF, K_FLAT, K_PQ, K_SQ, K_LSH, K_HNSW,
-            K_PCA, K_OPQ, K_RR, K_L2NORM, K_RESID, K_2LEVEL };
+            K_PCA, K_OPQ, K_RR, K_L2NORM, K_RESID, K_2LEVEL, K_AQ };
 
 /* What the parser extracted from one token. */
 typedef struct parsed_tok {
@@ -70,6 +80,18 @@ typedef struct parsed_tok {
     int64_t n3; /* PQ: 1 = fast scan ("x4fs"), | 2 = by_residual ("fsr") */
     int64_t n4; /* PQ fast scan: bbs ("_<bbs>", default 32) */
     int64_t din, dout; /* transforms: their dimensions */
+    /* IVF<n>(<description>): the coarse quantizer's own description */
+    const char *sub;
+    size_t sub_len;
+    /* additive quantizers (K_AQ) */
+    int aq_kind;      /* VDX_AQ_RQ .. PLSQ */
+    int aq_coarse;    /* RCQ / LSCQ: a coarse quantizer index */
+    int aq_st;        /* search type, -1 = the metric's default */
+    int aq_fs;        /* 1 = fast scan, | 2 = by_residual ("fsr") */
+    int64_t aq_bbs;   /* fast scan block size */
+    int64_t aq_ns, aq_msub; /* product kinds */
+    int aq_M;
+    int aq_nbits[64]; /* RQ may mix widths: "RQ1x16_6x8" */
 } parsed_tok;
 
 typedef struct tok_def {
@@ -109,6 +131,17 @@ static int parse_hnsw(const char *rest, size_t len, parsed_tok *out) {
 /* IVF<n>[k|M][_HNSW<M>]: nlist, and an HNSW coarse quantizer. */
 #define VDX_FACTORY_MAX_NLIST ((int64_t)1 << 24)
 static int parse_ivf(const char *rest, size_t len, parsed_tok *out) {
+    out->sub = NULL;
+    out->sub_len = 0;
+    const char *par = memchr(rest, '(', len);
+    if (par) { /* IVF<n>(<description of the coarse quantizer>) */
+        if (rest[len - 1] != ')' || par + 1 >= rest + len - 1) return -1;
+        out->sub = par + 1;
+        out->sub_len = (size_t)(rest + len - 1 - (par + 1));
+        if (parse_count(rest, (size_t)(par - rest), out)) return -1;
+        out->n2 = 0;
+        return 0;
+    }
     const char *u = memchr(rest, '_', len);
     size_t nl = u ? (size_t)(u - rest) : len;
     if (parse_count(rest, nl, out)) return -1;
@@ -265,6 +298,116 @@ static int parse_2level(const char *rest, size_t len, parsed_tok *out) {
     return 0;
 }
 
+/* The search types of the "_N<name>" suffix of additive quantizers. */
+static int aq_norm_suffix(const char *rest, size_t *len) {
+    static const struct { const char *s; int st; } ns[] = {
+        {"_Nfloat", VDX_AQ_ST_NORM_FLOAT},   {"_Nnone", VDX_AQ_ST_LUT_NONORM},
+        {"_Nqint8", VDX_AQ_ST_NORM_QINT8},   {"_Nqint4", VDX_AQ_ST_NORM_QINT4},
+        {"_Ncqint8", VDX_AQ_ST_NORM_CQINT8}, {"_Ncqint4", VDX_AQ_ST_NORM_CQINT4},
+        {"_Nlsq2x4", VDX_AQ_ST_NORM_LSQ2X4}, {"_Nrq2x4", VDX_AQ_ST_NORM_RQ2X4},
+    };
+    for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
+        size_t l = strlen(ns[i].s);
+        if (*len >= l && !memcmp(rest + *len - l, ns[i].s, l)) {
+            *len -= l;
+            return ns[i].st;
+        }
+    }
+    return -1;
+}
+
+/* <digits>, a count in 1..max; advances *i */
+static int aq_num(const char *s, size_t len, size_t *i, int64_t max,
+                  int64_t *out) {
+    size_t j = *i;
+    int64_t v = 0;
+    while (j < len && s[j] >= '0' && s[j] <= '9') {
+        v = v * 10 + (s[j] - '0');
+        if (v > max) return -1;
+        j++;
+    }
+    if (j == *i || v < 1) return -1;
+    *i = j;
+    *out = v;
+    return 0;
+}
+
+/* After RQ / LSQ / PRQ / PLSQ / RCQ / LSCQ (kind in out->aq_kind):
+ *   RQ, RCQ     <M>x<b>(_<M>x<b>)*  |  <M>x4fs[r][_<bbs>]
+ *   LSQ, LSCQ   <M>x<b>             |  <M>x4fs[r][_<bbs>]
+ *   PRQ, PLSQ   <n>x<M>x<b>         |  <n>x<M>x4fs[r][_<bbs>]
+ * each followed by an optional _N<norm> (FAISS's grammar). */
+static int parse_aq_rest(const char *rest, size_t len, parsed_tok *out) {
+    out->aq_st = aq_norm_suffix(rest, &len);
+    out->aq_fs = 0;
+    out->aq_bbs = 32;
+    out->aq_ns = 1;
+    out->aq_M = 0;
+    const int prod = out->aq_kind == VDX_AQ_PRQ || out->aq_kind == VDX_AQ_PLSQ;
+    const int multi = out->aq_kind == VDX_AQ_RQ && !prod;
+    size_t i = 0;
+    int64_t a, b;
+    if (prod) {
+        if (aq_num(rest, len, &i, 4096, &out->aq_ns) || i >= len || rest[i++] != 'x')
+            return -1;
+    }
+    for (;;) {
+        if (aq_num(rest, len, &i, 4096, &a) || i >= len || rest[i++] != 'x') return -1;
+        if (i + 3 <= len && !memcmp(rest + i, "4fs", 3)) { /* fast scan */
+            if (out->aq_M) return -1;
+            i += 3;
+            out->aq_fs = 1;
+            if (i < len && rest[i] == 'r') out->aq_fs |= 2, i++;
+            if (i < len) {
+                if (rest[i++] != '_' || aq_num(rest, len, &i, 1 << 20, &out->aq_bbs))
+                    return -1;
+            }
+            if (i != len || a > 64) return -1;
+            out->aq_M = (int)a;
+            for (int m = 0; m < out->aq_M; m++) out->aq_nbits[m] = 4;
+            break;
+        }
+        if (aq_num(rest, len, &i, 64, &b)) return -1;
+        if (out->aq_M + a > 64) return -1;
+        for (int64_t m = 0; m < a; m++) out->aq_nbits[out->aq_M++] = (int)b;
+        if (i == len) break;
+        if (!multi || rest[i++] != '_') return -1;
+    }
+    out->aq_msub = out->aq_M;
+    return 0;
+}
+
+static int parse_rq(const char *r, size_t l, parsed_tok *o) {
+    o->aq_kind = VDX_AQ_RQ;
+    o->aq_coarse = 0;
+    return parse_aq_rest(r, l, o);
+}
+static int parse_lsq(const char *r, size_t l, parsed_tok *o) {
+    o->aq_kind = VDX_AQ_LSQ;
+    o->aq_coarse = 0;
+    return parse_aq_rest(r, l, o);
+}
+static int parse_prq(const char *r, size_t l, parsed_tok *o) {
+    o->aq_kind = VDX_AQ_PRQ;
+    o->aq_coarse = 0;
+    return parse_aq_rest(r, l, o);
+}
+static int parse_plsq(const char *r, size_t l, parsed_tok *o) {
+    o->aq_kind = VDX_AQ_PLSQ;
+    o->aq_coarse = 0;
+    return parse_aq_rest(r, l, o);
+}
+static int parse_rcq(const char *r, size_t l, parsed_tok *o) {
+    o->aq_kind = VDX_AQ_RQ;
+    o->aq_coarse = 1;
+    return parse_aq_rest(r, l, o) || o->aq_fs ? -1 : 0;
+}
+static int parse_lscq(const char *r, size_t l, parsed_tok *o) {
+    o->aq_kind = VDX_AQ_LSQ;
+    o->aq_coarse = 1;
+    return parse_aq_rest(r, l, o) || o->aq_fs ? -1 : 0;
+}
+
 /* Longer prefixes first where one is a prefix of another (IDMap2/IDMap). */
 static const tok_def tokens[] = {
     {"IDMap2", ST_WRAPPER, K_IDMAP2, NULL},
@@ -280,6 +423,12 @@ static const tok_def tokens[] = {
     {"RR", ST_TRANSFORM, K_RR, parse_rr},
     {"L2norm", ST_TRANSFORM, K_L2NORM, NULL},
     {"Residual", ST_COARSE, K_RESID, parse_resid},
+    {"PRQ", ST_ENCODING, K_AQ, parse_prq},
+    {"PLSQ", ST_ENCODING, K_AQ, parse_plsq},
+    {"RQ", ST_ENCODING, K_AQ, parse_rq},
+    {"LSQ", ST_ENCODING, K_AQ, parse_lsq},
+    {"RCQ", ST_ENCODING, K_AQ, parse_rcq},
+    {"LSCQ", ST_ENCODING, K_AQ, parse_lscq},
     {"", ST_ENCODING, K_2LEVEL, parse_2level}, /* no prefix: keep last */
 };
 
@@ -322,10 +471,89 @@ static vdx_status bad_token(const tok_span *t, const char *desc,
                      quote(b, sizeof b, t), t->pos, desc);
 }
 
+/* The additive quantizer of a K_AQ token. */
+static vdx_status make_aq(int64_t d, vdx_metric metric, const parsed_tok *t,
+                          vdx_aq **out) {
+    int lsq = t->aq_kind == VDX_AQ_LSQ || t->aq_kind == VDX_AQ_PLSQ;
+    int st = t->aq_st;
+    if (st < 0) /* FAISS's defaults; fast scan needs its 2 x 4-bit norms */
+        st = t->aq_fs && metric == VDX_METRIC_L2
+                 ? (lsq ? VDX_AQ_ST_NORM_LSQ2X4 : VDX_AQ_ST_NORM_RQ2X4)
+             : metric == VDX_METRIC_L2 ? VDX_AQ_ST_DECOMPRESS
+                                       : VDX_AQ_ST_LUT_NONORM;
+    switch (t->aq_kind) {
+    case VDX_AQ_RQ: return vdx_rq_new(d, t->aq_M, t->aq_nbits, st, out);
+    case VDX_AQ_LSQ: return vdx_lsq_new(d, t->aq_M, t->aq_nbits[0], st, out);
+    default:
+        return vdx_product_aq_new(t->aq_kind, d, t->aq_ns, t->aq_msub,
+                                  t->aq_nbits[0], st, out);
+    }
+}
+
+/* The coarse quantizer of an IVF token: its parenthesised description,
+ * an HNSW graph or a flat index. */
+static vdx_status make_coarse(int64_t d, vdx_metric metric,
+                              const parsed_tok *ivf, vdx_index **q) {
+    if (ivf->sub) {
+        char buf[1001];
+        size_t l = ivf->sub_len < 1000 ? ivf->sub_len : 1000;
+        memcpy(buf, ivf->sub, l);
+        buf[l] = 0;
+        return vdx_index_factory(d, buf, metric, q);
+    }
+    if (ivf->n2) return vdx_index_hnsw_flat_new(d, (int)ivf->n2, metric, q);
+    return vdx_index_flat_new(d, metric, q);
+}
+
+/* Additive-quantizer encodings, alone or inside an IVF. */
+static vdx_status build_aq(int64_t d, vdx_metric metric, const parsed_tok *enc,
+                           const parsed_tok *ivf, vdx_index **out) {
+    if (ivf && ivf->kind != K_IVF)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "index_factory: an additive quantizer can follow an "
+                         "IVF token only");
+    if (ivf && enc->aq_coarse)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "index_factory: RCQ / LSCQ is a coarse quantizer: "
+                         "use it as IVF<n>(RCQ...)");
+    if (!ivf && (enc->aq_fs & 2))
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "index_factory: 'fsr' (by_residual) needs an IVF token");
+    if (enc->aq_fs && ivf)
+        return vdx_raise(VDX_ERR_UNSUPPORTED,
+                         "index_factory: IVF fast-scan additive quantizers are "
+                         "not implemented yet");
+    vdx_aq *aq = NULL;
+    vdx_status st = make_aq(d, metric, enc, &aq);
+    if (st) return st;
+    if (enc->aq_fs) {
+        st = vdx_index_aq_fastscan_new(aq, metric, enc->aq_bbs, out);
+        if (st) vdx_aq_free(aq);
+        return st;
+    }
+    if (!ivf) {
+        st = enc->aq_coarse ? vdx_index_additive_coarse_new(aq, metric, out)
+                            : vdx_index_aq_new(aq, metric, out);
+        if (st) vdx_aq_free(aq);
+        return st;
+    }
+    vdx_index *q = NULL;
+    if ((st = make_coarse(d, metric, ivf, &q))) {
+        vdx_aq_free(aq);
+        return st;
+    }
+    if ((st = vdx_index_ivf_aq_new(q, ivf->n, aq, metric, out))) {
+        vdx_aq_free(aq);
+        vdx_index_free(q);
+    }
+    return st;
+}
+
 /* Builds the encoding, inside an IVF when the description has one. */
 static vdx_status build_core(int64_t d, vdx_metric metric, const parsed_tok *enc,
                              const parsed_tok *ivf, vdx_index **out) {
     vdx_status st;
+    if (enc->kind == K_AQ) return build_aq(d, metric, enc, ivf, out);
     if (enc->kind == K_2LEVEL || (ivf && ivf->kind == K_RESID)) {
         /* the two-level kinds: a flat L2 quantizer, as FAISS builds them */
         int hnsw = enc->kind == K_2LEVEL;
@@ -400,9 +628,7 @@ static vdx_status build_core(int64_t d, vdx_metric metric, const parsed_tok *enc
         return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
                          "index_factory: LSH cannot follow an IVF token");
     vdx_index *q = NULL;
-    if (ivf->n2) st = vdx_index_hnsw_flat_new(d, (int)ivf->n2, metric, &q);
-    else st = vdx_index_flat_new(d, metric, &q);
-    if (st) return st;
+    if ((st = make_coarse(d, metric, ivf, &q))) return st;
     switch (enc->kind) {
     case K_FLAT: st = vdx_index_ivf_flat_new(q, d, ivf->n, metric, out); break;
     case K_PQ:
@@ -592,7 +818,17 @@ vdx_status vdx_index_factory(int64_t d, const char *description,
     int nt = 0;
     const char *s = description;
     for (;;) {
-        const char *c = strchr(s, ',');
+        /* the next comma outside parentheses ("IVF256(RCQ2x4),Flat") */
+        const char *c = NULL;
+        int depth = 0;
+        for (const char *e = s; *e; e++) {
+            if (*e == '(') depth++;
+            else if (*e == ')') depth--;
+            else if (*e == ',' && depth == 0) {
+                c = e;
+                break;
+            }
+        }
         size_t len = c ? (size_t)(c - s) : strlen(s);
         if (!strncmp(s, "HNSW", 4)) { /* "HNSW32_PQ16" = "HNSW32,PQ16" */
             const char *u = memchr(s, '_', len);

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "index_internal.h"
+#include "index_aq.h"
 #include "cluster/kmeans.h"
 #include "common/blas.h"
 #include "common/interrupt.h"
@@ -48,6 +49,20 @@ static vdx_status ivf_train(vdx_index *ix, int64_t n, const float *x) {
     /* new centroids under stored lists would misfile every vector */
     vdx_status st0 = vdx_refuse_populated_train(ix);
     if (st0) return st0;
+    if (vdx_is_acq(q)) {
+        /* an additive coarse quantizer trains alone (FAISS's
+         * quantizer_trains_alone = 1): its centroids are its codes */
+        vdx_status st = q->ops->train(q, n, x);
+        if (st) return st;
+        if (q->ntotal != ivf->nlist)
+            return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                             "IVF train: nlist=%lld is not consistent with the "
+                             "%lld centroids of the %s",
+                             (long long)ivf->nlist, (long long)q->ntotal,
+                             q->ops->type_name);
+        ix->is_trained = 1;
+        return VDX_OK;
+    }
     if (n < ivf->nlist)
         return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
                          "IVF train: %lld training points cannot make "

@@ -296,6 +296,28 @@ VDX_INTERNAL vdx_status vdx_io_read_hnsw(vdx_reader *r, vdx_io_header *h,
                                          vdx_index **out);
 VDX_INTERNAL vdx_status vdx_io_write_hnsw(vdx_writer *w, const vdx_index *ix);
 
+/* aq_io.c: IxRq / IxLS / IxPR / IxPL (flat additive-quantizer indexes),
+ * ImRQ (ResidualCoarseQuantizer), IwRQ / IwLS / IwPR / IwPL (IVF) */
+VDX_INTERNAL int vdx_io_is_index_aq(const vdx_index *ix);
+VDX_INTERNAL int vdx_io_is_acq(const vdx_index *ix);
+VDX_INTERNAL int vdx_io_is_ivfaq(const vdx_index *ix);
+VDX_INTERNAL vdx_status vdx_io_read_index_aq(vdx_reader *r, vdx_io_header *h,
+                                             vdx_index **out);
+VDX_INTERNAL vdx_status vdx_io_write_index_aq(vdx_writer *w,
+                                              const vdx_index *ix);
+VDX_INTERNAL vdx_status vdx_io_read_rcq(vdx_reader *r, vdx_io_header *h,
+                                        vdx_index **out);
+VDX_INTERNAL vdx_status vdx_io_write_rcq(vdx_writer *w, const vdx_index *ix);
+VDX_INTERNAL vdx_status vdx_io_read_ivfaq(vdx_reader *r, vdx_io_header *h,
+                                          vdx_index **out);
+VDX_INTERNAL vdx_status vdx_io_write_ivfaq(vdx_writer *w,
+                                           const vdx_index *ix);
+/* IRfs / ILfs / IPRf / IPLf (the additive fast-scan kinds) */
+VDX_INTERNAL int vdx_io_is_aqfs(const vdx_index *ix);
+VDX_INTERNAL vdx_status vdx_io_read_aqfs(vdx_reader *r, vdx_io_header *h,
+                                         vdx_index **out);
+VDX_INTERNAL vdx_status vdx_io_write_aqfs(vdx_writer *w, const vdx_index *ix);
+
 /* pq_io.c: a ProductQuantizer inside another kind's body (d checked
  * against h->d; pq set up, centroids allocated when stored). */
 VDX_INTERNAL vdx_status vdx_io_read_pq(vdx_reader *r, const vdx_io_header *h,

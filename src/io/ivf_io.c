@@ -449,11 +449,11 @@ vdx_status vdx_io_read_ivf(vdx_reader *r, vdx_io_header *h,
     uint64_t q_at = r->pos;
     vdx_index *q = NULL;
     if ((s = vdx_read_index_rec(r, &q)) != VDX_OK) return s;
-    if (!vdx_is_flat(q) && !vdx_io_is_hnsw(q)) {
+    if (!vdx_is_flat(q) && !vdx_io_is_hnsw(q) && !vdx_io_is_acq(q)) {
         s = vdx_raise(VDX_ERR_UNSUPPORTED,
                       "%s index at offset %" PRIu64 ": its quantizer at "
                       "offset %" PRIu64 " is an %s; vecdex reads IVF indexes "
-                      "with an HNSW or flat quantizer only",
+                      "with an HNSW, residual coarse or flat quantizer only",
                       h->fourcc, h->offset, q_at, vdx_index_type_name(q));
         vdx_index_free(q);
         return s;

@@ -35,6 +35,19 @@ const vdx_io_reader_entry vdx_io_readers[] = {
     {"Ix2L", vdx_io_read_2layer},   /* Index2Layer */
     {"IPfs", vdx_io_read_pqfs},     /* IndexPQFastScan */
     {"IwPf", vdx_io_read_ivfpqfs},  /* IndexIVFPQFastScan */
+    {"IxRq", vdx_io_read_index_aq}, /* IndexResidualQuantizer */
+    {"IxLS", vdx_io_read_index_aq}, /* IndexLocalSearchQuantizer */
+    {"IxPR", vdx_io_read_index_aq}, /* IndexProductResidualQuantizer */
+    {"IxPL", vdx_io_read_index_aq}, /* IndexProductLocalSearchQuantizer */
+    {"ImRQ", vdx_io_read_rcq},      /* ResidualCoarseQuantizer */
+    {"IwRQ", vdx_io_read_ivfaq},    /* IndexIVFResidualQuantizer */
+    {"IwLS", vdx_io_read_ivfaq},    /* IndexIVFLocalSearchQuantizer */
+    {"IwPR", vdx_io_read_ivfaq},    /* IndexIVFProductResidualQuantizer */
+    {"IwPL", vdx_io_read_ivfaq},    /* IndexIVFProductLocalSearchQuantizer */
+    {"IRfs", vdx_io_read_aqfs},     /* IndexResidualQuantizerFastScan */
+    {"ILfs", vdx_io_read_aqfs},     /* IndexLocalSearchQuantizerFastScan */
+    {"IPRf", vdx_io_read_aqfs},     /* IndexProductResidualQuantizerFastScan */
+    {"IPLf", vdx_io_read_aqfs},     /* IndexProductLocalSearchQuantizerFastScan */
 };
 const size_t vdx_io_nreaders =
     sizeof vdx_io_readers / sizeof vdx_io_readers[0];
@@ -54,6 +67,10 @@ const vdx_io_writer_entry vdx_io_writers[] = {
     {vdx_io_is_2layer, vdx_io_write_2layer},
     {vdx_io_is_pqfs, vdx_io_write_pqfs},
     {vdx_io_is_ivfpqfs, vdx_io_write_ivfpqfs},
+    {vdx_io_is_index_aq, vdx_io_write_index_aq},
+    {vdx_io_is_acq, vdx_io_write_rcq},
+    {vdx_io_is_ivfaq, vdx_io_write_ivfaq},
+    {vdx_io_is_aqfs, vdx_io_write_aqfs},
 };
 const size_t vdx_io_nwriters =
     sizeof vdx_io_writers / sizeof vdx_io_writers[0];

@@ -222,8 +222,13 @@ void vdx_fs_quantize(const float *table, int64_t M, int64_t nsq,
         }
         bias += lo;
         quantize16(t, lo, inv, lut->q + m * 16);
-        /* the widest saturating sub-quantizers, widest first */
-        if (!(w > 2 * ref)) continue;
+        /* the widest saturating sub-quantizers, widest first: any whose
+         * entries saturate (w > ref), else a range just above ref (the
+         * second widest of a few, as the 2x4-bit norm tables of the
+         * additive fast-scan kinds) is cut off without correction and
+         * the approximate keys the candidates are kept by go wrong by up
+         * to ref */
+        if (!(w > ref)) continue;
         int pos = lut->nwide;
         if (pos == VDX_FS_MAX_WIDE) {
             if (!(w > wide_w[pos - 1])) continue;

@@ -355,6 +355,7 @@ def golden(outdir):
         assert data[:4] == args[0].encode(), (name, data[:4])
         write(outdir, name, data)
         out[name] = data
+    out.update(aq_golden(outdir))
     return out
 
 
@@ -416,6 +417,8 @@ def patched(data, off, fmt, value):
 
 def full(outdir):
     g = golden(outdir)
+    aq_full(outdir, g)
+    aq_fs_full(outdir)
     l2 = g["flat_l2_d4_n3.index"]
     m1 = g["idmap_ip_d4_n3.index"]
     m2 = g["idmap2_l2_d4_n3.index"]
@@ -676,6 +679,155 @@ def ondisk(outdir):
     write(outdir, "bad_ilod_offset.index", patched(data, at + 28 + 16, "<Q", 1 << 40))
     write(outdir, "bad_ilod_size.index", patched(data, at + 28, "<Q", 1 << 30))
     write(outdir, "bad_ilod_truncated.index", data[:at + 40])
+
+
+
+# ---- additive quantizers (tests/c/test_io_aq.c) --------------------------
+# d=4, codebooks on separate axes with integer entries: codebook m of an RQ
+# / LSQ holds (k, 0, 0, 0) or (0, k, 0, 0), so a vector (a, b, 0, 0) with
+# a, b in 0..7 is encoded exactly as (a, b) by any encoder, and its code
+# byte is a | b << 3 (2 x 3 bits).  The product kind splits 4 = 2 + 2 and
+# stores (a, 0, b, 0).
+AQ_GOLDEN = {
+    "rq2x3_l2_d4_n5.index": ("RQ", 1, 0),
+    "rq2x3_nfloat_l2_d4_n5.index": ("RQ", 1, 3),
+    "lsq2x3_ip_d4_n5.index": ("LSQ", 0, 1),
+    "prq2x1x3_l2_d4_n5.index": ("PRQ", 1, 0),
+    "rcq2x3_l2_d4.index": ("RCQ", 1, 0),
+    "ivfrq2x3_l2_d4_n10.index": ("IVFRQ", 1, 0),
+    "ivf_rcq_flat_l2_d4_n10.index": ("IVFRCQ", 1, 0),
+}
+AQ_VECS = [(3, 5), (0, 0), (7, 7), (1, 6), (4, 2)]
+
+
+def aq_codebooks(axes, dim):
+    cb = np.zeros((len(axes) * 8, dim), dtype="float32")
+    for m, ax in enumerate(axes):
+        cb[m * 8:(m + 1) * 8, ax] = np.arange(8)
+    return cb
+
+
+def aq_vecs(offset=None, second=1):
+    x = np.zeros((len(AQ_VECS), D), dtype="float32")
+    for i, (a, b) in enumerate(AQ_VECS):
+        x[i, 0], x[i, second] = a, b
+    return x if offset is None else np.vstack([x + offset, x - offset])
+
+
+def aq_set(q, cb):
+    faiss.copy_array_to_vector(cb.ravel(), q.codebooks)
+    q.is_trained = True
+
+
+def build_aq(kind, metric, st):
+    if kind in ("RQ", "RCQ", "IVFRQ"):
+        if kind == "RCQ":
+            ix = faiss.ResidualCoarseQuantizer(D, 2, 3, metric)
+        elif kind == "RQ":
+            ix = faiss.IndexResidualQuantizer(D, 2, 3, metric, st)
+        else:
+            qz = faiss.IndexFlat(D, metric)
+            qz.add(np.array([[50, 0, 0, 0], [-50, 0, 0, 0]], dtype="float32"))
+            ix = faiss.IndexIVFResidualQuantizer(qz, D, 2, 2, 3, metric, st)
+            ix.own_fields = True
+            qz.this.disown()
+        aq_set(ix.rq, aq_codebooks([0, 1], D))
+        ix.rq.compute_codebook_tables()
+    elif kind == "LSQ":
+        ix = faiss.IndexLocalSearchQuantizer(D, 2, 3, metric, st)
+        aq_set(ix.lsq, aq_codebooks([0, 1], D))
+        ix.lsq.nperts = 2  # what training sets (nperts <= M)
+    elif kind == "PRQ":
+        ix = faiss.IndexProductResidualQuantizer(D, 2, 1, 3, metric, st)
+        cb = aq_codebooks([0], 2)
+        for s in range(2):
+            aq_set(ix.prq.subquantizer(s), cb)
+        aq_set(ix.prq, np.vstack([cb, cb]))
+    else:  # IVFRCQ: an IndexIVFFlat whose lists are an RCQ's centroids
+        rcq = faiss.ResidualCoarseQuantizer(D, 1, 1, metric)
+        aq_set(rcq.rq, np.array([[20, 0, 0, 0], [-20, 0, 0, 0]], "float32"))
+        rcq.ntotal = 2
+        rcq.is_trained = True
+        rcq.set_beam_factor(-1)
+        ix = faiss.IndexIVFFlat(rcq, D, 2, metric)
+        ix.own_fields = True
+        rcq.this.disown()
+        ix.is_trained = True
+        ix.add(aq_vecs([20, 0, 0, 0]))
+        return ix
+    if kind == "RCQ":
+        ix.ntotal = 64
+        ix.is_trained = True
+        return ix
+    ix.is_trained = True
+    # the product's halves are components (0, 1) and (2, 3): (a, 0, b, 0)
+    ix.add(aq_vecs([50, 0, 0, 0]) if kind == "IVFRQ"
+           else aq_vecs(second=2 if kind == "PRQ" else 1))
+    return ix
+
+
+def aq_golden(outdir):
+    out = {}
+    for name, args in AQ_GOLDEN.items():
+        data = ser(build_aq(*args))
+        write(outdir, name, data)
+        out[name] = data
+    return out
+
+
+def aq_full(outdir, g):
+    # trained quantizers with the other norm encodings, and hostile fields
+    rs = np.random.RandomState(123)
+    xt = rs.rand(600, D).astype("float32")
+    for key in ("RQ2x3_Ncqint4", "RQ2x3_Nrq2x4", "LSQ2x3_Nlsq2x4",
+                "PLSQ2x1x3_Nqint4", "IVF4,LSQ2x3_Nqint8"):
+        ix = faiss.index_factory(D, key)
+        ix.train(xt)
+        ix.add(xt[:7])
+        write(outdir, "valid_aq_" + key.replace(",", "_") + ".index", ser(ix))
+    rq = g["rq2x3_l2_d4_n5.index"]
+    # header 37, d 37, M 45, nbits count 53, nbits 61/69, is_trained 77,
+    # codebook count 78, codebooks 86 (64 floats), search_type 342
+    write(outdir, "bad_aq_M0.index", patched(rq, 45, "<Q", 0))
+    write(outdir, "bad_aq_nbits40.index", patched(rq, 61, "<Q", 40))
+    write(outdir, "bad_aq_cbcount.index", patched(rq, 78, "<Q", 63))
+    write(outdir, "bad_aq_cbhuge.index", patched(rq, 78, "<Q", 1 << 61))
+    write(outdir, "bad_aq_st.index", patched(rq, 342, "<i", 42))
+    write(outdir, "bad_aq_nan.index", patched(rq, 90, "<f", float("nan")))
+    write(outdir, "bad_aq_truncated.index", rq[:len(rq) - 3])
+    ivf = g["ivfrq2x3_l2_d4_n10.index"]
+    write(outdir, "bad_aq_ivf_truncated.index", ivf[:len(ivf) // 2])
+    rcq = g["rcq2x3_l2_d4.index"]
+    write(outdir, "bad_aq_rcq_beam.index",
+          rcq[:-4] + struct.pack("<f", float("nan")))
+
+def aq_fs_full(outdir):
+    # the 4-bit fast-scan kinds (IRfs / ILfs / IPRf), trained by faiss, and
+    # hostile fields of their fast-scan tail
+    rs = np.random.RandomState(321)
+    xt = rs.rand(1000, D).astype("float32")
+    out = {}
+    for key, metric in (("RQ2x4fs_Nrq2x4", faiss.METRIC_L2),
+                        ("LSQ2x4fs_Nlsq2x4", faiss.METRIC_L2),
+                        ("PRQ2x1x4fs_Nrq2x4", faiss.METRIC_L2),
+                        ("RQ3x4fs", faiss.METRIC_INNER_PRODUCT)):
+        ix = faiss.index_factory(D, key, metric)
+        ix.train(xt)
+        ix.add(xt[:37])
+        name = "valid_aq_" + key + ("_ip" if metric == faiss.METRIC_INNER_PRODUCT else "") + ".index"
+        out[name] = ser(ix)
+        write(outdir, name, out[name])
+    rq = out["valid_aq_RQ2x4fs_Nrq2x4.index"]
+    # the tail after the quantizer: implem, bbs, qbs (int32), M, nbits,
+    # ksub, code_size, ntotal2, M2 (uint64), rescale_norm (uint8),
+    # norm_scale (int32), max_train_points (uint64), code count, codes
+    tail = len(rq) - (8 + 64 * 2) - (4 * 3 + 8 * 6 + 1 + 4 + 8)
+    write(outdir, "bad_aqfs_bbs.index", patched(rq, tail + 4, "<i", 48))
+    write(outdir, "bad_aqfs_M.index", patched(rq, tail + 12, "<Q", 5))
+    write(outdir, "bad_aqfs_ntotal2.index", patched(rq, tail + 44, "<Q", 1 << 40))
+    write(outdir, "bad_aqfs_normscale.index", patched(rq, tail + 61, "<i", -3))
+    write(outdir, "bad_aqfs_truncated.index", rq[:len(rq) - 5])
+    return out
 
 
 def check(paths):

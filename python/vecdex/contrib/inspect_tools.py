@@ -82,3 +82,12 @@ def get_hnsw_graph(index):
                     if levels[i] > lev else np.zeros(0, "int64")
                     for i in range(len(levels))])
     return out
+
+
+def get_additive_quantizer_codebooks(aq):
+    """The codebooks of an additive quantizer, one (2^nbits, d) array per
+    codebook (d / nsplits wide for the product kinds)."""
+    co = np.asarray(aq.codebook_offsets).astype(int)
+    width = aq.d // getattr(aq, "nsplits", 1) if hasattr(aq, "nsplits") else aq.d
+    codebooks = np.array(aq.codebooks, copy=True).reshape(-1, width)
+    return [codebooks[co[i]:co[i + 1]] for i in range(aq.M)]
