@@ -12,9 +12,20 @@ typedef struct {
     vdx_idx_t **ids;
     int64_t *size, *cap; /* cap 0 with size > 0: borrowed from map */
     vdx_mapping *map;
+    /* per list, allocated on first use: the borrowed list's ids are an
+     * aligned copy (the file's were not 8-byte aligned) owned here */
+    uint8_t *ids_own;
     vdx_ondisk_info *ondisk;
     int dirty;
 } array_lists;
+
+/* Frees the owned copy of a borrowed list's ids, if it has one. */
+static void al_drop_ids_copy(array_lists *a, int64_t l) {
+    if (a->ids_own && a->ids_own[l]) {
+        vdx_free(a->ids[l]);
+        a->ids_own[l] = 0;
+    }
+}
 
 static int al_borrowed(const array_lists *a, int64_t l) {
     return a->cap[l] == 0 && a->codes[l] != NULL;
@@ -60,6 +71,7 @@ static vdx_status al_reserve(array_lists *a, int64_t l, int64_t n) {
         }
         memcpy(c, a->codes[l], (size_t)a->size[l] * a->base.code_size);
         memcpy(i, a->ids[l], (size_t)a->size[l] * sizeof(vdx_idx_t));
+        al_drop_ids_copy(a, l);
         a->codes[l] = c;
         a->ids[l] = i;
         a->cap[l] = nc;
@@ -99,7 +111,10 @@ static vdx_status al_resize(vdx_invlists *il, int64_t l, int64_t n) {
     if (al_borrowed(a, l) && n < a->size[l]) {
         /* shrinking a borrowed list only narrows the view */
         a->size[l] = n;
-        if (n == 0) a->codes[l] = NULL, a->ids[l] = NULL;
+        if (n == 0) {
+            al_drop_ids_copy(a, l);
+            a->codes[l] = NULL, a->ids[l] = NULL;
+        }
         return VDX_OK;
     }
     vdx_status st = al_reserve(a, l, n);
@@ -111,11 +126,15 @@ static vdx_status al_resize(vdx_invlists *il, int64_t l, int64_t n) {
 static void al_destroy(vdx_invlists *il) {
     array_lists *a = (array_lists *)il;
     for (int64_t l = 0; l < il->nlist; l++) {
-        if (a->cap && a->cap[l] == 0) continue; /* empty or borrowed */
+        if (a->cap && a->cap[l] == 0) { /* empty or borrowed */
+            if (a->ids) al_drop_ids_copy(a, l);
+            continue;
+        }
         if (a->codes) vdx_free(a->codes[l]);
         if (a->ids) vdx_free(a->ids[l]);
     }
     vdx_mapping_unref(a->map);
+    vdx_free(a->ids_own);
     vdx_ondisk_info_free(a->ondisk);
     vdx_free(a->codes);
     vdx_free(a->ids);
@@ -158,16 +177,29 @@ int64_t vdx_invlists_total(const vdx_invlists *il) {
     return t;
 }
 
-void vdx_invlists_array_borrow(vdx_invlists *il, vdx_mapping *map, int64_t l,
-                               int64_t n, const uint8_t *codes,
-                               const vdx_idx_t *ids) {
+vdx_status vdx_invlists_array_borrow(vdx_invlists *il, vdx_mapping *map,
+                                     int64_t l, int64_t n, const uint8_t *codes,
+                                     const vdx_idx_t *ids) {
     array_lists *a = (array_lists *)il;
-    if (n == 0) return;
+    if (n == 0) return VDX_OK;
+    vdx_idx_t *own = NULL;
+    if ((uintptr_t)ids % _Alignof(vdx_idx_t)) {
+        /* FAISS's format does not align its arrays: ids at an odd offset
+         * are copied (8 bytes a vector, next to its code) rather than read
+         * through a misaligned pointer */
+        if (!a->ids_own && !(a->ids_own = vdx_calloc((size_t)il->nlist, 1)))
+            return VDX_ERR_OUT_OF_MEMORY;
+        own = vdx_malloc_array((size_t)n, sizeof(vdx_idx_t));
+        if (!own) return VDX_ERR_OUT_OF_MEMORY;
+        memcpy(own, ids, (size_t)n * sizeof(vdx_idx_t));
+        a->ids_own[l] = 1;
+    }
     if (!a->map) a->map = vdx_mapping_ref(map);
     a->codes[l] = (uint8_t *)(uintptr_t)codes;
-    a->ids[l] = (vdx_idx_t *)(uintptr_t)ids;
+    a->ids[l] = own ? own : (vdx_idx_t *)(uintptr_t)ids;
     a->size[l] = n;
     a->cap[l] = 0;
+    return VDX_OK;
 }
 
 void vdx_ondisk_info_free(vdx_ondisk_info *info) {

@@ -45,8 +45,9 @@ VDX_INTERNAL vdx_status vdx_invlists_array_new(int64_t nlist, size_t code_size,
 VDX_INTERNAL void vdx_invlists_free(vdx_invlists *il);
 /* Makes the (empty) list l of an array invlists borrow n entries at codes
  * and ids, which lie inside map (the lists take a reference to map; the
- * caller has checked the bounds). */
-VDX_INTERNAL void vdx_invlists_array_borrow(vdx_invlists *il, vdx_mapping *map,
+ * caller has checked the bounds).  Ids that are not 8-byte aligned are
+ * copied (VDX_ERR_OUT_OF_MEMORY when that fails; the list stays empty). */
+VDX_INTERNAL vdx_status vdx_invlists_array_borrow(vdx_invlists *il, vdx_mapping *map,
                                             int64_t l, int64_t n,
                                             const uint8_t *codes,
                                             const vdx_idx_t *ids);

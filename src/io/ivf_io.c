@@ -258,9 +258,10 @@ static vdx_status read_invlists(vdx_reader *r, const vdx_io_header *h,
             const uint8_t *ids =
                 vdx_rd_borrow(r, n * sizeof(vdx_idx_t), "inverted list ids", &s);
             if (s != VDX_OK) goto done;
-            vdx_invlists_array_borrow(il, r->map, (int64_t)t.list[j],
-                                      (int64_t)n, codes,
-                                      (const vdx_idx_t *)(const void *)ids);
+            s = vdx_invlists_array_borrow(il, r->map, (int64_t)t.list[j],
+                                          (int64_t)n, codes,
+                                          (const vdx_idx_t *)(const void *)ids);
+            if (s != VDX_OK) goto done;
         }
         goto done;
     }

@@ -197,10 +197,11 @@ vdx_status vdx_io_read_ondisk_lists(vdx_reader *r, const vdx_io_header *h,
         for (uint64_t l = 0; l < nlist; l++) {
             if (size[l] == 0) continue;
             const uint8_t *p = map->base + info->offset[l];
-            vdx_invlists_array_borrow(
+            s = vdx_invlists_array_borrow(
                 ivf->il, map, (int64_t)l, (int64_t)size[l], p,
                 (const vdx_idx_t *)(const void *)(p + info->capacity[l] *
                                                           code_size));
+            if (s) goto fail;
         }
         vdx_mapping_unref(map); /* the lists hold their own reference */
         map = NULL;
@@ -467,12 +468,13 @@ vdx_status vdx_index_ivf_merge_ondisk(vdx_index *index,
                           "writing", ivfdata_path);
             goto done;
         }
-        for (int64_t l = 0; l < nlist; l++)
+        for (int64_t l = 0; l < nlist && !s; l++)
             if (cap[l])
-                vdx_invlists_array_borrow(
+                s = vdx_invlists_array_borrow(
                     il, map, l, (int64_t)cap[l], map->base + off[l],
                     (const vdx_idx_t *)(const void *)(map->base + off[l] +
                                                       cap[l] * cs));
+        if (s) goto done;
     }
     info = vdx_calloc(1, sizeof *info);
     if (!info || !(info->filename = vdx_malloc(strlen(ivfdata_path) + 1))) {
