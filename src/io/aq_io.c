@@ -160,6 +160,16 @@ static vdx_status read_aq_part(vdx_reader *r, const vdx_io_header *h, int kind,
                       product ? (uint64_t)aq->total_cb : want);
         goto fail;
     }
+    if (ncb != 0) {
+        /* entries beyond the vectors' bound would make distances overflow
+         * (the beam search then finds fewer candidates than it keeps) */
+        uint64_t w = product ? ncb / (uint64_t)aq->total_cb : (uint64_t)d;
+        if ((s = vdx_io_check_vectors(r, cb, ncb / w, (int64_t)w, 0, cb_at,
+                                      "AQ codebook entry"))) {
+            vdx_free(cb);
+            goto fail;
+        }
+    }
     if (trained && !cb) {
         s = vdx_raise(VDX_ERR_FORMAT,
                       "%s index: the additive quantizer at offset %" PRIu64

@@ -24,6 +24,7 @@
  * and the products of entries of different codebooks), and no residual is
  * ever formed.
  */
+#include <float.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -123,6 +124,15 @@ static void emit(beam_ws *w, int64_t nb, int64_t d, int64_t K,
         for (int64_t j = 0; j < L; j++) {
             int64_t id = hi[j], js = id / K, ls = id % K;
             int32_t *nc = new_codes + (i * L + j) * (m + 1);
+            if (id < 0) {
+                /* fewer than L finite candidates (distances that overflow
+                 * to Inf or NaN are never offered): an empty entry, code -1,
+                 * that later steps carry along and callers skip */
+                for (int64_t t = 0; t <= m; t++) nc[t] = -1;
+                if (new_res) memset(new_res + (i * L + j) * d, 0, (size_t)d * sizeof(float));
+                new_dis[i * L + j] = FLT_MAX;
+                continue;
+            }
             if (m > 0)
                 memcpy(nc, codes + (i * beam + js) * m, (size_t)m * sizeof(int32_t));
             nc[m] = (int32_t)ls;
@@ -153,6 +163,7 @@ static void step_block(beam_ws *w, int64_t d, int64_t K, const float *cent,
         vdx_aq_l2_tile(nr, K, d, res + r0 * d, w->rnorm + r0, cent, cn, w->tile);
         for (int64_t r = 0; r < nr; r++) {
             int64_t g = r0 + r, i = g / beam, b = g % beam;
+            if (m > 0 && codes[g * m] < 0) continue; /* an empty entry (emit) */
             offer_row(Kr, w->tile + r * K, K, b, L, w->hk + i * L, w->hi + i * L,
                       w->cand);
         }
@@ -177,6 +188,7 @@ static void step_tab_block(beam_ws *w, int64_t K, int64_t nb, int64_t beam,
         for (int64_t b = 0; b < beam; b++) {
             const int32_t *cb = codes + (i * beam + b) * m;
             float base = dis[i * beam + b];
+            if (m > 0 && cb[0] < 0) continue; /* an empty entry (see emit) */
             for (int64_t k = 0; k < K; k++) row[k] = 0;
             for (int64_t l = 0; l < m; l++) {
                 const float *cr = cross + (off[l] + cb[l]) * ldc;
