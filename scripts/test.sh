@@ -47,7 +47,8 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 # (no GPU part: nvcc's objects would make CMake link libFuzzer with g++)
 # By default each libFuzzer target makes a fixed number of runs from a fixed
 # seed, over a fresh copy of its seed corpus, with the scalar kernels: the
-# same commit explores the same inputs on every machine, so CI cannot turn
+# same commit explores the same inputs on every machine (-reload=0: no
+# timed re-reads of the corpus directory), so CI cannot turn
 # red by luck (new finds come from exploratory runs: FUZZ_SECONDS=600 runs
 # each target that long from a random seed, keeping its corpus).  A crash, a
 # sanitizer report or a broken invariant fails the run; its input is left in
@@ -68,7 +69,7 @@ for t in $FUZZ_TARGETS; do
   if [ -n "${FUZZ_SECONDS:-}" ]; then
     how="-max_total_time=$FUZZ_SECONDS"
   else
-    how="-seed=1 -runs=${FUZZ_RUNS[$t]}"
+    how="-seed=1 -runs=${FUZZ_RUNS[$t]} -reload=0"
     rm -rf "$work"
   fi
   mkdir -p "$work"

@@ -341,8 +341,7 @@ vdx_status vdx_io_read_ivfpqfs(vdx_reader *r, vdx_io_header *h,
     p->qbs2 = qbs2;
     ix->is_trained = h->is_trained;
     ix->metric_arg = h->metric_arg;
-    p->ivf.nprobe = nprobe < 1 ? 1 : nprobe > nlist ? (int64_t)nlist
-                                                    : (int64_t)nprobe;
+    p->ivf.nprobe = nprobe > nlist ? (int64_t)nlist : (int64_t)nprobe;
     if ((s = read_block_lists(r, h, p))) goto fail;
     ix->ntotal = h->ntotal;
     if (dm_type && (s = vdx_index_ivf_make_direct_map(ix, 1))) goto fail;

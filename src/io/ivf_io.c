@@ -25,7 +25,7 @@
  * list sizes add up to ntotal; "sprs" pairs name each list at most once,
  * in increasing order (as FAISS writes them); a stored direct map equals
  * the one rebuilt from the lists; an untrained index has at most 2^20
- * lists.  nprobe is clamped to 1..nlist, as the setter does.  The
+ * lists.  nprobe is clamped to 0..nlist, as the setter does.  The
  * hashtable direct map, inverted-list kinds other than "ilar", quantizers
  * that are not flat and "il00" (no lists) with ntotal > 0 are valid FAISS
  * but not handled (VDX_ERR_UNSUPPORTED); "il00" with ntotal 0 loads as
@@ -518,9 +518,9 @@ vdx_status vdx_io_read_ivf(vdx_reader *r, vdx_io_header *h,
     ix = &ivf->base;
     ix->is_trained = h->is_trained;
     ix->metric_arg = h->metric_arg;
-    /* as vdx_index_ivf_set_nprobe: 0 or huge values must not break search */
-    ivf->nprobe = nprobe < 1 ? 1 : nprobe > nlist ? (int64_t)nlist
-                                                  : (int64_t)nprobe;
+    /* as vdx_index_ivf_set_nprobe: huge values are clamped to nlist, 0 is
+     * kept (as FAISS; the searches refuse it) */
+    ivf->nprobe = nprobe > nlist ? (int64_t)nlist : (int64_t)nprobe;
 
     if ((s = legacy ? read_legacy_codes(r, h, ivf, &lg) : read_invlists(r, h, ivf)) !=
         VDX_OK)

@@ -700,9 +700,11 @@ static void test_corrupt_fields(void) {
         EXPECT(c, size, VDX_ERR_FORMAT, "value 1e+30 in inverted list");
         free(c);
     }
-    /* nprobe: out of range values are clamped, never break search */
+    /* nprobe: values past nlist are clamped; 0 is kept, as FAISS reads and
+     * the setter accepts it, and searches refuse it with a message (the
+     * fixpoint of write / read / write holds either way) */
     uint64_t probes[] = {0, 2, 4, 5, UINT64_MAX};
-    int64_t want[] = {1, 2, 4, 4, 4};
+    int64_t want[] = {0, 2, 4, 4, 4};
     for (int k = 0; k < 5; k++) {
         uint8_t *c = patched(buf, size, o.nprobe, &probes[k], 8);
         vdx_index *r = expect(c, size, VDX_OK, NULL, __LINE__);
@@ -710,7 +712,13 @@ static void test_corrupt_fields(void) {
         if (r) {
             float qv[3] = {0.5f, 0.5f, 0.5f}, dist[3];
             vdx_idx_t lab[3];
-            CHECK_OK(vdx_index_search(r, 1, qv, 3, NULL, dist, lab));
+            if (want[k] == 0) {
+                CHECK_ERR(vdx_index_search(r, 1, qv, 3, NULL, dist, lab),
+                          VDX_ERR_INVALID_ARGUMENT);
+                CHECK(strstr(vdx_last_error(), "nprobe=0") != NULL);
+            } else {
+                CHECK_OK(vdx_index_search(r, 1, qv, 3, NULL, dist, lab));
+            }
         }
         vdx_index_free(r);
         free(c);
