@@ -40,6 +40,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!q) abort();
     for (int64_t j = 0; j < d; j++) q[j] = (float)(j % 7) * 0.5f;
     s = vdx_index_search(ix, 1, q, 3, NULL, dist, lab);
+    /* a stored nprobe of 0 reads (as in FAISS) and is refused by search */
+    if (s == VDX_ERR_INVALID_ARGUMENT && strstr(vdx_last_error(), "nprobe=0"))
+        s = VDX_OK;
     if (s != VDX_OK && s != VDX_ERR_NOT_TRAINED) die("search failed");
     if (vdx_index_is_ivf(ix)) {
         /* every list, not just the default nprobe ones */
