@@ -8,6 +8,7 @@
  *              then the in-memory index; training of the flat buffer
  *   filter.c   JSON filters -> parameterised SQL
  *   search.c   vector, keyword and hybrid search, get, count
+ *   keyword.c  BM25 top-k from cached per-phrase FTS5 lists
  *   columns.c  the schema's fields in memory; filters evaluated over them
  *
  * The store depends on the public API (vecdex.h) for its index and on
