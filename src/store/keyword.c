@@ -29,6 +29,11 @@
 
 #include "store.h"
 
+/* up to this many phrases, a query merges their sorted lists (no
+ * allocation); past it, it sums them into a dense array (linear in the
+ * postings, whatever the number of phrases) */
+#define STORE_KW_MERGE_MAX 8
+
 struct store_kw_list {
     char *phrase;
     int64_t n;
@@ -207,8 +212,41 @@ vdx_status store_kw_search(vdx_store *s, store_conn *c, char *const *phrases,
     for (int i = 0; i < nph && !st; i++)
         st = list_get(s, c, phrases[i], &ls[i], &owned[i]);
     if (st) goto out;
-    /* merge the ascending lists: each step takes the smallest vid left */
     int64_t n = 0;
+    if (nph > STORE_KW_MERGE_MAX) {
+        /* many phrases: sum into a dense array (phrase by phrase, so each
+         * row's terms still add up in the query's order); every term is
+         * > 0 (FTS5 floors idf at 1e-6), so 0 marks an untouched row */
+        int64_t nv = 0;
+        for (int i = 0; i < nph; i++)
+            for (int64_t j = 0; j < ls[i]->n; j++)
+                if (ls[i]->vid[j] >= nv) nv = ls[i]->vid[j] + 1;
+        double *acc = vdx_calloc((size_t)(nv ? nv : 1), sizeof *acc);
+        if (!acc) {
+            st = VDX_ERR_OUT_OF_MEMORY;
+            goto out;
+        }
+        for (int i = 0; i < nph; i++)
+            for (int64_t j = 0; j < ls[i]->n; j++)
+                if (ls[i]->vid[j] >= 0) acc[ls[i]->vid[j]] += ls[i]->sc[j];
+        for (int64_t v = 0; v < nv; v++) {
+            if (acc[v] == 0.0) continue;
+            if (allow && (v >= nallow || !((allow[v >> 3] >> (v & 7)) & 1)))
+                continue;
+            if (n < k) {
+                hs[n] = acc[v];
+                hi[n] = v;
+                heap_up(hs, hi, n++);
+            } else if (kw_worse(hs[0], hi[0], acc[v], v)) {
+                hs[0] = acc[v];
+                hi[0] = v;
+                heap_down(hs, hi, n, 0);
+            }
+        }
+        vdx_free(acc);
+        goto sorted;
+    }
+    /* merge the ascending lists: each step takes the smallest vid left */
     for (;;) {
         int64_t v = INT64_MAX;
         for (int i = 0; i < nph; i++)
@@ -231,6 +269,7 @@ vdx_status store_kw_search(vdx_store *s, store_conn *c, char *const *phrases,
             heap_down(hs, hi, n, 0);
         }
     }
+sorted:
     /* best first: pop the worst to the back */
     for (int64_t m = n; m > 1; m--) {
         double t = hs[0];

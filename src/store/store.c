@@ -1180,6 +1180,9 @@ vdx_status vdx_store_stats_get(vdx_store *s, vdx_store_stats *o) {
     o->trained = s->trained;
     int64_t ifb = s->index_file_bytes, ck = s->ck_ntotal, nt = s->ntotal;
     int64_t colb = store_cols_bytes(s);
+    pthread_mutex_lock(&s->kw_mu);
+    colb += s->kw_entries * (int64_t)(sizeof(int64_t) + sizeof(double));
+    pthread_mutex_unlock(&s->kw_mu);
     pthread_rwlock_unlock(&s->rw);
     char name[64];
     snprintf(name, sizeof name, "index.%lld.faiss", (long long)s->generation);

@@ -410,6 +410,11 @@ static void test_keyword_vs_fts5(void) {
         kw_compare(s, db, "Vectors, GRAPH graph!", "\"Vectors\" OR \"GRAPH\" OR \"graph\"",
                    NULL, NULL, 50);
         kw_compare(s, db, "query doc17", "\"query\" OR \"doc17\"", NULL, NULL, 5);
+        /* more words than keyword.c merges: the dense path */
+        kw_compare(s, db, "graph model vector search index query store doc9 graph model",
+                   "\"graph\" OR \"model\" OR \"vector\" OR \"search\" OR \"index\" OR "
+                   "\"query\" OR \"store\" OR \"doc9\" OR \"graph\" OR \"model\"",
+                   "{\"year\": {\"$lt\": 2005}}", "r.f_year < 2005", 30);
         kw_compare(s, db, "model index", "\"model\" OR \"index\"",
                    "{\"year\": {\"$gte\": 2010}}", "r.f_year >= 2010", 20);
         kw_compare(s, db, "search", "\"search\"", "{\"tags\": {\"$contains\": \"rag\"}}",
