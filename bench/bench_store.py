@@ -17,7 +17,7 @@ second apart, so that the machine's drift hits them alike:
     than k (with k matching rows) counted and reported;
   - bytes on disk.
 
-  vecdex: HNSW32 (efConstruction 100, the store's default; efSearch 64,
+  vecdex: HNSW32 (efConstruction 100, the store's default; efSearch 128,
   or $BENCH_STORE_EF); chromadb: its default HNSW (hnswlib, M 16, ef 100);
   lancedb: no ANN index (its flat scan, exact) with prefilter, and its
   native FTS index (built after the last batch, counted in its ingest) for
@@ -87,7 +87,7 @@ class VecdexLib:
         self.s = vecdex.Store.create(path, D, metric="cosine", index="HNSW32",
                                      schema={"category": "text", "year": "int",
                                              "tags": "tags"})
-        self.P = {"efSearch": int(os.environ.get("BENCH_STORE_EF", "64"))}
+        self.P = {"efSearch": int(os.environ.get("BENCH_STORE_EF", "128"))}
 
     def ingest(self, ids, x, cat, year, tag, texts):
         self.s.upsert(ids, x, [{"category": f"c{c}", "year": int(y), "tags": [f"t{t}"]}
