@@ -17,8 +17,11 @@ second apart, so that the machine's drift hits them alike:
     than k (with k matching rows) counted and reported;
   - bytes on disk.
 
-  vecdex: HNSW32 (efConstruction 100, the store's default; efSearch 128); chromadb: its default HNSW (hnswlib, M 16);
-  lancedb: no ANN index (its flat scan, exact) with prefilter.  vecdex's
+  vecdex: HNSW32 (efConstruction 100, the store's default; efSearch 128,
+  or $BENCH_STORE_EF); chromadb: its default HNSW (hnswlib, M 16, ef 100);
+  lancedb: no ANN index (its flat scan, exact) with prefilter, and its
+  native FTS index (built after the last batch, counted in its ingest) for
+  hybrid search, fused by its default RRF reranker.  vecdex's
   tags field is a list ["t3"]; the peers hold the same tag as a text field,
   so `$contains` and `=` select the same rows.
 
@@ -84,7 +87,7 @@ class VecdexLib:
         self.s = vecdex.Store.create(path, D, metric="cosine", index="HNSW32",
                                      schema={"category": "text", "year": "int",
                                              "tags": "tags"})
-        self.P = {"efSearch": 128}
+        self.P = {"efSearch": int(os.environ.get("BENCH_STORE_EF", "128"))}
 
     def ingest(self, ids, x, cat, year, tag, texts):
         self.s.upsert(ids, x, [{"category": f"c{c}", "year": int(y), "tags": [f"t{t}"]}
@@ -101,7 +104,7 @@ class VecdexLib:
         return self.s.search(q, K, where=FILTERS[i][0] if i else None, params=self.P)[0].ids
 
     def hybrid(self, q, text):
-        return self.s.hybrid_search(q, text, K, params=self.P).ids
+        return self.s.hybrid_search(q, text, K, params=self.P).ids  # RRF, k = 60
 
 
 class ChromaLib:
@@ -133,8 +136,6 @@ class ChromaLib:
 
 
 class LanceLib:
-    hybrid = None
-
     def __init__(self, path):
         import lancedb
         import pyarrow as pa
@@ -155,6 +156,9 @@ class LanceLib:
             self.tbl.add(data)
 
     def close(self):
+        # its keyword index, built once here (counted in the ingest time,
+        # as vecdex's FTS5 table is filled during the upserts)
+        self.tbl.create_fts_index("text")
         del self.tbl, self.db
 
     def open(self, q):
@@ -167,6 +171,11 @@ class LanceLib:
         if i:
             qq = qq.where(FILTERS[i][2], prefilter=True)
         return [r["id"] for r in qq.to_list()]
+
+    def hybrid(self, q, text):
+        # its default reranker: reciprocal rank fusion (k = 60), as vecdex's
+        return [r["id"] for r in self.tbl.search(query_type="hybrid").vector(q).text(text)
+                .metric("cosine").select(["id"]).limit(K).to_list()]
 
 
 LIBS = {"vecdex": VecdexLib, "chromadb": ChromaLib, "lancedb": LanceLib}

@@ -432,12 +432,18 @@ vdx_status vdx_store_search(vdx_store *s, int64_t nq, const float *x,
 }
 
 /* ---- keyword search --------------------------------------------------- */
-/* The words of text as an FTS5 query: each a quoted string, OR'ed.  The
- * query is bound as one parameter; quoting keeps FTS5's own syntax (NEAR,
- * column filters, '*') out of the user's words. */
-static vdx_status fts_query(const char *text, store_sql *q) {
-    memset(q, 0, sizeof *q);
-    int words = 0;
+/* The words of text as FTS5 phrases: each a quoted string (the OR of them
+ * is the query, keyword.c).  Quoting keeps FTS5's own syntax (NEAR, column
+ * filters, '*') out of the user's words.  *ph freed with free_phrases. */
+static void free_phrases(char **ph, int n) {
+    for (int i = 0; i < n; i++) vdx_free(ph[i]);
+    vdx_free(ph);
+}
+
+static vdx_status fts_phrases(const char *text, char ***ph, int *nph) {
+    *ph = NULL;
+    *nph = 0;
+    int cap = 0;
     const unsigned char *p = (const unsigned char *)text;
     while (*p) {
         while (*p && *p < 0x80 && !((*p >= '0' && *p <= '9') ||
@@ -448,12 +454,28 @@ static vdx_status fts_query(const char *text, store_sql *q) {
         while (*p && (*p >= 0x80 || (*p >= '0' && *p <= '9') ||
                       ((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z')))
             p++;
-        if (store_sql_cat(q, "%s\"%.*s\"", words ? " OR " : "", (int)(p - b),
-                          (const char *)b))
-            return VDX_ERR_OUT_OF_MEMORY;
-        words++;
+        if (*nph == cap) {
+            int nc = cap ? 2 * cap : 8;
+            char **t = vdx_realloc_array(*ph, (size_t)nc, sizeof *t);
+            if (!t) goto oom;
+            *ph = t;
+            cap = nc;
+        }
+        size_t len = (size_t)(p - b);
+        char *w = vdx_malloc(len + 3);
+        if (!w) goto oom;
+        w[0] = '"';
+        memcpy(w + 1, b, len);
+        w[len + 1] = '"';
+        w[len + 2] = 0;
+        (*ph)[(*nph)++] = w;
     }
     return VDX_OK;
+oom:
+    free_phrases(*ph, *nph);
+    *ph = NULL;
+    *nph = 0;
+    return VDX_ERR_OUT_OF_MEMORY;
 }
 
 static vdx_status ksearch(reader *r, const char *text, int64_t k,
@@ -461,43 +483,34 @@ static vdx_status ksearch(reader *r, const char *text, int64_t k,
                           int64_t *count) {
     vdx_store *s = r->s;
     *count = 0;
-    store_sql fq, wq = {0}, full = {0};
-    vdx_status st = fts_query(text, &fq);
-    if (st || fq.len == 0) {
-        store_sql_free(&fq);
-        return st;
+    char **ph;
+    int nph;
+    vdx_status st = fts_phrases(text, &ph, &nph);
+    if (st || nph == 0) return st;
+    uint8_t *allow = NULL;
+    int64_t *wv = NULL, nw = 0, nallow = s->ntotal;
+    if (where) {
+        store_sql chk;
+        if ((st = store_filter_compile(s, where, &chk))) goto out;
+        store_sql_free(&chk);
+        if (store_cols_filter(s, where, &wv, &nw) &&
+            (st = store_filter_vids(s, r->c, where, &wv, &nw)))
+            goto out;
+        if (nw == 0) goto out;
+        allow = vdx_calloc((size_t)((nallow + 7) / 8 + 1), 1);
+        if (!allow) {
+            st = VDX_ERR_OUT_OF_MEMORY;
+            goto out;
+        }
+        for (int64_t i = 0; i < nw; i++)
+            if (wv[i] >= 0 && wv[i] < nallow)
+                allow[wv[i] >> 3] |= (uint8_t)(1u << (wv[i] & 7));
     }
-    if (where && (st = store_filter_compile(s, where, &wq))) {
-        store_sql_free(&fq);
-        return st;
-    }
-    if (store_sql_cat(&full,
-                      "SELECT rowid, -bm25(vdx_fts) FROM vdx_fts WHERE vdx_fts "
-                      "MATCH ?1%s%s%s ORDER BY rank LIMIT %lld",
-                      where ? " AND rowid IN (SELECT vid FROM vdx_rows WHERE "
-                            : "",
-                      where ? wq.sql : "", where ? ")" : "", (long long)k)) {
-        st = VDX_ERR_OUT_OF_MEMORY;
-        goto out;
-    }
-    sqlite3_stmt *q;
-    if ((st = store_prepare(r->c, full.sql, &q))) goto out;
-    sqlite3_bind_text(q, 1, fq.sql, -1, SQLITE_STATIC);
-    if (where && (st = store_sql_bind(&wq, q, 2))) goto out;
-    int rc;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW && *count < k) {
-        vid[*count] = sqlite3_column_int64(q, 0);
-        score[*count] = (float)sqlite3_column_double(q, 1);
-        (*count)++;
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        st = store_sql_err(r->c->db, "keyword search");
-    sqlite3_reset(q);
-    sqlite3_clear_bindings(q);
+    st = store_kw_search(s, r->c, ph, nph, k, allow, nallow, vid, score, count);
 out:
-    store_sql_free(&fq);
-    store_sql_free(&wq);
-    store_sql_free(&full);
+    free_phrases(ph, nph);
+    vdx_free(allow);
+    vdx_free(wv);
     return st;
 }
 

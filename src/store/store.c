@@ -518,6 +518,8 @@ static void store_free(vdx_store *s) {
     pthread_cond_destroy(&s->pool_cv);
     pthread_rwlock_destroy(&s->rw);
     pthread_mutex_destroy(&s->lat_mu);
+    store_kw_free(s);
+    pthread_mutex_destroy(&s->kw_mu);
     vdx_free(s);
 }
 
@@ -537,6 +539,7 @@ static vdx_store *store_alloc(const char *path) {
     pthread_rwlock_init(&s->rw, &ra);
     pthread_rwlockattr_destroy(&ra);
     pthread_mutex_init(&s->lat_mu, NULL);
+    pthread_mutex_init(&s->kw_mu, NULL);
     s->path = dupstr(path);
     if (!s->path) {
         store_free(s);
@@ -1115,6 +1118,7 @@ vdx_status vdx_store_compact(vdx_store *s) {
     s->trained = trained;
     s->ntotal = n;
     s->generation++;
+    s->fts_epoch++;
     s->ck_ntotal = 0;
     memset(s->live, 0, (size_t)s->live_cap);
     s->nlive = 0;
@@ -1176,6 +1180,9 @@ vdx_status vdx_store_stats_get(vdx_store *s, vdx_store_stats *o) {
     o->trained = s->trained;
     int64_t ifb = s->index_file_bytes, ck = s->ck_ntotal, nt = s->ntotal;
     int64_t colb = store_cols_bytes(s);
+    pthread_mutex_lock(&s->kw_mu);
+    colb += s->kw_entries * (int64_t)(sizeof(int64_t) + sizeof(double));
+    pthread_mutex_unlock(&s->kw_mu);
     pthread_rwlock_unlock(&s->rw);
     char name[64];
     snprintf(name, sizeof name, "index.%lld.faiss", (long long)s->generation);

@@ -8,6 +8,7 @@
  *              then the in-memory index; training of the flat buffer
  *   filter.c   JSON filters -> parameterised SQL
  *   search.c   vector, keyword and hybrid search, get, count
+ *   keyword.c  BM25 top-k from cached per-phrase FTS5 lists
  *   columns.c  the schema's fields in memory; filters evaluated over them
  *
  * The store depends on the public API (vecdex.h) for its index and on
@@ -90,6 +91,9 @@ typedef struct store_col {
 #define STORE_POOL_MAX 32
 #define STORE_HNSW_EF_CONSTRUCTION 100 /* store.c: store_new_index */
 #define STORE_LAT_N 1024
+/* keyword.c: cached (vid, score) entries in all, 16 bytes each (~128 MiB) */
+#define STORE_KW_CACHE_MAX (8 * 1024 * 1024)
+typedef struct store_kw_list store_kw_list;
 
 struct vdx_store {
     char *path;
@@ -132,6 +136,13 @@ struct vdx_store {
     uint8_t *cols_kint;   /* 1: cols_key holds it; 0: a text key (SQLite) */
     int64_t cols_n, cols_cap;
     int cols_ok;
+
+    /* keyword.c: per-phrase BM25 lists, valid while kw_epoch == fts_epoch;
+     * fts_epoch is bumped (under `rw` exclusive) by every write to vdx_fts */
+    pthread_mutex_t kw_mu;
+    struct store_kw_list **kw;
+    int64_t nkw, kw_cap, kw_entries;
+    int64_t kw_epoch, fts_epoch;
 
     pthread_mutex_t lat_mu;
     float lat_ms[STORE_LAT_N];
@@ -203,6 +214,19 @@ VDX_INTERNAL vdx_status store_sql_bind(const store_sql *q, sqlite3_stmt *st,
 VDX_INTERNAL vdx_status store_filter_vids(vdx_store *s, store_conn *c,
                                           const char *where, int64_t **vids,
                                           int64_t *n);
+
+/* ---- keyword.c ---- */
+/* The top k rows (vid, FTS5's -bm25 as float, best first) of the OR of the
+ * nph quoted phrases, restricted to the vids set in bitmap allow (nallow
+ * bits; NULL: all); *count of them.  Under `rw` shared, c in its read
+ * transaction. */
+VDX_INTERNAL vdx_status store_kw_search(vdx_store *s, store_conn *c,
+                                        char *const *phrases, int nph,
+                                        int64_t k, const uint8_t *allow,
+                                        int64_t nallow, int64_t *vid,
+                                        float *score, int64_t *count);
+/* Drops the cached lists (store close, or epoch change under kw_mu). */
+VDX_INTERNAL void store_kw_free(vdx_store *s);
 
 /* ---- columns.c ---- */
 VDX_INTERNAL vdx_status store_cols_init(vdx_store *s);

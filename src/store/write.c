@@ -271,6 +271,7 @@ static vdx_status commit_apply(vdx_store *s, int64_t nnew, const float *xs,
         return vdx_raise(st, "%s", msg);
     }
     vdx_status st = VDX_OK;
+    s->fts_epoch++; /* the keyword lists (keyword.c) are stale now */
     if (nnew > 0) st = vdx_index_add(s->index, nnew, xs);
     if (st == VDX_OK) {
         for (int64_t i = 0; i < nnew && st == VDX_OK; i++)

@@ -4,6 +4,7 @@
  * k-NN, keyword and hybrid search, delete / compact / reopen, and every
  * kind of bad input of issue 18 §4 (a clear error, nothing changed).
  */
+#include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -332,6 +333,107 @@ static void test_keyword_hybrid_strings(void) {
     vdx_store_close(s);
 }
 
+/* Keyword search (keyword.c merges per-phrase BM25 lists) against FTS5's
+ * own ORDER BY rank over the OR of the phrases, asked here on a connection
+ * of the test's own: same rows, same order (ties by vid), same scores;
+ * with a filter, with repeated and stemmed words, and again after writes
+ * (the cached lists must follow them). */
+static const char *WORDS[] = {"vector", "vectors", "store", "search",
+                              "index", "query", "graph", "model"};
+
+static void kw_text(int64_t i, int salt, char *buf, size_t n) {
+    uint64_t h = (uint64_t)(i + 1) * 0x9E3779B97F4A7C15ull + (uint64_t)salt;
+    size_t len = 0;
+    int nw = 3 + (int)(h % 5);
+    for (int w = 0; w < nw; w++) {
+        h = h * 6364136223846793005ull + 1442695040888963407ull;
+        len += (size_t)snprintf(buf + len, n - len, "%s%s", w ? " " : "",
+                                WORDS[(h >> 33) % 8]);
+    }
+    snprintf(buf + len, n - len, " doc%lld", (long long)i);
+}
+
+static void kw_compare(vdx_store *s, sqlite3 *db, const char *text,
+                       const char *fts, const char *where, const char *wsql,
+                       int64_t k) {
+    vdx_store_hits *h = NULL;
+    CHECK_OK(vdx_store_keyword_search(s, text, k, where, 0, &h));
+    if (!h) return;
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT r.key, -bm25(vdx_fts) FROM vdx_fts JOIN vdx_rows r ON "
+             "r.vid = vdx_fts.rowid WHERE vdx_fts MATCH ?1%s%s ORDER BY rank, "
+             "vdx_fts.rowid LIMIT %lld",
+             wsql ? " AND " : "", wsql ? wsql : "", (long long)k);
+    sqlite3_stmt *q = NULL;
+    CHECK(sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK);
+    sqlite3_bind_text(q, 1, fts, -1, SQLITE_STATIC);
+    int64_t j = 0, bad = 0;
+    while (q && sqlite3_step(q) == SQLITE_ROW) {
+        if (j < h->count[0]) {
+            bad += h->hits[j].key.id != sqlite3_column_int64(q, 0);
+            bad += h->hits[j].score != (float)sqlite3_column_double(q, 1);
+        }
+        j++;
+    }
+    sqlite3_finalize(q);
+    CHECK(j > 0);
+    CHECK(h->count[0] == j);
+    CHECK(bad == 0);
+    if (bad) fprintf(stderr, "  query '%s': %lld mismatches\n", text, (long long)bad);
+    vdx_store_hits_free(h);
+}
+
+static void test_keyword_vs_fts5(void) {
+    vdx_store *s = create("kwref", "Flat", VDX_STORE_METRIC_COSINE, SCHEMA);
+    if (!s) return;
+    float *x = data();
+    upsert_all(s, x, N); /* metadata; texts replaced below */
+    vdx_store_key *k = malloc(sizeof *k * N);
+    char **m = malloc(sizeof *m * N), **t = malloc(sizeof *t * N);
+    for (int64_t i = 0; i < N; i++) {
+        k[i].text = NULL;
+        k[i].id = i * 10;
+        m[i] = malloc(200);
+        meta_of(i, m[i], 200);
+        t[i] = malloc(128);
+        kw_text(i, 0, t[i], 128);
+    }
+    CHECK_OK(vdx_store_upsert(s, N, k, x, (const char *const *)m,
+                              (const char *const *)t));
+    char p[256];
+    path_of(p, sizeof p, "kwref/store.db");
+    sqlite3 *db = NULL;
+    CHECK(sqlite3_open_v2(p, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
+    for (int round = 0; round < 2; round++) {
+        kw_compare(s, db, "vector store", "\"vector\" OR \"store\"", NULL, NULL, 10);
+        kw_compare(s, db, "Vectors, GRAPH graph!", "\"Vectors\" OR \"GRAPH\" OR \"graph\"",
+                   NULL, NULL, 50);
+        kw_compare(s, db, "query doc17", "\"query\" OR \"doc17\"", NULL, NULL, 5);
+        /* more words than keyword.c merges: the dense path */
+        kw_compare(s, db, "graph model vector search index query store doc9 graph model",
+                   "\"graph\" OR \"model\" OR \"vector\" OR \"search\" OR \"index\" OR "
+                   "\"query\" OR \"store\" OR \"doc9\" OR \"graph\" OR \"model\"",
+                   "{\"year\": {\"$lt\": 2005}}", "r.f_year < 2005", 30);
+        kw_compare(s, db, "model index", "\"model\" OR \"index\"",
+                   "{\"year\": {\"$gte\": 2010}}", "r.f_year >= 2010", 20);
+        kw_compare(s, db, "search", "\"search\"", "{\"tags\": {\"$contains\": \"rag\"}}",
+                   "r.vid IN (SELECT vid FROM vdx_tags WHERE tag = 'rag')", 3000);
+        /* writes between rounds: replaced texts, deletions */
+        for (int64_t i = 0; i < N / 3; i++) kw_text(i, 1, t[i], 128);
+        CHECK_OK(vdx_store_upsert(s, N / 3, k, x, (const char *const *)m,
+                                  (const char *const *)t));
+        CHECK_OK(vdx_store_delete(s, 100, k + N / 2, NULL, NULL));
+    }
+    sqlite3_close(db);
+    for (int64_t i = 0; i < N; i++) free(m[i]), free(t[i]);
+    free(k);
+    free(m);
+    free(t);
+    free(x);
+    vdx_store_close(s);
+}
+
 static void test_bad_input(void) {
     vdx_store *s = create("bad", "Flat", VDX_STORE_METRIC_L2, SCHEMA);
     if (!s) return;
@@ -540,6 +642,7 @@ int main(void) {
     RUN(test_hnsw_filtered);
     RUN(test_delete_compact_reopen);
     RUN(test_keyword_hybrid_strings);
+    RUN(test_keyword_vs_fts5);
     RUN(test_bad_input);
     RUN(test_training);
     char cmd[128];

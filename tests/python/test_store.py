@@ -358,3 +358,69 @@ def test_hnsw_ef_construction_100_in_the_file(tmp_path, faiss_ref):
         s.checkpoint()
     ix = faiss_ref.read_index(str(next(p.glob("index.*.faiss"))))
     assert ix.hnsw.efConstruction == 100 and ix.ntotal == 400
+
+
+WORDS = ["vector", "vectors", "store", "search", "index", "query", "graph", "model"]
+
+
+@pytest.fixture(scope="module")
+def kwstore(tmp_path_factory):
+    n = 3000
+    rs = np.random.RandomState(5)
+    x, meta = rows(n, seed=5)
+    texts = [" ".join(WORDS[j] for j in rs.randint(8, size=3 + i % 5)) + f" doc{i}"
+             for i in range(n)]
+    p = tmp_path_factory.mktemp("kw") / "flat"
+    s = vecdex.Store.create(p, D, metric="cosine", index="Flat", schema=SCHEMA)
+    s.upsert(range(n), x, meta, texts)
+    yield s, x, meta, p
+    s.close()
+
+
+KW_CASES = [("vector store", None, "1"), ("Graph graph MODEL", None, "1"),
+            ("query doc17 index", {"year": {"$gte": 2010}}, "f_year >= 2010"),
+            ("search", {"category": "c3"}, "f_category = 'c3'")]
+
+
+@pytest.mark.parametrize("text,where,wsql", KW_CASES)
+def test_keyword_search_vs_sqlite_fts5(kwstore, text, where, wsql):
+    """keyword_search merges cached per-word BM25 lists (keyword.c): the
+    same ids, order and scores as FTS5's ORDER BY rank over the OR of the
+    words, asked through Python's own sqlite3."""
+    import sqlite3
+    s, _, _, p = kwstore
+    fts = " OR ".join(f'"{w}"' for w in text.replace(",", " ").split())
+    db = sqlite3.connect(f"file:{p}/store.db?mode=ro", uri=True)
+    ref = db.execute("SELECT r.key, -bm25(vdx_fts) FROM vdx_fts JOIN vdx_rows r ON "
+                     "r.vid = vdx_fts.rowid WHERE vdx_fts MATCH ? AND " + wsql +
+                     " ORDER BY rank, vdx_fts.rowid LIMIT 40", (fts,)).fetchall()
+    db.close()
+    assert len(ref) > 0
+    h = s.keyword_search(text, 40, where=where)
+    assert list(h.ids) == [int(r[0]) for r in ref]
+    np.testing.assert_allclose(h.scores, [r[1] for r in ref], rtol=1e-6)
+
+
+@pytest.mark.parametrize("rrf_k,weights,where", [(60, (1, 1), None), (10, (1, 0.5), None),
+                                                 (60, (2, 1), {"year": {"$lt": 2010}})])
+def test_hybrid_vs_independent_rrf(kwstore, rrf_k, weights, where):
+    """hybrid_search (RRF, 1-based ranks) against the fusion computed here
+    from search() and keyword_search() with the same candidate depth."""
+    s, x, meta, _ = kwstore
+    rs = np.random.RandomState(11)
+    k = 10
+    kc = max(4 * k, 50)
+    for t in range(20):
+        q = x[rs.randint(len(x))] + 0.3 * rs.normal(size=D).astype("float32")
+        text = " ".join(WORDS[j] for j in rs.randint(8, size=2))
+        v = s.search(q, kc, where=where)[0].ids
+        w = s.keyword_search(text, kc, where=where).ids
+        fused = {}
+        for r, i in enumerate(v):
+            fused[i] = fused.get(i, 0.0) + weights[0] / (rrf_k + r + 1)
+        for r, i in enumerate(w):
+            fused[i] = fused.get(i, 0.0) + weights[1] / (rrf_k + r + 1)
+        ref = sorted(fused.items(), key=lambda e: (-e[1], e[0]))[:k]
+        h = s.hybrid_search(q, text, k, where=where, rrf_k=rrf_k, weights=weights)
+        assert list(h.ids) == [i for i, _ in ref], (t, text)
+        np.testing.assert_allclose(h.scores, [sc for _, sc in ref], rtol=1e-6)
