@@ -917,6 +917,37 @@ VDX_API vdx_status vdx_index_ivf_merge_ondisk(vdx_index *index,
  *  @return VDX_OK, VDX_ERR_INVALID_ARGUMENT, VDX_ERR_UNSUPPORTED. */
 VDX_API vdx_status vdx_index_ivf_merge_from(vdx_index *dst, vdx_index *src,
                                             int64_t add_id);
+/* ---- search statistics (FAISS's cvar.indexIVF_stats / hnsw_stats) ------ */
+/** Process-wide counters summed over every IVF search and range search
+ *  (all IVF kinds, fast-scan included) since the last reset.  They are
+ *  statistics only: no search reads them, concurrent searches just add up
+ *  (a read racing with a search may see part of its counts). */
+typedef struct vdx_ivf_stats {
+    int64_t nq;               /**< queries searched */
+    int64_t nlist;            /**< non-empty inverted lists visited */
+    int64_t ndis;             /**< codes scored (k-NN: a selector's rejects not counted) */
+    int64_t nheap_updates;    /**< candidates that entered a k-NN result heap */
+    double quantization_time; /**< ms in the coarse quantizer */
+    double search_time;       /**< ms in the whole calls */
+} vdx_ivf_stats;
+/** Copies the IVF counters to *out.  Thread-safe.
+ *  @return VDX_OK, VDX_ERR_INVALID_ARGUMENT when out is NULL. */
+VDX_API vdx_status vdx_ivf_stats_get(vdx_ivf_stats *out);
+/** Sets the IVF counters to zero.  Thread-safe. */
+VDX_API void vdx_ivf_stats_reset(void);
+/** The same for HNSW searches (FAISS's HNSWStats). */
+typedef struct vdx_hnsw_stats {
+    int64_t n1;    /**< searches that ended with fewer than k results from the walk */
+    int64_t n2;    /**< reserved (FAISS: walks that ran out of candidates); 0 */
+    int64_t ndis;  /**< distances computed */
+    int64_t nhops; /**< level-0 nodes expanded */
+} vdx_hnsw_stats;
+/** Copies the HNSW counters to *out.  Thread-safe.
+ *  @return VDX_OK, VDX_ERR_INVALID_ARGUMENT when out is NULL. */
+VDX_API vdx_status vdx_hnsw_stats_get(vdx_hnsw_stats *out);
+/** Sets the HNSW counters to zero.  Thread-safe. */
+VDX_API void vdx_hnsw_stats_reset(void);
+
 /** The same as vdx_read_index (the name the FAISS docs use for the call
  *  with flags). */
 VDX_API vdx_status vdx_read_index_flags(const char *path, int io_flags,
