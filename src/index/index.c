@@ -264,6 +264,25 @@ vdx_status vdx_index_reconstruct(const vdx_index *ix, vdx_idx_t key,
     return ix->ops->reconstruct(ix, key, out);
 }
 
+vdx_status vdx_index_reconstruct_batch(const vdx_index *ix, int64_t n,
+                                       const vdx_idx_t *keys, float *out) {
+    CHECK_INDEX(ix);
+    if (n < 0)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "reconstruct_batch: n=%lld < 0", (long long)n);
+    if (n > 0 && (!keys || !out))
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "keys or out is NULL");
+    if (!ix->ops->reconstruct)
+        return vdx_raise(VDX_ERR_UNSUPPORTED,
+                         "reconstruct is not supported by %s",
+                         ix->ops->type_name);
+    for (int64_t i = 0; i < n; i++) {
+        vdx_status st = ix->ops->reconstruct(ix, keys[i], out + i * ix->d);
+        if (st) return st; /* the kind's message names the key */
+    }
+    return VDX_OK;
+}
+
 vdx_status vdx_index_reconstruct_n(const vdx_index *ix, vdx_idx_t i0,
                                    int64_t ni, float *out) {
     CHECK_INDEX(ix);

@@ -248,13 +248,15 @@ typedef struct {
     int64_t nlist, ndis, nheap;
 } ivf_count;
 
+/* Scores the first min(list size, limit) entries of list l (limit: what
+ * is left of max_codes, as FAISS truncates the last list it scans). */
 static int64_t scan_list(const vdx_ivf *ivf, const float *xq, int64_t l,
                          int64_t k, const vdx_selector *sel, float *hk,
                          vdx_idx_t *hi, float *keys, uint32_t *cand,
-                         void *ctx, ivf_count *cnt) {
+                         void *ctx, ivf_count *cnt, int64_t limit) {
     const vdx_invlists *il = ivf->il;
-    int64_t ls = il->ops->list_size(il, l);
-    if (ls == 0) return 0;
+    int64_t ls = VDX_MIN(il->ops->list_size(il, l), limit);
+    if (ls <= 0) return 0;
     cnt->nlist++;
     if (ivf->scanner) ivf->scanner->prepare(ivf, xq, l, ctx);
     const uint8_t *codes = il->ops->get_codes(il, l);
@@ -522,7 +524,8 @@ static vdx_status search_preassigned(const vdx_ivf *ivf, int64_t n,
                 if (l < 0) continue;
                 if (kn.max_codes && nscan >= kn.max_codes) break;
                 nscan += scan_list(ivf, x + q * d, l, k, kn.sel, hk, hi, keys, cand,
-                                   ctx, &qc);
+                                   ctx, &qc,
+                                   kn.max_codes ? kn.max_codes - nscan : INT64_MAX);
             }
             c_nlist += qc.nlist;
             c_ndis += qc.ndis;
@@ -548,13 +551,22 @@ static vdx_status search_preassigned(const vdx_ivf *ivf, int64_t n,
             st = VDX_ERR_OUT_OF_MEMORY;
             goto done;
         }
+        int64_t *lim = vdx_malloc_array((size_t)np, sizeof(int64_t));
+        if (!lim) {
+            vdx_free(tk);
+            vdx_free(ti);
+            st = VDX_ERR_OUT_OF_MEMORY;
+            goto done;
+        }
         for (int64_t q = 0; q < n; q++) {
             int64_t budget = kn.max_codes; /* limits apply in probe order */
             int64_t np_eff = np;
+            for (int64_t j = 0; j < np; j++) lim[j] = INT64_MAX;
             if (budget) {
                 int64_t s = 0;
                 for (np_eff = 0; np_eff < np && s < budget; np_eff++) {
                     int64_t l = cl[q * np + np_eff];
+                    lim[np_eff] = budget - s;
                     if (l >= 0) s += ivf->il->ops->list_size(ivf->il, l);
                 }
             }
@@ -576,7 +588,7 @@ static vdx_status search_preassigned(const vdx_ivf *ivf, int64_t n,
                     int64_t l = cl[q * np + j];
                     if (l >= 0)
                         scan_list(ivf, x + q * d, l, k, kn.sel, hk, hi, keys, cand,
-                                  ctx, &qc);
+                                  ctx, &qc, lim[j]);
                 }
                 c_nlist += qc.nlist;
                 c_ndis += qc.ndis;
@@ -593,6 +605,7 @@ static vdx_status search_preassigned(const vdx_ivf *ivf, int64_t n,
                 vdx_heap_merge(k, hk, hi, tk + (size_t)t * hs, ti + (size_t)t * hs);
             finish(ix, k, hk, hi);
         }
+        vdx_free(lim);
         vdx_free(tk);
         vdx_free(ti);
     }

@@ -215,11 +215,12 @@ static void expect_counts(vdx_index *ix, int64_t n, int64_t np,
         for (int64_t j = 0; j < np; j++) {
             int64_t l = cl[i * np + j], ls = vdx_index_ivf_list_size(ix, l);
             if (max_codes && scanned >= max_codes) break;
-            scanned += ls;
+            int64_t use = max_codes && max_codes - scanned < ls ? max_codes - scanned : ls;
+            scanned += use;
             if (!ls) continue;
             ++*nlist;
             CHECK_OK(vdx_index_ivf_list_ids(ix, l, ids));
-            for (int64_t e = 0; e < ls; e++)
+            for (int64_t e = 0; e < use; e++)
                 *ndis += !sel || vdx_selector_is_member(sel, ids[e]);
         }
     }
@@ -248,6 +249,7 @@ static void test_stats(void) {
         CHECK(st.nq == n);
         CHECK(st.nlist == nlist);
         CHECK(st.ndis == ndis);
+        if (p.max_codes && !p.sel) CHECK(st.ndis <= n * p.max_codes);
         CHECK(st.nheap_updates >= 10 * n && st.nheap_updates <= st.ndis);
         CHECK(st.search_time >= st.quantization_time && st.quantization_time >= 0);
         /* counts add up over calls until a reset */
