@@ -923,6 +923,20 @@ VDX_API vdx_status vdx_index_ivf_merge_ondisk(vdx_index *index,
  *  @return VDX_OK, VDX_ERR_INVALID_ARGUMENT, VDX_ERR_UNSUPPORTED. */
 VDX_API vdx_status vdx_index_ivf_merge_from(vdx_index *dst, vdx_index *src,
                                             int64_t add_id);
+/** k-NN search of an IVF index over lists chosen by the caller (FAISS's
+ *  IndexIVF::search_preassigned): lists holds nprobe list numbers per
+ *  query, in probe order, -1 entries skipped.  params as for
+ *  vdx_index_search (its nprobe is ignored; max_codes and sel apply).
+ *  FAISS also takes the coarse distances: vecdex's kinds recompute what
+ *  they need of them, so they are not an argument.
+ *  @return VDX_OK; VDX_ERR_INVALID_ARGUMENT (a list outside 0..nlist-1,
+ *  named; nprobe < 1; bad k or queries); VDX_ERR_UNSUPPORTED for kinds
+ *  other than IVF-Flat, IVFPQ, IVF-SQ and IVF additive quantizers. */
+VDX_API vdx_status vdx_index_ivf_search_preassigned(
+    const vdx_index *index, int64_t n, const float *x, int64_t k,
+    int64_t nprobe, const int64_t *lists, const vdx_search_params *params,
+    float *distances, vdx_idx_t *labels);
+
 /* ---- flat code arrays (FAISS's IndexFlatCodes::codes) ------------------ */
 /** Bytes per stored entry of a flat-code index: 4 * d for IndexFlat (the
  *  float32 vectors as bytes), code_size for IndexPQ, IndexScalarQuantizer

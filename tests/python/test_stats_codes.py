@@ -189,3 +189,36 @@ def test_reconstruct_batch():
         ivf.reconstruct_batch(np.array([1, 500]))
     with pytest.raises(ValueError):
         ivf.reconstruct_batch(np.zeros((2, 2), dtype="int64"))
+
+
+@pytest.mark.parametrize("key", ["IVF16,Flat", "IVF16,SQ8", "IVF16,PQ6"])
+def test_search_preassigned_matches_search_and_faiss(key):
+    from vecdex.contrib import ivf_tools
+    xt, xb, xq = data(3000, 1), data(3000, 2), data(60, 3)
+    ours = vecdex.index_factory(D, key)
+    ours.train(xt)
+    ours.add(xb)
+    ours.nprobe = 4
+    Dq, Iq = ours.quantizer.search(xq, 4)
+    Dr, Ir = ours.search(xq, 10)
+    D1, I1 = ours.search_preassigned(xq, 10, Iq, Dq)
+    D2, I2 = ivf_tools.search_preassigned(ours, xq, 10, Iq)  # no Dq
+    np.testing.assert_array_equal(I1, Ir)
+    np.testing.assert_array_equal(I2, Ir)
+    np.testing.assert_array_equal(D1, Dr)
+    # FAISS on the same index (read from vecdex's file), same lists
+    ref = faiss.deserialize_index(vecdex.serialize_index(ours))
+    Df, If = ref.search_preassigned(xq, 10, Iq, Dq)
+    assert (If != I1).mean() < 0.01
+    np.testing.assert_allclose(Df, D1, rtol=1e-4, atol=1e-4)
+    # other lists than the quantizer's: the nearest within those lists only
+    lists = np.tile(np.array([[3, 1]], dtype="int64"), (len(xq), 1))
+    D3, I3 = ours.search_preassigned(xq, 5, lists, None)
+    members = set()
+    for l in (1, 3):
+        members |= set(ours.invlists.get_ids(l).tolist())
+    assert set(I3.ravel().tolist()) <= members
+    with pytest.raises(RuntimeError, match="outside"):
+        ours.search_preassigned(xq, 5, lists + 100, None)
+    with pytest.raises(ValueError):
+        ours.search_preassigned(xq, 5, lists[:3], None)
