@@ -180,7 +180,7 @@ VDX_API void vdx_selector_free(vdx_selector *sel);
 typedef struct vdx_search_params {
     const vdx_selector *sel; /* only ids in this selection; NULL = all      */
     int64_t nprobe;          /* IVF: lists probed                           */
-    int64_t max_codes;       /* IVF: stop after this many codes (0 = none)  */
+    int64_t max_codes;       /* IVF: scan at most this many codes (0 = none) */
     int efSearch;            /* HNSW: search-time beam width                */
     float k_factor;          /* refine: base index fetches k * k_factor     */
     const struct vdx_search_params *base_params; /* refine / pretransform  */
@@ -318,6 +318,12 @@ VDX_API vdx_status vdx_index_reset(vdx_index *index);
  *  missing key is VDX_ERR_NOT_FOUND. */
 VDX_API vdx_status vdx_index_reconstruct(const vdx_index *index,
                                          vdx_idx_t key, float *out);
+/** Writes the vectors of the n ids keys[0..n) into out (n x d), as n
+ *  calls of vdx_index_reconstruct (FAISS's reconstruct_batch); stops at
+ *  the first key that fails, with its error (out then partly written). */
+VDX_API vdx_status vdx_index_reconstruct_batch(const vdx_index *index,
+                                               int64_t n, const vdx_idx_t *keys,
+                                               float *out);
 /** Writes vectors i0 .. i0 + ni - 1 (positions) into out (ni x d). */
 VDX_API vdx_status vdx_index_reconstruct_n(const vdx_index *index,
                                            vdx_idx_t i0, int64_t ni,
@@ -917,6 +923,63 @@ VDX_API vdx_status vdx_index_ivf_merge_ondisk(vdx_index *index,
  *  @return VDX_OK, VDX_ERR_INVALID_ARGUMENT, VDX_ERR_UNSUPPORTED. */
 VDX_API vdx_status vdx_index_ivf_merge_from(vdx_index *dst, vdx_index *src,
                                             int64_t add_id);
+/** k-NN search of an IVF index over lists chosen by the caller (FAISS's
+ *  IndexIVF::search_preassigned): lists holds nprobe list numbers per
+ *  query, in probe order, -1 entries skipped.  params as for
+ *  vdx_index_search (its nprobe is ignored; max_codes and sel apply).
+ *  FAISS also takes the coarse distances: vecdex's kinds recompute what
+ *  they need of them, so they are not an argument.
+ *  @return VDX_OK; VDX_ERR_INVALID_ARGUMENT (a list outside 0..nlist-1,
+ *  named; nprobe < 1; bad k or queries); VDX_ERR_UNSUPPORTED for kinds
+ *  other than IVF-Flat, IVFPQ, IVF-SQ and IVF additive quantizers. */
+VDX_API vdx_status vdx_index_ivf_search_preassigned(
+    const vdx_index *index, int64_t n, const float *x, int64_t k,
+    int64_t nprobe, const int64_t *lists, const vdx_search_params *params,
+    float *distances, vdx_idx_t *labels);
+
+/* ---- flat code arrays (FAISS's IndexFlatCodes::codes) ------------------ */
+/** Bytes per stored entry of a flat-code index: 4 * d for IndexFlat (the
+ *  float32 vectors as bytes), code_size for IndexPQ, IndexScalarQuantizer
+ *  and IndexLSH; 0 for any other kind. */
+VDX_API size_t vdx_index_codes_size(const vdx_index *index);
+/** Copies the stored codes of entries i0 .. i0 + n - 1 (n * codes_size
+ *  bytes, in entry order) into out.
+ *  @return VDX_OK, VDX_ERR_UNSUPPORTED for kinds without a flat code
+ *  array, VDX_ERR_INVALID_ARGUMENT for a range outside 0..ntotal. */
+VDX_API vdx_status vdx_index_codes_get(const vdx_index *index, int64_t i0,
+                                       int64_t n, uint8_t *out);
+
+/* ---- search statistics (FAISS's cvar.indexIVF_stats / hnsw_stats) ------ */
+/** Process-wide counters summed over every IVF search and range search
+ *  (all IVF kinds, fast-scan included) since the last reset.  They are
+ *  statistics only: no search reads them, concurrent searches just add up
+ *  (a read racing with a search may see part of its counts). */
+typedef struct vdx_ivf_stats {
+    int64_t nq;               /**< queries searched */
+    int64_t nlist;            /**< non-empty inverted lists visited */
+    int64_t ndis;             /**< codes scored (k-NN: a selector's rejects not counted) */
+    int64_t nheap_updates;    /**< candidates that entered a k-NN result heap */
+    double quantization_time; /**< ms in the coarse quantizer */
+    double search_time;       /**< ms in the whole calls */
+} vdx_ivf_stats;
+/** Copies the IVF counters to *out.  Thread-safe.
+ *  @return VDX_OK, VDX_ERR_INVALID_ARGUMENT when out is NULL. */
+VDX_API vdx_status vdx_ivf_stats_get(vdx_ivf_stats *out);
+/** Sets the IVF counters to zero.  Thread-safe. */
+VDX_API void vdx_ivf_stats_reset(void);
+/** The same for HNSW searches (FAISS's HNSWStats). */
+typedef struct vdx_hnsw_stats {
+    int64_t n1;    /**< searches that ended with fewer than k results from the walk */
+    int64_t n2;    /**< reserved (FAISS: walks that ran out of candidates); 0 */
+    int64_t ndis;  /**< distances computed */
+    int64_t nhops; /**< level-0 nodes expanded */
+} vdx_hnsw_stats;
+/** Copies the HNSW counters to *out.  Thread-safe.
+ *  @return VDX_OK, VDX_ERR_INVALID_ARGUMENT when out is NULL. */
+VDX_API vdx_status vdx_hnsw_stats_get(vdx_hnsw_stats *out);
+/** Sets the HNSW counters to zero.  Thread-safe. */
+VDX_API void vdx_hnsw_stats_reset(void);
+
 /** The same as vdx_read_index (the name the FAISS docs use for the call
  *  with flags). */
 VDX_API vdx_status vdx_read_index_flags(const char *path, int io_flags,

@@ -407,7 +407,51 @@ static PyObject *mod_check_openmp(PyObject *m, PyObject *unused) {
     return PyBool_FromLong(ok);
 }
 
+/* The process-wide search counters (cvar.indexIVF_stats / hnsw_stats) as
+ * tuples; vecdex/__init__.py wraps them in FAISS-shaped objects. */
+static PyObject *mod_ivf_stats(PyObject *m, PyObject *unused) {
+    (void)m;
+    (void)unused;
+    vdx_ivf_stats s;
+    vdx_ivf_stats_get(&s);
+    return Py_BuildValue("(LLLLdd)", (long long)s.nq, (long long)s.nlist,
+                         (long long)s.ndis, (long long)s.nheap_updates,
+                         s.quantization_time, s.search_time);
+}
+
+static PyObject *mod_ivf_stats_reset(PyObject *m, PyObject *unused) {
+    (void)m;
+    (void)unused;
+    vdx_ivf_stats_reset();
+    Py_RETURN_NONE;
+}
+
+static PyObject *mod_hnsw_stats(PyObject *m, PyObject *unused) {
+    (void)m;
+    (void)unused;
+    vdx_hnsw_stats s;
+    vdx_hnsw_stats_get(&s);
+    return Py_BuildValue("(LLLL)", (long long)s.n1, (long long)s.n2,
+                         (long long)s.ndis, (long long)s.nhops);
+}
+
+static PyObject *mod_hnsw_stats_reset(PyObject *m, PyObject *unused) {
+    (void)m;
+    (void)unused;
+    vdx_hnsw_stats_reset();
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
+    {"ivf_stats", (PyCFunction)mod_ivf_stats, METH_NOARGS,
+     "ivf_stats() -> (nq, nlist, ndis, nheap_updates, quantization_time_ms, "
+     "search_time_ms) summed over IVF searches since the last reset."},
+    {"ivf_stats_reset", (PyCFunction)mod_ivf_stats_reset, METH_NOARGS,
+     "ivf_stats_reset(): zeroes the IVF search counters."},
+    {"hnsw_stats", (PyCFunction)mod_hnsw_stats, METH_NOARGS,
+     "hnsw_stats() -> (n1, n2, ndis, nhops) summed over HNSW searches."},
+    {"hnsw_stats_reset", (PyCFunction)mod_hnsw_stats_reset, METH_NOARGS,
+     "hnsw_stats_reset(): zeroes the HNSW search counters."},
     {"check_openmp", (PyCFunction)mod_check_openmp, METH_NOARGS,
      "check_openmp() -> True when OpenMP runs parallel teams."},
     {"simd_level", (PyCFunction)mod_simd_level, METH_NOARGS,

@@ -360,6 +360,57 @@ static PyObject *Index_get_id_map(IndexObject *self, void *c) {
     }
 }
 
+/* FAISS's IndexFlatCodes::codes: a uint8 copy of the ntotal x code_size
+ * code array (IndexFlat: the float32 vectors as bytes); AttributeError for
+ * kinds without one, as FAISS's objects lack the attribute. */
+/* code_size of the flat-code kinds that define none of their own. */
+static PyObject *Index_get_flat_code_size(IndexObject *self, void *c) {
+    (void)c;
+    if (ready(self) < 0) return NULL;
+    size_t cs = vdx_index_codes_size(self->ix);
+    if (!cs) {
+        PyErr_Format(PyExc_AttributeError,
+                     "'%s' object has no attribute 'code_size'",
+                     Py_TYPE(self)->tp_name);
+        return NULL;
+    }
+    return PyLong_FromSize_t(cs);
+}
+
+static PyObject *Index_get_codes(IndexObject *self, void *c) {
+    (void)c;
+    if (ready(self) < 0) return NULL;
+    size_t cs = vdx_index_codes_size(self->ix);
+    if (!cs) {
+        PyErr_Format(PyExc_AttributeError,
+                     "'%s' object has no attribute 'codes' (no flat code array)",
+                     Py_TYPE(self)->tp_name);
+        return NULL;
+    }
+    for (;;) { /* allocate without holding the lock, as Index_get_id_map */
+        int64_t n = locked_ntotal(self);
+        npy_intp len = (npy_intp)((size_t)n * cs);
+        PyArrayObject *a = (PyArrayObject *)PyArray_SimpleNew(1, &len, NPY_UINT8);
+        if (!a) return NULL;
+        cerr e = {VDX_OK, ""};
+        int same;
+        owner_rdlock_gil(self->owner);
+        same = vdx_index_ntotal(self->ix) == n;
+        if (same)
+            cerr_capture(&e, vdx_index_codes_get(self->ix, 0, n, PyArray_DATA(a)));
+        rw_rdunlock(&self->owner->lock);
+        if (!same) {
+            Py_DECREF(a);
+            continue;
+        }
+        if (e.st != VDX_OK) {
+            Py_DECREF(a);
+            return raise_cerr(&e);
+        }
+        return (PyObject *)a;
+    }
+}
+
 /* A capsule whose destructor frees a library allocation. */
 #define RANGE_CAPSULE "vecdex.range_result"
 #define BUFFER_CAPSULE "vecdex.buffer"
@@ -572,6 +623,41 @@ static PyObject *Index_reconstruct(IndexObject *self, PyObject *args,
     return (PyObject *)out;
 }
 
+static PyObject *Index_reconstruct_batch(IndexObject *self, PyObject *args,
+                                         PyObject *kw) {
+    static char *kwlist[] = {"key", "x", NULL};
+    PyObject *ko, *xo = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|O:reconstruct_batch", kwlist,
+                                     &ko, &xo))
+        return NULL;
+    if (ready(self) < 0) return NULL;
+    PyArrayObject *keys = as_array(ko, NPY_INT64);
+    if (!keys) return NULL;
+    if (PyArray_NDIM(keys) != 1) {
+        PyErr_Format(PyExc_ValueError,
+                     "reconstruct_batch: keys must be a 1-d array of ids, got "
+                     "%d dimensions", PyArray_NDIM(keys));
+        Py_DECREF(keys);
+        return NULL;
+    }
+    npy_intp dims[2] = {PyArray_DIM(keys, 0), (npy_intp)vdx_index_d(self->ix)};
+    PyArrayObject *out = out_array(xo, NPY_FLOAT32, 2, dims, "x");
+    if (!out) {
+        Py_DECREF(keys);
+        return NULL;
+    }
+    cerr e;
+    RUN_LOCKED(self->owner, rd, e,
+               vdx_index_reconstruct_batch(self->ix, (int64_t)dims[0],
+                                           PyArray_DATA(keys), PyArray_DATA(out)));
+    Py_DECREF(keys);
+    if (e.st != VDX_OK) {
+        Py_DECREF(out);
+        return raise_cerr(&e);
+    }
+    return (PyObject *)out;
+}
+
 static PyObject *Index_reconstruct_n(IndexObject *self, PyObject *args,
                                      PyObject *kw) {
     static char *kwlist[] = {"n0", "ni", "x", NULL};
@@ -684,6 +770,10 @@ static PyMethodDef Index_methods[] = {
     {"reconstruct", METH_KW_FN(Index_reconstruct),
      METH_VARARGS | METH_KEYWORDS,
      "reconstruct(key, x=None) -> (d,) float32 vector."},
+    {"reconstruct_batch", METH_KW_FN(Index_reconstruct_batch),
+     METH_VARARGS | METH_KEYWORDS,
+     "reconstruct_batch(keys, x=None) -> (n, d) float32: the vectors of the "
+     "ids keys."},
     {"reconstruct_n", METH_KW_FN(Index_reconstruct_n),
      METH_VARARGS | METH_KEYWORDS,
      "reconstruct_n(n0=0, ni=-1, x=None) -> (ni, d) float32 vectors."},
@@ -703,6 +793,11 @@ static PyGetSetDef Index_getset[] = {
      "whether add and search may be called", NULL},
     {"metric_type", (getter)Index_get_metric_type, NULL,
      "METRIC_L2 or METRIC_INNER_PRODUCT", NULL},
+    {"code_size", (getter)Index_get_flat_code_size, NULL,
+     "flat-code indexes: bytes per stored entry", NULL},
+    {"codes", (getter)Index_get_codes, NULL,
+     "flat-code indexes: a uint8 copy of the ntotal * code_size stored codes "
+     "(IndexFlat: the float32 vectors' bytes)", NULL},
     {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
     {NULL, NULL, NULL, NULL, NULL}};
 

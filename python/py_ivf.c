@@ -217,7 +217,89 @@ done:
     return ret;
 }
 
+/* search_preassigned(x, k, Iq, Dq=None, *, params=None, D=None, I=None):
+ * FAISS's IndexIVF.search_preassigned.  Dq (coarse distances) is checked
+ * for shape and otherwise unused: vecdex recomputes what it needs. */
+static PyObject *IVF_search_preassigned(IndexObject *self, PyObject *args,
+                                        PyObject *kw) {
+    static char *kwlist[] = {"x", "k", "Iq", "Dq", "params", "D", "I", NULL};
+    PyObject *xo, *iqo, *dqo = Py_None, *po = Py_None, *Do = Py_None, *Io = Py_None;
+    long long k;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OLO|O$OOO:search_preassigned",
+                                     kwlist, &xo, &k, &iqo, &dqo, &po, &Do, &Io))
+        return NULL;
+    if (ready(self) < 0) return NULL;
+    PyArrayObject *x = as_matrix(xo, vdx_index_d(self->ix), "x");
+    if (!x) return NULL;
+    PyArrayObject *iq = NULL, *dq = NULL, *dist = NULL, *lab = NULL;
+    PyObject *keep = NULL;
+    vdx_search_params p;
+    const vdx_search_params *pp;
+    if (k <= 0) {
+        PyErr_Format(ShapeError, "k must be > 0, got %lld", k);
+        goto fail;
+    }
+    iq = as_array(iqo, NPY_INT64);
+    if (!iq) goto fail;
+    npy_intp n = PyArray_DIM(x, 0);
+    if (PyArray_NDIM(iq) != 2 || PyArray_DIM(iq, 0) != n || PyArray_DIM(iq, 1) < 1) {
+        PyErr_Format(ShapeError,
+                     "search_preassigned: Iq must be (n=%lld, nprobe >= 1) list "
+                     "numbers", (long long)n);
+        goto fail;
+    }
+    if (dqo != Py_None) {
+        dq = as_array(dqo, NPY_FLOAT32);
+        if (!dq) goto fail;
+        if (PyArray_NDIM(dq) != 2 || PyArray_DIM(dq, 0) != n ||
+            PyArray_DIM(dq, 1) != PyArray_DIM(iq, 1)) {
+            PyErr_Format(ShapeError,
+                         "search_preassigned: Dq must have the shape of Iq "
+                         "(%lld, %lld)", (long long)n, (long long)PyArray_DIM(iq, 1));
+            goto fail;
+        }
+    }
+    if (get_params(po, &p, &pp, &keep) < 0) goto fail;
+    npy_intp dims[2] = {n, (npy_intp)k};
+    dist = out_array(Do, NPY_FLOAT32, 2, dims, "D");
+    if (!dist) goto fail;
+    lab = out_array(Io, NPY_INT64, 2, dims, "I");
+    if (!lab) goto fail;
+    if (n > 0) {
+        cerr e;
+        int64_t np = PyArray_DIM(iq, 1);
+        const float *xp = PyArray_DATA(x);
+        const int64_t *lp = PyArray_DATA(iq);
+        float *dp = PyArray_DATA(dist);
+        vdx_idx_t *ip = PyArray_DATA(lab);
+        RUN_LOCKED(self->owner, rd, e,
+                   vdx_index_ivf_search_preassigned(self->ix, n, xp, k, np, lp,
+                                                    pp, dp, ip));
+        if (e.st != VDX_OK) {
+            raise_cerr(&e);
+            goto fail;
+        }
+    }
+    Py_DECREF(x);
+    Py_DECREF(iq);
+    Py_XDECREF(dq);
+    Py_XDECREF(keep);
+    return Py_BuildValue("NN", dist, lab);
+fail:
+    Py_DECREF(x);
+    Py_XDECREF(iq);
+    Py_XDECREF(dq);
+    Py_XDECREF(keep);
+    Py_XDECREF(dist);
+    Py_XDECREF(lab);
+    return NULL;
+}
+
 static PyMethodDef IVF_methods[] = {
+    {"search_preassigned", METH_KW_FN(IVF_search_preassigned),
+     METH_VARARGS | METH_KEYWORDS,
+     "search_preassigned(x, k, Iq, Dq=None, *, params=None) -> (D, I): the "
+     "k nearest among the lists Iq (n, nprobe) chosen by the caller."},
     {"merge_from", METH_KW_FN(IVF_merge_from), METH_VARARGS | METH_KEYWORDS,
      "merge_from(otherIndex, add_id=0): moves every entry of another IVF "
      "index of the same kind into this one (ids + add_id); the other is left "

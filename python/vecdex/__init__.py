@@ -94,6 +94,47 @@ def read_index(fname, io_flags=0):
 IndexProxy = IndexReplicas  # noqa: F405  (FAISS's old name)
 
 
+class IndexIVFStats:
+    """FAISS's IndexIVFStats: counters summed over every IVF search in the
+    process since reset() (vecdex's C counters, read live).  nlist: the
+    non-empty lists visited; ndis: codes scored; times in ms."""
+
+    _FIELDS = ("nq", "nlist", "ndis", "nheap_updates", "quantization_time",
+               "search_time")
+
+    def reset(self):
+        _vecdex.ivf_stats_reset()
+
+    def __getattr__(self, name):
+        if name in IndexIVFStats._FIELDS:
+            return _vecdex.ivf_stats()[IndexIVFStats._FIELDS.index(name)]
+        raise AttributeError(name)
+
+    def __repr__(self):
+        return "IndexIVFStats(%s)" % ", ".join(
+            "%s=%r" % kv for kv in zip(self._FIELDS, _vecdex.ivf_stats()))
+
+
+class HNSWStats:
+    """FAISS's HNSWStats, summed over HNSW searches since reset():
+    ndis (distances computed), nhops (level-0 nodes expanded), n1 (queries
+    the walk left short of k results); n2 stays 0."""
+
+    _FIELDS = ("n1", "n2", "ndis", "nhops")
+
+    def reset(self):
+        _vecdex.hnsw_stats_reset()
+
+    def __getattr__(self, name):
+        if name in HNSWStats._FIELDS:
+            return _vecdex.hnsw_stats()[HNSWStats._FIELDS.index(name)]
+        raise AttributeError(name)
+
+    def __repr__(self):
+        return "HNSWStats(%s)" % ", ".join(
+            "%s=%r" % kv for kv in zip(self._FIELDS, _vecdex.hnsw_stats()))
+
+
 class _Cvar:
     """FAISS's global variables (faiss.cvar).  vecdex keeps no tunables in
     globals (its parameters travel with each call), so these are plain
@@ -108,6 +149,8 @@ class _Cvar:
         self.bucket_sort_verbose = 0
         self.index_factory_verbose = 0
         self.check_compatible_for_merge_expensive_check = True
+        self.indexIVF_stats = IndexIVFStats()
+        self.hnsw_stats = HNSWStats()
 
 
 cvar = _Cvar()
@@ -125,7 +168,8 @@ from .gpu import *  # noqa: F401,F403,E402  (GPU options and helpers)
 from . import gpu as _gpu  # noqa: E402
 
 __all__ = [name for name in dir(_vecdex) if not name.startswith("_")]
-__all__ += _gpu.__all__ + _simd_all + _helpers_all + _metrics_all + _autotune_all + ["cvar"]
+__all__ += _gpu.__all__ + _simd_all + _helpers_all + _metrics_all + _autotune_all
+__all__ += ["cvar", "IndexIVFStats", "HNSWStats"]
 __all__ += ["Store", "Hits", "IndexProxy", "swig_ptr", "knn", "__version__", "write_VectorTransform",
             "read_VectorTransform", "extract_index_ivf"]
 __all__ += _swig_idioms.__all__

@@ -31,6 +31,7 @@
 #include "index_2layer.h"
 #include "index_sq.h"
 #include "common/interrupt.h"
+#include "common/stats.h"
 #include "common/threads.h"
 #include "common/topk.h"
 #include "simd/kernels.h"
@@ -332,6 +333,7 @@ typedef struct hnsw_ctx {
     uint16_t *vis;
     uint16_t epoch;
     int64_t nvis;
+    int64_t ndis, nhops; /* counters for the stats (stats.h) */
     vdx_hnsw_cand *cand, *res; /* capacities: candcap, ef + 1 */
     int candcap, rescap;
 } hnsw_ctx;
@@ -379,14 +381,17 @@ static inline int cand_push(hnsw_ctx *c, int *nc, vdx_hnsw_cand v) {
 }
 
 /* Greedy descent through the upper levels; returns the entry of level 0. */
-static vdx_hnsw_cand greedy_upper(const vdx_hnsw *g, vdx_hnsw_dc *dc) {
+static vdx_hnsw_cand greedy_upper(const vdx_hnsw *g, vdx_hnsw_dc *dc,
+                                  int64_t *ndis) {
     vdx_hnsw_cand cur = {vdx_hnsw_dc_dist(dc, g->entry_point), g->entry_point};
+    ++*ndis;
     float keys[VDX_HNSW_M_MAX];
     for (int l = g->max_level; l >= 1; l--) {
         for (;;) {
             const int32_t *row = vdx_hnsw_row(g, cur.id, l);
             int cnt = row[0], moved = 0;
             vdx_hnsw_dc_keys(dc, row + 1, cnt, keys);
+            *ndis += cnt;
             for (int j = 1; j <= cnt; j++) {
                 float d = keys[j - 1];
                 if (d < cur.d || (d == cur.d && row[j] < cur.id)) {
@@ -436,6 +441,7 @@ static int search_level0(const vdx_index_hnsw *h, hnsw_ctx *c,
         float bound = nr == ef ? c->res[0].d : INFINITY;
         if (cur.d > bound && cur.d >= radius_key) break;
         minheap_pop(c->cand, &nc);
+        c->nhops++;
         const int32_t *row = g->links0 + (size_t)cur.id * (size_t)stride;
         int cnt = row[0];
         /* prefetch the first neighbours' data and visited tags */
@@ -452,6 +458,7 @@ static int search_level0(const vdx_index_hnsw *h, hnsw_ctx *c,
             if (vis[nb] == ep_tag) continue;
             vis[nb] = ep_tag;
             float d = vdx_hnsw_dc_dist(&c->dc, nb);
+            c->ndis++;
             float worst = nr == ef ? c->res[0].d : INFINITY;
             if (d < worst || d < radius_key) {
                 vdx_hnsw_cand v = {d, nb};
@@ -583,7 +590,9 @@ vdx_status vdx_hnsw_search(const vdx_index_hnsw *h, int64_t n, const float *x,
     const int nthreads = vdx_nthreads_for(
         (double)n * (double)h->base.d / 8 *
         (brute ? (double)g->n : (double)VDX_MAX(ef, (int)k) * 2.0 * (double)g->M));
-#pragma omp parallel if (n > 1 && nthreads > 1) num_threads(nthreads)
+    int64_t s_n1 = 0, s_ndis = 0, s_nhops = 0;
+#pragma omp parallel if (n > 1 && nthreads > 1) num_threads(nthreads) \
+    reduction(+ : s_n1, s_ndis, s_nhops)
     {
         hnsw_ctx c;
         vdx_status lst = ctx_init(&c, h, ef);
@@ -600,7 +609,7 @@ vdx_status vdx_hnsw_search(const vdx_index_hnsw *h, int64_t n, const float *x,
             vdx_hnsw_dc_set_query(&c.dc, x + q * d);
             int64_t found = 0;
             if (!brute) {
-                vdx_hnsw_cand ep = greedy_upper(g, &c.dc);
+                vdx_hnsw_cand ep = greedy_upper(g, &c.dc, &c.ndis);
                 int nr;
                 if (fast) {
                     ctx_new_epoch(&c);
@@ -608,7 +617,8 @@ vdx_status vdx_hnsw_search(const vdx_index_hnsw *h, int64_t n, const float *x,
                                           ((const vdx_flat *)h->storage)->xb,
                                           (size_t)d, is_ip, x + q * d, c.vis,
                                           c.epoch, ef, sel, &c.cand,
-                                          &c.candcap, c.res};
+                                          &c.candcap, c.res, &c.ndis,
+                                          &c.nhops};
                     nr = vdx_hnsw_l0_flat_avx2(&a, ep);
                 } else {
                     nr = search_level0(h, &c, ep, ef, sel, -INFINITY, NULL, q,
@@ -628,13 +638,17 @@ vdx_status vdx_hnsw_search(const vdx_index_hnsw *h, int64_t n, const float *x,
              * graph cut by removals): complete exactly, so that k results
              * come back whenever k admitted vectors exist */
             if (found < k && (brute || sel || found < g->n)) {
+                s_n1 += !brute;
                 vdx_heap_init(k, hk, hi);
                 scan_admitted(h, &c, k, sel, hk, hi);
             }
             vdx_topk_finish(k, hk, hi, is_ip, 0);
         }
+        s_ndis += c.ndis;
+        s_nhops += c.nhops;
         ctx_free(&c);
     }
+    if (!st) vdx_stats_hnsw_add(s_n1, 0, s_ndis, s_nhops);
     if (!st && stop)
         st = vdx_raise(VDX_ERR_INTERRUPTED,
                        "HNSW search of %lld queries interrupted", (long long)n);
@@ -656,7 +670,9 @@ vdx_status vdx_hnsw_range_search(const vdx_index_hnsw *h, int64_t n,
     /* a walk visits about ef * 2M neighbours, then the radius grows it */
     const int nthreads = vdx_nthreads_for((double)n * (double)d / 8 * (double)ef *
                                           2.0 * (double)g->M * 4.0);
-#pragma omp parallel if (n > 1 && nthreads > 1) num_threads(nthreads)
+    int64_t s_ndis = 0, s_nhops = 0;
+#pragma omp parallel if (n > 1 && nthreads > 1) num_threads(nthreads) \
+    reduction(+ : s_ndis, s_nhops)
     {
         hnsw_ctx c;
         vdx_status lst = ctx_init(&c, h, ef);
@@ -668,14 +684,17 @@ vdx_status vdx_hnsw_range_search(const vdx_index_hnsw *h, int64_t n,
         for (int64_t q = 0; q < n; q++) {
             if (lst) continue;
             vdx_hnsw_dc_set_query(&c.dc, x + q * d);
-            vdx_hnsw_cand ep = greedy_upper(g, &c.dc);
+            vdx_hnsw_cand ep = greedy_upper(g, &c.dc, &c.ndis);
             if (search_level0(h, &c, ep, ef, sel, rkey, rb, q, is_ip) < 0) {
                 lst = VDX_ERR_OUT_OF_MEMORY;
 #pragma omp atomic write
                 st = lst;
             }
         }
+        s_ndis += c.ndis;
+        s_nhops += c.nhops;
         ctx_free(&c);
     }
+    if (!st) vdx_stats_hnsw_add(0, 0, s_ndis, s_nhops);
     return st;
 }

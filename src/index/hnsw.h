@@ -208,6 +208,7 @@ typedef struct vdx_hnsw_l0_args {
     vdx_hnsw_cand **cand;     /* min-heap storage, grown with realloc */
     int *candcap;
     vdx_hnsw_cand *res;       /* ef + 1 entries */
+    int64_t *ndis, *nhops;    /* counters (stats.h): distances, expansions */
 } vdx_hnsw_l0_args;
 VDX_INTERNAL int vdx_hnsw_l0_flat_avx2(const vdx_hnsw_l0_args *a,
                                        vdx_hnsw_cand ep);

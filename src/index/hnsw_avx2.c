@@ -142,6 +142,7 @@ int vdx_hnsw_l0_flat_avx2(const vdx_hnsw_l0_args *a, vdx_hnsw_cand ep) {
     int32_t nbuf[2 * VDX_HNSW_M_MAX];
     float kbuf[2 * VDX_HNSW_M_MAX + 4];
     int rc = 0;
+    int64_t ndis = 0, nhops = 0;
 
     vis[ep.id] = tag;
     cand[nc++] = ep;
@@ -150,6 +151,7 @@ int vdx_hnsw_l0_flat_avx2(const vdx_hnsw_l0_args *a, vdx_hnsw_cand ep) {
         vdx_hnsw_cand cur = cand[0];
         if (nr == ef && cur.d > res[0].d) break;
         minheap_pop(cand, &nc);
+        nhops++;
         if (nc) _mm_prefetch((const char *)(links0 + (size_t)cand[0].id * stride),
                              _MM_HINT_T0);
         const int32_t *row = links0 + (size_t)cur.id * stride;
@@ -176,6 +178,7 @@ int vdx_hnsw_l0_flat_avx2(const vdx_hnsw_l0_args *a, vdx_hnsw_cand ep) {
                  xb + (size_t)nbuf[j + 2] * d, xb + (size_t)nbuf[j + 3] * d, d, ip);
         }
         for (; j < m; j++) kbuf[j] = key1(q, xb + (size_t)nbuf[j] * d, d, ip);
+        ndis += m;
         for (j = 0; j < m; j++) {
             float dk = kbuf[j];
             if (nr < ef || dk < res[0].d) {
@@ -200,6 +203,8 @@ int vdx_hnsw_l0_flat_avx2(const vdx_hnsw_l0_args *a, vdx_hnsw_cand ep) {
     }
     rc = nr;
 out:
+    *a->ndis += ndis;
+    *a->nhops += nhops;
     *a->cand = cand;
     *a->candcap = candcap;
     return rc;

@@ -128,6 +128,42 @@ vdx_status vdx_index_search(const vdx_index *ix, int64_t n, const float *x,
     return st;
 }
 
+vdx_status vdx_index_ivf_search_preassigned(const vdx_index *ix, int64_t n,
+                                            const float *x, int64_t k,
+                                            int64_t nprobe,
+                                            const int64_t *lists,
+                                            const vdx_search_params *params,
+                                            float *D, vdx_idx_t *I) {
+    CHECK_INDEX(ix);
+    if (!vdx_ivf_preassigned_ok(ix))
+        return vdx_raise(VDX_ERR_UNSUPPORTED,
+                         "search_preassigned is not supported by %s (IVF-Flat, "
+                         "IVFPQ, IVF-SQ and IVF additive quantizers have it)",
+                         ix->ops->type_name);
+    if (k <= 0 || k > VDX_MAX_K)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "k=%lld must be in 1..%lld", (long long)k,
+                         (long long)VDX_MAX_K);
+    vdx_status st = check_search(ix, n, x, "search_preassigned");
+    if (st) return st;
+    if (n > 0 && (!D || !I || !lists))
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "search_preassigned: lists, distances or labels is NULL");
+    if (nprobe < 1 || (n > 0 && nprobe > INT64_MAX / n / 8))
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "search_preassigned: nprobe=%lld must be >= 1",
+                         (long long)nprobe);
+    if (n > 0 && k > INT64_MAX / n / 8)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "search: n * k = %lld * %lld is too large",
+                         (long long)n, (long long)k);
+    if (n == 0) return VDX_OK;
+    vdx_team_begin();
+    st = vdx_ivf_search_preassigned(ix, n, x, k, params, nprobe, lists, D, I);
+    vdx_team_end();
+    return st;
+}
+
 /* ---- range search ------------------------------------------------------ */
 
 vdx_status vdx_range_builder_add(vdx_range_builder *rb, int64_t q, float dist,
@@ -262,6 +298,25 @@ vdx_status vdx_index_reconstruct(const vdx_index *ix, vdx_idx_t key,
                          "reconstruct is not supported by %s",
                          ix->ops->type_name);
     return ix->ops->reconstruct(ix, key, out);
+}
+
+vdx_status vdx_index_reconstruct_batch(const vdx_index *ix, int64_t n,
+                                       const vdx_idx_t *keys, float *out) {
+    CHECK_INDEX(ix);
+    if (n < 0)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "reconstruct_batch: n=%lld < 0", (long long)n);
+    if (n > 0 && (!keys || !out))
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "keys or out is NULL");
+    if (!ix->ops->reconstruct)
+        return vdx_raise(VDX_ERR_UNSUPPORTED,
+                         "reconstruct is not supported by %s",
+                         ix->ops->type_name);
+    for (int64_t i = 0; i < n; i++) {
+        vdx_status st = ix->ops->reconstruct(ix, keys[i], out + i * ix->d);
+        if (st) return st; /* the kind's message names the key */
+    }
+    return VDX_OK;
 }
 
 vdx_status vdx_index_reconstruct_n(const vdx_index *ix, vdx_idx_t i0,

@@ -27,6 +27,7 @@
 #include "cluster/kmeans.h"
 #include "common/blas.h"
 #include "common/interrupt.h"
+#include "common/stats.h"
 #include "common/topk.h"
 #include "common/threads.h"
 #include "simd/kernels.h"
@@ -242,13 +243,21 @@ static inline void codec_scan(const vdx_ivf *ivf, const float *xq, int64_t l,
         ivf->codec->scan(ivf, xq, l, codes, n, keys);
 }
 
+/* Counts of one search call for the process-wide stats (stats.h). */
+typedef struct {
+    int64_t nlist, ndis, nheap;
+} ivf_count;
+
+/* Scores the first min(list size, limit) entries of list l (limit: what
+ * is left of max_codes, as FAISS truncates the last list it scans). */
 static int64_t scan_list(const vdx_ivf *ivf, const float *xq, int64_t l,
                          int64_t k, const vdx_selector *sel, float *hk,
                          vdx_idx_t *hi, float *keys, uint32_t *cand,
-                         void *ctx) {
+                         void *ctx, ivf_count *cnt, int64_t limit) {
     const vdx_invlists *il = ivf->il;
-    int64_t ls = il->ops->list_size(il, l);
-    if (ls == 0) return 0;
+    int64_t ls = VDX_MIN(il->ops->list_size(il, l), limit);
+    if (ls <= 0) return 0;
+    cnt->nlist++;
     if (ivf->scanner) ivf->scanner->prepare(ivf, xq, l, ctx);
     const uint8_t *codes = il->ops->get_codes(il, l);
     const vdx_idx_t *ids = il->ops->get_ids(il, l);
@@ -264,6 +273,8 @@ static int64_t scan_list(const vdx_ivf *ivf, const float *xq, int64_t l,
                 codec_scan(ivf, xq, l, ctx,
                            codes + (size_t)(c0 + (int64_t)j) * ivf->code_size,
                            1, &key);
+                cnt->ndis++;
+                cnt->nheap += vdx_worse(hk[0], hi[0], key, id);
                 vdx_heap_push(k, hk, hi, key, id);
             }
             continue;
@@ -271,6 +282,8 @@ static int64_t scan_list(const vdx_ivf *ivf, const float *xq, int64_t l,
         codec_scan(ivf, xq, l, ctx, codes + (size_t)c0 * ivf->code_size, cn,
                    keys);
         size_t nc = K->filter_less(keys, cn, hk[0], cand);
+        cnt->ndis += (int64_t)cn;
+        cnt->nheap += (int64_t)nc;
         for (size_t c = 0; c < nc; c++)
             vdx_heap_push(k, hk, hi, keys[cand[c]], ids[c0 + cand[c]]);
     }
@@ -310,7 +323,7 @@ static vdx_status search_list_major(const vdx_ivf *ivf, int64_t n,
                                     const float *x, int64_t k,
                                     const vdx_selector *sel, int64_t np,
                                     const int64_t *cl, float *D,
-                                    vdx_idx_t *I) {
+                                    vdx_idx_t *I, ivf_count *cnt) {
     const vdx_index *ix = &ivf->base;
     const vdx_kernels *K = vdx_kernels_get();
     const int d = (int)ix->d, is_l2 = ix->metric == VDX_METRIC_L2;
@@ -348,7 +361,8 @@ static vdx_status search_list_major(const vdx_ivf *ivf, int64_t n,
         vdx_free(fill);
     }
     int stop = 0; /* the interrupt handler asked to stop */
-#pragma omp parallel num_threads(nthreads)
+    int64_t c_nlist = 0, c_ndis = 0, c_nheap = 0;
+#pragma omp parallel num_threads(nthreads) reduction(+ : c_nlist, c_ndis, c_nheap)
     {
         int t = omp_get_thread_num();
         float *hk0 = tk + (size_t)t * hs;
@@ -369,6 +383,16 @@ static vdx_status search_list_major(const vdx_ivf *ivf, int64_t n,
             if (!nv || !ls) continue;
             const float *y = (const float *)(const void *)ivf->il->ops->get_codes(ivf->il, l);
             const vdx_idx_t *ids = ivf->il->ops->get_ids(ivf->il, l);
+            /* sgemm scores the whole tile, the selector then drops its
+             * rejects unseen: ndis counts the admitted entries, as a
+             * per-entry scan (and FAISS) would */
+            int64_t adm = ls;
+            if (sel) {
+                adm = 0;
+                for (int64_t e = 0; e < ls; e++) adm += vdx_sel_member(sel, ids[e]);
+            }
+            c_nlist += nv;
+            c_ndis += nv * adm;
             if (is_l2) K->norms_sqr_ny(ynorm, y, (size_t)d, (size_t)ls);
             for (int64_t v0 = 0; v0 < nv && !vdx_poll_stop(&stop); v0 += LM_QB) {
                 int qn = (int)VDX_MIN(LM_QB, nv - v0);
@@ -397,6 +421,7 @@ static vdx_status search_list_major(const vdx_ivf *ivf, int64_t n,
                             for (size_t c = 0; c < nc; c++) {
                                 vdx_idx_t id = ids[b0 + c0 + cand[c]];
                                 if (sel && !vdx_sel_member(sel, id)) continue;
+                                c_nheap++;
                                 vdx_heap_push(k, hk, hi, row[c0 + cand[c]], id);
                             }
                         }
@@ -418,6 +443,9 @@ static vdx_status search_list_major(const vdx_ivf *ivf, int64_t n,
                             is_l2 ? K->norm_sqr(x + q * d, (size_t)d) : 0);
         }
     }
+    cnt->nlist += c_nlist;
+    cnt->ndis += c_ndis;
+    cnt->nheap += c_nheap;
     if (stop)
         st = vdx_raise(VDX_ERR_INTERRUPTED, "search of %lld queries interrupted",
                        (long long)n);
@@ -454,9 +482,11 @@ static vdx_status search_preassigned(const vdx_ivf *ivf, int64_t n,
                                      const float *x, int64_t k,
                                      ivf_knobs kn, int64_t np,
                                      const int64_t *cl, float *D,
-                                     vdx_idx_t *I) {
+                                     vdx_idx_t *I, int64_t quant_ns) {
     const vdx_index *ix = &ivf->base;
     const int64_t d = ix->d;
+    const int64_t t0 = vdx_stats_now_ns();
+    ivf_count cnt = {0, 0, 0};
     vdx_status st = VDX_OK;
     int nthreads = scan_threads(ivf, n, np);
     /* per thread: keys, candidates, then the codec's context */
@@ -469,12 +499,14 @@ static vdx_status search_preassigned(const vdx_ivf *ivf, int64_t n,
      * a selective filter makes scoring only the admitted entries cheaper */
     if (codec_is_flat(ivf) && !kn.max_codes && n * np >= 4 * ivf->nlist &&
         n >= 64 && admitted_share(ivf, kn.sel) >= 0.25) {
-        st = search_list_major(ivf, n, x, k, kn.sel, np, cl, D, I);
+        st = search_list_major(ivf, n, x, k, kn.sel, np, cl, D, I, &cnt);
         goto done;
     }
     if (n >= nthreads || nthreads == 1) {
         int stop = 0; /* the interrupt handler asked to stop */
-#pragma omp parallel for schedule(dynamic, 1) if (n > 1 && nthreads > 1) num_threads(nthreads)
+        int64_t c_nlist = 0, c_ndis = 0, c_nheap = 0;
+#pragma omp parallel for schedule(dynamic, 1) if (n > 1 && nthreads > 1) num_threads(nthreads) \
+    reduction(+ : c_nlist, c_ndis, c_nheap)
         for (int64_t q = 0; q < n; q++) {
             if (vdx_poll_stop(&stop)) continue;
             uint8_t *w = scratch + (size_t)omp_get_thread_num() * per;
@@ -486,15 +518,23 @@ static vdx_status search_preassigned(const vdx_ivf *ivf, int64_t n,
             vdx_heap_init(k, hk, hi);
             begin_query(ivf, x + q * d, ctx);
             int64_t nscan = 0;
+            ivf_count qc = {0, 0, 0};
             for (int64_t j = 0; j < np; j++) {
                 int64_t l = cl[q * np + j];
                 if (l < 0) continue;
                 if (kn.max_codes && nscan >= kn.max_codes) break;
                 nscan += scan_list(ivf, x + q * d, l, k, kn.sel, hk, hi, keys, cand,
-                                   ctx);
+                                   ctx, &qc,
+                                   kn.max_codes ? kn.max_codes - nscan : INT64_MAX);
             }
+            c_nlist += qc.nlist;
+            c_ndis += qc.ndis;
+            c_nheap += qc.nheap;
             finish(ix, k, hk, hi);
         }
+        cnt.nlist = c_nlist;
+        cnt.ndis = c_ndis;
+        cnt.nheap = c_nheap;
         if (stop)
             st = vdx_raise(VDX_ERR_INTERRUPTED, "search of %lld queries interrupted",
                            (long long)n);
@@ -511,19 +551,30 @@ static vdx_status search_preassigned(const vdx_ivf *ivf, int64_t n,
             st = VDX_ERR_OUT_OF_MEMORY;
             goto done;
         }
+        int64_t *lim = vdx_malloc_array((size_t)np, sizeof(int64_t));
+        if (!lim) {
+            vdx_free(tk);
+            vdx_free(ti);
+            st = VDX_ERR_OUT_OF_MEMORY;
+            goto done;
+        }
         for (int64_t q = 0; q < n; q++) {
             int64_t budget = kn.max_codes; /* limits apply in probe order */
             int64_t np_eff = np;
+            for (int64_t j = 0; j < np; j++) lim[j] = INT64_MAX;
             if (budget) {
                 int64_t s = 0;
                 for (np_eff = 0; np_eff < np && s < budget; np_eff++) {
                     int64_t l = cl[q * np + np_eff];
+                    lim[np_eff] = budget - s;
                     if (l >= 0) s += ivf->il->ops->list_size(ivf->il, l);
                 }
             }
-#pragma omp parallel num_threads(nthreads)
+            int64_t c_nlist = 0, c_ndis = 0, c_nheap = 0;
+#pragma omp parallel num_threads(nthreads) reduction(+ : c_nlist, c_ndis, c_nheap)
             {
                 int t = omp_get_thread_num();
+                ivf_count qc = {0, 0, 0};
                 uint8_t *w = scratch + (size_t)t * per;
                 float *keys = (float *)(void *)w;
                 uint32_t *cand = (uint32_t *)(keys + IVF_CHUNK);
@@ -537,9 +588,15 @@ static vdx_status search_preassigned(const vdx_ivf *ivf, int64_t n,
                     int64_t l = cl[q * np + j];
                     if (l >= 0)
                         scan_list(ivf, x + q * d, l, k, kn.sel, hk, hi, keys, cand,
-                                  ctx);
+                                  ctx, &qc, lim[j]);
                 }
+                c_nlist += qc.nlist;
+                c_ndis += qc.ndis;
+                c_nheap += qc.nheap;
             }
+            cnt.nlist += c_nlist;
+            cnt.ndis += c_ndis;
+            cnt.nheap += c_nheap;
             float *hk = D + q * k;
             vdx_idx_t *hi = I + q * k;
             memcpy(hk, tk, hs * sizeof(float));
@@ -548,11 +605,15 @@ static vdx_status search_preassigned(const vdx_ivf *ivf, int64_t n,
                 vdx_heap_merge(k, hk, hi, tk + (size_t)t * hs, ti + (size_t)t * hs);
             finish(ix, k, hk, hi);
         }
+        vdx_free(lim);
         vdx_free(tk);
         vdx_free(ti);
     }
 done:
     vdx_aligned_free(scratch);
+    if (!st)
+        vdx_stats_ivf_add(n, cnt.nlist, cnt.ndis, cnt.nheap, quant_ns,
+                          quant_ns + vdx_stats_now_ns() - t0);
     return st;
 }
 
@@ -566,8 +627,10 @@ static vdx_status ivf_search(const vdx_index *ix, int64_t n, const float *x,
     vdx_status st = VDX_ERR_OUT_OF_MEMORY;
     float *cd = vdx_malloc_array((size_t)n * (size_t)np, sizeof(float));
     int64_t *cl = vdx_malloc_array((size_t)n * (size_t)np, sizeof(int64_t));
+    const int64_t t0 = vdx_stats_now_ns();
     if (cd && cl && !(st = coarse(ivf, n, x, np, cd, cl)))
-        st = search_preassigned(ivf, n, x, k, kn, np, cl, D, I);
+        st = search_preassigned(ivf, n, x, k, kn, np, cl, D, I,
+                                vdx_stats_now_ns() - t0);
     vdx_free(cd);
     vdx_free(cl);
     return st;
@@ -602,7 +665,7 @@ vdx_status vdx_ivf_search_preassigned(const vdx_index *ix, int64_t n,
                              "outside 0..nlist-1=%lld",
                              (long long)lists[i], (long long)i,
                              (long long)ivf->nlist - 1);
-    return search_preassigned(ivf, n, x, k, kn, np, lists, D, I);
+    return search_preassigned(ivf, n, x, k, kn, np, lists, D, I, 0);
 }
 
 static vdx_status ivf_range_search(const vdx_index *ix, int64_t n,
@@ -621,10 +684,14 @@ static vdx_status ivf_range_search(const vdx_index *ix, int64_t n,
         st = VDX_ERR_OUT_OF_MEMORY;
         goto done;
     }
+    const int64_t t0 = vdx_stats_now_ns();
     if ((st = coarse(ivf, n, x, np, cd, cl)))
         goto done;
+    const int64_t tq = vdx_stats_now_ns();
     const int nthreads = scan_threads(ivf, n, np);
-#pragma omp parallel if (n > 1 && nthreads > 1) num_threads(nthreads)
+    int64_t c_nlist = 0, c_ndis = 0;
+#pragma omp parallel if (n > 1 && nthreads > 1) num_threads(nthreads) \
+    reduction(+ : c_nlist, c_ndis)
     {
         float keys[IVF_CHUNK];
         size_t ctxb = codec_ctx_size(ivf);
@@ -646,6 +713,8 @@ static vdx_status ivf_range_search(const vdx_index *ix, int64_t n,
                 const uint8_t *codes = ivf->il->ops->get_codes(ivf->il, l);
                 const vdx_idx_t *ids = ivf->il->ops->get_ids(ivf->il, l);
                 nscan += ls;
+                c_nlist += ls > 0;
+                c_ndis += ls;
                 if (ls && ivf->scanner)
                     ivf->scanner->prepare(ivf, x + q * d, l, ctx);
                 for (int64_t c0 = 0; c0 < ls; c0 += IVF_CHUNK) {
@@ -662,6 +731,8 @@ static vdx_status ivf_range_search(const vdx_index *ix, int64_t n,
         }
         vdx_aligned_free(ctx);
     }
+    if (!st)
+        vdx_stats_ivf_add(n, c_nlist, c_ndis, 0, tq - t0, vdx_stats_now_ns() - t0);
 done:
     vdx_free(cd);
     vdx_free(cl);

@@ -23,6 +23,7 @@
 
 #include "index_fastscan.h"
 #include "index_pq.h"
+#include "common/stats.h"
 #include "common/threads.h"
 #include "common/topk.h"
 #include "simd/kernels.h"
@@ -533,12 +534,14 @@ static vdx_status fs_search(const vdx_index *ix, int64_t n, const float *x,
     uint16_t *seeds = vdx_aligned_alloc((size_t)nthreads, FS_SEED_MAX * sizeof(uint16_t));
     if (!seeds) vdx_clear_error(); /* optional: lists are then scanned in order */
     vdx_status st = VDX_OK;
+    int64_t t0 = 0, tq = 0, ndis_total = 0, nlist_total = 0;
     if (!cd || !cl || !ctxs || !ak || !aref || !ct) {
         st = VDX_ERR_OUT_OF_MEMORY;
         goto done;
     }
     /* no cached query tables from an earlier search */
     memset(ctxs, 0, (size_t)nthreads * csz);
+    t0 = vdx_stats_now_ns();
     vdx_pq_transpose_centroids(&p->pq, ct);
     for (int t = 0; t < nthreads; t++)
         ((fs_ctx_head *)(void *)(ctxs + (size_t)t * csz))->ct = ct;
@@ -546,6 +549,26 @@ static vdx_status fs_search(const vdx_index *ix, int64_t n, const float *x,
     if (st) goto done;
     for (int64_t i = 0; i < n * np; i++)
         if (cl[i] >= ivf->nlist) cl[i] = -1; /* trust no quantizer */
+    tq = vdx_stats_now_ns();
+    {   /* the stats: every code of a visited list is scored (the selector
+         * filters after the block kernels), lists in probe order until
+         * max_codes, as search_one does */
+        int64_t c_nlist = 0, c_ndis = 0;
+        for (int64_t q = 0; q < n; q++) {
+            int64_t nscan = 0;
+            for (int64_t j = 0; j < np; j++) {
+                int64_t l = cl[q * np + j];
+                if (l < 0) continue;
+                if (max_codes && nscan >= max_codes) break;
+                int64_t ls = ivf->il->ops->list_size(ivf->il, l);
+                nscan += ls;
+                c_nlist += ls > 0;
+            }
+            c_ndis += nscan;
+        }
+        ndis_total = c_ndis;
+        nlist_total = c_nlist;
+    }
     /* list-major when the queries of a chunk share lists (about two per
      * probed list or more) */
     if (!p->by_residual && !max_codes) {
@@ -584,6 +607,9 @@ static vdx_status fs_search(const vdx_index *ix, int64_t n, const float *x,
                    prm && prm->candidates_only, k, D + q * k, I + q * k);
     }
 done:
+    if (!st && t0)
+        vdx_stats_ivf_add(n, nlist_total, ndis_total, 0, tq - t0,
+                          vdx_stats_now_ns() - t0);
     vdx_free(cd);
     vdx_free(cl);
     vdx_aligned_free(ctxs);

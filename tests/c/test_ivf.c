@@ -197,6 +197,89 @@ static void test_bad_inputs(void) {
     vdx_index_free(ix);
 }
 
+/* The process-wide counters (vdx_ivf_stats) against counts made here from
+ * the probed lists: each search path (probes split over threads for one
+ * query, one query per thread, list-major for many), with a selector (its
+ * rejects are not scored), with max_codes, and range search. */
+static void expect_counts(vdx_index *ix, int64_t n, int64_t np,
+                          const vdx_selector *sel, int64_t max_codes,
+                          int64_t *nlist, int64_t *ndis) {
+    vdx_index *q = vdx_index_ivf_quantizer(ix);
+    static float cd[NQL * NLIST];
+    static int64_t cl[NQL * NLIST];
+    static int64_t ids[NB];
+    CHECK_OK(vdx_index_search(q, n, xq, np, NULL, cd, cl));
+    *nlist = *ndis = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t scanned = 0;
+        for (int64_t j = 0; j < np; j++) {
+            int64_t l = cl[i * np + j], ls = vdx_index_ivf_list_size(ix, l);
+            if (max_codes && scanned >= max_codes) break;
+            int64_t use = max_codes && max_codes - scanned < ls ? max_codes - scanned : ls;
+            scanned += use;
+            if (!ls) continue;
+            ++*nlist;
+            CHECK_OK(vdx_index_ivf_list_ids(ix, l, ids));
+            for (int64_t e = 0; e < use; e++)
+                *ndis += !sel || vdx_selector_is_member(sel, ids[e]);
+        }
+    }
+}
+
+static void test_stats(void) {
+    vdx_index *ix = make_ivf(VDX_METRIC_L2, NLIST);
+    static float D1[NQL * 10];
+    static int64_t I1[NQL * 10];
+    vdx_search_params p;
+    vdx_search_params_init(&p);
+    p.nprobe = 8;
+    vdx_selector *half;
+    CHECK_OK(vdx_selector_range(0, NB / 2, &half));
+    vdx_ivf_stats st;
+    CHECK_ERR(vdx_ivf_stats_get(NULL), VDX_ERR_INVALID_ARGUMENT);
+    const int64_t ns[3] = {1, NQ, NQL};
+    for (int c = 0; c < 3 * 3; c++) {
+        int64_t n = ns[c % 3], nlist, ndis;
+        p.sel = c / 3 == 1 ? half : NULL;
+        p.max_codes = c / 3 == 2 ? 300 : 0;
+        expect_counts(ix, n, p.nprobe, p.sel, p.max_codes, &nlist, &ndis);
+        vdx_ivf_stats_reset();
+        CHECK_OK(vdx_index_search(ix, n, xq, 10, &p, D1, I1));
+        CHECK_OK(vdx_ivf_stats_get(&st));
+        CHECK(st.nq == n);
+        CHECK(st.nlist == nlist);
+        CHECK(st.ndis == ndis);
+        if (p.max_codes && !p.sel) CHECK(st.ndis <= n * p.max_codes);
+        CHECK(st.nheap_updates >= 10 * n && st.nheap_updates <= st.ndis);
+        CHECK(st.search_time >= st.quantization_time && st.quantization_time >= 0);
+        /* counts add up over calls until a reset */
+        CHECK_OK(vdx_index_search(ix, n, xq, 10, &p, D1, I1));
+        CHECK_OK(vdx_ivf_stats_get(&st));
+        CHECK(st.nq == 2 * n && st.ndis == 2 * ndis);
+    }
+    vdx_ivf_stats_reset();
+    CHECK_OK(vdx_ivf_stats_get(&st));
+    CHECK(st.nq == 0 && st.nlist == 0 && st.ndis == 0 && st.nheap_updates == 0 &&
+          st.search_time == 0);
+    /* range search scores every entry of the probed lists */
+    int64_t nlist, ndis;
+    p.sel = NULL;
+    p.max_codes = 0;
+    expect_counts(ix, NQ, p.nprobe, NULL, 0, &nlist, &ndis);
+    vdx_range_result *rr = NULL;
+    CHECK_OK(vdx_index_range_search(ix, NQ, xq, 1.0f, &p, &rr));
+    vdx_range_result_free(rr);
+    CHECK_OK(vdx_ivf_stats_get(&st));
+    CHECK(st.nq == NQ && st.nlist == nlist && st.ndis == ndis);
+    /* a refused search counts nothing */
+    vdx_ivf_stats_reset();
+    CHECK_ERR(vdx_index_search(ix, NQ, xq, 0, &p, D1, I1), VDX_ERR_INVALID_ARGUMENT);
+    CHECK_OK(vdx_ivf_stats_get(&st));
+    CHECK(st.nq == 0 && st.ndis == 0);
+    vdx_selector_free(half);
+    vdx_index_free(ix);
+}
+
 int main(void) {
     test_rand_fill(xb, NB * D, 101);
     test_rand_fill(xq, NQL * D, 102);
@@ -204,5 +287,6 @@ int main(void) {
     RUN(test_filter_and_remove);
     RUN(test_reconstruct_range);
     RUN(test_bad_inputs);
+    RUN(test_stats);
     return TEST_SUMMARY();
 }

@@ -1,7 +1,9 @@
 """IVF helpers with faiss.contrib.ivf_tools' names, written for vecdex.
 
-The "preassigned" calls need a C entry point vecdex does not have yet
-(search / add with given lists): they raise NotImplementedError."""
+search_preassigned runs the index's own search over caller-given lists
+(through an IndexPreTransform of one transform too); the other
+"preassigned" calls need C entry points vecdex does not have yet (add and
+range search with given lists): they raise NotImplementedError."""
 import numpy as np
 
 __all__ = ["get_invlist_sizes", "add_preassigned", "search_preassigned",
@@ -25,7 +27,24 @@ def add_preassigned(index_ivf, x, a, ids=None):
 
 
 def search_preassigned(index_ivf, xq, k, list_nos, coarse_dis=None):
-    _missing("search_preassigned")
+    """The k nearest neighbours of xq among the lists list_nos (n, nprobe)
+    of an IVF index, or of the IVF index under a one-transform
+    IndexPreTransform (the queries are transformed first).  coarse_dis is
+    accepted and unused (vecdex recomputes what it needs)."""
+    import vecdex
+    if isinstance(index_ivf, vecdex.IndexPreTransform):
+        if index_ivf.chain.size() != 1:
+            raise ValueError("search_preassigned: the IndexPreTransform must "
+                             "hold one transform, it holds %d"
+                             % index_ivf.chain.size())
+        xq = index_ivf.chain.at(0).apply(np.ascontiguousarray(xq, dtype="float32"))
+        index_ivf = index_ivf.index
+    xq = np.ascontiguousarray(xq, dtype="float32")
+    list_nos = np.ascontiguousarray(list_nos, dtype="int64")
+    if list_nos.ndim != 2 or list_nos.shape[0] != xq.shape[0]:
+        raise ValueError("search_preassigned: list_nos must be (n=%d, nprobe),"
+                         " got shape %s" % (xq.shape[0], list_nos.shape))
+    return index_ivf.search_preassigned(xq, k, list_nos, coarse_dis)
 
 
 def range_search_preassigned(index_ivf, x, radius, list_nos,
