@@ -1546,6 +1546,40 @@ VDX_API vdx_status vdx_index_aq_sa_decode(const vdx_index *index, int64_t n,
  *  code_size, borrowed, valid until the next mutating call). */
 VDX_API const uint8_t *vdx_index_aq_codes(const vdx_index *index);
 
+/* ------------------------------------------------------------------------- */
+/* Binary codes: Hamming distances (src/index/binary).                        */
+/* A code is code_size bytes (d = 8 * code_size bits); the distance of two    */
+/* codes is the number of bits in which they differ.  The kernel follows the  */
+/* SIMD level in use (scalar; POPCNT with avx2; VPOPCNTDQ with avx512 where   */
+/* the CPU has it).  All are thread-safe and allocate nothing but what they   */
+/* return.                                                                    */
+/* ------------------------------------------------------------------------- */
+
+/** out[i * nb + j] = Hamming distance of query code i and database code j.
+ *  @return VDX_ERR_INVALID_ARGUMENT for code_size 0 or > 2^20, negative
+ *  counts, sizes that overflow or NULL pointers. */
+VDX_API vdx_status vdx_hamming_distances(const uint8_t *xq, int64_t nq,
+                                         const uint8_t *xb, int64_t nb,
+                                         size_t code_size, int32_t *out);
+/** Exact k nearest database codes of each query, ascending by (distance,
+ *  position): ties go to the smaller position, as in FAISS.  distances and
+ *  labels are nq x k, caller-owned; rows with fewer than k codes are padded
+ *  with INT32_MAX / -1.  labels are positions 0..nb-1 in xb.
+ *  @return VDX_ERR_INVALID_ARGUMENT as vdx_hamming_distances, or for k
+ *  outside [1, 2^30]. */
+VDX_API vdx_status vdx_hamming_knn(const uint8_t *xq, int64_t nq,
+                                   const uint8_t *xb, int64_t nb,
+                                   size_t code_size, int64_t k,
+                                   int32_t *distances, int64_t *labels);
+/** The database codes at distance < radius (strictly, as FAISS) of each
+ *  query, in increasing position; *out is allocated by the library (free
+ *  it with vdx_range_result_free), distances are the integer distances as
+ *  floats.  @return as vdx_hamming_distances, VDX_ERR_OUT_OF_MEMORY. */
+VDX_API vdx_status vdx_hamming_range_search(const uint8_t *xq, int64_t nq,
+                                            const uint8_t *xb, int64_t nb,
+                                            size_t code_size, int32_t radius,
+                                            vdx_range_result **out);
+
 #ifdef __cplusplus
 }
 #endif

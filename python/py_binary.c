@@ -1,0 +1,185 @@
+/*
+ * py_binary.c — the Hamming kernels of the binary indexes for Python:
+ * _hamming_knn, _hamming_range, _hamming_distances.  The index classes
+ * (IndexBinaryFlat, IndexBinaryIVF, ...) are in vecdex/_binary.py over
+ * these calls, which release the GIL while they run.
+ */
+#include "py_vecdex.h"
+
+#include <string.h>
+
+/* obj as a C-contiguous uint8 (n, code_size) matrix, or ShapeError */
+static PyArrayObject *as_codes(PyObject *obj, Py_ssize_t code_size,
+                               const char *what) {
+    PyArrayObject *a = as_array(obj, NPY_UINT8);
+    if (!a) return NULL;
+    if (PyArray_NDIM(a) != 2 || PyArray_DIM(a, 1) != code_size) {
+        char buf[64];
+        format_shape(buf, sizeof buf, PyArray_NDIM(a), PyArray_DIMS(a));
+        PyErr_Format(ShapeError, "%s: expected uint8 codes of shape (n, %zd), "
+                     "got %s", what, code_size, buf);
+        Py_DECREF(a);
+        return NULL;
+    }
+    return a;
+}
+
+static int parse2(PyObject *args, PyObject **xq, PyObject **xb,
+                  Py_ssize_t *cs, PyArrayObject **aq, PyArrayObject **ab,
+                  const char *what, const char *fmt, void *extra) {
+    if (extra) {
+        if (!PyArg_ParseTuple(args, fmt, xq, xb, cs, extra)) return -1;
+    } else if (!PyArg_ParseTuple(args, fmt, xq, xb, cs)) {
+        return -1;
+    }
+    if (*cs <= 0) {
+        PyErr_Format(PyExc_ValueError, "%s: code_size must be > 0, got %zd",
+                     what, *cs);
+        return -1;
+    }
+    *aq = as_codes(*xq, *cs, what);
+    if (!*aq) return -1;
+    *ab = as_codes(*xb, *cs, what);
+    if (!*ab) {
+        Py_DECREF(*aq);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *mod_hamming_knn(PyObject *m, PyObject *args) {
+    (void)m;
+    PyObject *xq, *xb;
+    Py_ssize_t cs;
+    long long k;
+    PyArrayObject *aq, *ab;
+    if (parse2(args, &xq, &xb, &cs, &aq, &ab, "hamming_knn", "OOnL", &k) < 0)
+        return NULL;
+    if (k <= 0) {
+        Py_DECREF(aq);
+        Py_DECREF(ab);
+        PyErr_Format(ShapeError, "hamming_knn: k must be > 0, got %lld", k);
+        return NULL;
+    }
+    npy_intp nq = PyArray_DIM(aq, 0), nb = PyArray_DIM(ab, 0);
+    npy_intp dims[2] = {nq, (npy_intp)k};
+    PyArrayObject *Dis = NULL, *Lab = NULL;
+    if ((double)nq * (double)k > 1e10) {
+        PyErr_Format(PyExc_MemoryError, "hamming_knn: nq * k = %lld results "
+                     "is too many", (long long)nq * k);
+        goto fail;
+    }
+    Dis = (PyArrayObject *)PyArray_EMPTY(2, dims, NPY_INT32, 0);
+    Lab = (PyArrayObject *)PyArray_EMPTY(2, dims, NPY_INT64, 0);
+    if (!Dis || !Lab) goto fail;
+    cerr e;
+    Py_BEGIN_ALLOW_THREADS
+    cerr_capture(&e, vdx_hamming_knn(PyArray_DATA(aq), nq, PyArray_DATA(ab),
+                                     nb, (size_t)cs, k, PyArray_DATA(Dis),
+                                     PyArray_DATA(Lab)));
+    Py_END_ALLOW_THREADS
+    if (e.st != VDX_OK) {
+        raise_cerr(&e);
+        goto fail;
+    }
+    Py_DECREF(aq);
+    Py_DECREF(ab);
+    return Py_BuildValue("NN", Dis, Lab);
+fail:
+    Py_DECREF(aq);
+    Py_DECREF(ab);
+    Py_XDECREF(Dis);
+    Py_XDECREF(Lab);
+    return NULL;
+}
+
+static PyObject *mod_hamming_distances(PyObject *m, PyObject *args) {
+    (void)m;
+    PyObject *xq, *xb;
+    Py_ssize_t cs;
+    PyArrayObject *aq, *ab;
+    if (parse2(args, &xq, &xb, &cs, &aq, &ab, "hamming_distances", "OOn",
+               NULL) < 0)
+        return NULL;
+    npy_intp dims[2] = {PyArray_DIM(aq, 0), PyArray_DIM(ab, 0)};
+    PyArrayObject *Dis = NULL;
+    if ((double)dims[0] * (double)dims[1] > 1e10) {
+        PyErr_SetString(PyExc_MemoryError, "hamming_distances: nq * nb is "
+                        "too large");
+        goto fail;
+    }
+    Dis = (PyArrayObject *)PyArray_EMPTY(2, dims, NPY_INT32, 0);
+    if (!Dis) goto fail;
+    cerr e;
+    Py_BEGIN_ALLOW_THREADS
+    cerr_capture(&e, vdx_hamming_distances(PyArray_DATA(aq), dims[0],
+                                           PyArray_DATA(ab), dims[1],
+                                           (size_t)cs, PyArray_DATA(Dis)));
+    Py_END_ALLOW_THREADS
+    if (e.st != VDX_OK) {
+        raise_cerr(&e);
+        goto fail;
+    }
+    Py_DECREF(aq);
+    Py_DECREF(ab);
+    return (PyObject *)Dis;
+fail:
+    Py_DECREF(aq);
+    Py_DECREF(ab);
+    Py_XDECREF(Dis);
+    return NULL;
+}
+
+static PyObject *mod_hamming_range(PyObject *m, PyObject *args) {
+    (void)m;
+    PyObject *xq, *xb;
+    Py_ssize_t cs;
+    int radius;
+    PyArrayObject *aq, *ab;
+    if (parse2(args, &xq, &xb, &cs, &aq, &ab, "hamming_range", "OOni",
+               &radius) < 0)
+        return NULL;
+    npy_intp nq = PyArray_DIM(aq, 0), nb = PyArray_DIM(ab, 0);
+    vdx_range_result *r = NULL;
+    cerr e;
+    Py_BEGIN_ALLOW_THREADS
+    cerr_capture(&e, vdx_hamming_range_search(PyArray_DATA(aq), nq,
+                                              PyArray_DATA(ab), nb, (size_t)cs,
+                                              radius, &r));
+    Py_END_ALLOW_THREADS
+    Py_DECREF(aq);
+    Py_DECREF(ab);
+    if (e.st != VDX_OK) return raise_cerr(&e);
+    npy_intp n1 = nq + 1, tot = (npy_intp)r->lims[nq];
+    PyArrayObject *lims = (PyArrayObject *)PyArray_EMPTY(1, &n1, NPY_UINT64, 0);
+    PyArrayObject *Dis = (PyArrayObject *)PyArray_EMPTY(1, &tot, NPY_INT32, 0);
+    PyArrayObject *Lab = (PyArrayObject *)PyArray_EMPTY(1, &tot, NPY_INT64, 0);
+    if (!lims || !Dis || !Lab) {
+        Py_XDECREF(lims);
+        Py_XDECREF(Dis);
+        Py_XDECREF(Lab);
+        vdx_range_result_free(r);
+        return NULL;
+    }
+    memcpy(PyArray_DATA(lims), r->lims, (size_t)n1 * sizeof(int64_t));
+    int32_t *dd = PyArray_DATA(Dis);
+    for (npy_intp i = 0; i < tot; i++) dd[i] = (int32_t)r->distances[i];
+    if (tot) memcpy(PyArray_DATA(Lab), r->labels, (size_t)tot * sizeof(int64_t));
+    vdx_range_result_free(r);
+    return Py_BuildValue("NNN", lims, Dis, Lab);
+}
+
+static PyMethodDef binary_methods[] = {
+    {"_hamming_knn", (PyCFunction)mod_hamming_knn, METH_VARARGS,
+     "_hamming_knn(xq, xb, code_size, k) -> (Dis int32, Lab int64): exact "
+     "Hamming k-NN, ties by position."},
+    {"_hamming_distances", (PyCFunction)mod_hamming_distances, METH_VARARGS,
+     "_hamming_distances(xq, xb, code_size) -> int32 (nq, nb)."},
+    {"_hamming_range", (PyCFunction)mod_hamming_range, METH_VARARGS,
+     "_hamming_range(xq, xb, code_size, radius) -> (lims, Dis, Lab): codes at "
+     "distance < radius."},
+    {NULL, NULL, 0, NULL}};
+
+int pyvdx_init_binary(PyObject *m) {
+    return PyModule_AddFunctions(m, binary_methods);
+}

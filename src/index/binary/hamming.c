@@ -1,0 +1,216 @@
+/*
+ * hamming.c — Hamming distances between binary codes, exact k-NN and range
+ * search over a block of codes (the core of IndexBinaryFlat and of the
+ * list scans of the other binary indexes), and the kernel dispatch.
+ *
+ * k-NN keeps, per query, a max-heap of (distance, position) ordered
+ * lexicographically, so that ties go to the smaller position as in FAISS;
+ * since positions are scanned in increasing order, a code enters the heap
+ * only when strictly closer than its top.
+ */
+#include <cpuid.h>
+#include <limits.h>
+#include <string.h>
+
+#include "hamming.h"
+#include "simd/kernels.h"
+#include "vecdex.h"
+
+#define HAMMING_NY_NAME vdx_hamming_ny_scalar
+#include "hamming_ny.inc"
+
+static int cpu_has_vpopcntdq(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    return (c >> 14) & 1;
+}
+
+vdx_hamming_ny_fn vdx_hamming_ny_get(void) {
+    const char *lvl = vdx_kernels_get()->name;
+    if (!strcmp(lvl, "avx512")) {
+        static int has = -1; /* benign race: all threads agree */
+        if (has < 0) has = cpu_has_vpopcntdq();
+        if (has) return vdx_hamming_ny_avx512;
+        return vdx_hamming_ny_popcnt;
+    }
+    if (!strcmp(lvl, "avx2")) return vdx_hamming_ny_popcnt;
+    return vdx_hamming_ny_scalar;
+}
+
+/* Caps that keep every product below in range and refuse absurd sizes. */
+#define MAX_CODE_SIZE ((size_t)1 << 20)
+
+static vdx_status check_args(const char *what, const uint8_t *xq, int64_t nq,
+                             const uint8_t *xb, int64_t nb, size_t code_size) {
+    if (code_size == 0 || code_size > MAX_CODE_SIZE)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "%s: code_size must be in [1, %zu], got %zu", what,
+                         MAX_CODE_SIZE, code_size);
+    if (nq < 0 || nb < 0)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "%s: negative count (nq=%lld, nb=%lld)", what,
+                         (long long)nq, (long long)nb);
+    size_t bytes;
+    if (!vdx_mul_ok((size_t)nq, code_size, &bytes) ||
+        !vdx_mul_ok((size_t)nb, code_size, &bytes))
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "%s: sizes overflow", what);
+    if ((nq > 0 && !xq) || (nb > 0 && !xb))
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "%s: NULL codes", what);
+    return VDX_OK;
+}
+
+vdx_status vdx_hamming_distances(const uint8_t *xq, int64_t nq,
+                                 const uint8_t *xb, int64_t nb,
+                                 size_t code_size, int32_t *out) {
+    vdx_clear_error();
+    vdx_status st = check_args("hamming_distances", xq, nq, xb, nb, code_size);
+    if (st != VDX_OK) return st;
+    size_t cells;
+    if (!vdx_mul_ok((size_t)nq, (size_t)nb, &cells))
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "hamming_distances: nq * nb overflows");
+    if (cells > 0 && !out)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "hamming_distances: NULL output");
+    vdx_hamming_ny_fn fn = vdx_hamming_ny_get();
+#pragma omp parallel for schedule(static) if (nq > 1 && cells > 65536)
+    for (int64_t i = 0; i < nq; i++)
+        fn(out + (size_t)i * (size_t)nb, xq + (size_t)i * code_size, xb,
+           code_size, (size_t)nb);
+    return VDX_OK;
+}
+
+/* (da, ia) after (db, ib) in the (distance, position) order */
+static inline int worse(int32_t da, int64_t ia, int32_t db, int64_t ib) {
+    return da > db || (da == db && ia > ib);
+}
+
+static void heap_sift_down(int32_t *hd, int64_t *hi, size_t k, size_t i) {
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < k && worse(hd[l], hi[l], hd[m], hi[m])) m = l;
+        if (r < k && worse(hd[r], hi[r], hd[m], hi[m])) m = r;
+        if (m == i) return;
+        int32_t td = hd[i]; hd[i] = hd[m]; hd[m] = td;
+        int64_t ti = hi[i]; hi[i] = hi[m]; hi[m] = ti;
+        i = m;
+    }
+}
+
+#define BLOCK 1024
+
+vdx_status vdx_hamming_knn(const uint8_t *xq, int64_t nq, const uint8_t *xb,
+                           int64_t nb, size_t code_size, int64_t k,
+                           int32_t *distances, int64_t *labels) {
+    vdx_clear_error();
+    vdx_status st = check_args("hamming_knn", xq, nq, xb, nb, code_size);
+    if (st != VDX_OK) return st;
+    if (k <= 0 || k > VDX_MAX_K)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "hamming_knn: k must be in [1, %lld], got %lld",
+                         (long long)VDX_MAX_K, (long long)k);
+    size_t cells;
+    if (!vdx_mul_ok((size_t)nq, (size_t)k, &cells))
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "hamming_knn: nq * k overflows");
+    if (nq > 0 && (!distances || !labels))
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "hamming_knn: NULL output");
+    vdx_hamming_ny_fn fn = vdx_hamming_ny_get();
+#pragma omp parallel for schedule(dynamic) if (nq > 1 && nb > 256)
+    for (int64_t i = 0; i < nq; i++) {
+        int32_t *hd = distances + (size_t)i * (size_t)k;
+        int64_t *hi = labels + (size_t)i * (size_t)k;
+        const uint8_t *x = xq + (size_t)i * code_size;
+        size_t kk = (size_t)k, filled = 0;
+        int32_t buf[BLOCK];
+        for (int64_t j0 = 0; j0 < nb; j0 += BLOCK) {
+            size_t n = (size_t)VDX_MIN((int64_t)BLOCK, nb - j0);
+            fn(buf, x, xb + (size_t)j0 * code_size, code_size, n);
+            for (size_t t = 0; t < n; t++) {
+                int64_t id = j0 + (int64_t)t;
+                if (filled < kk) { /* sift up */
+                    size_t c = filled++;
+                    hd[c] = buf[t];
+                    hi[c] = id;
+                    while (c > 0) {
+                        size_t p = (c - 1) / 2;
+                        if (!worse(hd[c], hi[c], hd[p], hi[p])) break;
+                        int32_t td = hd[c]; hd[c] = hd[p]; hd[p] = td;
+                        int64_t ti = hi[c]; hi[c] = hi[p]; hi[p] = ti;
+                        c = p;
+                    }
+                } else if (buf[t] < hd[0]) {
+                    hd[0] = buf[t];
+                    hi[0] = id;
+                    heap_sift_down(hd, hi, kk, 0);
+                }
+            }
+        }
+        /* pop the heap into ascending order, then pad */
+        for (size_t n = filled; n > 1; n--) {
+            int32_t td = hd[0]; hd[0] = hd[n - 1]; hd[n - 1] = td;
+            int64_t ti = hi[0]; hi[0] = hi[n - 1]; hi[n - 1] = ti;
+            heap_sift_down(hd, hi, n - 1, 0);
+        }
+        for (size_t c = filled; c < kk; c++) {
+            hd[c] = INT32_MAX;
+            hi[c] = -1;
+        }
+    }
+    return VDX_OK;
+}
+
+vdx_status vdx_hamming_range_search(const uint8_t *xq, int64_t nq,
+                                    const uint8_t *xb, int64_t nb,
+                                    size_t code_size, int32_t radius,
+                                    vdx_range_result **out) {
+    vdx_clear_error();
+    if (!out)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "hamming_range_search: NULL output");
+    *out = NULL;
+    vdx_status st = check_args("hamming_range_search", xq, nq, xb, nb,
+                               code_size);
+    if (st != VDX_OK) return st;
+    vdx_range_result *r = vdx_calloc(1, sizeof *r);
+    if (!r) return vdx_raise(VDX_ERR_OUT_OF_MEMORY, "hamming_range_search");
+    r->nq = nq;
+    r->lims = vdx_calloc((size_t)nq + 1, sizeof *r->lims);
+    if (!r->lims) goto oom;
+    vdx_hamming_ny_fn fn = vdx_hamming_ny_get();
+    /* two passes: count, then fill (no per-thread growing buffers) */
+    for (int pass = 0; pass < 2; pass++) {
+#pragma omp parallel for schedule(dynamic) if (nq > 1 && nb > 256)
+        for (int64_t i = 0; i < nq; i++) {
+            const uint8_t *x = xq + (size_t)i * code_size;
+            int32_t buf[BLOCK];
+            int64_t o = pass ? r->lims[i] : 0;
+            for (int64_t j0 = 0; j0 < nb; j0 += BLOCK) {
+                size_t n = (size_t)VDX_MIN((int64_t)BLOCK, nb - j0);
+                fn(buf, x, xb + (size_t)j0 * code_size, code_size, n);
+                for (size_t t = 0; t < n; t++) {
+                    if (buf[t] >= radius) continue; /* strict, as FAISS */
+                    if (pass) {
+                        r->distances[o] = (float)buf[t];
+                        r->labels[o] = j0 + (int64_t)t;
+                    }
+                    o++;
+                }
+            }
+            if (!pass) r->lims[i + 1] = o;
+        }
+        if (!pass) {
+            for (int64_t i = 0; i < nq; i++) r->lims[i + 1] += r->lims[i];
+            size_t tot = (size_t)r->lims[nq];
+            r->distances = vdx_malloc_array(tot ? tot : 1, sizeof(float));
+            r->labels = vdx_malloc_array(tot ? tot : 1, sizeof(int64_t));
+            if (!r->distances || !r->labels) goto oom;
+        }
+    }
+    *out = r;
+    return VDX_OK;
+oom:
+    vdx_range_result_free(r);
+    return vdx_raise(VDX_ERR_OUT_OF_MEMORY,
+                     "hamming_range_search: out of memory");
+}
