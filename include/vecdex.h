@@ -1562,15 +1562,19 @@ VDX_API vdx_status vdx_hamming_distances(const uint8_t *xq, int64_t nq,
                                          const uint8_t *xb, int64_t nb,
                                          size_t code_size, int32_t *out);
 /** Exact k nearest database codes of each query, ascending by (distance,
- *  position): ties go to the smaller position, as in FAISS.  distances and
- *  labels are nq x k, caller-owned; rows with fewer than k codes are padded
- *  with INT32_MAX / -1.  labels are positions 0..nb-1 in xb.
+ *  label).  labels are ids[j] for code j, or the positions 0..nb-1 when
+ *  ids is NULL.  The selection is FAISS's heap (a code enters only when
+ *  strictly closer than the current k-th), so ties at the k-th distance
+ *  keep the codes met first, as FAISS does.  distances and labels are
+ *  nq x k, caller-owned; rows with fewer than k codes are padded with
+ *  INT32_MAX / -1.
  *  @return VDX_ERR_INVALID_ARGUMENT as vdx_hamming_distances, or for k
  *  outside [1, 2^30]. */
 VDX_API vdx_status vdx_hamming_knn(const uint8_t *xq, int64_t nq,
                                    const uint8_t *xb, int64_t nb,
-                                   size_t code_size, int64_t k,
-                                   int32_t *distances, int64_t *labels);
+                                   size_t code_size, const int64_t *ids,
+                                   int64_t k, int32_t *distances,
+                                   int64_t *labels);
 /** The database codes at distance < radius (strictly, as FAISS) of each
  *  query, in increasing position; *out is allocated by the library (free
  *  it with vdx_range_result_free), distances are the integer distances as

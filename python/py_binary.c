@@ -52,9 +52,23 @@ static PyObject *mod_hamming_knn(PyObject *m, PyObject *args) {
     PyObject *xq, *xb;
     Py_ssize_t cs;
     long long k;
-    PyArrayObject *aq, *ab;
-    if (parse2(args, &xq, &xb, &cs, &aq, &ab, "hamming_knn", "OOnL", &k) < 0)
+    PyObject *idso = Py_None;
+    PyArrayObject *aq, *ab, *ids = NULL;
+    if (!PyArg_ParseTuple(args, "OOnL|O", &xq, &xb, &cs, &k, &idso))
         return NULL;
+    PyObject *args4 = Py_BuildValue("OOnL", xq, xb, cs, k);
+    if (!args4) return NULL;
+    int rc = parse2(args4, &xq, &xb, &cs, &aq, &ab, "hamming_knn", "OOnL", &k);
+    Py_DECREF(args4);
+    if (rc < 0) return NULL;
+    if (idso != Py_None) {
+        ids = as_vector(idso, NPY_INT64, PyArray_DIM(ab, 0), "hamming_knn ids");
+        if (!ids) {
+            Py_DECREF(aq);
+            Py_DECREF(ab);
+            return NULL;
+        }
+    }
     if (k <= 0) {
         Py_DECREF(aq);
         Py_DECREF(ab);
@@ -75,7 +89,9 @@ static PyObject *mod_hamming_knn(PyObject *m, PyObject *args) {
     cerr e;
     Py_BEGIN_ALLOW_THREADS
     cerr_capture(&e, vdx_hamming_knn(PyArray_DATA(aq), nq, PyArray_DATA(ab),
-                                     nb, (size_t)cs, k, PyArray_DATA(Dis),
+                                     nb, (size_t)cs,
+                                     ids ? PyArray_DATA(ids) : NULL, k,
+                                     PyArray_DATA(Dis),
                                      PyArray_DATA(Lab)));
     Py_END_ALLOW_THREADS
     if (e.st != VDX_OK) {
@@ -84,10 +100,12 @@ static PyObject *mod_hamming_knn(PyObject *m, PyObject *args) {
     }
     Py_DECREF(aq);
     Py_DECREF(ab);
+    Py_XDECREF(ids);
     return Py_BuildValue("NN", Dis, Lab);
 fail:
     Py_DECREF(aq);
     Py_DECREF(ab);
+    Py_XDECREF(ids);
     Py_XDECREF(Dis);
     Py_XDECREF(Lab);
     return NULL;

@@ -71,7 +71,7 @@ static void test_knn_vs_brute(void) {
         for (int l = 0; l < 3; l++) {
             if (!vdx_simd_level_available(levels[l])) continue;
             CHECK_OK(vdx_set_simd_level(levels[l]));
-            CHECK_OK(vdx_hamming_knn(xq, (int64_t)nq, xb, (int64_t)nb, cs, (int64_t)k, D, I));
+            CHECK_OK(vdx_hamming_knn(xq, (int64_t)nq, xb, (int64_t)nb, cs, NULL, (int64_t)k, D, I));
             for (size_t i = 0; i < nq; i++) {
                 for (size_t j = 0; j < nb; j++) all[j] = ham_ref(xq + i * cs, xb + j * cs, cs);
                 /* the expected list: scan distances 0.. in order, ids ascending */
@@ -97,12 +97,46 @@ static void test_knn_pad_and_empty(void) {
     fill(xb, sizeof xb);
     int32_t D[5];
     int64_t I[5];
-    CHECK_OK(vdx_hamming_knn(xq, 1, xb, 3, 16, 5, D, I));
+    CHECK_OK(vdx_hamming_knn(xq, 1, xb, 3, 16, NULL, 5, D, I));
     CHECK(D[3] == INT32_MAX && I[3] == -1 && D[4] == INT32_MAX && I[4] == -1);
     CHECK(I[0] >= 0 && I[1] >= 0 && I[2] >= 0);
     CHECK(D[0] <= D[1] && D[1] <= D[2]);
-    CHECK_OK(vdx_hamming_knn(xq, 1, xb, 0, 16, 2, D, I));
+    CHECK_OK(vdx_hamming_knn(xq, 1, xb, 0, 16, NULL, 2, D, I));
     CHECK(I[0] == -1 && I[1] == -1);
+}
+
+/* With ids (inverted lists scanned in probe order): FAISS's rule, written
+ * here as a sorted array of k: a code enters only when strictly closer than
+ * the k-th, and the largest (distance, id) leaves. */
+static void test_knn_ids_faiss_rule(void) {
+    size_t nb = 2000, cs = 2, k = 20;
+    uint8_t xq[2], *xb = malloc(nb * cs);
+    int64_t *ids = malloc(nb * sizeof *ids);
+    fill(xq, cs);
+    fill(xb, nb * cs);
+    for (size_t j = 0; j < nb; j++) ids[j] = (int64_t)((j * 7919) % 10007);
+    int32_t D[20], rd[20];
+    int64_t I[20], ri[20];
+    CHECK_OK(vdx_hamming_knn(xq, 1, xb, (int64_t)nb, cs, ids, (int64_t)k, D, I));
+    size_t n = 0;
+    for (size_t j = 0; j < nb; j++) {
+        int32_t d = ham_ref(xq, xb + j * cs, cs);
+        if (n == k && d >= rd[k - 1]) continue;
+        if (n == k) n--; /* the last (largest) leaves */
+        size_t p = n;
+        while (p > 0 && (rd[p - 1] > d || (rd[p - 1] == d && ri[p - 1] > ids[j]))) {
+            rd[p] = rd[p - 1];
+            ri[p] = ri[p - 1];
+            p--;
+        }
+        rd[p] = d;
+        ri[p] = ids[j];
+        n++;
+    }
+    CHECK(n == k);
+    for (size_t c = 0; c < k; c++) CHECK(D[c] == rd[c] && I[c] == ri[c]);
+    free(xb);
+    free(ids);
 }
 
 static void test_range_vs_brute(void) {
@@ -144,12 +178,12 @@ static void test_bad_args(void) {
     int32_t D[2];
     int64_t I[2];
     vdx_range_result *r = (vdx_range_result *)1;
-    CHECK_ERR(vdx_hamming_knn(x, 1, x, 1, 0, 1, D, I), VDX_ERR_INVALID_ARGUMENT);
-    CHECK_ERR(vdx_hamming_knn(x, 1, x, 1, 8, 0, D, I), VDX_ERR_INVALID_ARGUMENT);
-    CHECK_ERR(vdx_hamming_knn(x, -1, x, 1, 8, 1, D, I), VDX_ERR_INVALID_ARGUMENT);
-    CHECK_ERR(vdx_hamming_knn(NULL, 1, x, 1, 8, 1, D, I), VDX_ERR_INVALID_ARGUMENT);
-    CHECK_ERR(vdx_hamming_knn(x, 1, x, 1, 8, 1, NULL, I), VDX_ERR_INVALID_ARGUMENT);
-    CHECK_ERR(vdx_hamming_knn(x, INT64_MAX / 2, x, 1, 8, 1, D, I), VDX_ERR_INVALID_ARGUMENT);
+    CHECK_ERR(vdx_hamming_knn(x, 1, x, 1, 0, NULL, 1, D, I), VDX_ERR_INVALID_ARGUMENT);
+    CHECK_ERR(vdx_hamming_knn(x, 1, x, 1, 8, NULL, 0, D, I), VDX_ERR_INVALID_ARGUMENT);
+    CHECK_ERR(vdx_hamming_knn(x, -1, x, 1, 8, NULL, 1, D, I), VDX_ERR_INVALID_ARGUMENT);
+    CHECK_ERR(vdx_hamming_knn(NULL, 1, x, 1, 8, NULL, 1, D, I), VDX_ERR_INVALID_ARGUMENT);
+    CHECK_ERR(vdx_hamming_knn(x, 1, x, 1, 8, NULL, 1, NULL, I), VDX_ERR_INVALID_ARGUMENT);
+    CHECK_ERR(vdx_hamming_knn(x, INT64_MAX / 2, x, 1, 8, NULL, 1, D, I), VDX_ERR_INVALID_ARGUMENT);
     CHECK_ERR(vdx_hamming_distances(x, 1, x, 1, (size_t)1 << 30, D), VDX_ERR_INVALID_ARGUMENT);
     CHECK_ERR(vdx_hamming_range_search(x, 1, NULL, 1, 8, 3, &r), VDX_ERR_INVALID_ARGUMENT);
     CHECK(r == NULL);
@@ -160,6 +194,7 @@ int main(void) {
     RUN(test_distances_all_levels);
     RUN(test_knn_vs_brute);
     RUN(test_knn_pad_and_empty);
+    RUN(test_knn_ids_faiss_rule);
     RUN(test_range_vs_brute);
     RUN(test_bad_args);
     return TEST_SUMMARY();

@@ -3,10 +3,11 @@
  * search over a block of codes (the core of IndexBinaryFlat and of the
  * list scans of the other binary indexes), and the kernel dispatch.
  *
- * k-NN keeps, per query, a max-heap of (distance, position) ordered
- * lexicographically, so that ties go to the smaller position as in FAISS;
- * since positions are scanned in increasing order, a code enters the heap
- * only when strictly closer than its top.
+ * k-NN keeps, per query, a max-heap of (distance, id) ordered
+ * lexicographically, and a code enters it only when strictly closer than
+ * its top: FAISS's heap exactly, so that ties come out as FAISS's do, both
+ * for positions (scanned in increasing order: ties by position) and for
+ * the ids of inverted lists scanned in probe order.
  */
 #include <cpuid.h>
 #include <limits.h>
@@ -100,8 +101,8 @@ static void heap_sift_down(int32_t *hd, int64_t *hi, size_t k, size_t i) {
 #define BLOCK 1024
 
 vdx_status vdx_hamming_knn(const uint8_t *xq, int64_t nq, const uint8_t *xb,
-                           int64_t nb, size_t code_size, int64_t k,
-                           int32_t *distances, int64_t *labels) {
+                           int64_t nb, size_t code_size, const int64_t *ids,
+                           int64_t k, int32_t *distances, int64_t *labels) {
     vdx_clear_error();
     vdx_status st = check_args("hamming_knn", xq, nq, xb, nb, code_size);
     if (st != VDX_OK) return st;
@@ -127,7 +128,7 @@ vdx_status vdx_hamming_knn(const uint8_t *xq, int64_t nq, const uint8_t *xb,
             size_t n = (size_t)VDX_MIN((int64_t)BLOCK, nb - j0);
             fn(buf, x, xb + (size_t)j0 * code_size, code_size, n);
             for (size_t t = 0; t < n; t++) {
-                int64_t id = j0 + (int64_t)t;
+                int64_t id = ids ? ids[j0 + (int64_t)t] : j0 + (int64_t)t;
                 if (filled < kk) { /* sift up */
                     size_t c = filled++;
                     hd[c] = buf[t];
