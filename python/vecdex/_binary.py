@@ -28,7 +28,7 @@ __all__ = ["IndexBinary", "IndexBinaryFlat", "IndexBinaryIDMap",
            "IndexBinaryIDMap2", "IndexBinaryFromFloat", "IndexBinaryIVF",
            "IndexBinaryHNSW", "index_binary_factory", "knn_hamming",
            "hamming_knn", "binary_to_real", "real_to_binary",
-           "hamming_distances"]
+           "hamming_distances", "IndexBinaryShards", "IndexBinaryReplicas"]
 
 _INT_MAX = 2147483647
 
@@ -675,6 +675,128 @@ class IndexBinaryHNSW(IndexBinary):
         lims, Df, In = self._f.range_search(binary_to_real(x),
                                             4.0 * int(radius) - 2.0)
         return lims, np.rint(Df / 4.0).astype(np.int32), In
+
+
+class IndexBinaryShards(IndexBinary):
+    """Binary indexes searched together (FAISS's IndexBinaryShards): add
+    splits the codes into consecutive chunks, one per shard; with
+    successive_ids the ids of shard s are offset by the sizes before it."""
+
+    def __init__(self, d=0, threaded=False, successive_ids=True):
+        if isinstance(d, IndexBinary):  # IndexBinaryShards(index) style
+            d = d.d
+        super().__init__(d)
+        self.successive_ids = bool(successive_ids)
+        self.threaded = bool(threaded)
+        self.shards = []
+        self.own_indices = False
+
+    def add_shard(self, index):
+        if index.d != self.d:
+            raise RuntimeError(f"add_shard: shard has d={index.d}, expected "
+                               f"{self.d}")
+        self.shards.append(index)
+        self.ntotal = sum(s.ntotal for s in self.shards)
+
+    addIndex = add_shard
+
+    def remove_shard(self, index):
+        self.shards = [s for s in self.shards if s is not index]
+        self.ntotal = sum(s.ntotal for s in self.shards)
+
+    def count(self):
+        return len(self.shards)
+
+    def at(self, i):
+        return self.shards[i]
+
+    def add(self, x):
+        x = self._x(x, "add")
+        if not self.shards:
+            raise RuntimeError("IndexBinaryShards.add: no shards")
+        n, ns = x.shape[0], len(self.shards)
+        for i, sh in enumerate(self.shards):
+            sh.add(x[i * n // ns:(i + 1) * n // ns])
+        self.ntotal = sum(s.ntotal for s in self.shards)
+
+    def reset(self):
+        for s in self.shards:
+            s.reset()
+        self.ntotal = 0
+
+    def search(self, x, k, *, params=None, D=None, I=None):
+        x = self._x(x, "search")
+        k = _check_k(k, "IndexBinaryShards.search")
+        Ds, Is, off = [], [], 0
+        for sh in self.shards:
+            d, i = sh.search(x, k)
+            if self.successive_ids:
+                i = np.where(i >= 0, i + off, -1)
+            off += sh.ntotal
+            Ds.append(d)
+            Is.append(i)
+        if not Ds:
+            return self._out(D, I, np.full((x.shape[0], k), _INT_MAX, np.int32),
+                             np.full((x.shape[0], k), -1, np.int64))
+        Dc, Ic = np.hstack(Ds), np.hstack(Is)
+        # stable on distance: shard order then rank, as FAISS's merge
+        o = np.argsort(Dc, axis=1, kind="stable")[:, :k]
+        return self._out(D, I, np.take_along_axis(Dc, o, 1),
+                         np.take_along_axis(Ic, o, 1))
+
+
+class IndexBinaryReplicas(IndexBinary):
+    """Copies of one binary index, each answering part of the queries
+    (FAISS's IndexBinaryReplicas)."""
+
+    def __init__(self, d=0, threaded=True):
+        if isinstance(d, bool):
+            d, threaded = 0, d
+        super().__init__(int(d))
+        self.threaded = threaded
+        self.replicas = []
+        self.own_indices = False
+
+    def addIndex(self, index):
+        if self.replicas and index.d != self.d:
+            raise RuntimeError(f"addIndex: replica has d={index.d}, expected "
+                               f"{self.d}")
+        if not self.replicas:
+            self.d, self.code_size = index.d, index.code_size
+        self.replicas.append(index)
+        self.ntotal = index.ntotal
+
+    add_replica = addIndex
+
+    def count(self):
+        return len(self.replicas)
+
+    def at(self, i):
+        return self.replicas[i]
+
+    def add(self, x):
+        for r in self.replicas:
+            r.add(x)
+        self.ntotal = self.replicas[0].ntotal if self.replicas else 0
+
+    def reset(self):
+        for r in self.replicas:
+            r.reset()
+        self.ntotal = 0
+
+    def search(self, x, k, *, params=None, D=None, I=None):
+        if not self.replicas:
+            raise RuntimeError("IndexBinaryReplicas.search: no replicas")
+        x = self._x(x, "search")
+        k = _check_k(k, "IndexBinaryReplicas.search")
+        n, nr = x.shape[0], len(self.replicas)
+        Dn = np.empty((n, k), np.int32)
+        In = np.empty((n, k), np.int64)
+        for i, r in enumerate(self.replicas):
+            a, b = i * n // nr, (i + 1) * n // nr
+            if b > a:
+                Dn[a:b], In[a:b] = r.search(x[a:b], k)
+        return self._out(D, I, Dn, In)
 
 
 def _parse_int(s, what):
