@@ -1575,6 +1575,21 @@ VDX_API vdx_status vdx_hamming_knn(const uint8_t *xq, int64_t nq,
                                    size_t code_size, const int64_t *ids,
                                    int64_t k, int32_t *distances,
                                    int64_t *labels);
+/** vdx_hamming_knn over inverted lists: query i scans the lists
+ *  assign[i * nprobe + p] (p < nprobe, in that order; negative entries are
+ *  skipped), list l holding list_sizes[l] codes at list_codes[l] with ids
+ *  list_ids[l] (borrowed).  Same selection rule, hence FAISS's
+ *  IndexBinaryIVF results, ties included.
+ *  @return VDX_ERR_INVALID_ARGUMENT for a list number >= nlist, negative
+ *  sizes, NULL pointers, or as vdx_hamming_knn. */
+VDX_API vdx_status vdx_hamming_knn_lists(const uint8_t *xq, int64_t nq,
+                                         size_t code_size, int64_t nlist,
+                                         const uint8_t *const *list_codes,
+                                         const int64_t *const *list_ids,
+                                         const int64_t *list_sizes,
+                                         const int64_t *assign, int64_t nprobe,
+                                         int64_t k, int32_t *distances,
+                                         int64_t *labels);
 /** The database codes at distance < radius (strictly, as FAISS) of each
  *  query, in increasing position; *out is allocated by the library (free
  *  it with vdx_range_result_free), distances are the integer distances as

@@ -187,7 +187,119 @@ static PyObject *mod_hamming_range(PyObject *m, PyObject *args) {
     return Py_BuildValue("NNN", lims, Dis, Lab);
 }
 
+/* _hamming_knn_lists(xq, code_size, codes, ids, assign, k): codes and ids
+ * are sequences of nlist arrays (list l: (n_l, code_size) uint8, n_l int64),
+ * assign an int64 (nq, nprobe) array of list numbers. */
+static PyObject *mod_hamming_knn_lists(PyObject *m, PyObject *args) {
+    (void)m;
+    PyObject *xq, *codes, *ids, *asg;
+    Py_ssize_t cs;
+    long long k;
+    if (!PyArg_ParseTuple(args, "OnOOOL", &xq, &cs, &codes, &ids, &asg, &k))
+        return NULL;
+    if (cs <= 0 || k <= 0) {
+        PyErr_Format(ShapeError, "hamming_knn_lists: code_size and k must be "
+                     "> 0, got %zd and %lld", cs, k);
+        return NULL;
+    }
+    PyObject *cseq = PySequence_Fast(codes, "codes must be a sequence");
+    if (!cseq) return NULL;
+    PyObject *iseq = PySequence_Fast(ids, "ids must be a sequence");
+    if (!iseq) {
+        Py_DECREF(cseq);
+        return NULL;
+    }
+    Py_ssize_t nlist = PySequence_Fast_GET_SIZE(cseq), got = 0;
+    PyArrayObject **keep = NULL, *aq = NULL, *aa = NULL, *Dis = NULL, *Lab = NULL;
+    const uint8_t **lc = NULL;
+    const int64_t **li = NULL;
+    int64_t *ls = NULL;
+    if (PySequence_Fast_GET_SIZE(iseq) != nlist) {
+        PyErr_SetString(ShapeError, "hamming_knn_lists: codes and ids differ "
+                        "in length");
+        goto fail;
+    }
+    keep = PyMem_Calloc((size_t)(2 * nlist + 1), sizeof *keep);
+    lc = PyMem_Calloc((size_t)nlist + 1, sizeof *lc);
+    li = PyMem_Calloc((size_t)nlist + 1, sizeof *li);
+    ls = PyMem_Calloc((size_t)nlist + 1, sizeof *ls);
+    if (!keep || !lc || !li || !ls) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    for (Py_ssize_t l = 0; l < nlist; l++) {
+        PyArrayObject *c = as_array(PySequence_Fast_GET_ITEM(cseq, l), NPY_UINT8);
+        if (!c) goto fail;
+        keep[got++] = c;
+        PyArrayObject *d = as_array(PySequence_Fast_GET_ITEM(iseq, l), NPY_INT64);
+        if (!d) goto fail;
+        keep[got++] = d;
+        npy_intp n = PyArray_SIZE(d);
+        if (PyArray_SIZE(c) != n * cs) {
+            PyErr_Format(ShapeError, "hamming_knn_lists: list %zd has %zd "
+                         "ids but %zd code bytes", l, (Py_ssize_t)n,
+                         (Py_ssize_t)PyArray_SIZE(c));
+            goto fail;
+        }
+        lc[l] = PyArray_DATA(c);
+        li[l] = PyArray_DATA(d);
+        ls[l] = n;
+    }
+    aq = as_codes(xq, cs, "hamming_knn_lists");
+    if (!aq) goto fail;
+    aa = as_array(asg, NPY_INT64);
+    if (!aa) goto fail;
+    npy_intp nq = PyArray_DIM(aq, 0);
+    if (PyArray_NDIM(aa) != 2 || PyArray_DIM(aa, 0) != nq) {
+        PyErr_SetString(ShapeError, "hamming_knn_lists: assign must be "
+                        "(nq, nprobe)");
+        goto fail;
+    }
+    npy_intp dims[2] = {nq, (npy_intp)k};
+    Dis = (PyArrayObject *)PyArray_EMPTY(2, dims, NPY_INT32, 0);
+    Lab = (PyArrayObject *)PyArray_EMPTY(2, dims, NPY_INT64, 0);
+    if (!Dis || !Lab) goto fail;
+    cerr e;
+    Py_BEGIN_ALLOW_THREADS
+    cerr_capture(&e, vdx_hamming_knn_lists(
+                         PyArray_DATA(aq), nq, (size_t)cs, nlist, lc, li, ls,
+                         PyArray_DATA(aa), PyArray_DIM(aa, 1), k,
+                         PyArray_DATA(Dis), PyArray_DATA(Lab)));
+    Py_END_ALLOW_THREADS
+    if (e.st != VDX_OK) {
+        raise_cerr(&e);
+        goto fail;
+    }
+    for (Py_ssize_t j = 0; j < got; j++) Py_DECREF(keep[j]);
+    PyMem_Free(keep);
+    PyMem_Free(lc);
+    PyMem_Free(li);
+    PyMem_Free(ls);
+    Py_DECREF(cseq);
+    Py_DECREF(iseq);
+    Py_DECREF(aq);
+    Py_DECREF(aa);
+    return Py_BuildValue("NN", Dis, Lab);
+fail:
+    if (keep)
+        for (Py_ssize_t j = 0; j < got; j++) Py_DECREF(keep[j]);
+    PyMem_Free(keep);
+    PyMem_Free(lc);
+    PyMem_Free(li);
+    PyMem_Free(ls);
+    Py_DECREF(cseq);
+    Py_DECREF(iseq);
+    Py_XDECREF(aq);
+    Py_XDECREF(aa);
+    Py_XDECREF(Dis);
+    Py_XDECREF(Lab);
+    return NULL;
+}
+
 static PyMethodDef binary_methods[] = {
+    {"_hamming_knn_lists", (PyCFunction)mod_hamming_knn_lists, METH_VARARGS,
+     "_hamming_knn_lists(xq, code_size, codes, ids, assign, k) -> (D, I): "
+     "k-NN over inverted lists scanned in assign's order."},
     {"_hamming_knn", (PyCFunction)mod_hamming_knn, METH_VARARGS,
      "_hamming_knn(xq, xb, code_size, k) -> (Dis int32, Lab int64): exact "
      "Hamming k-NN, ties by position."},

@@ -574,13 +574,10 @@ class IndexBinaryIVF(IndexBinary):
         if n == 0:
             return self._out(D, I, Dn, In)
         lists = self._assign(x, nprobe)
-        for i in range(n):
-            codes, ids = self._candidates(lists[i])
-            if ids.size == 0:
-                continue
-            # lists in probe order through FAISS's heap rule: same ties
-            Dn[i], In[i] = (a[0] for a in _vecdex._hamming_knn(
-                x[i:i + 1], codes, self.code_size, k, ids))
+        # lists in probe order through FAISS's heap rule: same ties
+        il = self.invlists
+        Dn, In = _vecdex._hamming_knn_lists(x, self.code_size, il.codes,
+                                            il.ids, lists, k)
         return self._out(D, I, Dn, In)
 
     def range_search(self, x, radius, *, params=None):

@@ -139,6 +139,56 @@ static void test_knn_ids_faiss_rule(void) {
     free(ids);
 }
 
+/* Lists scanned in probe order = one knn over their concatenation */
+static void test_knn_lists(void) {
+    enum { NL = 5, CS = 8, K = 15, NQ = 4, NP = 3 };
+    int64_t sizes[NL] = {100, 0, 250, 37, 1300};
+    uint8_t *codes[NL];
+    int64_t *ids[NL];
+    int64_t next = 0;
+    for (int l = 0; l < NL; l++) {
+        codes[l] = malloc((size_t)(sizes[l] ? sizes[l] : 1) * CS);
+        ids[l] = malloc((size_t)(sizes[l] ? sizes[l] : 1) * sizeof(int64_t));
+        fill(codes[l], (size_t)sizes[l] * CS);
+        for (int64_t j = 0; j < sizes[l]; j++) ids[l][j] = (next++ * 37) % 5003;
+    }
+    uint8_t xq[NQ * CS];
+    fill(xq, sizeof xq);
+    int64_t assign[NQ * NP] = {4, 0, 2, 1, -1, 3, 2, 4, 0, 3, 3, -1};
+    int32_t D[NQ * K], rD[K];
+    int64_t I[NQ * K], rI[K];
+    CHECK_OK(vdx_hamming_knn_lists(xq, NQ, CS, NL, (const uint8_t *const *)codes,
+                                   (const int64_t *const *)ids, sizes, assign,
+                                   NP, K, D, I));
+    for (int i = 0; i < NQ; i++) {
+        size_t tot = 0;
+        for (int p = 0; p < NP; p++)
+            if (assign[i * NP + p] >= 0) tot += (size_t)sizes[assign[i * NP + p]];
+        uint8_t *cat = malloc(tot * CS + 1);
+        int64_t *cid = malloc(tot * sizeof(int64_t) + 8);
+        size_t o = 0;
+        for (int p = 0; p < NP; p++) {
+            int64_t l = assign[i * NP + p];
+            if (l < 0) continue;
+            memcpy(cat + o * CS, codes[l], (size_t)sizes[l] * CS);
+            memcpy(cid + o, ids[l], (size_t)sizes[l] * sizeof(int64_t));
+            o += (size_t)sizes[l];
+        }
+        CHECK_OK(vdx_hamming_knn(xq + i * CS, 1, cat, (int64_t)tot, CS, cid, K, rD, rI));
+        for (int c = 0; c < K; c++) CHECK(D[i * K + c] == rD[c] && I[i * K + c] == rI[c]);
+        free(cat);
+        free(cid);
+    }
+    int64_t bad[NQ * NP] = {5};
+    CHECK_ERR(vdx_hamming_knn_lists(xq, NQ, CS, NL, (const uint8_t *const *)codes,
+                                    (const int64_t *const *)ids, sizes, bad, NP,
+                                    K, D, I), VDX_ERR_INVALID_ARGUMENT);
+    for (int l = 0; l < NL; l++) {
+        free(codes[l]);
+        free(ids[l]);
+    }
+}
+
 static void test_range_vs_brute(void) {
     size_t nq = 6, nb = 2000, cs = 8;
     uint8_t *xq = malloc(nq * cs), *xb = malloc(nb * cs);
@@ -195,6 +245,7 @@ int main(void) {
     RUN(test_knn_vs_brute);
     RUN(test_knn_pad_and_empty);
     RUN(test_knn_ids_faiss_rule);
+    RUN(test_knn_lists);
     RUN(test_range_vs_brute);
     RUN(test_bad_args);
     return TEST_SUMMARY();

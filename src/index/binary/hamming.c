@@ -98,6 +98,40 @@ static void heap_sift_down(int32_t *hd, int64_t *hi, size_t k, size_t i) {
     }
 }
 
+/* FAISS's rule: enter while not full, then only when strictly closer */
+static inline void heap_push(int32_t *hd, int64_t *hi, size_t kk,
+                             size_t *filled, int32_t d, int64_t id) {
+    if (*filled < kk) { /* sift up */
+        size_t c = (*filled)++;
+        hd[c] = d;
+        hi[c] = id;
+        while (c > 0) {
+            size_t p = (c - 1) / 2;
+            if (!worse(hd[c], hi[c], hd[p], hi[p])) break;
+            int32_t td = hd[c]; hd[c] = hd[p]; hd[p] = td;
+            int64_t ti = hi[c]; hi[c] = hi[p]; hi[p] = ti;
+            c = p;
+        }
+    } else if (d < hd[0]) {
+        hd[0] = d;
+        hi[0] = id;
+        heap_sift_down(hd, hi, kk, 0);
+    }
+}
+
+/* pops the heap into ascending (distance, id) order, then pads */
+static void heap_finish(int32_t *hd, int64_t *hi, size_t kk, size_t filled) {
+    for (size_t n = filled; n > 1; n--) {
+        int32_t td = hd[0]; hd[0] = hd[n - 1]; hd[n - 1] = td;
+        int64_t ti = hi[0]; hi[0] = hi[n - 1]; hi[n - 1] = ti;
+        heap_sift_down(hd, hi, n - 1, 0);
+    }
+    for (size_t c = filled; c < kk; c++) {
+        hd[c] = INT32_MAX;
+        hi[c] = -1;
+    }
+}
+
 #define BLOCK 1024
 
 vdx_status vdx_hamming_knn(const uint8_t *xq, int64_t nq, const uint8_t *xb,
@@ -127,36 +161,11 @@ vdx_status vdx_hamming_knn(const uint8_t *xq, int64_t nq, const uint8_t *xb,
         for (int64_t j0 = 0; j0 < nb; j0 += BLOCK) {
             size_t n = (size_t)VDX_MIN((int64_t)BLOCK, nb - j0);
             fn(buf, x, xb + (size_t)j0 * code_size, code_size, n);
-            for (size_t t = 0; t < n; t++) {
-                int64_t id = ids ? ids[j0 + (int64_t)t] : j0 + (int64_t)t;
-                if (filled < kk) { /* sift up */
-                    size_t c = filled++;
-                    hd[c] = buf[t];
-                    hi[c] = id;
-                    while (c > 0) {
-                        size_t p = (c - 1) / 2;
-                        if (!worse(hd[c], hi[c], hd[p], hi[p])) break;
-                        int32_t td = hd[c]; hd[c] = hd[p]; hd[p] = td;
-                        int64_t ti = hi[c]; hi[c] = hi[p]; hi[p] = ti;
-                        c = p;
-                    }
-                } else if (buf[t] < hd[0]) {
-                    hd[0] = buf[t];
-                    hi[0] = id;
-                    heap_sift_down(hd, hi, kk, 0);
-                }
-            }
+            for (size_t t = 0; t < n; t++)
+                heap_push(hd, hi, kk, &filled, buf[t],
+                          ids ? ids[j0 + (int64_t)t] : j0 + (int64_t)t);
         }
-        /* pop the heap into ascending order, then pad */
-        for (size_t n = filled; n > 1; n--) {
-            int32_t td = hd[0]; hd[0] = hd[n - 1]; hd[n - 1] = td;
-            int64_t ti = hi[0]; hi[0] = hi[n - 1]; hi[n - 1] = ti;
-            heap_sift_down(hd, hi, n - 1, 0);
-        }
-        for (size_t c = filled; c < kk; c++) {
-            hd[c] = INT32_MAX;
-            hi[c] = -1;
-        }
+        heap_finish(hd, hi, kk, filled);
     }
     return VDX_OK;
 }
@@ -214,4 +223,64 @@ oom:
     vdx_range_result_free(r);
     return vdx_raise(VDX_ERR_OUT_OF_MEMORY,
                      "hamming_range_search: out of memory");
+}
+
+vdx_status vdx_hamming_knn_lists(const uint8_t *xq, int64_t nq,
+                                 size_t code_size, int64_t nlist,
+                                 const uint8_t *const *list_codes,
+                                 const int64_t *const *list_ids,
+                                 const int64_t *list_sizes,
+                                 const int64_t *assign, int64_t nprobe,
+                                 int64_t k, int32_t *distances,
+                                 int64_t *labels) {
+    vdx_clear_error();
+    vdx_status st = check_args("hamming_knn_lists", xq, nq, NULL, 0, code_size);
+    if (st != VDX_OK) return st;
+    if (k <= 0 || k > VDX_MAX_K || nprobe < 0 || nlist < 0)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "hamming_knn_lists: bad k=%lld, nprobe=%lld or "
+                         "nlist=%lld", (long long)k, (long long)nprobe,
+                         (long long)nlist);
+    size_t cells;
+    if (!vdx_mul_ok((size_t)nq, (size_t)k, &cells) ||
+        !vdx_mul_ok((size_t)nq, (size_t)nprobe, &cells))
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "hamming_knn_lists: sizes overflow");
+    if (nq > 0 && (!distances || !labels || (nprobe > 0 && !assign)))
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "hamming_knn_lists: NULL argument");
+    for (int64_t l = 0; l < nlist; l++)
+        if (list_sizes[l] < 0 ||
+            (list_sizes[l] > 0 && (!list_codes[l] || !list_ids[l])))
+            return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                             "hamming_knn_lists: list %lld is inconsistent",
+                             (long long)l);
+    for (size_t c = 0; c < (size_t)nq * (size_t)nprobe; c++)
+        if (assign[c] >= nlist)
+            return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                             "hamming_knn_lists: list %lld >= nlist %lld",
+                             (long long)assign[c], (long long)nlist);
+    vdx_hamming_ny_fn fn = vdx_hamming_ny_get();
+#pragma omp parallel for schedule(dynamic) if (nq > 1)
+    for (int64_t i = 0; i < nq; i++) {
+        int32_t *hd = distances + (size_t)i * (size_t)k;
+        int64_t *hi = labels + (size_t)i * (size_t)k;
+        const uint8_t *x = xq + (size_t)i * code_size;
+        size_t kk = (size_t)k, filled = 0;
+        int32_t buf[BLOCK];
+        for (int64_t p = 0; p < nprobe; p++) {
+            int64_t l = assign[(size_t)i * (size_t)nprobe + (size_t)p];
+            if (l < 0) continue; /* fewer lists than nprobe */
+            const uint8_t *codes = list_codes[l];
+            const int64_t *ids = list_ids[l];
+            for (int64_t j0 = 0; j0 < list_sizes[l]; j0 += BLOCK) {
+                size_t n = (size_t)VDX_MIN((int64_t)BLOCK, list_sizes[l] - j0);
+                fn(buf, x, codes + (size_t)j0 * code_size, code_size, n);
+                for (size_t t = 0; t < n; t++)
+                    heap_push(hd, hi, kk, &filled, buf[t], ids[j0 + (int64_t)t]);
+            }
+        }
+        heap_finish(hd, hi, kk, filled);
+    }
+    return VDX_OK;
 }
