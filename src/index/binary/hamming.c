@@ -186,40 +186,69 @@ vdx_status vdx_hamming_range_search(const uint8_t *xq, int64_t nq,
     if (!r) return vdx_raise(VDX_ERR_OUT_OF_MEMORY, "hamming_range_search");
     r->nq = nq;
     r->lims = vdx_calloc((size_t)nq + 1, sizeof *r->lims);
-    if (!r->lims) goto oom;
+    /* one pass: each query's hits in its own growing buffer, then packed */
+    int32_t **qd = vdx_calloc((size_t)nq + 1, sizeof *qd);
+    int64_t **qi = vdx_calloc((size_t)nq + 1, sizeof *qi);
+    int failed = 0;
+    if (!r->lims || !qd || !qi) goto oom;
     vdx_hamming_ny_fn fn = vdx_hamming_ny_get();
-    /* two passes: count, then fill (no per-thread growing buffers) */
-    for (int pass = 0; pass < 2; pass++) {
 #pragma omp parallel for schedule(dynamic) if (nq > 1 && nb > 256)
-        for (int64_t i = 0; i < nq; i++) {
-            const uint8_t *x = xq + (size_t)i * code_size;
-            int32_t buf[BLOCK];
-            int64_t o = pass ? r->lims[i] : 0;
-            for (int64_t j0 = 0; j0 < nb; j0 += BLOCK) {
-                size_t n = (size_t)VDX_MIN((int64_t)BLOCK, nb - j0);
-                fn(buf, x, xb + (size_t)j0 * code_size, code_size, n);
-                for (size_t t = 0; t < n; t++) {
-                    if (buf[t] >= radius) continue; /* strict, as FAISS */
-                    if (pass) {
-                        r->distances[o] = (float)buf[t];
-                        r->labels[o] = j0 + (int64_t)t;
+    for (int64_t i = 0; i < nq; i++) {
+        const uint8_t *x = xq + (size_t)i * code_size;
+        int32_t buf[BLOCK];
+        size_t o = 0, cap = 0;
+        for (int64_t j0 = 0; j0 < nb && !failed; j0 += BLOCK) {
+            size_t n = (size_t)VDX_MIN((int64_t)BLOCK, nb - j0);
+            fn(buf, x, xb + (size_t)j0 * code_size, code_size, n);
+            for (size_t t = 0; t < n; t++) {
+                if (buf[t] >= radius) continue; /* strict, as FAISS */
+                if (o == cap) {
+                    size_t nc = cap ? 2 * cap : 64;
+                    int32_t *d2 = vdx_realloc_array(qd[i], nc, sizeof *d2);
+                    if (d2) qd[i] = d2;
+                    int64_t *i2 = d2 ? vdx_realloc_array(qi[i], nc, sizeof *i2)
+                                     : NULL;
+                    if (i2) qi[i] = i2;
+                    if (!d2 || !i2) {
+                        __atomic_store_n(&failed, 1, __ATOMIC_RELAXED);
+                        break;
                     }
-                    o++;
+                    cap = nc;
                 }
+                qd[i][o] = buf[t];
+                qi[i][o] = j0 + (int64_t)t;
+                o++;
             }
-            if (!pass) r->lims[i + 1] = o;
         }
-        if (!pass) {
-            for (int64_t i = 0; i < nq; i++) r->lims[i + 1] += r->lims[i];
-            size_t tot = (size_t)r->lims[nq];
-            r->distances = vdx_malloc_array(tot ? tot : 1, sizeof(float));
-            r->labels = vdx_malloc_array(tot ? tot : 1, sizeof(int64_t));
-            if (!r->distances || !r->labels) goto oom;
-        }
+        r->lims[i + 1] = (int64_t)o;
     }
+    if (failed) goto oom;
+    for (int64_t i = 0; i < nq; i++) r->lims[i + 1] += r->lims[i];
+    size_t tot = (size_t)r->lims[nq];
+    r->distances = vdx_malloc_array(tot ? tot : 1, sizeof(float));
+    r->labels = vdx_malloc_array(tot ? tot : 1, sizeof(int64_t));
+    if (!r->distances || !r->labels) goto oom;
+    for (int64_t i = 0; i < nq; i++) {
+        int64_t o = r->lims[i], n = r->lims[i + 1] - o;
+        for (int64_t t = 0; t < n; t++) r->distances[o + t] = (float)qd[i][t];
+        if (n) memcpy(r->labels + o, qi[i], (size_t)n * sizeof(int64_t));
+    }
+    for (int64_t i = 0; i < nq; i++) {
+        vdx_free(qd[i]);
+        vdx_free(qi[i]);
+    }
+    vdx_free(qd);
+    vdx_free(qi);
     *out = r;
     return VDX_OK;
 oom:
+    if (qd && qi)
+        for (int64_t i = 0; i < nq; i++) {
+            vdx_free(qd[i]);
+            vdx_free(qi[i]);
+        }
+    vdx_free(qd);
+    vdx_free(qi);
     vdx_range_result_free(r);
     return vdx_raise(VDX_ERR_OUT_OF_MEMORY,
                      "hamming_range_search: out of memory");
