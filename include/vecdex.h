@@ -1609,6 +1609,59 @@ VDX_API vdx_status vdx_index_aq_sa_decode(const vdx_index *index, int64_t n,
  *  code_size, borrowed, valid until the next mutating call). */
 VDX_API const uint8_t *vdx_index_aq_codes(const vdx_index *index);
 
+/* ------------------------------------------------------------------------- */
+/* Binary codes: Hamming distances (src/index/binary).                        */
+/* A code is code_size bytes (d = 8 * code_size bits); the distance of two    */
+/* codes is the number of bits in which they differ.  The kernel follows the  */
+/* SIMD level in use (scalar; POPCNT with avx2; VPOPCNTDQ with avx512 where   */
+/* the CPU has it).  All are thread-safe and allocate nothing but what they   */
+/* return.                                                                    */
+/* ------------------------------------------------------------------------- */
+
+/** out[i * nb + j] = Hamming distance of query code i and database code j.
+ *  @return VDX_ERR_INVALID_ARGUMENT for code_size 0 or > 2^20, negative
+ *  counts, sizes that overflow or NULL pointers. */
+VDX_API vdx_status vdx_hamming_distances(const uint8_t *xq, int64_t nq,
+                                         const uint8_t *xb, int64_t nb,
+                                         size_t code_size, int32_t *out);
+/** Exact k nearest database codes of each query, ascending by (distance,
+ *  label).  labels are ids[j] for code j, or the positions 0..nb-1 when
+ *  ids is NULL.  The selection is FAISS's heap (a code enters only when
+ *  strictly closer than the current k-th), so ties at the k-th distance
+ *  keep the codes met first, as FAISS does.  distances and labels are
+ *  nq x k, caller-owned; rows with fewer than k codes are padded with
+ *  INT32_MAX / -1.
+ *  @return VDX_ERR_INVALID_ARGUMENT as vdx_hamming_distances, or for k
+ *  outside [1, 2^30]. */
+VDX_API vdx_status vdx_hamming_knn(const uint8_t *xq, int64_t nq,
+                                   const uint8_t *xb, int64_t nb,
+                                   size_t code_size, const int64_t *ids,
+                                   int64_t k, int32_t *distances,
+                                   int64_t *labels);
+/** vdx_hamming_knn over inverted lists: query i scans the lists
+ *  assign[i * nprobe + p] (p < nprobe, in that order; negative entries are
+ *  skipped), list l holding list_sizes[l] codes at list_codes[l] with ids
+ *  list_ids[l] (borrowed).  Same selection rule, hence FAISS's
+ *  IndexBinaryIVF results, ties included.
+ *  @return VDX_ERR_INVALID_ARGUMENT for a list number >= nlist, negative
+ *  sizes, NULL pointers, or as vdx_hamming_knn. */
+VDX_API vdx_status vdx_hamming_knn_lists(const uint8_t *xq, int64_t nq,
+                                         size_t code_size, int64_t nlist,
+                                         const uint8_t *const *list_codes,
+                                         const int64_t *const *list_ids,
+                                         const int64_t *list_sizes,
+                                         const int64_t *assign, int64_t nprobe,
+                                         int64_t k, int32_t *distances,
+                                         int64_t *labels);
+/** The database codes at distance < radius (strictly, as FAISS) of each
+ *  query, in increasing position; *out is allocated by the library (free
+ *  it with vdx_range_result_free), distances are the integer distances as
+ *  floats.  @return as vdx_hamming_distances, VDX_ERR_OUT_OF_MEMORY. */
+VDX_API vdx_status vdx_hamming_range_search(const uint8_t *xq, int64_t nq,
+                                            const uint8_t *xb, int64_t nb,
+                                            size_t code_size, int32_t radius,
+                                            vdx_range_result **out);
+
 #ifdef __cplusplus
 }
 #endif

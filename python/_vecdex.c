@@ -592,7 +592,7 @@ PyMODINIT_FUNC PyInit__vecdex(void) {
         pyvdx_init_aq(m) < 0 || pyvdx_init_aq_index(m) < 0 ||
         pyvdx_init_cp(m) < 0 || pyvdx_init_store(m) < 0 ||
         pyvdx_init_factory(m) < 0 || pyvdx_init_transform(m) < 0 ||
-        pyvdx_init_gpu(m) < 0)
+        pyvdx_init_gpu(m) < 0 || pyvdx_init_binary(m) < 0)
         goto fail;
     if (install_interrupt_handler() < 0) goto fail;
     return m;

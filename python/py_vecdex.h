@@ -289,6 +289,7 @@ int pyvdx_init_factory(PyObject *m);
 /* ClusteringParameters (py_cp.c): a view of p kept alive by owner */
 PyObject *cp_view(vdx_kmeans_params *p, PyObject *owner);
 int pyvdx_init_cp(PyObject *m);
+int pyvdx_init_binary(PyObject *m); /* py_binary.c */
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop
