@@ -97,40 +97,78 @@ load_pair(const uint8_t *ga, const uint8_t *gb, const int CONTIG) {
         _mm256_loadu_si256((const __m256i *)(const void *)gb), 1);
 }
 
-/* The sums of groups a and b for NQ queries: s[j][0] holds [a 0-7, b 0-7,
- * a 8-15, b 8-15], s[j][1] the same for vectors 16-31. */
+/* a += b in place: GCC 12 otherwise writes each loop-carried accumulator
+ * to a new register and copies it back every iteration (a register move
+ * per accumulator and pair of sub-quantizers).  Plain intrinsics where
+ * the AVX-512 instructions are emulated (tests/emu). */
+static inline __m512i acc16(__m512i a, __m512i b) {
+#if defined(__AVX512BW__) && defined(__GNUC__)
+    __asm__("vpaddw %1, %0, %0" : "+v"(a) : "v"(b));
+    return a;
+#else
+    return _mm512_add_epi16(a, b);
+#endif
+}
+
+/* an empty asm that pins the accumulators to their registers across
+ * iterations (the same GCC 12 weakness) */
+#if defined(__AVX512BW__) && defined(__GNUC__)
+#define VDX_FS_PIN(A0, A1, A2, A3) __asm__("" : "+v"(A0), "+v"(A1), "+v"(A2), "+v"(A3))
+#else
+#define VDX_FS_PIN(A0, A1, A2, A3) ((void)0)
+#endif
+
+/* one query's look-ups of a pair of sub-quantizers into its four
+ * accumulators (named variables: GCC 12 keeps arrays of them in
+ * registers but adds a register copy per accumulator and iteration) */
+#define VDX_FS_ACC(A0, A1, A2, A3, LUT)                                        \
+    do {                                                                       \
+        __m512i t_ = _mm512_broadcast_i64x4(                                   \
+            _mm256_load_si256((const __m256i *)(const void *)((LUT) + p * 32))); \
+        __m512i rl_ = _mm512_shuffle_epi8(t_, lo);                             \
+        __m512i rh_ = _mm512_shuffle_epi8(t_, hi);                             \
+        A0 = acc16(A0, rl_);                                        \
+        A1 = acc16(A1, _mm512_srli_epi16(rl_, 8));                  \
+        A2 = acc16(A2, rh_);                                        \
+        A3 = acc16(A3, _mm512_srli_epi16(rh_, 8));                  \
+    } while (0)
+
+/* the 16-bit sums from the accumulators of one nibble half: w whole
+ * lanes, o odd bytes; [a 0-7, b 0-7, a 8-15, b 8-15] (+16 for the high
+ * nibbles) */
+static inline __m512i fold_pair(__m512i w, __m512i o) {
+    __m512i e = _mm512_sub_epi16(w, _mm512_slli_epi16(o, 8));
+    /* [a even-sq, b even-sq, a odd bytes, b odd bytes] + the odd sq */
+    __m512i x = _mm512_shuffle_i64x2(e, o, _MM_SHUFFLE(2, 0, 2, 0));
+    __m512i y = _mm512_shuffle_i64x2(e, o, _MM_SHUFFLE(3, 1, 3, 1));
+    return _mm512_add_epi16(x, y);
+}
+
+/* The sums of groups a and b for NQ (1 or 2) queries: s[j][0] holds
+ * [a 0-7, b 0-7, a 8-15, b 8-15], s[j][1] the same for vectors 16-31. */
 static inline __attribute__((always_inline)) void
 pair_sums(const uint8_t *ga, const uint8_t *gb, size_t stride,
           const uint8_t *const *luts, const int NQ, int64_t np,
           const int CONTIG, __m512i s[][2]) {
     const __m512i nib = _mm512_set1_epi8(0x0F);
-    __m512i a[VDX_FS_MAX_QBS][4];
-    for (int j = 0; j < NQ; j++)
-        a[j][0] = a[j][1] = a[j][2] = a[j][3] = _mm512_setzero_si512();
-    for (int64_t p = 0; p < np; p++) {
+    const uint8_t *l0 = luts[0], *l1 = NQ > 1 ? luts[1] : luts[0];
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+    __m512i b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    int64_t p = 0; /* np >= 1 */
+    do {
         __m512i c = load_pair(ga + (size_t)p * stride, gb + (size_t)p * stride, CONTIG);
         __m512i lo = _mm512_and_si512(c, nib);
         __m512i hi = _mm512_and_si512(_mm512_srli_epi16(c, 4), nib);
-        for (int j = 0; j < NQ; j++) {
-            __m512i t = _mm512_broadcast_i64x4(
-                _mm256_load_si256((const __m256i *)(const void *)(luts[j] + p * 32)));
-            __m512i rl = _mm512_shuffle_epi8(t, lo);
-            __m512i rh = _mm512_shuffle_epi8(t, hi);
-            a[j][0] = _mm512_add_epi16(a[j][0], rl);
-            a[j][1] = _mm512_add_epi16(a[j][1], _mm512_srli_epi16(rl, 8));
-            a[j][2] = _mm512_add_epi16(a[j][2], rh);
-            a[j][3] = _mm512_add_epi16(a[j][3], _mm512_srli_epi16(rh, 8));
-        }
-    }
-    for (int j = 0; j < NQ; j++) {
-        for (int h = 0; h < 2; h++) {
-            __m512i w = a[j][2 * h], o = a[j][2 * h + 1];
-            __m512i e = _mm512_sub_epi16(w, _mm512_slli_epi16(o, 8));
-            /* [a even, b even, a odd-bytes even, b odd-bytes even] + odd sq */
-            __m512i x = _mm512_shuffle_i64x2(e, o, _MM_SHUFFLE(2, 0, 2, 0));
-            __m512i y = _mm512_shuffle_i64x2(e, o, _MM_SHUFFLE(3, 1, 3, 1));
-            s[j][h] = _mm512_add_epi16(x, y);
-        }
+        VDX_FS_ACC(a0, a1, a2, a3, l0);
+        if (NQ > 1) VDX_FS_ACC(b0, b1, b2, b3, l1);
+        VDX_FS_PIN(a0, a1, a2, a3);
+        if (NQ > 1) VDX_FS_PIN(b0, b1, b2, b3);
+    } while (++p < np);
+    s[0][0] = fold_pair(a0, a1);
+    s[0][1] = fold_pair(a2, a3);
+    if (NQ > 1) {
+        s[1][0] = fold_pair(b0, b1);
+        s[1][1] = fold_pair(b2, b3);
     }
 }
 
