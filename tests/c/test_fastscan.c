@@ -73,6 +73,69 @@ static void test_kernels_vs_scalar(void) {
     }
 }
 
+/* scan_run of every level equals the scalar one: the same hit groups in
+ * the same order, their sums and masks, and the same resume point, for
+ * block sizes where a group's neighbour is in the same block or the next,
+ * odd runs (a lone last group), runs that start mid-block, every cap */
+static void test_run_vs_scalar(void) {
+    const char *levels[] = {"avx2", "avx512"};
+    const int64_t nsqs[] = {2, 6, 32, 64, 258}, bbss[] = {32, 64, 96, 128};
+    for (int li = 0; li < 2; li++) {
+        const vdx_fs_kernels *K = vdx_fs_kernels_level(levels[li]);
+        if (!K) continue;
+        for (size_t ni = 0; ni < sizeof nsqs / sizeof nsqs[0]; ni++) {
+            for (size_t bi = 0; bi < sizeof bbss / sizeof bbss[0]; bi++) {
+                const int64_t nsq = nsqs[ni], bbs = bbss[bi], nblk = 5;
+                const int64_t ng = nblk * bbs / 32;
+                const size_t bsz = vdx_fs_block_size(nsq, bbs);
+                uint8_t *blk = malloc(bsz * (size_t)nblk);
+                uint8_t *lut = vdx_aligned_alloc((size_t)nsq * VDX_FS_MAX_QBS, 16);
+                for (size_t i = 0; i < bsz * (size_t)nblk; i++) blk[i] = (uint8_t)rnd();
+                for (int64_t i = 0; i < nsq * 16 * VDX_FS_MAX_QBS; i++) lut[i] = (uint8_t)rnd();
+                for (int nq = 1; nq <= VDX_FS_MAX_QBS; nq++) {
+                    const uint8_t *luts[VDX_FS_MAX_QBS];
+                    uint16_t thr[VDX_FS_MAX_QBS];
+                    for (int rep = 0; rep < 6; rep++) {
+                        for (int j = 0; j < nq; j++) {
+                            luts[j] = lut + (size_t)j * nsq * 16;
+                            /* around the mean sum (nsq * 127.5): some hits */
+                            thr[j] = (uint16_t)(nsq * 110 + rnd() % (nsq * 20 + 1));
+                        }
+                        if (rep == 5) thr[0] = 65535; /* every group a hit */
+                        int64_t g0 = rnd() % 3, g1 = ng - (int64_t)(rnd() % 2);
+                        int cap = 1 + (int)(rnd() % VDX_FS_RUN_HITS);
+                        int64_t ga = g0, gb = g0;
+                        int nhits = 0;
+                        while (ga < g1) {
+                            int64_t ha[VDX_FS_RUN_HITS], hb[VDX_FS_RUN_HITS], na, nb;
+                            uint16_t sa[32 * VDX_FS_MAX_QBS * VDX_FS_RUN_HITS];
+                            uint16_t sb[32 * VDX_FS_MAX_QBS * VDX_FS_RUN_HITS];
+                            uint32_t ma[VDX_FS_MAX_QBS * VDX_FS_RUN_HITS];
+                            uint32_t mb[VDX_FS_MAX_QBS * VDX_FS_RUN_HITS];
+                            int ka = vdx_fs_kernels_scalar.scan_run(blk, bbs, nsq, ga, g1, luts, nq,
+                                                                    thr, cap, ha, sa, ma, &na);
+                            int kb = K->scan_run(blk, bbs, nsq, gb, g1, luts, nq, thr, cap,
+                                                 hb, sb, mb, &nb);
+                            CHECK(ka == kb);
+                            CHECK(na == nb);
+                            if (ka != kb || na == ga) break;
+                            CHECK(memcmp(ha, hb, (size_t)ka * sizeof ha[0]) == 0);
+                            CHECK(memcmp(ma, mb, (size_t)ka * nq * sizeof ma[0]) == 0);
+                            CHECK(memcmp(sa, sb, (size_t)ka * nq * 32 * sizeof sa[0]) == 0);
+                            nhits += ka;
+                            ga = na;
+                            gb = nb;
+                        }
+                        if (rep == 5) CHECK(nhits == g1 - g0);
+                    }
+                }
+                free(blk);
+                vdx_aligned_free(lut);
+            }
+        }
+    }
+}
+
 /* the scalar kernel against a direct sum over vdx_fs_get */
 static void test_scalar_kernel_sums(void) {
     const int64_t M = 7, nsq = 8, bbs = 32, n = 32;
@@ -657,6 +720,7 @@ static void test_golden_files(void) {
 
 int main(void) {
     RUN(test_kernels_vs_scalar);
+    RUN(test_run_vs_scalar);
     RUN(test_scalar_kernel_sums);
     RUN(test_layout);
     RUN(test_pqfs_vs_pq);
