@@ -373,53 +373,13 @@ static void test_every_truncation(void) {
     }
 }
 
-static uint64_t rng_next(uint64_t *s) {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
 static void test_random_corruption(void) {
     vdx_index *ixs[2] = {make_idmap(1, 4, VDX_METRIC_L2, 5, 1),
                          make_flat(3, VDX_METRIC_INNER_PRODUCT, 6, 2)};
     uint64_t seed = 0x1234567;
     int ok = 0, failed = 0;
     for (int k = 0; k < 2; k++) {
-        uint8_t *buf = NULL;
-        size_t size = 0;
-        CHECK_OK(vdx_serialize_index(ixs[k], &buf, &size));
-        for (int it = 0; it < 3000; it++) {
-            uint8_t *c = malloc(size);
-            memcpy(c, buf, size);
-            int nflip = 1 + (int)(rng_next(&seed) % 4);
-            for (int j = 0; j < nflip; j++) {
-                size_t pos = rng_next(&seed) % size;
-                c[pos] = (it & 1) ? (uint8_t)rng_next(&seed)
-                                  : c[pos] ^ (uint8_t)(1u << (rng_next(&seed) % 8));
-            }
-            size_t n = (it % 5 == 0) ? rng_next(&seed) % (size + 1) : size;
-            vdx_index *r = NULL;
-            vdx_status s = vdx_deserialize_index(c, n, &r);
-            if (s == VDX_OK) {
-                ok++;
-                CHECK(r != NULL);
-                float q[4] = {0.5f, 0.25f, 0.125f, 1.0f}, dist[2];
-                vdx_idx_t lab[2];
-                if (r && vdx_index_d(r) <= 4) {
-                    vdx_status ss = vdx_index_search(r, 1, q, 2, NULL, dist, lab);
-                    CHECK(ss == VDX_OK || ss == VDX_ERR_NOT_TRAINED);
-                }
-            } else {
-                failed++;
-                CHECK(r == NULL);
-                CHECK(vdx_last_error()[0] != 0);
-                CHECK(s == VDX_ERR_FORMAT || s == VDX_ERR_UNSUPPORTED);
-            }
-            vdx_index_free(r);
-            free(c);
-        }
-        vdx_free_buffer(buf);
+        read_damaged_copies(ixs[k], 3000, &seed, NULL, &ok, &failed);
         vdx_index_free(ixs[k]);
     }
     CHECK(ok > 0 && failed > 0);

@@ -921,57 +921,17 @@ static void test_quantizer_kinds(void) {
     vdx_index_free(a);
 }
 
-static uint64_t rng_next(uint64_t *s) {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
 static void test_random_corruption(void) {
     vdx_index *ixs[3] = {make_ivf(3, VDX_METRIC_L2, 4, 12, 61, 0, 1),
                          make_ivf(2, VDX_METRIC_INNER_PRODUCT, 8, 5, 62, 1, 0),
                          make_ivf(4, VDX_METRIC_L2, 2, 6, 63, 0, 0)};
     uint64_t seed = 0x7654321;
     int ok = 0, failed = 0;
+    vdx_search_params p;
+    vdx_search_params_init(&p);
+    p.nprobe = 1000;
     for (int k = 0; k < 3; k++) {
-        uint8_t *buf = NULL;
-        size_t size = 0;
-        CHECK_OK(vdx_serialize_index(ixs[k], &buf, &size));
-        for (int it = 0; it < 3000; it++) {
-            uint8_t *c = malloc(size);
-            memcpy(c, buf, size);
-            int nflip = 1 + (int)(rng_next(&seed) % 4);
-            for (int j = 0; j < nflip; j++) {
-                size_t pos = rng_next(&seed) % size;
-                c[pos] = (it & 1) ? (uint8_t)rng_next(&seed)
-                                  : c[pos] ^ (uint8_t)(1u << (rng_next(&seed) % 8));
-            }
-            size_t n = (it % 5 == 0) ? rng_next(&seed) % (size + 1) : size;
-            vdx_index *r = NULL;
-            vdx_status s = vdx_deserialize_index(c, n, &r);
-            if (s == VDX_OK) {
-                ok++;
-                CHECK(r != NULL);
-                float q[4] = {0.5f, 0.25f, 0.125f, 1.0f}, dist[2];
-                vdx_idx_t lab[2];
-                vdx_search_params p;
-                vdx_search_params_init(&p);
-                p.nprobe = 1000;
-                if (r && vdx_index_d(r) <= 4) {
-                    vdx_status ss = vdx_index_search(r, 1, q, 2, &p, dist, lab);
-                    CHECK(ss == VDX_OK || ss == VDX_ERR_NOT_TRAINED);
-                }
-            } else {
-                failed++;
-                CHECK(r == NULL);
-                CHECK(vdx_last_error()[0] != 0);
-                CHECK(s == VDX_ERR_FORMAT || s == VDX_ERR_UNSUPPORTED);
-            }
-            vdx_index_free(r);
-            free(c);
-        }
-        vdx_free_buffer(buf);
+        read_damaged_copies(ixs[k], 3000, &seed, &p, &ok, &failed);
         vdx_index_free(ixs[k]);
     }
     CHECK(ok > 0 && failed > 0);
