@@ -51,11 +51,30 @@ static inline float vdx_emu_reduce_add_ps(simde__m512 a) {
 #undef _mm512_reduce_add_ps
 #undef _mm512_mask_cmp_ps_mask
 #undef _mm256_cmple_epu16_mask
+#undef _mm512_shuffle_i64x2
 #define _mm512_maskz_loadu_ps(m, p) vdx_emu_maskz_loadu_ps((m), (p))
 #define _mm512_mask_storeu_ps(p, m, a) vdx_emu_mask_storeu_ps((p), (m), (a))
 #define _mm512_reduce_add_ps(a) vdx_emu_reduce_add_ps(a)
 #define _mm512_mask_cmp_ps_mask(k, a, b, imm) \
     ((simde__mmask16)((k) & simde_mm512_cmp_ps_mask((a), (b), (imm))))
 #define _mm256_cmple_epu16_mask(a, b) simde_mm256_cmple_epu16_mask((a), (b))
+/* a 128-bit lane shuffle: the 32- and 64-bit forms differ only in masking */
+#define _mm512_shuffle_i64x2(a, b, imm) simde_mm512_shuffle_i32x4((a), (b), (imm))
+
+/* 16-bit lane adds and subtractions wrap, as the instructions do (SIMDe's
+ * portable forms add signed shorts, which UBSan reports on overflow) */
+static inline simde__m512i vdx_emu_addsub_epi16(simde__m512i a, simde__m512i b,
+                                                int sub) {
+    uint16_t x[32], y[32];
+    simde_mm512_storeu_si512(x, a);
+    simde_mm512_storeu_si512(y, b);
+    for (int i = 0; i < 32; i++)
+        x[i] = (uint16_t)(sub ? (unsigned)x[i] - y[i] : (unsigned)x[i] + y[i]);
+    return simde_mm512_loadu_si512(x);
+}
+#undef _mm512_add_epi16
+#undef _mm512_sub_epi16
+#define _mm512_add_epi16(a, b) vdx_emu_addsub_epi16((a), (b), 0)
+#define _mm512_sub_epi16(a, b) vdx_emu_addsub_epi16((a), (b), 1)
 
 #endif
