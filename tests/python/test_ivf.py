@@ -151,14 +151,20 @@ def test_per_call_nprobe_overrides_the_attribute(rng, bf):
     np.testing.assert_array_equal(ix.search(xq, 5)[1], I1)
     # nprobe=0 in the params means "the index's own"
     np.testing.assert_array_equal(ix.search(xq, 5, params=vecdex.SearchParametersIVF())[1], I1)
-    # max_codes: the scan stops once that many codes are seen, after the
-    # first (non-empty) list here, as with nprobe=1
+    # max_codes: as in FAISS, the scan stops after that many codes, inside a
+    # list if need be: with 1, one result, a vector of the query's nearest list
     few = ix.search(xq, 5, params=vecdex.SearchParametersIVF(nprobe=nlist, max_codes=1))
-    np.testing.assert_array_equal(few[1], I1)
+    def one_from_nearest_list(res):
+        Ires = res[1]
+        assert (Ires[:, 1:] == -1).all() and (Ires[:, 0] >= 0).all()
+        qlist = ix.quantizer.search(xq, 1)[1][:, 0]
+        blist = ix.quantizer.search(xb[Ires[:, 0]], 1)[1][:, 0]
+        np.testing.assert_array_equal(blist, qlist)
+    one_from_nearest_list(few)
     ix.max_codes = 1
     ix.nprobe = nlist
     assert ix.max_codes == 1
-    np.testing.assert_array_equal(ix.search(xq, 5)[1], I1)
+    one_from_nearest_list(ix.search(xq, 5))
     ix.max_codes = 0
     np.testing.assert_array_equal(ix.search(xq, 5)[1], I)
     with pytest.raises(ValueError):
