@@ -874,6 +874,10 @@ VDX_API vdx_status vdx_write_index(const vdx_index *index, const char *path);
 #define VDX_IO_FLAG_ONDISK_SAME_DIR 4 /* on-disk lists: data file next to
                                          the index file */
 #define VDX_IO_FLAG_SKIP_IVF_DATA 8
+/* IndexIVFPQ: no precomputed L2 tables (queries build per-list tables from
+ * their residuals).  Without it the tables are built by the first search
+ * that needs them, never at open. */
+#define VDX_IO_FLAG_SKIP_PRECOMPUTE_TABLE 16
 #define VDX_IO_FLAG_MMAP (VDX_IO_FLAG_SKIP_IVF_DATA | 0x646f0000)
 #define VDX_IO_FLAG_MMAP_IFC (1 << 9)
 /** Reads an index written by vecdex or FAISS from path.

@@ -2,12 +2,15 @@
  * test_mapping.c — memory-mapped reading (VDX_IO_FLAG_MMAP, common/mapping.c
  * and the readers that borrow from the map): the same results as a loaded
  * index, changes copy instead of writing through (the file's bytes are
- * compared before and after), truncated files refused at open, and the
- * FAISS flag values.
+ * compared before and after), truncated files refused at open, the
+ * FAISS flag values, and IndexIVFPQ's precomputed tables built by the first
+ * search instead of at open (also from several threads at once).
  */
+#include <pthread.h>
 #include <unistd.h>
 
 #include "test.h"
+#include "index/index_pq.h"
 
 #define D 16
 #define NB 500
@@ -73,6 +76,7 @@ static void test_flag_values(void) {
     CHECK(VDX_IO_FLAG_MMAP_IFC == 512);
     CHECK(VDX_IO_FLAG_READ_ONLY == 2);
     CHECK(VDX_IO_FLAG_ONDISK_SAME_DIR == 4);
+    CHECK(VDX_IO_FLAG_SKIP_PRECOMPUTE_TABLE == 16);
 }
 
 static void mapped_kind(int ivf) {
@@ -141,10 +145,134 @@ static void test_mapped_empty_and_missing(void) {
     unlink(path);
 }
 
+/* ---- IndexIVFPQ: lazy precomputed tables ------------------------------ */
+
+typedef struct {
+    const vdx_index *ix;
+    const float *xq;
+    float dist[NQ * K];
+    vdx_idx_t ids[NQ * K];
+    vdx_status st;
+} search_job;
+
+static void *search_thread(void *arg) {
+    search_job *j = arg;
+    vdx_search_params p;
+    memset(&p, 0, sizeof p);
+    p.nprobe = 8;
+    j->st = vdx_index_search(j->ix, NQ, j->xq, K, &p, j->dist, j->ids);
+    return NULL;
+}
+
+static int pre_state(const vdx_index *ix) {
+    return __atomic_load_n(&((const vdx_ivfpq *)(const void *)ix)->pre_state,
+                           __ATOMIC_ACQUIRE);
+}
+
+static void test_mapped_ivfpq_lazy_tables(void) {
+    char path[256];
+    tmpname(path, sizeof path, "ivfpq");
+    float *xb = vectors(NB * 4, 3), *xq = vectors(NQ, 4);
+    vdx_index *q = NULL, *ix = NULL;
+    CHECK_OK(vdx_index_flat_new(D, VDX_METRIC_L2, &q));
+    CHECK_OK(vdx_index_ivfpq_new(q, D, 8, 4, 6, VDX_METRIC_L2, &ix));
+    CHECK_OK(vdx_index_train(ix, NB * 4, xb));
+    CHECK_OK(vdx_index_add(ix, NB * 4, xb));
+    CHECK_OK(vdx_write_index(ix, path));
+    long n0, n1;
+    uint8_t *before = slurp(path, &n0);
+    vdx_index *mem = NULL, *mm = NULL, *skip = NULL, *never = NULL;
+    CHECK_OK(vdx_read_index(path, 0, &mem));
+    CHECK_OK(vdx_read_index(path, VDX_IO_FLAG_MMAP, &mm));
+    CHECK_OK(vdx_read_index(path, VDX_IO_FLAG_MMAP |
+                                      VDX_IO_FLAG_SKIP_PRECOMPUTE_TABLE,
+                            &skip));
+    CHECK_OK(vdx_read_index(path, 0, &never));
+    if (!mem || !mm || !skip || !never) goto done;
+    /* nothing built at open, but the tables will be used */
+    CHECK(pre_state(mm) == VDX_IVFPQ_PRE_PENDING);
+    CHECK(((const vdx_ivfpq *)(const void *)mm)->precomputed == NULL);
+    int active = 0;
+    CHECK(vdx_index_ivfpq_use_precomputed_table(mm, &active) == 0 && active);
+    /* the first search, from 4 threads at once, builds them once; every
+     * thread gets the results of the trained index itself */
+    search_job jobs[4];
+    pthread_t th[4];
+    for (int t = 0; t < 4; t++) {
+        jobs[t].ix = mm;
+        jobs[t].xq = xq;
+        CHECK(pthread_create(&th[t], NULL, search_thread, &jobs[t]) == 0);
+    }
+    for (int t = 0; t < 4; t++) pthread_join(th[t], NULL);
+    CHECK(pre_state(mm) == VDX_IVFPQ_PRE_READY);
+    search_job ref = {.ix = ix, .xq = xq};
+    search_thread(&ref);
+    CHECK_OK(ref.st);
+    CHECK(pre_state(ix) == VDX_IVFPQ_PRE_READY);
+    for (int t = 0; t < 4; t++) {
+        CHECK_OK(jobs[t].st);
+        CHECK(memcmp(jobs[t].ids, ref.ids, sizeof ref.ids) == 0);
+        CHECK(memcmp(jobs[t].dist, ref.dist, sizeof ref.dist) == 0);
+    }
+    same_search(mem, mm, xq);
+    /* the tables are the ones an eager build makes: compare with a direct
+     * |r|^2 + 2<c, r> of list 3, sub-quantizer 1, centroid 5 */
+    {
+        const vdx_ivfpq *p = (const vdx_ivfpq *)(const void *)mm;
+        float c[D];
+        CHECK_OK(vdx_index_reconstruct(q, 3, c));
+        const int64_t ds = p->pq.dsub, ks = p->pq.ksub;
+        const float *r = p->pq.centroids + (1 * ks + 5) * ds;
+        double want = 0;
+        for (int64_t j = 0; j < ds; j++)
+            want += (double)r[j] * r[j] + 2.0 * c[ds + j] * r[j];
+        float got = p->precomputed[(3 * p->pq.M + 1) * ks + 5];
+        CHECK(fabs(got - want) < 1e-4);
+    }
+    /* SKIP_PRECOMPUTE_TABLE: never built; the same results as the residual
+     * tables (use_precomputed_table = -1), close to the precomputed ones */
+    CHECK_OK(vdx_index_ivfpq_set_use_precomputed_table(never, -1));
+    same_search(skip, never, xq);
+    CHECK(pre_state(skip) == VDX_IVFPQ_PRE_NONE);
+    CHECK(vdx_index_ivfpq_use_precomputed_table(skip, &active) == 0 &&
+          !active);
+    {
+        search_job a = {.ix = skip, .xq = xq};
+        search_thread(&a);
+        CHECK_OK(a.st);
+        int same = 0;
+        for (int i = 0; i < NQ * K; i++) {
+            same += a.ids[i] == ref.ids[i];
+            CHECK(fabsf(a.dist[i] - ref.dist[i]) <=
+                  1e-4f * (1 + fabsf(ref.dist[i])));
+        }
+        CHECK(same >= NQ * K - 2);
+    }
+    /* asked for again, they are built by the next search */
+    CHECK_OK(vdx_index_ivfpq_set_use_precomputed_table(skip, 0));
+    CHECK(pre_state(skip) == VDX_IVFPQ_PRE_PENDING);
+    same_search(skip, mem, xq);
+    CHECK(pre_state(skip) == VDX_IVFPQ_PRE_READY);
+    uint8_t *after = slurp(path, &n1);
+    CHECK(n1 == n0 && after && memcmp(before, after, (size_t)n0) == 0);
+    free(after);
+done:
+    vdx_index_free(mem);
+    vdx_index_free(mm);
+    vdx_index_free(skip);
+    vdx_index_free(never);
+    vdx_index_free(ix); /* and q, which it owns */
+    free(before);
+    free(xb);
+    free(xq);
+    unlink(path);
+}
+
 int main(void) {
     RUN(test_flag_values);
     RUN(test_mapped_flat);
     RUN(test_mapped_ivf_flat);
     RUN(test_mapped_empty_and_missing);
+    RUN(test_mapped_ivfpq_lazy_tables);
     return TEST_SUMMARY();
 }

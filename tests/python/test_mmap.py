@@ -82,7 +82,8 @@ def set_nprobe(*ixs):
 
 def test_flag_values_are_faiss_values():
     for name in ("IO_FLAG_MMAP", "IO_FLAG_READ_ONLY", "IO_FLAG_MMAP_IFC",
-                 "IO_FLAG_ONDISK_SAME_DIR", "IO_FLAG_SKIP_IVF_DATA"):
+                 "IO_FLAG_ONDISK_SAME_DIR", "IO_FLAG_SKIP_IVF_DATA",
+                 "IO_FLAG_SKIP_PRECOMPUTE_TABLE"):
         assert getattr(vecdex, name) == getattr(faiss, name), name
 
 
@@ -173,6 +174,55 @@ def test_reset_of_mapped_index(tmp_path, data):
     assert mm.ntotal == 0
     mm.add(xb[:10])
     assert mm.search(xb[:1], 1)[1][0, 0] == 0
+    assert sha(p) == before
+
+
+def test_ivfpq_tables_built_by_first_search(tmp_path, data):
+    """IVF-PQ opened mapped builds its precomputed L2 tables at the first
+    search, not at open: concurrent first searches from several threads get
+    the in-memory index's exact results; SKIP_PRECOMPUTE_TABLE gives faiss's
+    results with the same flag (both use residual tables)."""
+    import threading
+    xb, xq = data
+    fi = build_faiss("IVF16,PQ6", xb)
+    p = str(tmp_path / "pq.faiss")
+    faiss.write_index(fi, p)
+    before = sha(p)
+    mem = vecdex.read_index(p)
+    set_nprobe(mem)
+    Dm, Im = mem.search(xq, 10)
+    for _ in range(3):
+        mm = vecdex.read_index(p, vecdex.IO_FLAG_MMAP)
+        set_nprobe(mm)
+        out = [None] * 4
+
+        def run(t):
+            out[t] = mm.search(xq, 10)
+        ths = [threading.Thread(target=run, args=(t,)) for t in range(4)]
+        for t in ths:
+            t.start()
+        for t in ths:
+            t.join()
+        for Dp, Ip in out:
+            np.testing.assert_array_equal(Ip, Im)
+            np.testing.assert_array_equal(Dp, Dm)
+    fl = vecdex.IO_FLAG_MMAP | vecdex.IO_FLAG_SKIP_PRECOMPUTE_TABLE
+    sk = vecdex.read_index(p, fl)
+    ff = faiss.read_index(p, faiss.IO_FLAG_MMAP |
+                          faiss.IO_FLAG_SKIP_PRECOMPUTE_TABLE)
+    never = vecdex.read_index(p)
+    never.use_precomputed_table = -1
+    set_nprobe(sk, ff, never)
+    Ds, Is = sk.search(xq, 10)
+    Dn, In = never.search(xq, 10)
+    np.testing.assert_array_equal(Is, In)
+    np.testing.assert_array_equal(Ds, Dn)
+    Df, If = ff.search(xq, 10)
+    assert (If == Is).mean() > 0.99
+    np.testing.assert_allclose(Ds, Df, rtol=1e-4, atol=1e-3)
+    assert (Is == Im).mean() > 0.99
+    np.testing.assert_allclose(Ds, Dm, rtol=1e-4, atol=1e-3)
+    del mm, sk
     assert sha(p) == before
 
 
