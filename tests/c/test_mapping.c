@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "test.h"
+#include "index/hnsw.h"
 #include "index/index_pq.h"
 
 #define D 16
@@ -268,11 +269,104 @@ done:
     unlink(path);
 }
 
+/* ---- HNSW: FAISS's graph arrays searched in the map -------------------- */
+
+static void test_mapped_hnsw_graph(void) {
+    char path[256], back[256];
+    tmpname(path, sizeof path, "hnsw");
+    tmpname(back, sizeof back, "hnswback");
+    float *xb = vectors(NB * 2, 5), *xq = vectors(NQ, 6);
+    vdx_index *ix = NULL, *mem = NULL, *mm = NULL;
+    CHECK_OK(vdx_index_hnsw_flat_new(D, 8, VDX_METRIC_L2, &ix));
+    CHECK_OK(vdx_index_add(ix, NB * 2, xb));
+    CHECK_OK(vdx_write_index(ix, path));
+    long n0, n1, nb;
+    uint8_t *before = slurp(path, &n0);
+    CHECK_OK(vdx_read_index(path, 0, &mem));
+    CHECK_OK(vdx_read_index(path, VDX_IO_FLAG_MMAP, &mm));
+    if (!mem || !mm) goto done;
+    const vdx_index_hnsw *h = (const vdx_index_hnsw *)(const void *)mm;
+    CHECK(h->g.m_nb != NULL && h->g.links0 == NULL); /* not converted */
+    same_search(mem, mm, xq);
+    /* every row equals the converted graph's */
+    int bad = 0;
+    for (int64_t i = 0; i < NB * 2; i++) {
+        int la = -1, lb = -2;
+        CHECK_OK(vdx_index_hnsw_node_level(mem, i, &la));
+        CHECK_OK(vdx_index_hnsw_node_level(mm, i, &lb));
+        bad += la != lb;
+        for (int l = 0; l <= la && la == lb; l++) {
+            int64_t ra[16], rb[16];
+            int ca = -1, cb = -2;
+            CHECK_OK(vdx_index_hnsw_neighbors(mem, i, l, ra, &ca));
+            CHECK_OK(vdx_index_hnsw_neighbors(mm, i, l, rb, &cb));
+            bad += ca != cb || memcmp(ra, rb, (size_t)ca * 8) != 0;
+        }
+    }
+    CHECK(bad == 0);
+    /* written back from the map: the same bytes */
+    CHECK_OK(vdx_write_index(mm, back));
+    uint8_t *wb = slurp(back, &nb);
+    CHECK(nb == n0 && wb && memcmp(wb, before, (size_t)n0) == 0);
+    free(wb);
+    /* a change converts (copies) the graph; the file stays */
+    CHECK_OK(vdx_index_add(mem, NQ, xq));
+    CHECK_OK(vdx_index_add(mm, NQ, xq));
+    CHECK(h->g.m_nb == NULL && h->g.links0 != NULL);
+    same_search(mem, mm, xq);
+    uint8_t *after = slurp(path, &n1);
+    CHECK(n1 == n0 && after && memcmp(before, after, (size_t)n0) == 0);
+    free(after);
+    /* the file rewritten in place under a mapped graph (the map shows the
+     * new bytes): the neighbors, then the offsets, overwritten with links
+     * and offsets out of range, which are never followed */
+    for (int pass = 0; pass < 2; pass++) {
+        vdx_index_free(mm);
+        mm = NULL;
+        FILE *f = fopen(path, "wb");
+        if (f) {
+            fwrite(before, 1, (size_t)n0, f);
+            fclose(f);
+        }
+        CHECK_OK(vdx_read_index(path, VDX_IO_FLAG_MMAP, &mm));
+        if (!mm) break;
+        const vdx_hnsw *g = &((const vdx_index_hnsw *)(const void *)mm)->g;
+        const uint8_t *at = pass == 0 ? g->m_nb : g->m_off;
+        long from = (long)(at - g->map->base);
+        long len = pass == 0 ? (long)g->m_nnb * 4 : (long)(g->n + 1) * 8;
+        f = fopen(path, "r+b");
+        if (!f) break;
+        fseek(f, from, SEEK_SET);
+        for (long i = 0; i < len; i++) fputc(i % 3 ? 0x7f : 0x3f, f);
+        fclose(f);
+        float dd[NQ * K];
+        vdx_idx_t ii[NQ * K];
+        vdx_search_params p;
+        memset(&p, 0, sizeof p);
+        CHECK_OK(vdx_index_search(mm, NQ, xq, K, &p, dd, ii));
+        for (int i = 0; i < NQ * K; i++) CHECK(ii[i] >= -1 && ii[i] < NB * 2);
+        int64_t nbr[16];
+        int cnt = -1;
+        CHECK_OK(vdx_index_hnsw_neighbors(mm, 0, 0, nbr, &cnt));
+        CHECK(cnt == 0); /* every link of node 0 is out of range */
+    }
+done:
+    vdx_index_free(ix);
+    vdx_index_free(mem);
+    vdx_index_free(mm);
+    free(before);
+    free(xb);
+    free(xq);
+    unlink(path);
+    unlink(back);
+}
+
 int main(void) {
     RUN(test_flag_values);
     RUN(test_mapped_flat);
     RUN(test_mapped_ivf_flat);
     RUN(test_mapped_empty_and_missing);
     RUN(test_mapped_ivfpq_lazy_tables);
+    RUN(test_mapped_hnsw_graph);
     return TEST_SUMMARY();
 }

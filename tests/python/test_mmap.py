@@ -28,7 +28,7 @@ KINDS = [
     ("IVF16,Flat", True),
     ("IVF16,PQ6", True),
     ("IVF16,SQ8", True),
-    ("HNSW12", True),       # storage mapped; the graph is converted (copied)
+    ("HNSW12", True),       # graph (FAISS's arrays) and storage mapped
     ("PQ6", True),
     ("SQ8", True),
     ("HNSW12,SQ8", True),
@@ -224,6 +224,80 @@ def test_ivfpq_tables_built_by_first_search(tmp_path, data):
     np.testing.assert_allclose(Ds, Dm, rtol=1e-4, atol=1e-3)
     del mm, sk
     assert sha(p) == before
+
+
+def rss_kb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+
+
+def test_hnsw_graph_searched_from_the_map(tmp_path):
+    """HNSW opened mapped keeps FAISS's neighbors / offsets arrays in the
+    map: opening costs a small part of the graph's memory, searches equal
+    the loaded index, and writing the mapped index gives the same bytes."""
+    rng = np.random.default_rng(3)
+    xb = rng.standard_normal((20000, 8)).astype("float32")
+    xq = rng.standard_normal((30, 8)).astype("float32")
+    fi = faiss.IndexHNSWFlat(8, 32)
+    fi.add(xb)
+    p = str(tmp_path / "h.faiss")
+    faiss.write_index(fi, p)
+    graph_kb = 20000 * 64 * 4 // 1024
+    r0 = rss_kb()
+    mm = vecdex.read_index(p, vecdex.IO_FLAG_MMAP)
+    grow_mm = rss_kb() - r0
+    r0 = rss_kb()
+    mem = vecdex.read_index(p)
+    grow_mem = rss_kb() - r0
+    assert grow_mm < graph_kb // 4, (grow_mm, grow_mem, graph_kb)
+    assert grow_mem > graph_kb // 2, (grow_mm, grow_mem, graph_kb)
+    for ix in (mm, mem, fi):
+        ix.hnsw.efSearch = 48
+    Dm, Im = mem.search(xq, 10)
+    Dp, Ip = mm.search(xq, 10)
+    np.testing.assert_array_equal(Ip, Im)
+    np.testing.assert_array_equal(Dp, Dm)
+    Df, If = fi.search(xq, 10)
+    assert (If == Ip).mean() > 0.99
+    assert (mm.hnsw.levels == faiss.vector_to_array(fi.hnsw.levels)).all()
+    a, b = str(tmp_path / "a.faiss"), str(tmp_path / "b.faiss")
+    vecdex.write_index(mm, a)
+    vecdex.write_index(mem, b)
+    assert sha(a) == sha(b)
+    # a change copies the graph first; the file is left as it was
+    before = sha(p)
+    mm.add(xb[:100] + 0.25)
+    mem.add(xb[:100] + 0.25)
+    np.testing.assert_array_equal(mm.search(xq, 10)[1], mem.search(xq, 10)[1])
+    assert sha(p) == before
+
+
+def test_hnsw_file_altered_after_mapping(tmp_path, data):
+    """Graph bytes overwritten in place after a mapped open (the map shows
+    the file as it is now): searches read nothing outside the map, return
+    ids of stored vectors, and do not crash."""
+    xb, xq = data
+    p = str(tmp_path / "h.faiss")
+    faiss.write_index(build_faiss("HNSW12", xb), p)
+    size = os.path.getsize(p)
+    storage = NB * D * 4 + 200
+    rng = np.random.default_rng(5)
+    for fill in ("random", "big"):
+        mm = vecdex.read_index(p, vecdex.IO_FLAG_MMAP)
+        n = size - storage - 300
+        junk = (rng.integers(0, 256, n, dtype="uint8").tobytes()
+                if fill == "random" else b"\x7f" * n)
+        fd = os.open(p, os.O_WRONLY)
+        try:
+            os.pwrite(fd, junk, 300)
+        finally:
+            os.close(fd)
+        Dp, Ip = mm.search(xq, 10)
+        assert ((Ip >= -1) & (Ip < NB)).all()
+        del mm
+        faiss.write_index(build_faiss("HNSW12", xb), p)
 
 
 # ---- hostile files ---------------------------------------------------------
