@@ -884,9 +884,10 @@ VDX_API vdx_status vdx_write_index(const vdx_index *index, const char *path);
  *  io_flags: 0, or FAISS's flags.  VDX_IO_FLAG_MMAP or VDX_IO_FLAG_MMAP_IFC
  *  map the file read-only (MAP_PRIVATE) and let the index borrow its large
  *  arrays from the map instead of copying them: the vectors of a Flat index
- *  (also under IndexIDMap / IDMap2 and as HNSW storage) and the inverted
- *  lists of IVF-Flat / IVF-PQ / IVF-SQ.  Search results are the same as
- *  without the flag.  Mapped data is never written through: add,
+ *  (also under IndexIDMap / IDMap2 and as HNSW storage), PQ / SQ codes, the
+ *  inverted lists of IVF-Flat / IVF-PQ / IVF-SQ and HNSW graphs (FAISS's
+ *  neighbors / offsets arrays, each row checked when read).  Search results
+ *  are the same as without the flag.  Mapped data is never written through: add,
  *  remove_ids or reset copy what they change first (copy-on-write of the
  *  vectors, or of one inverted list), and the file stays as it was.  Sizes
  *  are validated against the file at open; mapped vectors are not scanned
