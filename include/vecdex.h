@@ -922,6 +922,20 @@ VDX_API vdx_status vdx_index_ivf_merge_ondisk(vdx_index *index,
                                               int nshards,
                                               const char *ivfdata_path,
                                               int shift_ids, int64_t *ntotal);
+/** FAISS's IndexIVF::replace_invlists: dst's inverted lists become src's
+ *  (the same lists, shared, not a copy: a change through either index is
+ *  seen by both, as in FAISS).  Both indexes must be of the same kind, d,
+ *  nlist and code size; fast-scan IVF kinds are refused.  The lists are
+ *  reference counted, so `own` (FAISS's ownership flag) is accepted and
+ *  ignored: they live until the last index holding them is freed.  Unlike
+ *  FAISS, dst's ntotal is set to the lists' total (FAISS leaves it for the
+ *  caller to set), and a direct map on dst is rebuilt.
+ *  @return VDX_OK; VDX_ERR_INVALID_ARGUMENT (incompatible, named),
+ *  VDX_ERR_UNSUPPORTED; on error dst is unchanged.
+ *  Thread safety: a mutation of dst; src is only read. */
+VDX_API vdx_status vdx_index_ivf_replace_invlists(vdx_index *dst,
+                                                  const vdx_index *src,
+                                                  int own);
 /** Moves every entry of the IVF index src into dst (same kind, d, nlist,
  *  metric), adding add_id to the ids; src is left empty (FAISS's
  *  IndexIVF::merge_from).  Refused with a direct map on either.

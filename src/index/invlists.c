@@ -168,7 +168,15 @@ vdx_status vdx_invlists_array_new(int64_t nlist, size_t code_size,
 }
 
 void vdx_invlists_free(vdx_invlists *il) {
-    if (il) il->ops->destroy(il);
+    if (!il) return;
+    /* fetch_sub returns the count before: 0 means no other holder */
+    if (__atomic_fetch_sub(&il->extra_refs, 1, __ATOMIC_ACQ_REL) > 0) return;
+    il->ops->destroy(il);
+}
+
+vdx_invlists *vdx_invlists_ref(vdx_invlists *il) {
+    if (il) __atomic_add_fetch(&il->extra_refs, 1, __ATOMIC_RELAXED);
+    return il;
 }
 
 int64_t vdx_invlists_total(const vdx_invlists *il) {

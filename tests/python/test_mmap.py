@@ -554,3 +554,69 @@ def test_faiss_ondisk_lists_grown_by_add(tmp_path, data):
     fb = faiss.read_index(str(tmp_path / "back.index"))
     set_nprobe(fb)
     np.testing.assert_array_equal(fb.search(xq, 10)[1], If)
+
+
+# ---- replace_invlists ---------------------------------------------------------
+
+def test_replace_invlists_as_faiss(tmp_path, data):
+    """A trained empty index takes a populated (mapped) index's lists, as
+    faiss's replace_invlists(il, own) + ntotal; the lists outlive their
+    first holder (reference counted) and the file stays intact."""
+    xb, xq = data
+    key = "IVF16,Flat"
+    trained, _ = make_shards(tmp_path, key, xb, nshards=1)
+    full = faiss.read_index(trained)
+    full.add(xb)
+    p = str(tmp_path / "full.index")
+    faiss.write_index(full, p)
+    before = sha(p)
+    # faiss: the lists of one index handed to another
+    ff = faiss.read_index(trained)
+    fsrc = faiss.read_index(p)
+    ff.replace_invlists(fsrc.invlists, False)
+    ff.ntotal = fsrc.ntotal
+    for own in (False, True):
+        vt = vecdex.read_index(trained)
+        src = vecdex.read_index(p, vecdex.IO_FLAG_MMAP)
+        vt.replace_invlists(src.invlists, own)
+        assert vt.ntotal == NB
+        del src  # the lists stay alive with vt
+        set_nprobe(vt, ff)
+        Dv, Iv = vt.search(xq, 10)
+        Df, If = ff.search(xq, 10)
+        assert (Iv == If).mean() > 0.99
+        np.testing.assert_allclose(Dv, Df, rtol=1e-4, atol=1e-3)
+        # every list probed: exact, as brute force over the same data
+        Db, Ib = faiss.knn(xq, xb, 10)
+        vt.nprobe = 16
+        Dv, Iv = vt.search(xq, 10)
+        assert (Iv == Ib).mean() > 0.99
+        np.testing.assert_allclose(Dv, Db, rtol=1e-4, atol=1e-3)
+        vt.add(xb[:5])  # copies the borrowed lists it changes
+        assert vt.ntotal == NB + 5
+    assert sha(p) == before
+
+
+def test_replace_invlists_shares_and_refuses(tmp_path, data):
+    xb, xq = data
+    a = vecdex.index_factory(D, "IVF16,Flat")
+    a.train(xb)
+    b = vecdex.index_factory(D, "IVF16,Flat")
+    b.train(xb)
+    a.add(xb[:100])
+    b.replace_invlists(a.invlists)
+    assert b.ntotal == 100
+    # shared, as in faiss: entries added through one are in the other's lists
+    a.add(xb[100:150])
+    assert sum(b.invlists.list_size(l) for l in range(16)) == 150
+    c = vecdex.index_factory(D, "IVF8,Flat")
+    c.train(xb)
+    with pytest.raises(RuntimeError, match="nlist"):
+        c.replace_invlists(a.invlists)
+    pq = vecdex.index_factory(D, "IVF16,PQ6")
+    pq.train(xb)
+    with pytest.raises(RuntimeError, match="incompatible"):
+        pq.replace_invlists(a.invlists)
+    with pytest.raises(TypeError, match="InvertedLists"):
+        a.replace_invlists(np.zeros(3))
+    assert c.ntotal == 0 and pq.ntotal == 0
