@@ -233,6 +233,41 @@ def rss_kb():
                 return int(line.split()[1])
 
 
+def file_rss_kb(path):
+    """Resident pages of this process's maps of path (/proc/self/smaps)."""
+    tot, cur = 0, False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 5 and "-" in parts[0] and ":" in parts[3]:
+                cur = parts[-1] == path
+            elif cur and line.startswith("Rss:"):
+                tot += int(parts[1])
+    return tot
+
+
+@pytest.mark.parametrize("key", ["IVF64,PQ8", "IVF64,Flat"])
+def test_mapped_ivf_open_touches_little_of_the_file(tmp_path, key):
+    """FAISS's lists put ids at odd offsets, next to the codes: they are
+    copied at first use, so a mapped open leaves the file's pages alone."""
+    rng = np.random.default_rng(11)
+    xb = rng.standard_normal((40000, 32)).astype("float32")
+    fi = faiss.index_factory(32, key)
+    fi.train(xb[:5000])
+    fi.add(xb)
+    p = str(tmp_path / "f.faiss")
+    faiss.write_index(fi, p)
+    mm = vecdex.read_index(p, vecdex.IO_FLAG_MMAP)
+    size_kb = os.path.getsize(p) // 1024
+    assert file_rss_kb(os.path.realpath(p)) < size_kb * 0.1
+    mm.nprobe = fi.nprobe = 64
+    xq = xb[:20] + 0.01
+    Dp, Ip = mm.search(xq, 5)
+    Df, If = fi.search(xq, 5)
+    assert (Ip == If).mean() > 0.99
+    np.testing.assert_allclose(Dp, Df, rtol=1e-4, atol=1e-3)
+
+
 def test_hnsw_graph_searched_from_the_map(tmp_path):
     """HNSW opened mapped keeps FAISS's neighbors / offsets arrays in the
     map: opening costs a small part of the graph's memory, searches equal
