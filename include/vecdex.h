@@ -874,15 +874,20 @@ VDX_API vdx_status vdx_write_index(const vdx_index *index, const char *path);
 #define VDX_IO_FLAG_ONDISK_SAME_DIR 4 /* on-disk lists: data file next to
                                          the index file */
 #define VDX_IO_FLAG_SKIP_IVF_DATA 8
+/* IndexIVFPQ: no precomputed L2 tables (queries build per-list tables from
+ * their residuals).  Without it the tables are built by the first search
+ * that needs them, never at open. */
+#define VDX_IO_FLAG_SKIP_PRECOMPUTE_TABLE 16
 #define VDX_IO_FLAG_MMAP (VDX_IO_FLAG_SKIP_IVF_DATA | 0x646f0000)
 #define VDX_IO_FLAG_MMAP_IFC (1 << 9)
 /** Reads an index written by vecdex or FAISS from path.
  *  io_flags: 0, or FAISS's flags.  VDX_IO_FLAG_MMAP or VDX_IO_FLAG_MMAP_IFC
  *  map the file read-only (MAP_PRIVATE) and let the index borrow its large
  *  arrays from the map instead of copying them: the vectors of a Flat index
- *  (also under IndexIDMap / IDMap2 and as HNSW storage) and the inverted
- *  lists of IVF-Flat / IVF-PQ / IVF-SQ.  Search results are the same as
- *  without the flag.  Mapped data is never written through: add,
+ *  (also under IndexIDMap / IDMap2 and as HNSW storage), PQ / SQ codes, the
+ *  inverted lists of IVF-Flat / IVF-PQ / IVF-SQ and HNSW graphs (FAISS's
+ *  neighbors / offsets arrays, each row checked when read).  Search results
+ *  are the same as without the flag.  Mapped data is never written through: add,
  *  remove_ids or reset copy what they change first (copy-on-write of the
  *  vectors, or of one inverted list), and the file stays as it was.  Sizes
  *  are validated against the file at open; mapped vectors are not scanned
@@ -917,6 +922,20 @@ VDX_API vdx_status vdx_index_ivf_merge_ondisk(vdx_index *index,
                                               int nshards,
                                               const char *ivfdata_path,
                                               int shift_ids, int64_t *ntotal);
+/** FAISS's IndexIVF::replace_invlists: dst's inverted lists become src's
+ *  (the same lists, shared, not a copy: a change through either index is
+ *  seen by both, as in FAISS).  Both indexes must be of the same kind, d,
+ *  nlist and code size; fast-scan IVF kinds are refused.  The lists are
+ *  reference counted, so `own` (FAISS's ownership flag) is accepted and
+ *  ignored: they live until the last index holding them is freed.  Unlike
+ *  FAISS, dst's ntotal is set to the lists' total (FAISS leaves it for the
+ *  caller to set), and a direct map on dst is rebuilt.
+ *  @return VDX_OK; VDX_ERR_INVALID_ARGUMENT (incompatible, named),
+ *  VDX_ERR_UNSUPPORTED; on error dst is unchanged.
+ *  Thread safety: a mutation of dst; src is only read. */
+VDX_API vdx_status vdx_index_ivf_replace_invlists(vdx_index *dst,
+                                                  const vdx_index *src,
+                                                  int own);
 /** Moves every entry of the IVF index src into dst (same kind, d, nlist,
  *  metric), adding add_id to the ids; src is left empty (FAISS's
  *  IndexIVF::merge_from).  Refused with a direct map on either.

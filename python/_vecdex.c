@@ -573,6 +573,8 @@ PyMODINIT_FUNC PyInit__vecdex(void) {
                                 VDX_IO_FLAG_ONDISK_SAME_DIR) < 0 ||
         PyModule_AddIntConstant(m, "IO_FLAG_SKIP_IVF_DATA",
                                 VDX_IO_FLAG_SKIP_IVF_DATA) < 0 ||
+        PyModule_AddIntConstant(m, "IO_FLAG_SKIP_PRECOMPUTE_TABLE",
+                                VDX_IO_FLAG_SKIP_PRECOMPUTE_TABLE) < 0 ||
         PyModule_AddIntConstant(m, "IO_FLAG_MMAP", VDX_IO_FLAG_MMAP) < 0 ||
         PyModule_AddIntConstant(m, "IO_FLAG_MMAP_IFC", VDX_IO_FLAG_MMAP_IFC) <
             0)

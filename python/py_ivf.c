@@ -131,6 +131,9 @@ static PyObject *IVF_set_direct_map_type(IndexObject *self, PyObject *args,
     return direct_map(self, type);
 }
 
+static PyObject *IVF_replace_invlists(IndexObject *self, PyObject *args,
+                                      PyObject *kw);
+
 static PyObject *IVF_merge_from(IndexObject *self, PyObject *args,
                                 PyObject *kw) {
     static char *kwlist[] = {"otherIndex", "add_id", NULL};
@@ -300,6 +303,11 @@ static PyMethodDef IVF_methods[] = {
      METH_VARARGS | METH_KEYWORDS,
      "search_preassigned(x, k, Iq, Dq=None, *, params=None) -> (D, I): the "
      "k nearest among the lists Iq (n, nprobe) chosen by the caller."},
+    {"replace_invlists", METH_KW_FN(IVF_replace_invlists),
+     METH_VARARGS | METH_KEYWORDS,
+     "replace_invlists(il, own=False): this index's lists become il "
+     "(another IVF index's invlists, shared as in FAISS; reference counted, "
+     "so own is accepted and ignored); ntotal becomes the lists' total."},
     {"merge_from", METH_KW_FN(IVF_merge_from), METH_VARARGS | METH_KEYWORDS,
      "merge_from(otherIndex, add_id=0): moves every entry of another IVF "
      "index of the same kind into this one (ids + add_id); the other is left "
@@ -564,4 +572,46 @@ int pyvdx_init_ivf(PyObject *m) {
         add_type(m, &InvListsType) < 0)
         return -1;
     return add_object(m, "DirectMap", make_direct_map_class());
+}
+
+/* replace_invlists(il, own=False): il is an InvertedLists view (another
+ * IVF index's invlists) or an IVF index. */
+static PyObject *IVF_replace_invlists(IndexObject *self, PyObject *args,
+                                      PyObject *kw) {
+    static char *kwlist[] = {"il", "own", NULL};
+    PyObject *il_obj;
+    int own = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|p:replace_invlists", kwlist,
+                                     &il_obj, &own))
+        return NULL;
+    if (mutable_(self, "replace_invlists") < 0) return NULL;
+    IndexObject *other = NULL;
+    if (PyObject_TypeCheck(il_obj, &InvListsType))
+        other = ((InvListsObject *)il_obj)->index;
+    else if (PyObject_TypeCheck(il_obj, &IndexIVFType))
+        other = (IndexObject *)il_obj;
+    if (!other) {
+        PyErr_Format(PyExc_TypeError,
+                     "replace_invlists: expected an InvertedLists (an IVF "
+                     "index's invlists), got %.200s",
+                     Py_TYPE(il_obj)->tp_name);
+        return NULL;
+    }
+    if (ready(other) < 0) return NULL;
+    cerr e;
+    if (other->owner == self->owner) {
+        RUN_LOCKED(self->owner, wr, e,
+                   vdx_index_ivf_replace_invlists(self->ix, other->ix, own));
+    } else {
+        Py_BEGIN_ALLOW_THREADS
+        rw_wrlock(&self->owner->lock);
+        rw_rdlock(&other->owner->lock);
+        cerr_capture(&e,
+                     vdx_index_ivf_replace_invlists(self->ix, other->ix, own));
+        rw_rdunlock(&other->owner->lock);
+        rw_wrunlock(&self->owner->lock);
+        Py_END_ALLOW_THREADS
+    }
+    if (e.st != VDX_OK) return raise_cerr(&e);
+    Py_RETURN_NONE;
 }

@@ -137,8 +137,10 @@ static vdx_status sync_params(vdx_gpu_ivf *v, vdx_gpu_dev *g) {
             return st;
         vdx_gpu_free(v->d_pre);
         v->d_pre = NULL;
-        if (v->g.cfg.use_precomputed && p->precomputed &&
-            (st = upload(g, &v->d_pre, p->precomputed,
+        const float *pre =
+            v->g.cfg.use_precomputed ? vdx_ivfpq_precomputed_table(p) : NULL;
+        if (v->g.cfg.use_precomputed && pre &&
+            (st = upload(g, &v->d_pre, pre,
                          (size_t)(v->nlist * p->pq.M * p->pq.ksub),
                          "IVFPQ precomputed tables")))
             return st;

@@ -51,6 +51,10 @@ vdx_status vdx_hnsw_init(vdx_hnsw *g, int M) {
 }
 
 void vdx_hnsw_release(vdx_hnsw *g) {
+    vdx_mapping_unref(g->map);
+    g->map = NULL;
+    g->m_nb = g->m_off = NULL;
+    g->m_nnb = 0;
     vdx_aligned_free(g->links0);
     vdx_free(g->levels);
     vdx_free(g->uoff);
@@ -72,7 +76,60 @@ void vdx_hnsw_clear(vdx_hnsw *g) {
     g->efSearch = efs;
 }
 
+const int32_t *vdx_hnsw_mapped_row(const vdx_hnsw *g, int64_t i, int level,
+                                   int32_t *buf) {
+    buf[0] = 0;
+    if (i < 0 || i >= g->n || level < 0 || level > g->levels[i]) return buf;
+    uint64_t off;
+    memcpy(&off, g->m_off + (size_t)i * 8, 8);
+    const int deg = vdx_hnsw_degree(g, level);
+    /* the file's offsets were checked at open; checked again here because
+     * the map shows the file as it is now */
+    if (off > g->m_nnb || g->m_nnb - off < (uint64_t)g->m_cum[level] + (uint64_t)deg)
+        return buf;
+    memcpy(buf + 1, g->m_nb + (size_t)(off + (uint64_t)g->m_cum[level]) * 4,
+           (size_t)deg * sizeof(int32_t));
+    int m = 0;
+    while (m < deg && buf[1 + m] >= 0 && buf[1 + m] < g->n) m++;
+    buf[0] = m;
+    return buf;
+}
+
+vdx_status vdx_hnsw_own(vdx_hnsw *g) {
+    if (!g->m_nb) return VDX_OK;
+    vdx_hnsw ng;
+    vdx_hnsw_init(&ng, g->M);
+    vdx_status st = vdx_hnsw_reserve(&ng, g->n);
+    int32_t *buf = vdx_malloc_array((size_t)(1 + 2 * g->M), sizeof(int32_t));
+    if (!st && !buf) st = VDX_ERR_OUT_OF_MEMORY;
+    for (int64_t i = 0; i < g->n && !st; i++) {
+        if ((st = vdx_hnsw_push_node(&ng, g->levels[i]))) break;
+        for (int l = 0; l <= g->levels[i]; l++) {
+            const int32_t *row = vdx_hnsw_mapped_row(g, i, l, buf);
+            memcpy(vdx_hnsw_row(&ng, i, l), row,
+                   (size_t)(1 + row[0]) * sizeof(int32_t));
+        }
+    }
+    vdx_free(buf);
+    if (st) {
+        vdx_hnsw_release(&ng);
+        return st;
+    }
+    ng.efConstruction = g->efConstruction;
+    ng.efSearch = g->efSearch;
+    ng.max_level = g->max_level;
+    ng.entry_point = g->entry_point;
+    ng.level_mult = g->level_mult;
+    ng.rng = g->rng;
+    ng.nremoved = g->nremoved;
+    vdx_hnsw_release(g);
+    *g = ng;
+    return VDX_OK;
+}
+
 vdx_status vdx_hnsw_reserve(vdx_hnsw *g, int64_t n) {
+    vdx_status ost = vdx_hnsw_own(g);
+    if (ost) return ost;
     if (n <= g->cap) return VDX_OK;
     int64_t nc = VDX_MAX(n, g->cap + g->cap / 2);
     size_t stride = (size_t)(1 + 2 * g->M) * sizeof(int32_t);
@@ -386,9 +443,10 @@ static vdx_hnsw_cand greedy_upper(const vdx_hnsw *g, vdx_hnsw_dc *dc,
     vdx_hnsw_cand cur = {vdx_hnsw_dc_dist(dc, g->entry_point), g->entry_point};
     ++*ndis;
     float keys[VDX_HNSW_M_MAX];
+    int32_t rbuf[1 + 2 * VDX_HNSW_M_MAX];
     for (int l = g->max_level; l >= 1; l--) {
         for (;;) {
-            const int32_t *row = vdx_hnsw_row(g, cur.id, l);
+            const int32_t *row = vdx_hnsw_row_get(g, cur.id, l, rbuf);
             int cnt = row[0], moved = 0;
             vdx_hnsw_dc_keys(dc, row + 1, cnt, keys);
             *ndis += cnt;
@@ -424,6 +482,7 @@ static int search_level0(const vdx_index_hnsw *h, hnsw_ctx *c,
                          int is_ip) {
     const vdx_hnsw *g = &h->g;
     const int stride = 1 + 2 * g->M;
+    int32_t rbuf[1 + 2 * VDX_HNSW_M_MAX];
     uint16_t *vis = c->vis;
     ctx_new_epoch(c);
     const uint16_t ep_tag = c->epoch;
@@ -442,7 +501,9 @@ static int search_level0(const vdx_index_hnsw *h, hnsw_ctx *c,
         if (cur.d > bound && cur.d >= radius_key) break;
         minheap_pop(c->cand, &nc);
         c->nhops++;
-        const int32_t *row = g->links0 + (size_t)cur.id * (size_t)stride;
+        const int32_t *row =
+            g->links0 ? g->links0 + (size_t)cur.id * (size_t)stride
+                      : vdx_hnsw_mapped_row(g, cur.id, 0, rbuf);
         int cnt = row[0];
         /* prefetch the first neighbours' data and visited tags */
         for (int j = 1; j <= cnt && j <= 4; j++) {
@@ -613,7 +674,7 @@ vdx_status vdx_hnsw_search(const vdx_index_hnsw *h, int64_t n, const float *x,
                 int nr;
                 if (fast) {
                     ctx_new_epoch(&c);
-                    vdx_hnsw_l0_args a = {g->links0, 1 + 2 * g->M,
+                    vdx_hnsw_l0_args a = {g->links0, g, 1 + 2 * g->M,
                                           ((const vdx_flat *)h->storage)->xb,
                                           (size_t)d, is_ip, x + q * d, c.vis,
                                           c.epoch, ef, sel, &c.cand,

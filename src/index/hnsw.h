@@ -14,7 +14,18 @@
  *
  * FAISS keeps every level of every node in one `neighbors` array addressed
  * through `offsets`; the file reader / writer (hnsw_io.c) converts.
+ *
+ * Mapped graphs.  Opened with IO_FLAG_MMAP, the graph is not converted:
+ * FAISS's `neighbors` and `offsets` arrays are searched where they lie in
+ * the file map (m_nb, m_off; at any byte offset, so every load is a
+ * memcpy), and only the levels (one byte per node) are copied.  A row is
+ * then fetched into a caller's buffer by vdx_hnsw_row_get, which checks
+ * what it reads (the offset against the array, each link against [0, n),
+ * -1 or a bad link ending the list), so a file changed in place after
+ * open cannot make a search read outside the map.  Any change to the graph
+ * first converts it to the layout above (vdx_hnsw_own).
  */
+#include "common/mapping.h"
 #ifndef VDX_HNSW_H
 #define VDX_HNSW_H
 
@@ -53,6 +64,12 @@ typedef struct vdx_hnsw {
     int64_t nremoved;      /* nodes removed since the graph was last built
                               whole (removal rebuilds past n / 2; not kept in
                               files) */
+    /* mapped graph (links0, uoff, upool NULL, cap 0): FAISS's arrays in a
+     * file map, unaligned; m_nnb int32 neighbors, n + 1 uint64 offsets */
+    vdx_mapping *map;
+    const uint8_t *m_nb, *m_off;
+    uint64_t m_nnb;
+    int32_t m_cum[VDX_HNSW_MAX_LEVELS + 1]; /* FAISS's cum_nneighbor_per_level */
 } vdx_hnsw;
 
 /* Lock stripes: a byte per node would cost more memory per vector than
@@ -72,6 +89,23 @@ static inline int32_t *vdx_hnsw_row(const vdx_hnsw *g, int64_t i, int level) {
     if (level == 0) return g->links0 + (size_t)i * (size_t)(1 + 2 * g->M);
     return g->upool + g->uoff[i] + (size_t)(level - 1) * (size_t)(1 + g->M);
 }
+
+/* Node i's row (count, links) at a level of a mapped graph, fetched into
+ * buf (1 + 2M int32). */
+VDX_INTERNAL const int32_t *vdx_hnsw_mapped_row(const vdx_hnsw *g, int64_t i,
+                                                int level, int32_t *buf);
+
+/* The row of node i at a level, for reading: in place, or for a mapped
+ * graph copied into buf (1 + 2M int32). */
+static inline const int32_t *vdx_hnsw_row_get(const vdx_hnsw *g, int64_t i,
+                                              int level, int32_t *buf) {
+    if (g->m_nb) return vdx_hnsw_mapped_row(g, i, level, buf);
+    return vdx_hnsw_row(g, i, level);
+}
+
+/* Converts a mapped graph to the owned layout (before any change; no-op
+ * otherwise).  On failure the graph stays mapped and unchanged. */
+VDX_INTERNAL vdx_status vdx_hnsw_own(vdx_hnsw *g);
 
 enum { VDX_HNSW_FLAT = 0, VDX_HNSW_SQ = 1, VDX_HNSW_PQ = 2,
        VDX_HNSW_2L = 3 /* Index2Layer storage (IndexHNSW2Level) */ };
@@ -195,7 +229,8 @@ static inline void minheap_pop(vdx_hnsw_cand *h, int *n) {
  * with neighbour distances computed four at a time.  Returns the number of
  * results left in res (a max-heap), or -1 when growing cand failed. */
 typedef struct vdx_hnsw_l0_args {
-    const int32_t *links0;
+    const int32_t *links0;    /* NULL: a mapped graph, rows through g */
+    const vdx_hnsw *g;
     int stride;               /* 1 + 2M */
     const float *xb;
     size_t d;

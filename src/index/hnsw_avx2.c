@@ -139,7 +139,7 @@ int vdx_hnsw_l0_flat_avx2(const vdx_hnsw_l0_args *a, vdx_hnsw_cand ep) {
     /* prefetch at most this much of each vector (the hardware prefetcher
      * follows the rest) */
     const size_t pf = d * sizeof(float) < 256 ? d * sizeof(float) : 256;
-    int32_t nbuf[2 * VDX_HNSW_M_MAX];
+    int32_t nbuf[2 * VDX_HNSW_M_MAX], rbuf[1 + 2 * VDX_HNSW_M_MAX];
     float kbuf[2 * VDX_HNSW_M_MAX + 4];
     int rc = 0;
     int64_t ndis = 0, nhops = 0;
@@ -152,9 +152,11 @@ int vdx_hnsw_l0_flat_avx2(const vdx_hnsw_l0_args *a, vdx_hnsw_cand ep) {
         if (nr == ef && cur.d > res[0].d) break;
         minheap_pop(cand, &nc);
         nhops++;
-        if (nc) _mm_prefetch((const char *)(links0 + (size_t)cand[0].id * stride),
-                             _MM_HINT_T0);
-        const int32_t *row = links0 + (size_t)cur.id * stride;
+        if (nc && links0)
+            _mm_prefetch((const char *)(links0 + (size_t)cand[0].id * stride),
+                         _MM_HINT_T0);
+        const int32_t *row = links0 ? links0 + (size_t)cur.id * stride
+                                    : vdx_hnsw_mapped_row(a->g, cur.id, 0, rbuf);
         int cnt = row[0], m = 0;
         for (int j = 1; j <= cnt; j++) {
             int32_t nb = row[j];

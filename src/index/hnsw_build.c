@@ -395,6 +395,8 @@ static vdx_status insert_nodes(vdx_index_hnsw *h, int64_t n0, const float *x,
 }
 
 vdx_status vdx_hnsw_insert(vdx_index_hnsw *h, int64_t n0, const float *x) {
+    vdx_status st = vdx_hnsw_own(&h->g); /* a mapped graph is copied first */
+    if (st) return st;
     return insert_nodes(h, n0, x, NULL, NULL, 1);
 }
 
@@ -578,6 +580,8 @@ vdx_status vdx_hnsw_remove(vdx_index_hnsw *h, const vdx_selector *sel,
     const int64_t n = g->n;
     *nremoved = 0;
     if (n == 0) return VDX_OK;
+    vdx_status ost = vdx_hnsw_own(g); /* a mapped graph is copied first */
+    if (ost) return ost;
     uint8_t *del = vdx_calloc((size_t)n, 1);
     int32_t *map = vdx_malloc_array((size_t)n, sizeof(int32_t));
     if (!del || !map) {

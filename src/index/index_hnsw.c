@@ -312,7 +312,8 @@ vdx_status vdx_index_hnsw_neighbors(const vdx_index *ix, int64_t i, int level,
         return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
                          "level %d is outside node %lld's levels 0..%d", level,
                          (long long)i, h->g.levels[i]);
-    const int32_t *row = vdx_hnsw_row(&h->g, i, level);
+    int32_t buf[1 + 2 * VDX_HNSW_M_MAX];
+    const int32_t *row = vdx_hnsw_row_get(&h->g, i, level, buf);
     for (int j = 0; j < row[0]; j++) out[j] = row[1 + j];
     *count = row[0];
     return VDX_OK;

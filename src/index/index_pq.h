@@ -28,14 +28,33 @@ typedef struct vdx_ivfpq {
      * 1 = always (L2 with residuals only). */
     int use_precomputed_table;
     /* L2 + by_residual: nlist x M x ksub table of |r_mj|^2 + 2<c_l, r_mj>
-     * (the query-independent terms of |x - c_l - r|^2), or NULL. */
+     * (the query-independent terms of |x - c_l - r|^2), or NULL.  Built
+     * lazily, by the first query that needs it (see pre_state). */
     float *precomputed;
+    /* VDX_IVFPQ_PRE_*, read and written atomically: the table is built on
+     * first use under a lock, so opening an index (mapped or not) costs no
+     * nlist x M x ksub work and memory until a search needs it. */
+    int pre_state;
 } vdx_ivfpq;
 
-/* (Re)computes the precomputed tables per use_precomputed_table, or frees
- * them when they do not apply (after training, loading, or a change of the
- * setting). */
+#define VDX_IVFPQ_PRE_NONE 0    /* no table: queries use residual tables */
+#define VDX_IVFPQ_PRE_PENDING 1 /* applies, not built yet */
+#define VDX_IVFPQ_PRE_READY 2   /* built: precomputed is valid */
+
+/* Frees the precomputed tables and, when they apply per
+ * use_precomputed_table (L2, by_residual, trained, within the size cap),
+ * marks them to be built by the first search (after training, loading, or
+ * a change of the setting).  Not concurrent with searches (a mutation).
+ * @return VDX_OK. */
 VDX_INTERNAL vdx_status vdx_ivfpq_precompute(vdx_ivfpq *p);
+/* Drops the tables and never builds them until the next
+ * vdx_ivfpq_precompute (FAISS's IO_FLAG_SKIP_PRECOMPUTE_TABLE). */
+VDX_INTERNAL void vdx_ivfpq_skip_precompute(vdx_ivfpq *p);
+/* The precomputed tables, built now if pending (thread-safe: concurrent
+ * callers wait for one build), or NULL when they do not apply or could not
+ * be allocated (queries then build tables from their residuals: the same
+ * distances up to float rounding). */
+VDX_INTERNAL const float *vdx_ivfpq_precomputed_table(const vdx_ivfpq *p);
 
 /* PQ codes of n vectors for an IVF index: of x itself, or with by_residual
  * of x - centroid(lists[i]) (a list < 0: of zero).  Shared by IndexIVFPQ

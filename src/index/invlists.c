@@ -15,6 +15,10 @@ typedef struct {
     /* per list, allocated on first use: the borrowed list's ids are an
      * aligned copy (the file's were not 8-byte aligned) owned here */
     uint8_t *ids_own;
+    /* per list (allocated with ids_own): the file's misaligned ids, not
+     * copied until the list's ids are first asked for (then ids[l] is
+     * published atomically), so opening does not touch the file's pages */
+    const uint8_t **raw_ids;
     vdx_ondisk_info *ondisk;
     int dirty;
 } array_lists;
@@ -23,8 +27,30 @@ typedef struct {
 static void al_drop_ids_copy(array_lists *a, int64_t l) {
     if (a->ids_own && a->ids_own[l]) {
         vdx_free(a->ids[l]);
+        a->ids[l] = NULL;
         a->ids_own[l] = 0;
     }
+    if (a->raw_ids) a->raw_ids[l] = NULL;
+}
+
+/* The aligned copy of borrowed list l's misaligned ids, made now by the
+ * first caller (concurrent readers race to publish; the loser frees its
+ * copy).  Out of memory, the file's pointer itself is returned: x86-64
+ * reads it, and nothing better can be handed to a reader that cannot
+ * fail. */
+static const vdx_idx_t *al_ids_copy(array_lists *a, int64_t l) {
+    const uint8_t *raw = a->raw_ids[l];
+    vdx_idx_t *own = vdx_malloc_array((size_t)a->size[l], sizeof(vdx_idx_t));
+    if (!own) return (const vdx_idx_t *)(const void *)raw;
+    memcpy(own, raw, (size_t)a->size[l] * sizeof(vdx_idx_t));
+    vdx_idx_t *expected = NULL;
+    if (__atomic_compare_exchange_n(&a->ids[l], &expected, own, 0,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        __atomic_store_n(&a->ids_own[l], 1, __ATOMIC_RELEASE);
+        return own;
+    }
+    vdx_free(own);
+    return expected;
 }
 
 static int al_borrowed(const array_lists *a, int64_t l) {
@@ -38,7 +64,10 @@ static const uint8_t *al_codes(const vdx_invlists *il, int64_t l) {
     return ((const array_lists *)il)->codes[l];
 }
 static const vdx_idx_t *al_ids(const vdx_invlists *il, int64_t l) {
-    return ((const array_lists *)il)->ids[l];
+    const array_lists *a = (const array_lists *)il;
+    const vdx_idx_t *p = __atomic_load_n(&a->ids[l], __ATOMIC_ACQUIRE);
+    if (p || !a->raw_ids || !a->raw_ids[l]) return p;
+    return al_ids_copy((array_lists *)(uintptr_t)a, l);
 }
 static vdx_status al_reserve(array_lists *a, int64_t l, int64_t n);
 
@@ -70,7 +99,9 @@ static vdx_status al_reserve(array_lists *a, int64_t l, int64_t n) {
             return VDX_ERR_OUT_OF_MEMORY;
         }
         memcpy(c, a->codes[l], (size_t)a->size[l] * a->base.code_size);
-        memcpy(i, a->ids[l], (size_t)a->size[l] * sizeof(vdx_idx_t));
+        const void *src = a->ids[l];
+        if (!src && a->raw_ids) src = a->raw_ids[l]; /* not copied yet */
+        memcpy(i, src, (size_t)a->size[l] * sizeof(vdx_idx_t));
         al_drop_ids_copy(a, l);
         a->codes[l] = c;
         a->ids[l] = i;
@@ -135,6 +166,7 @@ static void al_destroy(vdx_invlists *il) {
     }
     vdx_mapping_unref(a->map);
     vdx_free(a->ids_own);
+    vdx_free(a->raw_ids);
     vdx_ondisk_info_free(a->ondisk);
     vdx_free(a->codes);
     vdx_free(a->ids);
@@ -168,7 +200,15 @@ vdx_status vdx_invlists_array_new(int64_t nlist, size_t code_size,
 }
 
 void vdx_invlists_free(vdx_invlists *il) {
-    if (il) il->ops->destroy(il);
+    if (!il) return;
+    /* fetch_sub returns the count before: 0 means no other holder */
+    if (__atomic_fetch_sub(&il->extra_refs, 1, __ATOMIC_ACQ_REL) > 0) return;
+    il->ops->destroy(il);
+}
+
+vdx_invlists *vdx_invlists_ref(vdx_invlists *il) {
+    if (il) __atomic_add_fetch(&il->extra_refs, 1, __ATOMIC_RELAXED);
+    return il;
 }
 
 int64_t vdx_invlists_total(const vdx_invlists *il) {
@@ -182,21 +222,22 @@ vdx_status vdx_invlists_array_borrow(vdx_invlists *il, vdx_mapping *map,
                                      const vdx_idx_t *ids) {
     array_lists *a = (array_lists *)il;
     if (n == 0) return VDX_OK;
-    vdx_idx_t *own = NULL;
+    const uint8_t *raw = NULL;
     if ((uintptr_t)ids % _Alignof(vdx_idx_t)) {
         /* FAISS's format does not align its arrays: ids at an odd offset
          * are copied (8 bytes a vector, next to its code) rather than read
-         * through a misaligned pointer */
+         * through a misaligned pointer -- at first use, not here */
         if (!a->ids_own && !(a->ids_own = vdx_calloc((size_t)il->nlist, 1)))
             return VDX_ERR_OUT_OF_MEMORY;
-        own = vdx_malloc_array((size_t)n, sizeof(vdx_idx_t));
-        if (!own) return VDX_ERR_OUT_OF_MEMORY;
-        memcpy(own, ids, (size_t)n * sizeof(vdx_idx_t));
-        a->ids_own[l] = 1;
+        if (!a->raw_ids &&
+            !(a->raw_ids = vdx_calloc((size_t)il->nlist, sizeof *a->raw_ids)))
+            return VDX_ERR_OUT_OF_MEMORY;
+        raw = (const uint8_t *)(const void *)ids;
     }
     if (!a->map) a->map = vdx_mapping_ref(map);
     a->codes[l] = (uint8_t *)(uintptr_t)codes;
-    a->ids[l] = own ? own : (vdx_idx_t *)(uintptr_t)ids;
+    a->ids[l] = raw ? NULL : (vdx_idx_t *)(uintptr_t)ids;
+    if (raw) a->raw_ids[l] = raw;
     a->size[l] = n;
     a->cap[l] = 0;
     return VDX_OK;

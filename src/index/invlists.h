@@ -33,6 +33,8 @@ struct vdx_invlists {
     const vdx_invlists_ops *ops;
     int64_t nlist;
     size_t code_size;
+    int extra_refs; /* atomic: holders beyond the first (replace_invlists
+                       shares lists between indexes); 0 from calloc */
 };
 
 /* The in-memory implementation (FAISS: ArrayInvertedLists, "ilar").  Its
@@ -42,7 +44,10 @@ struct vdx_invlists {
  * remove_ids, codes_rw / ids_rw), so the file is never written through. */
 VDX_INTERNAL vdx_status vdx_invlists_array_new(int64_t nlist, size_t code_size,
                                                vdx_invlists **out);
+/* Drops one holder's reference; the last one destroys the lists. */
 VDX_INTERNAL void vdx_invlists_free(vdx_invlists *il);
+/* Adds a holder (NULL passes through). */
+VDX_INTERNAL vdx_invlists *vdx_invlists_ref(vdx_invlists *il);
 /* Makes the (empty) list l of an array invlists borrow n entries at codes
  * and ids, which lie inside map (the lists take a reference to map; the
  * caller has checked the bounds).  Ids that are not 8-byte aligned are

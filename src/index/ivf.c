@@ -1083,6 +1083,55 @@ vdx_kmeans_params *vdx_index_ivf_cp(vdx_index *ix) {
  * refused merge changes nothing; an out-of-memory failure midway leaves
  * the entries merged so far in dst and the rest in src (counts kept
  * right). */
+vdx_status vdx_index_ivf_replace_invlists(vdx_index *dst,
+                                          const vdx_index *src, int own) {
+    (void)own; /* reference counted: see vecdex.h */
+    vdx_clear_error();
+    if (!dst || !src || !vdx_index_is_ivf(dst) || !vdx_index_is_ivf(src))
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "replace_invlists: both indexes must be IVF indexes");
+    vdx_ivf *a = (vdx_ivf *)dst;
+    const vdx_ivf *b = (const vdx_ivf *)src;
+    if (a->il == b->il) return VDX_OK;
+    if (strstr(dst->ops->type_name, "FastScan") ||
+        strstr(src->ops->type_name, "FastScan"))
+        return vdx_raise(VDX_ERR_UNSUPPORTED,
+                         "replace_invlists: not supported for %s (its lists "
+                         "have packed copies derived from them)",
+                         strstr(dst->ops->type_name, "FastScan")
+                             ? dst->ops->type_name
+                             : src->ops->type_name);
+    /* FAISS checks nlist and code_size; the kind too here, since lists of
+     * another kind with the same code size would be decoded as garbage */
+    if (strcmp(dst->ops->type_name, src->ops->type_name) != 0 ||
+        a->nlist != b->nlist || a->code_size != b->code_size ||
+        dst->d != src->d)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "replace_invlists: incompatible lists (%s d=%lld "
+                         "nlist=%lld code_size=%zu, lists of %s d=%lld "
+                         "nlist=%lld code_size=%zu)",
+                         dst->ops->type_name, (long long)dst->d,
+                         (long long)a->nlist, a->code_size,
+                         src->ops->type_name, (long long)src->d,
+                         (long long)b->nlist, b->code_size);
+    vdx_invlists *old = a->il;
+    const int64_t old_n = dst->ntotal;
+    a->il = vdx_invlists_ref(b->il);
+    dst->ntotal = vdx_invlists_total(a->il);
+    if (a->dm) {
+        vdx_status st = vdx_ivf_rebuild_direct_map(a);
+        if (st) {
+            vdx_invlists_free(a->il);
+            a->il = old;
+            dst->ntotal = old_n;
+            (void)vdx_ivf_rebuild_direct_map(a);
+            return st;
+        }
+    }
+    vdx_invlists_free(old);
+    return VDX_OK;
+}
+
 vdx_status vdx_index_ivf_merge_from(vdx_index *dst, vdx_index *src,
                                     int64_t add_id) {
     vdx_clear_error();

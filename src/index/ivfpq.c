@@ -15,6 +15,7 @@
  * The constant |x - c|^2 is folded into sub-quantizer 0's row of the table.
  */
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "common/blas.h"
@@ -22,7 +23,9 @@
 #include "index_pq.h"
 #include "simd/kernels.h"
 
-#define CTX_HEAD 16 /* floats before the table: the bias, padded to 64 B */
+/* floats before the table: the bias, whether this query uses the
+ * precomputed tables (set by begin_query), padded to 64 B */
+#define CTX_HEAD 16
 
 static const vdx_ivfpq *as_pq(const vdx_ivf *ivf) {
     return (const vdx_ivfpq *)(const void *)ivf;
@@ -115,13 +118,15 @@ static float *ctx_term3(const vdx_ivf *ivf, void *ctx) {
     return f + CTX_HEAD + p->pq.M * p->pq.ksub + ((ivf->base.d + 15) & ~15);
 }
 
-static int uses_precomputed(const vdx_ivfpq *p) {
-    return p->precomputed != NULL;
-}
-
+/* The choice is made once per query and kept in its context, so a table
+ * that another thread finishes building halfway through a query cannot mix
+ * the two ways within one query. */
 static void ivfpq_begin_query(const vdx_ivf *ivf, const float *xq, void *ctx) {
     const vdx_ivfpq *p = as_pq(ivf);
-    if (!uses_precomputed(p)) return;
+    float *f = ctx;
+    f[1] = 0;
+    if (!p->by_residual || !vdx_ivfpq_precomputed_table(p)) return;
+    f[1] = 1;
     float *t3 = ctx_term3(ivf, ctx);
     size_t nt = (size_t)(p->pq.M * p->pq.ksub);
     vdx_pq_table(&p->pq, VDX_METRIC_INNER_PRODUCT, xq, t3);
@@ -139,7 +144,7 @@ static void ivfpq_prepare(const vdx_ivf *ivf, const float *xq, int64_t list,
         return;
     }
     centroid(ivf, list, r);
-    if (uses_precomputed(p)) {
+    if (f[1] != 0) {
         const size_t nt = (size_t)(p->pq.M * p->pq.ksub);
         const float *t2 = p->precomputed + (size_t)list * nt;
         const float *t3 = ctx_term3(ivf, ctx);
@@ -174,6 +179,7 @@ static void ivfpq_scan(const vdx_ivf *ivf, const float *xq, int64_t list,
         for (size_t i = 0; i < n; i++) keys[i] = INFINITY;
         return;
     }
+    ivfpq_begin_query(ivf, xq, ctx);
     ivfpq_prepare(ivf, xq, list, ctx);
     ivfpq_scan_ctx(ivf, ctx, codes, n, keys);
     vdx_aligned_free(ctx);
@@ -187,20 +193,39 @@ static const vdx_ivf_scanner ivfpq_scanner = {ivfpq_ctx_size, ivfpq_prepare,
 /* FAISS's cap on the tables (precomputed_table_max_bytes) */
 #define PRECOMPUTED_MAX_BYTES ((size_t)2 << 30)
 
-vdx_status vdx_ivfpq_precompute(vdx_ivfpq *p) {
-    vdx_ivf *ivf = &p->ivf;
-    vdx_free(p->precomputed);
-    p->precomputed = NULL;
-    const int64_t d = ivf->base.d, M = p->pq.M, ksub = p->pq.ksub,
-                  dsub = p->pq.dsub, nlist = ivf->nlist;
+static int precompute_applies(const vdx_ivfpq *p) {
+    const vdx_ivf *ivf = &p->ivf;
     if (p->use_precomputed_table < 0 || !p->by_residual ||
         ivf->base.metric != VDX_METRIC_L2 || !p->pq.centroids ||
-        !ivf->base.is_trained || ivf->quantizer->ntotal != nlist)
-        return VDX_OK;
+        !ivf->base.is_trained || ivf->quantizer->ntotal != ivf->nlist)
+        return 0;
+    size_t nt = (size_t)(p->pq.M * p->pq.ksub);
+    return p->use_precomputed_table != 0 ||
+           (size_t)ivf->nlist * nt * sizeof(float) <= PRECOMPUTED_MAX_BYTES;
+}
+
+vdx_status vdx_ivfpq_precompute(vdx_ivfpq *p) {
+    vdx_free(p->precomputed);
+    p->precomputed = NULL;
+    __atomic_store_n(&p->pre_state,
+                     precompute_applies(p) ? VDX_IVFPQ_PRE_PENDING
+                                           : VDX_IVFPQ_PRE_NONE,
+                     __ATOMIC_RELEASE);
+    return VDX_OK;
+}
+
+void vdx_ivfpq_skip_precompute(vdx_ivfpq *p) {
+    vdx_free(p->precomputed);
+    p->precomputed = NULL;
+    __atomic_store_n(&p->pre_state, VDX_IVFPQ_PRE_NONE, __ATOMIC_RELEASE);
+}
+
+/* Builds the tables (the caller holds pre_mu and saw PENDING). */
+static vdx_status build_precomputed(vdx_ivfpq *p) {
+    vdx_ivf *ivf = &p->ivf;
+    const int64_t d = ivf->base.d, M = p->pq.M, ksub = p->pq.ksub,
+                  dsub = p->pq.dsub, nlist = ivf->nlist;
     size_t nt = (size_t)(M * ksub);
-    if (p->use_precomputed_table == 0 &&
-        (size_t)nlist * nt * sizeof(float) > PRECOMPUTED_MAX_BYTES)
-        return VDX_OK;
     float *t = vdx_malloc_array((size_t)nlist * nt, sizeof(float));
     float *c = vdx_malloc_array((size_t)nlist * (size_t)d, sizeof(float));
     float *cm = vdx_malloc_array((size_t)nlist * (size_t)dsub, sizeof(float));
@@ -241,6 +266,34 @@ done:
     vdx_free(ip);
     vdx_free(rn);
     return st;
+}
+
+/* One lock for every index: builds are rare (once per index after a
+ * change) and waiting for another index's build only delays a first query. */
+static pthread_mutex_t pre_mu = PTHREAD_MUTEX_INITIALIZER;
+
+const float *vdx_ivfpq_precomputed_table(const vdx_ivfpq *cp) {
+    int s = __atomic_load_n(&cp->pre_state, __ATOMIC_ACQUIRE);
+    if (s == VDX_IVFPQ_PRE_READY) return cp->precomputed;
+    if (s == VDX_IVFPQ_PRE_NONE) return NULL;
+    /* the lazy fields are the only ones written, and only under pre_mu */
+    vdx_ivfpq *p = (vdx_ivfpq *)(uintptr_t)cp;
+    pthread_mutex_lock(&pre_mu);
+    if (__atomic_load_n(&p->pre_state, __ATOMIC_ACQUIRE) ==
+        VDX_IVFPQ_PRE_PENDING) {
+        /* a failed build (no memory) leaves the residual tables in use; the
+         * search itself succeeds, so the error is not left behind */
+        int ok = build_precomputed(p) == VDX_OK;
+        if (!ok) vdx_clear_error();
+        __atomic_store_n(&p->pre_state,
+                         ok ? VDX_IVFPQ_PRE_READY : VDX_IVFPQ_PRE_NONE,
+                         __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&pre_mu);
+    return __atomic_load_n(&p->pre_state, __ATOMIC_ACQUIRE) ==
+                   VDX_IVFPQ_PRE_READY
+               ? p->precomputed
+               : NULL;
 }
 
 /* ---- ops: the generic IVF ones, with training and destruction extended -- */
@@ -393,6 +446,9 @@ int vdx_index_ivfpq_use_precomputed_table(const vdx_index *ix, int *active) {
     if (active) *active = 0;
     if (!vdx_is_ivfpq(ix)) return 0;
     const vdx_ivfpq *p = (const vdx_ivfpq *)(const void *)ix;
-    if (active) *active = p->precomputed != NULL;
+    /* pending counts: the first search builds them */
+    if (active)
+        *active = __atomic_load_n(&p->pre_state, __ATOMIC_ACQUIRE) !=
+                  VDX_IVFPQ_PRE_NONE;
     return p->use_precomputed_table;
 }

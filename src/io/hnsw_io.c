@@ -13,7 +13,9 @@
  *     int32 entry_point, max_level, efConstruction, efSearch, upper_beam
  *   then the storage index (IxF2 / IxFI, IxSQ, IxPq), read recursively.
  *
- * vecdex converts to its own layout (hnsw.h) on load and back on save.
+ * vecdex converts to its own layout (hnsw.h) on load and back on save;
+ * opened memory-mapped, offsets and neighbors are searched in the map as
+ * they are (hnsw.h, "Mapped graphs"): their links are checked when read.
  * Checks on read: the level table has FAISS's shape (2M on level 0, M
  * above) with 2 <= M <= 512; every level in 1..table size; offsets start
  * at 0 and step by exactly the node's link count; every link is -1 or a
@@ -87,7 +89,8 @@ vdx_status vdx_io_write_hnsw(vdx_writer *w, const vdx_index *ix) {
     int32_t buf[1 + 2 * VDX_HNSW_M_MAX];
     for (int64_t i = 0; i < g->n; i++)
         for (int l = 0; l <= g->levels[i]; l++) {
-            const int32_t *row = vdx_hnsw_row(g, i, l);
+            int32_t rb[1 + 2 * VDX_HNSW_M_MAX];
+            const int32_t *row = vdx_hnsw_row_get(g, i, l, rb);
             int deg = cum[l + 1] - cum[l];
             for (int j = 0; j < deg; j++) buf[j] = j < row[0] ? row[1 + j] : -1;
             if ((s = vdx_wr_bytes(w, buf, (size_t)deg * sizeof(int32_t)))) return s;
@@ -181,13 +184,24 @@ vdx_status vdx_io_read_hnsw(vdx_reader *r, vdx_io_header *h, vdx_index **out) {
      * cum[levels[i]]) */
     at = r->pos;
     if ((s = vdx_rd_vector_count(r, 8, n + 1, "HNSW offsets"))) goto fail;
+    /* mapped: offsets and neighbors stay in the map (see hnsw.h) */
+    const uint8_t *moff = NULL, *mnb = NULL;
+    if (r->map &&
+        !(moff = vdx_rd_borrow(r, (n + 1) * 8, "HNSW offsets", &s)) && s)
+        goto fail;
     uint64_t prev;
-    if ((s = vdx_rd_u64(r, &prev, "HNSW offsets"))) goto fail;
+    if (moff)
+        memcpy(&prev, moff, 8);
+    else if ((s = vdx_rd_u64(r, &prev, "HNSW offsets")))
+        goto fail;
     if (prev != 0) FAIL(VDX_ERR_FORMAT, "%s index: offsets[0]=%" PRIu64
                         " at offset %" PRIu64 ", expected 0", fc, prev, at + 8);
     for (uint64_t i = 0; i < n; i++) {
         uint64_t o;
-        if ((s = vdx_rd_u64(r, &o, "HNSW offsets"))) goto fail;
+        if (moff)
+            memcpy(&o, moff + 8 * (i + 1), 8);
+        else if ((s = vdx_rd_u64(r, &o, "HNSW offsets")))
+            goto fail;
         if (o < prev || o - prev != (uint64_t)cum[lev[i]])
             FAIL(VDX_ERR_FORMAT,
                  "%s index: offsets[%" PRIu64 "]=%" PRIu64 " at offset %" PRIu64
@@ -207,6 +221,25 @@ vdx_status vdx_io_read_hnsw(vdx_reader *r, vdx_io_header *h, vdx_index **out) {
     if ((s = vdx_hnsw_make(dummy, kind, M, &hx))) {
         vdx_index_free(dummy);
         goto fail;
+    }
+    if (moff && prev > 0) {
+        /* the links are checked when a search reads them, not here: that
+         * would read (and make resident) the whole array at open */
+        if (!(mnb = vdx_rd_borrow(r, prev * 4, "HNSW neighbors", &s)))
+            goto fail;
+        vdx_hnsw *g = &hx->g;
+        if (!(g->levels = vdx_malloc_array((size_t)VDX_MAX(n, 1), 1))) {
+            s = VDX_ERR_OUT_OF_MEMORY;
+            goto fail;
+        }
+        for (uint64_t i = 0; i < n; i++) g->levels[i] = (int8_t)(lev[i] - 1);
+        g->n = (int64_t)n;
+        g->map = vdx_mapping_ref(r->map);
+        g->m_off = moff;
+        g->m_nb = mnb;
+        g->m_nnb = prev;
+        memcpy(g->m_cum, cum, (np + 1) * sizeof(int32_t));
+        goto graph_done;
     }
     if ((s = vdx_hnsw_reserve(&hx->g, (int64_t)n))) goto fail;
     buf = vdx_malloc_array((size_t)cum[np], sizeof(int32_t));
@@ -236,6 +269,7 @@ vdx_status vdx_io_read_hnsw(vdx_reader *r, vdx_io_header *h, vdx_index **out) {
         }
         pos += cnt;
     }
+graph_done:;
     int32_t ep, maxl, efc, efs, ub;
     at = r->pos;
     if ((s = vdx_rd_i32(r, &ep, "HNSW entry_point")) ||

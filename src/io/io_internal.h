@@ -73,6 +73,7 @@ typedef struct vdx_reader {
 #define VDX_IOF_READ_ONLY 2
 #define VDX_IOF_ONDISK_SAME_DIR 4
 #define VDX_IOF_SKIP_IVF_DATA 8
+#define VDX_IOF_SKIP_PRECOMPUTE_TABLE 16
 #define VDX_IOF_MMAP_BITS 0x646f0000
 #define VDX_IOF_MMAP_IFC (1 << 9)
 

@@ -215,12 +215,17 @@ vdx_status vdx_io_read_ivfpq(vdx_reader *r, vdx_io_header *h,
                              vdx_index **out) {
     vdx_status s = vdx_io_read_ivf(r, h, make_ivfpq, out);
     if (s) return s;
-    /* as FAISS: the precomputed tables are not stored, but rebuilt */
-    if ((s = vdx_ivfpq_precompute((vdx_ivfpq *)(void *)*out))) {
-        vdx_index_free(*out);
-        *out = NULL;
-    }
-    return s;
+    /* as FAISS: the precomputed tables are not stored, but rebuilt -- by
+     * the first search that uses them, so that opening (mapped or not)
+     * costs neither their time nor their nlist x M x ksub floats; FAISS's
+     * IO_FLAG_SKIP_PRECOMPUTE_TABLE turns them off (as in FAISS, until
+     * precompute_table() or use_precomputed_table is set) */
+    vdx_ivfpq *p = (vdx_ivfpq *)(void *)*out;
+    if (r->io_flags & VDX_IOF_SKIP_PRECOMPUTE_TABLE)
+        vdx_ivfpq_skip_precompute(p);
+    else
+        (void)vdx_ivfpq_precompute(p);
+    return VDX_OK;
 }
 
 vdx_status vdx_io_write_ivfpq(vdx_writer *w, const vdx_index *ix) {

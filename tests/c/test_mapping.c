@@ -2,12 +2,16 @@
  * test_mapping.c — memory-mapped reading (VDX_IO_FLAG_MMAP, common/mapping.c
  * and the readers that borrow from the map): the same results as a loaded
  * index, changes copy instead of writing through (the file's bytes are
- * compared before and after), truncated files refused at open, and the
- * FAISS flag values.
+ * compared before and after), truncated files refused at open, the
+ * FAISS flag values, and IndexIVFPQ's precomputed tables built by the first
+ * search instead of at open (also from several threads at once).
  */
+#include <pthread.h>
 #include <unistd.h>
 
 #include "test.h"
+#include "index/hnsw.h"
+#include "index/index_pq.h"
 
 #define D 16
 #define NB 500
@@ -73,6 +77,7 @@ static void test_flag_values(void) {
     CHECK(VDX_IO_FLAG_MMAP_IFC == 512);
     CHECK(VDX_IO_FLAG_READ_ONLY == 2);
     CHECK(VDX_IO_FLAG_ONDISK_SAME_DIR == 4);
+    CHECK(VDX_IO_FLAG_SKIP_PRECOMPUTE_TABLE == 16);
 }
 
 static void mapped_kind(int ivf) {
@@ -141,10 +146,278 @@ static void test_mapped_empty_and_missing(void) {
     unlink(path);
 }
 
+/* ---- IndexIVFPQ: lazy precomputed tables ------------------------------ */
+
+typedef struct {
+    const vdx_index *ix;
+    const float *xq;
+    float dist[NQ * K];
+    vdx_idx_t ids[NQ * K];
+    vdx_status st;
+} search_job;
+
+static void *search_thread(void *arg) {
+    search_job *j = arg;
+    vdx_search_params p;
+    memset(&p, 0, sizeof p);
+    p.nprobe = 8;
+    j->st = vdx_index_search(j->ix, NQ, j->xq, K, &p, j->dist, j->ids);
+    return NULL;
+}
+
+static int pre_state(const vdx_index *ix) {
+    return __atomic_load_n(&((const vdx_ivfpq *)(const void *)ix)->pre_state,
+                           __ATOMIC_ACQUIRE);
+}
+
+static void test_mapped_ivfpq_lazy_tables(void) {
+    char path[256];
+    tmpname(path, sizeof path, "ivfpq");
+    float *xb = vectors(NB * 4, 3), *xq = vectors(NQ, 4);
+    vdx_index *q = NULL, *ix = NULL;
+    CHECK_OK(vdx_index_flat_new(D, VDX_METRIC_L2, &q));
+    CHECK_OK(vdx_index_ivfpq_new(q, D, 8, 4, 6, VDX_METRIC_L2, &ix));
+    CHECK_OK(vdx_index_train(ix, NB * 4, xb));
+    CHECK_OK(vdx_index_add(ix, NB * 4, xb));
+    CHECK_OK(vdx_write_index(ix, path));
+    long n0, n1;
+    uint8_t *before = slurp(path, &n0);
+    vdx_index *mem = NULL, *mm = NULL, *skip = NULL, *never = NULL;
+    CHECK_OK(vdx_read_index(path, 0, &mem));
+    CHECK_OK(vdx_read_index(path, VDX_IO_FLAG_MMAP, &mm));
+    CHECK_OK(vdx_read_index(path, VDX_IO_FLAG_MMAP |
+                                      VDX_IO_FLAG_SKIP_PRECOMPUTE_TABLE,
+                            &skip));
+    CHECK_OK(vdx_read_index(path, 0, &never));
+    if (!mem || !mm || !skip || !never) goto done;
+    /* nothing built at open, but the tables will be used */
+    CHECK(pre_state(mm) == VDX_IVFPQ_PRE_PENDING);
+    CHECK(((const vdx_ivfpq *)(const void *)mm)->precomputed == NULL);
+    int active = 0;
+    CHECK(vdx_index_ivfpq_use_precomputed_table(mm, &active) == 0 && active);
+    /* the first search, from 4 threads at once, builds them once; every
+     * thread gets the results of the trained index itself */
+    search_job jobs[4];
+    pthread_t th[4];
+    for (int t = 0; t < 4; t++) {
+        jobs[t].ix = mm;
+        jobs[t].xq = xq;
+        CHECK(pthread_create(&th[t], NULL, search_thread, &jobs[t]) == 0);
+    }
+    for (int t = 0; t < 4; t++) pthread_join(th[t], NULL);
+    CHECK(pre_state(mm) == VDX_IVFPQ_PRE_READY);
+    search_job ref = {.ix = ix, .xq = xq};
+    search_thread(&ref);
+    CHECK_OK(ref.st);
+    CHECK(pre_state(ix) == VDX_IVFPQ_PRE_READY);
+    for (int t = 0; t < 4; t++) {
+        CHECK_OK(jobs[t].st);
+        CHECK(memcmp(jobs[t].ids, ref.ids, sizeof ref.ids) == 0);
+        CHECK(memcmp(jobs[t].dist, ref.dist, sizeof ref.dist) == 0);
+    }
+    same_search(mem, mm, xq);
+    /* the tables are the ones an eager build makes: compare with a direct
+     * |r|^2 + 2<c, r> of list 3, sub-quantizer 1, centroid 5 */
+    {
+        const vdx_ivfpq *p = (const vdx_ivfpq *)(const void *)mm;
+        float c[D];
+        CHECK_OK(vdx_index_reconstruct(q, 3, c));
+        const int64_t ds = p->pq.dsub, ks = p->pq.ksub;
+        const float *r = p->pq.centroids + (1 * ks + 5) * ds;
+        double want = 0;
+        for (int64_t j = 0; j < ds; j++)
+            want += (double)r[j] * r[j] + 2.0 * c[ds + j] * r[j];
+        float got = p->precomputed[(3 * p->pq.M + 1) * ks + 5];
+        CHECK(fabs(got - want) < 1e-4);
+    }
+    /* SKIP_PRECOMPUTE_TABLE: never built; the same results as the residual
+     * tables (use_precomputed_table = -1), close to the precomputed ones */
+    CHECK_OK(vdx_index_ivfpq_set_use_precomputed_table(never, -1));
+    same_search(skip, never, xq);
+    CHECK(pre_state(skip) == VDX_IVFPQ_PRE_NONE);
+    CHECK(vdx_index_ivfpq_use_precomputed_table(skip, &active) == 0 &&
+          !active);
+    {
+        search_job a = {.ix = skip, .xq = xq};
+        search_thread(&a);
+        CHECK_OK(a.st);
+        int same = 0;
+        for (int i = 0; i < NQ * K; i++) {
+            same += a.ids[i] == ref.ids[i];
+            CHECK(fabsf(a.dist[i] - ref.dist[i]) <=
+                  1e-4f * (1 + fabsf(ref.dist[i])));
+        }
+        CHECK(same >= NQ * K - 2);
+    }
+    /* asked for again, they are built by the next search */
+    CHECK_OK(vdx_index_ivfpq_set_use_precomputed_table(skip, 0));
+    CHECK(pre_state(skip) == VDX_IVFPQ_PRE_PENDING);
+    same_search(skip, mem, xq);
+    CHECK(pre_state(skip) == VDX_IVFPQ_PRE_READY);
+    uint8_t *after = slurp(path, &n1);
+    CHECK(n1 == n0 && after && memcmp(before, after, (size_t)n0) == 0);
+    free(after);
+done:
+    vdx_index_free(mem);
+    vdx_index_free(mm);
+    vdx_index_free(skip);
+    vdx_index_free(never);
+    vdx_index_free(ix); /* and q, which it owns */
+    free(before);
+    free(xb);
+    free(xq);
+    unlink(path);
+}
+
+/* ---- HNSW: FAISS's graph arrays searched in the map -------------------- */
+
+static void test_mapped_hnsw_graph(void) {
+    char path[256], back[256];
+    tmpname(path, sizeof path, "hnsw");
+    tmpname(back, sizeof back, "hnswback");
+    float *xb = vectors(NB * 2, 5), *xq = vectors(NQ, 6);
+    vdx_index *ix = NULL, *mem = NULL, *mm = NULL;
+    CHECK_OK(vdx_index_hnsw_flat_new(D, 8, VDX_METRIC_L2, &ix));
+    CHECK_OK(vdx_index_add(ix, NB * 2, xb));
+    CHECK_OK(vdx_write_index(ix, path));
+    long n0, n1, nb;
+    uint8_t *before = slurp(path, &n0);
+    CHECK_OK(vdx_read_index(path, 0, &mem));
+    CHECK_OK(vdx_read_index(path, VDX_IO_FLAG_MMAP, &mm));
+    if (!mem || !mm) goto done;
+    const vdx_index_hnsw *h = (const vdx_index_hnsw *)(const void *)mm;
+    CHECK(h->g.m_nb != NULL && h->g.links0 == NULL); /* not converted */
+    same_search(mem, mm, xq);
+    /* every row equals the converted graph's */
+    int bad = 0;
+    for (int64_t i = 0; i < NB * 2; i++) {
+        int la = -1, lb = -2;
+        CHECK_OK(vdx_index_hnsw_node_level(mem, i, &la));
+        CHECK_OK(vdx_index_hnsw_node_level(mm, i, &lb));
+        bad += la != lb;
+        for (int l = 0; l <= la && la == lb; l++) {
+            int64_t ra[16], rb[16];
+            int ca = -1, cb = -2;
+            CHECK_OK(vdx_index_hnsw_neighbors(mem, i, l, ra, &ca));
+            CHECK_OK(vdx_index_hnsw_neighbors(mm, i, l, rb, &cb));
+            bad += ca != cb || memcmp(ra, rb, (size_t)ca * 8) != 0;
+        }
+    }
+    CHECK(bad == 0);
+    /* written back from the map: the same bytes */
+    CHECK_OK(vdx_write_index(mm, back));
+    uint8_t *wb = slurp(back, &nb);
+    CHECK(nb == n0 && wb && memcmp(wb, before, (size_t)n0) == 0);
+    free(wb);
+    /* a change converts (copies) the graph; the file stays */
+    CHECK_OK(vdx_index_add(mem, NQ, xq));
+    CHECK_OK(vdx_index_add(mm, NQ, xq));
+    CHECK(h->g.m_nb == NULL && h->g.links0 != NULL);
+    same_search(mem, mm, xq);
+    uint8_t *after = slurp(path, &n1);
+    CHECK(n1 == n0 && after && memcmp(before, after, (size_t)n0) == 0);
+    free(after);
+    /* the file rewritten in place under a mapped graph (the map shows the
+     * new bytes): the neighbors, then the offsets, overwritten with links
+     * and offsets out of range, which are never followed */
+    for (int pass = 0; pass < 2; pass++) {
+        vdx_index_free(mm);
+        mm = NULL;
+        FILE *f = fopen(path, "wb");
+        if (f) {
+            fwrite(before, 1, (size_t)n0, f);
+            fclose(f);
+        }
+        CHECK_OK(vdx_read_index(path, VDX_IO_FLAG_MMAP, &mm));
+        if (!mm) break;
+        const vdx_hnsw *g = &((const vdx_index_hnsw *)(const void *)mm)->g;
+        const uint8_t *at = pass == 0 ? g->m_nb : g->m_off;
+        long from = (long)(at - g->map->base);
+        long len = pass == 0 ? (long)g->m_nnb * 4 : (long)(g->n + 1) * 8;
+        f = fopen(path, "r+b");
+        if (!f) break;
+        fseek(f, from, SEEK_SET);
+        for (long i = 0; i < len; i++) fputc(i % 3 ? 0x7f : 0x3f, f);
+        fclose(f);
+        float dd[NQ * K];
+        vdx_idx_t ii[NQ * K];
+        vdx_search_params p;
+        memset(&p, 0, sizeof p);
+        CHECK_OK(vdx_index_search(mm, NQ, xq, K, &p, dd, ii));
+        for (int i = 0; i < NQ * K; i++) CHECK(ii[i] >= -1 && ii[i] < NB * 2);
+        int64_t nbr[16];
+        int cnt = -1;
+        CHECK_OK(vdx_index_hnsw_neighbors(mm, 0, 0, nbr, &cnt));
+        CHECK(cnt == 0); /* every link of node 0 is out of range */
+    }
+done:
+    vdx_index_free(ix);
+    vdx_index_free(mem);
+    vdx_index_free(mm);
+    free(before);
+    free(xb);
+    free(xq);
+    unlink(path);
+    unlink(back);
+}
+
+/* ---- replace_invlists: shared, reference-counted lists ------------------ */
+
+static void test_replace_invlists(void) {
+    char path[256];
+    tmpname(path, sizeof path, "repl");
+    float *xb = vectors(NB, 7), *xq = vectors(NQ, 8);
+    write_kind(1, xb, path);
+    vdx_index *mm = NULL, *mem = NULL, *q = NULL, *empty = NULL, *other = NULL,
+              *q2 = NULL;
+    CHECK_OK(vdx_read_index(path, VDX_IO_FLAG_MMAP, &mm));
+    CHECK_OK(vdx_read_index(path, 0, &mem));
+    CHECK_OK(vdx_index_flat_new(D, VDX_METRIC_L2, &q));
+    CHECK_OK(vdx_index_ivf_flat_new(q, D, 8, VDX_METRIC_L2, &empty));
+    CHECK_OK(vdx_index_train(empty, NB, xb));
+    CHECK_OK(vdx_index_flat_new(D, VDX_METRIC_L2, &q2));
+    CHECK_OK(vdx_index_ivf_flat_new(q2, D, 4, VDX_METRIC_L2, &other));
+    if (!mm || !mem || !empty || !other) goto done;
+    /* incompatible: refused, nothing changed */
+    CHECK(vdx_index_ivf_replace_invlists(other, mm, 0) ==
+          VDX_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(vdx_last_error(), "nlist=4") != NULL);
+    CHECK(vdx_index_ntotal(other) == 0);
+    /* the mapped lists, then the index that read them freed: the lists and
+     * the map live on with `empty` (ASan: no use after free, no leak).  The
+     * coarse centroids differ from the file's, so compare with the loaded
+     * index searching every list, where the assignment does not matter */
+    CHECK_OK(vdx_index_ivf_replace_invlists(empty, mm, 1));
+    CHECK(vdx_index_ntotal(empty) == NB);
+    vdx_index_free(mm);
+    mm = NULL;
+    float da[NQ * K], db[NQ * K];
+    vdx_idx_t ia[NQ * K], ib[NQ * K];
+    vdx_search_params p;
+    memset(&p, 0, sizeof p);
+    p.nprobe = 8;
+    CHECK_OK(vdx_index_search(empty, NQ, xq, K, &p, da, ia));
+    CHECK_OK(vdx_index_search(mem, NQ, xq, K, &p, db, ib));
+    CHECK(memcmp(ia, ib, sizeof ia) == 0);
+    CHECK_OK(vdx_index_add(empty, NQ, xq)); /* copies what it changes */
+    CHECK(vdx_index_ntotal(empty) == NB + NQ);
+done:
+    vdx_index_free(mm);
+    vdx_index_free(mem);
+    vdx_index_free(empty);
+    vdx_index_free(other);
+    free(xb);
+    free(xq);
+    unlink(path);
+}
+
 int main(void) {
     RUN(test_flag_values);
     RUN(test_mapped_flat);
     RUN(test_mapped_ivf_flat);
     RUN(test_mapped_empty_and_missing);
+    RUN(test_mapped_ivfpq_lazy_tables);
+    RUN(test_mapped_hnsw_graph);
+    RUN(test_replace_invlists);
     return TEST_SUMMARY();
 }

@@ -7,11 +7,14 @@
     memcap_build.py hog N D             -> tries to hold all N x D floats
 
 The data is generated shard by shard from per-shard seeds, never whole;
-the exact neighbours are kept as a running top-k per query.
+the exact neighbours are kept as a running top-k per query.  MEMCAP_KEY,
+MEMCAP_NTRAIN and MEMCAP_NPROBE change the index (bench/bench_memcap.py's
+20M run); the defaults are the CI test's.
 """
 import json
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -67,8 +70,12 @@ def main():
     folder, n, d, ns = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
     xq = queries(d)
     trained = os.path.join(folder, "trained.index")
-    ix = vecdex.index_factory(d, "IVF256,PQ16")
-    ix.train(chunk(99, 20000, d))
+    key = os.environ.get("MEMCAP_KEY", "IVF256,PQ16")
+    ntrain = int(os.environ.get("MEMCAP_NTRAIN", "20000"))
+    nprobe = int(os.environ.get("MEMCAP_NPROBE", "32"))
+    t0 = time.perf_counter()
+    ix = vecdex.index_factory(d, key)
+    ix.train(chunk(99, ntrain, d))
     vecdex.write_index(ix, trained)
     del ix
     step = n // ns
@@ -92,6 +99,8 @@ def main():
         o = np.argsort(allD, axis=1, kind="stable")[:, :K]
         gD = np.take_along_axis(allD, o, 1)
         gI = np.take_along_axis(allI, o, 1)
+    t_shards = time.perf_counter() - t0
+    t0 = time.perf_counter()
     index = vecdex.read_index(trained)
     if os.environ.get("MEMCAP_DEBUG"):
         print("before merge VmSize", vm("VmSize"), file=sys.stderr)
@@ -100,15 +109,22 @@ def main():
     del index
     if os.environ.get("MEMCAP_DEBUG"):
         print("after merge VmSize", vm("VmSize"), "peak", vmpeak(), file=sys.stderr)
+    t_merge = time.perf_counter() - t0
     for s in shards:
         os.remove(s)
+    t0 = time.perf_counter()
     index = vecdex.read_index(os.path.join(folder, "merged.index"))
-    index.nprobe = 32
+    t_open = time.perf_counter() - t0
+    index.nprobe = nprobe
+    t0 = time.perf_counter()
     D, I = index.search(xq, 100)
+    t_search = time.perf_counter() - t0
     np.save(os.path.join(folder, "I.npy"), I)
     recall = float(np.mean([len(np.intersect1d(I[q], gI[q, :1])) for q in range(len(xq))]))
     print(json.dumps({"ntotal": index.ntotal, "recall1_at_100": recall,
-                      "vmpeak_kb": vmpeak()}))
+                      "vmpeak_kb": vmpeak(), "shards_s": t_shards,
+                      "merge_s": t_merge, "open_s": t_open,
+                      "search_ms_per_query": 1e3 * t_search / len(xq)}))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ KINDS = [
     ("IVF16,Flat", True),
     ("IVF16,PQ6", True),
     ("IVF16,SQ8", True),
-    ("HNSW12", True),       # storage mapped; the graph is converted (copied)
+    ("HNSW12", True),       # graph (FAISS's arrays) and storage mapped
     ("PQ6", True),
     ("SQ8", True),
     ("HNSW12,SQ8", True),
@@ -82,7 +82,8 @@ def set_nprobe(*ixs):
 
 def test_flag_values_are_faiss_values():
     for name in ("IO_FLAG_MMAP", "IO_FLAG_READ_ONLY", "IO_FLAG_MMAP_IFC",
-                 "IO_FLAG_ONDISK_SAME_DIR", "IO_FLAG_SKIP_IVF_DATA"):
+                 "IO_FLAG_ONDISK_SAME_DIR", "IO_FLAG_SKIP_IVF_DATA",
+                 "IO_FLAG_SKIP_PRECOMPUTE_TABLE"):
         assert getattr(vecdex, name) == getattr(faiss, name), name
 
 
@@ -174,6 +175,164 @@ def test_reset_of_mapped_index(tmp_path, data):
     mm.add(xb[:10])
     assert mm.search(xb[:1], 1)[1][0, 0] == 0
     assert sha(p) == before
+
+
+def test_ivfpq_tables_built_by_first_search(tmp_path, data):
+    """IVF-PQ opened mapped builds its precomputed L2 tables at the first
+    search, not at open: concurrent first searches from several threads get
+    the in-memory index's exact results; SKIP_PRECOMPUTE_TABLE gives faiss's
+    results with the same flag (both use residual tables)."""
+    import threading
+    xb, xq = data
+    fi = build_faiss("IVF16,PQ6", xb)
+    p = str(tmp_path / "pq.faiss")
+    faiss.write_index(fi, p)
+    before = sha(p)
+    mem = vecdex.read_index(p)
+    set_nprobe(mem)
+    Dm, Im = mem.search(xq, 10)
+    for _ in range(3):
+        mm = vecdex.read_index(p, vecdex.IO_FLAG_MMAP)
+        set_nprobe(mm)
+        out = [None] * 4
+
+        def run(t):
+            out[t] = mm.search(xq, 10)
+        ths = [threading.Thread(target=run, args=(t,)) for t in range(4)]
+        for t in ths:
+            t.start()
+        for t in ths:
+            t.join()
+        for Dp, Ip in out:
+            np.testing.assert_array_equal(Ip, Im)
+            np.testing.assert_array_equal(Dp, Dm)
+    fl = vecdex.IO_FLAG_MMAP | vecdex.IO_FLAG_SKIP_PRECOMPUTE_TABLE
+    sk = vecdex.read_index(p, fl)
+    ff = faiss.read_index(p, faiss.IO_FLAG_MMAP |
+                          faiss.IO_FLAG_SKIP_PRECOMPUTE_TABLE)
+    never = vecdex.read_index(p)
+    never.use_precomputed_table = -1
+    set_nprobe(sk, ff, never)
+    Ds, Is = sk.search(xq, 10)
+    Dn, In = never.search(xq, 10)
+    np.testing.assert_array_equal(Is, In)
+    np.testing.assert_array_equal(Ds, Dn)
+    Df, If = ff.search(xq, 10)
+    assert (If == Is).mean() > 0.99
+    np.testing.assert_allclose(Ds, Df, rtol=1e-4, atol=1e-3)
+    assert (Is == Im).mean() > 0.99
+    np.testing.assert_allclose(Ds, Dm, rtol=1e-4, atol=1e-3)
+    del mm, sk
+    assert sha(p) == before
+
+
+def rss_kb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+
+
+def file_rss_kb(path):
+    """Resident pages of this process's maps of path (/proc/self/smaps)."""
+    tot, cur = 0, False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 5 and "-" in parts[0] and ":" in parts[3]:
+                cur = parts[-1] == path
+            elif cur and line.startswith("Rss:"):
+                tot += int(parts[1])
+    return tot
+
+
+@pytest.mark.parametrize("key", ["IVF64,PQ8", "IVF64,Flat"])
+def test_mapped_ivf_open_touches_little_of_the_file(tmp_path, key):
+    """FAISS's lists put ids at odd offsets, next to the codes: they are
+    copied at first use, so a mapped open leaves the file's pages alone."""
+    rng = np.random.default_rng(11)
+    xb = rng.standard_normal((40000, 32)).astype("float32")
+    fi = faiss.index_factory(32, key)
+    fi.train(xb[:5000])
+    fi.add(xb)
+    p = str(tmp_path / "f.faiss")
+    faiss.write_index(fi, p)
+    mm = vecdex.read_index(p, vecdex.IO_FLAG_MMAP)
+    size_kb = os.path.getsize(p) // 1024
+    assert file_rss_kb(os.path.realpath(p)) < size_kb * 0.1
+    mm.nprobe = fi.nprobe = 64
+    xq = xb[:20] + 0.01
+    Dp, Ip = mm.search(xq, 5)
+    Df, If = fi.search(xq, 5)
+    assert (Ip == If).mean() > 0.99
+    np.testing.assert_allclose(Dp, Df, rtol=1e-4, atol=1e-3)
+
+
+def test_hnsw_graph_searched_from_the_map(tmp_path):
+    """HNSW opened mapped keeps FAISS's neighbors / offsets arrays in the
+    map: opening costs a small part of the graph's memory, searches equal
+    the loaded index, and writing the mapped index gives the same bytes."""
+    rng = np.random.default_rng(3)
+    xb = rng.standard_normal((20000, 8)).astype("float32")
+    xq = rng.standard_normal((30, 8)).astype("float32")
+    fi = faiss.IndexHNSWFlat(8, 32)
+    fi.add(xb)
+    p = str(tmp_path / "h.faiss")
+    faiss.write_index(fi, p)
+    graph_kb = 20000 * 64 * 4 // 1024
+    r0 = rss_kb()
+    mm = vecdex.read_index(p, vecdex.IO_FLAG_MMAP)
+    grow_mm = rss_kb() - r0
+    r0 = rss_kb()
+    mem = vecdex.read_index(p)
+    grow_mem = rss_kb() - r0
+    assert grow_mm < graph_kb // 4, (grow_mm, grow_mem, graph_kb)
+    assert grow_mem > graph_kb // 2, (grow_mm, grow_mem, graph_kb)
+    for ix in (mm, mem, fi):
+        ix.hnsw.efSearch = 48
+    Dm, Im = mem.search(xq, 10)
+    Dp, Ip = mm.search(xq, 10)
+    np.testing.assert_array_equal(Ip, Im)
+    np.testing.assert_array_equal(Dp, Dm)
+    Df, If = fi.search(xq, 10)
+    assert (If == Ip).mean() > 0.99
+    assert (mm.hnsw.levels == faiss.vector_to_array(fi.hnsw.levels)).all()
+    a, b = str(tmp_path / "a.faiss"), str(tmp_path / "b.faiss")
+    vecdex.write_index(mm, a)
+    vecdex.write_index(mem, b)
+    assert sha(a) == sha(b)
+    # a change copies the graph first; the file is left as it was
+    before = sha(p)
+    mm.add(xb[:100] + 0.25)
+    mem.add(xb[:100] + 0.25)
+    np.testing.assert_array_equal(mm.search(xq, 10)[1], mem.search(xq, 10)[1])
+    assert sha(p) == before
+
+
+def test_hnsw_file_altered_after_mapping(tmp_path, data):
+    """Graph bytes overwritten in place after a mapped open (the map shows
+    the file as it is now): searches read nothing outside the map, return
+    ids of stored vectors, and do not crash."""
+    xb, xq = data
+    p = str(tmp_path / "h.faiss")
+    faiss.write_index(build_faiss("HNSW12", xb), p)
+    size = os.path.getsize(p)
+    storage = NB * D * 4 + 200
+    rng = np.random.default_rng(5)
+    for fill in ("random", "big"):
+        mm = vecdex.read_index(p, vecdex.IO_FLAG_MMAP)
+        n = size - storage - 300
+        junk = (rng.integers(0, 256, n, dtype="uint8").tobytes()
+                if fill == "random" else b"\x7f" * n)
+        fd = os.open(p, os.O_WRONLY)
+        try:
+            os.pwrite(fd, junk, 300)
+        finally:
+            os.close(fd)
+        Dp, Ip = mm.search(xq, 10)
+        assert ((Ip >= -1) & (Ip < NB)).all()
+        del mm
+        faiss.write_index(build_faiss("HNSW12", xb), p)
 
 
 # ---- hostile files ---------------------------------------------------------
@@ -430,3 +589,69 @@ def test_faiss_ondisk_lists_grown_by_add(tmp_path, data):
     fb = faiss.read_index(str(tmp_path / "back.index"))
     set_nprobe(fb)
     np.testing.assert_array_equal(fb.search(xq, 10)[1], If)
+
+
+# ---- replace_invlists ---------------------------------------------------------
+
+def test_replace_invlists_as_faiss(tmp_path, data):
+    """A trained empty index takes a populated (mapped) index's lists, as
+    faiss's replace_invlists(il, own) + ntotal; the lists outlive their
+    first holder (reference counted) and the file stays intact."""
+    xb, xq = data
+    key = "IVF16,Flat"
+    trained, _ = make_shards(tmp_path, key, xb, nshards=1)
+    full = faiss.read_index(trained)
+    full.add(xb)
+    p = str(tmp_path / "full.index")
+    faiss.write_index(full, p)
+    before = sha(p)
+    # faiss: the lists of one index handed to another
+    ff = faiss.read_index(trained)
+    fsrc = faiss.read_index(p)
+    ff.replace_invlists(fsrc.invlists, False)
+    ff.ntotal = fsrc.ntotal
+    for own in (False, True):
+        vt = vecdex.read_index(trained)
+        src = vecdex.read_index(p, vecdex.IO_FLAG_MMAP)
+        vt.replace_invlists(src.invlists, own)
+        assert vt.ntotal == NB
+        del src  # the lists stay alive with vt
+        set_nprobe(vt, ff)
+        Dv, Iv = vt.search(xq, 10)
+        Df, If = ff.search(xq, 10)
+        assert (Iv == If).mean() > 0.99
+        np.testing.assert_allclose(Dv, Df, rtol=1e-4, atol=1e-3)
+        # every list probed: exact, as brute force over the same data
+        Db, Ib = faiss.knn(xq, xb, 10)
+        vt.nprobe = 16
+        Dv, Iv = vt.search(xq, 10)
+        assert (Iv == Ib).mean() > 0.99
+        np.testing.assert_allclose(Dv, Db, rtol=1e-4, atol=1e-3)
+        vt.add(xb[:5])  # copies the borrowed lists it changes
+        assert vt.ntotal == NB + 5
+    assert sha(p) == before
+
+
+def test_replace_invlists_shares_and_refuses(tmp_path, data):
+    xb, xq = data
+    a = vecdex.index_factory(D, "IVF16,Flat")
+    a.train(xb)
+    b = vecdex.index_factory(D, "IVF16,Flat")
+    b.train(xb)
+    a.add(xb[:100])
+    b.replace_invlists(a.invlists)
+    assert b.ntotal == 100
+    # shared, as in faiss: entries added through one are in the other's lists
+    a.add(xb[100:150])
+    assert sum(b.invlists.list_size(l) for l in range(16)) == 150
+    c = vecdex.index_factory(D, "IVF8,Flat")
+    c.train(xb)
+    with pytest.raises(RuntimeError, match="nlist"):
+        c.replace_invlists(a.invlists)
+    pq = vecdex.index_factory(D, "IVF16,PQ6")
+    pq.train(xb)
+    with pytest.raises(RuntimeError, match="incompatible"):
+        pq.replace_invlists(a.invlists)
+    with pytest.raises(TypeError, match="InvertedLists"):
+        a.replace_invlists(np.zeros(3))
+    assert c.ntotal == 0 and pq.ntotal == 0
