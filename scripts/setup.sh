@@ -8,7 +8,7 @@ if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi
 
 need_apt=""
 for pkg in build-essential cmake libopenblas-openmp-dev libomp-dev clang libclang-rt-14-dev python3-dev libsimde-dev \
-           libsqlite3-dev libjansson-dev libmicrohttpd-dev libopenmpi-dev openmpi-bin pkg-config; do
+           libsqlite3-dev libjansson-dev libmicrohttpd-dev libopenmpi-dev openmpi-bin iproute2 pkg-config; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt="$need_apt $pkg"
 done
 if [ -n "$need_apt" ]; then

@@ -32,6 +32,27 @@ double vdx_dist_now(void) {
 }
 #define now vdx_dist_now
 
+void vdx_pipe_block(pipe_guard *pg) {
+    sigset_t set, pending;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    sigpending(&pending);
+    pg->was_pending = sigismember(&pending, SIGPIPE) == 1;
+    pthread_sigmask(SIG_BLOCK, &set, &pg->old);
+}
+
+void vdx_pipe_restore(pipe_guard *pg) {
+    sigset_t set, pending;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    sigpending(&pending);
+    if (!pg->was_pending && sigismember(&pending, SIGPIPE) == 1) {
+        struct timespec zero = {0, 0};
+        sigtimedwait(&set, NULL, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &pg->old, NULL);
+}
+
 static void nap(long us) {
     struct timespec t = {0, us * 1000};
     nanosleep(&t, NULL);
@@ -343,10 +364,26 @@ int vdx_fan_first_bad(const fan *f) {
 
 /* ---- search ------------------------------------------------------------- */
 
+static vdx_status dist_search(vdx_dist *g, int64_t n, const float *x, int64_t k,
+                              const vdx_search_params *params, double deadline_s,
+                              int allow_partial, float *D, vdx_idx_t *I,
+                              int *answered);
+
 vdx_status vdx_dist_search(vdx_dist *g, int64_t n, const float *x, int64_t k,
                            const vdx_search_params *params, double deadline_s,
                            int allow_partial, float *D, vdx_idx_t *I,
                            int *answered) {
+    pipe_guard pg;
+    vdx_pipe_block(&pg);
+    vdx_status st = dist_search(g, n, x, k, params, deadline_s, allow_partial, D, I, answered);
+    vdx_pipe_restore(&pg);
+    return st;
+}
+
+static vdx_status dist_search(vdx_dist *g, int64_t n, const float *x, int64_t k,
+                              const vdx_search_params *params, double deadline_s,
+                              int allow_partial, float *D, vdx_idx_t *I,
+                              int *answered) {
     vdx_clear_error();
     if (answered) *answered = 0;
     if (!g || g->rank != 0)
@@ -513,6 +550,8 @@ vdx_status vdx_dist_worker_loop(vdx_dist *g) {
     char *in = NULL, *rep = NULL;
     size_t incap = 0, rcap = 0;
     vdx_status st = VDX_OK;
+    pipe_guard pg;
+    vdx_pipe_block(&pg);
     for (;;) {
         int64_t h[HDR];
         int rc = poll_recv(h, HDR, MPI_INT64_T, TAG_CALL, g->comm);
@@ -582,6 +621,7 @@ vdx_status vdx_dist_worker_loop(vdx_dist *g) {
             break;
         }
     }
+    vdx_pipe_restore(&pg);
     free(in);
     free(rep);
     return st;
@@ -589,6 +629,8 @@ vdx_status vdx_dist_worker_loop(vdx_dist *g) {
 
 void vdx_dist_close(vdx_dist *g) {
     if (!g) return;
+    pipe_guard pg;
+    vdx_pipe_block(&pg);
     if (g->rank == 0 && g->peers) {
         static int64_t stop[HDR] = {OP_STOP, 0, 0, 0, 0, 0, 0, 0};
         double t_end = now() + 1.0;
@@ -614,5 +656,6 @@ void vdx_dist_close(vdx_dist *g) {
     }
     free(g->nt);
     MPI_Comm_free(&g->comm);
+    vdx_pipe_restore(&pg);
     free(g);
 }

@@ -15,6 +15,7 @@
 #ifndef VDX_DIST_INTERNAL_H
 #define VDX_DIST_INTERNAL_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -103,6 +104,17 @@ VDX_INTERNAL void vdx_fan_wait(vdx_dist *g, fan *f, double t_end);
 /* The first rank whose state is not FAN_OK, or -1. */
 VDX_INTERNAL int vdx_fan_first_bad(const fan *f);
 VDX_INTERNAL double vdx_dist_now(void);
+
+/* SIGPIPE held back in the calling thread during a call: over TCP (ranks on
+ * other hosts) a send to a rank that died writes to a closed socket, and
+ * the default SIGPIPE would kill this process.  A SIGPIPE raised meanwhile
+ * is taken off (unless one was pending before). */
+typedef struct pipe_guard {
+    sigset_t old;
+    int was_pending;
+} pipe_guard;
+VDX_INTERNAL void vdx_pipe_block(pipe_guard *pg);
+VDX_INTERNAL void vdx_pipe_restore(pipe_guard *pg);
 
 /* A write handled on the rank holding the shard (rank 0 for its own part,
  * the worker loop for the others): *status, *count and msg are the reply's.

@@ -107,7 +107,7 @@ static vdx_status write_outcome(const vdx_dist *g, const fan *f, const char *wha
                      what, cause, ok, S, done_msg, S - ok > 1 ? "s" : "", missing);
 }
 
-vdx_status vdx_dist_add(vdx_dist *g, int64_t n, const float *x,
+static vdx_status dist_add_impl(vdx_dist *g, int64_t n, const float *x,
                         const vdx_idx_t *ids, double deadline_s,
                         vdx_idx_t *ids_out, int64_t *applied) {
     vdx_clear_error();
@@ -213,6 +213,10 @@ done:
     return st;
 }
 
+static vdx_status dist_remove_sent(vdx_dist *g, int64_t n, const vdx_idx_t *ids,
+                                   vdx_idx_t imin, vdx_idx_t imax, double deadline_s,
+                                   int64_t *removed, const char *what);
+
 /* removal: ids (n of them) or, with ids NULL, the range [imin, imax) */
 static vdx_status dist_remove(vdx_dist *g, int64_t n, const vdx_idx_t *ids,
                               vdx_idx_t imin, vdx_idx_t imax, double deadline_s,
@@ -221,6 +225,17 @@ static vdx_status dist_remove(vdx_dist *g, int64_t n, const vdx_idx_t *ids,
     vdx_status st = check_rank0(g, what, deadline_s);
     if (st) return st;
     if ((st = check_writable(g, what))) return st;
+    pipe_guard pg;
+    vdx_pipe_block(&pg);
+    st = dist_remove_sent(g, n, ids, imin, imax, deadline_s, removed, what);
+    vdx_pipe_restore(&pg);
+    return st;
+}
+
+static vdx_status dist_remove_sent(vdx_dist *g, int64_t n, const vdx_idx_t *ids,
+                                   vdx_idx_t imin, vdx_idx_t imax, double deadline_s,
+                                   int64_t *removed, const char *what) {
+    vdx_status st;
     if (ids && n < 0)
         return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "%s: n=%lld is negative", what,
                          (long long)n);
@@ -412,7 +427,7 @@ static vdx_status write_manifest(const vdx_dist *g, const char *dir) {
     return VDX_OK;
 }
 
-vdx_status vdx_dist_save(vdx_dist *g, const char *dir, double deadline_s) {
+static vdx_status dist_save_impl(vdx_dist *g, const char *dir, double deadline_s) {
     vdx_clear_error();
     vdx_status st = check_rank0(g, "dist_save", deadline_s);
     if (st) return st;
@@ -523,4 +538,22 @@ vdx_status vdx_dist_load(MPI_Comm comm, const char *dir, int io_flags,
     vdx_index_free(*shard);
     *shard = NULL;
     return vdx_raise(code ? (vdx_status)code : VDX_ERR_IO, "dist_load: %s", err);
+}
+
+vdx_status vdx_dist_add(vdx_dist *g, int64_t n, const float *x,
+                        const vdx_idx_t *ids, double deadline_s,
+                        vdx_idx_t *ids_out, int64_t *applied) {
+    pipe_guard pg;
+    vdx_pipe_block(&pg);
+    vdx_status st = dist_add_impl(g, n, x, ids, deadline_s, ids_out, applied);
+    vdx_pipe_restore(&pg);
+    return st;
+}
+
+vdx_status vdx_dist_save(vdx_dist *g, const char *dir, double deadline_s) {
+    pipe_guard pg;
+    vdx_pipe_block(&pg);
+    vdx_status st = dist_save_impl(g, dir, deadline_s);
+    vdx_pipe_restore(&pg);
+    return st;
 }

@@ -28,9 +28,14 @@
  *                     same results, and an add after it gets fresh ids
  *   test_dist badload DIR vdx_dist_load with the wrong rank count fails on
  *                     every rank, naming the count
+ *   test_dist hostinfo    rank 0 prints each rank's IPv4 addresses (not
+ *                     loopback): one rank per test host (tests/mpi/netns.sh)
  * Prints "test_dist MODE: OK" on rank 0 when everything held.
  */
+#include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -287,6 +292,29 @@ int main(int argc, char **argv) {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
     MPI_Comm_size(MPI_COMM_WORLD, &S);
     const char *mode = argc > 1 ? argv[1] : "equal";
+    if (!strcmp(mode, "hostinfo")) {
+        char mine[256] = "", *all = malloc(256 * (size_t)S);
+        struct ifaddrs *ifs = NULL;
+        if (getifaddrs(&ifs) == 0) {
+            for (struct ifaddrs *a = ifs; a; a = a->ifa_next) {
+                if (!a->ifa_addr || a->ifa_addr->sa_family != AF_INET) continue;
+                char b[INET_ADDRSTRLEN];
+                inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)a->ifa_addr)->sin_addr, b,
+                          sizeof b);
+                if (strncmp(b, "127.", 4) && strlen(mine) + strlen(b) + 2 < sizeof mine) {
+                    strcat(mine, " ");
+                    strcat(mine, b);
+                }
+            }
+            freeifaddrs(ifs);
+        }
+        MPI_Gather(mine, 256, MPI_CHAR, all, 256, MPI_CHAR, 0, MPI_COMM_WORLD);
+        if (rank_ == 0)
+            for (int r = 0; r < S; r++) printf("test_dist hostinfo: rank %d on%s\n", r, all + 256 * r);
+        free(all);
+        MPI_Finalize();
+        return 0;
+    }
     vdx_set_num_threads(1);
     float *xb = malloc(sizeof(float) * NB * D), *xq = malloc(sizeof(float) * NQ * D);
     data(xb, NB, 1);
