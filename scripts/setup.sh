@@ -32,3 +32,10 @@ if [ -n "$missing" ]; then
   echo "[setup] pip install$missing"
   $PY -m pip install -q --root-user-action=ignore $missing
 fi
+# optional: mpi4py (built against Debian's Open MPI) for vecdex.contrib.dist's
+# test; without it tests/python/test_contrib_dist.py skips
+if command -v mpicc >/dev/null && ! $PY -c "import mpi4py" >/dev/null 2>&1; then
+  echo "[setup] pip install mpi4py (optional)"
+  $PY -m pip install -q --root-user-action=ignore mpi4py ||
+    echo "[setup] mpi4py did not install: the contrib.dist test will skip"
+fi
