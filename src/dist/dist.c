@@ -324,6 +324,8 @@ void vdx_fan_wait(vdx_dist *g, fan *f, double t_end) {
             pe->receiving = 0;
             int64_t head[5];
             memcpy(head, pe->r, sizeof head);
+            /* any answer, a late one too, is the shard's latest size */
+            if (g->nt && head[R_NTOTAL] >= 0) g->nt[r] = head[R_NTOTAL];
             if (head[R_SEQ] != f->seq) { /* a late answer to an earlier call */
                 if (MPI_Irecv(pe->r, (int)pe->rcap, MPI_BYTE, r, TAG_REPLY, g->comm,
                               &pe->rreq) == MPI_SUCCESS)
@@ -332,7 +334,6 @@ void vdx_fan_wait(vdx_dist *g, fan *f, double t_end) {
                 else fan_fail(f, r, FAN_SKIPPED, VDX_ERR_IO, "MPI_Irecv failed");
                 continue;
             }
-            if (g->nt && head[R_NTOTAL] >= 0) g->nt[r] = head[R_NTOTAL];
             f->count[r] = head[R_COUNT];
             if (head[R_STATUS] != VDX_OK) {
                 f->state[r] = FAN_FAILED;
