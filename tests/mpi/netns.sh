@@ -50,17 +50,24 @@ for i in $(seq 0 $((N - 1))); do
   echo "10.210.0.$((i + 1)) slots=1" >>"$WORK/hosts"
 done
 
-# the rsh agent: `agent [options] HOST COMMAND...` -> the namespace of HOST
+# the rsh agent: `agent [options] HOST COMMAND...` -> the namespace of HOST,
+# with a host name of its own (a UTS namespace) and its own TMPDIR, as a
+# real host has: Open MPI keys its session directories by host name, and
+# four daemons on one name and one /tmp race on them
+for i in $(seq 0 $((N - 1))); do mkdir -p "$WORK/tmp$i"; done
 cat >"$WORK/agent" <<AGENT
 #!/bin/sh
 while [ \$# -gt 0 ]; do case "\$1" in -*) shift;; *) break;; esac; done
 host=\$1; shift
 i=\$(( \${host##*.} - 1 ))
-exec ip netns exec "${P}h\$i" /bin/sh -c "\$*"
+export TMPDIR="$WORK/tmp\$i"
+exec ip netns exec "${P}h\$i" unshare --uts /bin/sh -c "hostname vdxhost\$i; \$*"
 AGENT
 chmod +x "$WORK/agent"
+command -v unshare >/dev/null || skip "no unshare (util-linux)"
 
-MPIRUN=(ip netns exec "${P}h0" mpirun --allow-run-as-root --bind-to none --hostfile "$WORK/hosts"
+MPIRUN=(env TMPDIR="$WORK/tmp0" ip netns exec "${P}h0" unshare --uts
+        /bin/sh -c 'hostname vdxhost0 && exec "$@"' sh mpirun --allow-run-as-root --bind-to none --hostfile "$WORK/hosts"
         --mca plm_rsh_agent "$WORK/agent" --mca oob_tcp_if_include 10.210.0.0/24
         --mca btl self,tcp --mca btl_tcp_if_include 10.210.0.0/24
         -x OMP_NUM_THREADS=1 -x "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
@@ -73,7 +80,7 @@ run() { # MODE expected-line [mpirun options...]
   grep -q "$want" <<<"$out" || { echo "tests/mpi/netns.sh: FAILED: $mode"; exit 1; }
 }
 # one rank per host, each on its own network stack
-run hosts "10.210.0.4" "$T" hostinfo
+run hosts "rank $((N - 1)) on vdxhost$((N - 1)) 10.210.0.$N" "$T" hostinfo
 run equal "test_dist equal ($N ranks): OK" "$T" equal
 run write "test_dist write ($N ranks): OK" "$T" write "$WORK/sh"
 run reload "test_dist reload ($N ranks): OK" "$T" reload "$WORK/sh"

@@ -294,6 +294,8 @@ int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "equal";
     if (!strcmp(mode, "hostinfo")) {
         char mine[256] = "", *all = malloc(256 * (size_t)S);
+        gethostname(mine, 64);
+        mine[64] = 0;
         struct ifaddrs *ifs = NULL;
         if (getifaddrs(&ifs) == 0) {
             for (struct ifaddrs *a = ifs; a; a = a->ifa_next) {
@@ -310,7 +312,7 @@ int main(int argc, char **argv) {
         }
         MPI_Gather(mine, 256, MPI_CHAR, all, 256, MPI_CHAR, 0, MPI_COMM_WORLD);
         if (rank_ == 0)
-            for (int r = 0; r < S; r++) printf("test_dist hostinfo: rank %d on%s\n", r, all + 256 * r);
+            for (int r = 0; r < S; r++) printf("test_dist hostinfo: rank %d on %s\n", r, all + 256 * r);
         free(all);
         MPI_Finalize();
         return 0;
