@@ -18,6 +18,7 @@
  */
 #include <float.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -348,7 +349,13 @@ void vdx_fan_wait(vdx_dist *g, fan *f, double t_end) {
             f->state[r] = FAN_OK;
         }
         if (!waiting || now() >= t_end) break;
-        nap(20);
+        /* a call still being sent moves only while MPI is called: yield
+         * then, sleep otherwise (the ranks may share this core) */
+        int sending = 0;
+        for (int r = 1; r < g->size; r++)
+            if (f->state[r] == FAN_WAIT) sending += !sends_done(&g->peers[r]);
+        if (sending) sched_yield();
+        else nap(20);
     }
     if (g->nt) {
         int64_t s = 0;
@@ -517,8 +524,12 @@ vdx_status vdx_dist_bcast_index(MPI_Comm comm, int root, vdx_index **ix) {
     return st;
 }
 
-/* waits (polling) for a message from rank 0; 0, or an MPI error */
-static int poll_recv(void *buf, int count, MPI_Datatype t, int tag, MPI_Comm c) {
+/* waits (polling) for a message from rank 0; 0, or an MPI error.  busy:
+ * the message is on its way (a call's data after its header): yield
+ * instead of sleeping, since a large message only moves while MPI_Test is
+ * called (a fragment per call) */
+static int poll_recv(void *buf, int count, MPI_Datatype t, int tag, MPI_Comm c,
+                     int busy) {
     MPI_Request rq;
     int rc = MPI_Irecv(buf, count, t, 0, tag, c, &rq);
     if (rc != MPI_SUCCESS) return rc;
@@ -527,6 +538,10 @@ static int poll_recv(void *buf, int count, MPI_Datatype t, int tag, MPI_Comm c) 
         int flag = 0;
         rc = MPI_Test(&rq, &flag, MPI_STATUS_IGNORE);
         if (rc != MPI_SUCCESS || flag) return rc;
+        if (busy) {
+            sched_yield();
+            continue;
+        }
         nap(us);
         if (us < 200) us += 10; /* idle workers back off to 0.2 ms */
     }
@@ -555,7 +570,7 @@ vdx_status vdx_dist_worker_loop(vdx_dist *g) {
     vdx_pipe_block(&pg);
     for (;;) {
         int64_t h[HDR];
-        int rc = poll_recv(h, HDR, MPI_INT64_T, TAG_CALL, g->comm);
+        int rc = poll_recv(h, HDR, MPI_INT64_T, TAG_CALL, g->comm, 0);
         if (rc != MPI_SUCCESS) {
             st = mpi_fail(rc, "receive of a call");
             break;
@@ -567,7 +582,7 @@ vdx_status vdx_dist_worker_loop(vdx_dist *g) {
         /* receive the payload even without room for it (into nothing: the
          * truncation is an MPI error, answered as out of memory) */
         rc = poll_recv(have_in ? in : &dummy, have_in ? (int)nb : 0, MPI_BYTE,
-                       TAG_DATA, g->comm);
+                       TAG_DATA, g->comm, 1);
         if (rc != MPI_SUCCESS && have_in) {
             st = mpi_fail(rc, "receive of a call's data");
             break;
