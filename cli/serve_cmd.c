@@ -173,12 +173,13 @@ static int serve_sharded(const char *dir, vdx_serve_options *o, double deadline_
     int exists = stat(manifest, &sb) == 0;
     MPI_Bcast(&exists, 1, MPI_INT, 0, MPI_COMM_WORLD);
     vdx_status st;
+    int ids = VDX_DIST_IDS_GLOBAL; /* a new index: the dist assigns the ids */
     if (exists || !so->create)
-        st = vdx_dist_load(MPI_COMM_WORLD, dir, 0, &shard);
+        st = vdx_dist_load(MPI_COMM_WORLD, dir, 0, &shard, &ids);
     else
         st = create_shard(so->create, so->dim, so->metric, so->train, rank, &shard);
     vdx_dist *g = NULL;
-    if (!st) st = vdx_dist_open(MPI_COMM_WORLD, shard, &g);
+    if (!st) st = vdx_dist_open_ex(MPI_COMM_WORLD, shard, ids, &g);
     if (st) {
         if (rank == 0) fprintf(stderr, "vecdex serve: %s\n", vdx_last_error());
         vdx_index_free(shard);

@@ -30,18 +30,28 @@ extern "C" {
 typedef struct vdx_dist vdx_dist; /* opaque */
 
 /** Collective over comm: every rank passes its shard (borrowed until
- *  vdx_dist_close; any index kind, same d and metric everywhere).  Ids:
- *  when every shard carries its ids (IndexIDMap / IDMap2, IVF), those are
- *  the global ids and the dist takes writes (vdx_dist_add, _remove_*);
- *  otherwise shard r's sequential ids are offset by the vectors of ranks
- *  0..r-1 (successive ids, as IndexShards), a search answers with the
- *  global ids of one index built from the shards in rank order, and writes
- *  are refused (they would renumber the other shards).
+ *  vdx_dist_close; any index kind, same d and metric everywhere).  Ids, as
+ *  vdx_dist_open_ex with VDX_DIST_IDS_AUTO: IDMap / IDMap2 shards hold the
+ *  global ids (and the dist takes writes); other kinds use successive ids.
  *  @return VDX_ERR_INVALID_ARGUMENT when the shards' d or metric differ, or
- *  some carry ids and others not (on every rank), VDX_ERR_IO for an MPI
- *  error (the message has MPI's). */
+ *  their ids (on every rank), VDX_ERR_IO for an MPI error (the message has
+ *  MPI's). */
 VDX_API vdx_status vdx_dist_open(MPI_Comm comm, vdx_index *shard,
                                  vdx_dist **out);
+/* How the shards' ids become global ids (vdx_dist_open_ex). */
+enum {
+    VDX_DIST_IDS_AUTO = 0,       /* GLOBAL for IDMap / IDMap2, else SUCCESSIVE */
+    VDX_DIST_IDS_GLOBAL = 1,     /* the shards' ids are the global ids (IDMap,
+                                    or IVF given ids): writes are taken */
+    VDX_DIST_IDS_SUCCESSIVE = 2  /* shard r's ids are offset by the vectors
+                                    of ranks 0..r-1 (IndexShards' successive
+                                    ids): searched only, since a write on one
+                                    shard would renumber the next ones */
+};
+/** As vdx_dist_open, the ids chosen (the same on every rank; GLOBAL for a
+ *  kind that numbers vectors by position is VDX_ERR_INVALID_ARGUMENT). */
+VDX_API vdx_status vdx_dist_open_ex(MPI_Comm comm, vdx_index *shard, int ids,
+                                    vdx_dist **out);
 VDX_API int vdx_dist_rank(const vdx_dist *dist);
 VDX_API int vdx_dist_size(const vdx_dist *dist);
 /** Vectors over all the shards: on rank 0, as of the last answers of the
@@ -84,7 +94,7 @@ VDX_API void vdx_dist_last_timing(const vdx_dist *dist, double *total_s,
 VDX_API vdx_status vdx_dist_bcast_index(MPI_Comm comm, int root,
                                         vdx_index **ix);
 
-/* Writes (rank 0 only; the shards must carry their ids, else
+/* Writes (rank 0 only; the shards must hold global ids, else
  * VDX_ERR_UNSUPPORTED and nothing is sent).  Every write has a deadline and
  * is done only when every shard confirmed it in time.  Otherwise it returns
  * the error of the first shard that did not (VDX_ERR_TIMEOUT, or that
@@ -124,11 +134,13 @@ VDX_API vdx_status vdx_dist_save(vdx_dist *dist, const char *dir,
                                  double deadline_s);
 /** Collective: rank r reads shard r of the sharded directory dir
  *  (shard-<r>.faissindex or the sub-directory shard-<r>); *shard is a new
- *  index (vdx_index_free).  The manifest's count must equal the
- *  communicator's size.  A failure on any rank fails the call on every
- *  rank with the first failing rank's message. */
+ *  index (vdx_index_free).  ids (may be NULL): what to give
+ *  vdx_dist_open_ex, from the manifest (successive_ids 0: GLOBAL, 1:
+ *  SUCCESSIVE).  The manifest's count must equal the communicator's size.
+ *  A failure on any rank fails the call on every rank with the first
+ *  failing rank's message. */
 VDX_API vdx_status vdx_dist_load(MPI_Comm comm, const char *dir, int io_flags,
-                                 vdx_index **shard);
+                                 vdx_index **shard, int *ids);
 
 /** Ranks other than 0: answers rank 0's calls until it closes the dist;
  *  returns VDX_OK then (or an MPI error). */

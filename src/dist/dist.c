@@ -72,12 +72,22 @@ static vdx_status mpi_fail(int rc, const char *what) {
         if (rc_ != MPI_SUCCESS) return mpi_fail(rc_, what); \
     } while (0)
 
-/* Shards that store the caller's ids (so that routed adds and removals keep
- * every global id stable): IndexIDMap / IDMap2 and the IVF kinds.  Flat,
- * HNSW and the other kinds number vectors by position. */
+/* Shards that can store the caller's ids (so that routed adds and removals
+ * keep every global id stable): IndexIDMap / IDMap2 and the IVF kinds.
+ * Flat, HNSW and the other kinds number vectors by position. */
 static int carries_ids(const vdx_index *ix) {
     return vdx_index_sub_index(ix) != NULL ||
            !strncmp(vdx_index_type_name(ix), "IndexIVF", 8);
+}
+
+/* this shard's vote: 1 global ids, 0 successive, -1 global asked of a kind
+ * that cannot carry ids */
+static int64_t ids_vote(const vdx_index *ix, int ids) {
+    if (ids == VDX_DIST_IDS_SUCCESSIVE) return 0;
+    if (ids == VDX_DIST_IDS_GLOBAL) return carries_ids(ix) ? 1 : -1;
+    /* auto: an IDMap holds the caller's ids by construction; an IVF index
+     * filled by add() holds positions, so it counts as successive */
+    return vdx_index_sub_index(ix) != NULL;
 }
 
 /* the largest id an IDMap shard holds, or -1 (unknown for other kinds) */
@@ -93,8 +103,17 @@ static int64_t max_id(const vdx_index *ix) {
 }
 
 vdx_status vdx_dist_open(MPI_Comm comm, vdx_index *shard, vdx_dist **out) {
+    return vdx_dist_open_ex(comm, shard, VDX_DIST_IDS_AUTO, out);
+}
+
+vdx_status vdx_dist_open_ex(MPI_Comm comm, vdx_index *shard, int ids,
+                            vdx_dist **out) {
     vdx_clear_error();
     if (!out) return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "dist_open: out is NULL");
+    if (ids != VDX_DIST_IDS_AUTO && ids != VDX_DIST_IDS_GLOBAL &&
+        ids != VDX_DIST_IDS_SUCCESSIVE)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "dist_open: ids=%d is not one of "
+                         "VDX_DIST_IDS_AUTO / _GLOBAL / _SUCCESSIVE", ids);
     *out = NULL;
     if (!shard) return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "dist_open: shard is NULL");
     MPI_Comm c;
@@ -112,7 +131,7 @@ vdx_status vdx_dist_open(MPI_Comm comm, vdx_index *shard, vdx_dist **out) {
     g->d = vdx_index_d(shard);
     g->metric = (int)vdx_index_metric(shard);
     int64_t nt = vdx_index_ntotal(shard);
-    int64_t mine[3] = {g->d, g->metric, carries_ids(shard)}, lo[3], hi[3];
+    int64_t mine[3] = {g->d, g->metric, ids_vote(shard, ids)}, lo[3], hi[3];
     int64_t top = max_id(shard) + 1, top_all = 0;
     int rc = MPI_Allreduce(mine, lo, 3, MPI_INT64_T, MPI_MIN, c);
     if (rc == MPI_SUCCESS) rc = MPI_Allreduce(mine, hi, 3, MPI_INT64_T, MPI_MAX, c);
@@ -138,12 +157,16 @@ vdx_status vdx_dist_open(MPI_Comm comm, vdx_index *shard, vdx_dist **out) {
                        "metric from %lld to %lld (rank %d has d=%lld)",
                        (long long)lo[0], (long long)hi[0], (long long)lo[1],
                        (long long)hi[1], g->rank, (long long)g->d);
+    else if (lo[2] < 0)
+        st = vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                       "dist_open: global ids asked of shards that number their "
+                       "vectors by position (rank %d has %s): wrap them in "
+                       "IndexIDMap", g->rank, vdx_index_type_name(shard));
     else if (lo[2] != hi[2])
         st = vdx_raise(VDX_ERR_INVALID_ARGUMENT,
-                       "dist_open: some shards carry their ids (IndexIDMap, "
-                       "IVF) and others number vectors by position (rank %d "
-                       "has %s): use one kind everywhere",
-                       g->rank, vdx_index_type_name(shard));
+                       "dist_open: some shards carry their ids (IndexIDMap) and "
+                       "others number vectors by position (rank %d has %s): use "
+                       "one kind everywhere", g->rank, vdx_index_type_name(shard));
     else if (g->rank == 0 && !(g->peers = calloc((size_t)g->size, sizeof *g->peers)))
         st = VDX_ERR_OUT_OF_MEMORY;
     if (st) {

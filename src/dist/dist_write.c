@@ -48,10 +48,11 @@ static vdx_status check_rank0(const vdx_dist *g, const char *what, double deadli
 static vdx_status check_writable(const vdx_dist *g, const char *what) {
     if (g->ids_mode) return VDX_OK;
     return vdx_raise(VDX_ERR_UNSUPPORTED,
-                     "%s: the shards (%s) number their vectors by position, so "
-                     "an add or a removal on one shard would renumber the "
-                     "others: give every rank a shard that carries its ids "
-                     "(IndexIDMap around it, or an IVF index)",
+                     "%s: the shards (%s) use successive ids, so an add or a "
+                     "removal on one shard would renumber the others: give "
+                     "every rank a shard that carries its ids (IndexIDMap "
+                     "around it, or an IVF index opened with "
+                     "VDX_DIST_IDS_GLOBAL)",
                      what, vdx_index_type_name(g->shard));
 }
 
@@ -473,21 +474,27 @@ static vdx_status dist_save_impl(vdx_dist *g, const char *dir, double deadline_s
     return write_manifest(g, dir);
 }
 
-/* the shard count of dir's manifest, or -1 */
-static long manifest_count(const char *dir) {
+/* the shard count of dir's manifest, or -1; *successive its successive_ids */
+static long manifest_count(const char *dir, int *successive) {
     char path[PATH_CAP], line[512];
     snprintf(path, sizeof path, "%s/%s", dir, VDX_SHARDS_MANIFEST);
     FILE *f = fopen(path, "r");
     long c = -1;
-    while (f && fgets(line, sizeof line, f))
+    *successive = 1; /* IndexShards' default */
+    while (f && fgets(line, sizeof line, f)) {
         if (!strncmp(line, "count ", 6)) c = strtol(line + 6, NULL, 10);
+        if (!strncmp(line, "successive_ids ", 15))
+            *successive = strtol(line + 15, NULL, 10) != 0;
+    }
     if (f) fclose(f);
     return c;
 }
 
 vdx_status vdx_dist_load(MPI_Comm comm, const char *dir, int io_flags,
-                         vdx_index **shard) {
+                         vdx_index **shard, int *ids) {
     vdx_clear_error();
+    int successive = 1;
+    if (ids) *ids = VDX_DIST_IDS_SUCCESSIVE;
     int rank = 0, size = 1;
     if (!shard) return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "dist_load: shard is NULL");
     *shard = NULL;
@@ -495,7 +502,7 @@ vdx_status vdx_dist_load(MPI_Comm comm, const char *dir, int io_flags,
         return vdx_raise(VDX_ERR_IO, "dist_load: not an MPI communicator");
     char err[2 * PATH_CAP + 1024] = "";
     vdx_status st = VDX_OK;
-    long count = dir ? manifest_count(dir) : -1;
+    long count = dir ? manifest_count(dir, &successive) : -1;
     if (!dir) {
         st = VDX_ERR_INVALID_ARGUMENT;
         snprintf(err, sizeof err, "dist_load: dir is NULL");
@@ -530,7 +537,10 @@ vdx_status vdx_dist_load(MPI_Comm comm, const char *dir, int io_flags,
         *shard = NULL;
         return vdx_raise(VDX_ERR_IO, "dist_load: MPI_Allreduce failed (MPI error %d)", rc);
     }
-    if (first == size) return VDX_OK;
+    if (first == size) {
+        if (ids) *ids = successive ? VDX_DIST_IDS_SUCCESSIVE : VDX_DIST_IDS_GLOBAL;
+        return VDX_OK;
+    }
     int64_t code = st;
     MPI_Bcast(err, (int)sizeof err, MPI_CHAR, first, comm);
     MPI_Bcast(&code, 1, MPI_INT64_T, first, comm);

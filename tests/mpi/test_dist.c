@@ -197,17 +197,22 @@ static int write_mode(int S, const char *mode, const char *dir, const float *xb,
                       const float *xq) {
     vdx_index *shard = NULL;
     if (!strcmp(mode, "badload")) {
-        vdx_status st = vdx_dist_load(MPI_COMM_WORLD, dir, 0, &shard);
+        vdx_status st = vdx_dist_load(MPI_COMM_WORLD, dir, 0, &shard, NULL);
         CHECK(st == VDX_ERR_INVALID_ARGUMENT && shard == NULL);
         CHECK(strstr(vdx_last_error(), "shards") && strstr(vdx_last_error(), "ranks"));
         if (rank_ == 0) printf("test_dist badload (%d ranks): OK (%s)\n", S, vdx_last_error());
         MPI_Finalize();
         return 0;
     }
-    if (!strcmp(mode, "reload")) CHECK(vdx_dist_load(MPI_COMM_WORLD, dir, 0, &shard) == VDX_OK);
-    else shard = idmap_flat();
+    int ids_mode = VDX_DIST_IDS_AUTO;
+    if (!strcmp(mode, "reload")) {
+        CHECK(vdx_dist_load(MPI_COMM_WORLD, dir, 0, &shard, &ids_mode) == VDX_OK);
+        CHECK(ids_mode == VDX_DIST_IDS_GLOBAL);
+    } else {
+        shard = idmap_flat();
+    }
     vdx_dist *g = NULL;
-    CHECK(vdx_dist_open(MPI_COMM_WORLD, shard, &g) == VDX_OK);
+    CHECK(vdx_dist_open_ex(MPI_COMM_WORLD, shard, ids_mode, &g) == VDX_OK);
     CHECK(vdx_dist_writable(g) == 1);
     if (rank_ != 0) {
         CHECK(vdx_dist_worker_loop(g) == VDX_OK);
@@ -256,7 +261,10 @@ static int write_mode(int S, const char *mode, const char *dir, const float *xb,
         }
         CHECK(vdx_dist_bcast_index(MPI_COMM_WORLD, 0, &ivf) == VDX_OK);
         CHECK(vdx_index_is_trained(ivf) && vdx_index_ntotal(ivf) == 0);
-        CHECK(vdx_dist_open(MPI_COMM_WORLD, ivf, &g) == VDX_OK);
+        /* an empty IVF whose ids the dist assigns: global ids (the default
+         * for IVF is successive, as an IndexShards filled by add()) */
+        CHECK(vdx_dist_open_ex(MPI_COMM_WORLD, ivf, VDX_DIST_IDS_GLOBAL, &g) == VDX_OK);
+        CHECK(vdx_dist_writable(g) == 1);
         if (rank_ != 0) {
             CHECK(vdx_dist_worker_loop(g) == VDX_OK);
         } else {
@@ -376,10 +384,48 @@ int main(int argc, char **argv) {
                 free(D2); free(D3); free(I2); free(I3);
             }
             vdx_index_free(one);
-            printf("test_dist equal (%d ranks): OK\n", S);
         }
         vdx_dist_close(g);
         vdx_index_free(shard);
+        /* IVF shards filled by add() (positions as ids), trained on rank 0
+         * and broadcast: successive ids, as IndexShards, and the answers of
+         * one IVF of all the vectors (the same centroids), nprobe = nlist */
+        vdx_index *ivf = NULL;
+        if (rank_ == 0) {
+            CHECK(vdx_index_factory(D, "IVF8,Flat", VDX_METRIC_L2, &ivf) == VDX_OK);
+            CHECK(vdx_index_train(ivf, NB, xb) == VDX_OK);
+        }
+        CHECK(vdx_dist_bcast_index(MPI_COMM_WORLD, 0, &ivf) == VDX_OK);
+        uint8_t *buf = NULL;
+        size_t size = 0;
+        vdx_index *one = NULL;
+        if (rank_ == 0) {
+            CHECK(vdx_serialize_index(ivf, &buf, &size) == VDX_OK);
+            CHECK(vdx_deserialize_index(buf, size, &one) == VDX_OK);
+            vdx_free_buffer(buf);
+            CHECK(vdx_index_add(one, NB, xb) == VDX_OK);
+        }
+        CHECK(vdx_index_add(ivf, hi - lo, xb + lo * D) == VDX_OK);
+        CHECK(vdx_dist_open(MPI_COMM_WORLD, ivf, &g) == VDX_OK);
+        CHECK(vdx_dist_writable(g) == 0);
+        if (rank_ != 0) {
+            CHECK(vdx_dist_worker_loop(g) == VDX_OK);
+        } else {
+            vdx_search_params p;
+            vdx_search_params_init(&p);
+            p.nprobe = 8;
+            int answered = 0;
+            CHECK(vdx_dist_search(g, NQ, xq, K, &p, 10.0, 0, Dd, Id, &answered) == VDX_OK);
+            CHECK(vdx_index_search(one, NQ, xq, K, &p, D1, I1) == VDX_OK);
+            for (int i = 0; i < NQ * K; i++) CHECK(Id[i] == I1[i] && Dd[i] == D1[i]);
+            /* writes are refused on successive ids, nothing sent */
+            CHECK(vdx_dist_add(g, 1, xq, NULL, 1.0, NULL, NULL) == VDX_ERR_UNSUPPORTED);
+            CHECK(vdx_dist_ntotal(g) == NB);
+            vdx_index_free(one);
+            printf("test_dist equal (%d ranks): OK\n", S);
+        }
+        vdx_dist_close(g);
+        vdx_index_free(ivf);
         free(xb);
         free(xq);
         MPI_Finalize();

@@ -92,7 +92,9 @@ if mode == "write":
     else:
         g.serve()
 elif mode == "reload":
-    g = DistIndex(comm, load(comm, sys.argv[2]))
+    shard, gid = load(comm, sys.argv[2])
+    assert gid
+    g = DistIndex(comm, shard, global_ids=gid)
     if rank == 0:
         x, ids, _ = reference()
         assert g.ntotal == len(ids)

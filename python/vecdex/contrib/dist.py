@@ -10,7 +10,9 @@ merges the shards that answered and ``answered`` says how many.  No call
 waits past its deadline (messages are polled with ``Iprobe``; sends are
 nonblocking), so a dead rank never hangs rank 0.
 
-Writes need shards that carry their ids (``IndexIDMap`` or an IVF index):
+Writes need shards whose ids are global: ``IndexIDMap`` shards (the
+default), or an IVF index with ``global_ids=True`` (an IVF shard filled by
+``add()`` holds positions, which are offset as IndexShards' successive ids):
 adds without ids go round robin and get ids from a counter; adds with ids
 go to ``route_id(id, size)`` (splitmix64's finaliser mod size, the C
 part's routing); removal is sent to every rank.  A write is done only when
@@ -83,10 +85,19 @@ class DistIndex:
     rank passes its shard, same d and metric).  Rank 0 calls search / add /
     remove_ids / save / close; the others call serve()."""
 
-    def __init__(self, comm, shard, deadline=10.0):
+    def __init__(self, comm, shard, deadline=10.0, global_ids=None):
+        """global_ids: None = IDMap shards yes, other kinds no (successive
+        ids); True needs shards that carry ids (IDMap, IVF)."""
         self.comm, self.shard, self.deadline = comm, shard, float(deadline)
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
-        mine = (int(shard.d), int(shard.metric_type), _carries_ids(shard), int(shard.ntotal))
+        if global_ids is None:
+            gid = isinstance(shard, (vecdex.IndexIDMap, getattr(vecdex, "IndexIDMap2", ())))
+        elif global_ids and not _carries_ids(shard):
+            raise ValueError(f"DistIndex: global ids asked of a {type(shard).__name__}, "
+                             "which numbers vectors by position: wrap it in IndexIDMap")
+        else:
+            gid = bool(global_ids)
+        mine = (int(shard.d), int(shard.metric_type), gid, int(shard.ntotal))
         allv = comm.allgather(mine)
         if len({(a[0], a[1]) for a in allv}) != 1:
             raise ValueError(f"DistIndex: the shards differ in d / metric: {allv}")
@@ -200,9 +211,10 @@ class DistIndex:
 
     def _need_writable(self, what):
         if not self.writable:
-            raise RuntimeError(f"{what}: the shards ({type(self.shard).__name__}) number "
-                               "their vectors by position; give every rank a shard that "
-                               "carries its ids (IndexIDMap around it, or an IVF index)")
+            raise RuntimeError(f"{what}: the shards ({type(self.shard).__name__}) use "
+                               "successive ids, so a write on one would renumber the "
+                               "others; give every rank a shard that carries its ids "
+                               "(IndexIDMap around it, or IVF with global_ids=True)")
 
     def add(self, x, ids=None, deadline=None):
         """Routes the n vectors to the shards; returns their ids."""
@@ -347,14 +359,18 @@ class DistIndex:
 
 def load(comm, dirname):
     """Collective: rank r reads shard r of a sharded directory (written by
-    DistIndex.save, vdx_dist_save or write_index of an IndexShards)."""
+    DistIndex.save, vdx_dist_save or write_index of an IndexShards).
+    Returns (shard, global_ids) for DistIndex (from the manifest's
+    successive_ids)."""
     dirname = os.fspath(dirname)
-    count = -1
+    count, successive = -1, True
     try:
         with open(os.path.join(dirname, MANIFEST)) as f:
             for line in f:
                 if line.startswith("count "):
                     count = int(line.split()[1])
+                if line.startswith("successive_ids "):
+                    successive = line.split()[1] != "0"
     except OSError:
         pass
     err = None
@@ -370,4 +386,4 @@ def load(comm, dirname):
     errs = [e for e in comm.allgather(err) if e]
     if errs:
         raise RuntimeError(f"dist load: {errs[0]}")
-    return shard
+    return shard, not successive
