@@ -10,7 +10,14 @@
  * prints one JSON line: QPS, mean latency per batch, and the parts of a
  * call (the slowest shard's search, the merge, the rest = communication
  * and waiting), plus the build time and bytes per rank.
+ *
+ * KIND add: empty IDMap,Flat shards; rank 0 makes NB rows and adds them
+ * through vdx_dist_add in batches of BATCH (routed round robin), then
+ * removes NQ ids (vdx_dist_remove_ids) and saves to a temporary directory
+ * (vdx_dist_save); it prints vectors/s of the routed adds next to the same
+ * batches added to one local IDMap,Flat, the removal's and the save's time.
  */
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +46,75 @@ static void rows(float *x, int64_t i0, int64_t n, const float *centers) {
     }
 }
 
+static int bench_add(int rank, int S, int64_t nb, int64_t nrm, int64_t batch) {
+    float *centers = malloc(sizeof(float) * 1024 * D);
+    unsigned long long s = 42;
+    for (int i = 0; i < 1024 * D; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        centers[i] = (float)((s >> 40) & 0xffff) / 65536.0f;
+    }
+    vdx_index *ix = NULL;
+    vdx_dist *g = NULL;
+    if (vdx_index_factory(D, "IDMap,Flat", VDX_METRIC_L2, &ix) ||
+        vdx_dist_open(MPI_COMM_WORLD, ix, &g)) {
+        fprintf(stderr, "rank %d: %s\n", rank, vdx_last_error());
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    if (rank != 0) {
+        vdx_dist_worker_loop(g);
+    } else {
+        float *x = malloc(sizeof(float) * (size_t)nb * D);
+        vdx_idx_t *ids = malloc(sizeof(vdx_idx_t) * (size_t)nb);
+        rows(x, 0, nb, centers);
+        double t_add = 0, t_local = 0;
+        vdx_index *one = NULL;
+        vdx_index_factory(D, "IDMap,Flat", VDX_METRIC_L2, &one);
+        for (int64_t i0 = 0; i0 < nb; i0 += batch) {
+            int64_t m = nb - i0 < batch ? nb - i0 : batch;
+            double t0 = now();
+            if (vdx_dist_add(g, m, x + i0 * D, NULL, 600.0, ids + i0, NULL)) {
+                fprintf(stderr, "add: %s\n", vdx_last_error());
+                MPI_Abort(MPI_COMM_WORLD, 1);
+            }
+            t_add += now() - t0;
+            t0 = now();
+            vdx_index_add_with_ids(one, m, x + i0 * D, ids + i0);
+            t_local += now() - t0;
+        }
+        double t0 = now();
+        int64_t removed = 0;
+        if (vdx_dist_remove_ids(g, nrm, ids, 600.0, &removed) || removed != nrm) {
+            fprintf(stderr, "remove: %s\n", vdx_last_error());
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        }
+        double t_rm = now() - t0;
+        char dir[64];
+        snprintf(dir, sizeof dir, "/tmp/bench_dist_save.%d", (int)getpid());
+        t0 = now();
+        if (vdx_dist_save(g, dir, 600.0)) {
+            fprintf(stderr, "save: %s\n", vdx_last_error());
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        }
+        double t_save = now() - t0;
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+        if (system(cmd)) fprintf(stderr, "could not remove %s\n", dir);
+        printf("{\"kind\": \"add\", \"ranks\": %d, \"nb\": %lld, \"batch\": %lld, "
+               "\"add_vps\": %.0f, \"local_add_vps\": %.0f, \"remove_ms\": %.2f, "
+               "\"removed\": %lld, \"save_s\": %.3f}\n",
+               S, (long long)nb, (long long)batch, (double)nb / t_add, (double)nb / t_local,
+               1e3 * t_rm, (long long)removed, t_save);
+        fflush(stdout);
+        vdx_index_free(one);
+        free(x);
+        free(ids);
+    }
+    vdx_dist_close(g);
+    vdx_index_free(ix);
+    free(centers);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     int prov, rank, S;
     MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &prov);
@@ -50,6 +126,11 @@ int main(int argc, char **argv) {
         return 2;
     }
     int ivf = !strcmp(argv[1], "ivf");
+    if (!strcmp(argv[1], "add")) {
+        int rc = bench_add(rank, S, atoll(argv[2]), atoll(argv[3]), atoll(argv[4]));
+        MPI_Finalize();
+        return rc;
+    }
     int64_t nb = atoll(argv[2]), nq = atoll(argv[3]), batch = atoll(argv[4]);
     float *centers = malloc(sizeof(float) * 1024 * D);
     unsigned long long s = 42;

@@ -133,6 +133,31 @@ def mpi_part(a):
             print(f"  {name:<22}{np_:>6}{r['qps']:>9.1f}{r['latency_ms']:>10.2f}"
                   f"{r['search_ms']:>11.2f}{r['merge_ms']:>10.3f}{r['comm_ms']:>9.2f}"
                   f"{100 * r['comm_merge_share']:>10.1f}%{r['build_s']:>9.1f}", flush=True)
+    mpi_writes(a)
+
+
+def mpi_writes(a):
+    """Routed adds (vdx_dist_add, batches of 10k, round robin) vs the same
+    batches added to one local IDMap,Flat; a removal of 1% of the ids; a
+    save of every shard."""
+    import subprocess
+    nb = a.mpi_nb // 4
+    print(f"\nMPI writes: {nb} x 128 added in batches of 10000 to IDMap,Flat shards")
+    print(f"  {'ranks':>6}{'add vec/s':>12}{'local vec/s':>13}{'ratio':>7}"
+          f"{'remove ms':>11}{'save s':>8}")
+    for np_ in [int(r) for r in a.ranks.split(",")]:
+        cmd = ["mpirun", "--oversubscribe", "--allow-run-as-root", "--bind-to", "none",
+               "-x", "OMP_NUM_THREADS=1", "-x", "OPENBLAS_NUM_THREADS=1", "-np", str(np_),
+               a.bench_dist, "add", str(nb), str(nb // 100), "10000"]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+        line = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
+        if p.returncode or not line:
+            print(f"  add {np_} ranks failed: {p.stderr[-2000:]}")
+            continue
+        r = json.loads(line[-1])
+        print(f"  {np_:>6}{r['add_vps']:>12.0f}{r['local_add_vps']:>13.0f}"
+              f"{r['add_vps'] / r['local_add_vps']:>7.2f}{r['remove_ms']:>11.2f}"
+              f"{r['save_s']:>8.3f}", flush=True)
 
 
 def main():

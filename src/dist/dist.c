@@ -1,70 +1,57 @@
 /*
  * dist.c — shards on MPI ranks (vecdex_dist.h): rank 0 sends each call to
- * every other rank point to point, searches its own shard meanwhile, then
- * polls for the answers until the deadline and merges them.
+ * every other rank point to point, does its own shard's part meanwhile,
+ * then polls for the answers until the deadline (the fan-out, used by
+ * search here and by the writes of dist_write.c).
  *
  * Why point to point and not MPI_Bcast / MPI_Gather: a collective waits for
  * every rank, so one dead or stuck rank would hang rank 0 past any
  * deadline.  Nonblocking sends and receives, polled with MPI_Test, let rank
  * 0 give up on a rank at the deadline and still answer.  The cost is
  * n_ranks - 1 sends of the batch instead of a tree broadcast, which is
- * what a few to a few tens of ranks can afford.
- *
- * Messages (tags): rank 0 -> r: a header (TAG_CALL: op, seq, n, k, nprobe,
- * efSearch as int64) then, for a search, the queries (TAG_DATA: n x d
- * floats).  r -> 0 (TAG_REPLY): seq, status, a message (256 bytes), then
- * n x k floats and n x k int64 ids.  A late reply carries an old seq and
- * is discarded (its receive is posted again for the current call).
+ * what a few to a few tens of ranks can afford.  The message layout is in
+ * dist_internal.h.
  *
  * Idle workers and rank 0 poll with MPI_Test and short sleeps instead of
  * blocking receives: Open MPI's blocking receive spins a core, which on a
  * machine shared by the ranks slows the ranks that work.
  */
 #include <float.h>
+#include <limits.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "vecdex_dist.h"
-#include "common/common.h"
+#include "dist_internal.h"
 
-enum { TAG_CALL = 7101, TAG_DATA = 7102, TAG_REPLY = 7103 };
-enum { OP_SEARCH = 1, OP_STOP = 2 };
-#define HDR 6
-#define MSG 256
-/* seq, status, search seconds (a double), message */
-#define REPLY_HEAD (3 * sizeof(int64_t) + MSG)
-
-typedef struct peer {
-    /* the last call sent: its buffers live until its sends complete */
-    MPI_Request sreq[2];
-    int sending;
-    int64_t hdr[HDR];
-    float *q;
-    size_t qcap;
-    /* the receive of its answer */
-    MPI_Request rreq;
-    int receiving;
-    char *r;
-    size_t rcap;
-} peer;
-
-struct vdx_dist {
-    MPI_Comm comm;
-    int rank, size;
-    vdx_index *shard;
-    int64_t d, ntotal, offset; /* offset: this rank's first global id */
-    int metric;
-    int64_t seq;
-    peer *peers; /* rank 0: one per rank (0 unused) */
-    double t_total, t_search, t_merge; /* the last search's timing */
-};
-
-static double now(void) {
+double vdx_dist_now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+#define now vdx_dist_now
+
+void vdx_pipe_block(pipe_guard *pg) {
+    sigset_t set, pending;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    sigpending(&pending);
+    pg->was_pending = sigismember(&pending, SIGPIPE) == 1;
+    pthread_sigmask(SIG_BLOCK, &set, &pg->old);
+}
+
+void vdx_pipe_restore(pipe_guard *pg) {
+    sigset_t set, pending;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    sigpending(&pending);
+    if (!pg->was_pending && sigismember(&pending, SIGPIPE) == 1) {
+        struct timespec zero = {0, 0};
+        sigtimedwait(&set, NULL, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &pg->old, NULL);
 }
 
 static void nap(long us) {
@@ -85,9 +72,48 @@ static vdx_status mpi_fail(int rc, const char *what) {
         if (rc_ != MPI_SUCCESS) return mpi_fail(rc_, what); \
     } while (0)
 
+/* Shards that can store the caller's ids (so that routed adds and removals
+ * keep every global id stable): IndexIDMap / IDMap2 and the IVF kinds.
+ * Flat, HNSW and the other kinds number vectors by position. */
+static int carries_ids(const vdx_index *ix) {
+    return vdx_index_sub_index(ix) != NULL ||
+           !strncmp(vdx_index_type_name(ix), "IndexIVF", 8);
+}
+
+/* this shard's vote: 1 global ids, 0 successive, -1 global asked of a kind
+ * that cannot carry ids */
+static int64_t ids_vote(const vdx_index *ix, int ids) {
+    if (ids == VDX_DIST_IDS_SUCCESSIVE) return 0;
+    if (ids == VDX_DIST_IDS_GLOBAL) return carries_ids(ix) ? 1 : -1;
+    /* auto: an IDMap holds the caller's ids by construction; an IVF index
+     * filled by add() holds positions, so it counts as successive */
+    return vdx_index_sub_index(ix) != NULL;
+}
+
+/* the largest id an IDMap shard holds, or -1 (unknown for other kinds) */
+static int64_t max_id(const vdx_index *ix) {
+    int64_t n = vdx_index_ntotal(ix), m = -1;
+    if (!vdx_index_sub_index(ix) || n <= 0) return -1;
+    vdx_idx_t *ids = malloc((size_t)n * sizeof *ids);
+    if (ids && vdx_index_get_id_map(ix, ids) == VDX_OK)
+        for (int64_t i = 0; i < n; i++)
+            if (ids[i] > m) m = ids[i];
+    free(ids);
+    return m;
+}
+
 vdx_status vdx_dist_open(MPI_Comm comm, vdx_index *shard, vdx_dist **out) {
+    return vdx_dist_open_ex(comm, shard, VDX_DIST_IDS_AUTO, out);
+}
+
+vdx_status vdx_dist_open_ex(MPI_Comm comm, vdx_index *shard, int ids,
+                            vdx_dist **out) {
     vdx_clear_error();
     if (!out) return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "dist_open: out is NULL");
+    if (ids != VDX_DIST_IDS_AUTO && ids != VDX_DIST_IDS_GLOBAL &&
+        ids != VDX_DIST_IDS_SUCCESSIVE)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "dist_open: ids=%d is not one of "
+                         "VDX_DIST_IDS_AUTO / _GLOBAL / _SUCCESSIVE", ids);
     *out = NULL;
     if (!shard) return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "dist_open: shard is NULL");
     MPI_Comm c;
@@ -104,25 +130,48 @@ vdx_status vdx_dist_open(MPI_Comm comm, vdx_index *shard, vdx_dist **out) {
     g->shard = shard;
     g->d = vdx_index_d(shard);
     g->metric = (int)vdx_index_metric(shard);
-    int64_t mine[2] = {g->d, g->metric}, lo[2], hi[2], nt = vdx_index_ntotal(shard);
-    int rc = MPI_Allreduce(mine, lo, 2, MPI_INT64_T, MPI_MIN, c);
-    if (rc == MPI_SUCCESS) rc = MPI_Allreduce(mine, hi, 2, MPI_INT64_T, MPI_MAX, c);
+    int64_t nt = vdx_index_ntotal(shard);
+    int64_t mine[3] = {g->d, g->metric, ids_vote(shard, ids)}, lo[3], hi[3];
+    int64_t top = max_id(shard) + 1, top_all = 0;
+    int rc = MPI_Allreduce(mine, lo, 3, MPI_INT64_T, MPI_MIN, c);
+    if (rc == MPI_SUCCESS) rc = MPI_Allreduce(mine, hi, 3, MPI_INT64_T, MPI_MAX, c);
     if (rc == MPI_SUCCESS) rc = MPI_Allreduce(&nt, &g->ntotal, 1, MPI_INT64_T, MPI_SUM, c);
+    if (rc == MPI_SUCCESS) rc = MPI_Allreduce(&top, &top_all, 1, MPI_INT64_T, MPI_MAX, c);
     g->offset = 0;
     if (rc == MPI_SUCCESS) rc = MPI_Exscan(&nt, &g->offset, 1, MPI_INT64_T, MPI_SUM, c);
     if (g->rank == 0) g->offset = 0; /* MPI_Exscan leaves rank 0's undefined */
+    if (rc == MPI_SUCCESS && g->rank == 0 &&
+        !(g->nt = calloc((size_t)g->size, sizeof *g->nt)))
+        rc = MPI_ERR_NO_MEM;
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Gather(&nt, 1, MPI_INT64_T, g->nt, 1, MPI_INT64_T, 0, c);
+    /* every shard carries its ids: they are the global ids (no offset) */
+    g->ids_mode = rc == MPI_SUCCESS && lo[2] == 1;
+    if (g->ids_mode) g->offset = 0;
+    g->next_id = g->ntotal > top_all ? g->ntotal : top_all;
     vdx_status st = VDX_OK;
-    if (rc != MPI_SUCCESS) st = mpi_fail(rc, "MPI_Allreduce / MPI_Exscan");
+    if (rc != MPI_SUCCESS) st = mpi_fail(rc, "MPI_Allreduce / MPI_Exscan / MPI_Gather");
     else if (lo[0] != hi[0] || lo[1] != hi[1])
         st = vdx_raise(VDX_ERR_INVALID_ARGUMENT,
                        "dist_open: the shards differ: d from %lld to %lld, "
                        "metric from %lld to %lld (rank %d has d=%lld)",
                        (long long)lo[0], (long long)hi[0], (long long)lo[1],
                        (long long)hi[1], g->rank, (long long)g->d);
+    else if (lo[2] < 0)
+        st = vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                       "dist_open: global ids asked of shards that number their "
+                       "vectors by position (rank %d has %s): wrap them in "
+                       "IndexIDMap", g->rank, vdx_index_type_name(shard));
+    else if (lo[2] != hi[2])
+        st = vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                       "dist_open: some shards carry their ids (IndexIDMap) and "
+                       "others number vectors by position (rank %d has %s): use "
+                       "one kind everywhere", g->rank, vdx_index_type_name(shard));
     else if (g->rank == 0 && !(g->peers = calloc((size_t)g->size, sizeof *g->peers)))
         st = VDX_ERR_OUT_OF_MEMORY;
     if (st) {
         free(g->peers);
+        free(g->nt);
         MPI_Comm_free(&g->comm);
         free(g);
         return st;
@@ -135,6 +184,12 @@ int vdx_dist_rank(const vdx_dist *g) { return g ? g->rank : -1; }
 int vdx_dist_size(const vdx_dist *g) { return g ? g->size : 0; }
 int64_t vdx_dist_ntotal(const vdx_dist *g) { return g ? g->ntotal : 0; }
 int64_t vdx_dist_d(const vdx_dist *g) { return g ? g->d : 0; }
+int vdx_dist_writable(const vdx_dist *g) { return g ? g->ids_mode : 0; }
+int64_t vdx_dist_shard_ntotal(const vdx_dist *g, int r) {
+    if (!g || r < 0 || r >= g->size) return -1;
+    if (g->rank != 0) return r == g->rank ? vdx_index_ntotal(g->shard) : -1;
+    return g->nt[r];
+}
 
 /* local search, ids made global */
 static vdx_status local_search(const vdx_dist *g, int64_t n, const float *x,
@@ -156,10 +211,210 @@ static int sends_done(peer *p) {
     return done;
 }
 
+/* ---- the fan-out -------------------------------------------------------- */
+
+vdx_status vdx_fan_init(fan *f, int S) {
+    memset(f, 0, sizeof *f);
+    f->S = S;
+    f->state = calloc((size_t)S, sizeof *f->state);
+    f->codes = calloc((size_t)S, sizeof *f->codes);
+    f->msgs = calloc((size_t)S, MSG);
+    f->count = calloc((size_t)S, sizeof *f->count);
+    if (!f->state || !f->codes || !f->msgs || !f->count) {
+        vdx_fan_free(f);
+        return vdx_raise(VDX_ERR_OUT_OF_MEMORY, "dist: out of memory for %d ranks", S);
+    }
+    return VDX_OK;
+}
+
+void vdx_fan_free(fan *f) {
+    free(f->state);
+    free(f->codes);
+    free(f->msgs);
+    free(f->count);
+    memset(f, 0, sizeof *f);
+}
+
+static void fan_fail(fan *f, int r, int state, vdx_status code, const char *msg) {
+    f->state[r] = state;
+    f->codes[r] = code;
+    snprintf(f->msgs[r], MSG, "%s", msg);
+}
+
+void vdx_fan_send(vdx_dist *g, fan *f, const int64_t *hdr,
+                  const void *const *data, const size_t *bytes,
+                  const void *data0, size_t bytes0, size_t rsize) {
+    f->seq = ++g->seq;
+    for (int r = 1; r < g->size; r++) {
+        peer *pe = &g->peers[r];
+        const void *src = data ? data[r] : data0;
+        size_t nb = data ? bytes[r] : bytes0;
+        if (!sends_done(pe)) {
+            fan_fail(f, r, FAN_SKIPPED, VDX_ERR_TIMEOUT,
+                     "still receiving an earlier call: not sent");
+            continue;
+        }
+        if (nb > (size_t)INT_MAX || rsize > (size_t)INT_MAX) {
+            fan_fail(f, r, FAN_FAILED, VDX_ERR_INVALID_ARGUMENT,
+                     "the call or its answer is over 2 GiB, MPI's limit for "
+                     "one message: not sent (split the batch)");
+            continue;
+        }
+        if (nb > pe->qcap) {
+            char *q = realloc(pe->q, nb);
+            if (!q) {
+                fan_fail(f, r, FAN_FAILED, VDX_ERR_OUT_OF_MEMORY,
+                         "out of memory for the call: not sent");
+                continue;
+            }
+            pe->q = q;
+            pe->qcap = nb;
+        }
+        if (nb) memcpy(pe->q, src, nb);
+        if (pe->receiving) { /* a late answer may have come meanwhile */
+            int fl = 0;
+            if (MPI_Test(&pe->rreq, &fl, MPI_STATUS_IGNORE) == MPI_SUCCESS && fl)
+                pe->receiving = 0;
+        }
+        memcpy(pe->hdr, hdr, HDR * sizeof *hdr);
+        pe->hdr[H_SEQ] = f->seq;
+        pe->hdr[H_NBYTES] = (int64_t)nb;
+        /* the answer's buffer first: a rank told to do something must be
+         * heard from */
+        if (!pe->receiving && rsize > pe->rcap) {
+            char *b = realloc(pe->r, rsize);
+            if (!b) {
+                fan_fail(f, r, FAN_FAILED, VDX_ERR_OUT_OF_MEMORY,
+                         "out of memory for the answer: not sent");
+                continue;
+            }
+            pe->r = b;
+            pe->rcap = rsize;
+        }
+        if (pe->receiving && rsize > pe->rcap) {
+            /* a late answer is still expected into the old buffer */
+            fan_fail(f, r, FAN_SKIPPED, VDX_ERR_TIMEOUT,
+                     "still owes the answer to an earlier call: not sent");
+            continue;
+        }
+        int rc = MPI_Isend(pe->hdr, HDR, MPI_INT64_T, r, TAG_CALL, g->comm, &pe->sreq[0]);
+        if (rc == MPI_SUCCESS)
+            rc = MPI_Isend(pe->q, (int)nb, MPI_BYTE, r, TAG_DATA, g->comm, &pe->sreq[1]);
+        if (rc != MPI_SUCCESS) {
+            char m[64];
+            snprintf(m, sizeof m, "MPI_Isend failed (MPI error %d)", rc);
+            fan_fail(f, r, FAN_FAILED, VDX_ERR_IO, m);
+            continue;
+        }
+        pe->sending = 1;
+        /* a receive already posted (for a late answer) is kept: its
+         * answer is checked, and discarded, in vdx_fan_wait */
+        if (!pe->receiving) {
+            rc = MPI_Irecv(pe->r, (int)pe->rcap, MPI_BYTE, r, TAG_REPLY, g->comm, &pe->rreq);
+            if (rc != MPI_SUCCESS) {
+                char m[64];
+                snprintf(m, sizeof m, "MPI_Irecv failed (MPI error %d)", rc);
+                fan_fail(f, r, FAN_FAILED, VDX_ERR_IO, m);
+                continue;
+            }
+            pe->receiving = 1;
+        }
+    }
+}
+
+void vdx_fan_wait(vdx_dist *g, fan *f, double t_end) {
+    for (;;) {
+        int waiting = 0;
+        for (int r = 1; r < g->size; r++) {
+            peer *pe = &g->peers[r];
+            if (f->state[r] != FAN_WAIT) continue;
+            if (!pe->receiving) {
+                fan_fail(f, r, FAN_SKIPPED, VDX_ERR_TIMEOUT, "no receive posted");
+                continue;
+            }
+            int flag = 0;
+            int rc = MPI_Test(&pe->rreq, &flag, MPI_STATUS_IGNORE);
+            if (rc != MPI_SUCCESS) {
+                char m[64];
+                snprintf(m, sizeof m, "MPI_Test failed (MPI error %d)", rc);
+                pe->receiving = 0;
+                fan_fail(f, r, FAN_FAILED, VDX_ERR_IO, m);
+                continue;
+            }
+            if (!flag) {
+                waiting++;
+                continue;
+            }
+            pe->receiving = 0;
+            int64_t head[5];
+            memcpy(head, pe->r, sizeof head);
+            /* any answer, a late one too, is the shard's latest size */
+            if (g->nt && head[R_NTOTAL] >= 0) g->nt[r] = head[R_NTOTAL];
+            if (head[R_SEQ] != f->seq) { /* a late answer to an earlier call */
+                if (MPI_Irecv(pe->r, (int)pe->rcap, MPI_BYTE, r, TAG_REPLY, g->comm,
+                              &pe->rreq) == MPI_SUCCESS)
+                    pe->receiving = 1;
+                if (pe->receiving) waiting++;
+                else fan_fail(f, r, FAN_SKIPPED, VDX_ERR_IO, "MPI_Irecv failed");
+                continue;
+            }
+            f->count[r] = head[R_COUNT];
+            if (head[R_STATUS] != VDX_OK) {
+                f->state[r] = FAN_FAILED;
+                f->codes[r] = (vdx_status)head[R_STATUS];
+                memcpy(f->msgs[r], pe->r + 5 * sizeof(int64_t), MSG);
+                f->msgs[r][MSG - 1] = 0;
+                continue;
+            }
+            double ts;
+            memcpy(&ts, pe->r + R_SECONDS * sizeof(int64_t), sizeof ts);
+            if (ts > f->seconds_max) f->seconds_max = ts;
+            f->state[r] = FAN_OK;
+        }
+        if (!waiting || now() >= t_end) break;
+        /* a call still being sent moves only while MPI is called: yield
+         * then, sleep otherwise (the ranks may share this core) */
+        int sending = 0;
+        for (int r = 1; r < g->size; r++)
+            if (f->state[r] == FAN_WAIT) sending += !sends_done(&g->peers[r]);
+        if (sending) sched_yield();
+        else nap(20);
+    }
+    if (g->nt) {
+        int64_t s = 0;
+        for (int r = 0; r < g->size; r++) s += g->nt[r];
+        g->ntotal = s;
+    }
+}
+
+int vdx_fan_first_bad(const fan *f) {
+    for (int r = 0; r < f->S; r++)
+        if (f->state[r] != FAN_OK) return r;
+    return -1;
+}
+
+/* ---- search ------------------------------------------------------------- */
+
+static vdx_status dist_search(vdx_dist *g, int64_t n, const float *x, int64_t k,
+                              const vdx_search_params *params, double deadline_s,
+                              int allow_partial, float *D, vdx_idx_t *I,
+                              int *answered);
+
 vdx_status vdx_dist_search(vdx_dist *g, int64_t n, const float *x, int64_t k,
                            const vdx_search_params *params, double deadline_s,
                            int allow_partial, float *D, vdx_idx_t *I,
                            int *answered) {
+    pipe_guard pg;
+    vdx_pipe_block(&pg);
+    vdx_status st = dist_search(g, n, x, k, params, deadline_s, allow_partial, D, I, answered);
+    vdx_pipe_restore(&pg);
+    return st;
+}
+
+static vdx_status dist_search(vdx_dist *g, int64_t n, const float *x, int64_t k,
+                              const vdx_search_params *params, double deadline_s,
+                              int allow_partial, float *D, vdx_idx_t *I,
+                              int *answered) {
     vdx_clear_error();
     if (answered) *answered = 0;
     if (!g || g->rank != 0)
@@ -176,150 +431,46 @@ vdx_status vdx_dist_search(vdx_dist *g, int64_t n, const float *x, int64_t k,
                          "dist_search: deadline %g s must be > 0", deadline_s);
     vdx_status st = vdx_check_vectors(x, n, g->d, "query vectors");
     if (st) return st;
-    const double t_end = now() + deadline_s;
+    const double t0 = now(), t_end = t0 + deadline_s;
     const int S = g->size;
     const size_t nk = (size_t)n * (size_t)k;
     const size_t rsize = REPLY_HEAD + nk * (sizeof(float) + sizeof(vdx_idx_t));
     float *Dall = vdx_malloc_array((size_t)S, nk * sizeof(float));
     vdx_idx_t *Iall = vdx_malloc_array((size_t)S, nk * sizeof(vdx_idx_t));
-    int *state = calloc((size_t)S, sizeof *state); /* 0 wait, 1 ok, 2 failed, 3 skipped */
-    char(*msgs)[MSG] = calloc((size_t)S, MSG);
-    vdx_status *codes = calloc((size_t)S, sizeof *codes);
-    if (!Dall || !Iall || !state || !msgs || !codes) {
-        st = VDX_ERR_OUT_OF_MEMORY;
+    fan f;
+    if ((st = vdx_fan_init(&f, S))) goto done_nofan;
+    if (!Dall || !Iall) {
+        st = vdx_raise(VDX_ERR_OUT_OF_MEMORY,
+                       "dist_search: out of memory for %d x %lld x %lld results", S,
+                       (long long)n, (long long)k);
         goto done;
     }
-    int64_t seq = ++g->seq;
     vdx_search_params p;
     vdx_search_params_init(&p);
     if (params) {
         p.nprobe = params->nprobe;
         p.efSearch = params->efSearch;
     }
-    /* send the call to every rank that can take it */
-    for (int r = 1; r < S; r++) {
-        peer *pe = &g->peers[r];
-        if (!sends_done(pe)) { /* still sending an earlier call: stuck */
-            state[r] = 3;
-            continue;
-        }
-        size_t qn = (size_t)n * (size_t)g->d;
-        if (qn > pe->qcap) {
-            float *q = realloc(pe->q, qn * sizeof(float));
-            if (!q) {
-                state[r] = 3;
-                continue;
-            }
-            pe->q = q;
-            pe->qcap = qn;
-        }
-        memcpy(pe->q, x, qn * sizeof(float));
-        int64_t h[HDR] = {OP_SEARCH, seq, n, k, p.nprobe, p.efSearch};
-        memcpy(pe->hdr, h, sizeof h);
-        int rc = MPI_Isend(pe->hdr, HDR, MPI_INT64_T, r, TAG_CALL, g->comm, &pe->sreq[0]);
-        if (rc == MPI_SUCCESS)
-            rc = MPI_Isend(pe->q, (int)qn, MPI_FLOAT, r, TAG_DATA, g->comm, &pe->sreq[1]);
-        if (rc != MPI_SUCCESS) {
-            state[r] = 2;
-            codes[r] = VDX_ERR_IO;
-            snprintf(msgs[r], MSG, "MPI_Isend failed (MPI error %d)", rc);
-            continue;
-        }
-        pe->sending = 1;
-        /* its answer: a receive already posted (a late one) is kept and
-         * checked; otherwise post one */
-        if (!pe->receiving) {
-            if (rsize > pe->rcap) {
-                char *b = realloc(pe->r, rsize);
-                if (!b) {
-                    state[r] = 3;
-                    continue;
-                }
-                pe->r = b;
-                pe->rcap = rsize;
-            }
-            rc = MPI_Irecv(pe->r, (int)rsize, MPI_BYTE, r, TAG_REPLY, g->comm, &pe->rreq);
-            if (rc != MPI_SUCCESS) {
-                state[r] = 2;
-                codes[r] = VDX_ERR_IO;
-                snprintf(msgs[r], MSG, "MPI_Irecv failed (MPI error %d)", rc);
-                continue;
-            }
-            pe->receiving = 1;
-        }
-    }
+    int64_t h[HDR] = {OP_SEARCH, 0, n, k, p.nprobe, p.efSearch, 0, 0};
+    vdx_fan_send(g, &f, h, NULL, NULL, x, (size_t)n * (size_t)g->d * sizeof(float), rsize);
     /* our own shard meanwhile */
     double t_s0 = now();
     vdx_status s0 = local_search(g, n, x, k, &p, Dall, Iall);
-    g->t_search = now() - t_s0;
-    state[0] = s0 ? 2 : 1;
-    codes[0] = s0;
-    if (s0) snprintf(msgs[0], MSG, "%s", vdx_last_error());
-    /* the answers, until the deadline */
-    for (;;) {
-        int waiting = 0;
-        for (int r = 1; r < S; r++) {
-            peer *pe = &g->peers[r];
-            if (state[r] != 0) continue;
-            if (!pe->receiving) {
-                state[r] = 3;
-                continue;
-            }
-            int flag = 0;
-            MPI_Status ms;
-            int rc = MPI_Test(&pe->rreq, &flag, &ms);
-            if (rc != MPI_SUCCESS) {
-                pe->receiving = 0;
-                state[r] = 2;
-                codes[r] = VDX_ERR_IO;
-                snprintf(msgs[r], MSG, "MPI_Test failed (MPI error %d)", rc);
-                continue;
-            }
-            if (!flag) {
-                waiting++;
-                continue;
-            }
-            pe->receiving = 0;
-            int64_t head[2];
-            memcpy(head, pe->r, sizeof head);
-            if (head[0] != seq) { /* a late answer to an earlier call */
-                if (rsize <= pe->rcap &&
-                    MPI_Irecv(pe->r, (int)rsize, MPI_BYTE, r, TAG_REPLY, g->comm,
-                              &pe->rreq) == MPI_SUCCESS)
-                    pe->receiving = 1;
-                if (pe->receiving) waiting++;
-                else state[r] = 3;
-                continue;
-            }
-            if (head[1] != VDX_OK) {
-                state[r] = 2;
-                codes[r] = (vdx_status)head[1];
-                memcpy(msgs[r], pe->r + 3 * sizeof(int64_t), MSG);
-                msgs[r][MSG - 1] = 0;
-                continue;
-            }
-            double ts;
-            memcpy(&ts, pe->r + 2 * sizeof(int64_t), sizeof ts);
-            if (ts > g->t_search) g->t_search = ts;
-            memcpy(Dall + (size_t)r * nk, pe->r + REPLY_HEAD, nk * sizeof(float));
-            memcpy(Iall + (size_t)r * nk, pe->r + REPLY_HEAD + nk * sizeof(float),
-                   nk * sizeof(vdx_idx_t));
-            state[r] = 1;
-        }
-        if (!waiting || now() >= t_end) break;
-        nap(20);
-    }
+    double t_local = now() - t_s0;
+    f.state[0] = s0 ? FAN_FAILED : FAN_OK;
+    f.codes[0] = s0;
+    if (s0) snprintf(f.msgs[0], MSG, "%s", vdx_last_error());
+    vdx_fan_wait(g, &f, t_end);
+    g->t_search = t_local > f.seconds_max ? t_local : f.seconds_max;
     int ok = 0;
-    for (int r = 0; r < S; r++) ok += state[r] == 1;
+    for (int r = 0; r < S; r++) ok += f.state[r] == FAN_OK;
     if (answered) *answered = ok;
-    int worst = -1;
-    for (int r = 0; r < S && worst < 0; r++)
-        if (state[r] != 1) worst = r;
+    int worst = vdx_fan_first_bad(&f);
     if (worst >= 0 && !allow_partial) {
-        if (state[worst] == 2)
-            st = vdx_raise(codes[worst] ? codes[worst] : VDX_ERR_INTERNAL,
+        if (f.state[worst] == FAN_FAILED)
+            st = vdx_raise(f.codes[worst] ? f.codes[worst] : VDX_ERR_INTERNAL,
                            "dist search: shard %d of %d (rank %d) failed: %s",
-                           worst, S, worst, msgs[worst]);
+                           worst, S, worst, f.msgs[worst]);
         else
             st = vdx_raise(VDX_ERR_TIMEOUT,
                            "dist search: shard %d of %d (rank %d) did not "
@@ -330,22 +481,29 @@ vdx_status vdx_dist_search(vdx_dist *g, int64_t n, const float *x, int64_t k,
     }
     /* the shards that did not answer count as empty */
     int keep_max = g->metric == VDX_METRIC_INNER_PRODUCT;
-    for (int r = 0; r < S; r++)
-        if (state[r] != 1)
+    for (int r = 0; r < S; r++) {
+        float *Dr = Dall + (size_t)r * nk;
+        vdx_idx_t *Ir = Iall + (size_t)r * nk;
+        if (r > 0 && f.state[r] == FAN_OK) {
+            memcpy(Dr, g->peers[r].r + REPLY_HEAD, nk * sizeof(float));
+            memcpy(Ir, g->peers[r].r + REPLY_HEAD + nk * sizeof(float),
+                   nk * sizeof(vdx_idx_t));
+        } else if (f.state[r] != FAN_OK) {
             for (size_t i = 0; i < nk; i++) {
-                Dall[(size_t)r * nk + i] = keep_max ? -FLT_MAX : FLT_MAX;
-                Iall[(size_t)r * nk + i] = -1;
+                Dr[i] = keep_max ? -FLT_MAX : FLT_MAX;
+                Ir[i] = -1;
             }
+        }
+    }
     double t_m = now();
     st = vdx_merge_knn_results(n, k, S, Dall, Iall, keep_max, D, I);
     g->t_merge = now() - t_m;
-    g->t_total = now() - (t_end - deadline_s);
+    g->t_total = now() - t0;
 done:
+    vdx_fan_free(&f);
+done_nofan:
     vdx_free(Dall);
     vdx_free(Iall);
-    free(state);
-    free(msgs);
-    free(codes);
     return st;
 }
 
@@ -389,8 +547,12 @@ vdx_status vdx_dist_bcast_index(MPI_Comm comm, int root, vdx_index **ix) {
     return st;
 }
 
-/* waits (polling) for a message; 0, or an MPI error */
-static int poll_recv(void *buf, int count, MPI_Datatype t, int tag, MPI_Comm c) {
+/* waits (polling) for a message from rank 0; 0, or an MPI error.  busy:
+ * the message is on its way (a call's data after its header): yield
+ * instead of sleeping, since a large message only moves while MPI_Test is
+ * called (a fragment per call) */
+static int poll_recv(void *buf, int count, MPI_Datatype t, int tag, MPI_Comm c,
+                     int busy) {
     MPI_Request rq;
     int rc = MPI_Irecv(buf, count, t, 0, tag, c, &rq);
     if (rc != MPI_SUCCESS) return rc;
@@ -399,9 +561,23 @@ static int poll_recv(void *buf, int count, MPI_Datatype t, int tag, MPI_Comm c) 
         int flag = 0;
         rc = MPI_Test(&rq, &flag, MPI_STATUS_IGNORE);
         if (rc != MPI_SUCCESS || flag) return rc;
+        if (busy) {
+            sched_yield();
+            continue;
+        }
         nap(us);
         if (us < 200) us += 10; /* idle workers back off to 0.2 ms */
     }
+}
+
+/* grows *buf to hold n bytes; 0 or -1 */
+static int grow(char **buf, size_t *cap, size_t n) {
+    if (n <= *cap) return 0;
+    char *b = realloc(*buf, n ? n : 1);
+    if (!b) return -1;
+    *buf = b;
+    *cap = n;
+    return 0;
 }
 
 vdx_status vdx_dist_worker_loop(vdx_dist *g) {
@@ -410,82 +586,92 @@ vdx_status vdx_dist_worker_loop(vdx_dist *g) {
         return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
                          "dist_worker_loop: rank 0 takes the calls, it does "
                          "not serve them");
-    float *q = NULL, *D = NULL;
-    size_t qcap = 0, rcap = 0;
-    char *rep = NULL;
+    char *in = NULL, *rep = NULL;
+    size_t incap = 0, rcap = 0;
     vdx_status st = VDX_OK;
+    pipe_guard pg;
+    vdx_pipe_block(&pg);
     for (;;) {
         int64_t h[HDR];
-        int rc = poll_recv(h, HDR, MPI_INT64_T, TAG_CALL, g->comm);
+        int rc = poll_recv(h, HDR, MPI_INT64_T, TAG_CALL, g->comm, 0);
         if (rc != MPI_SUCCESS) {
             st = mpi_fail(rc, "receive of a call");
             break;
         }
-        if (h[0] == OP_STOP) break;
-        int64_t n = h[2], k = h[3];
-        size_t qn = (size_t)n * (size_t)g->d, nk = (size_t)n * (size_t)k;
-        if (qn > qcap) {
-            free(q);
-            q = malloc(qn * sizeof(float));
-            qcap = q ? qn : 0;
-        }
-        rc = poll_recv(q ? (void *)q : (void *)h, q ? (int)qn : 0, MPI_FLOAT, TAG_DATA, g->comm);
-        if (rc != MPI_SUCCESS) {
-            st = mpi_fail(rc, "receive of the queries");
+        if (h[H_OP] == OP_STOP) break;
+        size_t nb = (size_t)h[H_NBYTES];
+        char dummy;
+        int have_in = grow(&in, &incap, nb) == 0;
+        /* receive the payload even without room for it (into nothing: the
+         * truncation is an MPI error, answered as out of memory) */
+        rc = poll_recv(have_in ? in : &dummy, have_in ? (int)nb : 0, MPI_BYTE,
+                       TAG_DATA, g->comm, 1);
+        if (rc != MPI_SUCCESS && have_in) {
+            st = mpi_fail(rc, "receive of a call's data");
             break;
         }
-        size_t rsize = REPLY_HEAD + nk * (sizeof(float) + sizeof(vdx_idx_t));
-        if (rsize > rcap) {
-            free(rep);
-            rep = malloc(rsize);
-            rcap = rep ? rsize : 0;
-        }
-        int64_t head[2] = {h[1], VDX_OK};
-        double ts = 0;
+        int64_t head[5] = {h[H_SEQ], VDX_OK, 0, 0, 0};
         char msg[MSG] = {0};
-        if (!rep || !q) {
-            head[1] = VDX_ERR_OUT_OF_MEMORY;
-            snprintf(msg, MSG, "rank %d: out of memory for %lld x %lld results",
-                     g->rank, (long long)n, (long long)k);
-        } else {
-            vdx_search_params p;
-            vdx_search_params_init(&p);
-            p.nprobe = h[4];
-            p.efSearch = (int)h[5];
-            D = (float *)(rep + REPLY_HEAD);
+        size_t rlen = REPLY_HEAD;
+        double t0 = now();
+        if (!have_in) {
+            head[R_STATUS] = VDX_ERR_OUT_OF_MEMORY;
+            snprintf(msg, MSG, "rank %d: out of memory for a call of %zu bytes",
+                     g->rank, nb);
+        } else if (h[H_OP] == OP_SEARCH) {
+            int64_t n = h[H_A0], k = h[H_A0 + 1];
+            size_t nk = (size_t)n * (size_t)k;
+            size_t rsize = REPLY_HEAD + nk * (sizeof(float) + sizeof(vdx_idx_t));
             vdx_idx_t *I = malloc(nk * sizeof *I);
-            double t0 = now();
-            vdx_status s = I ? local_search(g, n, q, k, &p, D, I) : VDX_ERR_OUT_OF_MEMORY;
-            ts = now() - t0;
-            if (s) {
-                head[1] = s;
-                snprintf(msg, MSG, "%s", I ? vdx_last_error() : "out of memory");
+            if (grow(&rep, &rcap, rsize) || !I) {
+                head[R_STATUS] = VDX_ERR_OUT_OF_MEMORY;
+                snprintf(msg, MSG, "rank %d: out of memory for %lld x %lld results",
+                         g->rank, (long long)n, (long long)k);
             } else {
-                memcpy(rep + REPLY_HEAD + nk * sizeof(float), I, nk * sizeof *I);
+                vdx_search_params p;
+                vdx_search_params_init(&p);
+                p.nprobe = h[H_A0 + 2];
+                p.efSearch = (int)h[H_A0 + 3];
+                float *D = (float *)(void *)(rep + REPLY_HEAD);
+                vdx_status s = local_search(g, n, (const float *)(void *)in, k, &p, D, I);
+                if (s) {
+                    head[R_STATUS] = s;
+                    snprintf(msg, MSG, "%s", vdx_last_error());
+                } else {
+                    memcpy(rep + REPLY_HEAD + nk * sizeof(float), I, nk * sizeof *I);
+                    rlen = rsize;
+                }
             }
             free(I);
+        } else {
+            vdx_dist_apply(g, h, in, nb, &head[R_STATUS], &head[R_COUNT], msg);
         }
+        double ts = now() - t0;
+        memcpy(&head[R_SECONDS], &ts, sizeof ts);
+        head[R_NTOTAL] = vdx_index_ntotal(g->shard);
         char small[REPLY_HEAD];
-        char *out = rep ? rep : small;
+        char *out = rep && rcap >= REPLY_HEAD ? rep : small;
+        if (out == small) rlen = REPLY_HEAD;
         memcpy(out, head, sizeof head);
-        memcpy(out + 2 * sizeof(int64_t), &ts, sizeof ts);
-        memcpy(out + 3 * sizeof(int64_t), msg, MSG);
-        rc = MPI_Send(out, head[1] == VDX_OK ? (int)rsize : (int)REPLY_HEAD, MPI_BYTE, 0,
-                      TAG_REPLY, g->comm);
+        memcpy(out + 5 * sizeof(int64_t), msg, MSG);
+        rc = MPI_Send(out, (int)rlen, MPI_BYTE, 0, TAG_REPLY, g->comm);
         if (rc != MPI_SUCCESS) {
             st = mpi_fail(rc, "send of an answer");
             break;
         }
     }
-    free(q);
+    vdx_pipe_restore(&pg);
+    free(in);
     free(rep);
     return st;
 }
 
 void vdx_dist_close(vdx_dist *g) {
     if (!g) return;
+    pipe_guard pg;
+    vdx_pipe_block(&pg);
     if (g->rank == 0 && g->peers) {
-        static int64_t stop[HDR] = {OP_STOP, 0, 0, 0, 0, 0};
+        static int64_t stop[HDR] = {OP_STOP, 0, 0, 0, 0, 0, 0, 0};
         double t_end = now() + 1.0;
         MPI_Request *rq = calloc((size_t)g->size, sizeof *rq);
         for (int r = 1; rq && r < g->size; r++) {
@@ -507,6 +693,8 @@ void vdx_dist_close(vdx_dist *g) {
         }
         free(g->peers);
     }
+    free(g->nt);
     MPI_Comm_free(&g->comm);
+    vdx_pipe_restore(&pg);
     free(g);
 }

@@ -11,7 +11,7 @@
 #include "serve.h"
 
 static const char *const route_names[R_COUNT] = {
-    "search", "add", "upsert", "delete", "info", "health", "metrics", "other"};
+    "search", "add", "upsert", "delete", "info", "health", "metrics", "save", "other"};
 
 /* upper bounds (seconds) of the histogram's buckets; the last is +Inf */
 static const double bounds[VDX_SERVE_NBUCKET - 1] = {

@@ -59,6 +59,7 @@ int vdx_serve_route(const char *method, const char *url, int *write) {
     if (post && !strcmp(url, "/add")) return R_ADD;
     if (post && !strcmp(url, "/upsert")) return R_UPSERT;
     if (post && !strcmp(url, "/delete")) return R_DELETE;
+    if (post && !strcmp(url, "/save")) return R_SAVE;
     *write = 0;
     return R_OTHER;
 }
@@ -441,12 +442,35 @@ static void do_write(vdx_server *s, int route, json_t *o, vdx_reply *r) {
     char **meta = NULL, **texts = NULL;
     vdx_selector *sel = NULL;
     vdx_status st = VDX_OK;
+    if (route != R_DELETE && !(x = parse_vectors(s, o, &n, r))) goto done;
     if (s->opt.remote_search) {
-        vdx_reply_error(r, 400, "%s: a sharded MPI server takes searches only "
-                        "(write the shards, then serve them)", what);
+        /* the shards on MPI ranks: routed by rank 0 (vecdex_dist.h) */
+        if (!s->opt.remote_write) {
+            vdx_reply_error(r, 400, "%s: this sharded MPI server takes searches "
+                            "only", what);
+            goto done;
+        }
+        int with_ids = json_object_get(o, "ids") != NULL;
+        if ((with_ids || route != R_ADD) &&
+            !(ids = parse_ids(o, route == R_DELETE ? -1 : n, &m, r)))
+            goto done;
+        int64_t count = 0, nt = 0;
+        pthread_mutex_lock(&s->remote_mu);
+        st = s->opt.remote_write(s->opt.remote_ctx, route, route == R_DELETE ? m : n,
+                                 x, ids, &count, &nt);
+        atomic_store(&s->remote_nt, nt);
+        if (st) reply_status(r, st, what);
+        pthread_mutex_unlock(&s->remote_mu);
+        if (st) goto done;
+        if (route == R_DELETE)
+            reply_json(r, json_pack("{s:I, s:I}", "deleted", (json_int_t)count,
+                                    "ntotal", (json_int_t)nt));
+        else
+            reply_json(r, json_pack("{s:s, s:I, s:I}", "result",
+                                    route == R_ADD ? "added" : "upserted", "count",
+                                    (json_int_t)count, "ntotal", (json_int_t)nt));
         goto done;
     }
-    if (route != R_DELETE && !(x = parse_vectors(s, o, &n, r))) goto done;
     if (s->store) {
         if (route == R_DELETE) {
             if (!(keys = parse_keys(o, -1, &m, r))) goto done;
@@ -515,11 +539,28 @@ done:
     free(x);
 }
 
+static void do_save(vdx_server *s, vdx_reply *r) {
+    if (!s->opt.remote_write) {
+        vdx_reply_error(r, 400, "save: only a sharded MPI server (vecdex serve "
+                        "--sharded DIR) saves; write an index with vecdex build");
+        return;
+    }
+    int64_t count = 0, nt = 0;
+    pthread_mutex_lock(&s->remote_mu);
+    vdx_status st = s->opt.remote_write(s->opt.remote_ctx, R_SAVE, 0, NULL, NULL,
+                                        &count, &nt);
+    if (st) reply_status(r, st, "save");
+    pthread_mutex_unlock(&s->remote_mu);
+    if (!st)
+        reply_json(r, json_pack("{s:s, s:I}", "result", "saved", "ntotal",
+                                (json_int_t)nt));
+}
+
 static void do_info(vdx_server *s, vdx_reply *r) {
     if (s->opt.remote_search) {
         reply_json(r, json_pack("{s:s, s:I, s:I}", "kind", "mpi-sharded", "d",
                                 (json_int_t)s->d, "ntotal",
-                                (json_int_t)s->opt.remote_ntotal));
+                                (json_int_t)atomic_load(&s->remote_nt)));
         return;
     }
     if (s->store) {
@@ -557,7 +598,7 @@ void vdx_serve_handle(vdx_server *s, int route, const char *body, size_t len,
         return;
     }
     if (route == R_METRICS) {
-        int64_t nt = s->opt.remote_ntotal;
+        int64_t nt = atomic_load(&s->remote_nt);
         if (s->index) {
             pthread_rwlock_rdlock(&s->lock);
             nt = vdx_index_ntotal(s->index);
@@ -571,10 +612,14 @@ void vdx_serve_handle(vdx_server *s, int route, const char *body, size_t len,
         r->body = vdx_serve_metrics_text(&s->metrics, nt);
         return;
     }
+    if (route == R_SAVE) {
+        do_save(s, r);
+        return;
+    }
     if (route == R_OTHER) {
         vdx_reply_error(r, 404, "no such route; the routes are GET /health, "
                         "/info, /metrics and POST /search, /add, /upsert, "
-                        "/delete");
+                        "/delete, /save");
         return;
     }
     json_t *o = parse_body(body, len, r);

@@ -19,6 +19,8 @@
  *   POST /upsert            {"vectors": [[...]], "ids": [...],
  *                            "metadata": [...], "texts": [...] (store)}
  *   POST /delete            {"ids": [...]}
+ *   POST /save              (the MPI-sharded server: saves every shard
+ *                            into its directory)
  * Writes need "Authorization: Bearer TOKEN" when a token is set.
  */
 #ifndef VDX_SERVE_H
@@ -49,6 +51,15 @@ typedef vdx_status (*vdx_serve_search_fn)(void *ctx, int64_t n, const float *x,
                                           vdx_idx_t *I, int *answered,
                                           int *total);
 
+/* A write answered elsewhere (the same): route R_ADD (ids may be NULL),
+ * R_UPSERT (ids given), R_DELETE (n ids, no vectors) or R_SAVE (nothing);
+ * *count: the vectors added / upserted / removed; *ntotal: the vectors
+ * after it.  A partial write is an error (its message says how far it
+ * got).  Called by one request at a time, never during a search. */
+typedef vdx_status (*vdx_serve_write_fn)(void *ctx, int route, int64_t n,
+                                         const float *x, const vdx_idx_t *ids,
+                                         int64_t *count, int64_t *ntotal);
+
 typedef struct vdx_serve_options {
     const char *host;  /* address to bind; NULL = "127.0.0.1"            */
     int port;          /* 0: any free port (see vdx_serve_port)          */
@@ -58,6 +69,7 @@ typedef struct vdx_serve_options {
     /* instead of an index or a store: searches by this function, of
      * vectors of dimension remote_d among remote_ntotal */
     vdx_serve_search_fn remote_search;
+    vdx_serve_write_fn remote_write; /* NULL: a remote index takes no writes */
     void *remote_ctx;
     int64_t remote_d, remote_ntotal;
 } vdx_serve_options;
@@ -66,7 +78,7 @@ void vdx_serve_options_init(vdx_serve_options *o);
 
 /* ---- metrics (metrics.c) ------------------------------------------------ */
 enum { R_SEARCH, R_ADD, R_UPSERT, R_DELETE, R_INFO, R_HEALTH, R_METRICS,
-       R_OTHER, R_COUNT };
+       R_SAVE, R_OTHER, R_COUNT };
 #define VDX_SERVE_NBUCKET 14
 typedef struct vdx_serve_metrics {
     atomic_llong requests[R_COUNT];
@@ -92,7 +104,8 @@ typedef struct vdx_server {
     vdx_store *store; /* borrowed */
     int64_t d;
     pthread_rwlock_t lock; /* index: searches share, writes exclude */
-    pthread_mutex_t remote_mu; /* remote searches: one at a time */
+    pthread_mutex_t remote_mu; /* remote calls: one at a time */
+    atomic_llong remote_nt;    /* a remote index's ntotal, after each write */
     vdx_serve_metrics metrics;
 } vdx_server;
 

@@ -212,6 +212,7 @@ vdx_status vdx_serve_start(vdx_index *index, vdx_store *store,
     pthread_mutex_init(&s->remote_mu, NULL);
     if (o.remote_search) {
         s->d = o.remote_d;
+        atomic_store(&s->remote_nt, o.remote_ntotal);
     } else if (index) {
         s->d = vdx_index_d(index);
     } else {

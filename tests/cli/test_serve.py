@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 
 import numpy as np
@@ -320,3 +321,136 @@ def test_mpi_sharded_server(data, tmp_path):
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+
+
+class MpiServer:
+    """mpirun -np N vecdex serve --sharded DIR ARGS (skips without MPI)."""
+
+    def __init__(self, n, dir_, *args):
+        if not shutil.which("mpirun"):
+            pytest.skip("no mpirun (openmpi-bin)")
+        cmd = ["mpirun", "--oversubscribe", "--allow-run-as-root", "--bind-to", "none",
+               "--enable-recovery", "-x", "OMP_NUM_THREADS=1", "-np", str(n), find_cli(),
+               "serve", "--sharded", str(dir_), "--port", "0", *args]
+        self.p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+        line = self.p.stdout.readline()
+        m = re.search(r"http://(\S+):(\d+)", line)
+        if not m:
+            err = self.p.stderr.read() if self.p.poll() is not None else ""
+            self.kill()
+            if "needs a vecdex built with MPI" in err:
+                pytest.skip("vecdex built without MPI")
+            raise AssertionError("no address printed: " + line + err)
+        self.client = Client(m.group(1), int(m.group(2)))
+
+    def stop(self, sig=15):
+        """A signal to mpirun (SIGUSR1: forwarded, the job left to end
+        itself; SIGTERM: the job killed); (rc, stderr)."""
+        self.p.send_signal(sig)
+        try:
+            self.p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        return self.p.returncode, self.p.stderr.read()
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+
+
+def test_mpi_sharded_writes(data, tmp_path):
+    """mpirun -np 3 vecdex serve --sharded DIR --create Flat: adds routed to
+    the ranks (round robin, or by id hash with ids), delete and upsert sent
+    to all; every answer equals brute force over the vectors the writes
+    left; POST /save and --save-on-exit write DIR, which a fresh mpirun
+    serves with the same answers and faiss reads shard by shard; a killed
+    rank makes a write fail with 504 naming the shard and saying it is
+    partial."""
+    import faiss
+    import time
+    xb, xq = data
+    d = tmp_path / "sh"
+    s = MpiServer(3, d, "--create", "Flat", "--dim", str(D), "--deadline-ms", "1500",
+                  "--save-on-exit")
+    try:
+        c = s.client
+        assert c.info() == {"kind": "mpi-sharded", "d": D, "ntotal": 0}
+        assert c.add(xb[:1000]) == {"result": "added", "count": 1000, "ntotal": 1000}
+        ids2 = np.arange(2000, dtype="int64") * 5 + 100000
+        assert c.add(xb[1000:], ids2)["ntotal"] == 3000
+        ids = np.concatenate([np.arange(1000), ids2])
+        gone = np.concatenate([np.arange(0, 1000, 3), ids2[::4], [77777777]])
+        assert c.delete(gone) == {"deleted": 334 + 500, "ntotal": 3000 - 834}
+        keep = ~np.isin(ids, gone)
+        up = np.array([1, 2, int(ids2[1])])  # ids present, given new vectors
+        assert c.upsert(up, xq[:3])["ntotal"] == 3000 - 834
+        vecs = xb.copy()
+        vecs[np.searchsorted(ids, up)] = xq[:3]
+        Db, Ib = brute(vecs[keep], ids[keep], xq, 10)
+        D_, I_ = c.search(xq, k=10)
+        np.testing.assert_array_equal(I_, Ib)
+        np.testing.assert_allclose(D_, Db, rtol=1e-4, atol=1e-5)
+        # bad writes: 4xx naming the problem, nothing changed
+        status, out = c.request("POST", "/add", {"vectors": [[0.5] * (D - 1)]})
+        assert status == 400 and "dimension" in out["error"]
+        status, out = c.request("POST", "/add", {"vectors": [[0.5] * D], "ids": [-1]})
+        assert status == 400 and "-1" in out["error"]
+        assert c.info()["ntotal"] == 3000 - 834
+        assert c.save() == {"result": "saved", "ntotal": 3000 - 834}
+        assert (d / "vecdex-manifest.txt").exists()
+        # one more write, kept by --save-on-exit
+        assert c.delete([int(ids2[-1])])["deleted"] == 1
+        keep &= ids != ids2[-1]
+        rc, err = s.stop(signal.SIGUSR1)
+        assert rc == 0 and "saved 2165 vectors" in err, err
+    finally:
+        s.kill()
+    # faiss reads each shard; together they hold the vectors left
+    got = []
+    for r in range(3):
+        ix = faiss.read_index(str(d / f"shard-{r}.faissindex"))
+        got.append(faiss.vector_to_array(ix.id_map))
+    assert sorted(np.concatenate(got).tolist()) == sorted(ids[keep].tolist())
+    # a fresh mpirun on the saved directory answers the same
+    s = MpiServer(3, d, "--deadline-ms", "1500")
+    try:
+        c = s.client
+        assert c.info()["ntotal"] == keep.sum()
+        Db, Ib = brute(vecs[keep], ids[keep], xq, 10)
+        np.testing.assert_array_equal(c.search(xq, k=10)[1], Ib)
+        pids = rank_pids(s.p.pid)
+        os.kill(pids[1], 9)
+        t0 = time.time()
+        status, out = c.request("POST", "/add", {"vectors": xq[:9].tolist()})
+        assert time.time() - t0 < 3.0
+        assert status == 504 and "shard 1 of 3" in out["error"] and "partial" in out["error"], out
+        status, out = c.request("POST", "/save")
+        assert status == 504 and "nothing in" in out["error"], out
+    finally:
+        s.kill()
+
+
+def test_mpi_sharded_create_trains_on_rank0(data, tmp_path):
+    """--create IVF16,Flat --train FILE: rank 0 trains, the trained index is
+    broadcast; with nprobe = nlist the answers are brute force's."""
+    xb, xq = data
+    train = tmp_path / "train.npy"
+    np.save(train, xb)
+    s = MpiServer(2, tmp_path / "ivf", "--create", "IVF16,Flat", "--dim", str(D),
+                  "--train", str(train))
+    try:
+        c = s.client
+        c.add(xb)
+        Db, Ib = brute(xb, np.arange(len(xb)), xq, 10)
+        _, I_ = c.search(xq, k=10, nprobe=16)
+        assert (I_ == Ib).mean() > 0.99
+    finally:
+        s.kill()
+    # without --train it refuses, naming the option
+    p = subprocess.run(["mpirun", "--oversubscribe", "--allow-run-as-root", "-np", "2",
+                        find_cli(), "serve", "--sharded", str(tmp_path / "ivf2"), "--create",
+                        "IVF16,Flat", "--dim", str(D), "--port", "0"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0 and "--train" in p.stderr, p.stderr

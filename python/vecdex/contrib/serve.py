@@ -84,6 +84,11 @@ class Client:
     def delete(self, ids):
         return self._ok("POST", "/delete", dict(ids=[int(i) for i in ids]))
 
+    def save(self):
+        """POST /save: a sharded MPI server writes every shard into its
+        directory."""
+        return self._ok("POST", "/save")
+
     def info(self):
         return self._ok("GET", "/info")
 
