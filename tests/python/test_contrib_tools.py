@@ -96,3 +96,44 @@ def test_operating_points():
     op.add_operating_point("C", 0.95, 3.0)
     op.add_operating_point("D", 0.7, 4.0)
     assert [k for k, _, _ in op.operating_points] == ["B", "C"]
+
+
+def test_evaluation_return_orders_match_faiss():
+    """sort_range_res_2 returns (I, D) as faiss's does; the other range
+    helpers give faiss's values on the same inputs."""
+    from faiss.contrib import evaluation as ref_ev
+    xb, xq = data(500, 15, 8, seed=3)
+    index = vecdex.IndexFlatL2(8)
+    index.add(xb)
+    ref = ((xq[:, None] - xb[None]) ** 2).sum(-1)
+    thr = float(np.sort(ref, axis=1)[:, 20].mean())
+    lims, D, I = index.range_search(xq, thr)
+    I1, D1 = evaluation.sort_range_res_2(lims, D, I)
+    I2, D2 = ref_ev.sort_range_res_2(lims, D, I)
+    np.testing.assert_array_equal(D1, D2)
+    assert I1.dtype == I.dtype and D1.dtype == D.dtype
+    for q in range(len(xq)):
+        a, b = lims[q], lims[q + 1]
+        assert np.all(np.diff(D1[a:b]) >= 0)
+        assert sorted(I1[a:b].tolist()) == sorted(I2[a:b].tolist())
+    np.testing.assert_array_equal(evaluation.sort_range_res_1(lims, I),
+                                  ref_ev.sort_range_res_1(lims, I))
+    # a noisier result set: drop every third result
+    keep = np.ones(len(I), bool)
+    keep[::3] = False
+    cnt = np.array([keep[lims[q]:lims[q + 1]].sum() for q in range(len(xq))])
+    lims_n = np.concatenate([[0], np.cumsum(cnt)]).astype(lims.dtype)
+    for mode in ("overall", "average"):
+        assert evaluation.range_PR(lims, I, lims_n, I[keep], mode) == \
+            pytest.approx(ref_ev.range_PR(lims, I, lims_n, I[keep], mode))
+        th = np.array([thr / 4, thr / 2, thr])
+        P1, R1 = evaluation.range_PR_multiple_thresholds(
+            lims, I, lims_n, D[keep], I[keep], th, mode=mode)
+        P2, R2 = ref_ev.range_PR_multiple_thresholds(
+            lims, I, lims_n, D[keep], I[keep], th, mode=mode)
+        np.testing.assert_allclose(P1, P2)
+        np.testing.assert_allclose(R1, R2)
+    l1, d1, i1 = evaluation.filter_range_results(lims, D, I, thr / 2)
+    l2, d2, i2 = ref_ev.filter_range_results(lims, D, I, thr / 2)
+    np.testing.assert_array_equal(l1, l2)
+    np.testing.assert_array_equal(i1, i2)
