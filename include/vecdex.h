@@ -942,6 +942,28 @@ VDX_API vdx_status vdx_index_ivf_replace_invlists(vdx_index *dst,
  *  @return VDX_OK, VDX_ERR_INVALID_ARGUMENT, VDX_ERR_UNSUPPORTED. */
 VDX_API vdx_status vdx_index_ivf_merge_from(vdx_index *dst, vdx_index *src,
                                             int64_t add_id);
+/** Whether src's entries can be merged into dst (FAISS's
+ *  Index::check_compatible_for_merge): the same kind, d and metric, both
+ *  trained, and the same trained parameters (PQ codebooks, SQ ranges, LSH
+ *  rotation and thresholds, IVF coarse centroids and nlist, transform
+ *  chains).  IndexIDMap / IDMap2 accept either kind of IDMap and check the
+ *  sub-indexes; IndexPreTransform checks the chains, then the sub-indexes.
+ *  Supported: IndexFlat*, IndexPQ, IndexPQFastScan, IndexScalarQuantizer,
+ *  IndexLSH, the IVF kinds, IndexIDMap(2), IndexPreTransform.
+ *  @return VDX_OK; VDX_ERR_INVALID_ARGUMENT naming the difference;
+ *  VDX_ERR_UNSUPPORTED for other kinds.  Neither index is changed. */
+VDX_API vdx_status vdx_index_check_compatible_for_merge(const vdx_index *dst,
+                                                        const vdx_index *src);
+/** Moves every entry of src into dst (FAISS's Index::merge_from), after
+ *  vdx_index_check_compatible_for_merge: src's entries follow dst's, and
+ *  src is left empty (still trained).  add_id is added to src's ids by the
+ *  kinds that store ids (IVF, IDMap); the others number entries by
+ *  position and refuse add_id != 0, as FAISS does.  IVF kinds go through
+ *  vdx_index_ivf_merge_from.  A refused merge changes neither index.
+ *  @return VDX_OK, VDX_ERR_INVALID_ARGUMENT, VDX_ERR_UNSUPPORTED,
+ *  VDX_ERR_OUT_OF_MEMORY.  Thread safety: a mutation of both indexes. */
+VDX_API vdx_status vdx_index_merge_from(vdx_index *dst, vdx_index *src,
+                                        int64_t add_id);
 /** k-NN search of an IVF index over lists chosen by the caller (FAISS's
  *  IndexIVF::search_preassigned): lists holds nprobe list numbers per
  *  query, in probe order, -1 entries skipped.  params as for

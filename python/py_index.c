@@ -753,6 +753,89 @@ static PyObject *Index_repr(IndexObject *self) {
         vdx_index_metric(self->ix) == VDX_METRIC_L2 ? "L2" : "INNER_PRODUCT");
 }
 
+/* merge_from(otherIndex, add_id=0) and check_compatible_for_merge(other):
+ * one entry point for every kind (vdx_index_merge_from dispatches, IVF
+ * included).  FAISS raises RuntimeError for an incompatible index. */
+static int merge_other(IndexObject *self, PyObject *other_obj,
+                       const char *what, IndexObject **out) {
+    if (!PyObject_TypeCheck(other_obj, &IndexType)) {
+        PyErr_Format(PyExc_TypeError, "%s: expected an index, got %.200s",
+                     what, Py_TYPE(other_obj)->tp_name);
+        return -1;
+    }
+    *out = (IndexObject *)other_obj;
+    if (ready(*out) < 0) return -1;
+    if (*out == self) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "%s: cannot merge an index into itself", what);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *merge_error(const cerr *e) {
+    /* an incompatible index is FAISS's RuntimeError (its THROW_IF_NOT):
+     * InvalidArgumentError is one; a kind without merge too */
+    if (e->st == VDX_ERR_UNSUPPORTED) {
+        PyErr_SetString(PyExc_RuntimeError, e->msg);
+        return NULL;
+    }
+    return raise_cerr(e);
+}
+
+static PyObject *Index_merge_from(IndexObject *self, PyObject *args,
+                                  PyObject *kw) {
+    static char *kwlist[] = {"otherIndex", "add_id", NULL};
+    PyObject *other_obj;
+    long long add_id = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|L:merge_from", kwlist,
+                                     &other_obj, &add_id))
+        return NULL;
+    if (mutable_(self, "merge_from") < 0) return NULL;
+    IndexObject *other;
+    if (merge_other(self, other_obj, "merge_from", &other) < 0) return NULL;
+    if (mutable_(other, "merge_from") < 0) return NULL;
+    cerr e;
+    if (other->owner == self->owner) {
+        RUN_LOCKED(self->owner, wr, e,
+                   vdx_index_merge_from(self->ix, other->ix, add_id));
+    } else {
+        Py_BEGIN_ALLOW_THREADS
+        rw_wrlock(&self->owner->lock);
+        rw_wrlock(&other->owner->lock);
+        cerr_capture(&e, vdx_index_merge_from(self->ix, other->ix, add_id));
+        rw_wrunlock(&other->owner->lock);
+        rw_wrunlock(&self->owner->lock);
+        Py_END_ALLOW_THREADS
+    }
+    if (e.st != VDX_OK) return merge_error(&e);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Index_check_compatible_for_merge(IndexObject *self,
+                                                  PyObject *other_obj) {
+    if (ready(self) < 0) return NULL;
+    IndexObject *other;
+    if (merge_other(self, other_obj, "check_compatible_for_merge", &other) < 0)
+        return NULL;
+    cerr e;
+    if (other->owner == self->owner) {
+        RUN_LOCKED(self->owner, rd, e,
+                   vdx_index_check_compatible_for_merge(self->ix, other->ix));
+    } else {
+        Py_BEGIN_ALLOW_THREADS
+        rw_rdlock(&self->owner->lock);
+        rw_rdlock(&other->owner->lock);
+        cerr_capture(&e,
+                     vdx_index_check_compatible_for_merge(self->ix, other->ix));
+        rw_rdunlock(&other->owner->lock);
+        rw_rdunlock(&self->owner->lock);
+        Py_END_ALLOW_THREADS
+    }
+    if (e.st != VDX_OK) return merge_error(&e);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef Index_methods[] = {
     {"train", METH_KW_FN(Index_train), METH_VARARGS | METH_KEYWORDS,
      "train(x): trains the index on the (n, d) vectors x."},
@@ -782,6 +865,14 @@ static PyMethodDef Index_methods[] = {
      "listed in an array; returns the count removed."},
     {"reset", (PyCFunction)Index_reset, METH_NOARGS,
      "reset(): removes all vectors."},
+    {"merge_from", METH_KW_FN(Index_merge_from), METH_VARARGS | METH_KEYWORDS,
+     "merge_from(otherIndex, add_id=0): moves every entry of a compatible "
+     "index of the same kind into this one (other is left empty); add_id "
+     "shifts the moved ids (IVF and IDMap kinds only)."},
+    {"check_compatible_for_merge",
+     (PyCFunction)Index_check_compatible_for_merge, METH_O,
+     "check_compatible_for_merge(other): raises RuntimeError unless "
+     "merge_from(other) can run."},
     {"__reduce__", (PyCFunction)Index_reduce, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL}};
 

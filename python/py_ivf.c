@@ -134,40 +134,6 @@ static PyObject *IVF_set_direct_map_type(IndexObject *self, PyObject *args,
 static PyObject *IVF_replace_invlists(IndexObject *self, PyObject *args,
                                       PyObject *kw);
 
-static PyObject *IVF_merge_from(IndexObject *self, PyObject *args,
-                                PyObject *kw) {
-    static char *kwlist[] = {"otherIndex", "add_id", NULL};
-    PyObject *other_obj;
-    long long add_id = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|L:merge_from", kwlist,
-                                     &other_obj, &add_id))
-        return NULL;
-    if (mutable_(self, "merge_from") < 0) return NULL;
-    if (!PyObject_TypeCheck(other_obj, &IndexIVFType)) {
-        PyErr_Format(PyExc_TypeError,
-                     "merge_from: expected an IVF index, got %.200s",
-                     Py_TYPE(other_obj)->tp_name);
-        return NULL;
-    }
-    IndexObject *other = (IndexObject *)other_obj;
-    if (mutable_(other, "merge_from") < 0) return NULL;
-    cerr e;
-    if (other->owner == self->owner) {
-        RUN_LOCKED(self->owner, wr, e,
-                   vdx_index_ivf_merge_from(self->ix, other->ix, add_id));
-    } else {
-        Py_BEGIN_ALLOW_THREADS
-        rw_wrlock(&self->owner->lock);
-        rw_wrlock(&other->owner->lock);
-        cerr_capture(&e, vdx_index_ivf_merge_from(self->ix, other->ix, add_id));
-        rw_wrunlock(&other->owner->lock);
-        rw_wrunlock(&self->owner->lock);
-        Py_END_ALLOW_THREADS
-    }
-    if (e.st != VDX_OK) return raise_cerr(&e);
-    Py_RETURN_NONE;
-}
-
 /* _merge_ondisk(index, shard_fnames, ivfdata_fname, shift_ids): see
  * vecdex.contrib.ondisk.merge_ondisk. */
 static PyObject *IVF_merge_ondisk(IndexObject *self, PyObject *args) {
@@ -308,10 +274,6 @@ static PyMethodDef IVF_methods[] = {
      "replace_invlists(il, own=False): this index's lists become il "
      "(another IVF index's invlists, shared as in FAISS; reference counted, "
      "so own is accepted and ignored); ntotal becomes the lists' total."},
-    {"merge_from", METH_KW_FN(IVF_merge_from), METH_VARARGS | METH_KEYWORDS,
-     "merge_from(otherIndex, add_id=0): moves every entry of another IVF "
-     "index of the same kind into this one (ids + add_id); the other is left "
-     "empty."},
     {"_merge_ondisk", (PyCFunction)IVF_merge_ondisk, METH_VARARGS,
      "_merge_ondisk(shard_fnames, ivfdata_fname, shift_ids=False): see "
      "vecdex.contrib.ondisk.merge_ondisk."},
