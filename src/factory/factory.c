@@ -6,15 +6,17 @@
  *
  *     description := { prefix "," } [ coarse "," ] encoding
  *     prefix      := wrapper | transform
- *     wrapper     := "IDMap" | "IDMap2"
+ *     wrapper     := "IDMap" | "IDMap2"   (also as a suffix, ",IDMap" /
+ *                                          ",IDMap2", as FAISS accepts)
  *     transform   := "PCA" ["W"] ["R"] <n> | "OPQ" <M> [ "_" <d> ]
  *                  | "RR" [ <n> ] | "L2norm"
- *     coarse      := "IVF" <n> [ "k" | "M" ] [ "_HNSW" <M> | "(" <description> ")" ]
+ *     coarse      := "IVF" <n> [ "k" | "M" ] [ "_HNSW" [<M>] | "(" <description> ")" ]
  *                                    (k = *1024, M = *1024^2; _HNSW: an
  *                                    IndexHNSWFlat coarse quantizer)
  *                  | "Residual" <n>  (Index2Layer with n lists; the
  *                                    encoding must be PQ; L2 only)
- *                  | "HNSW" <M>      (graph over the encoding's storage:
+ *                  | "HNSW" [<M>]    (graph over the encoding's storage,
+ *                                    M = 32 when omitted:
  *                                    Flat, SQ or PQ; alone it means Flat;
  *                                    "HNSW32_PQ16" = "HNSW32,PQ16")
  *     encoding    := "Flat" | "PQ" <M> [ "x" <nbits> ] [ "np" ]
@@ -120,8 +122,14 @@ static int parse_count(const char *rest, size_t len, parsed_tok *out) {
     return 0;
 }
 
-/* HNSW<M>: the graph's M (2..512). */
+/* HNSW<M>: the graph's M (2..512); "HNSW" alone is M = 32, FAISS's
+ * default. */
+#define VDX_FACTORY_HNSW_M 32
 static int parse_hnsw(const char *rest, size_t len, parsed_tok *out) {
+    if (len == 0) {
+        out->n = VDX_FACTORY_HNSW_M;
+        return 0;
+    }
     for (size_t i = 0; i < len; i++)
         if (rest[i] < '0' || rest[i] > '9') return -1;
     if (parse_count(rest, len, out) || out->n < 2 || out->n > 512) return -1;
@@ -149,7 +157,7 @@ static int parse_ivf(const char *rest, size_t len, parsed_tok *out) {
     if (!u) return 0;
     parsed_tok m = {0};
     size_t ul = len - nl - 1;
-    if (ul < 5 || memcmp(u + 1, "HNSW", 4) || parse_hnsw(u + 5, ul - 4, &m))
+    if (ul < 4 || memcmp(u + 1, "HNSW", 4) || parse_hnsw(u + 5, ul - 4, &m))
         return -1;
     out->n2 = m.n;
     return 0;
@@ -773,6 +781,24 @@ vdx_status vdx_index_factory(int64_t d, const char *description,
         if (c) {
             rf = c;
             inner = c + 8;
+        }
+    }
+    /* "X,IDMap" / "X,IDMap2": FAISS takes the wrapper as a suffix too (the
+     * same index as the prefix form) */
+    for (int w = 2; w >= 1; w--) {
+        const char *suf = w == 2 ? ",IDMap2" : ",IDMap";
+        size_t sl = strlen(suf);
+        if (dl > sl && !strcmp(description + dl - sl, suf)) {
+            char pre[1001];
+            memcpy(pre, description, dl - sl);
+            pre[dl - sl] = 0;
+            vdx_index *sub = NULL;
+            vdx_status st = vdx_index_factory(d, pre, metric, &sub);
+            if (st) return st;
+            st = w == 2 ? vdx_index_idmap2_new(sub, out)
+                        : vdx_index_idmap_new(sub, out);
+            if (st) vdx_index_free(sub);
+            return st;
         }
     }
     /* "IDMap,X,RFlat" is IDMap(Refine(X)), as in FAISS: the wrapper takes

@@ -18,6 +18,11 @@ static void test_accepted(void) {
         {"IVF2k,Flat", "IndexIVFFlat", NULL, 2048},
         {"IDMap,IVF100,Flat", "IndexIDMap", "IndexIVFFlat", 100},
         {"IDMap2,IVF7,Flat", "IndexIDMap2", "IndexIVFFlat", 7},
+        /* FAISS takes the wrapper as a suffix too */
+        {"Flat,IDMap", "IndexIDMap", "IndexFlat", 0},
+        {"Flat,IDMap2", "IndexIDMap2", "IndexFlat", 0},
+        {"IVF9,Flat,IDMap", "IndexIDMap", "IndexIVFFlat", 9},
+        {"IVF9,Flat,IDMap2", "IndexIDMap2", "IndexIVFFlat", 9},
     };
     vdx_metric metrics[2] = {VDX_METRIC_L2, VDX_METRIC_INNER_PRODUCT};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
@@ -72,7 +77,9 @@ static void test_rejected(void) {
         {"IVF10x,Flat", "'IVF10x' at position 0"},
         {"IVF-3,Flat", "'IVF-3' at position 0"},
         {"IVF99999999999999999999,Flat", "position 0"},
-        {"Flat,IDMap", "'IDMap' at position 5"},
+        {"Flat,IDMap,Flat", "'IDMap' at position 5"},
+        {",IDMap", "position 0"},
+        {"Bogus,IDMap2", "'Bogus' at position 0"},
         {"Flat,Flat", "'Flat' at position 5"},
         {"IVF10,IVF10,Flat", "'IVF10' at position 6"},
         {"IVF10,IDMap,Flat", "'IDMap' at position 6"},
@@ -106,6 +113,38 @@ static void test_rejected(void) {
               VDX_ERR_INVALID_ARGUMENT);
     CHECK(!strcmp(vdx_last_error(), "index_factory: unknown token 'PQ16x' at "
                                     "position 7 in 'IVF100,PQ16x'"));
+}
+
+/* "HNSW" without M is M = 32 as in FAISS, alone, before a storage and as
+ * an IVF's quantizer ("IVF8_HNSW"); an explicit M is kept. */
+static void test_hnsw_default_m(void) {
+    static const struct { const char *desc; int m; } cases[] = {
+        {"HNSW", 32}, {"HNSW,Flat", 32}, {"HNSW_SQ8", 32}, {"HNSW,PQ4", 32},
+        {"HNSW16", 16}, {"HNSW8,Flat", 8},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        vdx_index *ix = NULL;
+        CHECK_OK(vdx_index_factory(16, cases[c].desc, VDX_METRIC_L2, &ix));
+        if (!ix) continue;
+        CHECK(vdx_index_is_hnsw(ix));
+        if (vdx_index_hnsw_M(ix) != cases[c].m) {
+            fprintf(stderr, "  '%s': M=%d, want %d\n", cases[c].desc,
+                    vdx_index_hnsw_M(ix), cases[c].m);
+            CHECK(0);
+        }
+        vdx_index_free(ix);
+    }
+    vdx_index *ix = NULL;
+    CHECK_OK(vdx_index_factory(16, "IVF8_HNSW,Flat", VDX_METRIC_L2, &ix));
+    if (ix) {
+        vdx_index *q = vdx_index_ivf_quantizer(ix);
+        CHECK(q && vdx_index_is_hnsw(q) && vdx_index_hnsw_M(q) == 32);
+        vdx_index_free(ix);
+    }
+    CHECK_ERR(vdx_index_factory(16, "HNSW1", VDX_METRIC_L2, &ix),
+              VDX_ERR_INVALID_ARGUMENT);
+    CHECK_ERR(vdx_index_factory(16, "HNSWx,Flat", VDX_METRIC_L2, &ix),
+              VDX_ERR_INVALID_ARGUMENT);
 }
 
 /* A factory-built IVF trains, adds and finds each stored vector. */
@@ -169,6 +208,7 @@ int main(void) {
     RUN(test_accepted);
     RUN(test_compressed);
     RUN(test_rejected);
+    RUN(test_hnsw_default_m);
     RUN(test_works);
     return TEST_SUMMARY();
 }

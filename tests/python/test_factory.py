@@ -88,3 +88,34 @@ def test_knn(metric):
                                atol=1e-5)
     with pytest.raises(ValueError):
         vecdex.knn(xq, xb[:, :4], 5)
+
+
+@pytest.mark.parametrize("desc", ["HNSW", "HNSW,Flat", "HNSW_SQ8", "HNSW16",
+                                  "HNSW,PQ4", "IVF8_HNSW,Flat",
+                                  "Flat,IDMap", "Flat,IDMap2", "IDMap2,Flat",
+                                  "IVF8,Flat,IDMap", "PCA8,Flat,IDMap2",
+                                  "IDMap,HNSW"])
+def test_factory_forms_as_faiss(desc):
+    """HNSW without M (M = 32) and the IDMap suffix forms build what
+    faiss's index_factory builds: the same class tree and parameters."""
+    faiss = pytest.importorskip("faiss")
+    a = vecdex.index_factory(16, desc)
+    b = faiss.index_factory(16, desc)
+
+    def tree(ix, lib):
+        out = []
+        while ix is not None:
+            name = type(ix).__name__
+            out.append("IndexFlat" if name.startswith("IndexFlat") else name)
+            if hasattr(ix, "hnsw"):
+                out.append(("M", ix.hnsw.nb_neighbors(1)))
+            if hasattr(ix, "nlist"):
+                out.append(("nlist", ix.nlist))
+                q = lib.downcast_index(ix.quantizer)
+                if hasattr(q, "hnsw"):
+                    out.append(("quantizer M", q.hnsw.nb_neighbors(1)))
+            sub = getattr(ix, "index", None)
+            ix = None if sub is None else lib.downcast_index(sub)
+        return out
+
+    assert tree(a, vecdex) == tree(b, faiss)
