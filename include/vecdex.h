@@ -942,6 +942,32 @@ VDX_API vdx_status vdx_index_ivf_replace_invlists(vdx_index *dst,
  *  @return VDX_OK, VDX_ERR_INVALID_ARGUMENT, VDX_ERR_UNSUPPORTED. */
 VDX_API vdx_status vdx_index_ivf_merge_from(vdx_index *dst, vdx_index *src,
                                             int64_t add_id);
+/** Bytes of one code of the index as a standalone codec (FAISS's
+ *  sa_code_size): IndexFlat d * 4, the flat-code kinds their code size,
+ *  IVF kinds the list number (ceil(log256(nlist)) bytes, little endian)
+ *  plus the list code, IndexPreTransform its sub-index's, IndexRefine the
+ *  base's plus the refine's; 0 for kinds that are no codec. */
+VDX_API size_t vdx_index_sa_code_size(const vdx_index *index);
+/** Encodes n vectors into n x sa_code_size bytes, FAISS's layout (FAISS's
+ *  sa_encode); nothing is added.
+ *  @return VDX_OK; VDX_ERR_NOT_TRAINED; VDX_ERR_UNSUPPORTED (no codec);
+ *  VDX_ERR_INVALID_ARGUMENT (NaN/Inf, NULL). */
+VDX_API vdx_status vdx_index_sa_encode(const vdx_index *index, int64_t n,
+                                       const float *x, uint8_t *codes);
+/** Decodes n codes into n x d floats (FAISS's sa_decode; IndexRefine
+ *  decodes its refine part).  An IVF code naming a list outside
+ *  0..nlist-1 is refused (VDX_ERR_INVALID_ARGUMENT) before any output. */
+VDX_API vdx_status vdx_index_sa_decode(const vdx_index *index, int64_t n,
+                                       const uint8_t *codes, float *x);
+/** Adds n codes made by vdx_index_sa_encode of the same index (FAISS's
+ *  add_sa_codes): flat-code kinds append them (ids must be NULL), IVF
+ *  kinds add each to the list its code names (ids NULL: ntotal + i),
+ *  IndexIDMap / IDMap2 add them to the sub-index and store ids (required).
+ *  @return VDX_OK, VDX_ERR_INVALID_ARGUMENT, VDX_ERR_UNSUPPORTED,
+ *  VDX_ERR_NOT_TRAINED, VDX_ERR_OUT_OF_MEMORY. */
+VDX_API vdx_status vdx_index_add_sa_codes(vdx_index *index, int64_t n,
+                                          const uint8_t *codes,
+                                          const vdx_idx_t *ids);
 /** Whether src's entries can be merged into dst (FAISS's
  *  Index::check_compatible_for_merge): the same kind, d and metric, both
  *  trained, and the same trained parameters (PQ codebooks, SQ ranges, LSH

@@ -836,6 +836,142 @@ static PyObject *Index_check_compatible_for_merge(IndexObject *self,
     Py_RETURN_NONE;
 }
 
+static int vdx_index_is_idmap_kind(const vdx_index *ix) {
+    const char *tn = vdx_index_type_name(ix);
+    return tn && !strncmp(tn, "IndexIDMap", 10);
+}
+
+/* The standalone codec (FAISS's sa_code_size / sa_encode / sa_decode /
+ * add_sa_codes): one set of methods for every kind, vdx_index_sa_* does the
+ * dispatch. */
+static size_t sa_size_locked(IndexObject *self) {
+    rw_rdlock(&self->owner->lock);
+    size_t cs = vdx_index_sa_code_size(self->ix);
+    rw_rdunlock(&self->owner->lock);
+    return cs;
+}
+
+static PyObject *Index_sa_code_size(IndexObject *self, PyObject *noargs) {
+    (void)noargs;
+    if (ready(self) < 0) return NULL;
+    size_t cs = sa_size_locked(self);
+    if (!cs && !vdx_index_is_idmap_kind(self->ix)) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "sa_code_size: %s is not a standalone codec",
+                     vdx_index_type_name(self->ix));
+        return NULL;
+    }
+    return PyLong_FromSize_t(cs);
+}
+
+/* codes as a C-contiguous uint8 (n, cs) array, or ShapeError */
+static PyArrayObject *as_codes(PyObject *co, size_t cs, const char *what) {
+    PyArrayObject *c = as_array(co, NPY_UINT8);
+    if (!c) return NULL;
+    if (PyArray_NDIM(c) != 2 || (size_t)PyArray_DIM(c, 1) != cs) {
+        PyErr_Format(ShapeError, "%s: codes must be (n, %zu) uint8, got %d "
+                     "dimensions (last %lld)", what, cs, PyArray_NDIM(c),
+                     PyArray_NDIM(c) ? (long long)PyArray_DIM(c, PyArray_NDIM(c) - 1)
+                                     : 0LL);
+        Py_DECREF(c);
+        return NULL;
+    }
+    return c;
+}
+
+static PyObject *Index_sa_encode(IndexObject *self, PyObject *xo) {
+    if (ready(self) < 0) return NULL;
+    size_t cs = sa_size_locked(self);
+    PyArrayObject *x = as_matrix(xo, vdx_index_d(self->ix), "x");
+    if (!x) return NULL;
+    npy_intp dims[2] = {PyArray_DIM(x, 0), (npy_intp)cs};
+    PyArrayObject *c = (PyArrayObject *)PyArray_ZEROS(2, dims, NPY_UINT8, 0);
+    if (!c) {
+        Py_DECREF(x);
+        return NULL;
+    }
+    cerr e;
+    RUN_LOCKED(self->owner, rd, e,
+               vdx_index_sa_encode(self->ix, dims[0], PyArray_DATA(x),
+                                   PyArray_DATA(c)));
+    Py_DECREF(x);
+    if (e.st != VDX_OK) {
+        Py_DECREF(c);
+        if (e.st == VDX_ERR_UNSUPPORTED) {
+            PyErr_SetString(PyExc_RuntimeError, e.msg);
+            return NULL;
+        }
+        return raise_cerr(&e);
+    }
+    return (PyObject *)c;
+}
+
+static PyObject *Index_sa_decode(IndexObject *self, PyObject *co) {
+    if (ready(self) < 0) return NULL;
+    size_t cs = sa_size_locked(self);
+    PyArrayObject *c = as_codes(co, cs, "sa_decode");
+    if (!c) return NULL;
+    npy_intp dims[2] = {PyArray_DIM(c, 0), (npy_intp)vdx_index_d(self->ix)};
+    PyArrayObject *x = (PyArrayObject *)PyArray_ZEROS(2, dims, NPY_FLOAT32, 0);
+    if (!x) {
+        Py_DECREF(c);
+        return NULL;
+    }
+    cerr e;
+    RUN_LOCKED(self->owner, rd, e,
+               vdx_index_sa_decode(self->ix, dims[0], PyArray_DATA(c),
+                                   PyArray_DATA(x)));
+    Py_DECREF(c);
+    if (e.st != VDX_OK) {
+        Py_DECREF(x);
+        if (e.st == VDX_ERR_UNSUPPORTED) {
+            PyErr_SetString(PyExc_RuntimeError, e.msg);
+            return NULL;
+        }
+        return raise_cerr(&e);
+    }
+    return (PyObject *)x;
+}
+
+static PyObject *Index_add_sa_codes(IndexObject *self, PyObject *args,
+                                    PyObject *kw) {
+    static char *kwlist[] = {"codes", "ids", NULL};
+    PyObject *co, *io = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|O:add_sa_codes", kwlist, &co,
+                                     &io))
+        return NULL;
+    if (mutable_(self, "add_sa_codes") < 0) return NULL;
+    rw_rdlock(&self->owner->lock);
+    const vdx_index *sub = vdx_index_sub_index(self->ix);
+    size_t cs = vdx_index_sa_code_size(vdx_index_is_idmap_kind(self->ix) && sub
+                                           ? sub : self->ix);
+    rw_rdunlock(&self->owner->lock);
+    PyArrayObject *c = as_codes(co, cs, "add_sa_codes");
+    if (!c) return NULL;
+    int64_t n = PyArray_DIM(c, 0);
+    PyArrayObject *ids = NULL;
+    if (io != Py_None &&
+        !(ids = as_vector(io, NPY_INT64, (npy_intp)n, "ids"))) {
+        Py_DECREF(c);
+        return NULL;
+    }
+    cerr e = {VDX_OK, ""};
+    if (n > 0)
+        RUN_LOCKED(self->owner, wr, e,
+                   vdx_index_add_sa_codes(self->ix, n, PyArray_DATA(c),
+                                          ids ? PyArray_DATA(ids) : NULL));
+    Py_DECREF(c);
+    Py_XDECREF(ids);
+    if (e.st != VDX_OK) {
+        if (e.st == VDX_ERR_UNSUPPORTED) {
+            PyErr_SetString(PyExc_RuntimeError, e.msg);
+            return NULL;
+        }
+        return raise_cerr(&e);
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef Index_methods[] = {
     {"train", METH_KW_FN(Index_train), METH_VARARGS | METH_KEYWORDS,
      "train(x): trains the index on the (n, d) vectors x."},
@@ -865,6 +1001,16 @@ static PyMethodDef Index_methods[] = {
      "listed in an array; returns the count removed."},
     {"reset", (PyCFunction)Index_reset, METH_NOARGS,
      "reset(): removes all vectors."},
+    {"sa_code_size", (PyCFunction)Index_sa_code_size, METH_NOARGS,
+     "sa_code_size() -> int: bytes per code of the standalone codec."},
+    {"sa_encode", (PyCFunction)Index_sa_encode, METH_O,
+     "sa_encode(x) -> uint8 (n, sa_code_size()): the codes, FAISS's layout "
+     "(IVF: list number, then the list code)."},
+    {"sa_decode", (PyCFunction)Index_sa_decode, METH_O,
+     "sa_decode(codes) -> float32 (n, d)."},
+    {"add_sa_codes", METH_KW_FN(Index_add_sa_codes),
+     METH_VARARGS | METH_KEYWORDS,
+     "add_sa_codes(codes, ids=None): adds codes made by sa_encode."},
     {"merge_from", METH_KW_FN(Index_merge_from), METH_VARARGS | METH_KEYWORDS,
      "merge_from(otherIndex, add_id=0): moves every entry of a compatible "
      "index of the same kind into this one (other is left empty); add_id "

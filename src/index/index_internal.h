@@ -192,6 +192,14 @@ struct vdx_ivf {
     const vdx_ivf_scanner *scanner; /* optional, see vdx_ivf_scanner */
 };
 
+/* Appends n entries already encoded by the codec (code_size bytes each) to
+ * the given lists (checked: 0..nlist-1), ids NULL meaning ntotal + i
+ * (FAISS's IndexIVF::add_sa_codes after the list numbers are decoded). */
+VDX_INTERNAL vdx_status vdx_ivf_add_codes(vdx_index *ix, int64_t n,
+                                          const uint8_t *codes,
+                                          const int64_t *lists,
+                                          const vdx_idx_t *ids);
+
 /* Builds the common part of an IVF index (kinds call this, then set codec
  * and ops).  Takes ownership of quantizer on success. */
 VDX_INTERNAL vdx_status vdx_ivf_init(vdx_ivf *ivf, const vdx_index_ops *ops,

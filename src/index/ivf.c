@@ -124,6 +124,66 @@ vdx_status vdx_index_ivf_assign(const vdx_index *ix, int64_t n, const float *x,
     return assign_lists(ivf, n, x, lists);
 }
 
+/* Appends n encoded entries (code_size bytes each) to the lists given
+ * (each checked by the caller to be in 0..nlist-1), with ids (NULL:
+ * ntotal + i), keeping the direct map. */
+static vdx_status add_encoded(vdx_index *ix, int64_t n, const uint8_t *codes,
+                              const int64_t *lists, const vdx_idx_t *ids) {
+    vdx_ivf *ivf = (vdx_ivf *)ix;
+    vdx_status st = VDX_OK;
+    if (ivf->dm) {
+        int64_t need = ix->ntotal + n;
+        if (need > ivf->dm_cap) {
+            int64_t nc = VDX_MAX(need, ivf->dm_cap * 2);
+            int64_t *p = vdx_realloc_array(ivf->dm, (size_t)nc, sizeof(int64_t));
+            if (!p) return VDX_ERR_OUT_OF_MEMORY;
+            ivf->dm = p;
+            ivf->dm_cap = nc;
+        }
+    }
+    /* each thread appends to the lists it owns, in vector order, so the
+     * layout does not depend on the thread count */
+#pragma omp parallel num_threads(vdx_nthreads_for((double)n * (double)(ivf->code_size + 64)))
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        for (int64_t i = 0; i < n; i++) {
+            int64_t l = lists[i];
+            if (l < 0 || l % nt != t) continue;
+            vdx_idx_t id = ids ? ids[i] : ix->ntotal + i;
+            int64_t off = ivf->il->ops->list_size(ivf->il, l);
+            vdx_status s2 = ivf->il->ops->add_entries(
+                ivf->il, l, 1, &id, codes + (size_t)i * ivf->code_size);
+            if (s2) {
+#pragma omp atomic write
+                st = s2;
+                break;
+            }
+            if (ivf->dm) ivf->dm[ix->ntotal + i] = (l << 32) | off;
+        }
+    }
+    if (!st) ix->ntotal += n;
+    return st;
+}
+
+vdx_status vdx_ivf_add_codes(vdx_index *ix, int64_t n, const uint8_t *codes,
+                             const int64_t *lists, const vdx_idx_t *ids) {
+    vdx_ivf *ivf = (vdx_ivf *)ix;
+    if (ivf->dm && ids)
+        return vdx_raise(VDX_ERR_UNSUPPORTED,
+                         "add_sa_codes with ids is not possible while the "
+                         "direct map is on (it needs sequential ids)");
+    if (!ivf->il->ops->add_entries)
+        return vdx_raise(VDX_ERR_UNSUPPORTED, "the inverted lists are read-only");
+    for (int64_t i = 0; i < n; i++)
+        if (lists[i] < 0 || lists[i] >= ivf->nlist)
+            return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                             "add_sa_codes: list %lld of code %lld is outside "
+                             "0..nlist-1=%lld",
+                             (long long)lists[i], (long long)i,
+                             (long long)ivf->nlist - 1);
+    return add_encoded(ix, n, codes, lists, ids);
+}
+
 /* Adds n vectors whose lists the caller computed (lists == NULL: assign
  * them here), as ivf_add. */
 static vdx_status add_core(vdx_index *ix, int64_t n, const float *x,
@@ -158,40 +218,7 @@ static vdx_status add_core(vdx_index *ix, int64_t n, const float *x,
         goto done;
     }
     if ((st = ivf->codec->encode(ivf, n, x, lists, codes))) goto done;
-    if (ivf->dm) {
-        int64_t need = ix->ntotal + n;
-        if (need > ivf->dm_cap) {
-            int64_t nc = VDX_MAX(need, ivf->dm_cap * 2);
-            int64_t *p = vdx_realloc_array(ivf->dm, (size_t)nc, sizeof(int64_t));
-            if (!p) {
-                st = VDX_ERR_OUT_OF_MEMORY;
-                goto done;
-            }
-            ivf->dm = p;
-            ivf->dm_cap = nc;
-        }
-    }
-    /* each thread appends to the lists it owns, in vector order, so the
-     * layout does not depend on the thread count */
-#pragma omp parallel num_threads(vdx_nthreads_for((double)n * (double)(ivf->code_size + 64)))
-    {
-        int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        for (int64_t i = 0; i < n; i++) {
-            int64_t l = lists[i];
-            if (l < 0 || l % nt != t) continue;
-            vdx_idx_t id = ids ? ids[i] : ix->ntotal + i;
-            int64_t off = ivf->il->ops->list_size(ivf->il, l);
-            vdx_status s2 = ivf->il->ops->add_entries(
-                ivf->il, l, 1, &id, codes + (size_t)i * ivf->code_size);
-            if (s2) {
-#pragma omp atomic write
-                st = s2;
-                break;
-            }
-            if (ivf->dm) ivf->dm[ix->ntotal + i] = (l << 32) | off;
-        }
-    }
-    if (!st) ix->ntotal += n;
+    st = add_encoded(ix, n, codes, lists, ids);
 done:
     vdx_free(lists);
     vdx_free(codes);
