@@ -1644,6 +1644,38 @@ VDX_API int64_t vdx_index_aq_fastscan_bbs(const vdx_index *index);
 VDX_API vdx_status vdx_index_ivf_aq_new(vdx_index *quantizer, int64_t nlist,
                                         vdx_aq *aq, vdx_metric metric,
                                         vdx_index **out);
+/** IVF over 4-bit additive codes scanned with the fast-scan kernels
+ *  (FAISS: IndexIVFResidualQuantizerFastScan, IndexIVFLocalSearchQuantizer-
+ *  FastScan and the product kinds, by aq's kind).  aq must fit fast scan as
+ *  for vdx_index_aq_fastscan_new; codes are of the residuals to the list
+ *  centroids by default (by_residual, see vdx_index_ivf_aq_set_by_residual)
+ *  and L2 distances are reported without |q|^2, as FAISS's.  Lists are
+ *  packed in blocks of bbs (a multiple of 32).  Takes ownership of
+ *  quantizer and aq on success only; the IVF accessors apply. */
+VDX_API vdx_status vdx_index_ivf_aq_fastscan_new(vdx_index *quantizer,
+                                                 int64_t nlist, vdx_aq *aq,
+                                                 vdx_metric metric, int64_t bbs,
+                                                 vdx_index **out);
+/** FAISS's converting constructor: the fast-scan form of an IVF
+ *  additive-quantizer index (4-bit codebooks, a fitting search type; an L2
+ *  index must have by_residual off), with a copy of its quantizer, the same
+ *  codes and ids.  quantizer: a copy of orig's coarse quantizer, owned by
+ *  the new index on success only. */
+VDX_API vdx_status vdx_index_ivf_aq_fastscan_from_ivf_aq(const vdx_index *orig,
+                                                         vdx_index *quantizer,
+                                                         int64_t bbs,
+                                                         vdx_index **out);
+/** FAISS's stored fields of the additive fast-scan kinds (flat and IVF):
+ *  "implem", "qbs", "qbs2" (IVF), "norm_scale", "rescale_norm",
+ *  "max_train_points".  vecdex's search re-scores with the float table and
+ *  does not depend on them; they are kept and written to files (train
+ *  estimates norm_scale as FAISS does). */
+VDX_API vdx_status vdx_index_aq_fastscan_param(const vdx_index *index,
+                                               const char *name,
+                                               int64_t *value);
+VDX_API vdx_status vdx_index_aq_fastscan_set_param(vdx_index *index,
+                                                   const char *name,
+                                                   int64_t value);
 /** A coarse quantizer whose 2^tot_bits centroids are the reconstructions
  *  of an RQ (FAISS: ResidualCoarseQuantizer, searched by beam search of
  *  k * beam_factor, exhaustively when beam_factor < 0) or an LSQ

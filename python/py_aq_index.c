@@ -21,7 +21,11 @@ PyTypeObject IndexAdditiveQuantizerType, IndexResidualQuantizerType,
     IndexIVFProductLocalSearchQuantizerType, IndexAdditiveQuantizerFastScanType,
     IndexResidualQuantizerFastScanType, IndexLocalSearchQuantizerFastScanType,
     IndexProductResidualQuantizerFastScanType,
-    IndexProductLocalSearchQuantizerFastScanType;
+    IndexProductLocalSearchQuantizerFastScanType,
+    IndexIVFAdditiveQuantizerFastScanType, IndexIVFResidualQuantizerFastScanType,
+    IndexIVFLocalSearchQuantizerFastScanType,
+    IndexIVFProductResidualQuantizerFastScanType,
+    IndexIVFProductLocalSearchQuantizerFastScanType;
 
 static PyObject *IAQ_get_aq(IndexObject *self, void *c) {
     (void)c;
@@ -750,6 +754,242 @@ PyTypeObject IndexIVFProductLocalSearchQuantizerType = INDEX_TYPE_BODY(
     "nbits, metric=METRIC_L2, search_type=ST_decompress)",
     &IndexIVFAdditiveQuantizerType, IVFPLSQ_init, NULL, IPLSQ_getset);
 
+/* ---- IVF fast-scan kinds ------------------------------------------------ */
+
+typedef struct {
+    ivfaq_args a;
+    long long bbs;
+} ivfaqfs_args;
+
+static vdx_status build_ivfaqfs(vdx_index *quantizer, void *ctx, vdx_index **out) {
+    const ivfaqfs_args *f = ctx;
+    const ivfaq_args *a = &f->a;
+    vdx_aq *aq = NULL;
+    vdx_status st;
+    switch (a->kind) {
+    case VDX_AQ_RQ: st = vdx_rq_new(a->d, a->M, a->nbits, a->st, &aq); break;
+    case VDX_AQ_LSQ: st = vdx_lsq_new(a->d, a->M, a->nbit, a->st, &aq); break;
+    default:
+        st = vdx_product_aq_new(a->kind, a->d, a->ns, a->M, a->nbit, a->st, &aq);
+    }
+    if (st) return st;
+    st = vdx_index_ivf_aq_fastscan_new(quantizer, a->nlist, aq, (vdx_metric)a->metric,
+                                       f->bbs, out);
+    if (st) vdx_aq_free(aq);
+    return st;
+}
+
+/* IndexIVFAdditiveQuantizerFastScan(index_ivfaq, bbs=32): FAISS's
+ * conversion constructor.  FAISS shares the quantizers; vecdex gives the
+ * new index copies (an index has one owner here). */
+typedef struct {
+    IndexObject *src;
+    long long bbs;
+} ivfaqfs_from_args;
+
+static vdx_status build_ivfaqfs_from(vdx_index *quantizer, void *ctx,
+                                     vdx_index **out) {
+    const ivfaqfs_from_args *a = ctx;
+    rw_rdlock(&a->src->owner->lock);
+    vdx_status st = vdx_index_ivf_aq_fastscan_from_ivf_aq(a->src->ix, quantizer,
+                                                          a->bbs, out);
+    rw_rdunlock(&a->src->owner->lock);
+    return st;
+}
+
+static int IVFAQFS_init(IndexObject *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"orig", "bbs", NULL};
+    PyObject *src;
+    long long bbs = 32;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!|L:IndexIVFAdditiveQuantizerFastScan",
+                                     kwlist, &IndexIVFAdditiveQuantizerType, &src, &bbs))
+        return -1;
+    if (!((IndexObject *)src)->ix) {
+        PyErr_SetString(PyExc_RuntimeError, "source index is not initialised");
+        return -1;
+    }
+    PyObject *mod = PyImport_ImportModule("vecdex");
+    if (!mod) return -1;
+    PyObject *q = PyObject_GetAttrString(src, "quantizer");
+    PyObject *bytes = q ? PyObject_CallMethod(mod, "serialize_index", "O", q) : NULL;
+    PyObject *copy = bytes ? PyObject_CallMethod(mod, "deserialize_index", "O", bytes)
+                           : NULL;
+    Py_XDECREF(q);
+    Py_XDECREF(bytes);
+    Py_DECREF(mod);
+    if (!copy) return -1;
+    if (!PyObject_TypeCheck(copy, &IndexType)) {
+        Py_DECREF(copy);
+        PyErr_SetString(PyExc_TypeError, "quantizer copy is not an index");
+        return -1;
+    }
+    ivfaqfs_from_args a = {(IndexObject *)src, bbs};
+    int r = index_adopt(self, copy, build_ivfaqfs_from, &a);
+    Py_DECREF(copy);
+    return r;
+}
+
+/* IndexIVFResidualQuantizerFastScan(quantizer, d, nlist, M, nbits,
+ * metric=L2, search_type=ST_norm_lsq2x4, bbs=32) and the LSQ kind (FAISS's
+ * default search type is ST_norm_lsq2x4 for both) */
+static int ivfaqfs_init(IndexObject *self, PyObject *args, PyObject *kw, int kind,
+                        const char *fmt) {
+    static char *kwlist[] = {"quantizer", "d", "nlist", "M", "nbits", "metric",
+                             "search_type", "bbs", "own_invlists", NULL};
+    PyObject *qo;
+    long long d, nlist, M;
+    int own = 1;
+    ivfaqfs_args f = {{kind, 0, 0, 0, 1, NULL, 4, VDX_METRIC_L2,
+                       VDX_AQ_ST_NORM_LSQ2X4},
+                      32};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, fmt, kwlist, &IndexType, &qo, &d,
+                                     &nlist, &M, &f.a.nbit, &f.a.metric, &f.a.st,
+                                     &f.bbs, &own))
+        return -1;
+    if (M < 0 || M > 4096) {
+        PyErr_Format(PyExc_ValueError, "M must be in 1..4096, got %lld", M);
+        return -1;
+    }
+    f.a.d = d;
+    f.a.nlist = nlist;
+    f.a.M = M;
+    int *nb = NULL;
+    if (kind == VDX_AQ_RQ) {
+        nb = PyMem_Malloc(sizeof(int) * (size_t)(M ? M : 1));
+        if (!nb) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (long long i = 0; i < M; i++) nb[i] = f.a.nbit;
+        f.a.nbits = nb;
+    }
+    int r = index_adopt(self, qo, build_ivfaqfs, &f);
+    PyMem_Free(nb);
+    return r;
+}
+static int IVFRQFS_init(IndexObject *self, PyObject *args, PyObject *kw) {
+    return ivfaqfs_init(self, args, kw, VDX_AQ_RQ,
+                        "O!LLLi|iiLp:IndexIVFResidualQuantizerFastScan");
+}
+static int IVFLSQFS_init(IndexObject *self, PyObject *args, PyObject *kw) {
+    return ivfaqfs_init(self, args, kw, VDX_AQ_LSQ,
+                        "O!LLLi|iiLp:IndexIVFLocalSearchQuantizerFastScan");
+}
+
+static int ivfprodfs_init(IndexObject *self, PyObject *args, PyObject *kw, int kind,
+                          const char *fmt) {
+    static char *kwlist[] = {"quantizer", "d", "nlist", "nsplits", "Msub", "nbits",
+                             "metric", "search_type", "bbs", "own_invlists", NULL};
+    PyObject *qo;
+    long long d, nlist, ns, ms;
+    int own = 1;
+    ivfaqfs_args f = {{kind, 0, 0, 0, 1, NULL, 4, VDX_METRIC_L2,
+                       VDX_AQ_ST_NORM_LSQ2X4},
+                      32};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, fmt, kwlist, &IndexType, &qo, &d,
+                                     &nlist, &ns, &ms, &f.a.nbit, &f.a.metric,
+                                     &f.a.st, &f.bbs, &own))
+        return -1;
+    f.a.d = d;
+    f.a.nlist = nlist;
+    f.a.ns = ns;
+    f.a.M = ms;
+    return index_adopt(self, qo, build_ivfaqfs, &f);
+}
+static int IVFPRQFS_init(IndexObject *self, PyObject *args, PyObject *kw) {
+    return ivfprodfs_init(self, args, kw, VDX_AQ_PRQ,
+                          "O!LLLLi|iiLp:IndexIVFProductResidualQuantizerFastScan");
+}
+static int IVFPLSQFS_init(IndexObject *self, PyObject *args, PyObject *kw) {
+    return ivfprodfs_init(self, args, kw, VDX_AQ_PLSQ,
+                          "O!LLLLi|iiLp:IndexIVFProductLocalSearchQuantizerFastScan");
+}
+
+/* FAISS's stored fields (vdx_index_aq_fastscan_param): closure = the name */
+static PyObject *AQFS_get_param(IndexObject *self, void *name) {
+    if (ready(self) < 0) return NULL;
+    int64_t v = 0;
+    cerr e;
+    RUN_LOCKED(self->owner, rd, e,
+               vdx_index_aq_fastscan_param(self->ix, (const char *)name, &v));
+    if (e.st) return raise_cerr(&e);
+    if (!strcmp((const char *)name, "rescale_norm")) return PyBool_FromLong(v != 0);
+    return PyLong_FromLongLong(v);
+}
+
+static int AQFS_set_param(IndexObject *self, PyObject *v, void *name) {
+    if (!v) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete this attribute");
+        return -1;
+    }
+    if (ready(self) < 0) return -1;
+    long long x;
+    if (PyBool_Check(v)) {
+        x = v == Py_True;
+    } else {
+        x = PyLong_AsLongLong(v);
+        if (x == -1 && PyErr_Occurred()) return -1;
+    }
+    cerr e;
+    RUN_LOCKED(self->owner, wr, e,
+               vdx_index_aq_fastscan_set_param(self->ix, (const char *)name, x));
+    if (e.st) {
+        raise_cerr(&e);
+        return -1;
+    }
+    return 0;
+}
+
+#define AQFS_PARAM(n, doc) {n, (getter)AQFS_get_param, (setter)AQFS_set_param, doc, n}
+
+static PyGetSetDef IVFAQFS_getset[] = {
+    IAQ_COMMON,
+    {"by_residual", (getter)IVFAQ_get_br, (setter)IVFAQ_set_br,
+     "codes of x - centroid (True by the constructors; the factory: 'fsr' "
+     "only); settable before training",
+     NULL},
+    {"bbs", (getter)IAQFS_get_bbs, NULL, "block size (vectors per packed block)", NULL},
+    {"M", (getter)IAQFS_get_M, NULL,
+     "4-bit indices per code (the quantizer's M, + 2 for L2's norm)", NULL},
+    {"M2", (getter)IAQFS_get_M2, NULL, "M rounded up to even", NULL},
+    {"ksub", (getter)IAQFS_get_ksub, NULL, "16", NULL},
+    {"nbits", (getter)IAQFS_get_nbits, NULL, "4", NULL},
+    AQFS_PARAM("implem", "FAISS's kernel choice (kept; vecdex has one scan)"),
+    AQFS_PARAM("qbs", "FAISS's query batch size (kept)"),
+    AQFS_PARAM("qbs2", "FAISS's query batch size (kept)"),
+    AQFS_PARAM("norm_scale", "FAISS's norm-table scale (estimated by train; kept)"),
+    AQFS_PARAM("rescale_norm", "FAISS's norm rescaling flag (kept)"),
+    AQFS_PARAM("max_train_points", "training vectors for the quantizer"),
+    {NULL, NULL, NULL, NULL, NULL}};
+
+PyTypeObject IndexIVFAdditiveQuantizerFastScanType = INDEX_TYPE_BODY(
+    "IndexIVFAdditiveQuantizerFastScan",
+    "IndexIVFAdditiveQuantizerFastScan(index_ivfaq, bbs=32): the fast-scan "
+    "form of an IVF additive-quantizer index (4-bit codebooks; L2 needs "
+    "by_residual=False), and the base of the four IVF fast-scan kinds.",
+    &IndexIVFType, IVFAQFS_init, NULL, IVFAQFS_getset);
+PyTypeObject IndexIVFResidualQuantizerFastScanType = INDEX_TYPE_BODY(
+    "IndexIVFResidualQuantizerFastScan",
+    "IndexIVFResidualQuantizerFastScan(quantizer, d, nlist, M, nbits=4, "
+    "metric=METRIC_L2, search_type=ST_norm_lsq2x4, bbs=32).  Takes ownership "
+    "of the quantizer.",
+    &IndexIVFAdditiveQuantizerFastScanType, IVFRQFS_init, NULL, IRQ_getset);
+PyTypeObject IndexIVFLocalSearchQuantizerFastScanType = INDEX_TYPE_BODY(
+    "IndexIVFLocalSearchQuantizerFastScan",
+    "IndexIVFLocalSearchQuantizerFastScan(quantizer, d, nlist, M, nbits=4, "
+    "metric=METRIC_L2, search_type=ST_norm_lsq2x4, bbs=32)",
+    &IndexIVFAdditiveQuantizerFastScanType, IVFLSQFS_init, NULL, ILSQ_getset);
+PyTypeObject IndexIVFProductResidualQuantizerFastScanType = INDEX_TYPE_BODY(
+    "IndexIVFProductResidualQuantizerFastScan",
+    "IndexIVFProductResidualQuantizerFastScan(quantizer, d, nlist, nsplits, "
+    "Msub, nbits=4, metric=METRIC_L2, search_type=ST_norm_lsq2x4, bbs=32)",
+    &IndexIVFAdditiveQuantizerFastScanType, IVFPRQFS_init, NULL, IPRQ_getset);
+PyTypeObject IndexIVFProductLocalSearchQuantizerFastScanType = INDEX_TYPE_BODY(
+    "IndexIVFProductLocalSearchQuantizerFastScan",
+    "IndexIVFProductLocalSearchQuantizerFastScan(quantizer, d, nlist, nsplits, "
+    "Msub, nbits=4, metric=METRIC_L2, search_type=ST_norm_lsq2x4, bbs=32)",
+    &IndexIVFAdditiveQuantizerFastScanType, IVFPLSQFS_init, NULL, IPLSQ_getset);
+
 PyTypeObject *aq_index_class(const char *tn) {
     static const struct { const char *n; PyTypeObject *t; } map[] = {
         {"IndexResidualQuantizer", &IndexResidualQuantizerType},
@@ -769,6 +1009,13 @@ PyTypeObject *aq_index_class(const char *tn) {
          &IndexProductResidualQuantizerFastScanType},
         {"IndexProductLocalSearchQuantizerFastScan",
          &IndexProductLocalSearchQuantizerFastScanType},
+        {"IndexIVFResidualQuantizerFastScan", &IndexIVFResidualQuantizerFastScanType},
+        {"IndexIVFLocalSearchQuantizerFastScan",
+         &IndexIVFLocalSearchQuantizerFastScanType},
+        {"IndexIVFProductResidualQuantizerFastScan",
+         &IndexIVFProductResidualQuantizerFastScanType},
+        {"IndexIVFProductLocalSearchQuantizerFastScan",
+         &IndexIVFProductLocalSearchQuantizerFastScanType},
     };
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (!strcmp(tn, map[i].n)) return map[i].t;
@@ -787,7 +1034,11 @@ int pyvdx_init_aq_index(PyObject *m) {
         &IndexAdditiveQuantizerFastScanType, &IndexResidualQuantizerFastScanType,
         &IndexLocalSearchQuantizerFastScanType,
         &IndexProductResidualQuantizerFastScanType,
-        &IndexProductLocalSearchQuantizerFastScanType};
+        &IndexProductLocalSearchQuantizerFastScanType,
+        &IndexIVFAdditiveQuantizerFastScanType, &IndexIVFResidualQuantizerFastScanType,
+        &IndexIVFLocalSearchQuantizerFastScanType,
+        &IndexIVFProductResidualQuantizerFastScanType,
+        &IndexIVFProductLocalSearchQuantizerFastScanType};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (add_type(m, types[i]) < 0) return -1;
     return 0;

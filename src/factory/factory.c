@@ -527,14 +527,10 @@ static vdx_status build_aq(int64_t d, vdx_metric metric, const parsed_tok *enc,
     if (!ivf && (enc->aq_fs & 2))
         return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
                          "index_factory: 'fsr' (by_residual) needs an IVF token");
-    if (enc->aq_fs && ivf)
-        return vdx_raise(VDX_ERR_UNSUPPORTED,
-                         "index_factory: IVF fast-scan additive quantizers are "
-                         "not implemented yet");
     vdx_aq *aq = NULL;
     vdx_status st = make_aq(d, metric, enc, &aq);
     if (st) return st;
-    if (enc->aq_fs) {
+    if (enc->aq_fs && !ivf) {
         st = vdx_index_aq_fastscan_new(aq, metric, enc->aq_bbs, out);
         if (st) vdx_aq_free(aq);
         return st;
@@ -550,7 +546,20 @@ static vdx_status build_aq(int64_t d, vdx_metric metric, const parsed_tok *enc,
         vdx_aq_free(aq);
         return st;
     }
-    if ((st = vdx_index_ivf_aq_new(q, ivf->n, aq, metric, out))) {
+    if (enc->aq_fs) {
+        /* as FAISS's factory: by_residual only with "fsr" (the
+         * constructor's default is on) */
+        st = vdx_index_ivf_aq_fastscan_new(q, ivf->n, aq, metric, enc->aq_bbs, out);
+        if (!st) st = vdx_index_ivf_aq_set_by_residual(*out, (enc->aq_fs & 2) != 0);
+        if (st && *out) {
+            vdx_index_free(*out);
+            *out = NULL;
+            return st;
+        }
+    } else {
+        st = vdx_index_ivf_aq_new(q, ivf->n, aq, metric, out);
+    }
+    if (st) {
         vdx_aq_free(aq);
         vdx_index_free(q);
     }

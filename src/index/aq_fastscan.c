@@ -45,7 +45,7 @@ int vdx_is_aqfs(const vdx_index *ix) {
 
 /* The quantizer fits fast scan with this metric: 4-bit codebooks, the
  * norm in 2x4 bits for L2, no norm for inner product (FAISS's init). */
-static vdx_status check_aq(const vdx_aq *aq, vdx_metric metric, const char *who) {
+vdx_status vdx_aqfs_check_aq(const vdx_aq *aq, vdx_metric metric, const char *who) {
     for (int64_t m = 0; m < aq->M; m++)
         if (aq->nbits[m] != 4)
             return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
@@ -370,7 +370,7 @@ static void aqfs_destroy(vdx_index *ix) {
  * caller restores the old one on error), the codebooks still 4-bit */
 static vdx_status aqfs_changed(vdx_index *ix) {
     vdx_aqfs *p = (vdx_aqfs *)ix;
-    vdx_status st = check_aq(p->aq, ix->metric, ix->ops->type_name);
+    vdx_status st = vdx_aqfs_check_aq(p->aq, ix->metric, ix->ops->type_name);
     if (st) return st;
     ix->is_trained = p->aq->is_trained;
     return VDX_OK;
@@ -394,7 +394,7 @@ vdx_status vdx_index_aq_fastscan_new(vdx_aq *aq, vdx_metric metric,
                          "%s: bbs must be a positive multiple of 32 up to %d, "
                          "got %lld",
                          who, VDX_FS_BBS_MAX, (long long)bbs);
-    vdx_status st = check_aq(aq, metric, who);
+    vdx_status st = vdx_aqfs_check_aq(aq, metric, who);
     if (st) return st;
 #pragma omp critical(vdx_aqfs_ops)
     if (!aqfs_ops[0].type_name)
@@ -426,5 +426,6 @@ vdx_status vdx_index_aq_fastscan_new(vdx_aq *aq, vdx_metric metric,
 }
 
 int64_t vdx_index_aq_fastscan_bbs(const vdx_index *ix) {
+    if (vdx_is_ivfaqfs(ix)) return ((const vdx_ivfaqfs *)(const void *)ix)->bbs;
     return vdx_is_aqfs(ix) ? ((const vdx_aqfs *)ix)->bbs : 0;
 }

@@ -49,6 +49,33 @@ typedef struct vdx_aqfs {
     uint64_t max_train_points;
 } vdx_aqfs;
 
+/* the IVF fast-scan kinds (ivf_aq_fastscan.c): flat codes of Mfs 4-bit
+ * indices in the lists (the additive code, its 2x4-bit norm last for L2),
+ * each list mirrored lazily in packed blocks for the scan */
+typedef struct vdx_ivfaqfs {
+    vdx_ivf ivf;
+    vdx_aq *aq; /* owned */
+    int by_residual;
+    int64_t Mfs, nsq, bbs;
+    /* FAISS fields kept for files (norm_scale estimated by train as FAISS
+     * does; vecdex re-scores with the float table and does not use it) */
+    int32_t implem, qbs, norm_scale;
+    uint64_t qbs2, max_train_points;
+    int rescale_norm;
+    uint8_t **packed;  /* per list: packed blocks, rebuilt when stale */
+    int64_t *packed_n; /* entries packed per list, -1 = stale */
+} vdx_ivfaqfs;
+
+VDX_INTERNAL int vdx_is_ivfaqfs(const vdx_index *ix);
+/* Builds an IVF fast-scan index (no argument checks beyond aq's fit);
+ * takes quantizer and aq on success only. */
+VDX_INTERNAL vdx_status vdx_ivfaqfs_alloc(vdx_index *quantizer, int64_t nlist,
+                                          vdx_aq *aq, vdx_metric metric,
+                                          int64_t bbs, vdx_ivfaqfs **out);
+/* aq fits fast scan with metric: 4-bit codebooks, ST_LUT_nonorm for inner
+ * product, a 2x4-bit norm for L2 (who names the caller in messages). */
+VDX_INTERNAL vdx_status vdx_aqfs_check_aq(const vdx_aq *aq, vdx_metric metric,
+                                          const char *who);
 VDX_INTERNAL int vdx_is_aqfs(const vdx_index *ix);
 VDX_INTERNAL vdx_status vdx_aqfs_reserve(vdx_aqfs *p, int64_t n);
 VDX_INTERNAL int vdx_is_index_aq(const vdx_index *ix);

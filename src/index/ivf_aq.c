@@ -280,11 +280,21 @@ vdx_status vdx_index_ivf_aq_new(vdx_index *quantizer, int64_t nlist,
 }
 
 int vdx_index_ivf_aq_by_residual(const vdx_index *ix) {
+    if (vdx_is_ivfaqfs(ix)) return ((const vdx_ivfaqfs *)(const void *)ix)->by_residual;
     return vdx_is_ivfaq(ix) ? ((const vdx_ivfaq *)(const void *)ix)->by_residual : 0;
 }
 
 vdx_status vdx_index_ivf_aq_set_by_residual(vdx_index *ix, int on) {
     vdx_clear_error();
+    if (vdx_is_ivfaqfs(ix)) {
+        vdx_ivfaqfs *f = (vdx_ivfaqfs *)(void *)ix;
+        /* the codes and the norm quantizer depend on it */
+        if ((ix->ntotal > 0 || ix->is_trained) && (on != 0) != f->by_residual)
+            return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                             "by_residual can only change before training");
+        f->by_residual = on != 0;
+        return VDX_OK;
+    }
     if (!vdx_is_ivfaq(ix))
         return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
                          "by_residual: not an IVF additive-quantizer index");

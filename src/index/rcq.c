@@ -258,6 +258,7 @@ vdx_aq *vdx_index_aq(const vdx_index *ix) {
     if (vdx_is_acq(ix)) return ((const vdx_acq *)ix)->aq;
     if (vdx_is_ivfaq(ix)) return ((const vdx_ivfaq *)(const void *)ix)->aq;
     if (vdx_is_aqfs(ix)) return ((const vdx_aqfs *)ix)->aq;
+    if (vdx_is_ivfaqfs(ix)) return ((const vdx_ivfaqfs *)(const void *)ix)->aq;
     return NULL;
 }
 

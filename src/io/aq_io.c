@@ -748,3 +748,137 @@ vdx_status vdx_io_write_aqfs(vdx_writer *w, const vdx_index *ix) {
         return s;
     return nbytes ? vdx_wr_bytes(w, p->codes, (size_t)nbytes) : VDX_OK;
 }
+
+/* ---- the IVF fast-scan kinds -------------------------------------------- */
+/*
+ * "IVRf" / "IVLf" / "NPRf" / "NPLf": the IVF head (ivf_io.c), the
+ * quantizer, uint8 by_residual, int32 implem, bbs, qbs, uint64 M (4-bit
+ * indices per code: the quantizer's M, + 2 for L2's norm), nbits (4), ksub
+ * (16), code_size (M2 / 2), qbs2, M2 (M rounded up to even), uint8
+ * rescale_norm, int32 norm_scale, uint64 max_train_points, then the lists
+ * as FAISS's BlockInvertedLists ("ilbl", fastscan_io.c), kept flat here.
+ */
+int vdx_io_is_ivfaqfs(const vdx_index *ix) { return vdx_is_ivfaqfs(ix); }
+
+int vdx_io_block_layout(const vdx_ivf *ivf, int64_t *M, int64_t *nsq,
+                        int64_t *bbs, size_t *code_size) {
+    if (!vdx_is_ivfaqfs(&ivf->base)) return 0;
+    const vdx_ivfaqfs *p = (const vdx_ivfaqfs *)(const void *)ivf;
+    *M = p->Mfs;
+    *nsq = p->nsq;
+    *bbs = p->bbs;
+    *code_size = p->aq->code_size;
+    return 1;
+}
+
+static int ivfs_kind_of(const char *fourcc) {
+    if (!strcmp(fourcc, "IVRf")) return VDX_AQ_RQ;
+    if (!strcmp(fourcc, "IVLf")) return VDX_AQ_LSQ;
+    if (!strcmp(fourcc, "NPRf")) return VDX_AQ_PRQ;
+    return VDX_AQ_PLSQ;
+}
+
+static vdx_status make_ivfaqfs(vdx_reader *r, const vdx_io_header *h,
+                               vdx_index *q, uint64_t nlist, vdx_metric metric,
+                               vdx_ivf **out) {
+    vdx_aq *aq = NULL;
+    uint64_t q_at = r->pos;
+    vdx_status s = read_quantizer(r, h, ivfs_kind_of(h->fourcc), h->d, &aq);
+    if (s) return s;
+    uint8_t br, rescale;
+    int32_t implem, bbs, qbs, norm_scale;
+    uint64_t M, nbits, ksub, cs, qbs2, M2, mtp, f_at = r->pos;
+    if ((s = vdx_rd_u8(r, &br, "by_residual")) ||
+        (s = vdx_rd_i32(r, &implem, "fast-scan implem")) ||
+        (s = vdx_rd_i32(r, &bbs, "fast-scan bbs")) ||
+        (s = vdx_rd_i32(r, &qbs, "fast-scan qbs")) ||
+        (s = vdx_rd_u64(r, &M, "fast-scan M")) ||
+        (s = vdx_rd_u64(r, &nbits, "fast-scan nbits")) ||
+        (s = vdx_rd_u64(r, &ksub, "fast-scan ksub")) ||
+        (s = vdx_rd_u64(r, &cs, "fast-scan code_size")) ||
+        (s = vdx_rd_u64(r, &qbs2, "fast-scan qbs2")) ||
+        (s = vdx_rd_u64(r, &M2, "fast-scan M2")) ||
+        (s = vdx_rd_u8(r, &rescale, "rescale_norm")) ||
+        (s = vdx_rd_i32(r, &norm_scale, "norm_scale")) ||
+        (s = vdx_rd_u64(r, &mtp, "max_train_points")))
+        goto fail_aq;
+    if (br > 1 || bbs < 32 || bbs % 32 != 0 || bbs > VDX_FS_BBS_MAX || qbs < 0) {
+        s = vdx_raise(VDX_ERR_FORMAT,
+                      "%s index: by_residual=%u, bbs=%d, qbs=%d at offset %" PRIu64
+                      " (expected a bool, a multiple of 32 in 32..%d, >= 0)",
+                      h->fourcc, (unsigned)br, (int)bbs, (int)qbs, f_at,
+                      VDX_FS_BBS_MAX);
+        goto fail_aq;
+    }
+    vdx_ivfaqfs *p = NULL;
+    if ((s = vdx_ivfaqfs_alloc(q, (int64_t)nlist, aq, metric, bbs, &p))) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", vdx_last_error());
+        s = vdx_raise(s == VDX_ERR_OUT_OF_MEMORY ? s : VDX_ERR_FORMAT,
+                      "%s index: the quantizer at offset %" PRIu64
+                      " does not fit fast scan: %s",
+                      h->fourcc, q_at, why);
+        goto fail_aq;
+    }
+    if (M != (uint64_t)p->Mfs || nbits != 4 || ksub != 16 ||
+        cs != (uint64_t)p->nsq / 2 || cs != aq->code_size ||
+        M2 != (uint64_t)p->nsq) {
+        s = vdx_raise(VDX_ERR_FORMAT,
+                      "%s index at offset %" PRIu64 ": M=%" PRIu64 " nbits=%" PRIu64
+                      " ksub=%" PRIu64 " code_size=%" PRIu64 " M2=%" PRIu64
+                      " (expected %lld, 4, 16, %lld, %lld)",
+                      h->fourcc, f_at, M, nbits, ksub, cs, M2, (long long)p->Mfs,
+                      (long long)p->nsq / 2, (long long)p->nsq);
+        goto fail;
+    }
+    if (rescale > 1 || norm_scale < 1 || norm_scale > (1 << 20)) {
+        s = vdx_raise(VDX_ERR_FORMAT,
+                      "%s index: rescale_norm=%u, norm_scale=%d (expected 0 or "
+                      "1, and 1..%d)",
+                      h->fourcc, (unsigned)rescale, (int)norm_scale, 1 << 20);
+        goto fail;
+    }
+    if (h->is_trained && !aq->is_trained) {
+        s = vdx_raise(VDX_ERR_FORMAT,
+                      "%s index at offset %" PRIu64 " is trained, its quantizer not",
+                      h->fourcc, h->offset);
+        goto fail;
+    }
+    p->by_residual = br;
+    p->implem = implem;
+    p->qbs = qbs;
+    p->qbs2 = qbs2;
+    p->rescale_norm = rescale;
+    p->norm_scale = norm_scale;
+    p->max_train_points = mtp;
+    *out = &p->ivf;
+    return VDX_OK;
+fail_aq:
+    vdx_aq_destroy(aq);
+    return s;
+fail:
+    p->ivf.quantizer = NULL; /* still the caller's on failure */
+    vdx_index_free(&p->ivf.base);
+    return s;
+}
+
+vdx_status vdx_io_read_ivfaqfs(vdx_reader *r, vdx_io_header *h, vdx_index **out) {
+    return vdx_io_read_ivf(r, h, make_ivfaqfs, out);
+}
+
+vdx_status vdx_io_write_ivfaqfs(vdx_writer *w, const vdx_index *ix) {
+    const vdx_ivfaqfs *p = (const vdx_ivfaqfs *)(const void *)ix;
+    static const char *cc[4] = {"IVRf", "IVLf", "NPRf", "NPLf"};
+    vdx_status s = vdx_io_write_ivf_head(w, cc[p->aq->kind], ix);
+    if (s || (s = write_quantizer(w, p->aq)) ||
+        (s = vdx_wr_u8(w, (uint8_t)(p->by_residual != 0))) ||
+        (s = vdx_wr_i32(w, p->implem)) || (s = vdx_wr_i32(w, (int32_t)p->bbs)) ||
+        (s = vdx_wr_i32(w, p->qbs)) || (s = vdx_wr_u64(w, (uint64_t)p->Mfs)) ||
+        (s = vdx_wr_u64(w, 4)) || (s = vdx_wr_u64(w, 16)) ||
+        (s = vdx_wr_u64(w, (uint64_t)p->nsq / 2)) || (s = vdx_wr_u64(w, p->qbs2)) ||
+        (s = vdx_wr_u64(w, (uint64_t)p->nsq)) ||
+        (s = vdx_wr_u8(w, (uint8_t)(p->rescale_norm != 0))) ||
+        (s = vdx_wr_i32(w, p->norm_scale)) || (s = vdx_wr_u64(w, p->max_train_points)))
+        return s;
+    return vdx_io_write_block_lists(w, &p->ivf, p->Mfs, p->nsq, p->bbs);
+}

@@ -159,9 +159,11 @@ vdx_status vdx_io_write_pqfs(vdx_writer *w, const vdx_index *ix) {
 
 /* ---- IndexIVFPQFastScan --------------------------------------------------- */
 
-/* The "ilbl" lists into p's (flat) inverted lists. */
-static vdx_status read_block_lists(vdx_reader *r, const vdx_io_header *h,
-                                   vdx_ivfpqfs *p) {
+/* The "ilbl" lists into ivf's (flat) inverted lists: M 4-bit indices per
+ * code (code_size bytes), packed in blocks of bbs with nsq nibbles. */
+vdx_status vdx_io_read_block_lists(vdx_reader *r, const vdx_io_header *h,
+                                   vdx_ivf *ivf, int64_t M, int64_t nsq,
+                                   int64_t bbs, size_t code_size) {
     char type[5];
     uint64_t at = r->pos;
     vdx_status s = vdx_rd_bytes(r, type, 4, "inverted lists type");
@@ -173,22 +175,29 @@ static vdx_status read_block_lists(vdx_reader *r, const vdx_io_header *h,
                          "%s index: expected block inverted lists ('ilbl') "
                          "at offset %" PRIu64,
                          h->fourcc, at);
+    return vdx_io_read_block_lists_body(r, h, ivf, M, nsq, bbs, code_size);
+}
+
+vdx_status vdx_io_read_block_lists_body(vdx_reader *r, const vdx_io_header *h,
+                                        vdx_ivf *ivf, int64_t M, int64_t nsq,
+                                        int64_t bbs, size_t code_size) {
+    vdx_status s;
     uint64_t nlist, cs, npb, bsz, hat = r->pos;
     if ((s = vdx_rd_u64(r, &nlist, "ilbl nlist")) ||
         (s = vdx_rd_u64(r, &cs, "ilbl code_size")) ||
         (s = vdx_rd_u64(r, &npb, "ilbl n_per_block")) ||
         (s = vdx_rd_u64(r, &bsz, "ilbl block_size")))
         return s;
-    uint64_t want_bsz = (uint64_t)vdx_fs_block_size(p->nsq, p->bbs);
-    if (nlist != (uint64_t)p->ivf.nlist || npb != (uint64_t)p->bbs ||
-        bsz != want_bsz || (cs != UINT64_MAX && cs != p->pq.code_size))
+    uint64_t want_bsz = (uint64_t)vdx_fs_block_size(nsq, bbs);
+    if (nlist != (uint64_t)ivf->nlist || npb != (uint64_t)bbs ||
+        bsz != want_bsz || (cs != UINT64_MAX && cs != code_size))
         return vdx_raise(VDX_ERR_FORMAT,
                          "%s index: block lists at offset %" PRIu64
                          " have nlist=%" PRIu64 ", n_per_block=%" PRIu64
                          ", block_size=%" PRIu64 " (expected %" PRId64
                          ", %" PRId64 ", %" PRIu64 ")",
-                         h->fourcc, hat, nlist, npb, bsz, p->ivf.nlist,
-                         p->bbs, want_bsz);
+                         h->fourcc, hat, nlist, npb, bsz, ivf->nlist,
+                         bbs, want_bsz);
     uint64_t total = 0;
     vdx_idx_t *ids = NULL;
     uint8_t *blocks = NULL, *flat = NULL;
@@ -210,7 +219,7 @@ static vdx_status read_block_lists(vdx_reader *r, const vdx_io_header *h,
         vdx_free(blocks);
         vdx_free(flat);
         ids = NULL, blocks = NULL, flat = NULL;
-        uint64_t want = (n + (uint64_t)p->bbs - 1) / (uint64_t)p->bbs * bsz;
+        uint64_t want = (n + (uint64_t)bbs - 1) / (uint64_t)bbs * bsz;
         ids = vdx_malloc_array((size_t)(n ? n : 1), sizeof(vdx_idx_t));
         if (!ids) {
             s = VDX_ERR_OUT_OF_MEMORY;
@@ -221,17 +230,17 @@ static vdx_status read_block_lists(vdx_reader *r, const vdx_io_header *h,
             break;
         nb = want;
         blocks = vdx_malloc_array((size_t)(nb ? nb : 1), 1);
-        flat = vdx_malloc_array((size_t)(n ? n : 1), p->pq.code_size);
+        flat = vdx_malloc_array((size_t)(n ? n : 1), code_size);
         if (!blocks || !flat) {
             s = VDX_ERR_OUT_OF_MEMORY;
             break;
         }
         if ((s = vdx_rd_bytes(r, blocks, nb, "list blocks"))) break;
         for (uint64_t i = 0; i < n; i++)
-            vdx_fs_unpack_1(blocks, p->bbs, p->nsq, p->pq.M, (int64_t)i,
-                            flat + i * p->pq.code_size);
+            vdx_fs_unpack_1(blocks, bbs, nsq, M, (int64_t)i,
+                            flat + i * code_size);
         if (n)
-            s = p->ivf.il->ops->add_entries(p->ivf.il, (int64_t)l, (int64_t)n,
+            s = ivf->il->ops->add_entries(ivf->il, (int64_t)l, (int64_t)n,
                                             ids, flat);
     }
     vdx_free(ids);
@@ -342,7 +351,9 @@ vdx_status vdx_io_read_ivfpqfs(vdx_reader *r, vdx_io_header *h,
     ix->is_trained = h->is_trained;
     ix->metric_arg = h->metric_arg;
     p->ivf.nprobe = nprobe > nlist ? (int64_t)nlist : (int64_t)nprobe;
-    if ((s = read_block_lists(r, h, p))) goto fail;
+    if ((s = vdx_io_read_block_lists(r, h, &p->ivf, p->pq.M, p->nsq, p->bbs,
+                                      p->pq.code_size)))
+        goto fail;
     ix->ntotal = h->ntotal;
     if (dm_type && (s = vdx_index_ivf_make_direct_map(ix, 1))) goto fail;
     *out = ix;
@@ -357,7 +368,6 @@ fail:
 
 vdx_status vdx_io_write_ivfpqfs(vdx_writer *w, const vdx_index *ix) {
     const vdx_ivfpqfs *p = (const vdx_ivfpqfs *)(const void *)ix;
-    const vdx_invlists *il = p->ivf.il;
     vdx_status s = vdx_io_write_ivf_head(w, "IwPf", ix);
     if (s || (s = vdx_wr_u8(w, (uint8_t)p->by_residual)) ||
         (s = vdx_wr_u64(w, p->pq.code_size)) ||
@@ -366,17 +376,25 @@ vdx_status vdx_io_write_ivfpqfs(vdx_writer *w, const vdx_index *ix) {
         (s = vdx_wr_i32(w, p->implem)) || (s = vdx_wr_u64(w, p->qbs2)) ||
         (s = write_pq4(w, ix, &p->pq)))
         return s;
-    const size_t bsz = vdx_fs_block_size(p->nsq, p->bbs);
+    return vdx_io_write_block_lists(w, &p->ivf, p->pq.M, p->nsq, p->bbs);
+}
+
+/* The "ilbl" record of ivf's flat lists (see vdx_io_read_block_lists). */
+vdx_status vdx_io_write_block_lists(vdx_writer *w, const vdx_ivf *ivf,
+                                    int64_t M, int64_t nsq, int64_t bbs) {
+    const vdx_invlists *il = ivf->il;
+    vdx_status s = VDX_OK;
+    const size_t bsz = vdx_fs_block_size(nsq, bbs);
     if ((s = vdx_wr_bytes(w, "ilbl", 4)) ||
-        (s = vdx_wr_u64(w, (uint64_t)p->ivf.nlist)) ||
+        (s = vdx_wr_u64(w, (uint64_t)ivf->nlist)) ||
         (s = vdx_wr_u64(w, UINT64_MAX)) || /* FAISS: INVALID_CODE_SIZE */
-        (s = vdx_wr_u64(w, (uint64_t)p->bbs)) || (s = vdx_wr_u64(w, bsz)))
+        (s = vdx_wr_u64(w, (uint64_t)bbs)) || (s = vdx_wr_u64(w, bsz)))
         return s;
     uint8_t *blocks = NULL;
     size_t cap = 0;
-    for (int64_t l = 0; l < p->ivf.nlist && !s; l++) {
+    for (int64_t l = 0; l < ivf->nlist && !s; l++) {
         int64_t n = il->ops->list_size(il, l);
-        size_t nbytes = (size_t)((n + p->bbs - 1) / p->bbs) * bsz;
+        size_t nbytes = (size_t)((n + bbs - 1) / bbs) * bsz;
         if ((s = vdx_wr_u64(w, (uint64_t)n))) break;
         if (n && (s = vdx_wr_bytes(w, il->ops->get_ids(il, l),
                                    (size_t)n * sizeof(vdx_idx_t))))
@@ -392,7 +410,7 @@ vdx_status vdx_io_write_ivfpqfs(vdx_writer *w, const vdx_index *ix) {
         }
         if (nbytes) {
             memset(blocks, 0, nbytes);
-            vdx_fs_pack(il->ops->get_codes(il, l), n, p->pq.M, p->bbs, p->nsq,
+            vdx_fs_pack(il->ops->get_codes(il, l), n, M, bbs, nsq,
                         blocks, 0);
         }
         if ((s = vdx_wr_u64(w, nbytes))) break;

@@ -231,6 +231,30 @@ VDX_INTERNAL vdx_status vdx_io_write_ivf_head(vdx_writer *w,
                                               const vdx_index *ix);
 VDX_INTERNAL vdx_status vdx_io_write_ivf_lists(vdx_writer *w,
                                                const vdx_ivf *ivf);
+/* fastscan_io.c: FAISS's BlockInvertedLists ("ilbl": fourcc included)
+ * from / to flat lists of M 4-bit indices per code (code_size bytes),
+ * packed in blocks of bbs vectors with nsq nibbles (quant/fastscan.h); the
+ * reader checks every size against h and the bytes that remain. */
+VDX_INTERNAL vdx_status vdx_io_read_block_lists(vdx_reader *r,
+                                                const vdx_io_header *h,
+                                                vdx_ivf *ivf, int64_t M,
+                                                int64_t nsq, int64_t bbs,
+                                                size_t code_size);
+/* The same after the fourcc. */
+VDX_INTERNAL vdx_status vdx_io_read_block_lists_body(vdx_reader *r,
+                                                     const vdx_io_header *h,
+                                                     vdx_ivf *ivf, int64_t M,
+                                                     int64_t nsq, int64_t bbs,
+                                                     size_t code_size);
+/* The block layout of an IVF kind whose files hold "ilbl" lists (aq_io.c:
+ * the IVF additive fast-scan kinds): 1 with M, nsq, bbs, code_size set,
+ * else 0. */
+VDX_INTERNAL int vdx_io_block_layout(const vdx_ivf *ivf, int64_t *M,
+                                     int64_t *nsq, int64_t *bbs,
+                                     size_t *code_size);
+VDX_INTERNAL vdx_status vdx_io_write_block_lists(vdx_writer *w,
+                                                 const vdx_ivf *ivf, int64_t M,
+                                                 int64_t nsq, int64_t bbs);
 /* ondisk_io.c: the "ilod" record (fourcc consumed) and its data file */
 VDX_INTERNAL vdx_status vdx_io_read_ondisk_lists(vdx_reader *r,
                                                  const vdx_io_header *h,
@@ -318,6 +342,11 @@ VDX_INTERNAL int vdx_io_is_aqfs(const vdx_index *ix);
 VDX_INTERNAL vdx_status vdx_io_read_aqfs(vdx_reader *r, vdx_io_header *h,
                                          vdx_index **out);
 VDX_INTERNAL vdx_status vdx_io_write_aqfs(vdx_writer *w, const vdx_index *ix);
+/* IVRf / IVLf / NPRf / NPLf (the IVF additive fast-scan kinds) */
+VDX_INTERNAL int vdx_io_is_ivfaqfs(const vdx_index *ix);
+VDX_INTERNAL vdx_status vdx_io_read_ivfaqfs(vdx_reader *r, vdx_io_header *h,
+                                            vdx_index **out);
+VDX_INTERNAL vdx_status vdx_io_write_ivfaqfs(vdx_writer *w, const vdx_index *ix);
 
 /* pq_io.c: a ProductQuantizer inside another kind's body (d checked
  * against h->d; pq set up, centroids allocated when stored). */

@@ -180,6 +180,10 @@ static vdx_status read_invlists(vdx_reader *r, const vdx_io_header *h,
                          h->fourcc, h->offset, h->ntotal, at);
     }
     if (memcmp(type, "ilod", 4) == 0) return vdx_io_read_ondisk_lists(r, h, ivf);
+    int64_t bM, bnsq, bbbs;
+    size_t bcs;
+    if (memcmp(type, "ilbl", 4) == 0 && vdx_io_block_layout(ivf, &bM, &bnsq, &bbbs, &bcs))
+        return vdx_io_read_block_lists_body(r, h, ivf, bM, bnsq, bbbs, bcs);
     if (memcmp(type, "ilar", 4) != 0) {
         if (printable4(type))
             return vdx_raise(VDX_ERR_UNSUPPORTED,

@@ -48,6 +48,10 @@ const vdx_io_reader_entry vdx_io_readers[] = {
     {"ILfs", vdx_io_read_aqfs},     /* IndexLocalSearchQuantizerFastScan */
     {"IPRf", vdx_io_read_aqfs},     /* IndexProductResidualQuantizerFastScan */
     {"IPLf", vdx_io_read_aqfs},     /* IndexProductLocalSearchQuantizerFastScan */
+    {"IVRf", vdx_io_read_ivfaqfs},  /* IndexIVFResidualQuantizerFastScan */
+    {"IVLf", vdx_io_read_ivfaqfs},  /* IndexIVFLocalSearchQuantizerFastScan */
+    {"NPRf", vdx_io_read_ivfaqfs},  /* IndexIVFProductResidualQuantizerFastScan */
+    {"NPLf", vdx_io_read_ivfaqfs},  /* IndexIVFProductLocalSearchQuantizerFastScan */
 };
 const size_t vdx_io_nreaders =
     sizeof vdx_io_readers / sizeof vdx_io_readers[0];
@@ -71,6 +75,7 @@ const vdx_io_writer_entry vdx_io_writers[] = {
     {vdx_io_is_acq, vdx_io_write_rcq},
     {vdx_io_is_ivfaq, vdx_io_write_ivfaq},
     {vdx_io_is_aqfs, vdx_io_write_aqfs},
+    {vdx_io_is_ivfaqfs, vdx_io_write_ivfaqfs},
 };
 const size_t vdx_io_nwriters =
     sizeof vdx_io_writers / sizeof vdx_io_writers[0];
