@@ -419,6 +419,7 @@ def full(outdir):
     g = golden(outdir)
     aq_full(outdir, g)
     aq_fs_full(outdir)
+    aq_ivffs_full(outdir)
     l2 = g["flat_l2_d4_n3.index"]
     m1 = g["idmap_ip_d4_n3.index"]
     m2 = g["idmap2_l2_d4_n3.index"]
@@ -827,6 +828,23 @@ def aq_fs_full(outdir):
     write(outdir, "bad_aqfs_ntotal2.index", patched(rq, tail + 44, "<Q", 1 << 40))
     write(outdir, "bad_aqfs_normscale.index", patched(rq, tail + 61, "<i", -3))
     write(outdir, "bad_aqfs_truncated.index", rq[:len(rq) - 5])
+    return out
+
+
+def aq_ivffs_full(outdir):
+    # the IVF 4-bit fast-scan kinds (IVRf / IVLf / NPRf / NPLf), trained by
+    # faiss over 4 lists
+    rs = np.random.RandomState(322)
+    xt = rs.rand(1000, D).astype("float32")
+    out = {}
+    for key in ("IVF4,RQ2x4fsr_Nrq2x4", "IVF4,LSQ2x4fs_Nlsq2x4",
+                "IVF4,PRQ2x1x4fsr_Nrq2x4", "IVF4,PLSQ2x1x4fs_Nlsq2x4"):
+        ix = faiss.index_factory(D, key)
+        ix.train(xt)
+        ix.add(xt[:45])
+        name = "valid_aq_" + key.replace(",", "_") + ".index"
+        out[name] = ser(ix)
+        write(outdir, name, out[name])
     return out
 
 
