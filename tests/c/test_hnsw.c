@@ -668,8 +668,18 @@ static void test_factory(void) {
             CHECK(vdx_index_is_hnsw(vdx_index_ivf_quantizer(ix)));
         vdx_index_free(ix);
     }
-    const char *bad[] = {"HNSW", "HNSW0", "HNSW32,", "HNSW32_", "HNSW32,IVF4,Flat",
-                         "HNSW32x", "IVF64_HNSW,Flat", "Flat,HNSW32"};
+    /* a bare "HNSW" / "IVFn_HNSW" means M=32, as in FAISS */
+    const char *dflt[] = {"HNSW", "IVF64_HNSW,Flat"};
+    for (size_t i = 0; i < 2; i++) {
+        vdx_index *ix = NULL;
+        CHECK_OK(vdx_index_factory(D, dflt[i], VDX_METRIC_L2, &ix));
+        if (!ix) continue;
+        const vdx_index *h = vdx_index_is_ivf(ix) ? vdx_index_ivf_quantizer(ix) : ix;
+        CHECK(vdx_index_is_hnsw(h) && vdx_index_hnsw_M(h) == 32);
+        vdx_index_free(ix);
+    }
+    const char *bad[] = {"HNSW0", "HNSW32,", "HNSW32_", "HNSW32,IVF4,Flat",
+                         "HNSW32x", "Flat,HNSW32"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         vdx_index *ix = NULL;
         CHECK_ERR(vdx_index_factory(D, bad[i], VDX_METRIC_L2, &ix),
