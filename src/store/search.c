@@ -188,7 +188,9 @@ static const vdx_index *flat_storage(const vdx_store *s) {
     if (vdx_index_flat_data(s->index)) return s->index;
     if (vdx_index_is_hnsw(s->index)) {
         const vdx_index *st = vdx_index_hnsw_storage(s->index);
-        if (st && vdx_index_flat_data(st) && vdx_index_ntotal(st) == s->ntotal)
+        /* >=: an upsert adds its vectors ahead of publishing them
+         * (write.c); the scans read only published vids < s->ntotal */
+        if (st && vdx_index_flat_data(st) && vdx_index_ntotal(st) >= s->ntotal)
             return st;
     }
     return NULL;
@@ -328,7 +330,10 @@ static vdx_status vsearch(reader *r, const float *x, int64_t nq, int64_t k,
             goto done;
         }
         if ((st = make_bitmap_sel(s, vids, m, &sel))) goto done;
-    } else if (s->nlive < s->ntotal) {
+    } else if (s->nlive < s->ntotal ||
+               vdx_index_ntotal(s->index) > s->ntotal) {
+        /* dead vids, or an upsert's vectors added but not yet published
+         * (write.c): the live bitmap admits neither */
         if (s->nlive == 0) goto done;
         int64_t nbytes = (s->ntotal + 7) / 8;
         if ((st = vdx_selector_bitmap(nbytes, s->live, &sel))) goto done;

@@ -91,6 +91,8 @@ typedef struct store_col {
 #define STORE_POOL_MAX 32
 #define STORE_HNSW_EF_CONSTRUCTION 100 /* store.c: store_new_index */
 #define STORE_LAT_N 1024
+/* write.c: vectors added to the index per hold of the exclusive lock */
+#define STORE_ADD_CHUNK 1024
 /* keyword.c: cached (vid, score) entries in all, 16 bytes each (~128 MiB) */
 #define STORE_KW_CACHE_MAX (8 * 1024 * 1024)
 typedef struct store_kw_list store_kw_list;

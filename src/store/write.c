@@ -254,6 +254,25 @@ static vdx_status require_writable(const vdx_store *s, const char *what) {
     return VDX_OK;
 }
 
+/* Adds the nnew vectors xs (vids ntotal..) to the index ahead of the
+ * commit, STORE_ADD_CHUNK at a time, each chunk under the exclusive lock:
+ * between chunks the searches run (an HNSW add of a 5000-row batch takes
+ * seconds; one lock hold over all of it stalled every search that long).
+ * The added vids are not published yet (>= s->ntotal, not live, and their
+ * rows are uncommitted), so searches skip them (search.c).  On failure the
+ * index holds vectors that no committed row will claim: broken. */
+static vdx_status add_unpublished(vdx_store *s, int64_t nnew, const float *xs) {
+    vdx_status st = VDX_OK;
+    for (int64_t b = 0; b < nnew && st == VDX_OK; b += STORE_ADD_CHUNK) {
+        int64_t c = nnew - b < STORE_ADD_CHUNK ? nnew - b : STORE_ADD_CHUNK;
+        pthread_rwlock_wrlock(&s->rw);
+        st = vdx_index_add(s->index, c, xs + b * s->dim);
+        if (st != VDX_OK) s->broken = 1;
+        pthread_rwlock_unlock(&s->rw);
+    }
+    return st;
+}
+
 /* Commits the writer's transaction and applies it in memory: vectors xs
  * (nnew of them, vids ntotal..) added, vids kill[] dead.  Called with the
  * transaction open; on failure it is rolled back. */
@@ -261,27 +280,37 @@ static vdx_status commit_apply(vdx_store *s, int64_t nnew, const float *xs,
                                const row_meta *meta, const vdx_store_key *keys,
                                const int64_t *kill,
                                int64_t nkill) {
-    pthread_rwlock_wrlock(&s->rw);
-    if (sqlite3_exec(s->w.db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-        vdx_status st = store_sql_err(s->w.db, "commit");
+    vdx_status st = nnew > 0 ? add_unpublished(s, nnew, xs) : VDX_OK;
+    if (st != VDX_OK) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", vdx_last_error());
         sqlite3_exec(s->w.db, "ROLLBACK", NULL, NULL, NULL);
+        return vdx_raise(st,
+                         "store: upsert: the in-memory index could not take "
+                         "the vectors (%s): nothing was saved; reopen the "
+                         "store",
+                         msg);
+    }
+    pthread_rwlock_wrlock(&s->rw);
+    if (sqlite3_exec(s->w.db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        st = store_sql_err(s->w.db, "commit");
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", vdx_last_error());
+        sqlite3_exec(s->w.db, "ROLLBACK", NULL, NULL, NULL);
+        /* the index already holds the vectors of the rolled-back rows */
+        if (nnew > 0) s->broken = 1;
         pthread_rwlock_unlock(&s->rw);
-        return vdx_raise(st, "%s", msg);
+        return vdx_raise(st, "%s%s", msg,
+                         nnew > 0 ? " (nothing was saved; reopen the store)"
+                                  : "");
     }
-    vdx_status st = VDX_OK;
     s->fts_epoch++; /* the keyword lists (keyword.c) are stale now */
-    if (nnew > 0) st = vdx_index_add(s->index, nnew, xs);
-    if (st == VDX_OK) {
-        for (int64_t i = 0; i < nnew && st == VDX_OK; i++)
-            if (store_live_set(s, s->ntotal + i, 1)) st = VDX_ERR_OUT_OF_MEMORY;
-        for (int64_t i = 0; i < nkill; i++) store_live_set(s, kill[i], 0);
-        for (int64_t i = 0; i < nnew; i++)
-            store_cols_add(s, s->ntotal + i, meta ? meta[i].obj : NULL,
-                           &keys[i]);
-        s->ntotal += nnew;
-    }
+    for (int64_t i = 0; i < nnew && st == VDX_OK; i++)
+        if (store_live_set(s, s->ntotal + i, 1)) st = VDX_ERR_OUT_OF_MEMORY;
+    for (int64_t i = 0; i < nkill; i++) store_live_set(s, kill[i], 0);
+    for (int64_t i = 0; i < nnew; i++)
+        store_cols_add(s, s->ntotal + i, meta ? meta[i].obj : NULL, &keys[i]);
+    s->ntotal += nnew;
     if (st != VDX_OK) {
         s->broken = 1;
         st = vdx_raise(st,
