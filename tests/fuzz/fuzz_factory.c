@@ -60,7 +60,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (vdx_index_d(ix) != d) die("wrong d", desc);
     if (vdx_index_ntotal(ix) != 0) die("a new index is not empty", desc);
     const char *name = vdx_index_type_name(ix);
-    if (!name || strncmp(name, "Index", 5) != 0) die("bad type name", desc);
+    /* FAISS's class names: Index..., and the coarse quantizers "RCQ..." /
+     * "LSCQ..." build at the top level (ResidualCoarseQuantizer, as in FAISS) */
+    if (!name || (strncmp(name, "Index", 5) != 0 &&
+                  strcmp(name, "ResidualCoarseQuantizer") != 0 &&
+                  strcmp(name, "LocalSearchCoarseQuantizer") != 0))
+        die("bad type name", desc);
 
     float q[64], dist[2];
     vdx_idx_t lab[2];
