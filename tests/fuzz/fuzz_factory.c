@@ -27,11 +27,16 @@ static void die(const char *what, const char *desc) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* The largest list count an "IVF<n>" in desc asks for (0 when none). */
-static long long max_nlist_in(const char *desc) {
+/* The largest <n> of a "<tok><n>" in desc (0 when none); with after != 0,
+ * only the numbers followed by that character count. */
+static long long max_count_after(const char *desc, const char *tok,
+                                 char after) {
     long long best = 0;
-    for (const char *p = strstr(desc, "IVF"); p; p = strstr(p + 3, "IVF")) {
-        long long v = strtoll(p + 3, NULL, 10);
+    size_t len = strlen(tok);
+    for (const char *p = strstr(desc, tok); p; p = strstr(p + len, tok)) {
+        char *end = NULL;
+        long long v = strtoll(p + len, &end, 10);
+        if (after && *end != after) continue;
         if (v > best) best = v;
     }
     return best;
@@ -49,12 +54,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* LSH<n>r builds an n x n random rotation at construction (orthogonal:
      * O(n^3), as FAISS's does): LSH6111rt took 17 s a unit and LSH16110rt
      * passed the 30 s limit.  A valid request that is merely slow says
-     * nothing about the parser; LSH1024rt takes 2.4 s, so above 512 they are skipped. */
-    for (const char *p = strstr(desc, "LSH"); p; p = strstr(p + 3, "LSH")) {
-        char *end = NULL;
-        long long nb = strtoll(p + 3, &end, 10);
-        if (nb > 512 && end && *end == 'r') return 0;
-    }
+     * nothing about the parser; LSH1024rt takes 2.4 s, so above 512 they
+     * are skipped. */
+    if (max_count_after(desc, "LSH", 'r') > 512) return 0;
 
     vdx_index *ix = NULL;
     vdx_status s = vdx_index_factory(d, desc, metric, &ix);
@@ -91,7 +93,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
      * limit on a slower CI machine; such a size says nothing more about
      * the parser, and the readers' handling of big nlist is tested in
      * tests/c/test_io_ivf.c. */
-    if (max_nlist_in(desc) > 65536) {
+    if (max_count_after(desc, "IVF", 0) > 65536) {
         vdx_index_free(ix);
         return 0;
     }
