@@ -718,6 +718,60 @@ static void test_golden_files(void) {
     check_roundtrip_and_truncations(CORPUS "ivfpqfsr_l2_d4_n10.index");
 }
 
+/* An IVF fast-scan index over any coarse quantizer the IVF readers take
+ * (HNSW or flat here) reads back from its own file and searches
+ * as before: same ids, same distances (the fast-scan reader once took a
+ * flat quantizer only; found by fuzz_factory on "IVF4_HNSW,PQ4x4fs"). */
+static void test_ivf_quantizer_kinds_roundtrip(void) {
+    const int64_t d = 16, n = 2000, nq = 8, k = 5;
+    float *x = make_data(n, d, 21, 50);
+    float *xq = make_data(nq, d, 22, 5);
+    const char *descs[] = {"IVF16_HNSW8,PQ8x4fs", "IVF16_HNSW8,PQ8x4fsr",
+                           "IVF16_HNSW8,PQ8x4fs_64", "IVF16,PQ8x4fs"};
+    for (size_t c = 0; c < sizeof descs / sizeof *descs; c++) {
+        vdx_index *ix = NULL, *back = NULL;
+        CHECK_OK(vdx_index_factory(d, descs[c], VDX_METRIC_L2, &ix));
+        if (!ix) continue;
+        CHECK_OK(vdx_index_train(ix, n, x));
+        CHECK_OK(vdx_index_add(ix, n, x));
+        uint8_t *buf = NULL;
+        size_t bn = 0;
+        CHECK_OK(vdx_serialize_index(ix, &buf, &bn));
+        CHECK_OK(vdx_deserialize_index(buf, bn, &back));
+        if (back) {
+            CHECK(strcmp(vdx_index_type_name(ix), vdx_index_type_name(back)) == 0);
+            CHECK(vdx_index_ntotal(back) == n);
+            float D0[40], D1[40];
+            vdx_idx_t I0[40], I1[40];
+            vdx_search_params prm;
+            vdx_search_params_init(&prm);
+            prm.nprobe = 4;
+            CHECK_OK(vdx_index_search(ix, nq, xq, k, &prm, D0, I0));
+            CHECK_OK(vdx_index_search(back, nq, xq, k, &prm, D1, I1));
+            CHECK(memcmp(I0, I1, sizeof I0) == 0);
+            CHECK(memcmp(D0, D1, sizeof D0) == 0);
+            for (int64_t i = 0; i < nq * k; i++) CHECK(I1[i] >= 0 && I1[i] < n);
+            /* the file is the same once more: nothing lost on the way */
+            uint8_t *buf2 = NULL;
+            size_t bn2 = 0;
+            CHECK_OK(vdx_serialize_index(back, &buf2, &bn2));
+            CHECK(bn2 == bn && buf2 && memcmp(buf, buf2, bn) == 0);
+            vdx_free_buffer(buf2);
+        }
+        /* every truncation of the file is refused cleanly */
+        for (size_t cut = 0; cut < bn; cut += 1 + cut / 8) {
+            vdx_index *t = NULL;
+            CHECK(vdx_deserialize_index(buf, cut, &t) != VDX_OK);
+            CHECK(t == NULL);
+        }
+        vdx_free_buffer(buf);
+        vdx_index_free(back);
+        vdx_index_free(ix);
+    }
+    free(x);
+    free(xq);
+}
+
 int main(void) {
     RUN(test_kernels_vs_scalar);
     RUN(test_run_vs_scalar);
@@ -731,5 +785,6 @@ int main(void) {
     RUN(test_errors);
     RUN(test_factory);
     RUN(test_golden_files);
+    RUN(test_ivf_quantizer_kinds_roundtrip);
     return TEST_SUMMARY();
 }

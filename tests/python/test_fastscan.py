@@ -137,7 +137,8 @@ def test_equals_faiss_indexpq_same_codes(faiss_ref, rng):
 
 
 @pytest.mark.parametrize("desc", ["PQ16x4fs", "PQ16x4fs_64", "IVF8,PQ16x4fs",
-                                  "IVF8,PQ16x4fsr", "IVF8,PQ16x4fs_64"])
+                                  "IVF8,PQ16x4fsr", "IVF8,PQ16x4fs_64",
+                                  "IVF8_HNSW16,PQ16x4fs"])
 @pytest.mark.parametrize("metric", METRICS)
 def test_files_both_ways(faiss_ref, rng, tmp_path, desc, metric):
     faiss = faiss_ref
