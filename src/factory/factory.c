@@ -687,7 +687,10 @@ static vdx_status wrap_transforms(const parsed_tok *p, int j, int i,
     vdx_vt *vt = NULL;
     vdx_index *pt = NULL;
     vdx_status st = make_vt(&p[i], &vt);
-    if (st) return st;
+    if (st) { /* ix is ours to free on every failure, as below */
+        vdx_index_free(ix);
+        return st;
+    }
     if ((st = vdx_index_pretransform_new(vt, ix, &pt))) {
         vdx_vt_free(vt);
         vdx_index_free(ix);
