@@ -117,7 +117,7 @@ static int parse_count(const char *rest, size_t len, parsed_tok *out) {
     if (i == 0) return -1;
     if (i + 1 == len && rest[i] == 'k') mul = 1024, i++;
     else if (i + 1 == len && rest[i] == 'M') mul = 1024 * 1024, i++;
-    if (i != len) return -1;
+    if (i != len || v > (INT64_C(1) << 40) / mul) return -1; /* no overflow */
     out->n = v * mul;
     return 0;
 }
