@@ -43,9 +43,9 @@ def _float_distance(metric, x, y):
     y = y.astype(np.float64)
     if metric == _vecdex.METRIC_INNER_PRODUCT:
         return float(np.float32(np.dot(x, y)))
-    if metric == _vecdex.METRIC_L1:
+    if metric == 2:  # METRIC_L1 (FAISS's number)
         return float(np.float32(np.abs(x - y).sum()))
-    if metric == _vecdex.METRIC_Linf:
+    if metric == 3:  # METRIC_Linf
         return float(np.float32(np.abs(x - y).max()))
     return float(np.float32(((x - y) ** 2).sum()))
 
