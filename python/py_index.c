@@ -1019,6 +1019,13 @@ static PyMethodDef Index_methods[] = {
      (PyCFunction)Index_check_compatible_for_merge, METH_O,
      "check_compatible_for_merge(other): raises RuntimeError unless "
      "merge_from(other) can run."},
+    {"get_distance_computer", (PyCFunction)pym_get_distance_computer,
+     METH_VARARGS,
+     "get_distance_computer() -> dc: dc.set_query(x), dc(i) the distance "
+     "of x to stored vector i as search computes it (py_pymethods.c)."},
+    {"get_FlatCodesDistanceComputer",
+     (PyCFunction)pym_get_distance_computer, METH_VARARGS,
+     "get_FlatCodesDistanceComputer(): as get_distance_computer()."},
     {"__reduce__", (PyCFunction)Index_reduce, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL}};
 

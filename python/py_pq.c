@@ -220,6 +220,26 @@ static PyMethodDef PQ_methods[] = {
     {"compute_distance_table", (PyCFunction)PQ_compute_distance_table,
      METH_VARARGS,
      "compute_distance_table(x, metric=METRIC_L2) -> (M, ksub) table."},
+    {"compute_distance_tables", (PyCFunction)pym_compute_distance_tables,
+     METH_VARARGS,
+     "compute_distance_tables(nx, x, out): L2 tables of nx queries into the "
+     "(nx, M, ksub) float32 array out (py_pymethods.c)."},
+    {"compute_inner_prod_tables", (PyCFunction)pym_compute_inner_prod_tables,
+     METH_VARARGS,
+     "compute_inner_prod_tables(nx, x, out): inner-product tables."},
+    {"compute_sdc_table", (PyCFunction)pym_compute_sdc_table, METH_VARARGS,
+     "compute_sdc_table(): fills sdc_table (centroid-to-centroid L2)."},
+    {"sync_transposed_centroids", (PyCFunction)pym_sync_transposed_centroids,
+     METH_VARARGS,
+     "sync_transposed_centroids(): fills transposed_centroids (FAISS's "
+     "encoding speed-up; vecdex's encoder does not need it)."},
+    {"clear_transposed_centroids",
+     (PyCFunction)pym_clear_transposed_centroids, METH_VARARGS,
+     "clear_transposed_centroids(): empties transposed_centroids."},
+    {"compute_codes_with_assign_index",
+     (PyCFunction)pym_compute_codes_with_assign_index, METH_VARARGS,
+     "compute_codes_with_assign_index(x, codes, n): compute_codes into "
+     "codes (the nearest centroid, as an assign index finds it)."},
     {NULL, NULL, 0, NULL}};
 
 static PyObject *PQ_get_cp(PQObject *self, void *c) {
@@ -244,6 +264,15 @@ static PyGetSetDef PQ_getset[] = {
      "M * ksub * dsub float32 centroids (a writable view once trained; "
      "assign an array to replace them)",
      NULL},
+    {"sdc_table", (getter)pym_get_sdc_table, NULL,
+     "(M, ksub, ksub) centroid-to-centroid L2 distances once "
+     "compute_sdc_table() ran (py_pymethods.c)", NULL},
+    {"transposed_centroids", (getter)pym_get_transposed_centroids, NULL,
+     "centroids as (dsub, M, ksub), once sync_transposed_centroids() ran",
+     NULL},
+    {"centroids_sq_lengths", (getter)pym_get_centroids_sq_lengths, NULL,
+     "squared norms of the centroids (M * ksub), once "
+     "sync_transposed_centroids() ran", NULL},
     {NULL, NULL, NULL, NULL, NULL}};
 
 static PyTypeObject PQType = {

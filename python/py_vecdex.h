@@ -251,6 +251,17 @@ int pyvdx_init_kmeans(PyObject *m);
 /* IndexRefine, IndexRefineFlat (py_refine.c) */
 extern PyTypeObject IndexRefineType, IndexRefineFlatType;
 int pyvdx_init_refine(PyObject *m);
+/* methods with Python bodies in vecdex/_pymethods.py (py_pymethods.c) */
+PyObject *pym_get_distance_computer(PyObject *self, PyObject *args);
+PyObject *pym_compute_distance_tables(PyObject *self, PyObject *args);
+PyObject *pym_compute_inner_prod_tables(PyObject *self, PyObject *args);
+PyObject *pym_compute_sdc_table(PyObject *self, PyObject *args);
+PyObject *pym_sync_transposed_centroids(PyObject *self, PyObject *args);
+PyObject *pym_clear_transposed_centroids(PyObject *self, PyObject *args);
+PyObject *pym_compute_codes_with_assign_index(PyObject *self, PyObject *args);
+PyObject *pym_get_sdc_table(PyObject *self, void *c);
+PyObject *pym_get_transposed_centroids(PyObject *self, void *c);
+PyObject *pym_get_centroids_sq_lengths(PyObject *self, void *c);
 /* vector transforms and IndexPreTransform (py_transform.c) */
 extern PyTypeObject IndexPreTransformType;
 int pyvdx_init_transform(PyObject *m);

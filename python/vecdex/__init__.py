@@ -171,6 +171,8 @@ from ._binary_io import __all__ as _binary_io_all  # noqa: E402
 from ._binary_hash import *  # noqa: F401,F403,E402
 from ._binary_hash import __all__ as _binary_hash_all  # noqa: E402
 
+from ._pymethods import DistanceComputer, IndexFlatCodes  # noqa: E402
+from ._clustering import Clustering, ClusteringIterationStats  # noqa: E402
 from .gpu import *  # noqa: F401,F403,E402  (GPU options and helpers)
 from . import gpu as _gpu  # noqa: E402
 
@@ -179,4 +181,5 @@ __all__ += _gpu.__all__ + _simd_all + _helpers_all + _metrics_all + _autotune_al
 __all__ += ["cvar", "IndexIVFStats", "HNSWStats"]
 __all__ += ["Store", "Hits", "IndexProxy", "swig_ptr", "knn", "__version__", "write_VectorTransform",
             "read_VectorTransform", "extract_index_ivf"]
+__all__ += ["DistanceComputer", "IndexFlatCodes", "Clustering", "ClusteringIterationStats"]
 __all__ += _swig_idioms.__all__ + _binary_all + _binary_io_all + _binary_hash_all

@@ -189,6 +189,76 @@ done:
     return st;
 }
 
+/* Range search as FAISS's IndexRefine::range_search: the base index runs
+ * with radius * k_factor (results land in rb directly), then each hit's
+ * distance is replaced by the exact one from the refine index and the hits
+ * outside the requested radius are dropped (the base's approximate
+ * distances can put a vector on the wrong side of it).  For a similarity
+ * metric radius * k_factor need not widen the search: as in FAISS it is the
+ * caller's choice. */
+static vdx_status refine_range_search(const vdx_index *ix, int64_t n,
+                                      const float *x, float radius,
+                                      const vdx_search_params *p,
+                                      vdx_range_builder *rb) {
+    const vdx_refine *r = (const vdx_refine *)ix;
+    const vdx_index *b = r->base_index, *ri = r->refine_index;
+    if (!b->ops->range_search)
+        return vdx_raise(VDX_ERR_UNSUPPORTED,
+                         "%s.range_search: the base index %s has no range "
+                         "search", ix->ops->type_name, b->ops->type_name);
+    float kf = p && p->k_factor > 0 ? p->k_factor : r->k_factor;
+    vdx_search_params bp;
+    if (p && p->base_params) {
+        bp = *p->base_params;
+    } else {
+        vdx_search_params_init(&bp);
+        if (p) bp.sel = p->sel;
+    }
+    vdx_status st = b->ops->range_search(b, n, x, radius * kf, &bp, rb);
+    if (st) return st;
+
+    const float *xb = vdx_is_flat(ri) ? ((const vdx_flat *)ri)->xb : NULL;
+    const vdx_kernels *kern = vdx_kernels_get();
+    int is_ip = ix->metric == VDX_METRIC_INNER_PRODUCT;
+    size_t d = (size_t)ix->d;
+    float *tmp = NULL;
+    if (!xb) {
+        tmp = vdx_malloc_array((size_t)vdx_nthreads() * d, sizeof(float));
+        if (!tmp) return VDX_ERR_OUT_OF_MEMORY;
+    }
+    vdx_status err = VDX_OK;
+    int nth = vdx_nthreads_for((double)n * 64.0 * ((double)d / 8 + 64));
+#pragma omp parallel for schedule(dynamic, 16) if (n > 1 && nth > 1) num_threads(nth)
+    for (int64_t q = 0; q < n; q++) {
+        float *buf = tmp ? tmp + (size_t)omp_get_thread_num() * d : NULL;
+        const float *xq = x + (size_t)q * d;
+        int64_t w = 0;
+        for (int64_t j = 0; j < rb->counts[q]; j++) {
+            vdx_idx_t id = rb->lab[q][j];
+            if (id < 0 || id >= ri->ntotal) continue;
+            const float *v = xb ? xb + (size_t)id * d : buf;
+            if (!xb && ri->ops->reconstruct(ri, id, buf)) {
+#pragma omp critical(vdx_refine_err)
+                err = VDX_ERR_INTERNAL;
+                continue;
+            }
+            float dis = is_ip ? kern->inner_product(xq, v, d)
+                              : kern->l2sqr(xq, v, d);
+            if (is_ip ? dis > radius : dis < radius) {
+                rb->lab[q][w] = id;
+                rb->dist[q][w] = dis;
+                w++;
+            }
+        }
+        rb->counts[q] = w;
+    }
+    vdx_free(tmp);
+    if (err)
+        return vdx_raise(err, "%s: the refine index %s cannot reconstruct",
+                         ix->ops->type_name, ri->ops->type_name);
+    return VDX_OK;
+}
+
 static vdx_status refine_reset(vdx_index *ix) {
     vdx_refine *r = (vdx_refine *)ix;
     vdx_status st = r->base_index->ops->reset(r->base_index);
@@ -243,12 +313,12 @@ static void refine_destroy(vdx_index *ix) {
 
 static const vdx_index_ops refine_ops = {
     "IndexRefine",      refine_train,         refine_add,
-    refine_search,      NULL,                 refine_reset,
+    refine_search,      refine_range_search,  refine_reset,
     refine_reconstruct, refine_reconstruct_n, refine_remove_ids,
     refine_destroy};
 static const vdx_index_ops refine_flat_ops = {
     "IndexRefineFlat",  refine_train,         refine_add,
-    refine_search,      NULL,                 refine_reset,
+    refine_search,      refine_range_search,  refine_reset,
     refine_reconstruct, refine_reconstruct_n, refine_remove_ids,
     refine_destroy};
 

@@ -276,6 +276,83 @@ static void test_bad(void) {
     vdx_index_free(NULL);
 }
 
+/* range_search: the base runs with radius * k_factor, its hits get exact
+ * distances from the refine index and those outside radius are dropped
+ * (FAISS's IndexRefine::range_search).  Checked against the base's own
+ * range search and brute-force distances. */
+static void check_range(vdx_index *r, vdx_metric m, float radius, float kf,
+                        int exact_refine) {
+    int is_ip = m == VDX_METRIC_INNER_PRODUCT;
+    CHECK_OK(vdx_index_refine_set_k_factor(r, kf));
+    vdx_range_result *rr = NULL, *rb = NULL;
+    CHECK_OK(vdx_index_range_search(r, NQ, xq, radius, NULL, &rr));
+    CHECK_OK(vdx_index_range_search(vdx_index_refine_base(r), NQ, xq,
+                                    radius * kf, NULL, &rb));
+    if (!rr || !rb) {
+        vdx_range_result_free(rr);
+        vdx_range_result_free(rb);
+        return;
+    }
+    int64_t total = 0;
+    for (int q = 0; q < NQ; q++) {
+        /* expected: the base's hits whose exact distance is within radius */
+        int64_t want = 0;
+        for (int64_t j = rb->lims[q]; j < rb->lims[q + 1]; j++) {
+            const float *v = xb + rb->labels[j] * D, *u = xq + q * D;
+            double e = 0;
+            for (int t = 0; t < D; t++)
+                e += is_ip ? (double)u[t] * v[t]
+                           : ((double)u[t] - v[t]) * ((double)u[t] - v[t]);
+            if (is_ip ? e > radius : e < radius) want++;
+        }
+        /* an approximate refine index (fp16) may differ at the boundary */
+        if (exact_refine)
+            CHECK(rr->lims[q + 1] - rr->lims[q] == want);
+        else
+            CHECK(rr->lims[q + 1] - rr->lims[q] <= rb->lims[q + 1] - rb->lims[q]);
+        for (int64_t j = rr->lims[q]; j < rr->lims[q + 1]; j++) {
+            const float *v = xb + rr->labels[j] * D, *u = xq + q * D;
+            double e = 0;
+            for (int t = 0; t < D; t++)
+                e += is_ip ? (double)u[t] * v[t]
+                           : ((double)u[t] - v[t]) * ((double)u[t] - v[t]);
+            CHECK(fabs(e - rr->distances[j]) < (exact_refine ? 1e-4 : 1e-2) * (1 + fabs(e)));
+            CHECK(is_ip ? rr->distances[j] > radius
+                        : rr->distances[j] < radius);
+        }
+        total += want;
+    }
+    CHECK(total > 0 && total < (int64_t)NQ * N); /* not vacuous */
+    vdx_range_result_free(rr);
+    vdx_range_result_free(rb);
+}
+
+static void test_range_search(void) {
+    for (int mi = 0; mi < 2; mi++) {
+        vdx_metric m = mi ? VDX_METRIC_INNER_PRODUCT : VDX_METRIC_L2;
+        vdx_index *sq = NULL, *r = NULL;
+        CHECK_OK(vdx_index_sq_new(D, VDX_SQ_4BIT, m, &sq));
+        CHECK_OK(vdx_index_refine_flat_new(sq, &r));
+        CHECK_OK(vdx_index_train(r, N, xb));
+        CHECK_OK(vdx_index_add(r, N, xb));
+        /* uniform [0,1) data: E[ip] = D / 4, E[l2] = D / 6 */
+        float radius = mi ? (float)D / 4 : (float)D / 6;
+        check_range(r, m, radius, 1.0f, 1);
+        /* k_factor >= 1 only narrows a positive similarity radius */
+        check_range(r, m, radius, mi ? 1.0f : 2.0f, 1);
+        vdx_index_free(r);
+    }
+    /* a refine index that reconstructs (SQ fp16) */
+    vdx_index *pq = NULL, *sq = NULL, *r = NULL;
+    CHECK_OK(vdx_index_sq_new(D, VDX_SQ_8BIT, VDX_METRIC_L2, &pq));
+    CHECK_OK(vdx_index_sq_new(D, VDX_SQ_FP16, VDX_METRIC_L2, &sq));
+    CHECK_OK(vdx_index_refine_new(pq, sq, &r));
+    CHECK_OK(vdx_index_train(r, N, xb));
+    CHECK_OK(vdx_index_add(r, N, xb));
+    check_range(r, VDX_METRIC_L2, (float)D / 6, 1.5f, 0);
+    vdx_index_free(r);
+}
+
 int main(void) {
     test_rand_fill(xb, sizeof xb / sizeof xb[0], 11);
     test_rand_fill(xq, sizeof xq / sizeof xq[0], 12);
@@ -283,6 +360,7 @@ int main(void) {
     RUN(test_refine_sq);
     RUN(test_fastscan_base);
     RUN(test_factory);
+    RUN(test_range_search);
     RUN(test_bad);
     return TEST_SUMMARY();
 }
