@@ -290,6 +290,7 @@ int pyvdx_init_factory(PyObject *m);
 PyObject *cp_view(vdx_kmeans_params *p, PyObject *owner);
 int pyvdx_init_cp(PyObject *m);
 int pyvdx_init_binary(PyObject *m); /* py_binary.c */
+int pyvdx_init_methods(PyObject *m); /* py_methods.c: _install_method */
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop
