@@ -15,6 +15,8 @@ from . import _io_objects
 from ._io_objects import *  # noqa: F401,F403,E402  (IOReader / IOWriter)
 from . import _composite  # noqa: E402  (search_and_reconstruct ...)
 from ._composite import *  # noqa: F401,F403,E402
+from . import _ivflib  # noqa: E402
+from ._ivflib import *  # noqa: F401,F403,E402  (search_with_parameters)
 
 
 def swig_ptr(a):
@@ -199,5 +201,5 @@ __all__ += _gpu.__all__ + _simd_all + _helpers_all + _metrics_all + _autotune_al
 __all__ += ["cvar", "IndexIVFStats", "HNSWStats"]
 __all__ += ["Store", "Hits", "IndexProxy", "swig_ptr", "knn", "__version__", "write_VectorTransform",
             "read_VectorTransform", "extract_index_ivf"]
-__all__ += _io_objects.__all__ + _composite.__all__
+__all__ += _io_objects.__all__ + _composite.__all__ + _ivflib.__all__
 __all__ += _swig_idioms.__all__ + _binary_all + _binary_io_all + _binary_hash_all
