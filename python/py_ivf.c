@@ -42,7 +42,7 @@ static int IndexIVFFlat_init(IndexObject *self, PyObject *args, PyObject *kw) {
                                      &IndexType, &qo, &d, &nlist, &metric))
         return -1;
     ivf_args a = {d, nlist, (vdx_metric)metric};
-    return index_adopt(self, qo, build_ivf_flat, &a);
+    return adopt_quantizer(self, qo, build_ivf_flat, &a);
 }
 
 /* --- attributes ---------------------------------------------------------- */

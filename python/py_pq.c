@@ -384,7 +384,7 @@ static int IndexIVFPQ_init(IndexObject *self, PyObject *args, PyObject *kw) {
                                      &metric))
         return -1;
     ivfpq_args a = {d, nlist, M, nbits, (vdx_metric)metric};
-    return index_adopt(self, qo, build_ivfpq, &a);
+    return adopt_quantizer(self, qo, build_ivfpq, &a);
 }
 
 static PyObject *IVFPQ_get_by_residual(IndexObject *self, void *c) {

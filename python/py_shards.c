@@ -229,7 +229,7 @@ static int IndexShardsIVF_init(ShardsObject *self, PyObject *args, PyObject *kw)
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O!L|pp:IndexShardsIVF", kwlist,
                                      &IndexType, &qo, &a.nlist, &a.threaded, &a.succ))
         return -1;
-    if (index_adopt((IndexObject *)self, qo, build_sivf, &a) < 0) return -1;
+    if (adopt_quantizer((IndexObject *)self, qo, build_sivf, &a) < 0) return -1;
     self->shards = PyList_New(0);
     return self->shards ? 0 : -1;
 }

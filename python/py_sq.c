@@ -292,7 +292,7 @@ static int IndexIVFSQ_init(IndexObject *self, PyObject *args, PyObject *kw) {
                                      &qtype, &metric, &byres))
         return -1;
     ivfsq_args a = {d, nlist, qtype, byres, (vdx_metric)metric};
-    return index_adopt(self, qo, build_ivfsq, &a);
+    return adopt_quantizer(self, qo, build_ivfsq, &a);
 }
 
 static PyObject *IVFSQ_get_by_residual(IndexObject *self, void *c) {

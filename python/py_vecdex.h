@@ -301,6 +301,11 @@ int pyvdx_init_factory(PyObject *m);
 PyObject *cp_view(vdx_kmeans_params *p, PyObject *owner);
 int pyvdx_init_cp(PyObject *m);
 int pyvdx_init_binary(PyObject *m); /* py_binary.c */
+int pyvdx_init_methods(PyObject *m); /* py_methods.c: _install_method */
+/* index_adopt for an IVF quantizer; one that already belongs to another
+ * index is copied when trained and filled (py_shared_quantizer.c). */
+int adopt_quantizer(IndexObject *self, PyObject *qo, adopt_fn build,
+                    void *ctx);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

@@ -11,6 +11,12 @@ from ._vecdex import __version__  # noqa: F401
 from ._swig_idioms import *  # noqa: F401,F403
 from . import _swig_idioms
 from .store import Store, Hits  # noqa: F401
+from . import _io_objects
+from ._io_objects import *  # noqa: F401,F403,E402  (IOReader / IOWriter)
+from . import _composite  # noqa: E402  (search_and_reconstruct ...)
+from ._composite import *  # noqa: F401,F403,E402
+from . import _ivflib  # noqa: E402
+from ._ivflib import *  # noqa: F401,F403,E402  (search_with_parameters)
 
 
 def swig_ptr(a):
@@ -43,14 +49,21 @@ def knn(xq, xb, k, metric=METRIC_L2, metric_arg=0.0):  # noqa: F405
 
 
 def write_VectorTransform(vt, fname):
-    """Writes a vector transform alone in FAISS's format."""
+    """Writes a vector transform alone in FAISS's format (to a file name or
+    an IOWriter)."""
     data = serialize_VectorTransform(vt)  # noqa: F405
+    if isinstance(fname, _io_objects.IOWriter):
+        return _io_objects.write_to(data.tobytes(), fname)
     with open(fname, "wb") as f:
         f.write(data.tobytes())
 
 
 def read_VectorTransform(fname):
-    """Reads a vector transform written by vecdex or FAISS."""
+    """Reads a vector transform written by vecdex or FAISS (from a file
+    name or an IOReader)."""
+    if isinstance(fname, _io_objects.IOReader):
+        return _io_objects.read_from(
+            fname, lambda b: deserialize_VectorTransform(b))  # noqa: F405
     with open(fname, "rb") as f:
         return deserialize_VectorTransform(f.read())  # noqa: F405
 
@@ -76,7 +89,12 @@ def extract_index_ivf(index):
 def write_index(index, fname):
     """Writes the index in FAISS's format; a sharded index (IndexShards,
     IndexShardsIVF, IndexReplicas, for which FAISS has no format) becomes
-    the directory `fname`: FAISS files plus a manifest."""
+    the directory `fname`: FAISS files plus a manifest.  fname may be an
+    IOWriter (PyCallbackIOWriter, VectorIOWriter...); index None writes
+    FAISS's null record there."""
+    if isinstance(fname, _io_objects.IOWriter):
+        return _io_objects.write_to(
+            _io_objects.serialize_index_or_null(index), fname)
     if isinstance(index, (IndexShards, IndexReplicas)):  # noqa: F405
         return write_index_sharded(index, fname)  # noqa: F405
     return _vecdex.write_index(index, fname)
@@ -84,8 +102,12 @@ def write_index(index, fname):
 
 def read_index(fname, io_flags=0):
     """Reads an index written by vecdex or FAISS, or a sharded directory
-    written by write_index / write_index_sharded."""
+    written by write_index / write_index_sharded, or from an IOReader
+    (None for FAISS's null record)."""
     import os
+    if isinstance(fname, _io_objects.IOReader):
+        return _io_objects.read_from(
+            fname, lambda b: _io_objects.parse_index(b, io_flags))
     if os.path.isdir(fname) or str(fname).endswith("vecdex-manifest.txt"):
         return read_index_sharded(fname, io_flags)  # noqa: F405
     return _vecdex.read_index(fname, io_flags)
@@ -182,4 +204,5 @@ __all__ += ["cvar", "IndexIVFStats", "HNSWStats"]
 __all__ += ["Store", "Hits", "IndexProxy", "swig_ptr", "knn", "__version__", "write_VectorTransform",
             "read_VectorTransform", "extract_index_ivf"]
 __all__ += ["DistanceComputer", "IndexFlatCodes", "Clustering", "ClusteringIterationStats"]
+__all__ += _io_objects.__all__ + _composite.__all__ + _ivflib.__all__
 __all__ += _swig_idioms.__all__ + _binary_all + _binary_io_all + _binary_hash_all

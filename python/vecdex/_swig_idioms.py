@@ -34,6 +34,8 @@ def copy_array_to_vector(a, v):
     same size (vecdex's codebooks, centroids...: assign them instead to
     replace them with a different size)."""
     a = np.ascontiguousarray(a)
+    if hasattr(v, "_vdx_assign"):   # a growable vector (ByteVector)
+        return v._vdx_assign(a)
     if not isinstance(v, np.ndarray):
         raise TypeError("copy_array_to_vector: the target must be an array, got "
                         + type(v).__name__)
