@@ -70,6 +70,12 @@ static char *index_path(const vdx_store *s, int64_t gen) {
     return path_join(s->path, name);
 }
 
+static char *cols_path(const vdx_store *s, int64_t gen) {
+    char name[64];
+    snprintf(name, sizeof name, "cols.%lld.bin", (long long)gen);
+    return path_join(s->path, name);
+}
+
 /* ---- connections ------------------------------------------------------ */
 static void conn_close(store_conn *c) {
     if (!c) return;
@@ -420,6 +426,37 @@ static vdx_status meta_set_int(sqlite3 *db, const char *k, int64_t v) {
     return rc == SQLITE_DONE ? VDX_OK : store_sql_err(db, "meta");
 }
 
+vdx_status store_bump_wseq(sqlite3 *db) {
+    return store_exec(db, "INSERT INTO vdx_meta(key, value) VALUES ('wseq', 1) "
+                          "ON CONFLICT(key) DO UPDATE SET value = value + 1");
+}
+
+/* The write sequence (0 when no write has set it yet), or -1 on error. */
+static int64_t meta_wseq(sqlite3 *db) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT value FROM vdx_meta WHERE key='wseq'",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    int rc = sqlite3_step(st);
+    int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0)
+                : rc == SQLITE_DONE ? 0 : -1;
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* Writes the snapshot of the live bitmap and columns (columns.c) when the
+ * database moved since the last one; a failure only costs the next open
+ * its scan (the stale file is removed; its stamp would not match anyway). */
+static void save_snapshot(vdx_store *s) {
+    int64_t stamp = meta_wseq(s->w.db);
+    if (stamp < 0 || stamp == s->snap_stamp) return;
+    char *cp = cols_path(s, s->generation);
+    if (!cp) return;
+    if (store_cols_save(s, cp, stamp) == 0) s->snap_stamp = stamp;
+    else unlink(cp);
+    vdx_free(cp);
+}
+
 /* The text (malloc'd, vdx_free) or integer of key k; VDX_ERR_FORMAT when
  * absent. */
 static vdx_status meta_get(vdx_store *s, const char *k, char **text,
@@ -527,6 +564,7 @@ static vdx_store *store_alloc(const char *path) {
     vdx_store *s = vdx_calloc(1, sizeof *s);
     if (!s) return NULL;
     s->lock_fd = -1;
+    s->snap_stamp = -1;
     pthread_mutex_init(&s->wmu, NULL);
     pthread_mutex_init(&s->pool_mu, NULL);
     pthread_cond_init(&s->pool_cv, NULL);
@@ -727,6 +765,9 @@ static void remove_stale_files(vdx_store *s) {
         char *p = index_path(s, g);
         if (p) unlink(p);
         vdx_free(p);
+        p = cols_path(s, g);
+        if (p) unlink(p);
+        vdx_free(p);
     }
     vdx_free(keep);
 }
@@ -741,7 +782,11 @@ static vdx_status load_index(vdx_store *s, int64_t nvec) {
     s->needs_training = !vdx_index_is_trained(fresh);
     if (access(ip, F_OK) == 0) {
         vdx_index *ix = NULL;
-        st = vdx_read_index(ip, 0, &ix);
+        /* mapped (MAP_PRIVATE): open costs no read of the vectors and the
+         * graph (0.13 s for 100k x 384 HNSW32 read, ~1 ms mapped); the
+         * first add copies what it changes.  Safe against the writer: a
+         * checkpoint replaces the file by rename, never in place. */
+        st = vdx_read_index(ip, VDX_IO_FLAG_MMAP | VDX_IO_FLAG_MMAP_IFC, &ix);
         if (st) {
             st = vdx_raise(VDX_ERR_FORMAT,
                            "store: the index file %s is damaged (%s); it is "
@@ -950,8 +995,20 @@ vdx_status vdx_store_open(const char *path, const vdx_store_options *opts,
         sqlite3_finalize(q);
     }
     if ((st = load_index(s, nvec))) goto fail;
-    if ((st = load_live(s))) goto fail;
-    if ((st = store_cols_load(s, s->w.db))) goto fail;
+    /* the live bitmap and columns from the checkpoint's snapshot when it
+     * matches the database, else by a scan of the rows */
+    int64_t stamp = meta_wseq(s->w.db);
+    char *cp = stamp >= 0 ? cols_path(s, s->generation) : NULL;
+    if (cp && store_cols_restore(s, cp, stamp)) {
+        s->snap_stamp = stamp;
+    } else {
+        s->snap_stamp = -1;
+        if ((st = load_live(s)) || (st = store_cols_load(s, s->w.db))) {
+            vdx_free(cp);
+            goto fail;
+        }
+    }
+    vdx_free(cp);
     if (!s->read_only) {
         remove_stale_files(s);
         if ((st = store_maybe_train(s, 0))) goto fail;
@@ -1001,6 +1058,7 @@ vdx_status store_checkpoint_locked(vdx_store *s) {
         /* the database records where the checkpoint stands (for stats and
          * the check); open trusts the file's own count */
         st = meta_set_int(s->w.db, "checkpoint", s->ck_ntotal);
+        if (!st) save_snapshot(s);
     }
     vdx_free(ip);
     return st;
@@ -1021,6 +1079,8 @@ vdx_status vdx_store_close(vdx_store *s) {
     vdx_status st = VDX_OK;
     if (!s->read_only && !s->broken && s->ck_ntotal != s->ntotal)
         st = store_checkpoint_locked(s);
+    else if (!s->read_only && !s->broken)
+        save_snapshot(s); /* e.g. deletes since the last checkpoint */
     if (!s->read_only) sqlite3_exec(s->w.db, "PRAGMA optimize", NULL, NULL, NULL);
     char msg[512];
     snprintf(msg, sizeof msg, "%s", vdx_last_error());
@@ -1066,7 +1126,8 @@ vdx_status vdx_store_compact(vdx_store *s) {
         goto rollback;
     if ((st = store_exec(db, "DROP TABLE vdx_remap"))) goto rollback;
     if ((st = meta_set_int(db, "generation", s->generation + 1)) ||
-        (st = meta_set_int(db, "checkpoint", 0)))
+        (st = meta_set_int(db, "checkpoint", 0)) ||
+        (st = store_bump_wseq(db)))
         goto rollback;
     {
         sqlite3_stmt *q;

@@ -130,6 +130,7 @@ struct vdx_store {
     int64_t generation, ck_ntotal;
     int broken;        /* the index missed a committed write: reopen */
     int64_t index_file_bytes;
+    int64_t snap_stamp; /* write sequence of the last snapshot, -1 none */
 
     /* the schema's fields by vid (columns.c), under `rw` like the index;
      * cols_ok = 0: off, filters run in SQLite */
@@ -161,6 +162,9 @@ VDX_INTERNAL vdx_status store_prepare(store_conn *c, const char *sql,
 VDX_INTERNAL store_conn *store_conn_get(vdx_store *s);
 VDX_INTERNAL void store_conn_put(vdx_store *s, store_conn *c);
 VDX_INTERNAL vdx_status store_checkpoint_locked(vdx_store *s);
+/* Bumps the database's write sequence (vdx_meta 'wseq'), inside each
+ * writing transaction: the snapshot file is valid only for its stamp. */
+VDX_INTERNAL vdx_status store_bump_wseq(sqlite3 *db);
 VDX_INTERNAL void store_record_latency(vdx_store *s, double ms);
 /* Sets or clears bit vid of the live bitmap (grows it); 0 or -1 (OOM). */
 VDX_INTERNAL int store_live_set(vdx_store *s, int64_t vid, int on);
@@ -256,5 +260,16 @@ VDX_INTERNAL void store_cols_extend(vdx_store *s, int64_t n);
  * (off, or out of memory): ask SQLite. */
 VDX_INTERNAL int store_cols_filter(const vdx_store *s, const char *where,
                                    int64_t **vids, int64_t *n);
+
+/* The snapshot file (columns.c): the live bitmap and the columns written
+ * at a checkpoint, stamped with the database's write sequence.  save: 0,
+ * or -1 (not written: the next open scans).  restore: 1 when the file
+ * matches (stamp, generation, s->ntotal, schema, checksum) and was loaded
+ * into s->live / s->nlive and the columns; 0 otherwise (nothing changed:
+ * scan the database). */
+VDX_INTERNAL int store_cols_save(const vdx_store *s, const char *path,
+                                 int64_t stamp);
+VDX_INTERNAL int store_cols_restore(vdx_store *s, const char *path,
+                                    int64_t stamp);
 
 #endif

@@ -477,6 +477,7 @@ vdx_status vdx_store_upsert(vdx_store *s, int64_t n, const vdx_store_key *keys,
     pthread_mutex_lock(&s->wmu);
     if ((st = require_writable(s, "upsert"))) goto unlock;
     if ((st = store_exec(s->w.db, "BEGIN IMMEDIATE"))) goto unlock;
+    if ((st = store_bump_wseq(s->w.db))) goto rollback;
     char ins_sql[256 * 80 + 256];
     if ((st = row_insert_sql(s, ins_sql, sizeof ins_sql))) goto rollback;
     for (int64_t i = 0; i < n; i++) {
@@ -602,6 +603,7 @@ vdx_status vdx_store_delete(vdx_store *s, int64_t n, const vdx_store_key *keys,
     int64_t *wv = NULL, nw = 0;
     pthread_mutex_lock(&s->wmu);
     if ((st = store_exec(s->w.db, "BEGIN IMMEDIATE"))) goto unlock;
+    if ((st = store_bump_wseq(s->w.db))) goto rollback;
     if (where && (st = store_filter_vids(s, &s->w, where, &wv, &nw)))
         goto rollback;
     cap += nw;
