@@ -28,6 +28,17 @@ int vdx_is_refine(const vdx_index *ix) {
     return ix && (ix->ops == &refine_ops || ix->ops == &refine_flat_ops);
 }
 
+/* The base's parameters: the caller's base_params, else defaults with the
+ * caller's selector (search and range search alike). */
+static void base_params(const vdx_search_params *p, vdx_search_params *bp) {
+    if (p && p->base_params) {
+        *bp = *p->base_params;
+    } else {
+        vdx_search_params_init(bp);
+        if (p) bp->sel = p->sel;
+    }
+}
+
 static vdx_status refine_train(vdx_index *ix, int64_t n, const float *x) {
     vdx_refine *r = (vdx_refine *)ix;
     vdx_status st;
@@ -91,12 +102,7 @@ static vdx_status refine_search(const vdx_index *ix, int64_t n, const float *x,
     /* the base's distances are replaced here: it may return approximate
      * ones (candidates_only) */
     vdx_search_params bp;
-    if (p && p->base_params) {
-        bp = *p->base_params;
-    } else {
-        vdx_search_params_init(&bp);
-        if (p) bp.sel = p->sel;
-    }
+    base_params(p, &bp);
     bp.candidates_only = 1;
     const vdx_search_params *bpp = &bp;
     float *bd = vdx_malloc_array((size_t)(n * kb), sizeof(float));
@@ -208,12 +214,7 @@ static vdx_status refine_range_search(const vdx_index *ix, int64_t n,
                          "search", ix->ops->type_name, b->ops->type_name);
     float kf = p && p->k_factor > 0 ? p->k_factor : r->k_factor;
     vdx_search_params bp;
-    if (p && p->base_params) {
-        bp = *p->base_params;
-    } else {
-        vdx_search_params_init(&bp);
-        if (p) bp.sel = p->sel;
-    }
+    base_params(p, &bp);
     vdx_status st = b->ops->range_search(b, n, x, radius * kf, &bp, rb);
     if (st) return st;
 

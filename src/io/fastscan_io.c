@@ -287,17 +287,9 @@ vdx_status vdx_io_read_ivfpqfs(vdx_reader *r, vdx_io_header *h,
     vdx_pq pq;
     memset(&pq, 0, sizeof pq);
     if ((s = vdx_read_index_rec(r, &q))) return s;
-    /* the same coarse quantizers as the other IVF readers (vdx_io_read_ivf):
-     * the fast-scan lists reach theirs through search and reconstruct only,
-     * and the factory builds "IVFn_HNSW,PQ..fs" as FAISS's does */
-    if (!vdx_is_flat(q) && !vdx_io_is_hnsw(q) && !vdx_io_is_acq(q)) {
-        s = vdx_raise(VDX_ERR_UNSUPPORTED,
-                      "%s index at offset %" PRIu64 ": its quantizer at "
-                      "offset %" PRIu64 " is an %s; vecdex reads IVF indexes "
-                      "with an HNSW, residual coarse or flat quantizer only",
-                      h->fourcc, h->offset, q_at, vdx_index_type_name(q));
-        goto failq;
-    }
+    /* the same coarse quantizers as the other IVF readers: the fast-scan
+     * lists reach theirs through search and reconstruct only */
+    if ((s = vdx_io_check_ivf_quantizer(h, q, q_at))) goto failq;
     if (q->d != h->d || (h->is_trained && (uint64_t)q->ntotal != nlist)) {
         s = vdx_raise(VDX_ERR_FORMAT,
                       "%s index at offset %" PRIu64 ": its quantizer at "

@@ -425,6 +425,19 @@ vdx_status vdx_io_read_ivf_flat(vdx_reader *r, vdx_io_header *h,
     return vdx_io_read_ivf(r, h, make_ivf_flat, out);
 }
 
+/* The coarse quantizers an IVF file may hold for vecdex: flat, HNSW or
+ * residual coarse (the others may return any label); shared by every IVF
+ * reader, the fast-scan ones included. */
+vdx_status vdx_io_check_ivf_quantizer(const vdx_io_header *h,
+                                      const vdx_index *q, uint64_t q_at) {
+    if (vdx_is_flat(q) || vdx_io_is_hnsw(q) || vdx_io_is_acq(q)) return VDX_OK;
+    return vdx_raise(VDX_ERR_UNSUPPORTED,
+                     "%s index at offset %" PRIu64 ": its quantizer at "
+                     "offset %" PRIu64 " is an %s; vecdex reads IVF indexes "
+                     "with an HNSW, residual coarse or flat quantizer only",
+                     h->fourcc, h->offset, q_at, vdx_index_type_name(q));
+}
+
 vdx_status vdx_io_read_ivf(vdx_reader *r, vdx_io_header *h,
                            vdx_io_make_ivf_fn make, vdx_index **out) {
     vdx_status s = vdx_rd_header(r, h);
@@ -454,12 +467,7 @@ vdx_status vdx_io_read_ivf(vdx_reader *r, vdx_io_header *h,
     uint64_t q_at = r->pos;
     vdx_index *q = NULL;
     if ((s = vdx_read_index_rec(r, &q)) != VDX_OK) return s;
-    if (!vdx_is_flat(q) && !vdx_io_is_hnsw(q) && !vdx_io_is_acq(q)) {
-        s = vdx_raise(VDX_ERR_UNSUPPORTED,
-                      "%s index at offset %" PRIu64 ": its quantizer at "
-                      "offset %" PRIu64 " is an %s; vecdex reads IVF indexes "
-                      "with an HNSW, residual coarse or flat quantizer only",
-                      h->fourcc, h->offset, q_at, vdx_index_type_name(q));
+    if ((s = vdx_io_check_ivf_quantizer(h, q, q_at))) {
         vdx_index_free(q);
         return s;
     }
