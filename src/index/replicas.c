@@ -32,21 +32,11 @@ static vdx_status need(const vdx_shards *s, const char *what) {
                      what);
 }
 
-static vdx_status train_one(const vdx_shards *s, int64_t i, void *vc) {
-    const rep_ctx *c = vc;
-    return vdx_index_train(s->sub[i], c->n, c->x);
-}
-
 static vdx_status rep_train(vdx_index *ix, int64_t n, const float *x) {
     vdx_shards *s = vdx_as_shards(ix);
     vdx_status st = need(s, "train");
     if (st) return st;
-    rep_ctx c = {0};
-    c.n = n;
-    c.x = x;
-    st = vdx_shards_run(s, train_one, &c, "train");
-    vdx_status st2 = vdx_shards_sync(s);
-    return st ? st : st2;
+    return vdx_shards_train_all(s, n, x);
 }
 
 static vdx_status add_one(const vdx_shards *s, int64_t i, void *vc) {
@@ -133,18 +123,6 @@ static vdx_status rep_range_search(const vdx_index *ix, int64_t n,
     return st;
 }
 
-static vdx_status reset_one(const vdx_shards *s, int64_t i, void *vc) {
-    (void)vc;
-    return vdx_index_reset(s->sub[i]);
-}
-
-static vdx_status rep_reset(vdx_index *ix) {
-    vdx_shards *s = vdx_as_shards(ix);
-    vdx_status st = vdx_shards_run(s, reset_one, NULL, "reset");
-    vdx_status st2 = vdx_shards_sync(s);
-    return st ? st : st2;
-}
-
 /* FAISS reads reconstructions from the first replica */
 static vdx_status rep_reconstruct(const vdx_index *ix, vdx_idx_t key,
                                   float *out) {
@@ -192,8 +170,9 @@ static vdx_status rep_remove_ids(vdx_index *ix, const vdx_selector *sel,
 }
 
 const vdx_index_ops vdx_replicas_ops = {
-    "IndexReplicas",  rep_train, rep_add,         rep_search,
-    rep_range_search, rep_reset, rep_reconstruct, rep_reconstruct_n,
+    "IndexReplicas",  rep_train,        rep_add,
+    rep_search,       rep_range_search, vdx_shards_reset,
+    rep_reconstruct,  rep_reconstruct_n,
     rep_remove_ids,   vdx_shards_destroy};
 
 vdx_status vdx_index_replicas_new(int64_t d, int threaded, vdx_index **out) {

@@ -691,14 +691,18 @@ static vdx_status train_one(const vdx_shards *s, int64_t i, void *vctx) {
     return vdx_index_train(s->sub[i], c->n, c->x);
 }
 
+vdx_status vdx_shards_train_all(vdx_shards *s, int64_t n, const float *x) {
+    add_ctx c = {n, x, NULL, NULL};
+    vdx_status st = vdx_shards_run(s, train_one, &c, "train");
+    vdx_status st2 = vdx_shards_sync(s);
+    return st ? st : st2;
+}
+
 static vdx_status shards_train(vdx_index *ix, int64_t n, const float *x) {
     vdx_shards *s = vdx_as_shards(ix);
     vdx_status st = need_shards(s, "train");
     if (st) return st;
-    add_ctx c = {n, x, NULL, NULL};
-    st = vdx_shards_run(s, train_one, &c, "train");
-    vdx_status st2 = vdx_shards_sync(s);
-    return st ? st : st2;
+    return vdx_shards_train_all(s, n, x);
 }
 
 static vdx_status shards_add_common(vdx_shards *s, int64_t n, const float *x,
@@ -869,7 +873,7 @@ static vdx_status reset_one(const vdx_shards *s, int64_t i, void *ctx) {
     return vdx_index_reset(s->sub[i]);
 }
 
-static vdx_status shards_reset(vdx_index *ix) {
+vdx_status vdx_shards_reset(vdx_index *ix) {
     vdx_shards *s = vdx_as_shards(ix);
     vdx_status st = vdx_shards_run(s, reset_one, NULL, "reset");
     vdx_status st2 = vdx_shards_sync(s);
@@ -987,8 +991,9 @@ static vdx_status shards_remove_ids(vdx_index *ix, const vdx_selector *sel,
 }
 
 const vdx_index_ops vdx_shards_ops = {
-    "IndexShards",       shards_train, shards_add,         shards_search,
-    shards_range_search, shards_reset, shards_reconstruct, shards_reconstruct_n,
+    "IndexShards",       shards_train,     shards_add,
+    shards_search,       shards_range_search, vdx_shards_reset,
+    shards_reconstruct,  shards_reconstruct_n,
     shards_remove_ids,   vdx_shards_destroy};
 
 /* ---- IndexShardsIVF ops -------------------------------------------------- */
@@ -1117,9 +1122,8 @@ done:
     return st;
 }
 
-static vdx_status ivf_reset(vdx_index *ix) { return shards_reset(ix); }
-
 const vdx_index_ops vdx_shards_ivf_ops = {
-    "IndexShardsIVF",    ivf_train,    ivf_add,            ivf_search,
-    shards_range_search, ivf_reset,    shards_reconstruct, shards_reconstruct_n,
+    "IndexShardsIVF",    ivf_train,        ivf_add,
+    ivf_search,          shards_range_search, vdx_shards_reset,
+    shards_reconstruct,  shards_reconstruct_n,
     shards_remove_ids,   vdx_shards_destroy};

@@ -61,6 +61,12 @@ VDX_INTERNAL vdx_status vdx_shards_run(const vdx_shards *s, vdx_shard_fn fn,
  * syncWithSubIndexes); an inconsistent sub-index is an error naming it. */
 VDX_INTERNAL vdx_status vdx_shards_sync(vdx_shards *s);
 
+/* Trains every sub-index on the same vectors, then syncs (shards and
+ * replicas alike); reset empties every sub-index, then syncs. */
+VDX_INTERNAL vdx_status vdx_shards_train_all(vdx_shards *s, int64_t n,
+                                             const float *x);
+VDX_INTERNAL vdx_status vdx_shards_reset(vdx_index *ix);
+
 /* Common constructor of the three kinds (ops chosen by kind). */
 VDX_INTERNAL vdx_status vdx_shards_make(int kind, int64_t d, int threaded,
                                         int successive_ids, vdx_index **out);
