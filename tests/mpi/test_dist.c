@@ -4,7 +4,8 @@
  *   test_dist equal   shards of one Flat database on every rank: rank 0's
  *                     distributed search equals one Flat index over all the
  *                     vectors (ids and distances, exactly), L2; and an
- *                     IVF shard per rank reaches the single IVF's recall
+ *                     IVF shard per rank reaches the single IVF's recall;
+ *                     HNSW shards reach the recall of one HNSW (vs brute force)
  *   test_dist kill    the last rank is killed (SIGKILL) after opening:
  *                     a search fails with VDX_ERR_TIMEOUT naming that shard
  *                     within its deadline, and with partial results allowed
@@ -422,10 +423,52 @@ int main(int argc, char **argv) {
             CHECK(vdx_dist_add(g, 1, xq, NULL, 1.0, NULL, NULL) == VDX_ERR_UNSUPPORTED);
             CHECK(vdx_dist_ntotal(g) == NB);
             vdx_index_free(one);
-            printf("test_dist equal (%d ranks): OK\n", S);
         }
         vdx_dist_close(g);
         vdx_index_free(ivf);
+        /* HNSW: each rank builds a graph over its slice (positions offset
+         * by the slices before it, as IndexShards numbers them); rank 0's
+         * distributed search must reach the recall of one HNSW built over
+         * all the vectors with the same parameters, against brute force */
+        vdx_index *hnsw = NULL;
+        CHECK(vdx_index_factory(D, "HNSW16,Flat", VDX_METRIC_L2, &hnsw) == VDX_OK);
+        CHECK(vdx_index_add(hnsw, hi - lo, xb + lo * D) == VDX_OK);
+        CHECK(vdx_dist_open(MPI_COMM_WORLD, hnsw, &g) == VDX_OK);
+        if (rank_ != 0) {
+            CHECK(vdx_dist_worker_loop(g) == VDX_OK);
+        } else {
+            vdx_index *exact = flat_of(xb, NB), *whole = NULL;
+            CHECK(vdx_index_factory(D, "HNSW16,Flat", VDX_METRIC_L2, &whole) == VDX_OK);
+            CHECK(vdx_index_add(whole, NB, xb) == VDX_OK);
+            CHECK(vdx_index_search(exact, NQ, xq, K, NULL, D1, I1) == VDX_OK);
+            vdx_search_params p;
+            vdx_search_params_init(&p);
+            p.efSearch = 24;
+            float *Dw = malloc(sizeof(float) * NQ * K);
+            vdx_idx_t *Iw = malloc(sizeof(vdx_idx_t) * NQ * K);
+            int answered = 0;
+            CHECK(vdx_dist_search(g, NQ, xq, K, &p, 10.0, 0, Dd, Id, &answered) == VDX_OK);
+            CHECK(answered == S);
+            CHECK(vdx_index_search(whole, NQ, xq, K, &p, Dw, Iw) == VDX_OK);
+            int hit_dist = 0, hit_one = 0;
+            for (int q = 0; q < NQ; q++)
+                for (int a = 0; a < K; a++)
+                    for (int b = 0; b < K; b++) {
+                        hit_dist += Id[q * K + a] == I1[q * K + b];
+                        hit_one += Iw[q * K + a] == I1[q * K + b];
+                    }
+            double r_dist = (double)hit_dist / (NQ * K), r_one = (double)hit_one / (NQ * K);
+            printf("  HNSW16 efSearch 24: recall@10 %.3f over %d shards, %.3f one index\n",
+                   r_dist, S, r_one);
+            CHECK(r_one > 0.5 && r_dist >= r_one - 0.02);
+            free(Dw);
+            free(Iw);
+            vdx_index_free(exact);
+            vdx_index_free(whole);
+            printf("test_dist equal (%d ranks): OK\n", S);
+        }
+        vdx_dist_close(g);
+        vdx_index_free(hnsw);
         free(xb);
         free(xq);
         MPI_Finalize();
