@@ -817,11 +817,28 @@ VDX_API vdx_status vdx_index_ivfpq_fastscan_from_ivfpq(
     const vdx_index *index_ivfpq, vdx_index *quantizer, int64_t bbs,
     vdx_index **out);
 /** FAISS's implem of a fast-scan index (its choice among kernel variants):
- *  vecdex has one scan, whose results do not depend on it; it is kept
- *  and written to files.  Set: 0-6 or 10-15, as FAISS accepts. */
+ *  vecdex has one SIMD scan for every value but 2, which is FAISS's
+ *  reference search with float tables: an IndexPQFastScan then returns
+ *  exactly IndexPQ's results on the same codes (at IndexPQ's speed).  The
+ *  value is kept and written to files.  Set: 0-6 or 10-15, as FAISS
+ *  accepts. */
 VDX_API int vdx_index_fastscan_implem(const vdx_index *index);
 VDX_API vdx_status vdx_index_fastscan_set_implem(vdx_index *index,
                                                  int implem);
+/** The packed code blocks of a flat fast-scan index (IndexPQFastScan,
+ *  IndexAdditiveQuantizerFastScan kinds), FAISS's IndexFastScan::codes:
+ *  ntotal rounded up to bbs vectors, M2 / 2 * bbs bytes a block, the
+ *  padding zero.  With out NULL, *nbytes receives the size; else *nbytes
+ *  (in) is out's capacity, which must hold it.  Unsupported for other
+ *  kinds. */
+VDX_API vdx_status vdx_index_fastscan_codes(const vdx_index *index,
+                                            uint8_t *out, size_t *nbytes);
+/** FAISS's qbs of a flat fast-scan index (query batch sizes, one per hex
+ *  digit; 0 = automatic): kept and written to files, the scan does not
+ *  depend on it.  Set: 0 to INT32_MAX, each hex digit 0-4 (FAISS's batch
+ *  sizes); 0 for other kinds. */
+VDX_API int64_t vdx_index_fastscan_qbs(const vdx_index *index);
+VDX_API vdx_status vdx_index_fastscan_set_qbs(vdx_index *index, int64_t qbs);
 /** @return bbs of a fast-scan index, 0 for other kinds. */
 VDX_API int64_t vdx_index_fastscan_bbs(const vdx_index *index);
 /** The product quantizer of a fast-scan index (borrowed), else NULL. */

@@ -119,9 +119,75 @@ static int FS_set_implem(IndexObject *self, PyObject *v, void *c) {
      "FAISS's kernel variant (0: automatic); vecdex has one scan whose "     \
      "results do not depend on it, the value is kept for files",             \
      (void *)8},                                                             \
-    {"qbs", (getter)FS_get_int, NULL, "FAISS's query batch size (0)",       \
-     (void *)6},                                                             \
     {"skip", (getter)FS_get_int, NULL, "FAISS's debug field (0)", (void *)6}
+
+static PyObject *FS_get_qbs(IndexObject *self, void *c) {
+    (void)c;
+    if (ready(self) < 0) return NULL;
+    return PyLong_FromLongLong((long long)vdx_index_fastscan_qbs(self->ix));
+}
+
+static int FS_set_qbs(IndexObject *self, PyObject *v, void *c) {
+    (void)c;
+    if (!v) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete qbs");
+        return -1;
+    }
+    if (mutable_(self, "qbs") < 0) return -1;
+    long long n = PyLong_AsLongLong(v);
+    if (n == -1 && PyErr_Occurred()) return -1;
+    cerr e;
+    RUN_LOCKED(self->owner, wr, e, vdx_index_fastscan_set_qbs(self->ix, n));
+    if (e.st != VDX_OK) {
+        raise_cerr(&e);
+        return -1;
+    }
+    return 0;
+}
+
+/* FAISS's IndexFastScan::codes (an AlignedTable of the packed blocks, ntotal
+ * rounded up to bbs): a copy in a vecdex.AlignedTableUint8, which
+ * vector_to_array and AlignedTable_to_array read. */
+static PyObject *FS_get_codes(IndexObject *self, void *c) {
+    (void)c;
+    if (ready(self) < 0) return NULL;
+    PyArrayObject *a = NULL;
+    for (;;) { /* allocate without holding the lock, as Index_get_codes */
+        size_t size = 0;
+        cerr e = {VDX_OK, ""};
+        RUN_LOCKED(self->owner, rd, e,
+                   vdx_index_fastscan_codes(self->ix, NULL, &size));
+        if (e.st != VDX_OK) return raise_cerr(&e);
+        npy_intp len = (npy_intp)size;
+        a = (PyArrayObject *)PyArray_SimpleNew(1, &len, NPY_UINT8);
+        if (!a) return NULL;
+        size_t have = size;
+        RUN_LOCKED(self->owner, rd, e,
+                   vdx_index_fastscan_codes(self->ix, PyArray_DATA(a), &have));
+        if (e.st == VDX_OK) break;
+        Py_DECREF(a);
+        if (e.st != VDX_ERR_INVALID_ARGUMENT) return raise_cerr(&e);
+        /* grown between the two calls: again */
+    }
+    PyObject *mod = PyImport_ImportModule("vecdex._helpers");
+    PyObject *cls = mod ? PyObject_GetAttrString(mod, "AlignedTableUint8") : NULL;
+    Py_XDECREF(mod);
+    PyObject *tab = cls ? PyObject_CallNoArgs(cls) : NULL;
+    Py_XDECREF(cls);
+    if (!tab || PyObject_SetAttrString(tab, "_a", (PyObject *)a) < 0) {
+        Py_XDECREF(tab);
+        Py_DECREF(a);
+        return NULL;
+    }
+    Py_DECREF(a);
+    return tab;
+}
+
+static PyMethodDef FS_methods[] = {
+    {"get_CodePacker", (PyCFunction)pym_get_CodePacker, METH_VARARGS,
+     "get_CodePacker() -> CodePackerPQ4(M, bbs): where each vector's code "
+     "sits in the packed blocks"},
+    {NULL, NULL, 0, NULL}};
 
 /* ========================================================================= */
 /* IndexPQFastScan                                                           */
@@ -189,6 +255,11 @@ static PyGetSetDef IndexPQFastScan_getset[] = {
     FS_COMMON_GETSET,
     {"ntotal2", (getter)FS_get_int, NULL, "ntotal rounded up to bbs",
      (void *)7},
+    {"qbs", (getter)FS_get_qbs, (setter)FS_set_qbs,
+     "FAISS's query batch sizes (hex digits; 0: automatic); vecdex's scan "
+     "does not depend on it, the value is kept for files", NULL},
+    {"codes", (getter)FS_get_codes, NULL,
+     "the packed code blocks (a copy, as an AlignedTableUint8)", NULL},
     {NULL, NULL, NULL, NULL, NULL}};
 
 PyTypeObject IndexPQFastScanType = INDEX_TYPE_BODY(
@@ -196,7 +267,7 @@ PyTypeObject IndexPQFastScanType = INDEX_TYPE_BODY(
     "IndexPQFastScan(d, M, nbits=4, metric=METRIC_L2, bbs=32): exhaustive "
     "search over 4-bit PQ codes with SIMD table lookups (results equal the "
     "float tables of the same codes).",
-    &IndexType, IndexPQFastScan_init, NULL, IndexPQFastScan_getset);
+    &IndexType, IndexPQFastScan_init, FS_methods, IndexPQFastScan_getset);
 
 /* ========================================================================= */
 /* IndexIVFPQFastScan                                                        */
@@ -290,6 +361,8 @@ static PyGetSetDef IndexIVFPQFastScan_getset[] = {
      "codes encode x - centroid (False by default, as FAISS; settable "
      "before training)",
      NULL},
+    {"qbs", (getter)FS_get_int, NULL, "FAISS's query batch size (0)",
+     (void *)6},
     {"qbs2", (getter)FS_get_int, NULL, "FAISS's query batch size (0)",
      (void *)6},
     {NULL, NULL, NULL, NULL, NULL}};
@@ -299,7 +372,8 @@ PyTypeObject IndexIVFPQFastScanType = INDEX_TYPE_BODY(
     "IndexIVFPQFastScan(quantizer, d, nlist, M, nbits=4, metric=METRIC_L2, "
     "bbs=32): inverted-file index over 4-bit PQ codes scanned with SIMD "
     "table lookups.  Takes ownership of the quantizer.",
-    &IndexIVFType, IndexIVFPQFastScan_init, NULL, IndexIVFPQFastScan_getset);
+    &IndexIVFType, IndexIVFPQFastScan_init, FS_methods,
+    IndexIVFPQFastScan_getset);
 
 int pyvdx_init_fastscan(PyObject *m) {
     PyObject *t = PyObject_GetAttrString(m, "ProductQuantizer");

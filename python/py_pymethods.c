@@ -44,6 +44,7 @@ FORWARD(compute_sdc_table)
 FORWARD(sync_transposed_centroids)
 FORWARD(clear_transposed_centroids)
 FORWARD(compute_codes_with_assign_index)
+FORWARD(get_CodePacker)
 
 #define FORWARD_GET(name)                                          \
     PyObject *pym_get_##name(PyObject *self, void *c) {            \

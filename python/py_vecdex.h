@@ -253,6 +253,7 @@ extern PyTypeObject IndexRefineType, IndexRefineFlatType;
 int pyvdx_init_refine(PyObject *m);
 /* methods with Python bodies in vecdex/_pymethods.py (py_pymethods.c) */
 PyObject *pym_get_distance_computer(PyObject *self, PyObject *args);
+PyObject *pym_get_CodePacker(PyObject *self, PyObject *args);
 PyObject *pym_compute_distance_tables(PyObject *self, PyObject *args);
 PyObject *pym_compute_inner_prod_tables(PyObject *self, PyObject *args);
 PyObject *pym_compute_sdc_table(PyObject *self, PyObject *args);

@@ -194,6 +194,7 @@ from ._binary_hash import *  # noqa: F401,F403,E402
 from ._binary_hash import __all__ as _binary_hash_all  # noqa: E402
 
 from ._pymethods import DistanceComputer, IndexFlatCodes  # noqa: E402
+from ._codepacker import CodePacker, CodePackerFlat, CodePackerPQ4  # noqa: E402,F401
 from ._clustering import Clustering, ClusteringIterationStats  # noqa: E402
 from .gpu import *  # noqa: F401,F403,E402  (GPU options and helpers)
 from . import gpu as _gpu  # noqa: E402
@@ -204,5 +205,6 @@ __all__ += ["cvar", "IndexIVFStats", "HNSWStats"]
 __all__ += ["Store", "Hits", "IndexProxy", "swig_ptr", "knn", "__version__", "write_VectorTransform",
             "read_VectorTransform", "extract_index_ivf"]
 __all__ += ["DistanceComputer", "IndexFlatCodes", "Clustering", "ClusteringIterationStats"]
+__all__ += ["CodePacker", "CodePackerFlat", "CodePackerPQ4"]
 __all__ += _io_objects.__all__ + _composite.__all__ + _ivflib.__all__
 __all__ += _swig_idioms.__all__ + _binary_all + _binary_io_all + _binary_hash_all

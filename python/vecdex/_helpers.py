@@ -399,6 +399,13 @@ class _AlignedTable:
     def get(self):
         return self._a
 
+    def __array__(self, dtype=None, copy=None):
+        # numpy reads the table (vector_to_array, np.asarray)
+        return self._a if dtype is None else self._a.astype(dtype)
+
+    def __len__(self):
+        return self._a.size
+
     def data(self):
         return self._a
 

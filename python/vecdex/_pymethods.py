@@ -222,3 +222,10 @@ def compute_codes_with_assign_index(pq, x, codes, n):
         raise ValueError("codes: expected a uint8 array of %d x %d bytes"
                          % (n, pq.code_size))
     codes.reshape(-1)[:c.size] = c.reshape(-1)
+
+
+def get_CodePacker(index):
+    """FAISS's index.get_CodePacker(): the 4-bit block packer of the
+    fast-scan kinds (nsq = M, nvec = bbs)."""
+    from ._codepacker import CodePackerPQ4
+    return CodePackerPQ4(index.M, index.bbs)

@@ -6,7 +6,28 @@ import numpy as np
 
 __all__ = ["eval_intersection", "vector_float_to_array", "copy_array_to_vector",
            "UInt64Vector", "Int64Vector", "Float32Vector", "BitstringReader",
-           "BitstringWriter"]
+           "BitstringWriter", "downcast_Quantizer",
+           "downcast_AdditiveQuantizer", "downcast_IndexBinary",
+           "downcast_InvertedLists"]
+
+
+def _downcast(kind):
+    def downcast(obj):
+        # SWIG hands FAISS's users a base-class proxy that they downcast;
+        # vecdex's objects already have their concrete class.
+        if obj is None:
+            raise TypeError(f"downcast_{kind}: got None")
+        return obj
+    downcast.__name__ = f"downcast_{kind}"
+    downcast.__doc__ = (f"downcast_{kind}(obj) -> obj (vecdex's objects "
+                        f"already have their concrete class).")
+    return downcast
+
+
+downcast_Quantizer = _downcast("Quantizer")
+downcast_AdditiveQuantizer = _downcast("AdditiveQuantizer")
+downcast_IndexBinary = _downcast("IndexBinary")
+downcast_InvertedLists = _downcast("InvertedLists")
 
 
 def eval_intersection(I1, I2):

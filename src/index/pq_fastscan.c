@@ -8,9 +8,12 @@
  * one SIMD pass per group of 32 codes giving 16-bit sums that bound the
  * float-table key from below; only codes whose bound beats the current
  * k-th key are re-scored with the float table (M lookups) and offered to
- * the heap.  The results are therefore those of IndexPQ (nbits = 4) on the
- * same codes, keys and distances included, whatever the spread of the
- * data, at the speed of the integer scan.  Threads take queries.
+ * the heap.  The k best by that approximate key are kept per query and
+ * re-scored with the float table, so the distances returned are exact
+ * float-table distances but, as with FAISS's fast scan, a code whose
+ * approximate key misses the k best may be missed.  implem 2 (FAISS's
+ * float-table reference) searches the codes unpacked into an IndexPQ:
+ * exactly IndexPQ's results.  Threads take queries.
  */
 #include <float.h>
 #include <math.h>
@@ -20,6 +23,7 @@
 
 #include "index_fastscan.h"
 #include "index_pq.h"
+#include "index_aq.h"
 #include "common/topk.h"
 #include "common/threads.h"
 
@@ -313,9 +317,13 @@ void vdx_fs_scan_blocks_seeded(const vdx_fs_kernels *K, const uint8_t *blocks,
     }
 }
 
+/* At least 10 candidates by approximate key are re-scored: a search for
+ * k < 10 then returns the first k results of a k = 10 search (the same
+ * candidates), so results do not depend on k there, as with FAISS's
+ * kernels.  Above, k: what a search for k > 10 adds costs no extra. */
 int64_t vdx_fs_k2(int64_t k, int64_t ntotal) {
     (void)ntotal;
-    return k;
+    return VDX_MAX(k, 10);
 }
 
 /* ---- IndexPQFastScan ---------------------------------------------------- */
@@ -409,10 +417,40 @@ static void pqfs_rescore(const vdx_pqfs *p, const float *table,
     }
 }
 
+/* The codes unpacked into a new IndexPQ with the same centroids. */
+static vdx_status pqfs_as_pq(const vdx_pqfs *p, vdx_index **out) {
+    vdx_index *tmp = NULL;
+    vdx_status st = vdx_index_pq_new(p->base.d, p->pq.M, 4, p->base.metric, &tmp);
+    if (st) return st;
+    vdx_index_pq *q = (vdx_index_pq *)(void *)tmp;
+    if (p->pq.centroids && !(st = vdx_pq_alloc_centroids(&q->pq)))
+        memcpy(q->pq.centroids, p->pq.centroids,
+               (size_t)(p->pq.M * p->pq.ksub * p->pq.dsub) * sizeof(float));
+    if (!st) st = vdx_index_pq_reserve(q, p->base.ntotal);
+    if (st) {
+        vdx_index_free(tmp);
+        return st;
+    }
+    for (int64_t i = 0; i < p->base.ntotal; i++)
+        vdx_fs_unpack_1(p->codes, p->bbs, p->nsq, p->pq.M, i,
+                        q->codes + (size_t)i * q->pq.code_size);
+    tmp->ntotal = p->base.ntotal;
+    tmp->is_trained = p->base.is_trained;
+    *out = tmp;
+    return VDX_OK;
+}
+
 static vdx_status pqfs_search(const vdx_index *ix, int64_t n, const float *x,
                               int64_t k, const vdx_search_params *prm,
                               float *D, vdx_idx_t *I) {
     const vdx_pqfs *p = (const vdx_pqfs *)ix;
+    if (p->implem == 2) { /* the float-table reference (see the top) */
+        vdx_index *pq = NULL;
+        vdx_status st = pqfs_as_pq(p, &pq);
+        if (!st) st = vdx_index_search(pq, n, x, k, prm, D, I);
+        vdx_index_free(pq);
+        return st;
+    }
     const int ip = ix->metric == VDX_METRIC_INNER_PRODUCT;
     const vdx_selector *sel = prm ? prm->sel : NULL;
     const int approx = prm && prm->candidates_only;
@@ -695,6 +733,66 @@ vdx_status vdx_index_fastscan_set_implem(vdx_index *ix, int implem) {
                          "implem: expected 0-6 or 10-15, got %d", implem);
     if (vdx_is_pqfs(ix)) ((vdx_pqfs *)ix)->implem = implem;
     else ((vdx_ivfpqfs *)(void *)ix)->implem = implem;
+    return VDX_OK;
+}
+
+vdx_status vdx_index_fastscan_codes(const vdx_index *ix, uint8_t *out,
+                                    size_t *nbytes) {
+    vdx_clear_error();
+    if (!ix || !nbytes)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT, "index or nbytes is NULL");
+    const uint8_t *codes;
+    int64_t bbs, nsq;
+    if (vdx_is_pqfs(ix)) {
+        const vdx_pqfs *p = (const vdx_pqfs *)ix;
+        codes = p->codes, bbs = p->bbs, nsq = p->nsq;
+    } else if (vdx_is_aqfs(ix)) {
+        const vdx_aqfs *p = (const vdx_aqfs *)(const void *)ix;
+        codes = p->codes, bbs = p->bbs, nsq = p->nsq;
+    } else {
+        return vdx_raise(VDX_ERR_UNSUPPORTED,
+                         "%s has no packed code blocks (only the flat "
+                         "fast-scan kinds do)", ix->ops->type_name);
+    }
+    const int64_t nblk = (ix->ntotal + bbs - 1) / bbs;
+    const size_t bsz = vdx_fs_block_size(nsq, bbs), size = (size_t)nblk * bsz;
+    if (!out) {
+        *nbytes = size;
+        return VDX_OK;
+    }
+    if (*nbytes < size)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "fastscan codes: the buffer holds %zu bytes, %zu "
+                         "needed", *nbytes, size);
+    if (size) memcpy(out, codes, size);
+    /* the last block's unused lanes: zero, as FAISS's padding (a removal
+     * may have left codes there) */
+    for (int64_t i = ix->ntotal; i < nblk * bbs; i++)
+        for (int64_t m = 0; m < nsq; m++) vdx_fs_set(out, bbs, nsq, i, m, 0);
+    *nbytes = size;
+    return VDX_OK;
+}
+
+int64_t vdx_index_fastscan_qbs(const vdx_index *ix) {
+    if (vdx_is_pqfs(ix)) return ((const vdx_pqfs *)ix)->qbs;
+    if (vdx_is_aqfs(ix)) return ((const vdx_aqfs *)(const void *)ix)->qbs;
+    return 0;
+}
+
+vdx_status vdx_index_fastscan_set_qbs(vdx_index *ix, int64_t qbs) {
+    vdx_clear_error();
+    if (!vdx_is_pqfs(ix) && !vdx_is_aqfs(ix))
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "qbs: not a flat fast-scan index");
+    int ok = qbs >= 0 && qbs <= INT32_MAX;
+    for (int64_t v = qbs; ok && v; v >>= 4) ok = (v & 15) <= 4;
+    if (!ok)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "qbs: expected hex digits of 0-4 (batches of 1-4 "
+                         "queries, e.g. 0x223), got %lld (0x%llx)",
+                         (long long)qbs, (unsigned long long)qbs);
+    if (vdx_is_pqfs(ix)) ((vdx_pqfs *)ix)->qbs = (int32_t)qbs;
+    else ((vdx_aqfs *)(void *)ix)->qbs = (int32_t)qbs;
     return VDX_OK;
 }
 
