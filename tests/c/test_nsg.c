@@ -223,7 +223,7 @@ static void test_nsg_build_knn(void) {
 
 static void test_nsg_sq_pq_io(void) {
     vdx_index *ix[2] = {NULL, NULL};
-    CHECK_OK(vdx_index_nsg_sq_new(D, 1 /* QT_8bit */, 16, VDX_METRIC_L2, &ix[0]));
+    CHECK_OK(vdx_index_nsg_sq_new(D, 0 /* QT_8bit */, 16, VDX_METRIC_L2, &ix[0]));
     CHECK_OK(vdx_index_nsg_pq_new(D, 4, 16, 8, VDX_METRIC_L2, &ix[1]));
     for (int t = 0; t < 2; t++) {
         if (!ix[t]) continue;
