@@ -153,3 +153,17 @@ def test_sorted_results_and_reset(ds):
         assert ix.ntotal == 0
         ix.add(xb)
         assert ix.ntotal == len(xb)
+
+
+def test_factory_strings_as_faiss():
+    for s in ("NSG32,Flat", "NSG16", "NSG32_PQ4np", "NSG32_SQ8", "NSG8,SQ4"):
+        v, f = vecdex.index_factory(D, s), faiss.index_factory(D, s)
+        assert type(v).__name__ == type(f).__name__, s
+        assert v.nsg.R == f.nsg.R
+        # vecdex names an L2 flat IndexFlatL2 (as a file read back gives)
+        sv = type(vecdex.downcast_index(v.storage)).__name__
+        sf = type(faiss.downcast_index(f.storage)).__name__
+        assert sv.replace("FlatL2", "Flat") == sf, (s, sv, sf)
+    for bad in ("NSG0,Flat", "NSG99999,Flat", "NSGx,Flat", "NSG32,LSH"):
+        with pytest.raises((RuntimeError, ValueError)):
+            vecdex.index_factory(D, bad)
