@@ -1778,6 +1778,92 @@ VDX_API vdx_status vdx_hamming_range_search(const uint8_t *xq, int64_t nq,
                                             size_t code_size, int32_t radius,
                                             vdx_range_result **out);
 
+/* ------------------------------------------------------------------------- */
+/* Graph indexes built from a k-NN graph (FAISS's IndexNNDescentFlat and      */
+/* IndexNSGFlat / IndexNSGPQ / IndexNSGSQ).  Ids are positions; the graph is  */
+/* built once, by the first add (a second add of an NNDescent index rebuilds  */
+/* it over every vector; an NSG index refuses it).  Searches are safe to run  */
+/* concurrently; setters and adds are not.                                    */
+/* ------------------------------------------------------------------------- */
+/** NN-descent's parameters (FAISS's NNDescent fields). */
+typedef struct vdx_nndescent_params {
+    int K;           /* neighbours per node (fixed at construction)        */
+    int S;           /* new candidates sampled per node and iteration (10) */
+    int R;           /* reverse links kept per node, 0 = none (100)        */
+    int L;           /* candidate pool per node during the build (K + 50)  */
+    int iter;        /* iterations (10)                                    */
+    int search_L;    /* search pool (0: k)                                 */
+    int random_seed; /* seed of the build's and search's samples (2021)    */
+    int has_built;   /* read only                                          */
+} vdx_nndescent_params;
+
+/** A new IndexNNDescentFlat of dimension d, K neighbours per node, metric
+ *  L2 or inner product.  @return VDX_OK and *out (free with
+ *  vdx_index_free).  Adding needs more than 100 vectors in all. */
+VDX_API vdx_status vdx_index_nndescent_flat_new(int64_t d, int K,
+                                                vdx_metric metric,
+                                                vdx_index **out);
+VDX_API int vdx_index_is_nndescent(const vdx_index *index);
+/** The IndexFlat holding the vectors (borrowed), or NULL. */
+VDX_API vdx_index *vdx_index_nndescent_storage(const vdx_index *index);
+VDX_API vdx_status vdx_index_nndescent_get(const vdx_index *index,
+                                           vdx_nndescent_params *p);
+/** Sets every field but K (which must equal the index's) and has_built;
+ *  they apply to the next build / search. */
+VDX_API vdx_status vdx_index_nndescent_set(vdx_index *index,
+                                           const vdx_nndescent_params *p);
+/** The k-NN graph (ntotal x K node numbers, -1 where a node got fewer):
+ *  *len = its entries; copied to out when out is not NULL (cap entries). */
+VDX_API vdx_status vdx_index_nndescent_graph(const vdx_index *index,
+                                             int32_t *out, int64_t cap,
+                                             int64_t *len);
+
+/** NSG's parameters (FAISS's IndexNSG and NSG fields). */
+typedef struct vdx_nsg_params {
+    int R;              /* out-degree bound (fixed at construction)        */
+    int L;              /* search pool while linking (R + 32)              */
+    int C;              /* candidates considered per node (R + 100)        */
+    int search_L;       /* search pool (16; at least k is used)            */
+    int GK;             /* k of the k-NN graph built by add (64)           */
+    int build_type;     /* 0: exact k-NN graph, 1: NN-descent (Flat: 1)    */
+    int nndescent_S, nndescent_R, nndescent_L, nndescent_iter;
+    int enterpoint;     /* read only: the navigating node (-1 unbuilt)     */
+    int is_built;       /* read only                                       */
+} vdx_nsg_params;
+
+/** New NSG indexes over an IndexFlat / IndexPQ (pq_m sub-quantizers of
+ *  nbits) / IndexScalarQuantizer (qtype) storage, out-degree R.  PQ and SQ
+ *  need training.  @return VDX_OK and *out (free with vdx_index_free). */
+VDX_API vdx_status vdx_index_nsg_flat_new(int64_t d, int R, vdx_metric metric,
+                                          vdx_index **out);
+VDX_API vdx_status vdx_index_nsg_pq_new(int64_t d, int64_t pq_m, int R,
+                                        int nbits, vdx_metric metric,
+                                        vdx_index **out);
+VDX_API vdx_status vdx_index_nsg_sq_new(int64_t d, int qtype, int R,
+                                        vdx_metric metric, vdx_index **out);
+VDX_API int vdx_index_is_nsg(const vdx_index *index);
+/** The storage index (borrowed), or NULL. */
+VDX_API vdx_index *vdx_index_nsg_storage(const vdx_index *index);
+VDX_API vdx_status vdx_index_nsg_get(const vdx_index *index, vdx_nsg_params *p);
+/** Sets every field but R, enterpoint and is_built (R must equal the
+ *  index's). */
+VDX_API vdx_status vdx_index_nsg_set(vdx_index *index, const vdx_nsg_params *p);
+/** FAISS's IndexNSG::build: adds the n vectors x to the empty index and
+ *  builds the graph from the caller's k-NN graph knn (n x gk positions;
+ *  entries outside [0, n) or equal to their row are skipped, and refused
+ *  when they are n / 10 or more).  On error the index stays empty. */
+VDX_API vdx_status vdx_index_nsg_build(vdx_index *index, int64_t n,
+                                       const float *x, const int64_t *knn,
+                                       int gk);
+/** Node i's links (at most R) into out; *count set. */
+VDX_API vdx_status vdx_index_nsg_neighbors(const vdx_index *index, int64_t i,
+                                           int64_t *out, int *count);
+/** FAISS's NSG::dfs: marks in visited (ntotal bytes) the nodes reached from
+ *  root by a depth-first walk; *count = cnt + the nodes newly marked. */
+VDX_API vdx_status vdx_index_nsg_dfs(const vdx_index *index, uint8_t *visited,
+                                     int64_t nvisited, int64_t root,
+                                     int64_t cnt, int64_t *count);
+
 #ifdef __cplusplus
 }
 #endif

@@ -589,7 +589,7 @@ PyMODINIT_FUNC PyInit__vecdex(void) {
         pyvdx_init_ivf(m) < 0 || pyvdx_init_kmeans(m) < 0 ||
         pyvdx_init_pq(m) < 0 || pyvdx_init_lsh(m) < 0 ||
         pyvdx_init_sq(m) < 0 || pyvdx_init_refine(m) < 0 ||
-        pyvdx_init_hnsw(m) < 0 || pyvdx_init_fastscan(m) < 0 ||
+        pyvdx_init_hnsw(m) < 0 || pyvdx_init_nsg(m) < 0 || pyvdx_init_fastscan(m) < 0 ||
         pyvdx_init_2layer(m) < 0 || pyvdx_init_shards(m) < 0 ||
         pyvdx_init_aq(m) < 0 || pyvdx_init_aq_index(m) < 0 ||
         pyvdx_init_cp(m) < 0 || pyvdx_init_store(m) < 0 ||

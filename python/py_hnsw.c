@@ -112,6 +112,45 @@ static PyObject *HNSW_nb_neighbors(HNSWObject *self, PyObject *arg) {
     return PyLong_FromLong(level == 0 ? 2 * M : M);
 }
 
+/* hnsw.is_similarity: FAISS's flag for a metric where larger is better
+ * (inner product), derived from the index's metric as FAISS's reader
+ * derives it. */
+static PyObject *HNSW_get_is_similarity(HNSWObject *self, void *c) {
+    (void)c;
+    if (ready(self->index) < 0) return NULL;
+    return PyBool_FromLong(vdx_index_metric(self->index->ix) ==
+                           VDX_METRIC_INNER_PRODUCT);
+}
+
+/* hnsw.search_bounded_queue: FAISS's choice between a candidate queue cut
+ * at efSearch entries and an unbounded one.  vecdex's level-0 walk never
+ * drops a candidate that can still improve the efSearch best (what FAISS's
+ * unbounded queue does), so both settings run that one search; the value
+ * is kept on the index (its __dict__) for code that sets and reads it. */
+static PyObject *HNSW_get_sbq(HNSWObject *self, void *c) {
+    (void)c;
+    if (ready(self->index) < 0) return NULL;
+    PyObject *d = self->index->dict;
+    PyObject *v = d ? PyDict_GetItemString(d, "_search_bounded_queue") : NULL;
+    if (!v) Py_RETURN_TRUE; /* FAISS's default */
+    Py_INCREF(v);
+    return v;
+}
+
+static int HNSW_set_sbq(HNSWObject *self, PyObject *v, void *c) {
+    (void)c;
+    if (!v) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete search_bounded_queue");
+        return -1;
+    }
+    if (ready(self->index) < 0) return -1;
+    int b = PyObject_IsTrue(v);
+    if (b < 0) return -1;
+    if (!self->index->dict && !(self->index->dict = PyDict_New())) return -1;
+    return PyDict_SetItemString(self->index->dict, "_search_bounded_queue",
+                                b ? Py_True : Py_False);
+}
+
 static PyMethodDef HNSW_methods[] = {
     {"neighbors_of", (PyCFunction)HNSW_neighbors_of, METH_VARARGS,
      "neighbors_of(i, level=0) -> int64 array: the links of node i."},
@@ -129,6 +168,11 @@ static PyGetSetDef HNSW_getset[] = {
     {"entry_point", (getter)HNSW_get, NULL, "entry node (-1 empty)", (void *)3},
     {"M", (getter)HNSW_get, NULL, "links per node on the upper levels",
      (void *)4},
+    {"is_similarity", (getter)HNSW_get_is_similarity, NULL,
+     "whether larger scores are better (inner product)", NULL},
+    {"search_bounded_queue", (getter)HNSW_get_sbq, (setter)HNSW_set_sbq,
+     "FAISS's queue choice; both run vecdex's one walk (see py_hnsw.c)",
+     NULL},
     {"levels", (getter)HNSW_get_levels, NULL,
      "per node: its top level + 1 (a copy, as FAISS's array)", NULL},
     {NULL, NULL, NULL, NULL, NULL}};

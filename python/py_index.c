@@ -98,6 +98,8 @@ static PyTypeObject *class_for(const vdx_index *ix) {
     if (!strcmp(tn, "Index2Layer")) return &Index2LayerType;
     if (!strcmp(tn, "IndexPQFastScan")) return &IndexPQFastScanType;
     if (!strcmp(tn, "IndexIVFPQFastScan")) return &IndexIVFPQFastScanType;
+    PyTypeObject *nsgt = nsg_class_for(tn);
+    if (nsgt) return nsgt;
     PyTypeObject *aqt = aq_index_class(tn);
     if (aqt) return aqt;
     PyTypeObject *gt = gpu_class_for(ix, tn);
@@ -119,6 +121,8 @@ PyObject *wrap_node(vdx_index *ix, owner_t *o) {
     if (!sub) sub = vdx_index_refine_base(ix);
     if (!sub) sub = vdx_index_pretransform_index(ix);
     if (!sub) sub = vdx_index_hnsw_storage(ix);
+    if (!sub) sub = vdx_index_nsg_storage(ix);
+    if (!sub) sub = vdx_index_nndescent_storage(ix);
     if (!sub) sub = vdx_index_2layer_quantizer(ix);
     if (!sub) sub = vdx_index_shards_ivf_quantizer(ix);
     if (vdx_index_is_shards(ix) && shards_wrap_children(obj, o) < 0) {

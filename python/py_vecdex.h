@@ -295,6 +295,10 @@ int pyvdx_init_gpu(PyObject *m);
 PyTypeObject *gpu_class_for(const vdx_index *ix, const char *type_name);
 /* vecdex._Store (py_store.c) */
 int pyvdx_init_store(PyObject *m);
+/* IndexNSG* and IndexNNDescent* (py_nsg.c): the class of a kind by
+ * FAISS's name, or NULL */
+PyTypeObject *nsg_class_for(const char *type_name);
+int pyvdx_init_nsg(PyObject *m);
 /* index_factory (py_factory.c) */
 int pyvdx_init_factory(PyObject *m);
 

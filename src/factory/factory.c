@@ -71,7 +71,7 @@
 enum stage { ST_WRAPPER = 0, ST_COARSE = 1, ST_ENCODING = 2, ST_TRANSFORM = 3 };
 
 enum kind { K_IDMAP, K_IDMAP2, K_IVF, K_FLAT, K_PQ, K_SQ, K_LSH, K_HNSW,
-            K_PCA, K_OPQ, K_RR, K_L2NORM, K_RESID, K_2LEVEL, K_AQ };
+            K_PCA, K_OPQ, K_RR, K_L2NORM, K_RESID, K_2LEVEL, K_AQ, K_NSG };
 
 /* What the parser extracted from one token. */
 typedef struct parsed_tok {
@@ -133,6 +133,19 @@ static int parse_hnsw(const char *rest, size_t len, parsed_tok *out) {
     for (size_t i = 0; i < len; i++)
         if (rest[i] < '0' || rest[i] > '9') return -1;
     if (parse_count(rest, len, out) || out->n < 2 || out->n > 512) return -1;
+    return 0;
+}
+
+/* NSG<R>: the graph's out-degree (1..4096); "NSG" alone is R = 32,
+ * FAISS's default.  Same forms as HNSW: "NSG32,Flat", "NSG32_PQ4np". */
+static int parse_nsg(const char *rest, size_t len, parsed_tok *out) {
+    if (len == 0) {
+        out->n = 32;
+        return 0;
+    }
+    for (size_t i = 0; i < len; i++)
+        if (rest[i] < '0' || rest[i] > '9') return -1;
+    if (parse_count(rest, len, out) || out->n < 1 || out->n > 4096) return -1;
     return 0;
 }
 
@@ -422,6 +435,7 @@ static const tok_def tokens[] = {
     {"IDMap", ST_WRAPPER, K_IDMAP, NULL},
     {"IVF", ST_COARSE, K_IVF, parse_ivf},
     {"HNSW", ST_COARSE, K_HNSW, parse_hnsw},
+    {"NSG", ST_COARSE, K_NSG, parse_nsg},
     {"Flat", ST_ENCODING, K_FLAT, NULL},
     {"PQ", ST_ENCODING, K_PQ, parse_pq},
     {"SQ", ST_ENCODING, K_SQ, parse_sq},
@@ -598,6 +612,21 @@ static vdx_status build_core(int64_t d, vdx_metric metric, const parsed_tok *enc
         if (st) vdx_index_free(q); /* ownership passes on success only */
         return st;
     }
+    if (ivf && ivf->kind == K_NSG) {
+        int R = (int)ivf->n;
+        switch (enc->kind) {
+        case K_FLAT: return vdx_index_nsg_flat_new(d, R, metric, out);
+        case K_SQ: return vdx_index_nsg_sq_new(d, (int)enc->n, R, metric, out);
+        case K_PQ:
+            if (!enc->n3)
+                return vdx_index_nsg_pq_new(d, enc->n, R, (int)enc->n2, metric,
+                                            out);
+            /* fall through */
+        default:
+            return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                             "index_factory: NSG takes Flat, SQ or PQ storage");
+        }
+    }
     if (ivf && ivf->kind == K_HNSW) {
         int M = (int)ivf->n;
         switch (enc->kind) {
@@ -715,12 +744,14 @@ static vdx_status build(int64_t d, vdx_metric metric, const parsed_tok *p,
     int i = np - 1;
     const parsed_tok *ivf = np >= 2 && (p[np - 2].kind == K_IVF ||
                                         p[np - 2].kind == K_HNSW ||
+                                        p[np - 2].kind == K_NSG ||
                                         p[np - 2].kind == K_RESID)
                                 ? &p[np - 2]
                                 : NULL;
     parsed_tok flat = {.kind = K_FLAT};
     const parsed_tok *enc = &p[i];
-    if (p[np - 1].kind == K_HNSW) { /* "HNSW32" alone: flat storage */
+    if (p[np - 1].kind == K_HNSW || p[np - 1].kind == K_NSG) {
+        /* "HNSW32" / "NSG32" alone: flat storage */
         ivf = &p[np - 1];
         i = np; /* the encoding slot is implicit */
         enc = &flat;
@@ -868,7 +899,8 @@ vdx_status vdx_index_factory(int64_t d, const char *description,
             }
         }
         size_t len = c ? (size_t)(c - s) : strlen(s);
-        if (!strncmp(s, "HNSW", 4)) { /* "HNSW32_PQ16" = "HNSW32,PQ16" */
+        /* "HNSW32_PQ16" = "HNSW32,PQ16", "NSG32_SQ8" = "NSG32,SQ8" */
+        if (!strncmp(s, "HNSW", 4) || !strncmp(s, "NSG", 3)) {
             const char *u = memchr(s, '_', len);
             if (u) {
                 len = (size_t)(u - s);
@@ -951,7 +983,8 @@ vdx_status vdx_index_factory(int64_t d, const char *description,
             return bad_token(&spans[i + 1], description,
                              "unexpected token after the encoding:");
     }
-    if (last_stage != ST_ENCODING && !(p[nt - 1].kind == K_HNSW)) {
+    if (last_stage != ST_ENCODING &&
+        !(p[nt - 1].kind == K_HNSW || p[nt - 1].kind == K_NSG)) {
         char b[64];
         return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
                          "index_factory: '%s' ends with '%s' at position %zu; "

@@ -320,6 +320,17 @@ VDX_INTERNAL vdx_status vdx_io_read_pretransform(vdx_reader *r,
                                                  vdx_index **out);
 VDX_INTERNAL vdx_status vdx_io_write_pretransform(vdx_writer *w,
                                                   const vdx_index *ix);
+/* nsg_io.c: INSf / INSp / INSs (IndexNSGFlat / PQ / SQ), INNf
+ * (IndexNNDescentFlat) */
+VDX_INTERNAL int vdx_io_is_nsg(const vdx_index *ix);
+VDX_INTERNAL int vdx_io_is_nndescent(const vdx_index *ix);
+VDX_INTERNAL vdx_status vdx_io_read_nsg(vdx_reader *r, vdx_io_header *h,
+                                        vdx_index **out);
+VDX_INTERNAL vdx_status vdx_io_write_nsg(vdx_writer *w, const vdx_index *ix);
+VDX_INTERNAL vdx_status vdx_io_read_nndescent(vdx_reader *r, vdx_io_header *h,
+                                              vdx_index **out);
+VDX_INTERNAL vdx_status vdx_io_write_nndescent(vdx_writer *w,
+                                               const vdx_index *ix);
 /* hnsw_io.c: IHNf (IndexHNSWFlat), IHNs (IndexHNSWSQ), IHNp (IndexHNSWPQ) */
 VDX_INTERNAL int vdx_io_is_hnsw(const vdx_index *ix);
 VDX_INTERNAL vdx_status vdx_io_read_hnsw(vdx_reader *r, vdx_io_header *h,

@@ -32,6 +32,10 @@ const vdx_io_reader_entry vdx_io_readers[] = {
     {"IHNs", vdx_io_read_hnsw},     /* IndexHNSWSQ */
     {"IHNp", vdx_io_read_hnsw},     /* IndexHNSWPQ */
     {"IHN2", vdx_io_read_hnsw},     /* IndexHNSW2Level */
+    {"INSf", vdx_io_read_nsg},      /* IndexNSGFlat */
+    {"INSp", vdx_io_read_nsg},      /* IndexNSGPQ */
+    {"INSs", vdx_io_read_nsg},      /* IndexNSGSQ */
+    {"INNf", vdx_io_read_nndescent}, /* IndexNNDescentFlat */
     {"Ix2L", vdx_io_read_2layer},   /* Index2Layer */
     {"IPfs", vdx_io_read_pqfs},     /* IndexPQFastScan */
     {"IwPf", vdx_io_read_ivfpqfs},  /* IndexIVFPQFastScan */
@@ -68,6 +72,8 @@ const vdx_io_writer_entry vdx_io_writers[] = {
     {vdx_io_is_ivfpq, vdx_io_write_ivfpq},
     {vdx_io_is_lsh, vdx_io_write_lsh},
     {vdx_io_is_hnsw, vdx_io_write_hnsw},
+    {vdx_io_is_nsg, vdx_io_write_nsg},
+    {vdx_io_is_nndescent, vdx_io_write_nndescent},
     {vdx_io_is_2layer, vdx_io_write_2layer},
     {vdx_io_is_pqfs, vdx_io_write_pqfs},
     {vdx_io_is_ivfpqfs, vdx_io_write_ivfpqfs},

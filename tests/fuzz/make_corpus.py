@@ -415,8 +415,41 @@ def patched(data, off, fmt, value):
     return bytes(b)
 
 
+# NSG / NN-descent seeds (nsg_io.c): IndexNSGFlat (R=4, exact 4-NN graph)
+# over 60 random vectors, IndexNNDescentFlat (K=4) over 120, and
+# hostile variants: a link outside [0, ntotal), a row without its -1, a
+# graph entry out of range, files cut short.
+def nsg_vecs(n):
+    # distinct points in general position: on a lattice with many equal
+    # distances FAISS's connectivity repair can search forever for a node
+    # with room (seen with faiss 1.15)
+    return np.random.RandomState(n).rand(n, D).astype("float32")
+
+
+def nsg_full(outdir):
+    faiss.omp_set_num_threads(1)
+    ix = faiss.IndexNSGFlat(D, 4)
+    ix.build_type = 0
+    ix.GK = 4
+    ix.add(nsg_vecs(60))  # more than its pool L = R + 32: FAISS needs it
+    a = ser(ix)
+    write(outdir, "nsgflat_l2_d4_n60.index", a)
+    g0 = 37 + 21 + 24 + 1  # header, IndexNSG fields, NSG ints, is_built
+    write(outdir, "bad_nsg_link.index", patched(a, g0, "<i", 60))
+    write(outdir, "bad_nsg_R.index", patched(a, 37 + 21 + 4, "<i", 1 << 30))
+    write(outdir, "bad_nsg_norow_end.index", patched(a, 37 + 21 + 4, "<i", 1))
+    write(outdir, "bad_nsg_truncated.index", a[: g0 + 40])
+    nd = faiss.IndexNNDescentFlat(D, 4)
+    nd.add(nsg_vecs(120))
+    b = ser(nd)
+    write(outdir, "nndflat_l2_d4_n120.index", b)
+    write(outdir, "bad_nnd_graph.index", patched(b, 37 + 37 + 8, "<i", 120))
+    write(outdir, "bad_nnd_truncated.index", b[: 37 + 37 + 100])
+
+
 def full(outdir):
     g = golden(outdir)
+    nsg_full(outdir)
     aq_full(outdir, g)
     aq_fs_full(outdir)
     aq_ivffs_full(outdir)

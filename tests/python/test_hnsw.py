@@ -290,3 +290,23 @@ def test_range_search(ds):
         found += len(a)
         total += len(b)
     assert total > 0 and found >= 0.9 * total
+
+
+def test_is_similarity_and_bounded_queue_as_faiss(ds):
+    """hnsw.is_similarity follows the metric as FAISS's; search_bounded_queue
+    reads back what was set (FAISS's default True), and with either value
+    the search keeps FAISS's unbounded-queue recall within a margin."""
+    xb, xq, gt = ds
+    for metric in (vecdex.METRIC_L2, vecdex.METRIC_INNER_PRODUCT):
+        v, f = vecdex.IndexHNSWFlat(D, 16, metric), faiss.IndexHNSWFlat(D, 16, metric)
+        assert v.hnsw.is_similarity == f.hnsw.is_similarity
+    v, f = vecdex.IndexHNSWFlat(D, 16), faiss.IndexHNSWFlat(D, 16)
+    assert v.hnsw.search_bounded_queue == f.hnsw.search_bounded_queue
+    v.add(xb)
+    f.add(xb)
+    f.hnsw.search_bounded_queue = False
+    rf = recall(f.search(xq, 10)[1], gt)
+    for b in (True, False):
+        v.hnsw.search_bounded_queue = b
+        assert v.hnsw.search_bounded_queue is b
+        assert recall(v.search(xq, 10)[1], gt) >= rf - 0.03
