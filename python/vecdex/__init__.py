@@ -206,3 +206,12 @@ __all__ += ["Store", "Hits", "IndexProxy", "swig_ptr", "knn", "__version__", "wr
 __all__ += ["DistanceComputer", "IndexFlatCodes", "Clustering", "ClusteringIterationStats"]
 __all__ += _io_objects.__all__ + _composite.__all__ + _ivflib.__all__
 __all__ += _swig_idioms.__all__ + _binary_all + _binary_io_all + _binary_hash_all
+
+# issue 19 (suite part K): bit strings, IndexFlat1D, the rest of ivflib
+from ._bitstrings import *  # noqa: F401,F403,E402
+from ._bitstrings import __all__ as _bitstrings_all  # noqa: E402
+from ._flat1d import *  # noqa: F401,F403,E402
+from ._flat1d import __all__ as _flat1d_all  # noqa: E402
+from ._ivflib_more import *  # noqa: F401,F403,E402
+from ._ivflib_more import __all__ as _ivflib_more_all  # noqa: E402
+__all__ += _bitstrings_all + _flat1d_all + _ivflib_more_all
