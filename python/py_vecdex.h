@@ -306,6 +306,9 @@ int pyvdx_init_methods(PyObject *m); /* py_methods.c: _install_method */
  * index is copied when trained and filled (py_shared_quantizer.c). */
 int adopt_quantizer(IndexObject *self, PyObject *qo, adopt_fn build,
                     void *ctx);
+/* 1 when self is the empty quantizer of an empty IVF index: add /
+ * add_with_ids may then fill it (py_quantizer_fill.c). */
+int quantizer_fillable(IndexObject *self);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

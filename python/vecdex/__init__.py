@@ -215,3 +215,6 @@ from ._flat1d import __all__ as _flat1d_all  # noqa: E402
 from ._ivflib_more import *  # noqa: F401,F403,E402
 from ._ivflib_more import __all__ as _ivflib_more_all  # noqa: E402
 __all__ += _bitstrings_all + _flat1d_all + _ivflib_more_all
+from ._ivf_shard import *  # noqa: F401,F403,E402
+from ._ivf_shard import __all__ as _ivf_shard_all  # noqa: E402
+__all__ += _ivf_shard_all

@@ -166,3 +166,90 @@ def test_flat1d_small_and_deferred():
         ix.search(np.zeros((1, 2), "float32"), 3)
     with pytest.raises(ValueError):
         ix.search(np.zeros((1, 1), "float32"), 0)
+
+
+def test_fill_attached_quantizer_then_train_skips_kmeans(data):
+    xt, xb, xq = data
+    rs = np.random.RandomState(2)
+    cent = rs.rand(32, D).astype("float32")
+    v = vecdex.IndexIVFFlat(vecdex.IndexFlatL2(D), D, 32)
+    v.quantizer.add(cent)
+    f = faiss.IndexIVFFlat(faiss.IndexFlatL2(D), D, 32)
+    f.quantizer.add(cent)
+    for ix in (v, f):
+        ix.train(xt)      # the quantizer holds nlist centroids: kept
+        ix.add(xb)
+        ix.nprobe = 3
+    np.testing.assert_array_equal(v.quantizer.reconstruct_n(0, 32), cent)
+    Dv, Iv = v.search(xq, 5)
+    Df, If = f.search(xq, 5)
+    np.testing.assert_array_equal(Iv, If)
+    # once the IVF holds vectors (or the quantizer centroids) it is frozen
+    with pytest.raises(RuntimeError):
+        v.quantizer.add(cent[:1])
+    w = vecdex.IndexIVFFlat(vecdex.IndexFlatL2(D), D, 32)
+    w.quantizer.add(cent)
+    with pytest.raises(RuntimeError):
+        w.quantizer.add(cent)
+
+
+@pytest.mark.parametrize("generate_ids", [True, False])
+@pytest.mark.parametrize("qkind", ["flat", "hnsw"])
+def test_shard_ivf_index_centroids_like_faiss(tmp_path, generate_ids, qkind):
+    d, nlist, nc, shards = 8, 10, 60, 4
+    cent = np.random.RandomState(4).rand(nc, d).astype("float32")
+    fn = (lambda i, n: (3 * i) % n)
+    made = {}
+    for name, lib in (("v", vecdex), ("f", faiss)):
+        q = lib.IndexFlatL2(d) if qkind == "flat" else lib.IndexHNSWFlat(d, 8)
+        ix = lib.IndexIVFFlat(q, d, nlist)
+        ix.quantizer.add(cent)
+        tpl = str(tmp_path / (name + ".%d.index"))
+        lib.shard_ivf_index_centroids(ix, shards, tpl, fn, generate_ids)
+        made[name] = tpl
+    for s in range(shards):
+        sel = np.array([i for i in range(nc) if fn(i, shards) == s])
+        for tpl in made.values():      # vecdex reads FAISS's shards too
+            sh = vecdex.read_index(tpl % s)
+            assert sh.quantizer.ntotal == len(sel)
+            for j, i in enumerate(sel):
+                np.testing.assert_array_equal(
+                    sh.quantizer.reconstruct(int(i) if generate_ids else j),
+                    cent[i])
+        # and FAISS reads vecdex's
+        fs = faiss.read_index(made["v"] % s)
+        assert fs.quantizer.ntotal == len(sel)
+    with pytest.raises(RuntimeError):
+        vecdex.shard_ivf_index_centroids(
+            vecdex.IndexIVFFlat(vecdex.IndexFlatL2(d), d, nlist), 2,
+            str(tmp_path / "x.%d"))
+    with pytest.raises(RuntimeError):
+        vecdex.shard_ivf_index_centroids(_filled(d, nlist, cent), 2,
+                                         str(tmp_path / "nofmt"))
+
+
+def _filled(d, nlist, cent):
+    ix = vecdex.IndexIVFFlat(vecdex.IndexFlatL2(d), d, nlist)
+    ix.quantizer.add(cent)
+    return ix
+
+
+@pytest.mark.parametrize("generate_ids", [True, False])
+def test_shard_binary_ivf_index_centroids(tmp_path, generate_ids):
+    d, nlist, nc, shards = 32, 10, 40, 3
+    cent = np.random.RandomState(6).randint(256, size=(nc, d // 8)).astype("uint8")
+    for name, lib in (("v", vecdex), ("f", faiss)):
+        ix = lib.IndexBinaryIVF(lib.IndexBinaryFlat(d), d, nlist)
+        ix.quantizer.add(cent)
+        lib.shard_binary_ivf_index_centroids(
+            ix, shards, str(tmp_path / (name + ".%d")), None, generate_ids)
+    for s in range(shards):
+        sel = np.arange(s, nc, shards)
+        for name in "vf":
+            sh = vecdex.read_index_binary(str(tmp_path / ("%s.%d" % (name, s))))
+            for j, i in enumerate(sel):
+                np.testing.assert_array_equal(
+                    sh.quantizer.reconstruct(int(i) if generate_ids else j),
+                    cent[i])
+        fs = faiss.read_index_binary(str(tmp_path / ("v.%d" % s)))
+        assert fs.quantizer.ntotal == len(sel)
