@@ -501,6 +501,13 @@ VDX_API int vdx_index_ivfpq_use_precomputed_table(const vdx_index *index,
 #define VDX_SQ_8BIT_DIRECT 5
 #define VDX_SQ_6BIT 6
 #define VDX_SQ_BF16 7
+/* TurboQuant-MSE: a fixed Lloyd-Max table of N(0, 1/d) on 1..8 bits a
+ * component (FAISS's QT_<b>bit_tqmse numbers) */
+#define VDX_SQ_1BIT_TQMSE 10
+#define VDX_SQ_2BIT_TQMSE 11
+#define VDX_SQ_3BIT_TQMSE 12
+#define VDX_SQ_4BIT_TQMSE 13
+#define VDX_SQ_8BIT_TQMSE 14
 
 typedef struct vdx_sq vdx_sq; /* opaque */
 

@@ -331,6 +331,11 @@ int pyvdx_init_sq(PyObject *m) {
               {"QT_8bit_direct", VDX_SQ_8BIT_DIRECT},
               {"QT_6bit", VDX_SQ_6BIT},
               {"QT_bf16", VDX_SQ_BF16},
+              {"QT_1bit_tqmse", VDX_SQ_1BIT_TQMSE},
+              {"QT_2bit_tqmse", VDX_SQ_2BIT_TQMSE},
+              {"QT_3bit_tqmse", VDX_SQ_3BIT_TQMSE},
+              {"QT_4bit_tqmse", VDX_SQ_4BIT_TQMSE},
+              {"QT_8bit_tqmse", VDX_SQ_8BIT_TQMSE},
               {"RS_minmax", 0}};
     if (PyType_Ready(&SQType) < 0) return -1;
     for (size_t i = 0; i < sizeof qt / sizeof qt[0]; i++) {

@@ -208,6 +208,9 @@ static int parse_sq(const char *rest, size_t len, parsed_tok *out) {
     static const struct { const char *s; int qt; } qts[] = {
         {"4", VDX_SQ_4BIT},   {"6", VDX_SQ_6BIT},     {"8", VDX_SQ_8BIT},
         {"fp16", VDX_SQ_FP16}, {"bf16", VDX_SQ_BF16},
+        {"tqmse1", VDX_SQ_1BIT_TQMSE}, {"tqmse2", VDX_SQ_2BIT_TQMSE},
+        {"tqmse3", VDX_SQ_3BIT_TQMSE}, {"tqmse4", VDX_SQ_4BIT_TQMSE},
+        {"tqmse8", VDX_SQ_8BIT_TQMSE},
     };
     for (size_t i = 0; i < sizeof qts / sizeof qts[0]; i++)
         if (strlen(qts[i].s) == len && !memcmp(rest, qts[i].s, len)) {
