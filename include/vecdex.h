@@ -555,6 +555,10 @@ VDX_API vdx_status vdx_index_ivf_sq_new(vdx_index *quantizer, int64_t d,
 VDX_API vdx_sq *vdx_index_sq_quantizer(const vdx_index *index);
 /** 1 when an IndexIVFScalarQuantizer encodes residuals, else 0. */
 VDX_API int vdx_index_ivf_sq_by_residual(const vdx_index *index);
+/** Sets by_residual of an IndexIVFScalarQuantizer that holds no vectors yet
+ *  (FAISS code sets it between construction and train; stored codes would
+ *  decode wrongly, so with ntotal > 0 it is refused). */
+VDX_API vdx_status vdx_index_ivf_sq_set_by_residual(vdx_index *index, int on);
 
 /* ------------------------------------------------------------------------- */
 /* Refinement: a base index proposes k * k_factor candidates, re-ranked by   */

@@ -301,11 +301,32 @@ static PyObject *IVFSQ_get_by_residual(IndexObject *self, void *c) {
     return PyBool_FromLong(vdx_index_ivf_sq_by_residual(self->ix));
 }
 
+static int IVFSQ_set_by_residual(IndexObject *self, PyObject *v, void *c) {
+    (void)c;
+    if (!v) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete by_residual");
+        return -1;
+    }
+    int on = PyObject_IsTrue(v);
+    if (on < 0) return -1;
+    if (mutable_(self, "by_residual") < 0) return -1;
+    cerr e;
+    RUN_LOCKED(self->owner, wr, e,
+               vdx_index_ivf_sq_set_by_residual(self->ix, on));
+    if (e.st) {
+        raise_cerr(&e);
+        return -1;
+    }
+    return 0;
+}
+
 static PyGetSetDef IndexIVFSQ_getset[] = {
     {"sq", (getter)Index_get_sq, NULL, "the scalar quantizer (borrowed)",
      NULL},
-    {"by_residual", (getter)IVFSQ_get_by_residual, NULL,
-     "codes are of the residuals to the list centroids", NULL},
+    {"by_residual", (getter)IVFSQ_get_by_residual,
+     (setter)IVFSQ_set_by_residual,
+     "codes are of the residuals to the list centroids (settable while the "
+     "index is empty)", NULL},
     {NULL, NULL, NULL, NULL, NULL}};
 
 PyTypeObject IndexIVFScalarQuantizerType = INDEX_TYPE_BODY(

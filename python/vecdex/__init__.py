@@ -218,3 +218,6 @@ __all__ += _bitstrings_all + _flat1d_all + _ivflib_more_all
 from ._ivf_shard import *  # noqa: F401,F403,E402
 from ._ivf_shard import __all__ as _ivf_shard_all  # noqa: E402
 __all__ += _ivf_shard_all
+from ._build_blocks import *  # noqa: F401,F403,E402
+from ._build_blocks import __all__ as _build_blocks_all  # noqa: E402
+__all__ += _build_blocks_all
