@@ -651,6 +651,14 @@ VDX_API vdx_status vdx_vt_opq_new(int64_t d, int64_t M, int64_t d2,
 /** NormalizationTransform: rows scaled to unit L2 norm (norm must be 2). */
 VDX_API vdx_status vdx_vt_normalization_new(int64_t d, float norm,
                                             vdx_vt **out);
+/** HadamardRotation(d, seed) (FAISS's): zero-pads to p = the next power of 2
+ *  and applies three rounds of random signs + Walsh-Hadamard transform,
+ *  normalised (an orthogonal map R^p -> R^p; d_out = p).  Trained at
+ *  construction; the signs depend on the seed only (FAISS's default 12345).
+ *  Free with vdx_vt_free. */
+VDX_API vdx_status vdx_vt_hadamard_new(int64_t d, uint32_t seed, vdx_vt **out);
+/** The seed of a HadamardRotation, 0 for other transforms. */
+VDX_API uint32_t vdx_vt_hadamard_seed(const vdx_vt *vt);
 /** CenteringTransform: subtracts the mean of the training vectors. */
 VDX_API vdx_status vdx_vt_centering_new(int64_t d, vdx_vt **out);
 /** Frees a transform (NULL accepted; never one owned by an index). */
