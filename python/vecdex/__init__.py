@@ -221,3 +221,5 @@ __all__ += _ivf_shard_all
 from ._build_blocks import *  # noqa: F401,F403,E402
 from ._build_blocks import __all__ as _build_blocks_all  # noqa: E402
 __all__ += _build_blocks_all
+# FAISS's random streams, value for value (replace _helpers' numpy ones)
+from ._faiss_rng import *  # noqa: F401,F403,E402
