@@ -501,6 +501,8 @@ VDX_API int vdx_index_ivfpq_use_precomputed_table(const vdx_index *index,
 #define VDX_SQ_8BIT_DIRECT 5
 #define VDX_SQ_6BIT 6
 #define VDX_SQ_BF16 7
+/* components stored as (uint8_t)(x + 128) (values meant in -128..127) */
+#define VDX_SQ_8BIT_DIRECT_SIGNED 8
 /* TurboQuant-MSE: a fixed Lloyd-Max table of N(0, 1/d) on 1..8 bits a
  * component (FAISS's QT_<b>bit_tqmse numbers) */
 #define VDX_SQ_1BIT_TQMSE 10

@@ -352,6 +352,7 @@ int pyvdx_init_sq(PyObject *m) {
               {"QT_8bit_direct", VDX_SQ_8BIT_DIRECT},
               {"QT_6bit", VDX_SQ_6BIT},
               {"QT_bf16", VDX_SQ_BF16},
+              {"QT_8bit_direct_signed", VDX_SQ_8BIT_DIRECT_SIGNED},
               {"QT_1bit_tqmse", VDX_SQ_1BIT_TQMSE},
               {"QT_2bit_tqmse", VDX_SQ_2BIT_TQMSE},
               {"QT_3bit_tqmse", VDX_SQ_3BIT_TQMSE},

@@ -219,7 +219,7 @@ static int is_uniform(int qtype) {
 
 int vdx_sq_trainless(int qtype) {
     return qtype == VDX_QT_FP16 || qtype == VDX_QT_BF16 ||
-           qtype == VDX_QT_8BIT_DIRECT;
+           qtype == VDX_QT_8BIT_DIRECT || qtype == VDX_QT_8BIT_DIRECT_SIGNED;
 }
 
 size_t vdx_sq_code_bytes(int qtype, int64_t d) {
@@ -227,7 +227,8 @@ size_t vdx_sq_code_bytes(int qtype, int64_t d) {
     switch (qtype) {
     case VDX_QT_8BIT:
     case VDX_QT_8BIT_UNIFORM:
-    case VDX_QT_8BIT_DIRECT: return n;
+    case VDX_QT_8BIT_DIRECT:
+    case VDX_QT_8BIT_DIRECT_SIGNED: return n;
     case VDX_QT_4BIT:
     case VDX_QT_4BIT_UNIFORM: return (n + 1) / 2;
     case VDX_QT_6BIT: return (n * 6 + 7) / 8;
@@ -247,12 +248,14 @@ size_t vdx_sq_ntrained(int qtype, int64_t d) {
 
 vdx_status vdx_sq_init(vdx_sq *sq, int64_t d, int qtype) {
     memset(sq, 0, sizeof *sq);
-    if ((qtype < 0 || qtype >= VDX_QT_COUNT) && !vdx_sq_tqmse_bits(qtype))
+    if ((qtype < 0 || qtype >= VDX_QT_COUNT) && !vdx_sq_tqmse_bits(qtype) &&
+        qtype != VDX_QT_8BIT_DIRECT_SIGNED)
         return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
                          "unknown scalar quantizer type %d (expected 0..7: "
                          "QT_8bit, QT_4bit, QT_8bit_uniform, QT_4bit_uniform, "
-                         "QT_fp16, QT_8bit_direct, QT_6bit, QT_bf16, or "
-                         "10..14: QT_1/2/3/4/8bit_tqmse)",
+                         "QT_fp16, QT_8bit_direct, QT_6bit, QT_bf16, "
+                         "QT_8bit_direct_signed, or 10..14: "
+                         "QT_1/2/3/4/8bit_tqmse)",
                          qtype);
     if (d <= 0 || d > VDX_MAX_DIM)
         return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
@@ -268,7 +271,7 @@ vdx_status vdx_sq_init(vdx_sq *sq, int64_t d, int qtype) {
         return VDX_ERR_OUT_OF_MEMORY;
     }
     for (int64_t i = 0; i < d; i++) { /* 8bit_direct: c decodes to c */
-        sq->a[i] = 0;
+        sq->a[i] = qtype == VDX_QT_8BIT_DIRECT_SIGNED ? -128.0f : 0.0f;
         sq->b[i] = 1;
     }
     return VDX_OK;
@@ -448,6 +451,12 @@ static void encode_one(const vdx_sq *sq, const vdx_sq_kernels *SK,
             code[i] = v <= 0 ? 0 : v >= 255 ? 255 : (uint8_t)v;
         }
         return;
+    case VDX_QT_8BIT_DIRECT_SIGNED: /* FAISS: (uint8_t)(x + 128), clamped */
+        for (int64_t i = 0; i < d; i++) {
+            float v = x[i] + 128.0f;
+            code[i] = v <= 0 ? 0 : v >= 255 ? 255 : (uint8_t)v;
+        }
+        return;
     default:
         if (vdx_sq_tqmse_bits(sq->qtype)) {
             vdx_sq_tqmse_encode(sq, x, code);
@@ -490,6 +499,9 @@ static void decode_one(const vdx_sq *sq, const uint8_t *code, float *x) {
         return;
     case VDX_QT_8BIT_DIRECT:
         for (int64_t i = 0; i < d; i++) x[i] = (float)code[i];
+        return;
+    case VDX_QT_8BIT_DIRECT_SIGNED:
+        for (int64_t i = 0; i < d; i++) x[i] = (float)code[i] - 128.0f;
         return;
     default:
         if (vdx_sq_tqmse_bits(sq->qtype)) {
@@ -571,6 +583,7 @@ void vdx_sq_score(const vdx_sq *sq, const vdx_sq_kernels *K, int ip,
     case VDX_QT_8BIT:
     case VDX_QT_8BIT_UNIFORM:
     case VDX_QT_8BIT_DIRECT:
+    case VDX_QT_8BIT_DIRECT_SIGNED: /* decode c - 128: a = -128, b = 1 */
         if (ip)
             for (size_t j = 0; j < n; j++)
                 keys[j] = -(qq->c0 + K->ip_u8(qq->r, codes + j * cs, d));

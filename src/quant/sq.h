@@ -30,6 +30,8 @@ enum {
     VDX_QT_6BIT = 6,
     VDX_QT_BF16 = 7,
     VDX_QT_COUNT = 8,
+    /* components stored as (uint8_t)(x + 128): x meant in -128..127 */
+    VDX_QT_8BIT_DIRECT_SIGNED = 8,
     /* FAISS's numbers for the TurboQuant-MSE kinds (sq_tqmse.c) */
     VDX_QT_TQMSE1 = 10,
     VDX_QT_TQMSE2 = 11,

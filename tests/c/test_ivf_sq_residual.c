@@ -3,7 +3,8 @@
  * on an empty IndexIVFScalarQuantizer, the codes are of the vectors
  * themselves (a vector decodes within the 8-bit step of its own value, and
  * search distances equal those to the decoded vectors); refused once the
- * index holds codes, accepted again after reset.
+ * index holds codes, accepted again after reset.  And QT_8bit_direct_signed
+ * against a flat index.
  */
 #include "test.h"
 
@@ -54,7 +55,38 @@ static void test_toggle(void) {
     free(y);
 }
 
+/* QT_8bit_direct_signed: integer components in -128..127 are stored
+ * exactly (code x + 128), so searches equal a flat index's bit for bit
+ * (sums of integer-valued floats are exact in any order). */
+static void test_direct_signed(void) {
+    const int64_t d = 19, n = 200;
+    float *x = malloc((size_t)(n * d) * sizeof(float));
+    test_rand_fill(x, (size_t)(n * d), 77);
+    for (int64_t i = 0; i < n * d; i++) x[i] = floorf(x[i] * 256.0f) - 128.0f;
+    for (int m = 0; m < 2; m++) {
+        vdx_metric metric = m ? VDX_METRIC_INNER_PRODUCT : VDX_METRIC_L2;
+        vdx_index *sq = NULL, *flat = NULL;
+        CHECK_OK(vdx_index_sq_new(d, VDX_SQ_8BIT_DIRECT_SIGNED, metric, &sq));
+        CHECK_OK(vdx_index_flat_new(d, metric, &flat));
+        if (!sq || !flat) continue;
+        CHECK_OK(vdx_index_add(sq, n, x));
+        CHECK_OK(vdx_index_add(flat, n, x));
+        float D1[5 * 5], D2[5 * 5];
+        vdx_idx_t I1[5 * 5], I2[5 * 5];
+        CHECK_OK(vdx_index_search(sq, 5, x, 5, NULL, D1, I1));
+        CHECK_OK(vdx_index_search(flat, 5, x, 5, NULL, D2, I2));
+        CHECK(memcmp(D1, D2, sizeof D1) == 0 && memcmp(I1, I2, sizeof I1) == 0);
+        float y[19];
+        CHECK_OK(vdx_index_reconstruct(sq, 3, y));
+        CHECK(memcmp(y, x + 3 * d, sizeof y) == 0);
+        vdx_index_free(sq);
+        vdx_index_free(flat);
+    }
+    free(x);
+}
+
 int main(void) {
     RUN(test_toggle);
+    RUN(test_direct_signed);
     return TEST_SUMMARY();
 }

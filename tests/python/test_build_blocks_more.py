@@ -86,3 +86,25 @@ def test_maps_against_dict():
     fm = faiss.MapLong2Long()
     fm.add(keys, vals)
     np.testing.assert_array_equal(fm.search_multiple(probe), want)
+
+
+@pytest.mark.parametrize("metric", [vecdex.METRIC_L2, vecdex.METRIC_INNER_PRODUCT])
+def test_8bit_direct_signed_like_faiss(metric, tmp_path):
+    rs = np.random.RandomState(5)
+    d = 21
+    xb = rs.randint(-128, 128, size=(400, d)).astype("float32")
+    xq = rs.randint(-128, 128, size=(15, d)).astype("float32")
+    qt = vecdex.ScalarQuantizer.QT_8bit_direct_signed
+    assert qt == faiss.ScalarQuantizer.QT_8bit_direct_signed
+    v = vecdex.IndexScalarQuantizer(d, qt, metric)
+    f = faiss.IndexScalarQuantizer(d, qt, metric)
+    for ix in (v, f):
+        ix.add(xb)
+    np.testing.assert_array_equal(v.sa_encode(xq), f.sa_encode(xq))
+    Dv, Iv = v.search(xq, 7)
+    Df, If = f.search(xq, 7)
+    np.testing.assert_array_equal(Iv, If)
+    np.testing.assert_array_equal(Dv, Df)
+    fn = str(tmp_path / "ds.index")
+    faiss.write_index(f, fn)
+    np.testing.assert_array_equal(vecdex.read_index(fn).search(xq, 7)[1], If)
