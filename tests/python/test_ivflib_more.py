@@ -253,3 +253,31 @@ def test_shard_binary_ivf_index_centroids(tmp_path, generate_ids):
                     cent[i])
         fs = faiss.read_index_binary(str(tmp_path / ("v.%d" % s)))
         assert fs.quantizer.ntotal == len(sel)
+
+
+def test_parallel_mode_no_heap_init_accumulates(data):
+    """FAISS's sequential scan: search_preassigned over blocks of lists into
+    one ResultHeap equals a plain search."""
+    v, f, _ = trained_pair(data, nlist=32, nprobe=8)
+    xq, k = data[2], 9
+    assert v.parallel_mode == 0
+    v.parallel_mode = 1          # kept; results unchanged
+    np.testing.assert_array_equal(v.search(xq, k)[1], f.search(xq, k)[1])
+    ref_D, ref_I = v.search(xq, k)
+    Dq, Iq = v.quantizer.search(xq, v.nprobe)
+    rh = vecdex.ResultHeap(len(xq), k)
+    v.parallel_mode |= v.PARALLEL_MODE_NO_HEAP_INIT
+    assert v.PARALLEL_MODE_NO_HEAP_INIT == f.PARALLEL_MODE_NO_HEAP_INIT
+    for l0 in range(0, 32, 5):
+        sub = Iq.copy()
+        sub[(Iq < l0) | (Iq >= l0 + 5)] = -1
+        v.search_preassigned(xq, k, sub, Dq, D=rh.D, I=rh.I)
+    rh.finalize()
+    np.testing.assert_array_equal(rh.I, ref_I)
+    np.testing.assert_array_equal(rh.D, ref_D)
+    # without the flag D / I are overwritten
+    v.parallel_mode = 0
+    D2 = np.zeros((len(xq), k), "float32")
+    I2 = np.zeros((len(xq), k), "int64")
+    v.search_preassigned(xq, k, Iq, Dq, D=D2, I=I2)
+    np.testing.assert_array_equal(I2, ref_I)
