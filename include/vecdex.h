@@ -501,6 +501,15 @@ VDX_API int vdx_index_ivfpq_use_precomputed_table(const vdx_index *index,
 #define VDX_SQ_8BIT_DIRECT 5
 #define VDX_SQ_6BIT 6
 #define VDX_SQ_BF16 7
+/* components stored as (uint8_t)(x + 128) (values meant in -128..127) */
+#define VDX_SQ_8BIT_DIRECT_SIGNED 8
+/* TurboQuant-MSE: a fixed Lloyd-Max table of N(0, 1/d) on 1..8 bits a
+ * component (FAISS's QT_<b>bit_tqmse numbers) */
+#define VDX_SQ_1BIT_TQMSE 10
+#define VDX_SQ_2BIT_TQMSE 11
+#define VDX_SQ_3BIT_TQMSE 12
+#define VDX_SQ_4BIT_TQMSE 13
+#define VDX_SQ_8BIT_TQMSE 14
 
 typedef struct vdx_sq vdx_sq; /* opaque */
 
@@ -548,6 +557,10 @@ VDX_API vdx_status vdx_index_ivf_sq_new(vdx_index *quantizer, int64_t d,
 VDX_API vdx_sq *vdx_index_sq_quantizer(const vdx_index *index);
 /** 1 when an IndexIVFScalarQuantizer encodes residuals, else 0. */
 VDX_API int vdx_index_ivf_sq_by_residual(const vdx_index *index);
+/** Sets by_residual of an IndexIVFScalarQuantizer that holds no vectors yet
+ *  (FAISS code sets it between construction and train; stored codes would
+ *  decode wrongly, so with ntotal > 0 it is refused). */
+VDX_API vdx_status vdx_index_ivf_sq_set_by_residual(vdx_index *index, int on);
 
 /* ------------------------------------------------------------------------- */
 /* Refinement: a base index proposes k * k_factor candidates, re-ranked by   */
@@ -640,6 +653,14 @@ VDX_API vdx_status vdx_vt_opq_new(int64_t d, int64_t M, int64_t d2,
 /** NormalizationTransform: rows scaled to unit L2 norm (norm must be 2). */
 VDX_API vdx_status vdx_vt_normalization_new(int64_t d, float norm,
                                             vdx_vt **out);
+/** HadamardRotation(d, seed) (FAISS's): zero-pads to p = the next power of 2
+ *  and applies three rounds of random signs + Walsh-Hadamard transform,
+ *  normalised (an orthogonal map R^p -> R^p; d_out = p).  Trained at
+ *  construction; the signs depend on the seed only (FAISS's default 12345).
+ *  Free with vdx_vt_free. */
+VDX_API vdx_status vdx_vt_hadamard_new(int64_t d, uint32_t seed, vdx_vt **out);
+/** The seed of a HadamardRotation, 0 for other transforms. */
+VDX_API uint32_t vdx_vt_hadamard_seed(const vdx_vt *vt);
 /** CenteringTransform: subtracts the mean of the training vectors. */
 VDX_API vdx_status vdx_vt_centering_new(int64_t d, vdx_vt **out);
 /** Frees a transform (NULL accepted; never one owned by an index). */

@@ -597,6 +597,7 @@ PyMODINIT_FUNC PyInit__vecdex(void) {
         pyvdx_init_gpu(m) < 0 || pyvdx_init_binary(m) < 0)
         goto fail;
     if (pyvdx_init_methods(m) < 0) goto fail; /* py_methods.c */
+    if (pyvdx_init_ivf_modes(m) < 0) goto fail; /* py_ivf_modes.c */
     if (install_interrupt_handler() < 0) goto fail;
     return m;
 fail:

@@ -451,7 +451,8 @@ static PyObject *Index_add(IndexObject *self, PyObject *args, PyObject *kw) {
     PyObject *xo;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O:add", kwlist, &xo))
         return NULL;
-    if (mutable_(self, "add") < 0) return NULL;
+    if (!quantizer_fillable(self) && mutable_(self, "add") < 0)
+        return NULL;
     PyArrayObject *x = as_matrix(xo, vdx_index_d(self->ix), "x");
     if (!x) return NULL;
     int64_t n = PyArray_DIM(x, 0);
@@ -470,7 +471,8 @@ static PyObject *Index_add_with_ids(IndexObject *self, PyObject *args,
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OO:add_with_ids", kwlist, &xo,
                                      &io))
         return NULL;
-    if (mutable_(self, "add_with_ids") < 0) return NULL;
+    if (!quantizer_fillable(self) && mutable_(self, "add_with_ids") < 0)
+        return NULL;
     PyArrayObject *x = as_matrix(xo, vdx_index_d(self->ix), "x");
     if (!x) return NULL;
     int64_t n = PyArray_DIM(x, 0);

@@ -241,13 +241,38 @@ static PyObject *IVF_search_preassigned(IndexObject *self, PyObject *args,
         const int64_t *lp = PyArray_DATA(iq);
         float *dp = PyArray_DATA(dist);
         vdx_idx_t *ip = PyArray_DATA(lab);
+        /* PARALLEL_MODE_NO_HEAP_INIT: add to what D / I hold
+         * (py_ivf_modes.c) */
+        const int merge = Do != Py_None && Io != Py_None &&
+                          ivf_no_heap_init((PyObject *)self);
+        float *tdp = merge ? PyMem_Malloc((size_t)(n * k) * sizeof(float)) : dp;
+        vdx_idx_t *tip = merge ? PyMem_Malloc((size_t)(n * k) * sizeof(vdx_idx_t)) : ip;
+        if (!tdp || !tip) {
+            if (merge) {
+                PyMem_Free(tdp);
+                PyMem_Free(tip);
+            }
+            PyErr_NoMemory();
+            goto fail;
+        }
         RUN_LOCKED(self->owner, rd, e,
                    vdx_index_ivf_search_preassigned(self->ix, n, xp, k, np, lp,
-                                                    pp, dp, ip));
+                                                    pp, tdp, tip));
+        int mr = 0;
+        if (merge && e.st == VDX_OK)
+            mr = merge_knn_rows(n, k,
+                                vdx_index_metric(self->ix) ==
+                                    VDX_METRIC_INNER_PRODUCT,
+                                dp, ip, tdp, tip);
+        if (merge) {
+            PyMem_Free(tdp);
+            PyMem_Free(tip);
+        }
         if (e.st != VDX_OK) {
             raise_cerr(&e);
             goto fail;
         }
+        if (mr < 0) goto fail;
     }
     Py_DECREF(x);
     Py_DECREF(iq);

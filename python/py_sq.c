@@ -301,11 +301,32 @@ static PyObject *IVFSQ_get_by_residual(IndexObject *self, void *c) {
     return PyBool_FromLong(vdx_index_ivf_sq_by_residual(self->ix));
 }
 
+static int IVFSQ_set_by_residual(IndexObject *self, PyObject *v, void *c) {
+    (void)c;
+    if (!v) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete by_residual");
+        return -1;
+    }
+    int on = PyObject_IsTrue(v);
+    if (on < 0) return -1;
+    if (mutable_(self, "by_residual") < 0) return -1;
+    cerr e;
+    RUN_LOCKED(self->owner, wr, e,
+               vdx_index_ivf_sq_set_by_residual(self->ix, on));
+    if (e.st) {
+        raise_cerr(&e);
+        return -1;
+    }
+    return 0;
+}
+
 static PyGetSetDef IndexIVFSQ_getset[] = {
     {"sq", (getter)Index_get_sq, NULL, "the scalar quantizer (borrowed)",
      NULL},
-    {"by_residual", (getter)IVFSQ_get_by_residual, NULL,
-     "codes are of the residuals to the list centroids", NULL},
+    {"by_residual", (getter)IVFSQ_get_by_residual,
+     (setter)IVFSQ_set_by_residual,
+     "codes are of the residuals to the list centroids (settable while the "
+     "index is empty)", NULL},
     {NULL, NULL, NULL, NULL, NULL}};
 
 PyTypeObject IndexIVFScalarQuantizerType = INDEX_TYPE_BODY(
@@ -331,6 +352,12 @@ int pyvdx_init_sq(PyObject *m) {
               {"QT_8bit_direct", VDX_SQ_8BIT_DIRECT},
               {"QT_6bit", VDX_SQ_6BIT},
               {"QT_bf16", VDX_SQ_BF16},
+              {"QT_8bit_direct_signed", VDX_SQ_8BIT_DIRECT_SIGNED},
+              {"QT_1bit_tqmse", VDX_SQ_1BIT_TQMSE},
+              {"QT_2bit_tqmse", VDX_SQ_2BIT_TQMSE},
+              {"QT_3bit_tqmse", VDX_SQ_3BIT_TQMSE},
+              {"QT_4bit_tqmse", VDX_SQ_4BIT_TQMSE},
+              {"QT_8bit_tqmse", VDX_SQ_8BIT_TQMSE},
               {"RS_minmax", 0}};
     if (PyType_Ready(&SQType) < 0) return -1;
     for (size_t i = 0; i < sizeof qt / sizeof qt[0]; i++) {

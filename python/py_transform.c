@@ -29,7 +29,7 @@ typedef struct {
 } VTObject;
 
 static PyTypeObject VTType, LinearTransformType, RRType, PCAType, OPQType,
-    NormType, CenterType, VTChainType;
+    NormType, CenterType, VTChainType, HadamardType;
 PyTypeObject IndexPreTransformType;
 
 #define VT_RUN(self, mode, e, call)                        \
@@ -93,6 +93,7 @@ static PyTypeObject *class_for_vt(const vdx_vt *vt) {
     if (!strcmp(tn, "RandomRotationMatrix")) return &RRType;
     if (!strcmp(tn, "NormalizationTransform")) return &NormType;
     if (!strcmp(tn, "CenteringTransform")) return &CenterType;
+    if (!strcmp(tn, "HadamardRotation")) return &HadamardType;
     if (!strcmp(tn, "LinearTransform")) return &LinearTransformType;
     return &VTType;
 }
@@ -189,6 +190,28 @@ static int Center_init(VTObject *self, PyObject *args, PyObject *kw) {
     vdx_vt *vt = NULL;
     vdx_status st = vdx_vt_centering_new(d, &vt);
     return vt_take(self, st, vt);
+}
+
+static int Hadamard_init(VTObject *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"d", "seed", NULL};
+    long long d = 0, seed = 12345;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|LL:HadamardRotation", kwlist,
+                                     &d, &seed))
+        return -1;
+    if (seed < 0 || seed > UINT32_MAX) {
+        PyErr_Format(PyExc_ValueError,
+                     "HadamardRotation: seed=%lld must be in 0..2^32-1", seed);
+        return -1;
+    }
+    vdx_vt *vt = NULL;
+    vdx_status st = vdx_vt_hadamard_new(d, (uint32_t)seed, &vt);
+    return vt_take(self, st, vt);
+}
+
+static PyObject *Hadamard_get_seed(VTObject *self, void *c) {
+    (void)c;
+    if (vt_ready(self) < 0) return NULL;
+    return PyLong_FromUnsignedLong(vdx_vt_hadamard_seed(self->vt));
 }
 
 /* --- methods --------------------------------------------------------------- */
@@ -508,6 +531,15 @@ static PyTypeObject NormType = VT_TYPE(
     "NormalizationTransform",
     "NormalizationTransform(d, norm=2.0): rows scaled to unit L2 norm.",
     &VTType, Norm_init, NULL, NULL);
+static PyGetSetDef Hadamard_getset[] = {
+    {"seed", (getter)Hadamard_get_seed, NULL, "the random signs' seed", NULL},
+    {NULL, NULL, NULL, NULL, NULL}};
+static PyTypeObject HadamardType = VT_TYPE(
+    "HadamardRotation",
+    "HadamardRotation(d, seed=12345): zero-pads to the next power of 2 and "
+    "applies three rounds of random signs and Walsh-Hadamard transform "
+    "(an orthogonal map; d_out is the power of 2).",
+    &VTType, Hadamard_init, NULL, Hadamard_getset);
 static PyTypeObject CenterType = VT_TYPE(
     "CenteringTransform",
     "CenteringTransform(d): subtracts the training mean.", &VTType,
@@ -756,7 +788,7 @@ int pyvdx_init_transform(PyObject *m) {
     VTChainType.tp_base = &PyList_Type;
     PyTypeObject *types[] = {&VTType,   &LinearTransformType, &RRType,
                              &PCAType,  &OPQType,             &NormType,
-                             &CenterType, &VTChainType,
+                             &CenterType, &VTChainType, &HadamardType,
                              &IndexPreTransformType};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (add_type(m, types[i]) < 0) return -1;

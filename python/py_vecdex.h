@@ -311,6 +311,16 @@ int pyvdx_init_methods(PyObject *m); /* py_methods.c: _install_method */
  * index is copied when trained and filled (py_shared_quantizer.c). */
 int adopt_quantizer(IndexObject *self, PyObject *qo, adopt_fn build,
                     void *ctx);
+/* 1 when self is the empty quantizer of an empty IVF index: add /
+ * add_with_ids may then fill it (py_quantizer_fill.c). */
+int quantizer_fillable(IndexObject *self);
+/* py_ivf_modes.c: IndexIVF.parallel_mode has PARALLEL_MODE_NO_HEAP_INIT;
+ * merge n rows of k new results into D / I (0, or -1 with MemoryError);
+ * the class attributes. */
+int ivf_no_heap_init(PyObject *self);
+int merge_knn_rows(int64_t n, int64_t k, int larger_better, float *dis,
+                   int64_t *ids, const float *new_dis, const int64_t *new_ids);
+int pyvdx_init_ivf_modes(PyObject *m);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

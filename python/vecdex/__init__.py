@@ -208,3 +208,20 @@ __all__ += ["DistanceComputer", "IndexFlatCodes", "Clustering", "ClusteringItera
 __all__ += ["CodePacker", "CodePackerFlat", "CodePackerPQ4"]
 __all__ += _io_objects.__all__ + _composite.__all__ + _ivflib.__all__
 __all__ += _swig_idioms.__all__ + _binary_all + _binary_io_all + _binary_hash_all
+
+# issue 19 (suite part K): bit strings, IndexFlat1D, the rest of ivflib
+from ._bitstrings import *  # noqa: F401,F403,E402
+from ._bitstrings import __all__ as _bitstrings_all  # noqa: E402
+from ._flat1d import *  # noqa: F401,F403,E402
+from ._flat1d import __all__ as _flat1d_all  # noqa: E402
+from ._ivflib_more import *  # noqa: F401,F403,E402
+from ._ivflib_more import __all__ as _ivflib_more_all  # noqa: E402
+__all__ += _bitstrings_all + _flat1d_all + _ivflib_more_all
+from ._ivf_shard import *  # noqa: F401,F403,E402
+from ._ivf_shard import __all__ as _ivf_shard_all  # noqa: E402
+__all__ += _ivf_shard_all
+from ._build_blocks import *  # noqa: F401,F403,E402
+from ._build_blocks import __all__ as _build_blocks_all  # noqa: E402
+__all__ += _build_blocks_all
+# FAISS's random streams, value for value (replace _helpers' numpy ones)
+from ._faiss_rng import *  # noqa: F401,F403,E402

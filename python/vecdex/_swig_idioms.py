@@ -109,6 +109,9 @@ class BitstringReader:
         self.i = 0
 
     def read(self, nbit):
+        if nbit < 0 or self.i + nbit > 8 * len(self.code):
+            raise ValueError("BitstringReader: %d bits at bit %d overflow "
+                             "the %d-byte code" % (nbit, self.i, len(self.code)))
         v = 0
         for j in range(nbit):
             pos = self.i + j
@@ -124,9 +127,20 @@ class BitstringWriter:
 
     def __init__(self, code, code_size=None):
         self.code = code
+        # FAISS's writer clears its buffer first: write() only sets bits,
+        # so stale bits would corrupt the values read back
+        n = len(code) if code_size is None else int(code_size)
+        if n < 0 or n > len(code):
+            raise ValueError("BitstringWriter: code_size=%d for a buffer of "
+                             "%d bytes" % (n, len(code)))
+        self.code[:n] = 0
+        self.nbits = 8 * n
         self.i = 0
 
     def write(self, x, nbit):
+        if nbit < 0 or self.i + nbit > self.nbits:
+            raise ValueError("BitstringWriter: %d bits at bit %d overflow "
+                             "the %d-bit buffer" % (nbit, self.i, self.nbits))
         for j in range(nbit):
             pos = self.i + j
             if (int(x) >> j) & 1:

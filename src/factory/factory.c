@@ -71,7 +71,7 @@
 enum stage { ST_WRAPPER = 0, ST_COARSE = 1, ST_ENCODING = 2, ST_TRANSFORM = 3 };
 
 enum kind { K_IDMAP, K_IDMAP2, K_IVF, K_FLAT, K_PQ, K_SQ, K_LSH, K_HNSW,
-            K_PCA, K_OPQ, K_RR, K_L2NORM, K_RESID, K_2LEVEL, K_AQ, K_NSG };
+            K_PCA, K_OPQ, K_RR, K_L2NORM, K_HR, K_RESID, K_2LEVEL, K_AQ, K_NSG };
 
 /* What the parser extracted from one token. */
 typedef struct parsed_tok {
@@ -221,6 +221,9 @@ static int parse_sq(const char *rest, size_t len, parsed_tok *out) {
     static const struct { const char *s; int qt; } qts[] = {
         {"4", VDX_SQ_4BIT},   {"6", VDX_SQ_6BIT},     {"8", VDX_SQ_8BIT},
         {"fp16", VDX_SQ_FP16}, {"bf16", VDX_SQ_BF16},
+        {"tqmse1", VDX_SQ_1BIT_TQMSE}, {"tqmse2", VDX_SQ_2BIT_TQMSE},
+        {"tqmse3", VDX_SQ_3BIT_TQMSE}, {"tqmse4", VDX_SQ_4BIT_TQMSE},
+        {"tqmse8", VDX_SQ_8BIT_TQMSE},
     };
     for (size_t i = 0; i < sizeof qts / sizeof qts[0]; i++)
         if (strlen(qts[i].s) == len && !memcmp(rest, qts[i].s, len)) {
@@ -444,6 +447,7 @@ static const tok_def tokens[] = {
     {"OPQ", ST_TRANSFORM, K_OPQ, parse_opq},
     {"RR", ST_TRANSFORM, K_RR, parse_rr},
     {"L2norm", ST_TRANSFORM, K_L2NORM, NULL},
+    {"HR", ST_TRANSFORM, K_HR, NULL},
     {"Residual", ST_COARSE, K_RESID, parse_resid},
     {"PRQ", ST_ENCODING, K_AQ, parse_prq},
     {"PLSQ", ST_ENCODING, K_AQ, parse_plsq},
@@ -465,6 +469,7 @@ static vdx_status make_vt(const parsed_tok *t, vdx_vt **out) {
     case K_OPQ: return vdx_vt_opq_new(t->din, t->n, t->dout, out);
     case K_RR: return vdx_vt_random_rotation_new(t->din, t->dout, out);
     case K_L2NORM: return vdx_vt_normalization_new(t->din, 2.0f, out);
+    case K_HR: return vdx_vt_hadamard_new(t->din, 12345, out);
     default: return vdx_raise(VDX_ERR_INTERNAL, "index_factory: bad transform");
     }
 }
@@ -706,7 +711,7 @@ static vdx_status build_core(int64_t d, vdx_metric metric, const parsed_tok *enc
 }
 
 static int is_transform(enum kind k) {
-    return k == K_PCA || k == K_OPQ || k == K_RR || k == K_L2NORM;
+    return k == K_PCA || k == K_OPQ || k == K_RR || k == K_L2NORM || k == K_HR;
 }
 
 /* Wraps ix in one IndexPreTransform over the transforms p[j..i]; frees ix
@@ -970,6 +975,12 @@ vdx_status vdx_index_factory(int64_t d, const char *description,
                 break;
             case K_RR:
                 p[i].dout = p[i].n ? p[i].n : dcur;
+                if (p[i].dout > VDX_MAX_DIM)
+                    return bad_token(t, description, "dimension too large in");
+                break;
+            case K_HR: /* zero-padded to the next power of 2 */
+                p[i].dout = 1;
+                while (p[i].dout < dcur) p[i].dout <<= 1;
                 if (p[i].dout > VDX_MAX_DIM)
                     return bad_token(t, description, "dimension too large in");
                 break;

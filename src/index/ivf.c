@@ -92,7 +92,7 @@ static vdx_status coarse(const vdx_ivf *ivf, int64_t n, const float *x,
                                                 dis, lists);
     if (st) return st;
     for (int64_t i = 0; i < n * m; i++)
-        if (lists[i] >= ivf->nlist) lists[i] = -1;
+        if (lists[i] >= ivf->nlist || lists[i] < -1) lists[i] = -1;
     return VDX_OK;
 }
 

@@ -241,3 +241,19 @@ vdx_sq *vdx_index_sq_quantizer(const vdx_index *index) {
 int vdx_index_ivf_sq_by_residual(const vdx_index *index) {
     return vdx_is_ivfsq(index) ? ((const vdx_ivfsq *)index)->by_residual : 0;
 }
+
+vdx_status vdx_index_ivf_sq_set_by_residual(vdx_index *index, int on) {
+    vdx_clear_error();
+    if (!vdx_is_ivfsq(index))
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "by_residual: not an IndexIVFScalarQuantizer");
+    vdx_ivfsq *s = (vdx_ivfsq *)index;
+    if (s->by_residual == (on ? 1 : 0)) return VDX_OK;
+    if (index->ntotal > 0)
+        return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
+                         "by_residual: the index holds ntotal=%lld codes made "
+                         "with by_residual=%d; reset it first",
+                         (long long)index->ntotal, s->by_residual);
+    s->by_residual = on ? 1 : 0;
+    return VDX_OK;
+}

@@ -227,7 +227,9 @@ VDX_INTERNAL vdx_status vdx_io_read_ivf(vdx_reader *r, vdx_io_header *h,
                                         vdx_io_make_ivf_fn make,
                                         vdx_index **out);
 /* VDX_OK when q is a coarse quantizer an IVF file may hold (flat, HNSW,
- * residual coarse); else VDX_ERR_UNSUPPORTED naming it (q_at: its offset). */
+ * residual coarse, or an IDMap over a flat / HNSW with ids >= 0); else
+ * VDX_ERR_UNSUPPORTED (VDX_ERR_FORMAT for a negative id) naming it (q_at:
+ * its offset). */
 VDX_INTERNAL vdx_status vdx_io_check_ivf_quantizer(const vdx_io_header *h,
                                                    const vdx_index *q,
                                                    uint64_t q_at);

@@ -19,8 +19,9 @@
  *       code_size bytes: the float vectors) and its ids (size int64s).
  *
  * Checks on read, beyond the size-before-allocation rule: the quantizer
- * must be a flat index of dimension d (any other kind could return list
- * numbers outside 0..nlist-1), holding the nlist centroids when the index
+ * must be a flat index of dimension d (or HNSW, residual coarse, or an IDMap
+ * over a flat / HNSW with ids >= 0: labels >= nlist are dropped at search),
+ * holding the nlist centroids when the index
  * is trained; an untrained index holds no vectors; code_size is d * 4; the
  * list sizes add up to ntotal; "sprs" pairs name each list at most once,
  * in increasing order (as FAISS writes them); a stored direct map equals
@@ -428,9 +429,37 @@ vdx_status vdx_io_read_ivf_flat(vdx_reader *r, vdx_io_header *h,
 /* The coarse quantizers an IVF file may hold for vecdex: flat, HNSW or
  * residual coarse (the others may return any label); shared by every IVF
  * reader, the fast-scan ones included. */
+/* An IDMap / IDMap2 over a flat or HNSW quantizer, as FAISS's
+ * shard_ivf_index_centroids writes (each shard keeps its centroids under
+ * their global numbers).  Its labels are user ids: the IVF's coarse step
+ * drops those >= nlist, but a negative one other than -1 would be taken for
+ * a list number, so a file holding one is refused. */
+static vdx_status check_idmap_quantizer(const vdx_io_header *h,
+                                        const vdx_index *q, uint64_t q_at) {
+    const vdx_idmap *m = (const vdx_idmap *)q;
+    if (!vdx_is_flat(m->sub) && !vdx_io_is_hnsw(m->sub))
+        return vdx_raise(VDX_ERR_UNSUPPORTED,
+                         "%s index at offset %" PRIu64 ": its quantizer at "
+                         "offset %" PRIu64 " is an %s over an %s; vecdex "
+                         "reads IDMap quantizers over a flat or HNSW index "
+                         "only",
+                         h->fourcc, h->offset, q_at, vdx_index_type_name(q),
+                         vdx_index_type_name(m->sub));
+    for (int64_t i = 0; i < q->ntotal; i++)
+        if (m->id_map[i] < 0)
+            return vdx_raise(VDX_ERR_FORMAT,
+                             "%s index at offset %" PRIu64 ": its IDMap "
+                             "quantizer at offset %" PRIu64 " holds id %" PRId64
+                             " at position %" PRId64 " (list numbers are >= 0)",
+                             h->fourcc, h->offset, q_at, (int64_t)m->id_map[i],
+                             i);
+    return VDX_OK;
+}
+
 vdx_status vdx_io_check_ivf_quantizer(const vdx_io_header *h,
                                       const vdx_index *q, uint64_t q_at) {
     if (vdx_is_flat(q) || vdx_io_is_hnsw(q) || vdx_io_is_acq(q)) return VDX_OK;
+    if (vdx_is_idmap(q)) return check_idmap_quantizer(h, q, q_at);
     return vdx_raise(VDX_ERR_UNSUPPORTED,
                      "%s index at offset %" PRIu64 ": its quantizer at "
                      "offset %" PRIu64 " is an %s; vecdex reads IVF indexes "

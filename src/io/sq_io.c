@@ -40,7 +40,8 @@ static vdx_status read_sq(vdx_reader *r, const vdx_io_header *h, vdx_sq *sq) {
         (s = vdx_rd_u64(r, &d, "scalar quantizer d")) ||
         (s = vdx_rd_u64(r, &cs, "scalar quantizer code_size")))
         return s;
-    if (qtype < 0 || qtype >= VDX_QT_COUNT)
+    if ((qtype < 0 || qtype >= VDX_QT_COUNT) && !vdx_sq_tqmse_bits(qtype) &&
+        qtype != VDX_QT_8BIT_DIRECT_SIGNED)
         return vdx_raise(qtype == 8 ? VDX_ERR_UNSUPPORTED : VDX_ERR_FORMAT,
                          "%s index: scalar quantizer type %d at offset "
                          "%" PRIu64 " is %s",

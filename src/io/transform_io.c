@@ -107,6 +107,7 @@ static vdx_status read_vt(vdx_reader *r, vdx_vt **out) {
     else if (!memcmp(fcc, "PCAm", 4)) kind = VDX_VT_PCA;
     else if (!memcmp(fcc, "VNrm", 4)) kind = VDX_VT_NORM;
     else if (!memcmp(fcc, "VCnt", 4)) kind = VDX_VT_CENTER;
+    else if (!memcmp(fcc, "HRot", 4)) kind = VDX_VT_HADAMARD;
     else {
         /* FAISS's other transforms: ITQ matrix / transform, remapping */
         if (!memcmp(fcc, "Viqm", 4) || !memcmp(fcc, "Viqt", 4) ||
@@ -187,6 +188,9 @@ static vdx_status read_vt(vdx_reader *r, vdx_vt **out) {
         }
     } else if (kind == VDX_VT_CENTER) {
         if ((s = read_fvec(r, "centering mean", &mean, &nmean))) goto fail;
+    } else if (kind == VDX_VT_HADAMARD) {
+        if ((s = vdx_rd_bytes(r, &vt->seed, 4, "HadamardRotation seed")))
+            goto fail;
     }
     int32_t din, dout;
     pos = r->pos;
@@ -205,6 +209,12 @@ static vdx_status read_vt(vdx_reader *r, vdx_vt **out) {
     }
     if (kind == VDX_VT_PCA && dout > din) {
         s = bad_vt(fcc, pos, "PCA d_out > d_in");
+        goto fail;
+    }
+    /* the signs are drawn for d_out, the power of 2 above d_in */
+    if (kind == VDX_VT_HADAMARD && dout != vdx_hadamard_dout(din)) {
+        s = bad_vt(fcc, pos, "HadamardRotation d_out (not the power of 2 "
+                             "above d_in)");
         goto fail;
     }
     const uint64_t di = (uint64_t)din, dd = (uint64_t)dout;
@@ -234,6 +244,10 @@ static vdx_status read_vt(vdx_reader *r, vdx_vt **out) {
         goto fail;
     }
     if (kind == VDX_VT_NORM) vt->is_trained = 1;
+    if (kind == VDX_VT_HADAMARD && !vt->is_trained) { /* FAISS's train() */
+        if (!vt->seed) vt->seed = 12345;
+        vt->is_trained = 1;
+    }
     vt->A = A;
     vt->b = vt->have_bias ? b : NULL;
     if (!vt->have_bias) vdx_free(b);
@@ -268,6 +282,7 @@ static vdx_status write_vt(vdx_writer *w, const vdx_vt *vt) {
     case VDX_VT_PCA: fcc = "Pcam"; break;
     case VDX_VT_NORM: fcc = "VNrm"; break;
     case VDX_VT_CENTER: fcc = "VCnt"; break;
+    case VDX_VT_HADAMARD: fcc = "HRot"; break;
     default: break;
     }
     if ((s = vdx_wr_bytes(w, fcc, 4))) return s;
@@ -284,6 +299,8 @@ static vdx_status write_vt(vdx_writer *w, const vdx_vt *vt) {
         if ((s = vdx_wr_f32(w, vt->norm))) return s;
     } else if (vt->kind == VDX_VT_CENTER) {
         if ((s = wr_fvec(w, vt->mean, di))) return s;
+    } else if (vt->kind == VDX_VT_HADAMARD) {
+        if ((s = vdx_wr_bytes(w, &vt->seed, 4))) return s;
     } else {
         if ((s = vdx_wr_u8(w, (uint8_t)vt->have_bias)) ||
             (s = wr_fvec(w, vt->A, di * dd)) ||

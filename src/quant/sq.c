@@ -219,7 +219,7 @@ static int is_uniform(int qtype) {
 
 int vdx_sq_trainless(int qtype) {
     return qtype == VDX_QT_FP16 || qtype == VDX_QT_BF16 ||
-           qtype == VDX_QT_8BIT_DIRECT;
+           qtype == VDX_QT_8BIT_DIRECT || qtype == VDX_QT_8BIT_DIRECT_SIGNED;
 }
 
 size_t vdx_sq_code_bytes(int qtype, int64_t d) {
@@ -227,28 +227,35 @@ size_t vdx_sq_code_bytes(int qtype, int64_t d) {
     switch (qtype) {
     case VDX_QT_8BIT:
     case VDX_QT_8BIT_UNIFORM:
-    case VDX_QT_8BIT_DIRECT: return n;
+    case VDX_QT_8BIT_DIRECT:
+    case VDX_QT_8BIT_DIRECT_SIGNED: return n;
     case VDX_QT_4BIT:
     case VDX_QT_4BIT_UNIFORM: return (n + 1) / 2;
     case VDX_QT_6BIT: return (n * 6 + 7) / 8;
     case VDX_QT_FP16:
     case VDX_QT_BF16: return 2 * n;
-    default: return 0;
+    default:
+        return (n * (size_t)vdx_sq_tqmse_bits(qtype) + 7) / 8; /* 0: unknown */
     }
 }
 
 size_t vdx_sq_ntrained(int qtype, int64_t d) {
     if (vdx_sq_trainless(qtype)) return 0;
+    if (vdx_sq_tqmse_bits(qtype))
+        return 2 * ((size_t)1 << vdx_sq_tqmse_bits(qtype)) - 1;
     return is_uniform(qtype) ? 2 : 2 * (size_t)d;
 }
 
 vdx_status vdx_sq_init(vdx_sq *sq, int64_t d, int qtype) {
     memset(sq, 0, sizeof *sq);
-    if (qtype < 0 || qtype >= VDX_QT_COUNT)
+    if ((qtype < 0 || qtype >= VDX_QT_COUNT) && !vdx_sq_tqmse_bits(qtype) &&
+        qtype != VDX_QT_8BIT_DIRECT_SIGNED)
         return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
                          "unknown scalar quantizer type %d (expected 0..7: "
                          "QT_8bit, QT_4bit, QT_8bit_uniform, QT_4bit_uniform, "
-                         "QT_fp16, QT_8bit_direct, QT_6bit, QT_bf16)",
+                         "QT_fp16, QT_8bit_direct, QT_6bit, QT_bf16, "
+                         "QT_8bit_direct_signed, or 10..14: "
+                         "QT_1/2/3/4/8bit_tqmse)",
                          qtype);
     if (d <= 0 || d > VDX_MAX_DIM)
         return vdx_raise(VDX_ERR_INVALID_ARGUMENT,
@@ -264,7 +271,7 @@ vdx_status vdx_sq_init(vdx_sq *sq, int64_t d, int qtype) {
         return VDX_ERR_OUT_OF_MEMORY;
     }
     for (int64_t i = 0; i < d; i++) { /* 8bit_direct: c decodes to c */
-        sq->a[i] = 0;
+        sq->a[i] = qtype == VDX_QT_8BIT_DIRECT_SIGNED ? -128.0f : 0.0f;
         sq->b[i] = 1;
     }
     return VDX_OK;
@@ -326,6 +333,15 @@ vdx_status vdx_sq_install(vdx_sq *sq, const float *t, size_t ntrained) {
 
 vdx_status vdx_sq_fit(vdx_sq *sq, int64_t n, const float *x) {
     if (vdx_sq_trainless(sq->qtype)) return VDX_OK;
+    if (vdx_sq_tqmse_bits(sq->qtype)) { /* a fixed table: the data unused */
+        size_t nt = vdx_sq_ntrained(sq->qtype, sq->d);
+        float *t = vdx_malloc_array(nt, sizeof(float));
+        if (!t) return VDX_ERR_OUT_OF_MEMORY;
+        vdx_sq_tqmse_table(sq->d, vdx_sq_tqmse_bits(sq->qtype), t);
+        vdx_status st = vdx_sq_install(sq, t, nt);
+        vdx_free(t);
+        return st;
+    }
     if (sq->rangestat != VDX_RS_MINMAX)
         return vdx_raise(VDX_ERR_UNSUPPORTED,
                          "scalar quantizer: range statistic %d is not "
@@ -435,7 +451,18 @@ static void encode_one(const vdx_sq *sq, const vdx_sq_kernels *SK,
             code[i] = v <= 0 ? 0 : v >= 255 ? 255 : (uint8_t)v;
         }
         return;
-    default: break;
+    case VDX_QT_8BIT_DIRECT_SIGNED: /* FAISS: (uint8_t)(x + 128), clamped */
+        for (int64_t i = 0; i < d; i++) {
+            float v = x[i] + 128.0f;
+            code[i] = v <= 0 ? 0 : v >= 255 ? 255 : (uint8_t)v;
+        }
+        return;
+    default:
+        if (vdx_sq_tqmse_bits(sq->qtype)) {
+            vdx_sq_tqmse_encode(sq, x, code);
+            return;
+        }
+        break;
     }
     memset(code, 0, sq->code_size);
     const int L = levels_of(sq->qtype), uni = is_uniform(sq->qtype);
@@ -473,7 +500,15 @@ static void decode_one(const vdx_sq *sq, const uint8_t *code, float *x) {
     case VDX_QT_8BIT_DIRECT:
         for (int64_t i = 0; i < d; i++) x[i] = (float)code[i];
         return;
-    default: break;
+    case VDX_QT_8BIT_DIRECT_SIGNED:
+        for (int64_t i = 0; i < d; i++) x[i] = (float)code[i] - 128.0f;
+        return;
+    default:
+        if (vdx_sq_tqmse_bits(sq->qtype)) {
+            vdx_sq_tqmse_decode(sq, code, x);
+            return;
+        }
+        break;
     }
     const int L = levels_of(sq->qtype), uni = is_uniform(sq->qtype);
     for (int64_t i = 0; i < d; i++) {
@@ -548,6 +583,7 @@ void vdx_sq_score(const vdx_sq *sq, const vdx_sq_kernels *K, int ip,
     case VDX_QT_8BIT:
     case VDX_QT_8BIT_UNIFORM:
     case VDX_QT_8BIT_DIRECT:
+    case VDX_QT_8BIT_DIRECT_SIGNED: /* decode c - 128: a = -128, b = 1 */
         if (ip)
             for (size_t j = 0; j < n; j++)
                 keys[j] = -(qq->c0 + K->ip_u8(qq->r, codes + j * cs, d));
@@ -565,6 +601,13 @@ void vdx_sq_score(const vdx_sq *sq, const vdx_sq_kernels *K, int ip,
                 keys[j] = K->l2_u4(qq->r, sq->b, codes + j * cs, d);
         return;
     default: /* 6 bits */
+        if (vdx_sq_tqmse_bits(sq->qtype)) {
+            for (size_t j = 0; j < n; j++) {
+                float v = vdx_sq_tqmse_score(sq, ip, qq->q, codes + j * cs);
+                keys[j] = ip ? -v : v;
+            }
+            return;
+        }
         for (size_t j = 0; j < n; j++) {
             float v = score_packed(sq, ip, qq, codes + j * cs);
             keys[j] = ip ? -v : v;

@@ -29,7 +29,15 @@ enum {
     VDX_QT_8BIT_DIRECT = 5,
     VDX_QT_6BIT = 6,
     VDX_QT_BF16 = 7,
-    VDX_QT_COUNT = 8
+    VDX_QT_COUNT = 8,
+    /* components stored as (uint8_t)(x + 128): x meant in -128..127 */
+    VDX_QT_8BIT_DIRECT_SIGNED = 8,
+    /* FAISS's numbers for the TurboQuant-MSE kinds (sq_tqmse.c) */
+    VDX_QT_TQMSE1 = 10,
+    VDX_QT_TQMSE2 = 11,
+    VDX_QT_TQMSE3 = 12,
+    VDX_QT_TQMSE4 = 13,
+    VDX_QT_TQMSE8 = 14
 };
 
 /* FAISS's RangeStat; only RS_minmax (0) is implemented. */
@@ -115,5 +123,18 @@ VDX_INTERNAL void vdx_sq_score(const vdx_sq *sq, const vdx_sq_kernels *K,
 /* fp16 conversions as FAISS does them (ties away from zero). */
 VDX_INTERNAL uint16_t vdx_fp16_from_float(float f);
 VDX_INTERNAL float vdx_fp16_to_float(uint16_t h);
+
+/* sq_tqmse.c: bits per component of a TurboQuant-MSE qtype (0 for the
+ * others); its table (2^bits centroids then 2^bits - 1 boundaries, for
+ * dimension d) into out; encode / decode / score one code (q: the raw
+ * query; the score is the squared L2 distance, or the inner product). */
+VDX_INTERNAL int vdx_sq_tqmse_bits(int qtype);
+VDX_INTERNAL void vdx_sq_tqmse_table(int64_t d, int bits, float *out);
+VDX_INTERNAL void vdx_sq_tqmse_encode(const vdx_sq *sq, const float *x,
+                                      uint8_t *code);
+VDX_INTERNAL void vdx_sq_tqmse_decode(const vdx_sq *sq, const uint8_t *code,
+                                      float *x);
+VDX_INTERNAL float vdx_sq_tqmse_score(const vdx_sq *sq, int ip, const float *q,
+                                      const uint8_t *code);
 
 #endif

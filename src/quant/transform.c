@@ -41,7 +41,7 @@
 static const char *const kind_names[] = {
     "LinearTransform",        "RandomRotationMatrix", "PCAMatrix",
     "OPQMatrix",              "NormalizationTransform",
-    "CenteringTransform"};
+    "CenteringTransform",     "HadamardRotation"};
 
 static int is_linear(const vdx_vt *vt) {
     return vt->kind == VDX_VT_LINEAR || vt->kind == VDX_VT_RR ||
@@ -368,6 +368,7 @@ vdx_status vdx_vt_apply_internal(const vdx_vt *vt, int64_t n, const float *x,
             for (int64_t j = 0; j < d; j++)
                 y[i * d + j] = x[i * d + j] - vt->mean[j];
         return VDX_OK;
+    case VDX_VT_HADAMARD: return vdx_hadamard_apply(vt, n, x, y);
     default: linear_apply(vt, n, x, y); return VDX_OK;
     }
 }
@@ -732,6 +733,10 @@ vdx_status vdx_vt_train_internal(vdx_vt *vt, int64_t n, const float *x) {
     case VDX_VT_OPQ: return vdx_opq_train(vt, n, x);
     case VDX_VT_CENTER: return center_train(vt, n, x);
     case VDX_VT_NORM: return VDX_OK;
+    case VDX_VT_HADAMARD: /* as FAISS: the signs again, seed 0 -> 12345 */
+        if (!vt->seed) vt->seed = 12345;
+        vt->is_trained = 1;
+        return VDX_OK;
     case VDX_VT_LINEAR:
         if (!vt->is_trained)
             return vdx_raise(VDX_ERR_UNSUPPORTED,

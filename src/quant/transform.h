@@ -15,7 +15,8 @@ typedef enum vdx_vt_kind {
     VDX_VT_PCA,        /* PCAMatrix */
     VDX_VT_OPQ,        /* OPQMatrix */
     VDX_VT_NORM,       /* NormalizationTransform */
-    VDX_VT_CENTER      /* CenteringTransform */
+    VDX_VT_CENTER,     /* CenteringTransform */
+    VDX_VT_HADAMARD    /* HadamardRotation (hadamard.c) */
 } vdx_vt_kind;
 
 struct vdx_vt {
@@ -39,6 +40,8 @@ struct vdx_vt {
     int64_t max_train_points;
     /* normalisation */
     float norm;
+    /* HadamardRotation: the signs' seed (d_out: d_in rounded up to 2^k) */
+    uint32_t seed;
 };
 
 /* A new transform of `kind` with FAISS's defaults and no arrays; no
@@ -69,6 +72,12 @@ VDX_INTERNAL void vdx_randn(float *x, size_t n, uint64_t seed);
 VDX_INTERNAL vdx_status vdx_subsample(int64_t n, int64_t d, int64_t m,
                                       const float *x, uint64_t seed,
                                       float **out);
+
+/* hadamard.c: the output dimension for d (the next power of 2), and the
+ * transform of n rows (y: n x d_out, distinct from x unless d_in == d_out). */
+VDX_INTERNAL int64_t vdx_hadamard_dout(int64_t d);
+VDX_INTERNAL vdx_status vdx_hadamard_apply(const vdx_vt *vt, int64_t n,
+                                           const float *x, float *y);
 
 /* OPQ training (opq.c). */
 VDX_INTERNAL vdx_status vdx_opq_train(vdx_vt *vt, int64_t n, const float *x);

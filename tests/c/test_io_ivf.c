@@ -905,9 +905,44 @@ static void test_quantizer_kinds(void) {
     uint8_t *buf = NULL;
     size_t size = 0;
     CHECK_OK(vdx_serialize_index(ix, &buf, &size));
-    EXPECT(buf, size, VDX_ERR_UNSUPPORTED, "flat quantizer only");
+    /* an IDMap over a flat (what FAISS's shard_ivf_index_centroids writes)
+     * reads back, its ids kept */
+    vdx_index *back = expect(buf, size, VDX_OK, NULL, __LINE__);
+    if (back) {
+        const vdx_index *bq = vdx_index_ivf_quantizer(back);
+        vdx_idx_t got[4] = {0};
+        CHECK(bq && vdx_index_ntotal(bq) == 4);
+        CHECK_OK(vdx_index_get_id_map(bq, got));
+        CHECK(memcmp(got, ids, sizeof got) == 0);
+        vdx_index_free(back);
+    }
     vdx_free_buffer(buf);
     vdx_index_free(ix);
+    /* a negative id in an IDMap quantizer would be taken for a list */
+    CHECK_OK(vdx_index_flat_new(2, VDX_METRIC_L2, &flat));
+    CHECK_OK(vdx_index_idmap_new(flat, &qm));
+    vdx_idx_t neg[4] = {0, -7, 2, 3};
+    if (vdx_index_add_with_ids(qm, 4, c, neg) == VDX_OK) {
+        CHECK_OK(vdx_index_ivf_flat_new(qm, 2, 4, VDX_METRIC_L2, &ix));
+        CHECK_OK(vdx_serialize_index(ix, &buf, &size));
+        EXPECT(buf, size, VDX_ERR_FORMAT, "holds id -7");
+        vdx_free_buffer(buf);
+        vdx_index_free(ix);
+    } else {
+        vdx_index_free(qm);
+    }
+    /* an IDMap over an IVF is still refused */
+    {
+        vdx_index *inner = make_ivf(2, VDX_METRIC_L2, 2, 0, 52, 0, 0);
+        vdx_idx_t some[4] = {0, 1, 2, 3};
+        CHECK_OK(vdx_index_idmap_new(inner, &qm));
+        CHECK_OK(vdx_index_add_with_ids(qm, 4, c, some));
+        CHECK_OK(vdx_index_ivf_flat_new(qm, 2, 4, VDX_METRIC_L2, &ix));
+        CHECK_OK(vdx_serialize_index(ix, &buf, &size));
+        EXPECT(buf, size, VDX_ERR_UNSUPPORTED, "over a flat or HNSW index only");
+        vdx_free_buffer(buf);
+        vdx_index_free(ix);
+    }
     /* an IVF whose quantizer is an IVF: hand-patched fourcc */
     vdx_index *a = make_ivf(2, VDX_METRIC_L2, 4, 5, 51, 0, 0);
     CHECK_OK(vdx_serialize_index(a, &buf, &size));

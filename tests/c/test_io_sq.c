@@ -108,7 +108,7 @@ static void test_corrupt_fields(void) {
         vdx_status want;
     } cases[] = {
         {37, 0, 9, VDX_ERR_FORMAT},              /* qtype */
-        {37, 0, 8, VDX_ERR_UNSUPPORTED},         /* 8bit_direct_signed */
+        {37, 0, 8, VDX_ERR_FORMAT}, /* 8bit_direct_signed: holds no trained values */
         {41, 0, 2, VDX_ERR_UNSUPPORTED},         /* rangestat */
         {49, 1, 5, VDX_ERR_FORMAT},              /* d */
         {57, 1, 2, VDX_ERR_FORMAT},              /* code_size */

@@ -192,7 +192,7 @@ static void test_encode_decode_bounds(void) {
 
 static void test_bad_args(void) {
     vdx_sq *sq = NULL;
-    CHECK_ERR(vdx_sq_new(4, 8, &sq), VDX_ERR_INVALID_ARGUMENT);
+    CHECK_ERR(vdx_sq_new(4, 9, &sq), VDX_ERR_INVALID_ARGUMENT);
     CHECK_ERR(vdx_sq_new(0, VDX_SQ_8BIT, &sq), VDX_ERR_INVALID_ARGUMENT);
     vdx_index *ix = NULL;
     CHECK_ERR(vdx_index_sq_new(4, -1, VDX_METRIC_L2, &ix), VDX_ERR_INVALID_ARGUMENT);

@@ -85,6 +85,8 @@ def _sq_name(qtype):
                           Q.QT_8bit_uniform: "SQ8u", Q.QT_4bit_uniform: "SQ4u",
                           Q.QT_6bit: "SQ6", Q.QT_fp16: "SQfp16",
                           Q.QT_bf16: "SQbf16", Q.QT_8bit_direct: "SQ8_direct"})
+        for b in (1, 2, 3, 4, 8):
+            _SQ_NAMES[getattr(Q, "QT_%dbit_tqmse" % b)] = "SQtqmse%d" % b
     return _SQ_NAMES[qtype]
 
 
