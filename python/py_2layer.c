@@ -36,7 +36,7 @@ static int Index2Layer_init(IndexObject *self, PyObject *args, PyObject *kw) {
                                      &metric))
         return -1;
     twolayer_args a = {nlist, M, nbits, 0, (vdx_metric)metric};
-    return index_adopt(self, qo, build_2layer, &a);
+    return adopt_quantizer(self, qo, build_2layer, &a); /* FAISS shares it */
 }
 
 static int IndexHNSW2Level_init(IndexObject *self, PyObject *args,

@@ -352,7 +352,7 @@ static int IndexIVFPQFastScan_init(IndexObject *self, PyObject *args,
                                      &nbits, &metric, &bbs))
         return -1;
     ivffs_args a = {d, nlist, M, bbs, nbits, (vdx_metric)metric};
-    return index_adopt(self, qo, build_ivffs, &a);
+    return adopt_quantizer(self, qo, build_ivffs, &a); /* FAISS shares it */
 }
 
 static PyGetSetDef IndexIVFPQFastScan_getset[] = {

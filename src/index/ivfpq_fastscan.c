@@ -548,7 +548,7 @@ static vdx_status fs_search(const vdx_index *ix, int64_t n, const float *x,
     st = ivf->quantizer->ops->search(ivf->quantizer, n, x, np, NULL, cd, cl);
     if (st) goto done;
     for (int64_t i = 0; i < n * np; i++)
-        if (cl[i] >= ivf->nlist) cl[i] = -1; /* trust no quantizer */
+        if (cl[i] >= ivf->nlist || cl[i] < -1) cl[i] = -1; /* trust no quantizer */
     tq = vdx_stats_now_ns();
     {   /* the stats: every code of a visited list is scored (the selector
          * filters after the block kernels), lists in probe order until
