@@ -510,7 +510,7 @@ static vdx_status take_lock(vdx_store *s, int timeout_ms) {
             char pid[32] = "";
             ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
             pid[n > 0 ? n : 0] = 0;
-            pid[strcspn(pid, "\n")] = 0;
+            pid[strcspn(pid, " \n")] = 0;
             close(fd);
             vdx_status st = vdx_raise(
                 VDX_ERR_BUSY,
@@ -524,9 +524,13 @@ static vdx_status take_lock(vdx_store *s, int timeout_ms) {
         struct timespec nap = {0, 10 * 1000 * 1000};
         nanosleep(&nap, NULL);
     }
+    /* The pid, padded to a fixed width, overwrites the previous one in
+     * place: no ftruncate, which costs 0.3-6 ms on ext4 (a journal
+     * transaction; the largest part of a 20k-row store's open).  A lock
+     * file of an older vecdex ("<pid>\n", shorter) is simply extended. */
     char pid[32];
-    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) == 0 && pwrite(fd, pid, (size_t)len, 0) < 0) {
+    int len = snprintf(pid, sizeof pid, "%-20ld\n", (long)getpid());
+    if (pwrite(fd, pid, (size_t)len, 0) < 0) {
         /* the pid is only a hint for messages */
     }
     vdx_free(lp);
