@@ -12,6 +12,7 @@
  * share the query loads, one horizontal sum for the four).
  */
 #include <immintrin.h>
+#include <string.h>
 
 #include "hnsw.h"
 
@@ -152,9 +153,18 @@ int vdx_hnsw_l0_flat_avx2(const vdx_hnsw_l0_args *a, vdx_hnsw_cand ep) {
         if (nr == ef && cur.d > res[0].d) break;
         minheap_pop(cand, &nc);
         nhops++;
-        if (nc && links0)
+        if (nc && links0) {
             _mm_prefetch((const char *)(links0 + (size_t)cand[0].id * stride),
                          _MM_HINT_T0);
+        } else if (nc) {
+            /* a mapped graph: the next candidate's level-0 row where the
+             * file has it (level 0 leads each node's links; a prefetch
+             * never faults, the bound only keeps it inside the map) */
+            uint64_t off;
+            memcpy(&off, a->g->m_off + (size_t)cand[0].id * 8, 8);
+            if (off < a->g->m_nnb)
+                _mm_prefetch((const char *)(a->g->m_nb + off * 4), _MM_HINT_T0);
+        }
         const int32_t *row = links0 ? links0 + (size_t)cur.id * stride
                                     : vdx_hnsw_mapped_row(a->g, cur.id, 0, rbuf);
         int cnt = row[0], m = 0;

@@ -223,7 +223,7 @@ static void l2sqr_ny_t(float *out, const float *x, const float *yt, size_t d,
         __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
         for (size_t c = 0; c < d; c++) {
             const float *row = yt + c * ny + j;
-            __m256 xc = _mm256_set1_ps(x[c]);
+            __m256 xc = _mm256_set1_ps(vdx_ld_f32(x + c));
             __m256 t0 = _mm256_sub_ps(xc, _mm256_loadu_ps(row));
             __m256 t1 = _mm256_sub_ps(xc, _mm256_loadu_ps(row + 8));
             __m256 t2 = _mm256_sub_ps(xc, _mm256_loadu_ps(row + 16));
@@ -241,7 +241,7 @@ static void l2sqr_ny_t(float *out, const float *x, const float *yt, size_t d,
     for (; j + 16 <= ny; j += 16) {
         __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
         for (size_t c = 0; c < d; c++) {
-            __m256 xc = _mm256_set1_ps(x[c]);
+            __m256 xc = _mm256_set1_ps(vdx_ld_f32(x + c));
             __m256 t0 = _mm256_sub_ps(xc, _mm256_loadu_ps(yt + c * ny + j));
             __m256 t1 = _mm256_sub_ps(xc, _mm256_loadu_ps(yt + c * ny + j + 8));
             s0 = _mm256_fmadd_ps(t0, t0, s0);
@@ -253,7 +253,7 @@ static void l2sqr_ny_t(float *out, const float *x, const float *yt, size_t d,
     for (; j + 8 <= ny; j += 8) {
         __m256 s0 = _mm256_setzero_ps();
         for (size_t c = 0; c < d; c++) {
-            __m256 t0 = _mm256_sub_ps(_mm256_set1_ps(x[c]),
+            __m256 t0 = _mm256_sub_ps(_mm256_set1_ps(vdx_ld_f32(x + c)),
                                       _mm256_loadu_ps(yt + c * ny + j));
             s0 = _mm256_fmadd_ps(t0, t0, s0);
         }
@@ -262,7 +262,7 @@ static void l2sqr_ny_t(float *out, const float *x, const float *yt, size_t d,
     for (; j < ny; j++) {
         float s = 0;
         for (size_t c = 0; c < d; c++) {
-            float t = x[c] - yt[c * ny + j];
+            float t = vdx_ld_f32(x + c) - vdx_ld_f32(yt + c * ny + j);
             s += t * t;
         }
         out[j] = s;
@@ -279,7 +279,7 @@ static void matvec_t(float *out, const float *a, const float *yt,
         __m256 s2 = _mm256_loadu_ps(base + j + 16), s3 = _mm256_loadu_ps(base + j + 24);
         for (size_t c = 0; c < d; c++) {
             const float *row = yt + c * ny + j;
-            __m256 ac = _mm256_set1_ps(a[c]);
+            __m256 ac = _mm256_set1_ps(vdx_ld_f32(a + c));
             s0 = _mm256_fmadd_ps(ac, _mm256_loadu_ps(row), s0);
             s1 = _mm256_fmadd_ps(ac, _mm256_loadu_ps(row + 8), s1);
             s2 = _mm256_fmadd_ps(ac, _mm256_loadu_ps(row + 16), s2);
@@ -293,13 +293,14 @@ static void matvec_t(float *out, const float *a, const float *yt,
     for (; j + 8 <= ny; j += 8) {
         __m256 s0 = _mm256_loadu_ps(base + j);
         for (size_t c = 0; c < d; c++)
-            s0 = _mm256_fmadd_ps(_mm256_set1_ps(a[c]),
+            s0 = _mm256_fmadd_ps(_mm256_set1_ps(vdx_ld_f32(a + c)),
                                  _mm256_loadu_ps(yt + c * ny + j), s0);
         _mm256_storeu_ps(out + j, s0);
     }
     for (; j < ny; j++) {
-        float s = base[j];
-        for (size_t c = 0; c < d; c++) s += a[c] * yt[c * ny + j];
+        float s = vdx_ld_f32(base + j);
+        for (size_t c = 0; c < d; c++)
+            s += vdx_ld_f32(a + c) * vdx_ld_f32(yt + c * ny + j);
         out[j] = s;
     }
 }

@@ -127,7 +127,7 @@ static void l2sqr_ny_t(float *out, const float *x, const float *yt, size_t d,
                                    : (__mmask16)((1u << (ny - j)) - 1u);
         __m512 s0 = _mm512_setzero_ps();
         for (size_t c = 0; c < d; c++) {
-            __m512 t0 = _mm512_sub_ps(_mm512_set1_ps(x[c]),
+            __m512 t0 = _mm512_sub_ps(_mm512_set1_ps(vdx_ld_f32(x + c)),
                                       _mm512_maskz_loadu_ps(m, yt + c * ny + j));
             s0 = _mm512_fmadd_ps(t0, t0, s0);
         }
@@ -142,7 +142,7 @@ static void matvec_t(float *out, const float *a, const float *yt,
                                    : (__mmask16)((1u << (ny - j)) - 1u);
         __m512 s0 = _mm512_maskz_loadu_ps(m, base + j);
         for (size_t c = 0; c < d; c++)
-            s0 = _mm512_fmadd_ps(_mm512_set1_ps(a[c]),
+            s0 = _mm512_fmadd_ps(_mm512_set1_ps(vdx_ld_f32(a + c)),
                                  _mm512_maskz_loadu_ps(m, yt + c * ny + j), s0);
         _mm512_mask_storeu_ps(out + j, m, s0);
     }

@@ -5,6 +5,14 @@
  * same functions compiled for those ISAs.  dispatch.c picks one table once
  * (cpuid + OS support via xgetbv); VECDEX_SIMD=scalar|avx2|avx512 forces a
  * level no higher than the machine supports.  Every kernel takes any d.
+ *
+ * Alignment: the vectors a kernel reads (a, b, x, y, yt, base) may sit at
+ * any byte address, and every level reads them with unaligned loads
+ * (loadu / masked intrinsics, or vdx_ld_f32 below for single floats):
+ * memory-mapped indexes hand their stored vectors straight to the kernels,
+ * and FAISS's format puts them at odd offsets (a flat's floats start 45
+ * bytes into its record).  The arrays a kernel writes or scans as results
+ * (out, v, cand) are the caller's own, naturally aligned.
  */
 #ifndef VDX_KERNELS_H
 #define VDX_KERNELS_H
@@ -13,6 +21,16 @@
 #include <stdint.h>
 
 #include "common/common.h"
+
+/* One float from any address: read through a 1-byte-aligned float type,
+ * which the compiler loads with the same instructions as a float (x86
+ * loads need no alignment) but never assumes aligned, and UBSan's
+ * alignment check accepts.  (A 4-byte memcpy does the same but makes GCC
+ * pick integer moves in the scalar loops.) */
+typedef float vdx_f32_unaligned __attribute__((aligned(1)));
+static inline float vdx_ld_f32(const float *p) {
+    return *(const vdx_f32_unaligned *)p;
+}
 
 typedef struct vdx_kernels {
     const char *name; /* "scalar", "avx2", "avx512" */

@@ -1,13 +1,18 @@
 /*
  * scalar.c — reference kernels: plain loops, summed in order.  The SIMD
  * variants are tested against these.
+ *
+ * Every float is read through ld() (vdx_ld_f32): the vectors may sit at
+ * any address (kernels.h), e.g. a memory-mapped flat's.
  */
 #include "kernels.h"
+
+#define ld vdx_ld_f32
 
 static float l2sqr(const float *a, const float *b, size_t d) {
     float s = 0;
     for (size_t i = 0; i < d; i++) {
-        float t = a[i] - b[i];
+        float t = ld(a + i) - ld(b + i);
         s += t * t;
     }
     return s;
@@ -15,7 +20,7 @@ static float l2sqr(const float *a, const float *b, size_t d) {
 
 static float inner_product(const float *a, const float *b, size_t d) {
     float s = 0;
-    for (size_t i = 0; i < d; i++) s += a[i] * b[i];
+    for (size_t i = 0; i < d; i++) s += ld(a + i) * ld(b + i);
     return s;
 }
 
@@ -67,7 +72,7 @@ static void l2sqr_ny_t(float *out, const float *x, const float *yt, size_t d,
     for (size_t c = 0; c < d; c++) {
         const float *row = yt + c * ny;
         for (size_t j = 0; j < ny; j++) {
-            float t = x[c] - row[j];
+            float t = ld(x + c) - ld(row + j);
             out[j] += t * t;
         }
     }
@@ -75,9 +80,10 @@ static void l2sqr_ny_t(float *out, const float *x, const float *yt, size_t d,
 
 static void matvec_t(float *out, const float *a, const float *yt,
                      const float *base, size_t d, size_t ny) {
-    for (size_t j = 0; j < ny; j++) out[j] = base[j];
+    for (size_t j = 0; j < ny; j++) out[j] = ld(base + j);
     for (size_t c = 0; c < d; c++)
-        for (size_t j = 0; j < ny; j++) out[j] += a[c] * yt[c * ny + j];
+        for (size_t j = 0; j < ny; j++)
+            out[j] += ld(a + c) * ld(yt + c * ny + j);
 }
 
 const vdx_kernels vdx_kernels_scalar = {

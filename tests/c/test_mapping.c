@@ -3,8 +3,10 @@
  * and the readers that borrow from the map): the same results as a loaded
  * index, changes copy instead of writing through (the file's bytes are
  * compared before and after), truncated files refused at open, the
- * FAISS flag values, and IndexIVFPQ's precomputed tables built by the first
- * search instead of at open (also from several threads at once).
+ * FAISS flag values, IndexIVFPQ's precomputed tables built by the first
+ * search instead of at open (also from several threads at once), and mapped
+ * flat vectors at odd byte offsets searched by every path (run under UBSan:
+ * a misaligned float load there is a failure).
  */
 #include <pthread.h>
 #include <unistd.h>
@@ -411,6 +413,184 @@ done:
     unlink(path);
 }
 
+/* ---- mapped flat vectors at odd byte offsets ---------------------------- */
+
+/* FAISS's format puts a flat's floats 45 bytes into its record (fourcc,
+ * header, 8-byte count), so a mapped IndexFlat's vectors start at 1 mod 4,
+ * an IDMap's sub-flat and an HNSW's storage at other offsets.  Each is
+ * searched (scan path, sgemm path, selector, range search, reconstruct)
+ * and checked against brute force computed here in double precision and
+ * against the same file read into memory.  Odd d (13, 37) puts every
+ * kernel in its tail loop too. */
+static int64_t bf_kth(const float *xb, int nb, const float *q, int d, int ip,
+                      int k, double *kth) {
+    double best[K];
+    int nbest = 0;
+    for (int j = 0; j < nb; j++) {
+        double v = 0;
+        for (int c = 0; c < d; c++) {
+            double a = q[c], b = xb[(size_t)j * d + c];
+            v += ip ? -a * b : (a - b) * (a - b);
+        }
+        int at;
+        if (nbest < k) {
+            at = nbest++;
+        } else {
+            if (v >= best[k - 1]) continue;
+            at = k - 1;
+        }
+        while (at > 0 && best[at - 1] > v) {
+            best[at] = best[at - 1];
+            at--;
+        }
+        best[at] = v;
+    }
+    *kth = best[k - 1];
+    return nbest;
+}
+
+static double bf_dist(const float *xb, int64_t id, const float *q, int d,
+                      int ip) {
+    double v = 0;
+    for (int c = 0; c < d; c++) {
+        double a = q[c], b = xb[(size_t)id * d + c];
+        v += ip ? a * b : (a - b) * (a - b);
+    }
+    return v;
+}
+
+/* results of idx on nq queries agree with brute force over xb (ids map
+ * through `label` = id + shift) */
+static int check_bf(const vdx_index *idx, int nq, const float *xq,
+                    const float *xb, int nb, int d, int ip, int64_t shift,
+                    const vdx_selector *sel, int64_t lo, int64_t hi) {
+    float dist[32 * K];
+    vdx_idx_t lab[32 * K];
+    vdx_search_params p;
+    memset(&p, 0, sizeof p);
+    p.sel = sel;
+    p.efSearch = 64;
+    if (vdx_index_search(idx, nq, xq, K, &p, dist, lab)) return 1;
+    int bad = 0;
+    for (int q = 0; q < nq; q++) {
+        const float *qv = xq + (size_t)q * d;
+        double kth;
+        if (sel) {
+            /* brute force over the admitted rows only */
+            bf_kth(xb + (size_t)lo * d, (int)(hi - lo), qv, d, ip, K, &kth);
+        } else {
+            bf_kth(xb, nb, qv, d, ip, K, &kth);
+        }
+        for (int j = 0; j < K; j++) {
+            int64_t id = lab[q * K + j] - shift;
+            if (id < 0 || id >= nb || (sel && (id < lo || id >= hi))) {
+                bad++;
+                continue;
+            }
+            double want = bf_dist(xb, id, qv, d, ip);
+            bad += fabs(dist[q * K + j] - want) > 1e-4 * (1 + fabs(want));
+        }
+        /* the k-th result is the k-th nearest (HNSW: close to it) */
+        double got = ip ? -dist[q * K + K - 1] : dist[q * K + K - 1];
+        bad += got > kth + 1e-4 * (1 + fabs(kth));
+    }
+    return bad;
+}
+
+static void mapped_misaligned(int d, int kind, vdx_metric metric) {
+    enum { NBM = 300, NQM = 20 };
+    int ip = metric == VDX_METRIC_INNER_PRODUCT;
+    char path[256];
+    tmpname(path, sizeof path, "odd");
+    float *xb = malloc(sizeof(float) * NBM * d), *xq = malloc(sizeof(float) * NQM * d);
+    test_rand_fill(xb, (size_t)NBM * d, 100 + (uint64_t)d);
+    test_rand_fill(xq, (size_t)NQM * d, 200 + (uint64_t)d);
+    const int64_t shift = kind == 1 ? 1000 : 0;
+    vdx_index *ix = NULL, *sub = NULL, *mem = NULL, *mm = NULL;
+    vdx_idx_t *ids = malloc(sizeof(vdx_idx_t) * NBM);
+    for (int i = 0; i < NBM; i++) ids[i] = i + shift;
+    if (kind == 2) {
+        CHECK_OK(vdx_index_hnsw_flat_new(d, 16, metric, &ix));
+        CHECK_OK(vdx_index_add(ix, NBM, xb));
+    } else {
+        CHECK_OK(vdx_index_flat_new(d, metric, kind == 1 ? &sub : &ix));
+        if (kind == 1) CHECK_OK(vdx_index_idmap_new(sub, &ix));
+        if (kind == 1) CHECK_OK(vdx_index_add_with_ids(ix, NBM, xb, ids));
+        else CHECK_OK(vdx_index_add(ix, NBM, xb));
+    }
+    CHECK_OK(vdx_write_index(ix, path));
+    vdx_index_free(ix);
+    CHECK_OK(vdx_read_index(path, 0, &mem));
+    CHECK_OK(vdx_read_index(path, VDX_IO_FLAG_MMAP, &mm));
+    if (!mem || !mm) goto done;
+    const vdx_index *flat = kind == 0   ? mm
+                            : kind == 1 ? vdx_index_sub_index(mm)
+                                        : vdx_index_hnsw_storage(mm);
+    const float *data = vdx_index_flat_data(flat);
+    CHECK(data != NULL);
+    /* the map is page-aligned: the vectors sit at their file offset */
+    if (kind == 0) CHECK(((uintptr_t)data & 3) == 1);
+    CHECK(((uintptr_t)data & 3) != 0);
+    /* scan path (few queries), sgemm path (NQM >= 16 for the flats) */
+    CHECK(check_bf(mm, 3, xq, xb, NBM, d, ip, shift, NULL, 0, 0) == 0);
+    CHECK(check_bf(mm, NQM, xq, xb, NBM, d, ip, shift, NULL, 0, 0) == 0);
+    /* the selector path: only rows [40, 90) (labels shifted for IDMap) */
+    vdx_selector *sel = NULL;
+    CHECK_OK(vdx_selector_range(40 + shift, 90 + shift, &sel));
+    if (kind != 2) /* HNSW's filtered beam is approximate */
+        CHECK(check_bf(mm, 3, xq, xb, NBM, d, ip, shift, sel, 40, 90) == 0);
+    vdx_selector_free(sel);
+    /* bit for bit the index read into memory */
+    float d1[NQM * K], d2[NQM * K];
+    vdx_idx_t i1[NQM * K], i2[NQM * K];
+    vdx_search_params p;
+    memset(&p, 0, sizeof p);
+    CHECK_OK(vdx_index_search(mem, NQM, xq, K, &p, d1, i1));
+    CHECK_OK(vdx_index_search(mm, NQM, xq, K, &p, d2, i2));
+    CHECK(!memcmp(i1, i2, sizeof i1) && !memcmp(d1, d2, sizeof d1));
+    if (kind == 0) {
+        /* range search: every row within the radius, none outside */
+        vdx_range_result *rr = NULL;
+        double kth;
+        bf_kth(xb, NBM, xq, d, ip, K, &kth);
+        float radius = ip ? (float)-kth : (float)kth;
+        CHECK_OK(vdx_index_range_search(mm, 1, xq, radius, NULL, &rr));
+        if (rr) {
+            /* rows clearly inside, and inside or within rounding */
+            int64_t lo = 0, hi = 0;
+            double tol = 1e-4 * (1 + fabs(radius));
+            for (int j = 0; j < NBM; j++) {
+                double v = bf_dist(xb, j, xq, d, ip);
+                lo += ip ? v > radius + tol : v < radius - tol;
+                hi += ip ? v > radius - tol : v < radius + tol;
+            }
+            int64_t got = rr->lims[1];
+            CHECK(hi >= K - 1 && got >= lo && got <= hi);
+            vdx_range_result_free(rr);
+        }
+        float *rec = malloc(sizeof(float) * d);
+        CHECK_OK(vdx_index_reconstruct(mm, 123, rec));
+        CHECK(!memcmp(rec, xb + (size_t)123 * d, sizeof(float) * d));
+        free(rec);
+    }
+done:
+    vdx_index_free(mem);
+    vdx_index_free(mm);
+    free(ids);
+    free(xb);
+    free(xq);
+    unlink(path);
+}
+
+static void test_mapped_flat_misaligned(void) {
+    const int dims[] = {13, 37};
+    for (int di = 0; di < 2; di++)
+        for (int kind = 0; kind < 3; kind++) {
+            mapped_misaligned(dims[di], kind, VDX_METRIC_L2);
+            mapped_misaligned(dims[di], kind, VDX_METRIC_INNER_PRODUCT);
+        }
+}
+
 int main(void) {
     RUN(test_flag_values);
     RUN(test_mapped_flat);
@@ -419,5 +599,6 @@ int main(void) {
     RUN(test_mapped_ivfpq_lazy_tables);
     RUN(test_mapped_hnsw_graph);
     RUN(test_replace_invlists);
+    RUN(test_mapped_flat_misaligned);
     return TEST_SUMMARY();
 }

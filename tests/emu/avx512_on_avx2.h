@@ -8,10 +8,14 @@
  *
  * SIMDe 0.7 aliases most _mm512_* names itself; the few it leaves to the
  * compiler are defined below.  The masked loads and stores touch only the
- * lanes of the mask, as the instructions do (no fault past an array's end).
+ * lanes of the mask, as the instructions do (no fault past an array's end),
+ * and need no alignment, as the instructions need none (a lane is copied
+ * with memcpy: a memory-mapped flat's vectors sit at odd offsets).
  */
 #ifndef VDX_AVX512_ON_AVX2_H
 #define VDX_AVX512_ON_AVX2_H
+
+#include <string.h>
 
 #define SIMDE_ENABLE_NATIVE_ALIASES
 #include <simde/x86/avx512.h>
@@ -22,19 +26,22 @@
 
 static inline simde__m512 vdx_emu_maskz_loadu_ps(simde__mmask16 m,
                                                  const void *p) {
-    const float *f = (const float *)p;
+    const unsigned char *f = (const unsigned char *)p;
     float v[16];
-    for (int i = 0; i < 16; i++) v[i] = ((m >> i) & 1) ? f[i] : 0.0f;
+    for (int i = 0; i < 16; i++) {
+        v[i] = 0.0f;
+        if ((m >> i) & 1) memcpy(&v[i], f + 4 * i, 4);
+    }
     return simde_mm512_loadu_ps(v);
 }
 
 static inline void vdx_emu_mask_storeu_ps(void *p, simde__mmask16 m,
                                           simde__m512 a) {
-    float *f = (float *)p;
+    unsigned char *f = (unsigned char *)p;
     float v[16];
     simde_mm512_storeu_ps(v, a);
     for (int i = 0; i < 16; i++)
-        if ((m >> i) & 1) f[i] = v[i];
+        if ((m >> i) & 1) memcpy(f + 4 * i, &v[i], 4);
 }
 
 /* the halving order of the compiler's own sequence */
