@@ -324,8 +324,8 @@ static void search_one(const vdx_ivfaqfs *p, const float *xq,
  * list, as FAISS's implem 12.  Each query first scans its nearest
  * non-empty list on its own (seeded: its threshold tight from the start),
  * then the other (query, list) pairs are sorted by list, and each list is
- * scanned once for the queries of the chunk that probe it, two at a time
- * through one pass of the kernel, while it sits in the first-level cache.
+ * scanned for the queries of the chunk that probe it one after the other,
+ * while it sits in the first-level cache.
  * Refs are list << 32 | offset.  The candidates kept are the same as query
  * by query (the 2k smallest 8-bit keys; only ties may go either way). */
 
@@ -433,10 +433,11 @@ static void search_chunk(const vdx_ivfaqfs *p, const float *x, int64_t q0,
             centroid(ivf, l, cvec);
             const float b = bias_with(p, xq, cvec);
             bias[qi * np + j] = b;
-            vdx_fs_lut lu = luts[qi];
-            lu.bias += b;
-            scan_list(p, K, l, ls, packed_list(p, l, ls), &lu, table, b, sel,
-                      l << 32, seed, &res[qi]);
+            const float b0 = luts[qi].bias;
+            luts[qi].bias = b0 + b;
+            scan_list(p, K, l, ls, packed_list(p, l, ls), &luts[qi], table, b,
+                      sel, l << 32, seed, &res[qi]);
+            luts[qi].bias = b0;
         }
     }
     sort_pairs(pairs, pairs + npairs, npairs, ivf->nlist);
@@ -445,33 +446,22 @@ static void search_chunk(const vdx_ivfaqfs *p, const float *x, int64_t q0,
         int64_t f = e + 1;
         while (f < npairs && (int64_t)(pairs[f] >> 32) == l) f++;
         const int64_t ls = il->ops->list_size(il, l);
-        const vdx_idx_t *ids = il->ops->get_ids(il, l);
         const uint8_t *blocks = packed_list(p, l, ls);
         if (p->by_residual) centroid(ivf, l, cvec);
-        for (int64_t g = e; g < f; g += VDX_FS_MAX_QBS) {
-            const int nqq = (int)VDX_MIN(VDX_FS_MAX_QBS, f - g);
-            vdx_fs_lut lu[VDX_FS_MAX_QBS];
-            vdx_fs_res rs[VDX_FS_MAX_QBS];
-            int64_t qs[VDX_FS_MAX_QBS];
-            float lb[VDX_FS_MAX_QBS];
-            for (int j = 0; j < nqq; j++) {
-                const int64_t pj = (int64_t)(pairs[g + j] & 0xFFFFFFFFu);
-                qs[j] = pj / np;
-                const float b = bias_with(p, x + (q0 + qs[j]) * d, cvec);
-                bias[pj] = lb[j] = b;
-                lu[j] = luts[qs[j]];
-                lu[j].bias += b;
-                rs[j] = res[qs[j]];
-            }
-            if (blocks) {
-                vdx_fs_scan_blocks_multi(K, blocks, ls, p->bbs, p->nsq, nqq,
-                                         lu, ids, l << 32, sel, rs);
-            } else {
-                for (int j = 0; j < nqq; j++)
-                    scan_list(p, K, l, ls, NULL, &lu[j], tables + qs[j] * TS,
-                              lb[j], sel, l << 32, NULL, &rs[j]);
-            }
-            for (int j = 0; j < nqq; j++) res[qs[j]] = rs[j];
+        /* query by query over the list, which stays in the first-level
+         * cache: the kernel's two-query pass needed copies of both tables'
+         * headers (with their wide-entry corrections, 340 bytes), which
+         * cost more than the second pass over the cached codes */
+        for (int64_t g = e; g < f; g++) {
+            const int64_t pj = (int64_t)(pairs[g] & 0xFFFFFFFFu), qi = pj / np;
+            const float b = bias_with(p, x + (q0 + qi) * d, cvec);
+            bias[pj] = b;
+            vdx_fs_lut *lu = &luts[qi];
+            const float b0 = lu->bias;
+            lu->bias = b0 + b;
+            scan_list(p, K, l, ls, blocks, lu, tables + qi * TS, b, sel, l << 32,
+                      NULL, &res[qi]);
+            lu->bias = b0;
         }
         e = f;
     }
