@@ -505,12 +505,10 @@ static vdx_status fs_search(const vdx_index *ix, int64_t n, const float *x,
         st = VDX_ERR_OUT_OF_MEMORY;
         goto done;
     }
-    st = ivf->quantizer->ops->search(ivf->quantizer, n, x, np, NULL, cd, cl);
-    if (st) goto done;
-    for (int64_t i = 0; i < n * np; i++)
-        if (cl[i] >= ivf->nlist) cl[i] = -1; /* trust no quantizer */
     /* list-major when the queries of a chunk share lists (about two per
-     * probed list or more), in one parallel region over chunks */
+     * probed list or more), in one parallel region over chunks, each chunk
+     * doing its own coarse quantization (as FAISS's threads slices: the
+     * region then holds all of the call's work) */
     if (!max_codes) {
         int64_t chunk = nthreads > 1
                             ? (n + 2 * nthreads - 1) / (2 * nthreads)
@@ -526,15 +524,41 @@ static vdx_status fs_search(const vdx_index *ix, int64_t n, const float *x,
                   : NULL;
         if (lmw) {
             const int64_t nchunk = (n + chunk - 1) / chunk;
+            vdx_status qst = VDX_OK;
 #pragma omp parallel for schedule(dynamic, 1) if (nthreads > 1) num_threads(nthreads)
-            for (int64_t c = 0; c < nchunk; c++)
-                search_chunk(p, x, c * chunk, VDX_MIN(chunk, n - c * chunk), cl,
-                             np, sel, lmw + (size_t)omp_get_thread_num() * lo.total,
-                             &lo, cap, k2, k, D, I);
+            for (int64_t c = 0; c < nchunk; c++) {
+                const int64_t q0 = c * chunk, nq = VDX_MIN(chunk, n - q0);
+                vdx_status cst = ivf->quantizer->ops->search(
+                    ivf->quantizer, nq, x + q0 * d, np, NULL, cd + q0 * np,
+                    cl + q0 * np);
+                if (cst) {
+#pragma omp atomic write
+                    qst = cst;
+                    continue;
+                }
+                for (int64_t i = q0 * np; i < (q0 + nq) * np; i++)
+                    if (cl[i] >= ivf->nlist) cl[i] = -1; /* trust no quantizer */
+                search_chunk(p, x, q0, nq, cl, np, sel,
+                             lmw + (size_t)omp_get_thread_num() * lo.total, &lo,
+                             cap, k2, k, D, I);
+            }
+            /* a worker's message stays on its thread: the quantizer is
+             * asked again here for the caller's */
+            if (qst) {
+                st = ivf->quantizer->ops->search(ivf->quantizer, n, x, np, NULL,
+                                                 cd, cl);
+                if (!st)
+                    st = vdx_raise(qst, "search: the coarse quantizer failed "
+                                        "(status %d)", (int)qst);
+            }
             goto done;
         }
         vdx_clear_error(); /* optional: queries then go one by one */
     }
+    st = ivf->quantizer->ops->search(ivf->quantizer, n, x, np, NULL, cd, cl);
+    if (st) goto done;
+    for (int64_t i = 0; i < n * np; i++)
+        if (cl[i] >= ivf->nlist) cl[i] = -1; /* trust no quantizer */
     const size_t lbytes = ((size_t)p->nsq * 16 + 63) / 64 * 64;
     const size_t per = (size_t)cap * (sizeof(float) + sizeof(int64_t)) + lbytes +
                        (size_t)(np + d + 16) * sizeof(float) +
