@@ -21,8 +21,10 @@
  * through the scanner below.  The k-NN search has its own driver: the
  * tables of a chunk of queries in one sgemm, each query's 8-bit table once,
  * the packed copy of each probed list (ivfpq_fastscan.c's lazy mirror)
- * scanned with its bias folded into the table's, and the 2k candidates
- * re-scored with the float table (André et al., VLDB 2015, for the scan;
+ * scanned with its bias folded into the table's — batches list by list in
+ * one parallel region (search_chunk), single queries in probe order — and
+ * the 2k candidates re-scored with the float table (André et al., VLDB
+ * 2015, for the scan;
  * Babenko & Lempitsky, CVPR 2014, for the additive tables).
  */
 #include <float.h>
