@@ -342,8 +342,8 @@ static vdx_status search_blas(const vdx_flat *f, int64_t n, const float *x,
                 else vdx_reservoir_init(&R[i].r, k, ck, ci);
             }
             if (ns) {
-                vdx_gemm_xyt((int)qn, (int)ns, d, is_l2 ? -2.0f : -1.0f,
-                             x + (size_t)q0 * d, sx, tile);
+                vdx_gemm_xyt_small((int)qn, (int)ns, d, is_l2 ? -2.0f : -1.0f,
+                                   x + (size_t)q0 * d, sx, 0.0f, tile);
                 for (int64_t i = 0; i < qn; i++) {
                     float *row = tile + (size_t)i * ns;
                     for (int64_t j = 0; j < ns; j++) {
@@ -364,8 +364,8 @@ static vdx_status search_blas(const vdx_flat *f, int64_t n, const float *x,
                 const float *add = extract && is_l2 ? f->norms : NULL;
                 if (add) {
                     add += b0;
-                    vdx_gemm_xyt(qni, bn, d, -2.0f, x + (size_t)q0 * d,
-                                 f->xb + (size_t)b0 * d, tile);
+                    vdx_gemm_xyt_small(qni, bn, d, -2.0f, x + (size_t)q0 * d,
+                                       f->xb + (size_t)b0 * d, 0.0f, tile);
                 } else if (is_l2) {
                     if (f->norms) {
                         memcpy(tile, f->norms + b0, (size_t)bn * sizeof(float));
@@ -376,11 +376,11 @@ static vdx_status search_blas(const vdx_flat *f, int64_t n, const float *x,
                     for (int64_t i = 1; i < qn; i++)
                         memcpy(tile + (size_t)i * bn, tile,
                                (size_t)bn * sizeof(float));
-                    vdx_gemm_xyt_acc(qni, bn, d, -2.0f, x + (size_t)q0 * d,
-                                     f->xb + (size_t)b0 * d, tile);
+                    vdx_gemm_xyt_small(qni, bn, d, -2.0f, x + (size_t)q0 * d,
+                                       f->xb + (size_t)b0 * d, 1.0f, tile);
                 } else {
-                    vdx_gemm_xyt(qni, bn, d, -1.0f, x + (size_t)q0 * d,
-                                 f->xb + (size_t)b0 * d, tile);
+                    vdx_gemm_xyt_small(qni, bn, d, -1.0f, x + (size_t)q0 * d,
+                                       f->xb + (size_t)b0 * d, 0.0f, tile);
                 }
                 for (int64_t i = 0; i < qn; i++) {
                     float *row = tile + (size_t)i * bn;

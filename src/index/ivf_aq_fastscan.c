@@ -21,8 +21,10 @@
  * through the scanner below.  The k-NN search has its own driver: the
  * tables of a chunk of queries in one sgemm, each query's 8-bit table once,
  * the packed copy of each probed list (ivfpq_fastscan.c's lazy mirror)
- * scanned with its bias folded into the table's, and the 2k candidates
- * re-scored with the float table (André et al., VLDB 2015, for the scan;
+ * scanned with its bias folded into the table's — batches list by list in
+ * one parallel region (search_chunk), single queries in probe order — and
+ * the 2k candidates re-scored with the float table (André et al., VLDB
+ * 2015, for the scan;
  * Babenko & Lempitsky, CVPR 2014, for the additive tables).
  */
 #include <float.h>
@@ -204,25 +206,95 @@ static const uint8_t *packed_list(const vdx_ivfaqfs *pc, int64_t l, int64_t ls) 
 
 /* ---- search --------------------------------------------------------------- */
 
-/* per-thread scratch of the search */
+/* Longest list whose sums a query's first list may keep for seeding (a
+ * 32 KiB buffer per thread); longer ones are scanned in order. */
+#define FS_SEED_MAX 16384
+
+/* The probe of list l among a query's probes cl (np), -1 if none. */
+static int64_t probe_of(const int64_t *cl, int64_t np, int64_t l) {
+    for (int64_t j = 0; j < np; j++)
+        if (cl[j] == l) return j;
+    return -1;
+}
+
+/* The candidates of one query (res: refs r << 32 | offset, r its probe
+ * number, or with by_list the list itself) re-scored with its float table
+ * into (k, D, I); bias: the query's bias per probe. */
+static void finish_one(const vdx_ivfaqfs *p, const float *table,
+                       const int64_t *cl, int64_t np, const float *bias,
+                       int by_list, vdx_fs_res *res, int64_t k, float *D,
+                       vdx_idx_t *I) {
+    const vdx_ivf *ivf = &p->ivf;
+    const vdx_invlists *il = ivf->il;
+    const int ip = ivf->base.metric == VDX_METRIC_INNER_PRODUCT;
+    vdx_fs_res_finish(res);
+    int64_t m = 0;
+    for (int64_t e = 0; e < res->n; e++) {
+        if (res->ref[e] < 0) continue;
+        int64_t r = res->ref[e] >> 32, off = res->ref[e] & 0xFFFFFFFF;
+        int64_t l = by_list ? r : cl[r], j = by_list ? probe_of(cl, np, r) : r;
+        const uint8_t *code =
+            il->ops->get_codes(il, l) + (size_t)off * p->aq->code_size;
+        res->key[m] = (j >= 0 ? bias[j] : 0) + table_key(p->Mfs, table, code);
+        res->ref[m++] = il->ops->get_ids(il, l)[off];
+    }
+    vdx_topk_select_sorted(k, m, res->key, res->ref, D, I);
+    /* keys to distances: IP the negated key; L2 the key itself, without
+     * |q|^2 as FAISS reports it (not clamped) */
+    for (int64_t e = 0; e < k; e++) {
+        if (I[e] < 0) D[e] = ip ? -FLT_MAX : FLT_MAX;
+        else if (ip) D[e] = -D[e];
+    }
+}
+
+/* The scan of list l (ls codes, packed copy blocks or NULL) for one query
+ * into res, refs ref0 + offset: the 8-bit table lut (its bias the list's
+ * already), seeded when the heap is still empty, or the float table with
+ * the list's bias when the packed copy is missing. */
+static void scan_list(const vdx_ivfaqfs *p, const vdx_fs_kernels *K, int64_t l,
+                      int64_t ls, const uint8_t *blocks, const vdx_fs_lut *lut,
+                      const float *table, float lbias, const vdx_selector *sel,
+                      int64_t ref0, uint16_t *seed, vdx_fs_res *res) {
+    const vdx_invlists *il = p->ivf.il;
+    const vdx_idx_t *ids = il->ops->get_ids(il, l);
+    if (blocks && seed && !sel && res->top == INFINITY && ls >= 2 * res->k2 &&
+        ls <= FS_SEED_MAX) {
+        vdx_fs_scan_blocks_seeded(K, blocks, ls, p->bbs, p->nsq, lut, ids, ref0,
+                                  res, seed);
+        return;
+    }
+    if (blocks) {
+        vdx_fs_scan_blocks(K, blocks, ls, p->bbs, p->nsq, lut, ids, ref0, sel, res);
+        return;
+    }
+    /* no memory for the packed copy: the float scan */
+    const uint8_t *codes = il->ops->get_codes(il, l);
+    for (int64_t i = 0; i < ls; i++) {
+        if (sel && !vdx_sel_member(sel, ids[i])) continue;
+        float key = lbias + table_key(p->Mfs, table, codes + (size_t)i * p->aq->code_size);
+        if (key < res->top) vdx_fs_res_add(res, key, ref0 + i);
+    }
+}
+
+/* per-thread scratch of the query-major search */
 typedef struct fs_work {
-    float *key;    /* candidate keys (cap) */
-    int64_t *ref;  /* candidate refs (cap): probe << 32 | offset */
-    uint8_t *lutq; /* the 8-bit table (nsq x 16) */
-    float *bias;   /* per probe */
-    float *c;      /* d floats */
+    float *key;     /* candidate keys (cap) */
+    int64_t *ref;   /* candidate refs (cap): probe << 32 | offset */
+    uint8_t *lutq;  /* the 8-bit table (nsq x 16) */
+    float *bias;    /* per probe */
+    float *c;       /* d floats */
+    uint16_t *seed; /* FS_SEED_MAX sums */
 } fs_work;
 
-/* One query: table (its float table), the probed lists cl (np, -1 = none),
- * the candidates by 8-bit keys, re-scored with the float table. */
+/* One query: table (its float table), the probed lists cl (np, -1 = none)
+ * in probe order (max_codes: stop once that many codes were scanned), the
+ * candidates by 8-bit keys, re-scored with the float table. */
 static void search_one(const vdx_ivfaqfs *p, const float *xq,
                        const float *table, const int64_t *cl, int64_t np,
                        int64_t max_codes, const vdx_selector *sel, int64_t k2,
                        fs_work *w, int64_t k, float *D, vdx_idx_t *I) {
-    const vdx_ivf *ivf = &p->ivf;
-    const vdx_invlists *il = ivf->il;
+    const vdx_invlists *il = p->ivf.il;
     const vdx_fs_kernels *K = vdx_fs_kernels_get();
-    const int ip = ivf->base.metric == VDX_METRIC_INNER_PRODUCT;
     vdx_fs_lut lut;
     lut.q = w->lutq;
     vdx_fs_quantize(table, p->Mfs, p->nsq, &lut);
@@ -239,42 +311,165 @@ static void search_one(const vdx_ivfaqfs *p, const float *xq,
         if (ls == 0) continue;
         nscan += ls;
         w->bias[j] = list_bias(p, xq, l, w->c);
-        const vdx_idx_t *ids = il->ops->get_ids(il, l);
+        /* the list's bias shifts every key of the list alike */
+        lut.bias = bias0 + w->bias[j];
+        scan_list(p, K, l, ls, packed_list(p, l, ls), &lut, table, w->bias[j],
+                  sel, j << 32, w->seed, &res);
+    }
+    finish_one(p, table, cl, np, w->bias, 0, &res, k, D, I);
+}
+
+/* ---- list-major search ---------------------------------------------------
+ *
+ * A query's table is the same for all its lists, up to the list's bias
+ * (folded into the 8-bit table's bias): so a chunk of queries goes list by
+ * list, as FAISS's implem 12.  Each query first scans its nearest
+ * non-empty list on its own (seeded: its threshold tight from the start),
+ * then the other (query, list) pairs are sorted by list, and each list is
+ * scanned for the queries of the chunk that probe it one after the other,
+ * while it sits in the first-level cache.
+ * Refs are list << 32 | offset.  The candidates kept are the same as query
+ * by query (the 2k smallest 8-bit keys; only ties may go either way). */
+
+/* Most queries per chunk, and most workspace bytes per thread. */
+#define FS_LM_CHUNK 512
+#define FS_LM_BYTES ((size_t)32 << 20)
+
+typedef struct lm_layout {
+    size_t tables, lq, luts, res, key, ref, bias, pairs, seed, cvec, total;
+} lm_layout;
+
+static lm_layout lm_plan(const vdx_ivfaqfs *p, int64_t c, int64_t np,
+                         int64_t cap) {
+    lm_layout o;
+    size_t at = 0;
+#define LM_TAKE(f, bytes) (o.f = at, at += ((size_t)(bytes) + 63) / 64 * 64)
+    LM_TAKE(tables, (size_t)c * (size_t)p->Mfs * 16 * sizeof(float));
+    LM_TAKE(lq, (size_t)c * (((size_t)p->nsq * 16 + 63) / 64 * 64));
+    LM_TAKE(luts, (size_t)c * sizeof(vdx_fs_lut));
+    LM_TAKE(res, (size_t)c * sizeof(vdx_fs_res));
+    LM_TAKE(key, (size_t)c * (size_t)cap * sizeof(float));
+    LM_TAKE(ref, (size_t)c * (size_t)cap * sizeof(int64_t));
+    LM_TAKE(bias, (size_t)c * (size_t)np * sizeof(float));
+    LM_TAKE(pairs, (size_t)2 * (size_t)c * (size_t)np * sizeof(uint64_t)); /* + sort */
+    LM_TAKE(seed, FS_SEED_MAX * sizeof(uint16_t));
+    LM_TAKE(cvec, (size_t)p->ivf.base.d * sizeof(float));
+#undef LM_TAKE
+    o.total = at;
+    return o;
+}
+
+/* Sorts n keys by their high 32 bits (lists below nlist), the low ones
+ * staying in order: LSD radix, 11 bits a pass, through tmp (room for n). */
+static void sort_pairs(uint64_t *a, uint64_t *tmp, int64_t n, int64_t nlist) {
+    int passes = 0;
+    for (int64_t v = nlist - 1; v > 0; v >>= 11) passes++;
+    uint64_t *src = a, *dst = tmp;
+    for (int ps = 0; ps < passes; ps++) {
+        int64_t cnt[2048] = {0};
+        const int sh = 32 + 11 * ps;
+        for (int64_t i = 0; i < n; i++) cnt[(src[i] >> sh) & 2047]++;
+        for (int64_t b = 0, sum = 0; b < 2048; b++) {
+            int64_t c = cnt[b];
+            cnt[b] = sum;
+            sum += c;
+        }
+        for (int64_t i = 0; i < n; i++) dst[cnt[(src[i] >> sh) & 2047]++] = src[i];
+        uint64_t *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != a) memcpy(a, src, (size_t)n * sizeof(uint64_t));
+}
+
+/* The bias of a query for the list whose centroid is c (as list_bias). */
+static float bias_with(const vdx_ivfaqfs *p, const float *xq, const float *c) {
+    if (!p->by_residual) return 0;
+    float qc = vdx_kernels_get()->inner_product(xq, c, (size_t)p->ivf.base.d);
+    return p->ivf.base.metric == VDX_METRIC_L2 ? -2.0f * qc : -qc;
+}
+
+/* Queries q0 .. q0 + nq list by list (their probes in cl, np each). */
+static void search_chunk(const vdx_ivfaqfs *p, const float *x, int64_t q0,
+                         int64_t nq, const int64_t *cl, int64_t np,
+                         const vdx_selector *sel, uint8_t *w,
+                         const lm_layout *o, int64_t cap, int64_t k2, int64_t k,
+                         float *D, vdx_idx_t *I) {
+    const vdx_ivf *ivf = &p->ivf;
+    const vdx_invlists *il = ivf->il;
+    const vdx_fs_kernels *K = vdx_fs_kernels_get();
+    const int64_t d = ivf->base.d, TS = p->Mfs * 16;
+    const size_t lbytes = ((size_t)p->nsq * 16 + 63) / 64 * 64;
+    float *tables = (float *)(void *)(w + o->tables);
+    uint8_t *lq = w + o->lq;
+    vdx_fs_lut *luts = (vdx_fs_lut *)(void *)(w + o->luts);
+    vdx_fs_res *res = (vdx_fs_res *)(void *)(w + o->res);
+    float *key = (float *)(void *)(w + o->key);
+    int64_t *ref = (int64_t *)(void *)(w + o->ref);
+    float *bias = (float *)(void *)(w + o->bias);
+    uint64_t *pairs = (uint64_t *)(void *)(w + o->pairs);
+    uint16_t *seed = (uint16_t *)(void *)(w + o->seed);
+    float *cvec = (float *)(void *)(w + o->cvec);
+    /* the chunk's tables in one sgemm (serial BLAS: inside the team, or
+     * small) */
+    query_tables(p, nq, x + q0 * d, tables);
+    int64_t npairs = 0;
+    for (int64_t qi = 0; qi < nq; qi++) {
+        const float *xq = x + (q0 + qi) * d, *table = tables + qi * TS;
+        luts[qi].q = lq + (size_t)qi * lbytes;
+        vdx_fs_quantize(table, p->Mfs, p->nsq, &luts[qi]);
+        vdx_fs_res_init(&res[qi], key + qi * cap, ref + qi * cap, k2);
+        const int64_t *cq = cl + (q0 + qi) * np;
+        int first = 1;
+        for (int64_t j = 0; j < np; j++) {
+            int64_t l = cq[j];
+            bias[qi * np + j] = 0;
+            if (l < 0) continue;
+            int64_t ls = il->ops->list_size(il, l);
+            if (ls == 0) continue;
+            if (!first) {
+                pairs[npairs++] = (uint64_t)l << 32 | (uint64_t)(qi * np + j);
+                continue;
+            }
+            first = 0;
+            centroid(ivf, l, cvec);
+            const float b = bias_with(p, xq, cvec);
+            bias[qi * np + j] = b;
+            const float b0 = luts[qi].bias;
+            luts[qi].bias = b0 + b;
+            scan_list(p, K, l, ls, packed_list(p, l, ls), &luts[qi], table, b,
+                      sel, l << 32, seed, &res[qi]);
+            luts[qi].bias = b0;
+        }
+    }
+    sort_pairs(pairs, pairs + npairs, npairs, ivf->nlist);
+    for (int64_t e = 0; e < npairs;) {
+        const int64_t l = (int64_t)(pairs[e] >> 32);
+        int64_t f = e + 1;
+        while (f < npairs && (int64_t)(pairs[f] >> 32) == l) f++;
+        const int64_t ls = il->ops->list_size(il, l);
         const uint8_t *blocks = packed_list(p, l, ls);
-        if (blocks) {
-            /* the list's bias shifts every key of the list alike */
-            lut.bias = bias0 + w->bias[j];
-            vdx_fs_scan_blocks(K, blocks, ls, p->bbs, p->nsq, &lut, ids,
-                               j << 32, sel, &res);
-            continue;
+        if (p->by_residual) centroid(ivf, l, cvec);
+        /* query by query over the list, which stays in the first-level
+         * cache: the kernel's two-query pass needed copies of both tables'
+         * headers (with their wide-entry corrections, 340 bytes), which
+         * cost more than the second pass over the cached codes */
+        for (int64_t g = e; g < f; g++) {
+            const int64_t pj = (int64_t)(pairs[g] & 0xFFFFFFFFu), qi = pj / np;
+            const float b = bias_with(p, x + (q0 + qi) * d, cvec);
+            bias[pj] = b;
+            vdx_fs_lut *lu = &luts[qi];
+            const float b0 = lu->bias;
+            lu->bias = b0 + b;
+            scan_list(p, K, l, ls, blocks, lu, tables + qi * TS, b, sel, l << 32,
+                      NULL, &res[qi]);
+            lu->bias = b0;
         }
-        /* no memory for the packed copy: the float scan */
-        const uint8_t *codes = il->ops->get_codes(il, l);
-        for (int64_t i = 0; i < ls; i++) {
-            if (sel && !vdx_sel_member(sel, ids[i])) continue;
-            float key = w->bias[j] +
-                        table_key(p->Mfs, table, codes + (size_t)i * p->aq->code_size);
-            if (key < res.top) vdx_fs_res_add(&res, key, j << 32 | i);
-        }
+        e = f;
     }
-    vdx_fs_res_finish(&res);
-    int64_t m = 0;
-    for (int64_t e = 0; e < res.n; e++) {
-        if (res.ref[e] < 0) continue;
-        int64_t r = res.ref[e] >> 32, off = res.ref[e] & 0xFFFFFFFF;
-        int64_t l = cl[r];
-        const uint8_t *code =
-            il->ops->get_codes(il, l) + (size_t)off * p->aq->code_size;
-        res.key[m] = w->bias[r] + table_key(p->Mfs, table, code);
-        res.ref[m++] = il->ops->get_ids(il, l)[off];
-    }
-    vdx_topk_select_sorted(k, m, res.key, res.ref, D, I);
-    /* keys to distances: IP the negated key; L2 the key itself, without
-     * |q|^2 as FAISS reports it (not clamped) */
-    for (int64_t e = 0; e < k; e++) {
-        if (I[e] < 0) D[e] = ip ? -FLT_MAX : FLT_MAX;
-        else if (ip) D[e] = -D[e];
-    }
+    for (int64_t qi = 0; qi < nq; qi++)
+        finish_one(p, tables + qi * TS, cl + (q0 + qi) * np, np, bias + qi * np,
+                   1, &res[qi], k, D + (q0 + qi) * k, I + (q0 + qi) * k);
 }
 
 static vdx_status fs_search(const vdx_index *ix, int64_t n, const float *x,
@@ -296,25 +491,87 @@ static vdx_status fs_search(const vdx_index *ix, int64_t n, const float *x,
     const int64_t cap = (vdx_fs_res_cap(k2) + 15) / 16 * 16;
     const int64_t d = ix->d, TS = p->Mfs * 16, QC = 4096;
     const double listlen = (double)ix->ntotal / (double)VDX_MAX(ivf->nlist, (int64_t)1);
+    /* per probed list: its codes (a 4-bit look-up is 1/32 of a shuffle),
+     * plus the bias, the table's share, the candidates it adds and the
+     * re-scoring (measured: about 300 ns, 600 steps, a (query, list) pair
+     * for lists of 160 codes with Mfs = 10); serial for small calls
+     * (threads.h) */
     const int nthreads = vdx_nthreads_for(
-        (double)n * (double)np * (listlen * (double)p->Mfs / 32 + 4096));
-    const size_t lbytes = ((size_t)p->nsq * 16 + 63) / 64 * 64;
-    const size_t per = (size_t)cap * (sizeof(float) + sizeof(int64_t)) + lbytes +
-                       (size_t)(np + d + 16) * sizeof(float);
-    const size_t perw = (per + 63) / 64 * 64;
+        (double)n * (double)np * (listlen * (double)p->Mfs / 32 + 512));
     float *cd = vdx_malloc_array((size_t)n, (size_t)np * sizeof(float));
     int64_t *cl = vdx_malloc_array((size_t)n, (size_t)np * sizeof(int64_t));
-    uint8_t *work = vdx_aligned_alloc((size_t)nthreads, perw);
-    float *tabs = vdx_malloc_array((size_t)VDX_MIN(n, QC), (size_t)TS * sizeof(float));
+    uint8_t *work = NULL, *lmw = NULL;
+    float *tabs = NULL;
     vdx_status st = VDX_OK;
-    if (!cd || !cl || !work || !tabs) {
+    if (!cd || !cl) {
         st = VDX_ERR_OUT_OF_MEMORY;
         goto done;
+    }
+    /* list-major when the queries of a chunk share lists (about two per
+     * probed list or more), in one parallel region over chunks, each chunk
+     * doing its own coarse quantization (as FAISS's threads slices: the
+     * region then holds all of the call's work) */
+    if (!max_codes) {
+        int64_t chunk = nthreads > 1
+                            ? (n + 2 * nthreads - 1) / (2 * nthreads)
+                            : n;
+        chunk = VDX_MIN(chunk, FS_LM_CHUNK);
+        lm_layout lo = lm_plan(p, chunk, np, cap);
+        while (chunk > 1 && lo.total > FS_LM_BYTES) {
+            chunk /= 2;
+            lo = lm_plan(p, chunk, np, cap);
+        }
+        lmw = chunk * np >= 2 * ivf->nlist
+                  ? vdx_aligned_alloc((size_t)nthreads, lo.total)
+                  : NULL;
+        if (lmw) {
+            const int64_t nchunk = (n + chunk - 1) / chunk;
+            vdx_status qst = VDX_OK;
+#pragma omp parallel for schedule(dynamic, 1) if (nthreads > 1) num_threads(nthreads)
+            for (int64_t c = 0; c < nchunk; c++) {
+                const int64_t q0 = c * chunk, nq = VDX_MIN(chunk, n - q0);
+                vdx_status cst = ivf->quantizer->ops->search(
+                    ivf->quantizer, nq, x + q0 * d, np, NULL, cd + q0 * np,
+                    cl + q0 * np);
+                if (cst) {
+#pragma omp atomic write
+                    qst = cst;
+                    continue;
+                }
+                for (int64_t i = q0 * np; i < (q0 + nq) * np; i++)
+                    if (cl[i] >= ivf->nlist) cl[i] = -1; /* trust no quantizer */
+                search_chunk(p, x, q0, nq, cl, np, sel,
+                             lmw + (size_t)omp_get_thread_num() * lo.total, &lo,
+                             cap, k2, k, D, I);
+            }
+            /* a worker's message stays on its thread: the quantizer is
+             * asked again here for the caller's */
+            if (qst) {
+                st = ivf->quantizer->ops->search(ivf->quantizer, n, x, np, NULL,
+                                                 cd, cl);
+                if (!st)
+                    st = vdx_raise(qst, "search: the coarse quantizer failed "
+                                        "(status %d)", (int)qst);
+            }
+            goto done;
+        }
+        vdx_clear_error(); /* optional: queries then go one by one */
     }
     st = ivf->quantizer->ops->search(ivf->quantizer, n, x, np, NULL, cd, cl);
     if (st) goto done;
     for (int64_t i = 0; i < n * np; i++)
         if (cl[i] >= ivf->nlist) cl[i] = -1; /* trust no quantizer */
+    const size_t lbytes = ((size_t)p->nsq * 16 + 63) / 64 * 64;
+    const size_t per = (size_t)cap * (sizeof(float) + sizeof(int64_t)) + lbytes +
+                       (size_t)(np + d + 16) * sizeof(float) +
+                       FS_SEED_MAX * sizeof(uint16_t);
+    const size_t perw = (per + 63) / 64 * 64;
+    work = vdx_aligned_alloc((size_t)nthreads, perw);
+    tabs = vdx_malloc_array((size_t)VDX_MIN(n, QC), (size_t)TS * sizeof(float));
+    if (!work || !tabs) {
+        st = VDX_ERR_OUT_OF_MEMORY;
+        goto done;
+    }
     for (int64_t c0 = 0; c0 < n; c0 += QC) {
         const int64_t nc = VDX_MIN(QC, n - c0);
         /* the tables of a chunk in one sgemm, before the threads */
@@ -328,6 +585,7 @@ static vdx_status fs_search(const vdx_index *ix, int64_t n, const float *x,
             w.lutq = b + (size_t)cap * (sizeof(float) + sizeof(int64_t));
             w.bias = (float *)(void *)(w.lutq + lbytes);
             w.c = w.bias + np;
+            w.seed = (uint16_t *)(void *)(w.c + d + 16);
             search_one(p, x + q * d, tabs + (q - c0) * TS, cl + q * np, np,
                        max_codes, sel, k2, &w, k, D + q * k, I + q * k);
         }
@@ -336,6 +594,7 @@ done:
     vdx_free(cd);
     vdx_free(cl);
     vdx_aligned_free(work);
+    vdx_aligned_free(lmw);
     vdx_free(tabs);
     return st;
 }

@@ -682,6 +682,8 @@ float vdx_aq_decode_norm(const vdx_aq *aq, uint32_t c) {
 
 /* ---- look-up tables ---------------------------------------------------- */
 
+/* (small tables stay on the calling thread: a search's are tens of
+ * microseconds of sgemm, not worth a team) */
 void vdx_aq_lut(const vdx_aq *aq, int64_t n, const float *x, float alpha,
                 float *lut, int64_t ld) {
     if (n <= 0) return;
@@ -690,17 +692,18 @@ void vdx_aq_lut(const vdx_aq *aq, int64_t n, const float *x, float alpha,
     if (aq->nsplits == 1) {
         int nc = (int)aq->total_cb, di = (int)aq->d;
         /* lut^T (nc x n, column-major ld) = C (nc x d) x^T */
-        sgemm_("T", "N", &nc, &ni, &di, &alpha, aq->codebooks, &di, x, &ld_x,
-               &beta, lut, &ldc);
+        vdx_gemm_tn_small(nc, ni, di, alpha, aq->codebooks, di, x, ld_x,
+                          beta, lut, ldc);
         return;
     }
     int64_t per = aq->M / aq->nsplits;
     for (int64_t s = 0; s < aq->nsplits; s++) {
         int64_t m0 = s * per;
         int nc = (int)(aq->cb_off[m0 + per] - aq->cb_off[m0]), di = (int)aq->ew;
-        sgemm_("T", "N", &nc, &ni, &di, &alpha,
-               aq->codebooks + (size_t)aq->cb_off[m0] * (size_t)aq->ew, &di,
-               x + s * aq->ew, &ld_x, &beta, lut + aq->cb_off[m0], &ldc);
+        vdx_gemm_tn_small(nc, ni, di, alpha,
+                          aq->codebooks + (size_t)aq->cb_off[m0] * (size_t)aq->ew,
+                          di, x + s * aq->ew, ld_x, beta, lut + aq->cb_off[m0],
+                          ldc);
     }
 }
 

@@ -502,6 +502,40 @@ static void test_ivf_fastscan(void) {
             CHECK(memcmp(I1, I2, sizeof I1) == 0 && memcmp(D1, D2, sizeof D1) == 0);
             vdx_index_free(r);
         }
+        /* a batch goes list by list, with max_codes query by query in probe
+         * order: the same candidates (near ties of the 8-bit keys aside),
+         * with k2 = 2k in the slot set (k 10) and the reservoir (k 40) */
+        for (int kk = 10; kk <= 40; kk += 30) {
+            enum { NQ = 50 };
+            float *Da = malloc(sizeof(float) * NQ * 40), *Db = malloc(sizeof(float) * NQ * 40);
+            vdx_idx_t *Ia = malloc(sizeof(vdx_idx_t) * NQ * 40),
+                      *Ib = malloc(sizeof(vdx_idx_t) * NQ * 40);
+            vdx_search_params sp;
+            vdx_search_params_init(&sp);
+            sp.max_codes = (int64_t)1 << 40;
+            CHECK_OK(vdx_index_search(ix, NQ, xt + 100 * D, kk, NULL, Da, Ia));
+            CHECK_OK(vdx_index_search(ix, NQ, xt + 100 * D, kk, &sp, Db, Ib));
+            int rows_diff = 0, dist_bad = 0;
+            for (int q = 0; q < NQ; q++) {
+                if (memcmp(Ia + q * kk, Ib + q * kk, sizeof(vdx_idx_t) * (size_t)kk)) {
+                    rows_diff++;
+                    continue;
+                }
+                for (int j = 0; j < kk; j++)
+                    if (Ia[q * kk + j] < 0 ||
+                        fabsf(Da[q * kk + j] - Db[q * kk + j]) >
+                            1e-4f * (1.0f + fabsf(Da[q * kk + j])))
+                        dist_bad++;
+            }
+            if (rows_diff > NQ / 10 || dist_bad)
+                fprintf(stderr, "  %s k=%d: %d rows differ, %d distances\n",
+                        desc[g], kk, rows_diff, dist_bad);
+            CHECK(rows_diff <= NQ / 10 && dist_bad == 0);
+            free(Da);
+            free(Db);
+            free(Ia);
+            free(Ib);
+        }
         int bad = 0;
         for (size_t len = 0; len < n; len++) {
             vdx_index *t = (vdx_index *)1;
