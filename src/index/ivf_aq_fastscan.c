@@ -539,7 +539,7 @@ static vdx_status fs_search(const vdx_index *ix, int64_t n, const float *x,
                     continue;
                 }
                 for (int64_t i = q0 * np; i < (q0 + nq) * np; i++)
-                    if (cl[i] >= ivf->nlist) cl[i] = -1; /* trust no quantizer */
+                    if (cl[i] >= ivf->nlist || cl[i] < -1) cl[i] = -1; /* trust no quantizer */
                 search_chunk(p, x, q0, nq, cl, np, sel,
                              lmw + (size_t)omp_get_thread_num() * lo.total, &lo,
                              cap, k2, k, D, I);
@@ -560,7 +560,7 @@ static vdx_status fs_search(const vdx_index *ix, int64_t n, const float *x,
     st = ivf->quantizer->ops->search(ivf->quantizer, n, x, np, NULL, cd, cl);
     if (st) goto done;
     for (int64_t i = 0; i < n * np; i++)
-        if (cl[i] >= ivf->nlist) cl[i] = -1; /* trust no quantizer */
+        if (cl[i] >= ivf->nlist || cl[i] < -1) cl[i] = -1; /* trust no quantizer */
     const size_t lbytes = ((size_t)p->nsq * 16 + 63) / 64 * 64;
     const size_t per = (size_t)cap * (sizeof(float) + sizeof(int64_t)) + lbytes +
                        (size_t)(np + d + 16) * sizeof(float) +
