@@ -34,28 +34,6 @@ static PyObject *IAQ_get_aq(IndexObject *self, void *c) {
 }
 
 /* a new index tree rooted at ix, owned by self (constructors) */
-static int take_root(IndexObject *self, vdx_status st, vdx_index *ix) {
-    if (st) {
-        raise_status(st);
-        return -1;
-    }
-    owner_t *o = owner_new(ix);
-    if (!o) {
-        vdx_index_free(ix);
-        return -1;
-    }
-    o->refs = 1;
-    self->ix = ix;
-    self->owner = o;
-    return 0;
-}
-
-static int already(IndexObject *self) {
-    if (!self->ix) return 0;
-    PyErr_SetString(PyExc_RuntimeError, "index is already initialised");
-    return 1;
-}
-
 /* nbits: an int with M, or a sequence (FAISS's vector<size_t> overloads) */
 static int nbits_arg(PyObject *mo, PyObject *bo, int **nb, Py_ssize_t *M) {
     if (PyLong_Check(mo)) {
@@ -102,7 +80,7 @@ static int flat_init(IndexObject *self, vdx_status st, vdx_aq *aq, int metric) {
     vdx_index *ix = NULL;
     st = vdx_index_aq_new(aq, (vdx_metric)metric, &ix);
     if (st) vdx_aq_free(aq);
-    return take_root(self, st, ix);
+    return index_take_root(self, st, ix);
 }
 
 /* IndexResidualQuantizer(d, M, nbits, metric=L2, search_type=0) or
@@ -114,7 +92,7 @@ static int IRQ_init(IndexObject *self, PyObject *args, PyObject *kw) {
     if (!PyArg_ParseTupleAndKeywords(args, kw, "LO|OOO:IndexResidualQuantizer",
                                      kwlist, &d, &mo, &a2, &a3, &a4))
         return -1;
-    if (already(self)) return -1;
+    if (index_init_once(self)) return -1;
     int metric = VDX_METRIC_L2, stype = 0;
     PyObject *nbo = NULL;
     if (PyLong_Check(mo)) { /* (d, M, nbits, metric, st) */
@@ -141,7 +119,7 @@ static int ILSQ_init(IndexObject *self, PyObject *args, PyObject *kw) {
     if (!PyArg_ParseTupleAndKeywords(args, kw, "LLi|ii:IndexLocalSearchQuantizer",
                                      kwlist, &d, &M, &nbits, &metric, &stype))
         return -1;
-    if (already(self)) return -1;
+    if (index_init_once(self)) return -1;
     vdx_aq *aq = NULL;
     vdx_status st = vdx_lsq_new(d, M, nbits, stype, &aq);
     return flat_init(self, st, aq, metric);
@@ -156,7 +134,7 @@ static int iprod_init(IndexObject *self, PyObject *args, PyObject *kw, int kind,
     if (!PyArg_ParseTupleAndKeywords(args, kw, fmt, kwlist, &d, &ns, &ms, &nbits,
                                      &metric, &stype))
         return -1;
-    if (already(self)) return -1;
+    if (index_init_once(self)) return -1;
     vdx_aq *aq = NULL;
     vdx_status st = vdx_product_aq_new(kind, d, ns, ms, nbits, stype, &aq);
     return flat_init(self, st, aq, metric);
@@ -341,7 +319,7 @@ static int fs_init(IndexObject *self, vdx_status st, vdx_aq *aq, int metric,
     vdx_index *ix = NULL;
     st = vdx_index_aq_fastscan_new(aq, (vdx_metric)metric, bbs, &ix);
     if (st) vdx_aq_free(aq);
-    return take_root(self, st, ix);
+    return index_take_root(self, st, ix);
 }
 
 /* IndexResidualQuantizerFastScan(d, M, nbits, metric=L2,
@@ -355,7 +333,7 @@ static int iaqfs_init(IndexObject *self, PyObject *args, PyObject *kw, int lsq,
     if (!PyArg_ParseTupleAndKeywords(args, kw, fmt, kwlist, &d, &M, &nbits, &metric,
                                      &stype, &bbs))
         return -1;
-    if (already(self)) return -1;
+    if (index_init_once(self)) return -1;
     if (M < 0 || M > 4096) {
         PyErr_Format(PyExc_ValueError, "M must be in 1..4096, got %lld", M);
         return -1;
@@ -393,7 +371,7 @@ static int iprodfs_init(IndexObject *self, PyObject *args, PyObject *kw, int kin
     if (!PyArg_ParseTupleAndKeywords(args, kw, fmt, kwlist, &d, &ns, &ms, &nbits,
                                      &metric, &stype, &bbs))
         return -1;
-    if (already(self)) return -1;
+    if (index_init_once(self)) return -1;
     vdx_aq *aq = NULL;
     vdx_status st = vdx_product_aq_new(kind, d, ns, ms, nbits, stype, &aq);
     return fs_init(self, st, aq, metric, bbs);
@@ -486,7 +464,7 @@ static int coarse_init(IndexObject *self, vdx_status st, vdx_aq *aq, int metric)
     vdx_index *ix = NULL;
     st = vdx_index_additive_coarse_new(aq, (vdx_metric)metric, &ix);
     if (st) vdx_aq_free(aq);
-    return take_root(self, st, ix);
+    return index_take_root(self, st, ix);
 }
 
 /* ResidualCoarseQuantizer(d, M, nbits, metric=L2) or (d, nbits_list, metric) */
@@ -497,7 +475,7 @@ static int RCQ_init(IndexObject *self, PyObject *args, PyObject *kw) {
     if (!PyArg_ParseTupleAndKeywords(args, kw, "LO|OO:ResidualCoarseQuantizer", kwlist,
                                      &d, &mo, &a2, &a3))
         return -1;
-    if (already(self)) return -1;
+    if (index_init_once(self)) return -1;
     int metric = VDX_METRIC_L2;
     PyObject *nbo = NULL, *mt = NULL;
     if (PyLong_Check(mo)) nbo = a2, mt = a3;
@@ -519,7 +497,7 @@ static int LSCQ_init(IndexObject *self, PyObject *args, PyObject *kw) {
     if (!PyArg_ParseTupleAndKeywords(args, kw, "LLi|i:LocalSearchCoarseQuantizer",
                                      kwlist, &d, &M, &nbits, &metric))
         return -1;
-    if (already(self)) return -1;
+    if (index_init_once(self)) return -1;
     vdx_aq *aq = NULL;
     vdx_status st = vdx_lsq_new(d, M, nbits, 0, &aq);
     return coarse_init(self, st, aq, metric);

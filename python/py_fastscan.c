@@ -218,10 +218,7 @@ static int IndexPQFastScan_init(IndexObject *self, PyObject *args,
     static char *kwlist[] = {"d", "M", "nbits", "metric", "bbs", NULL};
     long long d, M, bbs = 32;
     int nbits = 4, metric = VDX_METRIC_L2;
-    if (self->ix) {
-        PyErr_SetString(PyExc_RuntimeError, "index is already initialised");
-        return -1;
-    }
+    if (index_init_once(self) < 0) return -1;
     vdx_index *ix = NULL;
     vdx_status st;
     if (PyTuple_GET_SIZE(args) >= 1 &&
@@ -236,19 +233,7 @@ static int IndexPQFastScan_init(IndexObject *self, PyObject *args,
         st = vdx_index_pq_fastscan_new(d, M, nbits, (vdx_metric)metric, bbs,
                                        &ix);
     }
-    if (st) {
-        raise_status(st);
-        return -1;
-    }
-    owner_t *o = owner_new(ix);
-    if (!o) {
-        vdx_index_free(ix);
-        return -1;
-    }
-    o->refs = 1;
-    self->ix = ix;
-    self->owner = o;
-    return 0;
+    return index_take_root(self, st, ix);
 }
 
 static PyGetSetDef IndexPQFastScan_getset[] = {

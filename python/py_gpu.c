@@ -199,24 +199,6 @@ static int index_config(PyObject *o, vdx_gpu_config *c, int ivfpq) {
 /* ========================================================================= */
 /* GPU index classes                                                         */
 /* ========================================================================= */
-static int take_index(IndexObject *self, vdx_index *ix) {
-    owner_t *o = owner_new(ix);
-    if (!o) {
-        vdx_index_free(ix);
-        return -1;
-    }
-    o->refs = 1;
-    self->ix = ix;
-    self->owner = o;
-    return 0;
-}
-
-static int already(IndexObject *self) {
-    if (!self->ix) return 0;
-    PyErr_SetString(PyExc_RuntimeError, "index is already initialised");
-    return 1;
-}
-
 /* A GPU copy of the CPU index `cpu` into self. */
 static int init_from_cpu(IndexObject *self, vdx_gpu_resources *res,
                          PyObject *cpuo, const vdx_gpu_config *cfg) {
@@ -236,20 +218,16 @@ static int init_from_cpu(IndexObject *self, vdx_gpu_resources *res,
         raise_cerr(&e);
         return -1;
     }
-    return take_index(self, out);
+    return index_take_root(self, VDX_OK, out);
 }
 
 static int check_new(vdx_status st, vdx_index *ix, IndexObject *self) {
-    if (st) {
-        raise_status(st);
-        return -1;
-    }
-    return take_index(self, ix);
+    return index_take_root(self, st, ix);
 }
 
 static int flat_common(IndexObject *self, PyObject *reso, PyObject *a,
                        int metric, PyObject *cfgo) {
-    if (already(self)) return -1;
+    if (index_init_once(self)) return -1;
     vdx_gpu_resources *res = get_res(reso);
     if (!res) return -1;
     vdx_gpu_config cfg;
@@ -354,7 +332,7 @@ static int ivf_args(PyObject *args, PyObject *kw, int nextra,
 }
 
 static int GpuIVFFlat_init(IndexObject *self, PyObject *args, PyObject *kw) {
-    if (already(self)) return -1;
+    if (index_init_once(self)) return -1;
     vdx_gpu_resources *res;
     PyObject *cpu, *cfgo;
     long long d, nlist, extra[1];
@@ -372,7 +350,7 @@ static int GpuIVFFlat_init(IndexObject *self, PyObject *args, PyObject *kw) {
 }
 
 static int GpuIVFPQ_init(IndexObject *self, PyObject *args, PyObject *kw) {
-    if (already(self)) return -1;
+    if (index_init_once(self)) return -1;
     vdx_gpu_resources *res;
     PyObject *cpu, *cfgo;
     long long d, nlist, extra[2];
@@ -390,7 +368,7 @@ static int GpuIVFPQ_init(IndexObject *self, PyObject *args, PyObject *kw) {
 }
 
 static int GpuIVFSQ_init(IndexObject *self, PyObject *args, PyObject *kw) {
-    if (already(self)) return -1;
+    if (index_init_once(self)) return -1;
     vdx_gpu_resources *res;
     PyObject *cpu, *cfgo;
     long long d, nlist, extra[1];

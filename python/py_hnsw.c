@@ -216,32 +216,6 @@ static PyObject *Index_get_storage(IndexObject *self, void *c) {
 /* ========================================================================= */
 /* Index types                                                               */
 /* ========================================================================= */
-static int adopt_new(IndexObject *self, vdx_status st, vdx_index *ix,
-                     const char *msg) {
-    (void)msg;
-    if (st != VDX_OK) {
-        raise_status(st);
-        return -1;
-    }
-    owner_t *o = owner_new(ix);
-    if (!o) {
-        vdx_index_free(ix);
-        return -1;
-    }
-    o->refs = 1;
-    self->ix = ix;
-    self->owner = o;
-    return 0;
-}
-
-static int already(IndexObject *self) {
-    if (self->ix) {
-        PyErr_SetString(PyExc_RuntimeError, "index is already initialised");
-        return -1;
-    }
-    return 0;
-}
-
 static int IndexHNSWFlat_init(IndexObject *self, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"d", "M", "metric", NULL};
     long long d;
@@ -249,10 +223,10 @@ static int IndexHNSWFlat_init(IndexObject *self, PyObject *args, PyObject *kw) {
     if (!PyArg_ParseTupleAndKeywords(args, kw, "L|ii:IndexHNSWFlat", kwlist, &d,
                                      &M, &metric))
         return -1;
-    if (already(self) < 0) return -1;
+    if (index_init_once(self) < 0) return -1;
     vdx_index *ix = NULL;
     vdx_status st = vdx_index_hnsw_flat_new(d, M, (vdx_metric)metric, &ix);
-    return adopt_new(self, st, ix, NULL);
+    return index_take_root(self, st, ix);
 }
 
 static int IndexHNSWSQ_init(IndexObject *self, PyObject *args, PyObject *kw) {
@@ -262,10 +236,10 @@ static int IndexHNSWSQ_init(IndexObject *self, PyObject *args, PyObject *kw) {
     if (!PyArg_ParseTupleAndKeywords(args, kw, "Li|ii:IndexHNSWSQ", kwlist, &d,
                                      &qtype, &M, &metric))
         return -1;
-    if (already(self) < 0) return -1;
+    if (index_init_once(self) < 0) return -1;
     vdx_index *ix = NULL;
     vdx_status st = vdx_index_hnsw_sq_new(d, qtype, M, (vdx_metric)metric, &ix);
-    return adopt_new(self, st, ix, NULL);
+    return index_take_root(self, st, ix);
 }
 
 static int IndexHNSWPQ_init(IndexObject *self, PyObject *args, PyObject *kw) {
@@ -275,11 +249,11 @@ static int IndexHNSWPQ_init(IndexObject *self, PyObject *args, PyObject *kw) {
     if (!PyArg_ParseTupleAndKeywords(args, kw, "LL|iii:IndexHNSWPQ", kwlist, &d,
                                      &pq_m, &M, &nbits, &metric))
         return -1;
-    if (already(self) < 0) return -1;
+    if (index_init_once(self) < 0) return -1;
     vdx_index *ix = NULL;
     vdx_status st =
         vdx_index_hnsw_pq_new(d, pq_m, M, nbits, (vdx_metric)metric, &ix);
-    return adopt_new(self, st, ix, NULL);
+    return index_take_root(self, st, ix);
 }
 
 static int IndexHNSW_init(IndexObject *self, PyObject *args, PyObject *kw) {

@@ -165,19 +165,15 @@ PyObject *wrap_tree(vdx_index *root) {
 }
 
 /* --- constructors -------------------------------------------------------- */
-static int already_init(IndexObject *self) {
+int index_init_once(IndexObject *self) {
     if (!self->ix) return 0;
     PyErr_SetString(PyExc_RuntimeError, "index is already initialised");
-    return 1;
+    return -1;
 }
 
-static int flat_init(IndexObject *self, long long d, int metric) {
-    if (already_init(self)) return -1;
-    vdx_index *ix = NULL;
-    cerr e;
-    cerr_capture(&e, vdx_index_flat_new(d, (vdx_metric)metric, &ix));
-    if (e.st != VDX_OK) {
-        raise_cerr(&e);
+int index_take_root(IndexObject *self, vdx_status st, vdx_index *ix) {
+    if (st != VDX_OK) {
+        raise_status(st);
         return -1;
     }
     owner_t *o = owner_new(ix);
@@ -189,6 +185,18 @@ static int flat_init(IndexObject *self, long long d, int metric) {
     self->ix = ix;
     self->owner = o;
     return 0;
+}
+
+static int flat_init(IndexObject *self, long long d, int metric) {
+    if (index_init_once(self)) return -1;
+    vdx_index *ix = NULL;
+    cerr e;
+    cerr_capture(&e, vdx_index_flat_new(d, (vdx_metric)metric, &ix));
+    if (e.st != VDX_OK) {
+        raise_cerr(&e);
+        return -1;
+    }
+    return index_take_root(self, VDX_OK, ix);
 }
 
 static int IndexFlat_init(IndexObject *self, PyObject *args, PyObject *kw) {
@@ -219,7 +227,7 @@ static int IndexFlatIP_init(IndexObject *self, PyObject *args, PyObject *kw) {
 
 int index_adopt(IndexObject *self, PyObject *childo, adopt_fn build,
                 void *ctx) {
-    if (already_init(self)) return -1;
+    if (index_init_once(self)) return -1;
     IndexObject *sub = (IndexObject *)childo;
     if (ready(sub) < 0) return -1;
     if (self->initialising || sub->parent || sub == self) {

@@ -12,25 +12,10 @@ static int IndexLSH_init(IndexObject *self, PyObject *args, PyObject *kw) {
     if (!PyArg_ParseTupleAndKeywords(args, kw, "Li|pp:IndexLSH", kwlist, &d,
                                      &nbits, &rotate, &tt))
         return -1;
-    if (self->ix) {
-        PyErr_SetString(PyExc_RuntimeError, "index is already initialised");
-        return -1;
-    }
+    if (index_init_once(self) < 0) return -1;
     vdx_index *ix = NULL;
     vdx_status st = vdx_index_lsh_new(d, nbits, rotate, tt, &ix);
-    if (st) {
-        raise_status(st);
-        return -1;
-    }
-    owner_t *o = owner_new(ix);
-    if (!o) {
-        vdx_index_free(ix);
-        return -1;
-    }
-    o->refs = 1;
-    self->ix = ix;
-    self->owner = o;
-    return 0;
+    return index_take_root(self, st, ix);
 }
 
 static PyObject *LSH_get(IndexObject *self, void *c) {

@@ -427,30 +427,6 @@ static PyObject *IndexNSG_build(IndexObject *self, PyObject *args) {
 /* ========================================================================= */
 /* Index types                                                               */
 /* ========================================================================= */
-static int adopt_new(IndexObject *self, vdx_status st, vdx_index *ix) {
-    if (st != VDX_OK) {
-        raise_status(st);
-        return -1;
-    }
-    owner_t *o = owner_new(ix);
-    if (!o) {
-        vdx_index_free(ix);
-        return -1;
-    }
-    o->refs = 1;
-    self->ix = ix;
-    self->owner = o;
-    return 0;
-}
-
-static int already(IndexObject *self) {
-    if (self->ix) {
-        PyErr_SetString(PyExc_RuntimeError, "index is already initialised");
-        return -1;
-    }
-    return 0;
-}
-
 static int IndexNNDescentFlat_init(IndexObject *self, PyObject *args,
                                    PyObject *kw) {
     static char *kwlist[] = {"d", "K", "metric", NULL};
@@ -459,10 +435,10 @@ static int IndexNNDescentFlat_init(IndexObject *self, PyObject *args,
     if (!PyArg_ParseTupleAndKeywords(args, kw, "L|ii:IndexNNDescentFlat",
                                      kwlist, &d, &K, &metric))
         return -1;
-    if (already(self) < 0) return -1;
+    if (index_init_once(self) < 0) return -1;
     vdx_index *ix = NULL;
     vdx_status st = vdx_index_nndescent_flat_new(d, K, (vdx_metric)metric, &ix);
-    return adopt_new(self, st, ix);
+    return index_take_root(self, st, ix);
 }
 
 static int IndexNSGFlat_init(IndexObject *self, PyObject *args, PyObject *kw) {
@@ -472,10 +448,10 @@ static int IndexNSGFlat_init(IndexObject *self, PyObject *args, PyObject *kw) {
     if (!PyArg_ParseTupleAndKeywords(args, kw, "L|ii:IndexNSGFlat", kwlist, &d,
                                      &R, &metric))
         return -1;
-    if (already(self) < 0) return -1;
+    if (index_init_once(self) < 0) return -1;
     vdx_index *ix = NULL;
     vdx_status st = vdx_index_nsg_flat_new(d, R, (vdx_metric)metric, &ix);
-    return adopt_new(self, st, ix);
+    return index_take_root(self, st, ix);
 }
 
 static int IndexNSGPQ_init(IndexObject *self, PyObject *args, PyObject *kw) {
@@ -485,10 +461,10 @@ static int IndexNSGPQ_init(IndexObject *self, PyObject *args, PyObject *kw) {
     if (!PyArg_ParseTupleAndKeywords(args, kw, "LL|ii:IndexNSGPQ", kwlist, &d,
                                      &pq_m, &M, &nbits))
         return -1;
-    if (already(self) < 0) return -1;
+    if (index_init_once(self) < 0) return -1;
     vdx_index *ix = NULL;
     vdx_status st = vdx_index_nsg_pq_new(d, pq_m, M, nbits, VDX_METRIC_L2, &ix);
-    return adopt_new(self, st, ix);
+    return index_take_root(self, st, ix);
 }
 
 static int IndexNSGSQ_init(IndexObject *self, PyObject *args, PyObject *kw) {
@@ -498,10 +474,10 @@ static int IndexNSGSQ_init(IndexObject *self, PyObject *args, PyObject *kw) {
     if (!PyArg_ParseTupleAndKeywords(args, kw, "Li|ii:IndexNSGSQ", kwlist, &d,
                                      &qtype, &M, &metric))
         return -1;
-    if (already(self) < 0) return -1;
+    if (index_init_once(self) < 0) return -1;
     vdx_index *ix = NULL;
     vdx_status st = vdx_index_nsg_sq_new(d, qtype, M, (vdx_metric)metric, &ix);
-    return adopt_new(self, st, ix);
+    return index_take_root(self, st, ix);
 }
 
 static int abstract_init(IndexObject *self, PyObject *args, PyObject *kw) {

@@ -325,25 +325,10 @@ static int IndexPQ_init(IndexObject *self, PyObject *args, PyObject *kw) {
     if (!PyArg_ParseTupleAndKeywords(args, kw, "LL|ii:IndexPQ", kwlist, &d,
                                      &M, &nbits, &metric))
         return -1;
-    if (self->ix) {
-        PyErr_SetString(PyExc_RuntimeError, "index is already initialised");
-        return -1;
-    }
+    if (index_init_once(self) < 0) return -1;
     vdx_index *ix = NULL;
     vdx_status st = vdx_index_pq_new(d, M, nbits, (vdx_metric)metric, &ix);
-    if (st) {
-        raise_status(st);
-        return -1;
-    }
-    owner_t *o = owner_new(ix);
-    if (!o) {
-        vdx_index_free(ix);
-        return -1;
-    }
-    o->refs = 1;
-    self->ix = ix;
-    self->owner = o;
-    return 0;
+    return index_take_root(self, st, ix);
 }
 
 static PyGetSetDef IndexPQ_getset[] = {

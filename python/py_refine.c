@@ -50,10 +50,7 @@ static int IndexRefine_init(IndexObject *self, PyObject *args, PyObject *kw) {
         return -1;
     IndexObject *b = (IndexObject *)bo, *r = (IndexObject *)ro;
     if (ready(b) < 0 || ready(r) < 0) return -1;
-    if (self->ix) {
-        PyErr_SetString(PyExc_RuntimeError, "index is already initialised");
-        return -1;
-    }
+    if (index_init_once(self) < 0) return -1;
     if (b == r || b->owner == r->owner) {
         PyErr_SetString(PyExc_ValueError,
                         "IndexRefine: base and refine must be distinct, "

@@ -138,26 +138,9 @@ static void ls_free(lockset *l) { PyMem_Free(l->o); }
 
 /* ---- constructors -------------------------------------------------------- */
 static int init_new(ShardsObject *self, vdx_status st, vdx_index *ix) {
-    if (st != VDX_OK) {
-        raise_status(st);
-        return -1;
-    }
-    owner_t *o = owner_new(ix);
-    if (!o) {
-        vdx_index_free(ix);
-        return -1;
-    }
-    o->refs = 1;
-    self->base.ix = ix;
-    self->base.owner = o;
+    if (index_take_root(&self->base, st, ix) < 0) return -1;
     self->shards = PyList_New(0);
     return self->shards ? 0 : -1;
-}
-
-static int already(ShardsObject *self) {
-    if (!self->base.ix) return 0;
-    PyErr_SetString(PyExc_RuntimeError, "index is already initialised");
-    return 1;
 }
 
 static int IndexShards_init(ShardsObject *self, PyObject *args, PyObject *kw) {
@@ -165,7 +148,7 @@ static int IndexShards_init(ShardsObject *self, PyObject *args, PyObject *kw) {
     PyObject *a0 = NULL;
     int threaded = 0, succ = 1;
     long long d = 0;
-    if (already(self)) return -1;
+    if (index_init_once(&self->base)) return -1;
     /* FAISS's overloads: (d, threaded=False, successive_ids=True) and
      * (threaded, successive_ids) with d from the first shard */
     if (PyTuple_GET_SIZE(args) >= 1 && PyBool_Check(PyTuple_GET_ITEM(args, 0))) {
@@ -192,7 +175,7 @@ static int IndexReplicas_init(ShardsObject *self, PyObject *args, PyObject *kw) 
     PyObject *a0 = NULL;
     int threaded = 1;
     long long d = 0;
-    if (already(self)) return -1;
+    if (index_init_once(&self->base)) return -1;
     if (PyTuple_GET_SIZE(args) >= 1 && PyBool_Check(PyTuple_GET_ITEM(args, 0))) {
         static char *kw2[] = {"threaded", NULL};
         if (!PyArg_ParseTupleAndKeywords(args, kw, "|p:IndexReplicas", kw2, &threaded))
@@ -225,7 +208,7 @@ static int IndexShardsIVF_init(ShardsObject *self, PyObject *args, PyObject *kw)
     static char *kwlist[] = {"quantizer", "nlist", "threaded", "successive_ids", NULL};
     PyObject *qo;
     sivf_args a = {0, 0, 1};
-    if (already(self)) return -1;
+    if (index_init_once(&self->base)) return -1;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O!L|pp:IndexShardsIVF", kwlist,
                                      &IndexType, &qo, &a.nlist, &a.threaded, &a.succ))
         return -1;

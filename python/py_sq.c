@@ -231,10 +231,7 @@ static int IndexSQ_init(IndexObject *self, PyObject *args, PyObject *kw) {
     if (!PyArg_ParseTupleAndKeywords(args, kw, "Li|i:IndexScalarQuantizer",
                                      kwlist, &d, &qtype, &metric))
         return -1;
-    if (self->ix) {
-        PyErr_SetString(PyExc_RuntimeError, "index is already initialised");
-        return -1;
-    }
+    if (index_init_once(self) < 0) return -1;
     vdx_index *ix = NULL;
     cerr e;
     cerr_capture(&e, vdx_index_sq_new(d, qtype, (vdx_metric)metric, &ix));
@@ -242,15 +239,7 @@ static int IndexSQ_init(IndexObject *self, PyObject *args, PyObject *kw) {
         raise_cerr(&e);
         return -1;
     }
-    owner_t *o = owner_new(ix);
-    if (!o) {
-        vdx_index_free(ix);
-        return -1;
-    }
-    o->refs = 1;
-    self->ix = ix;
-    self->owner = o;
-    return 0;
+    return index_take_root(self, VDX_OK, ix);
 }
 
 static PyGetSetDef IndexSQ_getset[] = {

@@ -309,6 +309,13 @@ int pyvdx_init_binary(PyObject *m); /* py_binary.c */
 int pyvdx_init_methods(PyObject *m); /* py_methods.c: _install_method */
 /* index_adopt for an IVF quantizer; one that already belongs to another
  * index is copied when trained and filled (py_shared_quantizer.c). */
+/* Constructors: 0 when self holds no index yet, else RuntimeError ("index
+ * is already initialised") and -1. */
+int index_init_once(IndexObject *self);
+/* Constructors: raises st when it is not VDX_OK; else self becomes the
+ * owner of the new root ix (freed if that fails).  0 or -1. */
+int index_take_root(IndexObject *self, vdx_status st, vdx_index *ix);
+
 int adopt_quantizer(IndexObject *self, PyObject *qo, adopt_fn build,
                     void *ctx);
 /* 1 when self is the empty quantizer of an empty IVF index: add /
