@@ -238,7 +238,7 @@ static vdx_status read_rq_tail(vdx_reader *r, const vdx_io_header *h,
                          h->fourcc, mb, at + 4);
     aq->train_type = tt;
     aq->max_beam_size = mb;
-    if (aq->codebooks && !(tt & VDX_RQ_SKIP_CODEBOOK_TABLES))
+    if (aq->codebooks && !aq->centroid_norms && !(tt & VDX_RQ_SKIP_CODEBOOK_TABLES))
         return vdx_aq_compute_tables(aq);
     return VDX_OK;
 }
@@ -294,9 +294,27 @@ static vdx_status read_lsq_tail(vdx_reader *r, const vdx_io_header *h,
     return VDX_OK;
 }
 
-/* A whole quantizer of `kind` (RQ, LSQ, PRQ, PLSQ), dimension d. */
+static vdx_status read_quantizer_parts(vdx_reader *r, const vdx_io_header *h,
+                                       int kind, int64_t d, vdx_aq **out);
+
+/* A whole quantizer of `kind` (RQ, LSQ, PRQ, PLSQ), dimension d.
+ * ST_norm_from_LUT searches with the codebook tables, which files do not
+ * hold: they are built here whatever train_type says (an RQ's
+ * Skip_codebook_tables spares them only where nothing needs them). */
 static vdx_status read_quantizer(vdx_reader *r, const vdx_io_header *h,
                                  int kind, int64_t d, vdx_aq **out) {
+    vdx_status s = read_quantizer_parts(r, h, kind, d, out);
+    vdx_aq *aq = *out;
+    if (!s && aq->search_type == VDX_AQ_ST_NORM_FROM_LUT && aq->codebooks &&
+        !aq->centroid_norms && (s = vdx_aq_compute_tables(aq))) {
+        vdx_aq_destroy(aq);
+        *out = NULL;
+    }
+    return s;
+}
+
+static vdx_status read_quantizer_parts(vdx_reader *r, const vdx_io_header *h,
+                                       int kind, int64_t d, vdx_aq **out) {
     vdx_status s;
     *out = NULL;
     if (kind == VDX_AQ_RQ || kind == VDX_AQ_LSQ) {
