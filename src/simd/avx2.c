@@ -106,6 +106,20 @@ static void l2sqr_ny(float *out, const float *x, const float *y, size_t d,
             }
             hsum4(out + j, s0, s1, s2, s3);
         }
+        /* the last rows summed in the same order, so that a row's distance
+         * does not depend on where it sits (a shard's rows against one
+         * index's) */
+        for (; j < ny; j++) {
+            const float *y0 = y + j * d;
+            __m256 s0 = _mm256_setzero_ps();
+            for (size_t i = 0; i < d; i += 8) {
+                __m256 t0 = _mm256_sub_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y0 + i));
+                s0 = _mm256_fmadd_ps(t0, t0, s0);
+            }
+            float r[4];
+            hsum4(r, s0, s0, s0, s0);
+            out[j] = r[0];
+        }
     }
     for (; j < ny; j++) out[j] = l2sqr(x, y + j * d, d);
 }
@@ -125,6 +139,15 @@ static void inner_product_ny(float *out, const float *x, const float *y,
                 s3 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(y3 + i), s3);
             }
             hsum4(out + j, s0, s1, s2, s3);
+        }
+        for (; j < ny; j++) { /* as in l2sqr_ny */
+            const float *y0 = y + j * d;
+            __m256 s0 = _mm256_setzero_ps();
+            for (size_t i = 0; i < d; i += 8)
+                s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y0 + i), s0);
+            float r[4];
+            hsum4(r, s0, s0, s0, s0);
+            out[j] = r[0];
         }
     }
     for (; j < ny; j++) out[j] = inner_product(x, y + j * d, d);

@@ -37,6 +37,23 @@ static void check_level(const vdx_kernels *K) {
         for (size_t j = 0; j < ny; j++) bad += rel_err(out[j], ref[j]) > 1e-4;
     }
     CHECK(bad == 0);
+    /* a row's distance does not depend on where it sits among the rows
+     * (one index against the same rows split over shards): rows 1..NY-1
+     * scanned from row 0 and from row 1, bit for bit */
+    int moved = 0;
+    for (size_t d = 8; d <= 256; d += 8) {
+        float o0[NY], o1[NY];
+        const float *yy = y + 1; /* NY rows of d <= 300 floats fit */
+        size_t ny = (300 * NY - 1) / d < NY ? (300 * NY - 1) / d : NY;
+        K->l2sqr_ny(o0, a, yy, d, ny);
+        K->l2sqr_ny(o1, a, yy + d, d, ny - 1);
+        for (size_t j = 1; j < ny; j++) moved += memcmp(&o0[j], &o1[j - 1], sizeof(float)) != 0;
+        K->inner_product_ny(o0, a, yy, d, ny);
+        K->inner_product_ny(o1, a, yy + d, d, ny - 1);
+        for (size_t j = 1; j < ny; j++) moved += memcmp(&o0[j], &o1[j - 1], sizeof(float)) != 0;
+    }
+    if (moved) printf("     %s: %d row distances depend on the row's position\n", K->name, moved);
+    CHECK(moved == 0);
     /* filters: every length 0..300, against the reference */
     float v[300];
     uint32_t c1[300], c2[300];
