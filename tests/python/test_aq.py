@@ -158,6 +158,20 @@ def test_ivf_recall_vs_brute_force(desc):
     assert recall(I, gt) > 0.1
 
 
+def assert_ids_up_to_ties(Dref, Iref, I, rtol=1e-5):
+    """Each row holds the reference's ids, except ids at the row's last
+    (k-th) distance: codes that decode alike give equal distances, and
+    which of them make the top k is the scan order's (and a LUT's last
+    bit's) choice.  Rows are compared as sets: equal distances swap too."""
+    for q in range(len(Iref)):
+        a, b = set(Iref[q].tolist()), set(I[q].tolist())
+        edge = Dref[q, -1] * (1 - rtol) - rtol
+        dist = dict(zip(Iref[q].tolist(), Dref[q].tolist()))
+        for i in a - b:
+            assert dist[i] >= edge, (q, i, Dref[q], Iref[q], I[q])
+        assert len(b - a) == len(a - b), (q, Iref[q], I[q])
+
+
 @pytest.mark.parametrize("desc", ["RQ4x6", "LSQ4x6_Nqint8", "PRQ2x2x6",
                                   "PLSQ2x2x6_Nfloat", "IVF16,RQ4x6_Nfloat",
                                   "IVF16(RCQ2x2),Flat", "RQ3x4_Nrq2x4"])
@@ -173,7 +187,7 @@ def test_files_both_ways(desc):
     vx = vecdex.deserialize_index(buf)
     assert type(vx).__name__ == type(fx).__name__
     Dv, Iv = vx.search(XQ, 5)
-    assert (Iv == If).mean() > 0.97
+    assert_ids_up_to_ties(Df, If, Iv)
     np.testing.assert_allclose(Dv, Df, rtol=1e-3, atol=1e-2)
     # and writes it back byte for byte
     assert bytes(vecdex.serialize_index(vx)) == bytes(buf)
@@ -186,7 +200,7 @@ def test_files_both_ways(desc):
     Dv, Iv = ix.search(XQ, 5)
     f2 = faiss.deserialize_index(np.asarray(vecdex.serialize_index(ix)))
     D2, I2 = f2.search(XQ, 5)
-    assert (I2 == Iv).mean() > 0.97
+    assert_ids_up_to_ties(Dv, Iv, I2)
     np.testing.assert_allclose(D2, Dv, rtol=1e-3, atol=1e-2)
 
 

@@ -59,7 +59,7 @@ def test_nsg_flat_recall_vs_faiss(ds, metric, build_type):
     v, f = build_pair("flat", xb, metric, build_type)
     rv = r1(v.search(xq, 1)[1], xq, xb, metric)
     rf = r1(f.search(xq, 1)[1], xq, xb, metric)
-    assert rv >= rf - 0.03, (rv, rf)
+    assert rv >= rf - 0.05, (rv, rf)
     assert rv > 0.8
     vt = vecdex.VisitedTableVector(len(xb))
     assert v.nsg.dfs(vt, v.nsg.enterpoint, 0) == len(xb)
@@ -70,7 +70,7 @@ def test_nndescent_graph_and_recall_vs_faiss(ds):
     v, f = build_pair("nnd", xb)
     rv = r1(v.search(xq, 1)[1], xq, xb)
     rf = r1(f.search(xq, 1)[1], xq, xb)
-    assert rv >= rf - 0.03, (rv, rf)
+    assert rv >= rf - 0.05, (rv, rf)
     # the k-NN graph itself, against the exact one
     K = 16
     g = vecdex.vector_to_array(v.nndescent.final_graph).reshape(len(xb), K)
@@ -122,7 +122,7 @@ def test_prebuilt_knn_graph(ds):
                            match="NSG does not support incremental addition"):
             ix.add(xb[:10])
         assert ix.ntotal == len(xb)
-    assert res[0] >= res[1] - 0.03, res
+    assert res[0] >= res[1] - 0.05, res
 
 
 def test_errors_leave_index_empty():

@@ -42,14 +42,16 @@ def test_sharded_flat_equals_single(data, metric, threaded):
         D1, I1 = one.search(xq[:5] if k > 100 else xq, k)
         D2, I2 = sh.search(xq[:5] if k > 100 else xq, k)
         np.testing.assert_array_equal(I1, I2)
-        np.testing.assert_array_equal(D1, D2)
+        # one sgemm over 4000 rows against three over ~1333: OpenBLAS's
+        # blocking (its Haswell kernels) can round the last bit differently
+        np.testing.assert_allclose(D1, D2, rtol=1e-5, atol=1e-5)
     # the selector reaches every shard in global ids
     sel = vecdex.IDSelectorRange(1000, 2900)
     p = vecdex.SearchParameters(sel=sel)
     D1, I1 = one.search(xq, 10, params=p)
     D2, I2 = sh.search(xq, 10, params=p)
     np.testing.assert_array_equal(I1, I2)
-    np.testing.assert_array_equal(D1, D2)
+    np.testing.assert_allclose(D1, D2, rtol=1e-5, atol=1e-5)
     assert ((I2 >= 1000) & (I2 < 2900)).all()
     np.testing.assert_array_equal(sh.reconstruct(3999), xb[3999])
     np.testing.assert_array_equal(sh.reconstruct_n(1330, 10), xb[1330:1340])
