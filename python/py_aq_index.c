@@ -631,7 +631,7 @@ static int IVFRQ_init(IndexObject *self, PyObject *args, PyObject *kw) {
     Py_ssize_t M = 0;
     if (nbits_arg(mo, nbo, &a.nbits, &M) < 0) return -1;
     a.M = M;
-    int r = index_adopt(self, qo, build_ivfaq, &a);
+    int r = adopt_quantizer(self, qo, build_ivfaq, &a);
     PyMem_Free(a.nbits);
     return r;
 }
@@ -649,7 +649,7 @@ static int IVFLSQ_init(IndexObject *self, PyObject *args, PyObject *kw) {
     a.d = d;
     a.nlist = nlist;
     a.M = M;
-    return index_adopt(self, qo, build_ivfaq, &a);
+    return adopt_quantizer(self, qo, build_ivfaq, &a);
 }
 
 static int ivfprod_init(IndexObject *self, PyObject *args, PyObject *kw, int kind,
@@ -666,7 +666,7 @@ static int ivfprod_init(IndexObject *self, PyObject *args, PyObject *kw, int kin
     a.nlist = nlist;
     a.ns = ns;
     a.M = ms;
-    return index_adopt(self, qo, build_ivfaq, &a);
+    return adopt_quantizer(self, qo, build_ivfaq, &a);
 }
 static int IVFPRQ_init(IndexObject *self, PyObject *args, PyObject *kw) {
     return ivfprod_init(self, args, kw, VDX_AQ_PRQ,
@@ -841,7 +841,7 @@ static int ivfaqfs_init(IndexObject *self, PyObject *args, PyObject *kw, int kin
         for (long long i = 0; i < M; i++) nb[i] = f.a.nbit;
         f.a.nbits = nb;
     }
-    int r = index_adopt(self, qo, build_ivfaqfs, &f);
+    int r = adopt_quantizer(self, qo, build_ivfaqfs, &f);
     PyMem_Free(nb);
     return r;
 }
@@ -872,7 +872,7 @@ static int ivfprodfs_init(IndexObject *self, PyObject *args, PyObject *kw, int k
     f.a.nlist = nlist;
     f.a.ns = ns;
     f.a.M = ms;
-    return index_adopt(self, qo, build_ivfaqfs, &f);
+    return adopt_quantizer(self, qo, build_ivfaqfs, &f);
 }
 static int IVFPRQFS_init(IndexObject *self, PyObject *args, PyObject *kw) {
     return ivfprodfs_init(self, args, kw, VDX_AQ_PRQ,

@@ -24,7 +24,10 @@ def _data():
     lambda m, q: m.IndexIVFFlat(q, D, NLIST),
     lambda m, q: m.IndexIVFPQ(q, D, NLIST, 4, 8),
     lambda m, q: m.IndexIVFScalarQuantizer(q, D, NLIST,
-                                           m.ScalarQuantizer.QT_8bit)])
+                                           m.ScalarQuantizer.QT_8bit),
+    lambda m, q: m.IndexIVFResidualQuantizer(q, D, NLIST, 2, 4),
+    lambda m, q: m.IndexIVFLocalSearchQuantizer(q, D, NLIST, 2, 4),
+    lambda m, q: m.IndexIVFResidualQuantizerFastScan(q, D, NLIST, 2, 4)])
 def test_second_index_on_a_trained_quantizer_matches_faiss(make):
     xt, xb, xq = _data()
     f1 = real_faiss.IndexIVFFlat(real_faiss.IndexFlatL2(D), D, NLIST)
@@ -36,7 +39,10 @@ def test_second_index_on_a_trained_quantizer_matches_faiss(make):
     v1 = vecdex.IndexIVFFlat(vq, D, NLIST)
     assert v1.is_trained
     f2, v2 = make(real_faiss, fq), make(vecdex, vq)
-    assert v2.is_trained == f2.is_trained
+    aq = "Quantizer" in type(v2).__name__ and "Scalar" not in type(v2).__name__
+    # faiss's IVF additive quantizers call themselves trained before their
+    # codebooks exist; vecdex's say they are not
+    assert v2.is_trained == (f2.is_trained and not aq)
     for ix in (f2, v2):
         ix.train(xt)      # trains its codec; the quantizer stays as it is
         ix.add_with_ids(xb, np.arange(len(xb))[::-1].copy())
@@ -47,6 +53,12 @@ def test_second_index_on_a_trained_quantizer_matches_faiss(make):
     _, Iv = v2.search(xq, 5)
     if isinstance(v2, vecdex.IndexIVFFlat):
         np.testing.assert_array_equal(If, Iv)
+    elif aq:   # codebooks trained apart (coarse at 2x4 bits): as good
+        gt = real_faiss.knn(xq, xb, 5)[1]
+        gt = len(xb) - 1 - gt   # the ids were added reversed
+        rec = lambda I: np.mean([len(set(a) & set(b)) for a, b in zip(I, gt)]) / 5
+        # 0.21-0.27 here over 75 neighbours (chance: ~0.01)
+        assert rec(Iv) >= rec(If) - 0.15 and rec(Iv) > 0.1, (rec(Iv), rec(If))
     else:   # codecs trained apart: most results agree
         assert (If == Iv).mean() > 0.5
     for l in range(NLIST):   # the same assignment to lists
