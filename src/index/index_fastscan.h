@@ -151,4 +151,9 @@ VDX_INTERNAL void vdx_fs_scan_blocks_seeded(const vdx_fs_kernels *K,
 /* The number of candidates kept for k results among ntotal. */
 VDX_INTERNAL int64_t vdx_fs_k2(int64_t k, int64_t ntotal);
 
+/* IVF list-major scans: sorts n (list << 32 | query) keys by list, queries
+ * staying in order (LSD radix, through tmp with room for n). */
+VDX_INTERNAL void vdx_fs_sort_pairs(uint64_t *a, uint64_t *tmp, int64_t n,
+                                    int64_t nlist);
+
 #endif

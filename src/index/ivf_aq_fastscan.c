@@ -359,29 +359,6 @@ static lm_layout lm_plan(const vdx_ivfaqfs *p, int64_t c, int64_t np,
     return o;
 }
 
-/* Sorts n keys by their high 32 bits (lists below nlist), the low ones
- * staying in order: LSD radix, 11 bits a pass, through tmp (room for n). */
-static void sort_pairs(uint64_t *a, uint64_t *tmp, int64_t n, int64_t nlist) {
-    int passes = 0;
-    for (int64_t v = nlist - 1; v > 0; v >>= 11) passes++;
-    uint64_t *src = a, *dst = tmp;
-    for (int ps = 0; ps < passes; ps++) {
-        int64_t cnt[2048] = {0};
-        const int sh = 32 + 11 * ps;
-        for (int64_t i = 0; i < n; i++) cnt[(src[i] >> sh) & 2047]++;
-        for (int64_t b = 0, sum = 0; b < 2048; b++) {
-            int64_t c = cnt[b];
-            cnt[b] = sum;
-            sum += c;
-        }
-        for (int64_t i = 0; i < n; i++) dst[cnt[(src[i] >> sh) & 2047]++] = src[i];
-        uint64_t *t = src;
-        src = dst;
-        dst = t;
-    }
-    if (src != a) memcpy(a, src, (size_t)n * sizeof(uint64_t));
-}
-
 /* The bias of a query for the list whose centroid is c (as list_bias). */
 static float bias_with(const vdx_ivfaqfs *p, const float *xq, const float *c) {
     if (!p->by_residual) return 0;
@@ -442,7 +419,7 @@ static void search_chunk(const vdx_ivfaqfs *p, const float *x, int64_t q0,
             luts[qi].bias = b0;
         }
     }
-    sort_pairs(pairs, pairs + npairs, npairs, ivf->nlist);
+    vdx_fs_sort_pairs(pairs, pairs + npairs, npairs, ivf->nlist);
     for (int64_t e = 0; e < npairs;) {
         const int64_t l = (int64_t)(pairs[e] >> 32);
         int64_t f = e + 1;

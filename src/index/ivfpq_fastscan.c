@@ -384,8 +384,9 @@ static lm_layout lm_plan(const vdx_ivfpqfs *p, int64_t c, int64_t np,
 
 /* Sorts n keys by their high 32 bits (list numbers below nlist), the low
  * ones (query numbers) staying in order: an LSD radix sort, 11 bits per
- * pass, through tmp (room for n). */
-static void lm_sort(uint64_t *a, uint64_t *tmp, int64_t n, int64_t nlist) {
+ * pass, through tmp (room for n).  The IVF AQ fast scan sorts its pairs
+ * with it too. */
+void vdx_fs_sort_pairs(uint64_t *a, uint64_t *tmp, int64_t n, int64_t nlist) {
     int passes = 0;
     for (int64_t v = nlist - 1; v > 0; v >>= 11) passes++;
     uint64_t *src = a, *dst = tmp;
@@ -455,7 +456,7 @@ static void search_chunk(const vdx_ivfpqfs *p, const float *x, int64_t q0,
                 pairs[npairs++] = (uint64_t)l << 32 | (uint64_t)qi;
         }
     }
-    lm_sort(pairs, pairs + npairs, npairs, ivf->nlist);
+    vdx_fs_sort_pairs(pairs, pairs + npairs, npairs, ivf->nlist);
     for (int64_t e = 0; e < npairs;) {
         const int64_t l = (int64_t)(pairs[e] >> 32);
         int64_t f = e + 1;
